@@ -1,0 +1,12 @@
+/* The subcommands: each lives in cmd/NAME.c and exports its spec (options, help) and entry point.
+ * argv[0] is the subcommand's name; the return value is the process exit status. */
+#ifndef CLIPX_COMMANDS_H
+#define CLIPX_COMMANDS_H
+
+#include "cli.h"
+
+#define CLIPX_COMMAND(name)                                                                       \
+    extern const cli_spec cmd_##name##_spec;                                                      \
+    int cmd_##name(int argc, char **argv)
+
+#endif

@@ -1,0 +1,36 @@
+/* Thin wrapper over cblas_sgemm; degenerate shapes are handled here so callers need no guards. */
+#include "config.h"
+#include "lib/blas.h"
+
+#include <cblas.h>
+#include <string.h>
+
+void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0.0f) {
+        /* BLAS semantics: C = beta * C, with beta == 0 meaning "overwrite". */
+        for (int i = 0; i < m; i++) {
+            float *row = c + (long)i * ldc;
+            if (beta == 0.0f)
+                memset(row, 0, sizeof *row * (size_t)n);
+            else
+                for (int j = 0; j < n; j++)
+                    row[j] *= beta;
+        }
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void cx_blas_set_threads(int n)
+{
+#ifdef HAVE_OPENBLAS_SET_NUM_THREADS
+    openblas_set_num_threads(n < 1 ? 1 : n);
+#else
+    (void)n;
+#endif
+}

@@ -1,0 +1,15 @@
+/* The one door to BLAS: row-major single-precision matrix products. No other file includes cblas.h. */
+#ifndef CX_BLAS_H
+#define CX_BLAS_H
+
+/* C (m x n) = alpha * op(A) * op(B) + beta * C, all row-major.
+ * op(A) is (m x k): A is (m x k) with lda >= k, or (k x m) with lda >= m when trans_a.
+ * op(B) is (k x n): B is (k x n) with ldb >= n, or (n x k) with ldb >= k when trans_b.
+ * With beta == 0, C need not be initialised (NaN in C does not propagate). */
+void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Threads OpenBLAS may use for one product. */
+void cx_blas_set_threads(int n);
+
+#endif
