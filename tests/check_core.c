@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/afile.h"
+#include "lib/class_split.h"
 #include "lib/err.h"
 #include "lib/path.h"
 #include "lib/rng.h"
@@ -410,6 +411,27 @@ START_TEST(yaml_errors_name_line_and_column)
 }
 END_TEST
 
+/* ---- class splits ------------------------------------------------------------------------- */
+
+START_TEST(class_splits_shots_and_tertile)
+{
+    int64_t counts[7] = {500, 101, 100, 20, 19, 0, 100};
+    cx_class_split s[7];
+    cx_class_splits(counts, 7, CX_SPLIT_RULE_SHOTS, 100, 20, s);
+    cx_class_split want[7] = {CX_SPLIT_HEAD, CX_SPLIT_HEAD, CX_SPLIT_MID, CX_SPLIT_MID,
+                              CX_SPLIT_TAIL, CX_SPLIT_TAIL, CX_SPLIT_MID};
+    for (int c = 0; c < 7; c++)
+        ck_assert_int_eq(s[c], want[c]);
+    /* Ranks: 500, 101, 100(c2), 100(c6), 20, 19, 0 -> 2 head, 2 tail, 3 mid. */
+    cx_class_splits(counts, 7, CX_SPLIT_RULE_TERTILE, 0, 0, s);
+    cx_class_split want_t[7] = {CX_SPLIT_HEAD, CX_SPLIT_HEAD, CX_SPLIT_MID, CX_SPLIT_MID,
+                                CX_SPLIT_TAIL, CX_SPLIT_TAIL, CX_SPLIT_MID};
+    for (int c = 0; c < 7; c++)
+        ck_assert_int_eq(s[c], want_t[c]);
+    ck_assert_str_eq(cx_class_split_name(CX_SPLIT_MID), "mid");
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -440,6 +462,7 @@ static Suite *core_suite(void)
     tc = tcase_create("path_err");
     tcase_add_test(tc, path_join_and_dir);
     tcase_add_test(tc, err_messages_and_exit_codes);
+    tcase_add_test(tc, class_splits_shots_and_tertile);
     suite_add_tcase(s, tc);
     return s;
 }
