@@ -1,0 +1,243 @@
+/* Checkpoint container (round trip, corruption at every byte) and the word tokenizer. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/ckpt.h"
+#include "lib/tokenizer.h"
+
+static char path[256];
+
+static void setup(void)
+{
+    snprintf(path, sizeof path, "/tmp/clipx-ckpt-%ld.bin", (long)getpid());
+}
+
+static void teardown(void)
+{
+    unlink(path);
+}
+
+static void write_sample(void)
+{
+    cx_ckpt c;
+    cx_err err;
+    cx_ckpt_init(&c);
+    float w[6] = {1, -2, 3.5f, 0, 1e-30f, -7};
+    int64_t shape[2] = {2, 3};
+    ck_assert_int_eq(cx_ckpt_add(&c, "model.w", CX_CKPT_F32, 2, shape, w, &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_add_i64(&c, "step", 1234567890123LL, &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_add_f64(&c, "loss_sum", 0.1 + 0.2, &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_add_string(&c, "vocab", "<pad>\n<unk>\ncat\n", &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_add_i64(&c, "step", 1, &err), CX_EUSAGE);
+    ck_assert_int_eq(cx_ckpt_write(&c, path, &err), CX_OK);
+    cx_ckpt_free(&c);
+}
+
+START_TEST(ckpt_round_trip)
+{
+    write_sample();
+    cx_ckpt c;
+    cx_err err;
+    ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_OK);
+    ck_assert_int_eq(c.count, 4);
+    float w[6];
+    ck_assert_int_eq(cx_ckpt_get_f32(&c, path, "model.w", w, 6, &err), CX_OK);
+    ck_assert_float_eq(w[2], 3.5f);
+    ck_assert_float_eq(w[4], 1e-30f);
+    const cx_ckpt_entry *e = cx_ckpt_find(&c, "model.w");
+    ck_assert_int_eq(e->ndim, 2);
+    ck_assert_int_eq(e->shape[1], 3);
+    int64_t step;
+    ck_assert_int_eq(cx_ckpt_get_i64(&c, path, "step", &step, &err), CX_OK);
+    ck_assert_int_eq(step, 1234567890123LL);
+    double loss;
+    ck_assert_int_eq(cx_ckpt_get_f64(&c, path, "loss_sum", &loss, &err), CX_OK);
+    ck_assert(loss == 0.1 + 0.2);
+    char *s;
+    ck_assert_int_eq(cx_ckpt_get_string(&c, path, "vocab", &s, &err), CX_OK);
+    ck_assert_str_eq(s, "<pad>\n<unk>\ncat\n");
+    free(s);
+    ck_assert_int_eq(cx_ckpt_get_f32(&c, path, "model.w", w, 5, &err), CX_EDATA);
+    ck_assert_int_eq(cx_ckpt_get_i64(&c, path, "missing", &step, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no entry 'missing'"));
+    cx_ckpt_free(&c);
+}
+END_TEST
+
+static size_t slurp(unsigned char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    size_t n = fread(buf, 1, cap, fp);
+    fclose(fp);
+    return n;
+}
+
+static void spit(const unsigned char *buf, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    fwrite(buf, 1, n, fp);
+    fclose(fp);
+}
+
+START_TEST(ckpt_refuses_every_truncation_and_bit_flip)
+{
+    write_sample();
+    unsigned char good[4096];
+    size_t n = slurp(good, sizeof good);
+    cx_ckpt c;
+    cx_err err;
+    for (size_t cut = 0; cut < n; cut++) {
+        spit(good, cut);
+        ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+        ck_assert_ptr_nonnull(strstr(err.msg, path));
+        ck_assert_ptr_nonnull(strstr(err.msg, "byte "));
+    }
+    unsigned char bad[4096];
+    for (size_t i = 0; i < n; i++)
+        for (int bit = 0; bit < 8; bit += 3) {
+            memcpy(bad, good, n);
+            bad[i] ^= (unsigned char)(1u << bit);
+            spit(bad, n);
+            ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+        }
+    unlink(path);
+    ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+}
+END_TEST
+
+START_TEST(ckpt_refuses_other_version)
+{
+    write_sample();
+    unsigned char buf[4096];
+    size_t n = slurp(buf, sizeof buf);
+    buf[8] = 9; /* version; the CRC is now wrong too, so it is checked first */
+    spit(buf, n);
+    cx_ckpt c;
+    cx_err err;
+    ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "checksum"));
+}
+END_TEST
+
+/* ---- tokenizer ---------------------------------------------------------------------------- */
+
+static void build(cx_vocab *v, int64_t min_count)
+{
+    cx_vocab_builder b;
+    cx_err err;
+    ck_assert_int_eq(cx_vocab_builder_init(&b, &err), CX_OK);
+    const char *texts[] = {"A photo of a T-shirt.", "a photo of a dress", "Sneaker, a SNEAKER!",
+                           "ünïcode words stay", "a"};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(cx_vocab_builder_add(&b, texts[i], &err), CX_OK);
+    ck_assert_int_eq(cx_vocab_builder_finish(&b, min_count, v, &err), CX_OK);
+    cx_vocab_builder_free(&b);
+}
+
+START_TEST(tokenizer_vocabulary_order_and_ids)
+{
+    cx_vocab v;
+    build(&v, 1);
+    /* counts: a 6, of 2, photo 2, sneaker 2, then singletons by byte order. */
+    ck_assert_str_eq(v.words[0], "<pad>");
+    ck_assert_str_eq(v.words[1], "<unk>");
+    ck_assert_str_eq(v.words[2], "a");
+    ck_assert_str_eq(v.words[3], "of");
+    ck_assert_str_eq(v.words[4], "photo");
+    ck_assert_str_eq(v.words[5], "sneaker");
+    ck_assert_str_eq(v.words[6], "dress");
+    ck_assert_int_eq(v.size, 12);
+    int32_t ids[8];
+    ck_assert_int_eq(cx_tokenize(&v, "A sneaker of UNSEEN words", ids, 8), 5);
+    ck_assert_int_eq(ids[0], 2);
+    ck_assert_int_eq(ids[1], 5);
+    ck_assert_int_eq(ids[2], 3);
+    ck_assert_int_eq(ids[3], CX_TOKEN_UNK);
+    ck_assert_int_eq(ids[5], CX_TOKEN_PAD);
+    ck_assert_int_eq(ids[7], CX_TOKEN_PAD);
+    /* Truncation keeps the first words and reports the full count. */
+    ck_assert_int_eq(cx_tokenize(&v, "a a a a", ids, 2), 4);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(cx_tokenize(&v, "  ...  ", ids, 3), 0);
+    ck_assert_int_eq(ids[0], CX_TOKEN_PAD);
+    ck_assert_int_ne(cx_vocab_lookup(&v, "\xc3\xbc" "n" "\xc3\xaf" "code", 9), CX_TOKEN_UNK);
+    cx_vocab_free(&v);
+}
+END_TEST
+
+START_TEST(tokenizer_min_count_and_round_trip)
+{
+    cx_vocab v, w;
+    build(&v, 2);
+    ck_assert_int_eq(v.size, 6);
+    char *s = cx_vocab_serialize(&v);
+    ck_assert_str_eq(s, "<pad>\n<unk>\na\nof\nphoto\nsneaker\n");
+    cx_err err;
+    ck_assert_int_eq(cx_vocab_deserialize(s, &w, &err), CX_OK);
+    ck_assert_int_eq(w.size, v.size);
+    for (int i = 0; i < v.size; i++)
+        ck_assert_str_eq(w.words[i], v.words[i]);
+    ck_assert_int_eq(cx_vocab_lookup(&w, "photo", 5), 4);
+    free(s);
+    cx_vocab_free(&w);
+    cx_vocab_free(&v);
+    ck_assert_int_eq(cx_vocab_deserialize("x\n", &w, &err), CX_EDATA);
+    ck_assert_int_eq(cx_vocab_deserialize("<pad>\n<unk>\na\na\n", &w, &err), CX_EDATA);
+    ck_assert_int_eq(cx_vocab_deserialize("<pad>\n<unk>\n\n", &w, &err), CX_EDATA);
+}
+END_TEST
+
+START_TEST(tokenizer_many_words_grow_the_table)
+{
+    cx_vocab_builder b;
+    cx_err err;
+    ck_assert_int_eq(cx_vocab_builder_init(&b, &err), CX_OK);
+    char text[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(text, sizeof text, "w%d w%d", i, i % 10);
+        ck_assert_int_eq(cx_vocab_builder_add(&b, text, &err), CX_OK);
+    }
+    cx_vocab v;
+    ck_assert_int_eq(cx_vocab_builder_finish(&b, 1, &v, &err), CX_OK);
+    ck_assert_int_eq(v.size, 5002);
+    for (int i = 0; i < 5000; i += 97) {
+        snprintf(text, sizeof text, "w%d", i);
+        int32_t id = cx_vocab_lookup(&v, text, strlen(text));
+        ck_assert_int_ge(id, 2);
+        ck_assert_str_eq(v.words[id], text);
+    }
+    cx_vocab_builder_free(&b);
+    cx_vocab_free(&v);
+}
+END_TEST
+
+static Suite *ckpt_suite(void)
+{
+    Suite *s = suite_create("ckpt");
+    TCase *tc = tcase_create("container");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, ckpt_round_trip);
+    tcase_add_test(tc, ckpt_refuses_every_truncation_and_bit_flip);
+    tcase_add_test(tc, ckpt_refuses_other_version);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("tokenizer");
+    tcase_add_test(tc, tokenizer_vocabulary_order_and_ids);
+    tcase_add_test(tc, tokenizer_min_count_and_round_trip);
+    tcase_add_test(tc, tokenizer_many_words_grow_the_table);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ckpt_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
