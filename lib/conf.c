@@ -32,7 +32,8 @@ typedef struct {
     void *obj;
     const char *name;
     int in_file;
-    char *base;     /* owned: absolute folder for relative paths */
+    const char *base_dir; /* folder for relative paths as given; NULL: the current folder */
+    char *base;           /* owned: base_dir made absolute, on first use */
     int *seen_line; /* (count), owned: line where each key was set by this source, 0 if not */
     cx_err *err;
 } source;
@@ -305,32 +306,35 @@ static int lower(int c)
 }
 
 /* Optimal string alignment distance (edits, with adjacent swaps), case-insensitive; gives up
- * (returns a large number) beyond KEY_MAX characters. */
+ * (returns a large number) beyond KEY_MAX characters. Three rows: the previous two and this. */
 static int edit_distance(const char *a, size_t na, const char *b, size_t nb)
 {
     if (na > KEY_MAX || nb > KEY_MAX)
         return 1 << 20;
-    static const int W = KEY_MAX + 1;
-    int d[(KEY_MAX + 1) * (KEY_MAX + 1)];
-    for (size_t i = 0; i <= na; i++)
-        d[i * W] = (int)i;
+    int rows[3][KEY_MAX + 1];
+    int *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
     for (size_t j = 0; j <= nb; j++)
-        d[j] = (int)j;
-    for (size_t i = 1; i <= na; i++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = (int)i;
         for (size_t j = 1; j <= nb; j++) {
-            int cost = lower((unsigned char)a[i - 1]) != lower((unsigned char)b[j - 1]);
-            int best = d[(i - 1) * W + j] + 1;
-            if (d[i * W + j - 1] + 1 < best)
-                best = d[i * W + j - 1] + 1;
-            if (d[(i - 1) * W + j - 1] + cost < best)
-                best = d[(i - 1) * W + j - 1] + cost;
-            if (i > 1 && j > 1 && lower((unsigned char)a[i - 1]) == lower((unsigned char)b[j - 2]) &&
-                lower((unsigned char)a[i - 2]) == lower((unsigned char)b[j - 1]) &&
-                d[(i - 2) * W + j - 2] + 1 < best)
-                best = d[(i - 2) * W + j - 2] + 1;
-            d[i * W + j] = best;
+            int ai = lower((unsigned char)a[i - 1]), bj = lower((unsigned char)b[j - 1]);
+            int best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (prev[j - 1] + (ai != bj) < best)
+                best = prev[j - 1] + (ai != bj);
+            if (i > 1 && j > 1 && ai == lower((unsigned char)b[j - 2]) &&
+                lower((unsigned char)a[i - 2]) == bj && prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
         }
-    return d[na * W + nb];
+        int *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[nb];
 }
 
 static int close_enough(int dist, size_t len)
@@ -647,8 +651,26 @@ static cx_status parse_list(const source *S, const cx_conf_key *k, const cx_yaml
     return CX_OK;
 }
 
+/* The absolute folder that relative paths of this source resolve against. */
+static cx_status source_base(source *S)
+{
+    if (S->base)
+        return CX_OK;
+    const char *dir = S->base_dir ? S->base_dir : ".";
+    char *cwd = NULL;
+    if (dir[0] != '/' && !(cwd = current_folder())) {
+        if (errno == ENOMEM)
+            return oom(S->err);
+        return cx_fail_errno(S->err, CX_EIO, errno, "%s: cannot determine the current folder",
+                             S->name);
+    }
+    S->base = absolute_path(cwd ? cwd : "/", dir);
+    free(cwd);
+    return S->base ? CX_OK : oom(S->err);
+}
+
 /* Parse node as the value of k into *out (zeroed on entry). */
-static cx_status parse_value(const source *S, const cx_conf_key *k, const cx_yaml_node *node,
+static cx_status parse_value(source *S, const cx_conf_key *k, const cx_yaml_node *node,
                              value *out)
 {
     char shown[96], choices[512], hint[160], want[540];
@@ -708,6 +730,11 @@ static cx_status parse_value(const source *S, const cx_conf_key *k, const cx_yam
         if (!t[0])
             return src_fail(S, node->line, node->col, "%s: the path is empty%s", k->key,
                             (k->flags & CX_CONF_NULLABLE) ? " (write null for none)" : "");
+        if (t[0] != '/') {
+            cx_status st = source_base(S);
+            if (st)
+                return st;
+        }
         out->s = absolute_path(S->base, t);
         return out->s ? CX_OK : oom(S->err);
     default:
@@ -798,25 +825,9 @@ static cx_status source_open(source *S, const cx_conf_schema *s, void *obj, cons
     S->name = name;
     S->in_file = in_file;
     S->err = err;
+    S->base_dir = base_dir;
     S->seen_line = calloc(s->count ? s->count : 1, sizeof *S->seen_line);
-    char *cwd = current_folder();
-    if (!S->seen_line || !cwd) {
-        int e = errno;
-        free(cwd);
-        free(S->seen_line);
-        S->seen_line = NULL;
-        if (!cwd && e != ENOMEM)
-            return cx_fail_errno(err, CX_EIO, e, "%s: cannot determine the current folder", name);
-        return oom(err);
-    }
-    S->base = absolute_path(cwd, base_dir ? base_dir : ".");
-    free(cwd);
-    if (!S->base) {
-        free(S->seen_line);
-        S->seen_line = NULL;
-        return oom(err);
-    }
-    return CX_OK;
+    return S->seen_line ? CX_OK : oom(err);
 }
 
 static void source_close(source *S)
