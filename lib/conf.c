@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/afile.h"
@@ -38,7 +39,7 @@ typedef struct {
     cx_err *err;
 } source;
 
-/* ---- small helpers ------------------------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------------------------- */
 
 static char *dup_str(const char *s)
 {
@@ -119,7 +120,8 @@ static cx_status oom(cx_err *err)
     return cx_fail(err, CX_ENOMEM, "configuration: out of memory");
 }
 
-/* Scalar text for messages: quoted and shortened so a long or odd value stays one line. */
+/* Text for messages: control characters escaped, cut after about 60 characters, so a long or
+ * odd value keeps the message on one line. */
 static const char *show(const char *text, char *buf, size_t n)
 {
     size_t j = 0;
@@ -139,7 +141,7 @@ static const char *show(const char *text, char *buf, size_t n)
     return buf;
 }
 
-/* ---- the schema ---------------------------------------------------------------------------- */
+/* ---- the schema ------------------------------------------------------------------------------ */
 
 const cx_conf_key *cx_conf_find(const cx_conf_schema *s, const char *key)
 {
@@ -298,7 +300,7 @@ static const char *expected(const cx_conf_key *k, char *buf, size_t n)
     return "a value";
 }
 
-/* ---- suggestions for unknown keys and choices ---------------------------------------------- */
+/* ---- suggestions for unknown keys and choices ------------------------------------------------ */
 
 static int lower(int c)
 {
@@ -507,7 +509,7 @@ static int utf8_valid(const char *str)
     return 1;
 }
 
-/* ---- paths ------------------------------------------------------------------------------------ */
+/* ---- paths ----------------------------------------------------------------------------------- */
 
 static char *current_folder(void)
 {
@@ -566,7 +568,7 @@ static char *absolute_path(const char *base, const char *rel)
     return out;
 }
 
-/* ---- values ----------------------------------------------------------------------------------- */
+/* ---- values ---------------------------------------------------------------------------------- */
 
 static cx_status parse_element(const source *S, const cx_conf_key *k, const cx_yaml_node *node,
                                const char *label, int is_int, int64_t *iv, double *dv)
@@ -685,8 +687,8 @@ static cx_status parse_value(source *S, const cx_conf_key *k, const cx_yaml_node
                         expected(k, want, sizeof want), cx_yaml_kind_name(node->kind));
     }
     if (node->kind != CX_YAML_SCALAR)
-        return src_fail(S, node->line, node->col, "%s: expected %s, got %s", k->key, expected(k, want, sizeof want),
-                        cx_yaml_kind_name(node->kind));
+        return src_fail(S, node->line, node->col, "%s: expected %s, got %s", k->key,
+                        expected(k, want, sizeof want), cx_yaml_kind_name(node->kind));
     const char *t = node->scalar;
     if (cx_yaml_is_null(node)) {
         if ((k->type == CX_CONF_STRING || k->type == CX_CONF_PATH) &&
@@ -856,6 +858,9 @@ cx_status cx_conf_apply_yaml(const cx_conf_schema *s, void *obj, const cx_yaml_n
 
 cx_status cx_conf_apply_file(const cx_conf_schema *s, void *obj, const char *path, cx_err *err)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cx_fail(err, CX_EDATA, "%s: is a folder, not a configuration file", path);
     cx_yaml_node *root = NULL;
     cx_status st = cx_yaml_parse_file(path, &root, err);
     if (st)
@@ -890,13 +895,8 @@ static cx_status set_node(source *S, const cx_conf_key *k, const char *text, cx_
     int list = k && (k->type == CX_CONF_INT_LIST || k->type == CX_CONF_DOUBLE_LIST);
     int yaml = n && (text[0] == '"' || text[0] == '\'' || (list && text[0] == '[') ||
                      (!k && text[0] == '{'));
-    if (yaml) {
-        cx_status st = cx_yaml_parse_string(text, n, S->name, out, S->err);
-        if (st)
-            return st;
-        /* Positions inside a one-line value add nothing to "--set KEY=VALUE". */
-        return CX_OK;
-    }
+    if (yaml) /* positions inside it are not reported: "--set KEY=VALUE" says enough */
+        return cx_yaml_parse_string(text, n, S->name, out, S->err);
     cx_yaml_node *node = calloc(1, sizeof *node);
     if (!node)
         return oom(S->err);
@@ -1001,7 +1001,7 @@ cx_status cx_conf_set(const cx_conf_schema *s, void *obj, const char *assignment
     return st;
 }
 
-/* ---- whole configurations ------------------------------------------------------------------- */
+/* ---- whole configurations -------------------------------------------------------------------- */
 
 void cx_conf_free(const cx_conf_schema *s, void *obj)
 {
@@ -1019,8 +1019,8 @@ cx_status cx_conf_init(const cx_conf_schema *s, void *obj, cx_err *err)
     for (size_t i = 0; i < s->count; i++) {
         char where[KEY_MAX + 64];
         snprintf(where, sizeof where, "schema: default of %s", s->keys[i].key);
-        cx_status st = cx_conf_set_value(s, obj, s->keys[i].key, s->keys[i].def ? s->keys[i].def : "",
-                                         where, err);
+        const char *def = s->keys[i].def ? s->keys[i].def : "";
+        cx_status st = cx_conf_set_value(s, obj, s->keys[i].key, def, where, err);
         if (st) {
             cx_conf_free(s, obj);
             return st;
@@ -1169,7 +1169,7 @@ int cx_conf_equal(const cx_conf_schema *s, const void *a, const void *b)
     return 1;
 }
 
-/* ---- writing ---------------------------------------------------------------------------------- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 static int reads_back(const char *text, double v)
 {

@@ -17,7 +17,7 @@ typedef enum {
     CX_CONF_DOUBLE,     /* field: double, always finite */
     CX_CONF_STRING,     /* field: char *, owned; NULL only when the key is nullable and null */
     CX_CONF_ENUM,       /* field: int (or an enum of int size): index into choices */
-    CX_CONF_PATH,       /* field: char *, owned, absolute and lexically normalised; NULL when null */
+    CX_CONF_PATH,       /* field: char *, owned, absolute, lexically normalised; NULL for null */
     CX_CONF_INT_LIST,   /* field: cx_conf_ints */
     CX_CONF_DOUBLE_LIST /* field: cx_conf_doubles */
 } cx_conf_type;

@@ -95,6 +95,8 @@ expect_exit 2 "$CLIPX" config --config && expect_one_error_line
 # A missing file is a run-time error.
 expect_exit 1 "$CLIPX" config --config "$WORK/none.yaml" && expect_one_error_line
 expect_grep 'none\.yaml' "$WORK/err"
+expect_exit 1 "$CLIPX" config --config "$WORK/cfg" && expect_one_error_line
+expect_grep 'cfg: is a folder' "$WORK/err"
 
 # --out: the same bytes as stdout; reading it back gives the same bytes again.
 expect_exit 0 "$CLIPX" config --config "$WORK/cfg/train.yaml" --set 'model.text.init="a \"b\": #c"' \
