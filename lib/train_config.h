@@ -118,7 +118,9 @@ extern const cx_conf_schema cx_train_config_schema;
 
 /* Defaults, then the YAML file (NULL: none), then the --set assignments in order. Checks each
  * key (CX_EUSAGE naming the file, line and column, or the --set); not the checks across keys.
- * On failure *cfg is freed and zeroed. */
+ * On failure *cfg is freed and zeroed. A command's own flags go on top the same way, e.g.
+ * cx_conf_set_value(&cx_train_config_schema, cfg, "data", arg, "--data", err). A run's
+ * config.yaml (written by cx_train_config_write) loads back to an equal struct. */
 cx_status cx_train_config_load(cx_train_config *cfg, const char *path, const char *const *sets,
                                size_t nsets, cx_err *err);
 
