@@ -22,6 +22,7 @@ typedef struct {
 
 /* Sorted by name; `clipx --help` lists them in this order. */
 static const command commands[] = {
+    {"config", cmd_config, &cmd_config_spec},
     {"help", cmd_help, &cmd_help_spec},
     {"version", cmd_version, &cmd_version_spec},
 };

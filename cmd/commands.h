@@ -9,4 +9,6 @@
     extern const cli_spec cmd_##name##_spec;                                                      \
     int cmd_##name(int argc, char **argv)
 
+CLIPX_COMMAND(config);
+
 #endif

@@ -1,0 +1,195 @@
+/* Model assembly and the training step of each objective. */
+#include "lib/model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/ops.h"
+#include "lib/rng.h"
+
+static const float unit_eps = 1e-12f;
+
+enum { RNG_TAG_INIT = 0x1417 };
+
+cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err)
+{
+    memset(m, 0, sizeof *m);
+    m->spec = *spec;
+    m->logit_scale = -1;
+    cx_params_init(&m->params);
+    cx_params *p = &m->params;
+    const cx_model_spec *s = &m->spec;
+    cx_status st;
+    int nhidden = s->image_kind == CX_IMAGE_LINEAR ? 0 : s->image_nhidden;
+    if ((st = cx_mlp_declare(&m->image, p, "image", s->in_dim, s->image_hidden, nhidden,
+                             s->embed_dim, s->act, s->norm, 0, err)))
+        goto fail;
+    unsigned scale_flags = CX_PARAM_NO_DECAY | (s->logit_scale_learn ? 0 : CX_PARAM_FROZEN);
+    if (s->objective == CX_OBJECTIVE_CLIP) {
+        int tn = s->text_kind == CX_TEXT_LINEAR ? 0 : s->text_nhidden;
+        if ((st = cx_text_tower_declare(&m->text, p, "text", s->vocab_size, s->token_dim,
+                                        s->max_tokens, s->text_hidden, tn, s->embed_dim, s->act,
+                                        s->text_frozen ? CX_PARAM_FROZEN : 0, err)))
+            goto fail;
+        if ((m->logit_scale = cx_params_declare(p, "logit_scale", 1, (int[]){1}, scale_flags, err)) < 0) {
+            st = err ? err->code : CX_EUSAGE;
+            goto fail;
+        }
+    } else {
+        if ((st = cx_head_declare(&m->head, p, "head", s->head_kind, s->num_classes, s->embed_dim,
+                                  s->head_frozen ? CX_PARAM_FROZEN : 0, scale_flags, err)))
+            goto fail;
+    }
+    if ((st = cx_params_alloc(p, optim_slots, err)))
+        goto fail;
+    if ((st = cx_mlp_alloc(&m->image, s->max_batch, err)))
+        goto fail;
+    size_t B = (size_t)s->max_batch, D = (size_t)s->embed_dim;
+    m->img_unit = malloc(sizeof(float) * B * D);
+    m->img_norm = malloc(sizeof(float) * B);
+    m->d_img = malloc(sizeof(float) * B * D);
+    if (!m->img_unit || !m->img_norm || !m->d_img)
+        goto oom;
+    if (s->objective == CX_OBJECTIVE_CLIP) {
+        if ((st = cx_text_tower_alloc(&m->text, s->max_batch, err)))
+            goto fail;
+        m->txt_unit = malloc(sizeof(float) * B * D);
+        m->txt_norm = malloc(sizeof(float) * B);
+        m->d_txt = malloc(sizeof(float) * B * D);
+        m->logits = malloc(sizeof(float) * B * B);
+        m->p_row = malloc(sizeof(float) * B * B);
+        m->p_col = malloc(sizeof(float) * B * B);
+        m->scratch = malloc(sizeof(float) * B * B);
+        if (!m->txt_unit || !m->txt_norm || !m->d_txt || !m->logits || !m->p_row || !m->p_col ||
+            !m->scratch)
+            goto oom;
+    } else {
+        if ((st = cx_head_alloc(&m->head, s->max_batch, err)))
+            goto fail;
+        size_t C = (size_t)s->num_classes, cap = C > B ? C : B;
+        m->dlogits = malloc(sizeof(float) * B * C);
+        m->classes = malloc(sizeof(int32_t) * cap);
+        m->targets = malloc(sizeof(int32_t) * B);
+        if (!m->dlogits || !m->classes || !m->targets)
+            goto oom;
+    }
+    return CX_OK;
+oom:
+    st = cx_fail(err, CX_ENOMEM, "out of memory for the model's step buffers (batch %d)",
+                 s->max_batch);
+fail:
+    cx_model_free(m);
+    return st;
+}
+
+void cx_model_init_params(cx_model *m, uint64_t seed)
+{
+    cx_rng rng;
+    cx_rng_seed(&rng, seed, cx_rng_stream(RNG_TAG_INIT, 0, 0));
+    cx_mlp_init_params(&m->image, &m->params, &rng);
+    if (m->spec.objective == CX_OBJECTIVE_CLIP) {
+        cx_text_tower_init_params(&m->text, &m->params, &rng);
+        cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
+    } else {
+        cx_head_init_params(&m->head, &m->params, &rng, m->spec.logit_scale_init);
+    }
+}
+
+const float *cx_model_image_forward(cx_model *m, const float *x, int B)
+{
+    return cx_mlp_forward(&m->image, &m->params, x, B);
+}
+
+const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
+{
+    return cx_text_tower_forward(&m->text, &m->params, tokens, B);
+}
+
+double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B)
+{
+    int D = m->spec.embed_dim;
+    const float *f = cx_model_image_forward(m, x, B);
+    cx_l2norm_forward(m->img_unit, m->img_norm, f, B, D, unit_eps);
+    const float *g = cx_model_text_forward(m, tokens, B);
+    cx_l2norm_forward(m->txt_unit, m->txt_norm, g, B, D, unit_eps);
+    float scale = cx_model_logit_scale(m);
+    double loss = cx_infonce_forward(m->logits, m->p_row, m->p_col, m->img_unit, m->txt_unit,
+                                     scale, B, D);
+    int text_frozen = m->spec.text_frozen;
+    cx_infonce_backward(m->d_img, text_frozen ? NULL : m->d_txt,
+                        cx_param_grad(&m->params, m->logit_scale), m->scratch, m->p_row, m->p_col,
+                        m->logits, m->img_unit, m->txt_unit, scale, B, D, 1.0f);
+    cx_l2norm_backward(m->d_img, m->d_img, m->img_unit, m->img_norm, B, D, unit_eps);
+    cx_mlp_backward(&m->image, &m->params, x, m->d_img, NULL, B);
+    if (!text_frozen) {
+        cx_l2norm_backward(m->d_txt, m->d_txt, m->txt_unit, m->txt_norm, B, D, unit_eps);
+        cx_text_tower_backward(&m->text, &m->params, tokens, m->d_txt, B);
+    }
+    return loss;
+}
+
+double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int B, cx_loss *l,
+                        cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+{
+    const float *f = cx_model_image_forward(m, x, B);
+    const int32_t *classes = NULL, *targets = labels;
+    int K = m->spec.num_classes;
+    if (vs) {
+        K = cx_vocab_sampler_draw(vs, labels, B, rng, m->classes, m->targets);
+        classes = m->classes;
+        targets = m->targets;
+    }
+    const float *logits = cx_head_forward(&m->head, &m->params, f, B, classes, K);
+    double loss = cx_loss_compute(l, logits, targets, classes, B, K, cx_model_logit_scale(m),
+                                  epoch, m->dlogits);
+    cx_head_backward(&m->head, &m->params, f, m->dlogits, m->d_img, B);
+    cx_mlp_backward(&m->image, &m->params, x, m->d_img, NULL, B);
+    return loss;
+}
+
+static int scale_index(const cx_model *m)
+{
+    return m->spec.objective == CX_OBJECTIVE_CLIP ? m->logit_scale : m->head.scale;
+}
+
+float cx_model_logit_scale(const cx_model *m)
+{
+    int idx = scale_index(m);
+    return idx >= 0 ? expf(cx_param_value(&m->params, idx)[0]) : 1.0f;
+}
+
+void cx_model_clamp_logit_scale(cx_model *m)
+{
+    int idx = scale_index(m);
+    if (idx < 0)
+        return;
+    float *theta = cx_param_value(&m->params, idx);
+    float hi = (float)log(m->spec.logit_scale_max);
+    if (theta[0] < 0.0f)
+        theta[0] = 0.0f;
+    if (theta[0] > hi)
+        theta[0] = hi;
+}
+
+void cx_model_free(cx_model *m)
+{
+    cx_mlp_free(&m->image);
+    cx_text_tower_free(&m->text);
+    cx_head_free(&m->head);
+    cx_params_free(&m->params);
+    free(m->img_unit);
+    free(m->img_norm);
+    free(m->txt_unit);
+    free(m->txt_norm);
+    free(m->logits);
+    free(m->p_row);
+    free(m->p_col);
+    free(m->scratch);
+    free(m->d_img);
+    free(m->d_txt);
+    free(m->dlogits);
+    free(m->classes);
+    free(m->targets);
+    memset(m, 0, sizeof *m);
+}
