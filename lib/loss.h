@@ -33,8 +33,9 @@ typedef struct {
     double grw_p;           /* 1.2 */
     double ldam_max_margin; /* 0.5 */
     double lade_lambda;     /* 0.1 */
-    int drw_epoch;          /* > 0: from this 0-based epoch on, weight samples by the
-                               effective-number weights (deferred re-weighting); 0: never */
+    int drw_epoch;          /* deferred re-weighting: from this 1-based epoch on (epoch + 1 >=
+                               drw_epoch), weight samples by the effective-number weights;
+                               0: never (the meaning of the config key drw.epoch) */
 } cx_loss_config;
 
 typedef struct cx_loss cx_loss;

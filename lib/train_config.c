@@ -5,17 +5,17 @@
 #include <string.h>
 
 /* The loader stores enum keys as int; the enum fields must be exactly that wide. */
-_Static_assert(sizeof(cx_objective) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_loss) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_sampler) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_vocab_weight) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_head) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_image_tower) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_text_tower) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_act) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_norm) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_optim_name) == sizeof(int), "enum fields are stored as int");
-_Static_assert(sizeof(cx_schedule) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_objective) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_loss) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_sampler) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_vocab_weight) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_head) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_image_tower) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_text_tower) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_act) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_norm) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_optim_name) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_schedule) == sizeof(int), "enum fields are stored as int");
 
 #define AT(f) offsetof(cx_train_config, f)
 #define CHOICES(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -112,7 +112,7 @@ static const char *name_of(const char *key, int v)
 cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
 {
     const char *objective = name_of("objective", (int)cfg->objective);
-    int sl = cfg->objective == CX_OBJECTIVE_SL;
+    int sl = cfg->objective == CX_CFG_OBJECTIVE_SL;
 
     if (cfg->optim.betas.n != 2)
         return cx_fail(err, CX_EUSAGE, "optim.betas: give two values, e.g. [0.9, 0.999]");
@@ -120,21 +120,21 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         if (!(cfg->optim.betas.v[i] >= 0 && cfg->optim.betas.v[i] < 1))
             return cx_fail(err, CX_EUSAGE, "optim.betas: %g is not in [0, 1); use e.g. [0.9, 0.999]",
                            cfg->optim.betas.v[i]);
-    if (!sl && cfg->loss != CX_LOSS_CE)
+    if (!sl && cfg->loss != CX_CFG_LOSS_CE)
         return cx_fail(err, CX_EUSAGE,
                        "loss: %s applies to objective: sl (objective clip trains with the "
                        "contrastive loss); set objective: sl or loss: ce",
                        name_of("loss", (int)cfg->loss));
-    if (!sl && cfg->head != CX_HEAD_LINEAR)
+    if (!sl && cfg->head != CX_CFG_HEAD_LINEAR)
         return cx_fail(err, CX_EUSAGE,
                        "head: %s applies to objective: sl (objective clip has no classifier "
                        "head); set objective: sl or head: linear",
                        name_of("head", (int)cfg->head));
-    if (cfg->head == CX_HEAD_TEXT && !cfg->head_from)
+    if (cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from)
         return cx_fail(err, CX_EUSAGE,
                        "head: text needs head_from: the folder of a CLIP run whose text tower "
                        "embeds the class prompts");
-    if (cfg->head != CX_HEAD_TEXT && cfg->head_from)
+    if (cfg->head != CX_CFG_HEAD_TEXT && cfg->head_from)
         return cx_fail(err, CX_EUSAGE,
                        "head_from is used only with head: text (head is %s); set head: text or "
                        "head_from: null",
@@ -150,7 +150,7 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                            "drw.epoch re-weights the loss of objective: sl (objective is %s); "
                            "set objective: sl or drw.epoch: 0",
                            objective);
-        if (cfg->loss == CX_LOSS_CBW || cfg->loss == CX_LOSS_EFFNUM || cfg->loss == CX_LOSS_GRW)
+        if (cfg->loss == CX_CFG_LOSS_CBW || cfg->loss == CX_CFG_LOSS_EFFNUM || cfg->loss == CX_CFG_LOSS_GRW)
             return cx_fail(err, CX_EUSAGE,
                            "drw.epoch: loss %s is already class-weighted; use drw with loss ce, "
                            "focal or ldam, or set drw.epoch: 0",
@@ -162,11 +162,11 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                            (long long)cfg->drw.epoch, (long long)cfg->epochs,
                            (long long)cfg->epochs);
     }
-    if (cfg->optim.schedule == CX_SCHEDULE_STEP && cfg->optim.milestones.n == 0)
+    if (cfg->optim.schedule == CX_CFG_SCHEDULE_STEP && cfg->optim.milestones.n == 0)
         return cx_fail(err, CX_EUSAGE,
                        "optim.schedule: step needs optim.milestones, the epochs after which the "
                        "learning rate drops, e.g. [30, 60]");
-    if (cfg->optim.schedule != CX_SCHEDULE_STEP && cfg->optim.milestones.n > 0)
+    if (cfg->optim.schedule != CX_CFG_SCHEDULE_STEP && cfg->optim.milestones.n > 0)
         return cx_fail(err, CX_EUSAGE,
                        "optim.milestones is used only with optim.schedule: step (schedule is %s); "
                        "set optim.schedule: step or optim.milestones: []",
@@ -182,7 +182,7 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                            "optim.milestones: must increase (%lld follows %lld)", (long long)m,
                            (long long)cfg->optim.milestones.v[i - 1]);
     }
-    if (cfg->optim.nesterov && (cfg->optim.name != CX_OPTIM_SGD || cfg->optim.momentum <= 0))
+    if (cfg->optim.nesterov && (cfg->optim.name != CX_CFG_OPTIM_SGD || cfg->optim.momentum <= 0))
         return cx_fail(err, CX_EUSAGE,
                        "optim.nesterov needs optim.name: sgd and optim.momentum > 0; set them or "
                        "optim.nesterov: false");

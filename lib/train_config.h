@@ -11,27 +11,27 @@
 #include "lib/err.h"
 
 /* Enum values are the indices of the key's choices in the schema, in the order listed. */
-typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
+typedef enum { CX_CFG_OBJECTIVE_CLIP, CX_CFG_OBJECTIVE_SL } cx_cfg_objective;
 typedef enum {
-    CX_LOSS_CE,
-    CX_LOSS_FOCAL,
-    CX_LOSS_BALANCED_SOFTMAX,
-    CX_LOSS_LOGIT_ADJUST,
-    CX_LOSS_CBW,
-    CX_LOSS_EFFNUM,
-    CX_LOSS_GRW,
-    CX_LOSS_LDAM,
-    CX_LOSS_LADE
-} cx_loss;
-typedef enum { CX_SAMPLER_NONE, CX_SAMPLER_CLASS_BALANCED, CX_SAMPLER_SQRT } cx_sampler;
-typedef enum { CX_VOCAB_UNIFORM, CX_VOCAB_LINEAR, CX_VOCAB_SQRT } cx_vocab_weight;
-typedef enum { CX_HEAD_LINEAR, CX_HEAD_COSINE, CX_HEAD_TEXT } cx_head;
-typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN } cx_image_tower;
-typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP } cx_text_tower;
-typedef enum { CX_ACT_RELU, CX_ACT_GELU } cx_act;
-typedef enum { CX_NORM_NONE, CX_NORM_LAYERNORM } cx_norm;
-typedef enum { CX_OPTIM_ADAMW, CX_OPTIM_SGD } cx_optim_name;
-typedef enum { CX_SCHEDULE_COSINE, CX_SCHEDULE_STEP, CX_SCHEDULE_CONSTANT } cx_schedule;
+    CX_CFG_LOSS_CE,
+    CX_CFG_LOSS_FOCAL,
+    CX_CFG_LOSS_BALANCED_SOFTMAX,
+    CX_CFG_LOSS_LOGIT_ADJUST,
+    CX_CFG_LOSS_CBW,
+    CX_CFG_LOSS_EFFNUM,
+    CX_CFG_LOSS_GRW,
+    CX_CFG_LOSS_LDAM,
+    CX_CFG_LOSS_LADE
+} cx_cfg_loss;
+typedef enum { CX_CFG_SAMPLER_NONE, CX_CFG_SAMPLER_CLASS_BALANCED, CX_CFG_SAMPLER_SQRT } cx_cfg_sampler;
+typedef enum { CX_CFG_VOCAB_UNIFORM, CX_CFG_VOCAB_LINEAR, CX_CFG_VOCAB_SQRT } cx_cfg_vocab_weight;
+typedef enum { CX_CFG_HEAD_LINEAR, CX_CFG_HEAD_COSINE, CX_CFG_HEAD_TEXT } cx_cfg_head;
+typedef enum { CX_CFG_IMAGE_LINEAR, CX_CFG_IMAGE_MLP, CX_CFG_IMAGE_CNN } cx_cfg_image_tower;
+typedef enum { CX_CFG_TEXT_LINEAR, CX_CFG_TEXT_MLP } cx_cfg_text_tower;
+typedef enum { CX_CFG_ACT_RELU, CX_CFG_ACT_GELU } cx_cfg_act;
+typedef enum { CX_CFG_NORM_NONE, CX_CFG_NORM_LAYERNORM } cx_cfg_norm;
+typedef enum { CX_CFG_OPTIM_ADAMW, CX_CFG_OPTIM_SGD } cx_cfg_optim_name;
+typedef enum { CX_CFG_SCHEDULE_COSINE, CX_CFG_SCHEDULE_STEP, CX_CFG_SCHEDULE_CONSTANT } cx_cfg_schedule;
 
 /* Field names follow the dotted keys: key `model.image.dim` is `cfg.model.image.dim`. Strings
  * and lists are owned by the struct; free them all with cx_train_config_free. Paths are
@@ -44,8 +44,8 @@ typedef struct {
     int64_t epochs;
     int64_t batch;
     bool drop_last;
-    cx_objective objective;
-    cx_loss loss;
+    cx_cfg_objective objective;
+    cx_cfg_loss loss;
     struct {
         double gamma;
     } focal;
@@ -67,12 +67,12 @@ typedef struct {
     struct {
         double lambda;
     } lade;
-    cx_sampler sampler;
+    cx_cfg_sampler sampler;
     struct {
         int64_t k; /* 0: every class in every step */
-        cx_vocab_weight weight;
+        cx_cfg_vocab_weight weight;
     } vocab;
-    cx_head head;
+    cx_cfg_head head;
     char *head_from; /* CLIP run folder whose text tower makes the frozen head, or NULL */
     struct {
         double init, max;
@@ -80,15 +80,15 @@ typedef struct {
     } logit_scale;
     struct {
         struct {
-            cx_image_tower type;
+            cx_cfg_image_tower type;
             cx_conf_ints hidden;   /* MLP hidden widths */
             int64_t dim;           /* embedding size */
-            cx_act act;
-            cx_norm norm;
+            cx_cfg_act act;
+            cx_cfg_norm norm;
             cx_conf_ints channels; /* CNN conv channels */
         } image;
         struct {
-            cx_text_tower type;
+            cx_cfg_text_tower type;
             int64_t dim;         /* token embedding size */
             cx_conf_ints hidden; /* MLP hidden widths */
             char *init;          /* "random", or a run folder to copy the text tower from */
@@ -98,13 +98,13 @@ typedef struct {
         } text;
     } model;
     struct {
-        cx_optim_name name;
+        cx_cfg_optim_name name;
         double lr, wd, momentum;
         bool nesterov;
         cx_conf_doubles betas; /* (2): AdamW beta1, beta2 */
         double eps;
         int64_t warmup; /* steps of linear warm-up */
-        cx_schedule schedule;
+        cx_cfg_schedule schedule;
         cx_conf_ints milestones; /* epochs where a step schedule multiplies lr by gamma */
         double gamma;
         double clip_grad; /* max global L2 norm of the gradient; 0: off */

@@ -264,47 +264,47 @@ START_TEST(train_defaults_match_the_contract)
     ck_assert_int_eq(c.epochs, 10);
     ck_assert_int_eq(c.batch, 256);
     ck_assert(c.drop_last);
-    ck_assert_int_eq(c.objective, CX_OBJECTIVE_SL);
-    ck_assert_int_eq(c.loss, CX_LOSS_CE);
+    ck_assert_int_eq(c.objective, CX_CFG_OBJECTIVE_SL);
+    ck_assert_int_eq(c.loss, CX_CFG_LOSS_CE);
     ck_assert(c.focal.gamma == 2 && c.logit_adjust.tau == 1 && c.effnum.beta == 0.999);
     ck_assert(c.grw.p == 1.2 && c.ldam.max_margin == 0.5 && c.ldam.scale == 30);
     ck_assert_int_eq(c.drw.epoch, 0);
     ck_assert(c.lade.lambda == 0.1);
-    ck_assert_int_eq(c.sampler, CX_SAMPLER_NONE);
+    ck_assert_int_eq(c.sampler, CX_CFG_SAMPLER_NONE);
     ck_assert_int_eq(c.vocab.k, 0);
-    ck_assert_int_eq(c.vocab.weight, CX_VOCAB_LINEAR);
-    ck_assert_int_eq(c.head, CX_HEAD_LINEAR);
+    ck_assert_int_eq(c.vocab.weight, CX_CFG_VOCAB_LINEAR);
+    ck_assert_int_eq(c.head, CX_CFG_HEAD_LINEAR);
     ck_assert_ptr_null(c.head_from);
     /* The contract's 14.285714285714286 is 1/0.07 correctly rounded; 1.0 / 0.07 in doubles
      * (0.07 itself rounded first) lands one ulp below. */
     ck_assert(c.logit_scale.init == 14.285714285714286);
     ck_assert(c.logit_scale.init == nextafter(1.0 / 0.07, 100));
     ck_assert(c.logit_scale.max == 100 && c.logit_scale.learn);
-    ck_assert_int_eq(c.model.image.type, CX_IMAGE_MLP);
+    ck_assert_int_eq(c.model.image.type, CX_CFG_IMAGE_MLP);
     ck_assert_uint_eq(c.model.image.hidden.n, 2);
     ck_assert_int_eq(c.model.image.hidden.v[0], 1024);
     ck_assert_int_eq(c.model.image.hidden.v[1], 1024);
     ck_assert_int_eq(c.model.image.dim, 256);
-    ck_assert_int_eq(c.model.image.act, CX_ACT_RELU);
-    ck_assert_int_eq(c.model.image.norm, CX_NORM_NONE);
+    ck_assert_int_eq(c.model.image.act, CX_CFG_ACT_RELU);
+    ck_assert_int_eq(c.model.image.norm, CX_CFG_NORM_NONE);
     ck_assert_uint_eq(c.model.image.channels.n, 2);
     ck_assert_int_eq(c.model.image.channels.v[0], 32);
     ck_assert_int_eq(c.model.image.channels.v[1], 64);
-    ck_assert_int_eq(c.model.text.type, CX_TEXT_LINEAR);
+    ck_assert_int_eq(c.model.text.type, CX_CFG_TEXT_LINEAR);
     ck_assert_int_eq(c.model.text.dim, 256);
     ck_assert_uint_eq(c.model.text.hidden.n, 0);
     ck_assert_str_eq(c.model.text.init, "random");
     ck_assert(!c.model.text.freeze);
     ck_assert_int_eq(c.model.text.max_tokens, 32);
     ck_assert_int_eq(c.model.text.min_count, 1);
-    ck_assert_int_eq(c.optim.name, CX_OPTIM_ADAMW);
+    ck_assert_int_eq(c.optim.name, CX_CFG_OPTIM_ADAMW);
     ck_assert(c.optim.lr == 0.001 && c.optim.wd == 0.0001 && c.optim.momentum == 0.9);
     ck_assert(!c.optim.nesterov);
     ck_assert_uint_eq(c.optim.betas.n, 2);
     ck_assert(c.optim.betas.v[0] == 0.9 && c.optim.betas.v[1] == 0.999);
     ck_assert(c.optim.eps == 1e-8);
     ck_assert_int_eq(c.optim.warmup, 0);
-    ck_assert_int_eq(c.optim.schedule, CX_SCHEDULE_COSINE);
+    ck_assert_int_eq(c.optim.schedule, CX_CFG_SCHEDULE_COSINE);
     ck_assert_uint_eq(c.optim.milestones.n, 0);
     ck_assert(c.optim.gamma == 0.1 && c.optim.clip_grad == 0);
     ck_assert_int_eq(c.ckpt.every, 0);
@@ -321,29 +321,29 @@ START_TEST(enum_constants_follow_the_choices)
         size_t offset;
         int want;
     } cases[] = {
-        {"objective", "clip", offsetof(cx_train_config, objective), CX_OBJECTIVE_CLIP},
-        {"loss", "focal", offsetof(cx_train_config, loss), CX_LOSS_FOCAL},
-        {"loss", "balanced-softmax", offsetof(cx_train_config, loss), CX_LOSS_BALANCED_SOFTMAX},
-        {"loss", "logit-adjust", offsetof(cx_train_config, loss), CX_LOSS_LOGIT_ADJUST},
-        {"loss", "cbw", offsetof(cx_train_config, loss), CX_LOSS_CBW},
-        {"loss", "effnum", offsetof(cx_train_config, loss), CX_LOSS_EFFNUM},
-        {"loss", "grw", offsetof(cx_train_config, loss), CX_LOSS_GRW},
-        {"loss", "ldam", offsetof(cx_train_config, loss), CX_LOSS_LDAM},
-        {"loss", "lade", offsetof(cx_train_config, loss), CX_LOSS_LADE},
-        {"sampler", "class-balanced", offsetof(cx_train_config, sampler), CX_SAMPLER_CLASS_BALANCED},
-        {"sampler", "sqrt", offsetof(cx_train_config, sampler), CX_SAMPLER_SQRT},
-        {"vocab.weight", "uniform", offsetof(cx_train_config, vocab.weight), CX_VOCAB_UNIFORM},
-        {"vocab.weight", "sqrt", offsetof(cx_train_config, vocab.weight), CX_VOCAB_SQRT},
-        {"head", "cosine", offsetof(cx_train_config, head), CX_HEAD_COSINE},
-        {"head", "text", offsetof(cx_train_config, head), CX_HEAD_TEXT},
-        {"model.image.type", "linear", offsetof(cx_train_config, model.image.type), CX_IMAGE_LINEAR},
-        {"model.image.type", "cnn", offsetof(cx_train_config, model.image.type), CX_IMAGE_CNN},
-        {"model.image.act", "gelu", offsetof(cx_train_config, model.image.act), CX_ACT_GELU},
-        {"model.image.norm", "layernorm", offsetof(cx_train_config, model.image.norm), CX_NORM_LAYERNORM},
-        {"model.text.type", "mlp", offsetof(cx_train_config, model.text.type), CX_TEXT_MLP},
-        {"optim.name", "sgd", offsetof(cx_train_config, optim.name), CX_OPTIM_SGD},
-        {"optim.schedule", "step", offsetof(cx_train_config, optim.schedule), CX_SCHEDULE_STEP},
-        {"optim.schedule", "constant", offsetof(cx_train_config, optim.schedule), CX_SCHEDULE_CONSTANT},
+        {"objective", "clip", offsetof(cx_train_config, objective), CX_CFG_OBJECTIVE_CLIP},
+        {"loss", "focal", offsetof(cx_train_config, loss), CX_CFG_LOSS_FOCAL},
+        {"loss", "balanced-softmax", offsetof(cx_train_config, loss), CX_CFG_LOSS_BALANCED_SOFTMAX},
+        {"loss", "logit-adjust", offsetof(cx_train_config, loss), CX_CFG_LOSS_LOGIT_ADJUST},
+        {"loss", "cbw", offsetof(cx_train_config, loss), CX_CFG_LOSS_CBW},
+        {"loss", "effnum", offsetof(cx_train_config, loss), CX_CFG_LOSS_EFFNUM},
+        {"loss", "grw", offsetof(cx_train_config, loss), CX_CFG_LOSS_GRW},
+        {"loss", "ldam", offsetof(cx_train_config, loss), CX_CFG_LOSS_LDAM},
+        {"loss", "lade", offsetof(cx_train_config, loss), CX_CFG_LOSS_LADE},
+        {"sampler", "class-balanced", offsetof(cx_train_config, sampler), CX_CFG_SAMPLER_CLASS_BALANCED},
+        {"sampler", "sqrt", offsetof(cx_train_config, sampler), CX_CFG_SAMPLER_SQRT},
+        {"vocab.weight", "uniform", offsetof(cx_train_config, vocab.weight), CX_CFG_VOCAB_UNIFORM},
+        {"vocab.weight", "sqrt", offsetof(cx_train_config, vocab.weight), CX_CFG_VOCAB_SQRT},
+        {"head", "cosine", offsetof(cx_train_config, head), CX_CFG_HEAD_COSINE},
+        {"head", "text", offsetof(cx_train_config, head), CX_CFG_HEAD_TEXT},
+        {"model.image.type", "linear", offsetof(cx_train_config, model.image.type), CX_CFG_IMAGE_LINEAR},
+        {"model.image.type", "cnn", offsetof(cx_train_config, model.image.type), CX_CFG_IMAGE_CNN},
+        {"model.image.act", "gelu", offsetof(cx_train_config, model.image.act), CX_CFG_ACT_GELU},
+        {"model.image.norm", "layernorm", offsetof(cx_train_config, model.image.norm), CX_CFG_NORM_LAYERNORM},
+        {"model.text.type", "mlp", offsetof(cx_train_config, model.text.type), CX_CFG_TEXT_MLP},
+        {"optim.name", "sgd", offsetof(cx_train_config, optim.name), CX_CFG_OPTIM_SGD},
+        {"optim.schedule", "step", offsetof(cx_train_config, optim.schedule), CX_CFG_SCHEDULE_STEP},
+        {"optim.schedule", "constant", offsetof(cx_train_config, optim.schedule), CX_CFG_SCHEDULE_CONSTANT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cx_err err;
