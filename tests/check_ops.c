@@ -464,6 +464,12 @@ START_TEST(layernorm_gradients_match_finite_differences)
         cx_layernorm_backward(dout, dg2, db2, dout, c.in, c.mean, c.rstd, c.g, c.B, c.D);
         ck_assert_mem_eq(dout, din, n * sizeof *din);
         ck_assert_mem_eq(dg2, dg, c.D * sizeof *dg);
+        /* Parameter gradients are added: a second backward doubles them. */
+        cx_layernorm_backward(NULL, dg2, db2, c.proj.r, c.in, c.mean, c.rstd, c.g, c.B, c.D);
+        for (int j = 0; j < c.D; j++) {
+            ck_assert_float_eq_tol(dg2[j], 2 * dg[j], 1e-6f * (1 + fabsf(dg[j])));
+            ck_assert_float_eq_tol(db2[j], 2 * db[j], 1e-6f * (1 + fabsf(db[j])));
+        }
         gc_proj_free(&c.proj);
         free(c.in), free(c.g), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(din),
             free(dg), free(db), free(dout), free(dg2), free(db2);
@@ -984,6 +990,135 @@ START_TEST(infonce_after_l2norm_chain_gradients)
 }
 END_TEST
 
+/* ---- wide shapes: several column and row blocks, ragged last blocks ---------------------- */
+
+START_TEST(wide_shapes_match_naive_forward_and_backward)
+{
+    /* D = 150 spans the 64-column blocks of the column reductions as 64 + 64 + 22. */
+    const int B = 5, D = 150;
+    float *x = frand(B * D, 300, 2.0), *g = frand(D, 301, 1.0), *b = frand(D, 302, 1.0);
+    float *d = frand(B * D, 303, 1.0), *y = fbuf(B * D), *m = fbuf(B), *r = fbuf(B);
+    float *dx = fbuf(B * D), *dg = fbuf(D), *db = fbuf(D);
+    double *ref = dbuf(B * D), *rm = dbuf(B), *rr = dbuf(B), *rg = dbuf(D), *rb = dbuf(D);
+    cx_layernorm_forward(y, m, r, x, g, b, B, D, 1e-5f);
+    cx_layernorm_backward(dx, dg, db, d, x, m, r, g, B, D);
+    naive_layernorm(ref, rm, rr, x, g, b, B, D, 1e-5);
+    assert_close(y, ref, B * D, 1e-5, 2e-5, "wide layernorm out");
+    for (int i = 0; i < B; i++) {
+        double s1 = 0, s2 = 0;
+        for (int j = 0; j < D; j++) {
+            double xh = (x[i * D + j] - rm[i]) * rr[i], gg = (double)d[i * D + j] * g[j];
+            rg[j] += d[i * D + j] * xh;
+            rb[j] += d[i * D + j];
+            s1 += gg;
+            s2 += gg * xh;
+        }
+        for (int j = 0; j < D; j++) {
+            double xh = (x[i * D + j] - rm[i]) * rr[i];
+            ref[i * D + j] = rr[i] * ((double)d[i * D + j] * g[j] - s1 / D - xh * s2 / D);
+        }
+    }
+    assert_close(dx, ref, B * D, 1e-4, 1e-5, "wide layernorm din");
+    assert_close(dg, rg, D, 1e-5, 1e-5, "wide dgamma");
+    assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
+
+    /* Linear bias gradient over N = 150 columns. */
+    float *dbias = fbuf(D), *dw = fbuf(1);
+    cx_linear_backward(NULL, dw, dbias, d, x, x, B, 0, D);
+    assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
+
+    /* Embedding bag with D = 150. */
+    const int T = 7, V = 20;
+    int32_t *tok = make_tokens(B, T, V, 0, 304);
+    float *table = frand(V * D, 305, 1.0), *dt = fbuf(V * D);
+    double *rt = dbuf(V * D);
+    cx_embag_mean_forward(y, tok, table, B, T, D, 0);
+    naive_embag(ref, tok, table, B, T, D, 0);
+    assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
+    cx_embag_mean_backward(dt, d, tok, B, T, D, 0);
+    for (int i = 0; i < B; i++) {
+        int c = 0;
+        for (int t = 0; t < T; t++)
+            c += tok[i * T + t] != 0;
+        for (int t = 0; t < T; t++)
+            if (tok[i * T + t] != 0)
+                for (int j = 0; j < D; j++)
+                    rt[tok[i * T + t] * D + j] += (double)d[i * D + j] / c;
+    }
+    assert_close(dt, rt, V * D, 1e-5, 1e-6, "wide embag dtable");
+    free(x), free(g), free(b), free(d), free(y), free(m), free(r), free(dx), free(dg), free(db);
+    free(ref), free(rm), free(rr), free(rg), free(rb), free(dbias), free(dw), free(tok);
+    free(table), free(dt), free(rt);
+}
+END_TEST
+
+START_TEST(wide_infonce_matches_naive_forward_and_backward)
+{
+    /* B = 150: three column blocks (64 + 64 + 22) and 19 row blocks. */
+    const int B = 150, D = 16;
+    const float scale = 10.0f;
+    float *img = frand(B * D, 310, 1.0), *txt = frand(B * D, 311, 1.0), *nn = fbuf(B);
+    for (int i = 0; i < B * D; i++)
+        txt[i] = 0.7f * img[i] + 0.7f * txt[i];
+    cx_l2norm_forward(img, nn, img, B, D, 1e-12f);
+    cx_l2norm_forward(txt, nn, txt, B, D, 1e-12f);
+    size_t bb = (size_t)B * B;
+    float *lg = fbuf(bb), *pr = fbuf(bb), *pc = fbuf(bb), *sc = fbuf(bb);
+    float *di = fbuf(B * D), *dt = fbuf(B * D), dth = 0.0f;
+    double *rl = dbuf(bb), *rr = dbuf(bb), *rc = dbuf(bb), *rdi = dbuf(B * D), *rdt = dbuf(B * D);
+    double loss = cx_infonce_forward(lg, pr, pc, img, txt, scale, B, D);
+    double want = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
+    ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "loss %.9g, want %.9g", loss, want);
+    assert_close(pr, rr, bb, 1e-5, 1e-8, "wide p_row");
+    assert_close(pc, rc, bb, 1e-5, 1e-8, "wide p_col");
+    const float dloss = 0.8f;
+    cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, img, txt, scale, B, D, dloss);
+    double rth = 0;
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++) {
+            double gij = dloss * (rr[i * B + j] + rc[i * B + j] - 2.0 * (i == j)) / (2.0 * B);
+            rth += gij * rl[i * B + j];
+            for (int k = 0; k < D; k++) {
+                rdi[i * D + k] += scale * gij * txt[j * D + k];
+                rdt[j * D + k] += scale * gij * img[i * D + k];
+            }
+        }
+    assert_close(di, rdi, B * D, 1e-4, 1e-6, "wide dimg");
+    assert_close(dt, rdt, B * D, 1e-4, 1e-6, "wide dtxt");
+    ck_assert_double_eq_tol(dth, rth, 1e-5 * (1 + fabs(rth)));
+    free(img), free(txt), free(nn), free(lg), free(pr), free(pc), free(sc), free(di), free(dt);
+    free(rl), free(rr), free(rc), free(rdi), free(rdt);
+}
+END_TEST
+
+START_TEST(wide_softmax_ce_many_row_blocks)
+{
+    /* 9001 rows: more rows than 512 blocks of 16, so the block size adapts. */
+    const int B = 9001, C = 3;
+    float *z = frand((size_t)B * C, 320, 2.0), *w = frand(B, 321, 1.0), *p = fbuf((size_t)B * C);
+    float *dz = fbuf((size_t)B * C);
+    int32_t *y = malloc(sizeof *y * B);
+    for (int i = 0; i < B; i++) {
+        y[i] = i % C;
+        w[i] = fabsf(w[i]);
+    }
+    double loss = cx_softmax_ce_forward(p, z, y, w, NULL, B, C);
+    double *rp = dbuf((size_t)B * C);
+    double want = naive_ce(rp, z, y, w, NULL, B, C);
+    ck_assert_msg(fabs(loss - want) <= 1e-9 * want, "loss %.12g, want %.12g", loss, want);
+    cx_softmax_ce_backward(dz, p, y, w, B, C, 1.0f);
+    double sw = 0;
+    for (int i = 0; i < B; i++)
+        sw += w[i];
+    for (int i = 0; i < B; i += 97)
+        for (int j = 0; j < C; j++) {
+            double g = w[i] / sw * (rp[i * C + j] - (j == y[i]));
+            ck_assert_double_eq_tol(dz[i * C + j], g, 1e-5 * fabs(g) + 1e-12);
+        }
+    free(z), free(w), free(p), free(dz), free(y), free(rp);
+}
+END_TEST
+
 /* ---- the gradient checker itself ---------------------------------------------------------- */
 
 typedef struct {
@@ -1235,6 +1370,12 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, infonce_forward_matches_naive);
     tcase_add_test(tc, infonce_gradients_match_finite_differences);
     tcase_add_test(tc, infonce_after_l2norm_chain_gradients);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wide");
+    tcase_add_test(tc, wide_shapes_match_naive_forward_and_backward);
+    tcase_add_test(tc, wide_infonce_matches_naive_forward_and_backward);
+    tcase_add_test(tc, wide_softmax_ce_many_row_blocks);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("gradcheck");
