@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/ops.h"
+#include "lib/ops/ops_internal.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
 #include "tests/gradcheck.h"
@@ -1206,113 +1207,132 @@ END_TEST
 
 /* ---- determinism -------------------------------------------------------------------------- */
 
-/* Every op on inputs big enough to be threaded; all outputs concatenated into one buffer. */
+/* Every op on inputs big enough to cross the threading thresholds of lib/ops/ops_internal.h
+ * (checked below, so raising a threshold cannot quietly make these tests single-threaded).
+ * Outputs are recorded as 64-bit hashes of their bytes, in order. */
 typedef struct {
-    float *buf;
-    size_t len, cap;
-} outbuf;
+    uint64_t h[64];
+    int n;
+} digests;
 
-static void put(outbuf *o, const float *x, size_t n)
+static void put(digests *d, const void *p, size_t bytes)
 {
-    ck_assert_uint_le(o->len + n, o->cap);
-    memcpy(o->buf + o->len, x, n * sizeof *x);
-    o->len += n;
+    ck_assert_int_lt(d->n, 64);
+    const unsigned char *c = p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ bytes;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, c + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    for (; i < bytes; i++)
+        h = (h ^ c[i]) * 0x100000001b3ULL;
+    d->h[d->n++] = h;
 }
 
-static void run_all_ops(outbuf *o, int include_gemm)
+#define PUTF(d, p, n) put(d, p, sizeof(float) * (size_t)(n))
+
+static void run_all_ops(digests *o, int include_gemm)
 {
-    const int B = 96, D = 1024, C = 100, V = 300, T = 12;
+    const int B = 4096, D = 1024, T = 4, DE = 256, V = 300, C = 64, BN = 2048, DN = 64;
     const size_t n = (size_t)B * D;
+    ck_assert_uint_ge(n, CX_OPS_PAR_ELEMS);                       /* relu, bias, LN backward */
+    ck_assert_uint_ge((size_t)B * T * DE, CX_OPS_PAR_ELEMS);      /* embedding bag */
+    ck_assert_uint_ge(n / C * C, CX_OPS_PAR_ELEMS);               /* softmax CE backward */
+    ck_assert_uint_ge((size_t)BN * BN, CX_OPS_PAR_ELEMS);         /* InfoNCE */
+    ck_assert_uint_ge((size_t)B * DE, CX_OPS_PAR_ELEMS_DEAR);     /* l2norm on (B, DE) */
+
     float *x = frand(n, 250, 1.0), *y = fbuf(n), *d = frand(n, 251, 1.0), *g = frand(D, 252, 1.0);
     float *b = frand(D, 253, 1.0), *m = fbuf(B), *r = fbuf(B), *dg = fbuf(D), *db = fbuf(D);
     float *dx = fbuf(n);
     cx_relu_forward(y, x, n);
     cx_relu_backward(dx, d, y, n);
-    put(o, y, n), put(o, dx, n);
+    PUTF(o, y, n), PUTF(o, dx, n);
     cx_gelu_forward(y, x, n);
     cx_gelu_backward(dx, d, x, n);
-    put(o, y, n), put(o, dx, n);
+    PUTF(o, y, n), PUTF(o, dx, n);
     cx_layernorm_forward(y, m, r, x, g, b, B, D, 1e-5f);
     cx_layernorm_backward(dx, dg, db, d, x, m, r, g, B, D);
-    put(o, y, n), put(o, m, B), put(o, r, B), put(o, dx, n), put(o, dg, D), put(o, db, D);
+    PUTF(o, y, n), PUTF(o, m, B), PUTF(o, r, B), PUTF(o, dx, n), PUTF(o, dg, D), PUTF(o, db, D);
     cx_l2norm_forward(y, m, x, B, D, 1e-12f);
     cx_l2norm_backward(dx, d, y, m, B, D, 1e-12f);
-    put(o, y, n), put(o, dx, n);
-
-    int32_t *tok = make_tokens(B, T, V, 0, 254);
-    float *table = frand((size_t)V * D, 255, 1.0), *dtable = fbuf((size_t)V * D);
-    cx_embag_mean_forward(y, tok, table, B, T, D, 0);
-    cx_embag_mean_backward(dtable, d, tok, B, T, D, 0);
-    put(o, y, n), put(o, dtable, (size_t)V * D);
-
-    /* Softmax CE over (B * 10, C) rows: many reduction blocks. */
-    int BC = B * 10;
-    int32_t *tg = malloc(sizeof *tg * BC);
-    for (int i = 0; i < BC; i++)
-        tg[i] = (i * 37) % C;
-    float *p = fbuf((size_t)BC * C), *dz = fbuf((size_t)BC * C), *w = frand(BC, 256, 1.0);
-    float loss = (float)cx_softmax_ce_forward(p, x, tg, w, g, BC, C);
-    cx_softmax_ce_backward(dz, p, tg, w, BC, C, 1.0f);
-    float loss_bits[2];
-    double l64 = cx_softmax_ce_forward(p, x, tg, w, g, BC, C);
-    memcpy(loss_bits, &l64, sizeof l64);
-    put(o, &loss, 1), put(o, loss_bits, 2), put(o, p, (size_t)BC * C), put(o, dz, (size_t)BC * C);
+    PUTF(o, y, n), PUTF(o, dx, n);
 
     /* The bias gradient alone: with K = 0 there is no product, only the column sums of
      * dout (B, D). */
-    float *db2 = fbuf(D), *wdummy = fbuf(1);
-    cx_linear_backward(NULL, wdummy, db2, d, x, x, B, 0, D);
-    put(o, db2, D);
-    free(wdummy);
+    float *dbias = fbuf(D), *wdummy = fbuf(1);
+    cx_linear_backward(NULL, wdummy, dbias, d, x, x, B, 0, D);
+    PUTF(o, dbias, D);
 
-    if (include_gemm) {
-        const int Bn = 300, Dn = 64;
-        float *fi = frand((size_t)Bn * Dn, 257, 1.0), *ft = frand((size_t)Bn * Dn, 258, 1.0);
-        float *nn = fbuf(Bn);
-        cx_l2norm_forward(fi, nn, fi, Bn, Dn, 1e-12f);
-        cx_l2norm_forward(ft, nn, ft, Bn, Dn, 1e-12f);
-        size_t bb = (size_t)Bn * Bn;
-        float *lg = fbuf(bb), *pr = fbuf(bb), *pc = fbuf(bb), *sc = fbuf(bb);
-        float *di = fbuf((size_t)Bn * Dn), *dt = fbuf((size_t)Bn * Dn), dth = 0;
-        double nl = cx_infonce_forward(lg, pr, pc, fi, ft, 20.0f, Bn, Dn);
-        cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, fi, ft, 20.0f, Bn, Dn, 1.0f);
-        float nl_bits[2];
-        memcpy(nl_bits, &nl, sizeof nl);
-        put(o, nl_bits, 2), put(o, pr, bb), put(o, pc, bb), put(o, di, (size_t)Bn * Dn),
-            put(o, dt, (size_t)Bn * Dn), put(o, &dth, 1);
+    int32_t *tok = make_tokens(B, T, V, 0, 254);
+    float *table = frand((size_t)V * DE, 255, 1.0), *dtable = fbuf((size_t)V * DE);
+    cx_embag_mean_forward(y, tok, table, B, T, DE, 0);
+    cx_embag_mean_backward(dtable, d, tok, B, T, DE, 0);
+    PUTF(o, y, (size_t)B * DE), PUTF(o, dtable, (size_t)V * DE);
 
-        const int K = 784, N = 256;
-        float *in = frand((size_t)B * K, 259, 1.0), *wt = frand((size_t)N * K, 260, 0.05);
-        float *out = fbuf((size_t)B * N), *dw = fbuf((size_t)N * K), *dbb = fbuf(N);
-        float *din = fbuf((size_t)B * K);
-        cx_linear_forward(out, in, wt, b, B, K, N);
-        cx_linear_backward(din, dw, dbb, out, in, wt, B, K, N);
-        put(o, out, (size_t)B * N), put(o, dw, (size_t)N * K), put(o, dbb, N),
-            put(o, din, (size_t)B * K);
-        free(fi), free(ft), free(nn), free(lg), free(pr), free(pc), free(sc), free(di), free(dt);
-        free(in), free(wt), free(out), free(dw), free(dbb), free(din);
-    }
+    /* Softmax CE over the (n / C, C) rows of x: many reduction blocks. */
+    int BC = (int)(n / C);
+    int32_t *tg = malloc(sizeof *tg * BC);
+    ck_assert_ptr_nonnull(tg);
+    for (int i = 0; i < BC; i++)
+        tg[i] = (i * 37) % C;
+    float *w = frand(BC, 256, 1.0);
+    double loss = cx_softmax_ce_forward(y, x, tg, w, g, BC, C);
+    cx_softmax_ce_backward(dx, y, tg, w, BC, C, 1.0f);
+    put(o, &loss, sizeof loss), PUTF(o, y, (size_t)BC * C), PUTF(o, dx, (size_t)BC * C);
     free(x), free(y), free(d), free(g), free(b), free(m), free(r), free(dg), free(db), free(dx);
-    free(tok), free(table), free(dtable), free(tg), free(p), free(dz), free(w), free(db2);
-}
+    free(dbias), free(wdummy), free(tok), free(table), free(dtable), free(tg), free(w);
 
-static outbuf outbuf_new(void)
-{
-    outbuf o = {.cap = (size_t)4 << 20};
-    o.buf = malloc(o.cap * sizeof *o.buf);
-    ck_assert_ptr_nonnull(o.buf);
-    return o;
+    /* InfoNCE: the softmaxes and sums are ours; the products are OpenBLAS's. */
+    size_t bb = (size_t)BN * BN;
+    float *fi = frand((size_t)BN * DN, 257, 1.0), *ft = frand((size_t)BN * DN, 258, 1.0);
+    float *nn = fbuf(BN), *lg = fbuf(bb), *pr = fbuf(bb), *pc = fbuf(bb), *sc = fbuf(bb);
+    cx_l2norm_forward(fi, nn, fi, BN, DN, 1e-12f);
+    cx_l2norm_forward(ft, nn, ft, BN, DN, 1e-12f);
+    if (include_gemm) {
+        float *di = fbuf((size_t)BN * DN), *dt = fbuf((size_t)BN * DN), dth = 0;
+        double nl = cx_infonce_forward(lg, pr, pc, fi, ft, 20.0f, BN, DN);
+        cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, fi, ft, 20.0f, BN, DN, 1.0f);
+        put(o, &nl, sizeof nl), PUTF(o, pr, bb), PUTF(o, pc, bb), PUTF(o, di, (size_t)BN * DN);
+        PUTF(o, dt, (size_t)BN * DN), PUTF(o, &dth, 1);
+        free(di), free(dt);
+
+        const int BL = 96, K = 784, N = 256;
+        float *in = frand((size_t)BL * K, 259, 1.0), *wt = frand((size_t)N * K, 260, 0.05);
+        float *bl = frand(N, 261, 0.1), *out = fbuf((size_t)BL * N), *dw = fbuf((size_t)N * K);
+        float *dbb = fbuf(N), *din = fbuf((size_t)BL * K);
+        cx_linear_forward(out, in, wt, bl, BL, K, N);
+        cx_linear_backward(din, dw, dbb, out, in, wt, BL, K, N);
+        PUTF(o, out, (size_t)BL * N), PUTF(o, dw, (size_t)N * K), PUTF(o, dbb, N);
+        PUTF(o, din, (size_t)BL * K);
+        free(in), free(wt), free(bl), free(out), free(dw), free(dbb), free(din);
+    } else {
+        /* Without depending on OpenBLAS: D = 1 and txt[j] a power of two make every logit
+         * img[i] * txt[j] exact whatever the kernel, so only our passes are compared. */
+        for (int i = 0; i < BN; i++) {
+            fi[i] = 3.0f * fi[i * DN];
+            ft[i] = ldexpf(1.0f, i % 5 - 2);
+        }
+        float dth = 0;
+        double nl = cx_infonce_forward(lg, pr, pc, fi, ft, 1.0f, BN, 1);
+        cx_infonce_backward(NULL, NULL, &dth, sc, pr, pc, lg, fi, ft, 1.0f, BN, 1, 1.0f);
+        put(o, &nl, sizeof nl), PUTF(o, pr, bb), PUTF(o, pc, bb), PUTF(o, sc, bb);
+        PUTF(o, &dth, 1);
+    }
+    free(fi), free(ft), free(nn), free(lg), free(pr), free(pc), free(sc);
 }
 
 START_TEST(ops_bit_identical_on_two_threads)
 {
     ck_assert_int_eq(cx_threads_set(2), 2);
-    outbuf a = outbuf_new(), b = outbuf_new();
+    digests a = {0}, b = {0};
     run_all_ops(&a, 1);
     run_all_ops(&b, 1);
-    ck_assert_uint_eq(a.len, b.len);
-    ck_assert_mem_eq(a.buf, b.buf, a.len * sizeof *a.buf);
-    free(a.buf), free(b.buf);
+    ck_assert_int_eq(a.n, b.n);
+    for (int i = 0; i < a.n; i++)
+        ck_assert_msg(a.h[i] == b.h[i], "output %d differs between two runs", i);
 }
 END_TEST
 
@@ -1320,14 +1340,14 @@ START_TEST(ops_independent_of_thread_count)
 {
     /* The reductions are blocked by shape, not by thread: 1 and 2 threads agree bit for bit
      * (the matrix products, OpenBLAS's business, are left out). */
-    outbuf a = outbuf_new(), b = outbuf_new();
+    digests a = {0}, b = {0};
     cx_threads_set(1);
     run_all_ops(&a, 0);
     cx_threads_set(2);
     run_all_ops(&b, 0);
-    ck_assert_uint_eq(a.len, b.len);
-    ck_assert_mem_eq(a.buf, b.buf, a.len * sizeof *a.buf);
-    free(a.buf), free(b.buf);
+    ck_assert_int_eq(a.n, b.n);
+    for (int i = 0; i < a.n; i++)
+        ck_assert_msg(a.h[i] == b.h[i], "output %d differs between 1 and 2 threads", i);
 }
 END_TEST
 

@@ -10,16 +10,18 @@
 void cx_relu_forward(float *out, const float *in, size_t n)
 {
     /* `x < 0 ? 0 : x` keeps NaN (as torch.relu does), so a diverged input is not hidden. */
-#pragma omp parallel for schedule(static) if (n >= CX_OPS_PAR_ELEMS)
+#pragma omp parallel for simd schedule(static) if (parallel : n >= CX_OPS_PAR_ELEMS)
     for (size_t i = 0; i < n; i++)
         out[i] = in[i] < 0.0f ? 0.0f : in[i];
 }
 
 void cx_relu_backward(float *din, const float *dout, const float *out, size_t n)
 {
-#pragma omp parallel for schedule(static) if (n >= CX_OPS_PAR_ELEMS)
-    for (size_t i = 0; i < n; i++)
-        din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+#pragma omp parallel for simd schedule(static) if (parallel : n >= CX_OPS_PAR_ELEMS)
+    for (size_t i = 0; i < n; i++) {
+        float g = dout[i]; /* loaded unconditionally, so the select vectorises */
+        din[i] = out[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 #define GELU_RSQRT2 0.70710678118654752440

@@ -31,12 +31,14 @@ void cx_embag_mean_forward(float *out, const int32_t *tokens, const float *table
             if (tok[t] == pad)
                 continue;
             const float *e = table + (size_t)tok[t] * D;
+#pragma omp simd
             for (int j = 0; j < D; j++)
                 o[j] += e[j];
             count++;
         }
         if (count > 1) {
             float c = (float)count;
+#pragma omp simd
             for (int j = 0; j < D; j++)
                 o[j] /= c;
         }
@@ -61,12 +63,14 @@ void cx_embag_mean_backward(float *dtable, const float *dout, const int32_t *tok
             const float *d = dout + (size_t)i * D + j0;
             float g[CX_OPS_COL_BLOCK];
             float c = (float)count;
+#pragma omp simd
             for (int j = 0; j < nj; j++)
                 g[j] = d[j] / c;
             for (int t = 0; t < T; t++) {
                 if (tok[t] == pad)
                     continue;
                 float *e = dtable + (size_t)tok[t] * D + j0;
+#pragma omp simd
                 for (int j = 0; j < nj; j++)
                     e[j] += g[j];
             }

@@ -24,6 +24,7 @@ static double nce_row(float *p, const float *z, int i, int B)
         s += e;
     }
     float inv = (float)(1.0 / s);
+#pragma omp simd
     for (int j = 0; j < B; j++)
         p[j] *= inv;
     return (double)mx + log(s) - (double)z[i];
@@ -42,6 +43,7 @@ static double nce_cols(float *p_col, const float *logits, int j0, int nj, int B)
     }
     for (int i = 0; i < B; i++) {
         const float *z = logits + (size_t)i * B + j0;
+#pragma omp simd
         for (int j = 0; j < nj; j++)
             mx[j] = z[j] > mx[j] ? z[j] : mx[j];
     }
@@ -62,6 +64,7 @@ static double nce_cols(float *p_col, const float *logits, int j0, int nj, int B)
     }
     for (int i = 0; i < B; i++) {
         float *p = p_col + (size_t)i * B + j0;
+#pragma omp simd
         for (int j = 0; j < nj; j++)
             p[j] *= inv[j];
     }
@@ -129,6 +132,7 @@ void cx_infonce_backward(float *dimg, float *dtxt, float *dtheta, float *scratch
             const float *pr = p_row + (size_t)i * B, *pc = p_col + (size_t)i * B;
             const float *z = logits + (size_t)i * B;
             float *g = scratch + (size_t)i * B;
+#pragma omp simd
             for (int j = 0; j < B; j++)
                 g[j] = c * (pr[j] + pc[j]);
             /* (p - 1) terms are exact near p = 1, where the diagonal's gradient is small. */

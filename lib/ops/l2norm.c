@@ -21,6 +21,7 @@ void cx_l2norm_forward(float *out, float *norm, const float *in, int B, int D, f
         double n = sqrt(ss);
         float nf = (float)(n > eps ? n : (double)eps);
         norm[i] = nf;
+#pragma omp simd
         for (int j = 0; j < D; j++)
             o[j] = x[j] / nf;
     }
@@ -39,6 +40,7 @@ void cx_l2norm_backward(float *din, const float *dout, const float *out, const f
         float nf = norm[i];
         if (!(nf > eps)) {
             /* The norm was clamped to eps, a constant: only the division flows back. */
+#pragma omp simd
             for (int j = 0; j < D; j++)
                 o[j] = d[j] / eps;
             continue;
@@ -47,6 +49,7 @@ void cx_l2norm_backward(float *din, const float *dout, const float *out, const f
         for (int j = 0; j < D; j++)
             p += (double)d[j] * y[j];
         float pf = (float)p;
+#pragma omp simd
         for (int j = 0; j < D; j++)
             o[j] = (d[j] - y[j] * pf) / nf;
     }

@@ -30,6 +30,7 @@ void cx_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
         float rs = (float)(1.0 / sqrt(v / D + (double)eps));
         mean[i] = mf;
         rstd[i] = rs;
+#pragma omp simd
         for (int j = 0; j < D; j++)
             o[j] = (x[j] - mf) * rs * gamma[j] + beta[j];
     }
@@ -54,6 +55,7 @@ void cx_layernorm_backward(float *din, float *dgamma, float *dbeta, const float 
             const float *x = in + (size_t)i * D + j0;
             const float *d = dout + (size_t)i * D + j0;
             float m = mean[i], rs = rstd[i];
+#pragma omp simd
             for (int j = 0; j < nj; j++) {
                 float xhat = (x[j] - m) * rs;
                 ag[j] += d[j] * xhat;
@@ -82,6 +84,7 @@ void cx_layernorm_backward(float *din, float *dgamma, float *dbeta, const float 
             s2 += (double)g * ((x[j] - m) * rs);
         }
         float c1 = (float)(s1 / D), c2 = (float)(s2 / D);
+#pragma omp simd
         for (int j = 0; j < D; j++) {
             float xhat = (x[j] - m) * rs;
             o[j] = rs * (d[j] * gamma[j] - c1 - xhat * c2);

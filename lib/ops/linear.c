@@ -17,6 +17,7 @@ void cx_linear_forward(float *out, const float *in, const float *w, const float 
 #pragma omp parallel for schedule(static) if ((size_t)B * N >= CX_OPS_PAR_ELEMS)
         for (int i = 0; i < B; i++) {
             float *o = out + (size_t)i * N;
+#pragma omp simd
             for (int j = 0; j < N; j++)
                 o[j] = b[j];
         }
@@ -36,6 +37,7 @@ static void bias_backward(float *db, const float *dout, int B, int N)
         double acc[CX_OPS_COL_BLOCK] = {0};
         for (int i = 0; i < B; i++) {
             const float *d = dout + (size_t)i * N + j0;
+#pragma omp simd
             for (int j = 0; j < nj; j++)
                 acc[j] += d[j];
         }

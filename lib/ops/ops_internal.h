@@ -5,11 +5,17 @@
 
 #include <stddef.h>
 
-/* Threads pay for themselves above about this many cheap (load, compare, store) elements;
- * below it a parallel region costs more than the loop. */
-#define CX_OPS_PAR_ELEMS ((size_t)1 << 16)
-/* Elements with a transcendental each (erf, exp) are dearer, so threading starts sooner. */
-#define CX_OPS_PAR_ELEMS_DEAR ((size_t)1 << 12)
+/* When to use OpenMP threads. The thresholds are high on purpose: OpenBLAS (pthreads) runs its
+ * own worker threads, and after every parallel region libgomp's idle workers spin (by default
+ * for some milliseconds) before they sleep, taking a core from the next cx_sgemm. On 2 cores a
+ * region that saves 50 us can cost a millisecond of the product that follows. So elementwise
+ * work is threaded only when it takes about a millisecond or more on one core: the W1
+ * training step (ReLU and bias over 256 x 1024, InfoNCE over 256 x 256) stays on the calling
+ * thread, evaluation over large matrices and big gathered batches are threaded. */
+/* Cheap elements (load, compare or add, store), about 0.25 ns each. */
+#define CX_OPS_PAR_ELEMS ((size_t)1 << 22)
+/* Elements with a transcendental (erf, exp) or a row reduction, about 5-10 ns each. */
+#define CX_OPS_PAR_ELEMS_DEAR ((size_t)1 << 18)
 
 /* Reductions over rows are summed per fixed block of rows into slots, then the slots are
  * added in block order. Blocks depend on the row count only, never on the thread count, so

@@ -27,6 +27,7 @@ static double ce_row(float *p, const float *z, const float *offset, int32_t y, i
         s += e;
     }
     float inv = (float)(1.0 / s);
+#pragma omp simd
     for (int j = 0; j < C; j++)
         p[j] *= inv;
     float zy = offset ? z[y] + offset[y] : z[y];
@@ -88,6 +89,7 @@ void cx_softmax_ce_backward(float *dlogits, const float *probs, const int32_t *t
         float *d = dlogits + (size_t)i * C;
         double w = weights ? weights[i] : 1.0;
         float k = sw != 0.0 ? (float)((double)dloss * w / sw) : 0.0f;
+#pragma omp simd
         for (int j = 0; j < C; j++)
             d[j] = k * p[j];
         /* k (p - 1), not k p - k: p - 1 is exact near p = 1, where the difference is small. */
