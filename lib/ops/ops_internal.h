@@ -25,7 +25,7 @@
 /* Rows per block for n rows: at least min_rows, and few enough blocks to fit the slots. */
 static inline int cx_ops_block_rows(int n, int min_rows)
 {
-    int r = (n + CX_OPS_MAX_BLOCKS - 1) / CX_OPS_MAX_BLOCKS;
+    int r = n / CX_OPS_MAX_BLOCKS + (n % CX_OPS_MAX_BLOCKS != 0); /* no overflow near INT_MAX */
     return r < min_rows ? min_rows : r;
 }
 
