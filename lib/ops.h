@@ -44,7 +44,7 @@ void cx_gelu_backward(float *din, const float *dout, const float *in, size_t n);
  * rstd = 1 / sqrt(biased variance + eps) as torch.nn.LayerNorm (eps 1e-5 there). */
 void cx_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                           const float *gamma, const float *beta, int B, int D, float eps);
-/* din (B, D) overwritten (skipped when NULL); dgamma, dbeta (D) added. */
+/* din (B, D) overwritten (skipped when NULL; din may equal dout); dgamma, dbeta (D) added. */
 void cx_layernorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                            const float *in, const float *mean, const float *rstd,
                            const float *gamma, int B, int D);
@@ -74,7 +74,9 @@ void cx_embag_mean_backward(float *dtable, const float *dout, const int32_t *tok
  * normalisation of torch's F.cross_entropy with a weight per target class, here given per
  * sample so class weights, sampling weights and masks all fit). offset (C) is added to every
  * row of logits before the softmax (balanced softmax, logit adjustment) or NULL.
- * probs (B, C) saves softmax(z + offset). Targets must lie in [0, C). Accumulates in double. */
+ * probs (B, C) saves softmax(z + offset). Targets must lie in [0, C). Accumulates in double.
+ * A sample of weight 0 contributes nothing (even with an infinite loss); when sum_i w_i == 0
+ * (a fully masked batch) the loss is 0 and backward gives zero dlogits, not NaN. */
 double cx_softmax_ce_forward(float *probs, const float *logits, const int32_t *targets,
                              const float *weights, const float *offset, int B, int C);
 /* dlogits (B, C) = dloss * w_i / sum(w) * (probs_i - onehot(y_i)), overwritten. */
@@ -92,7 +94,8 @@ double cx_infonce_forward(float *logits, float *p_row, float *p_col, const float
                           const float *txt, float scale, int B, int D);
 /* With G = dloss * [(p_row - I) + (p_col - I)] / (2B): dimg (B, D) = scale G txt and
  * dtxt (B, D) = scale G^T img (overwritten; each skipped when NULL);
- * dtheta += sum(G .* logits), the gradient through scale = exp(theta).
+ * dtheta += sum(G .* logits), the gradient through scale = exp(theta) (skipped when NULL,
+ * for a fixed temperature).
  * scratch is (B, B) floats the op may overwrite (it holds G). */
 void cx_infonce_backward(float *dimg, float *dtxt, float *dtheta, float *scratch,
                          const float *p_row, const float *p_col, const float *logits,

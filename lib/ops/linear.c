@@ -1,0 +1,60 @@
+/* Fully connected layer: out = in W^T + b through cx_sgemm; the bias gradient is a column sum
+ * whose order (rows in order, per column) does not depend on the thread count. */
+#include "config.h"
+#include "lib/ops.h"
+
+#include "lib/blas.h"
+#include "lib/ops/ops_internal.h"
+
+void cx_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int K,
+                       int N)
+{
+    if (B <= 0 || N <= 0)
+        return;
+    float beta = 0.0f;
+    if (b) {
+        /* Start from the bias and let the product add onto it: one pass over out, not two. */
+#pragma omp parallel for schedule(static) if ((size_t)B * N >= CX_OPS_PAR_ELEMS)
+        for (int i = 0; i < B; i++) {
+            float *o = out + (size_t)i * N;
+#pragma omp simd
+            for (int j = 0; j < N; j++)
+                o[j] = b[j];
+        }
+        beta = 1.0f;
+    }
+    cx_sgemm(0, 1, B, N, K, 1.0f, in, K, w, K, beta, out, N);
+}
+
+/* db (N) += sum over rows of dout (B, N), each column summed in double in row order. */
+static void bias_backward(float *db, const float *dout, int B, int N)
+{
+    int nblk = (N + CX_OPS_COL_BLOCK - 1) / CX_OPS_COL_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)B * N >= CX_OPS_PAR_ELEMS)
+    for (int blk = 0; blk < nblk; blk++) {
+        int j0 = blk * CX_OPS_COL_BLOCK;
+        int nj = N - j0 < CX_OPS_COL_BLOCK ? N - j0 : CX_OPS_COL_BLOCK;
+        double acc[CX_OPS_COL_BLOCK] = {0};
+        for (int i = 0; i < B; i++) {
+            const float *d = dout + (size_t)i * N + j0;
+#pragma omp simd
+            for (int j = 0; j < nj; j++)
+                acc[j] += d[j];
+        }
+        for (int j = 0; j < nj; j++)
+            db[j0 + j] += (float)acc[j];
+    }
+}
+
+void cx_linear_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int B, int K, int N)
+{
+    if (B <= 0)
+        return;
+    /* cx_sgemm treats the empty cases (N == 0 leaves din zero, K == 0 has nothing to touch). */
+    if (din)
+        cx_sgemm(0, 0, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K);
+    cx_sgemm(1, 0, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    if (db)
+        bias_backward(db, dout, B, N);
+}
