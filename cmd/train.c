@@ -1,0 +1,149 @@
+/* clipx train: a new run from a configuration (file, flags, --set), or --resume of an
+ * interrupted one; progress on stderr; the run folder is written by lib/train. */
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/conf.h"
+#include "lib/train/trainer.h"
+#include "lib/train_config.h"
+
+#include "cli.h"
+#include "commands.h"
+#include "progress.h"
+
+static const char *config_path, *out_dir, *resume_dir;
+static const char *data, *subset, *objective, *loss, *epochs, *batch, *seed;
+static cli_list sets;
+static int force;
+
+static const cli_opt train_opts[] = {
+    {"config", CLI_STRING, &config_path, "FILE", "training configuration YAML (see 'clipx config --keys')", 0, -1, NULL},
+    {"set", CLI_LIST, &sets, "KEY=VALUE", "override one configuration key; repeatable, applied last", 0, -1, NULL},
+    {"data", CLI_STRING, &data, "DATASET", "dataset YAML (the key data)", 0, -1, NULL},
+    {"subset", CLI_STRING, &subset, "SUBSET", "SUBSET file of kept training samples (the key subset)", 0, -1, NULL},
+    {"objective", CLI_STRING, &objective, "O", "clip or sl (the key objective)", 0, -1, NULL},
+    {"loss", CLI_STRING, &loss, "L", "supervised loss (the key loss)", 0, -1, NULL},
+    {"epochs", CLI_STRING, &epochs, "N", "epochs (the key epochs)", 0, -1, NULL},
+    {"batch", CLI_STRING, &batch, "N", "batch size (the key batch)", 0, -1, NULL},
+    {"seed", CLI_STRING, &seed, "S", "seed of initialisation, order and sampling (the key seed)", 0, -1, NULL},
+    {"out", CLI_STRING, &out_dir, "RUN", "run folder to create: config.yaml, model.ckpt, log.jsonl", 0, -1, NULL},
+    {"resume", CLI_STRING, &resume_dir, "RUN", "continue the interrupted run RUN (takes no other configuration)", 0, -1, NULL},
+    {"force", CLI_FLAG, &force, NULL, "replace a run already in the --out folder", 0, -1, NULL},
+    {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
+
+const cli_spec cmd_train_spec = {
+    "train",
+    "train a CLIP or supervised model into a run folder",
+    "[--config FILE] [--set KEY=VALUE ...] [--data DATASET] ... --out RUN | --resume RUN",
+    "The configuration is the defaults, then --config FILE, then the flags --data,\n"
+    "--subset, --objective, --loss, --epochs, --batch and --seed, then each --set in order\n"
+    "('clipx config --keys' lists every key; 'clipx config' prints what train would run).\n"
+    "RUN receives config.yaml (the resolved configuration), model.ckpt (weights, optimiser\n"
+    "state, classes and counts; written atomically at every epoch end and every ckpt.every\n"
+    "steps) and log.jsonl (one JSON object per epoch: epoch, step, loss, lr, seconds,\n"
+    "samples_per_s, logit_scale).\n"
+    "\n"
+    "--resume RUN continues from the last checkpoint and ends bit-identical to an\n"
+    "uninterrupted run with the same thread count; a finished run is left as it is.\n"
+    "A NaN or infinite loss stops training with exit status 1 and keeps the last good\n"
+    "checkpoint. Bad configurations are refused before anything is written (status 2).",
+    train_opts,
+    0,
+    0,
+    1};
+
+typedef struct {
+    cli_progress bar;
+    int quiet;
+} progress_ctx;
+
+static void on_progress(void *ctx, const cx_train_status *s, int epoch_done)
+{
+    progress_ctx *p = ctx;
+    char extra[160];
+    snprintf(extra, sizeof extra, "epoch %lld/%lld  loss %.4f  %.0f samples/s", (long long)s->epoch,
+             (long long)s->epochs, s->loss, s->samples_per_s);
+    if (epoch_done) {
+        cli_progress_end(&p->bar);
+        if (!p->quiet)
+            fprintf(stderr, "epoch %lld/%lld  loss %.4f  lr %.3g  %.1f s  %.0f samples/s\n",
+                    (long long)s->epoch, (long long)s->epochs, s->loss, s->lr, s->seconds,
+                    s->samples_per_s);
+        p->bar.total = s->total_steps;
+    } else {
+        cli_progress_update(&p->bar, (long)s->step, extra);
+    }
+}
+
+/* Flags that name one configuration key, applied in this order. */
+static cx_status apply_flags(cx_train_config *cfg, cx_err *err)
+{
+    const struct {
+        const char *key, *value, *flag;
+    } flags[] = {{"data", data, "--data"},       {"subset", subset, "--subset"},
+                 {"objective", objective, "--objective"}, {"loss", loss, "--loss"},
+                 {"epochs", epochs, "--epochs"}, {"batch", batch, "--batch"},
+                 {"seed", seed, "--seed"}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (!flags[i].value)
+            continue;
+        cx_status st = cx_conf_set_value(&cx_train_config_schema, cfg, flags[i].key, flags[i].value,
+                                         flags[i].flag, err);
+        if (st)
+            return st;
+    }
+    for (int i = 0; i < sets.count; i++) {
+        cx_status st = cx_conf_set(&cx_train_config_schema, cfg, sets.items[i], err);
+        if (st)
+            return st;
+    }
+    return CX_OK;
+}
+
+static int run(const cli_result *res)
+{
+    cx_err err;
+    cx_err_clear(&err);
+    progress_ctx pc = {.quiet = res->quiet};
+    cli_progress_start(&pc.bar, res->progress, "train", 0);
+    cx_train_hooks hooks = {on_progress, &pc};
+    cx_status st;
+    if (resume_dir) {
+        if (out_dir || config_path || sets.count || data || subset || objective || loss || epochs ||
+            batch || seed || force) {
+            cli_error("train", "--resume takes only the run folder (and --threads); its "
+                               "configuration is RUN/config.yaml");
+            return EXIT_USAGE;
+        }
+        st = cx_train_resume(resume_dir, res->threads, &hooks, &err);
+    } else {
+        if (!out_dir) {
+            cli_error("train", "missing --out RUN (the run folder to create)");
+            return EXIT_USAGE;
+        }
+        cx_train_config cfg;
+        st = cx_train_config_load(&cfg, config_path, NULL, 0, &err);
+        if (!st) {
+            st = apply_flags(&cfg, &err);
+            if (!st && res->threads > 0)
+                cfg.threads = res->threads;
+            if (!st)
+                st = cx_train_new(&cfg, out_dir, force, &hooks, &err);
+            cx_train_config_free(&cfg);
+        }
+    }
+    cli_progress_end(&pc.bar);
+    if (st)
+        return cli_fail("train", &err);
+    return EXIT_OK;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    cli_result res;
+    int rc = cli_parse(&cmd_train_spec, argc, argv, &res);
+    if (rc == CLI_OK)
+        rc = run(&res);
+    cli_free(&cmd_train_spec, &res);
+    return rc == CLI_HELP ? EXIT_OK : rc;
+}

@@ -1,0 +1,591 @@
+/* The training loop: data, model, objective, optimiser, checkpoints, log. */
+#include "lib/train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/afile.h"
+#include "lib/data/dataset.h"
+#include "lib/data/stats.h"
+#include "lib/json.h"
+#include "lib/path.h"
+#include "lib/rng.h"
+#include "lib/run.h"
+#include "lib/threads.h"
+#include "lib/train/spec.h"
+#include "lib/train/text.h"
+
+/* RNG stream tags: each purpose draws from its own stream of (seed, tag, counter). */
+enum { TAG_CAPTIONS = 0xCA9, TAG_VOCAB = 0x70CA };
+
+enum { CAPTION_MAX = 4096 };
+
+typedef struct {
+    const cx_train_config *cfg;
+    char *dir, *config_path, *ckpt_path, *log_path;
+    char *config_text;
+    cx_dataset ds;
+    cx_run_meta meta;
+    cx_vocab vocab;
+    cx_model model;
+    cx_loss *loss;
+    cx_vocab_sampler *vocab_sampler;
+    cx_sampler *sampler;
+    cx_optim optim;
+    cx_schedule schedule;
+    int64_t *milestones;
+    int batch;
+    int64_t last_ckpt_step; /* step of the newest checkpoint on disk, -1 when none */
+    /* per-step buffers */
+    uint32_t *order;   /* (n) this epoch's sample order */
+    float *x;          /* (batch, in_dim) */
+    int32_t *labels;   /* (batch) */
+    int32_t *tokens;   /* (batch, max_tokens), CLIP */
+    char *caption;     /* (CAPTION_MAX) */
+    /* log lines of finished epochs, owned */
+    char **log_lines;
+    int64_t nlog;
+} trainer;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void trainer_free(trainer *t)
+{
+    free(t->dir);
+    free(t->config_path);
+    free(t->ckpt_path);
+    free(t->log_path);
+    free(t->config_text);
+    cx_dataset_free(&t->ds);
+    cx_run_meta_free(&t->meta);
+    cx_vocab_free(&t->vocab);
+    cx_model_free(&t->model);
+    cx_loss_free(t->loss);
+    cx_vocab_sampler_free(t->vocab_sampler);
+    cx_sampler_free(t->sampler);
+    cx_optim_free(&t->optim);
+    free(t->milestones);
+    free(t->order);
+    free(t->x);
+    free(t->labels);
+    free(t->tokens);
+    free(t->caption);
+    for (int64_t i = 0; i < t->nlog; i++)
+        free(t->log_lines[i]);
+    free(t->log_lines);
+}
+
+static cx_status make_paths(trainer *t, const char *run_dir, cx_err *err)
+{
+    t->dir = cx_path_join(NULL, run_dir);
+    t->config_path = cx_run_path(run_dir, CX_RUN_CONFIG);
+    t->ckpt_path = cx_run_path(run_dir, CX_RUN_CKPT);
+    t->log_path = cx_run_path(run_dir, CX_RUN_LOG);
+    if (!t->dir || !t->config_path || !t->ckpt_path || !t->log_path)
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory", run_dir);
+    return CX_OK;
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+static cx_status load_data(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    if (!cfg->data)
+        return cx_fail(err, CX_EUSAGE, "no dataset: set data in the config, --data or --set data=FILE");
+    cx_load_options opt = {0};
+    opt.parts = CX_LOAD_TRAIN | CX_LOAD_IMAGES;
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
+        opt.parts |= CX_LOAD_CAPTIONS;
+    opt.subset_path = cfg->subset;
+    cx_status st = cx_dataset_load(cfg->data, &opt, &t->ds, err);
+    if (st)
+        return st;
+    const cx_split *s = &t->ds.train;
+    if (s->n == 0)
+        return cx_fail(err, CX_EDATA, "%s: the training split holds no samples%s", cfg->data,
+                       cfg->subset ? " after the subset" : "");
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !s->captions && t->ds.num_templates < 1)
+        return cx_fail(err, CX_EUSAGE, "%s: objective clip needs captions or prompt templates, and "
+                       "the dataset has neither; add captions or templates to it, or use "
+                       "objective: sl", cfg->data);
+    int64_t steps = cfg->drop_last ? (int64_t)(s->n / (size_t)cfg->batch)
+                                   : (int64_t)((s->n + (size_t)cfg->batch - 1) / (size_t)cfg->batch);
+    if (steps < 1)
+        return cx_fail(err, CX_EUSAGE, "%s: %zu training samples make no full batch of %lld; lower "
+                       "batch or set drop_last: false", cfg->data, s->n, (long long)cfg->batch);
+    t->batch = (int)cfg->batch;
+    return CX_OK;
+}
+
+static cx_status fill_meta(trainer *t, cx_err *err)
+{
+    cx_run_meta *m = &t->meta;
+    const cx_split *s = &t->ds.train;
+    int C = t->ds.num_classes;
+    m->shape.num_classes = C;
+    m->shape.in_rank = s->rank;
+    for (int d = 0; d < s->rank; d++)
+        m->shape.in_shape[d] = (int64_t)s->shape[d];
+    m->num_eval_classes = t->ds.num_eval_classes;
+    m->class_names = calloc((size_t)C, sizeof *m->class_names);
+    m->class_counts = calloc((size_t)C, sizeof *m->class_counts);
+    size_t nlen = strlen(t->ds.name) + 1;
+    m->dataset = malloc(nlen);
+    if (!m->class_names || !m->class_counts || !m->dataset)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    memcpy(m->dataset, t->ds.name, nlen);
+    for (int c = 0; c < C; c++) {
+        size_t n = strlen(t->ds.class_names[c]) + 1;
+        if (!(m->class_names[c] = malloc(n)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(m->class_names[c], t->ds.class_names[c], n);
+    }
+    cx_stats_counts(s->y, s->n, C, m->class_counts);
+    const cx_train_config *cfg = t->cfg;
+    m->steps_per_epoch = cfg->drop_last ? (int64_t)(s->n / (size_t)cfg->batch)
+                                        : (int64_t)((s->n + (size_t)cfg->batch - 1) / (size_t)cfg->batch);
+    m->total_steps = m->steps_per_epoch * cfg->epochs;
+    return CX_OK;
+}
+
+/* A CLIP run to start the text tower from, or whose text embeddings make the frozen head. */
+static cx_status open_source_run(const char *dir, const char *key, cx_run *src, cx_err *err)
+{
+    cx_status st = cx_run_open(dir, 256, src, err);
+    if (st)
+        return cx_err_prefix(err, "%s", key);
+    if (src->cfg.objective != CX_CFG_OBJECTIVE_CLIP) {
+        cx_run_close(src);
+        return cx_fail(err, CX_EUSAGE, "%s: %s is not a CLIP run (it has no text tower)", key, dir);
+    }
+    return CX_OK;
+}
+
+static int same_class_list(const cx_run_meta *a, const cx_dataset *ds)
+{
+    if (a->shape.num_classes != ds->num_classes)
+        return 0;
+    for (int c = 0; c < ds->num_classes; c++)
+        if (strcmp(a->class_names[c], ds->class_names[c]) != 0)
+            return 0;
+    return 1;
+}
+
+/* Copy every tensor whose name starts with prefix from src's parameters into dst's. */
+static cx_status copy_params(const cx_params *src, cx_params *dst, const char *prefix,
+                             const char *from, cx_err *err)
+{
+    size_t np = strlen(prefix);
+    for (int t = 0; t < dst->count; t++) {
+        const cx_param_info *in = &dst->info[t];
+        if (strncmp(in->name, prefix, np) != 0)
+            continue;
+        int s = cx_params_find(src, in->name);
+        if (s < 0 || src->info[s].size != in->size)
+            return cx_fail(err, CX_EUSAGE, "model.text.init: %s has no tensor %s of this shape; "
+                           "the text tower settings must match that run's", from, in->name);
+        memcpy(cx_param_value(dst, t), cx_param_value(src, s), sizeof(float) * in->size);
+    }
+    return CX_OK;
+}
+
+static cx_status build_model(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    cx_status st;
+    cx_run text_src;
+    int have_text_src = 0;
+    memset(&text_src, 0, sizeof text_src);
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
+        if (strcmp(cfg->model.text.init, "random") != 0) {
+            if ((st = open_source_run(cfg->model.text.init, "model.text.init", &text_src, err)))
+                return st;
+            have_text_src = 1;
+            /* The text tower keeps the vocabulary it was trained with. */
+            char *text = cx_vocab_serialize(&text_src.vocab);
+            st = text ? cx_vocab_deserialize(text, &t->vocab, err)
+                      : cx_fail(err, CX_ENOMEM, "out of memory");
+            free(text);
+        } else {
+            st = cx_text_vocab(&t->ds, cfg->model.text.min_count, &t->vocab, err);
+        }
+        if (st)
+            goto done;
+        t->meta.shape.vocab_size = t->vocab.size;
+        if (!(t->meta.vocab_text = cx_vocab_serialize(&t->vocab))) {
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    cx_model_spec spec;
+    if ((st = cx_spec_model(cfg, &t->meta.shape, t->batch, &spec, err)))
+        goto done;
+    cx_optim_config ocfg;
+    cx_spec_optim(cfg, &ocfg);
+    if ((st = cx_model_build(&t->model, &spec, cx_optim_slots(&ocfg), err)))
+        goto done;
+    cx_model_init_params(&t->model, (uint64_t)cfg->seed);
+    if (have_text_src) {
+        if (text_src.cfg.model.text.dim != cfg->model.text.dim ||
+            text_src.cfg.model.image.dim != cfg->model.image.dim) {
+            st = cx_fail(err, CX_EUSAGE, "model.text.init: %s has token dimension %lld and "
+                         "embedding dimension %lld; set model.text.dim and model.image.dim to match",
+                         cfg->model.text.init, (long long)text_src.cfg.model.text.dim,
+                         (long long)text_src.cfg.model.image.dim);
+            goto done;
+        }
+        if ((st = copy_params(&text_src.model.params, &t->model.params, "text.",
+                              cfg->model.text.init, err)))
+            goto done;
+    }
+    if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
+        cx_run head_src;
+        if ((st = open_source_run(cfg->head_from, "head_from", &head_src, err)))
+            goto done;
+        if (!same_class_list(&head_src.meta, &t->ds)) {
+            st = cx_fail(err, CX_EUSAGE, "head_from: %s was trained on another class list (%d "
+                         "classes) than %s (%d classes); use a CLIP run of the same dataset",
+                         cfg->head_from, head_src.meta.shape.num_classes, cfg->data,
+                         t->ds.num_classes);
+        } else if (head_src.cfg.model.image.dim != cfg->model.image.dim) {
+            st = cx_fail(err, CX_EUSAGE, "head_from: %s embeds into %lld dimensions; set "
+                         "model.image.dim: %lld", cfg->head_from,
+                         (long long)head_src.cfg.model.image.dim,
+                         (long long)head_src.cfg.model.image.dim);
+        } else {
+            st = cx_text_class_embeddings(&head_src.model, &head_src.vocab, t->ds.class_names,
+                                          t->ds.num_classes, t->ds.templates, t->ds.num_templates,
+                                          cx_param_value(&t->model.params, t->model.head.w), err);
+        }
+        cx_run_close(&head_src);
+    }
+done:
+    if (have_text_src)
+        cx_run_close(&text_src);
+    return st;
+}
+
+static cx_status build_training(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    cx_status st;
+    const cx_split *s = &t->ds.train;
+    int C = t->ds.num_classes;
+    if (cfg->objective == CX_CFG_OBJECTIVE_SL) {
+        cx_loss_config lcfg;
+        cx_spec_loss(cfg, &lcfg);
+        if ((st = cx_loss_create(&t->loss, &lcfg, t->meta.class_counts, C, t->batch, err)))
+            return st;
+        if (cfg->vocab.k > 0 &&
+            (st = cx_vocab_sampler_create(&t->vocab_sampler, C, (int)cfg->vocab.k,
+                                          cx_spec_vocab_weight(cfg), t->meta.class_counts, err)))
+            return st;
+    }
+    if ((st = cx_sampler_create(&t->sampler, cx_spec_sampler(cfg), s->y, s->n, C,
+                                (uint64_t)cfg->seed, err)))
+        return st;
+    cx_optim_config ocfg;
+    cx_spec_optim(cfg, &ocfg);
+    if ((st = cx_optim_init(&t->optim, &ocfg, &t->model.params, err)))
+        return st;
+    t->milestones = calloc(cfg->optim.milestones.n + 1, sizeof *t->milestones);
+    t->order = malloc(sizeof *t->order * s->n);
+    t->x = malloc(sizeof *t->x * (size_t)t->batch * s->dim);
+    t->labels = malloc(sizeof *t->labels * (size_t)t->batch);
+    t->caption = malloc(CAPTION_MAX);
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
+        t->tokens = malloc(sizeof *t->tokens * (size_t)t->batch * (size_t)cfg->model.text.max_tokens);
+    if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
+        (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
+        return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
+    cx_spec_schedule(cfg, t->meta.steps_per_epoch, t->milestones, &t->schedule);
+    return CX_OK;
+}
+
+/* ---- log ----------------------------------------------------------------------------------- */
+
+/* Keep the lines of the first `epochs` epochs of an existing log (a resumed run's history). */
+static cx_status read_log(trainer *t, int64_t epochs, cx_err *err)
+{
+    FILE *fp = fopen(t->log_path, "r");
+    if (!fp)
+        return CX_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    cx_status st = CX_OK;
+    t->log_lines = calloc((size_t)(epochs > 0 ? epochs : 1), sizeof *t->log_lines);
+    if (!t->log_lines)
+        st = cx_fail(err, CX_ENOMEM, "out of memory");
+    while (!st && t->nlog < epochs && (len = getline(&line, &cap, fp)) > 0) {
+        if (line[len - 1] == '\n')
+            line[len - 1] = '\0';
+        t->log_lines[t->nlog] = line;
+        line = NULL;
+        cap = 0;
+        t->nlog++;
+    }
+    free(line);
+    fclose(fp);
+    return st;
+}
+
+static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_json j;
+    cx_json_init(&j, mem, 0);
+    cx_json_begin_object(&j);
+    cx_json_key(&j, "epoch");
+    cx_json_int(&j, s->epoch);
+    cx_json_key(&j, "step");
+    cx_json_int(&j, s->step);
+    cx_json_key(&j, "loss");
+    cx_json_double(&j, s->loss);
+    cx_json_key(&j, "lr");
+    cx_json_double(&j, s->lr);
+    cx_json_key(&j, "seconds");
+    cx_json_number(&j, s->seconds);
+    cx_json_key(&j, "samples_per_s");
+    cx_json_number(&j, s->samples_per_s);
+    cx_json_key(&j, "logit_scale");
+    cx_json_number(&j, s->logit_scale);
+    cx_json_end_object(&j);
+    if (fclose(mem) != 0) {
+        free(text);
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    }
+    char **lines = realloc(t->log_lines, sizeof *lines * (size_t)(t->nlog + 1));
+    if (!lines) {
+        free(text);
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    }
+    t->log_lines = lines;
+    t->log_lines[t->nlog++] = text;
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, t->log_path, err);
+    if (st)
+        return st;
+    for (int64_t i = 0; i < t->nlog; i++)
+        fprintf(f.fp, "%s\n", t->log_lines[i]);
+    return cx_afile_commit(&f, err);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static cx_status save_ckpt(trainer *t, cx_err *err)
+{
+    cx_status st = cx_run_write_ckpt(t->ckpt_path, &t->meta, t->config_text, &t->model,
+                                     &t->optim, err);
+    if (!st)
+        t->last_ckpt_step = t->meta.step;
+    return st;
+}
+
+static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    cx_run_meta *meta = &t->meta;
+    const cx_split *s = &t->ds.train;
+    int64_t spe = meta->steps_per_epoch;
+    cx_train_status status = {0};
+    status.total_steps = meta->total_steps;
+    status.epochs = cfg->epochs;
+    while (meta->step < meta->total_steps) {
+        int64_t epoch = meta->step / spe; /* 0-based */
+        cx_sampler_epoch(t->sampler, epoch, t->order);
+        uint64_t caption_seed = cx_rng_stream(TAG_CAPTIONS, (uint64_t)cfg->seed, (uint64_t)epoch);
+        double epoch_start = now_seconds(), io_seconds = 0.0;
+        int64_t samples_this_session = 0;
+        for (int64_t k = meta->step % spe; k < spe; k++) {
+            size_t first = (size_t)(k * t->batch);
+            int B = (int)(s->n - first < (size_t)t->batch ? s->n - first : (size_t)t->batch);
+            const uint32_t *rows = t->order + first;
+            cx_split_gather_f32(s, rows, (size_t)B, t->x);
+            for (int i = 0; i < B; i++)
+                t->labels[i] = s->y[rows[i]];
+            cx_params_zero_grad(&t->model.params);
+            double loss;
+            if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
+                cx_text_batch_tokens(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
+                                     (int)cfg->model.text.max_tokens, t->tokens, t->caption,
+                                     CAPTION_MAX);
+                loss = cx_model_clip_step(&t->model, t->x, t->tokens, B);
+            } else {
+                cx_rng rng;
+                cx_rng_seed(&rng, (uint64_t)cfg->seed, cx_rng_stream(TAG_VOCAB, (uint64_t)meta->step, 0));
+                loss = cx_model_sl_step(&t->model, t->x, t->labels, B, t->loss, t->vocab_sampler,
+                                        &rng, (int)epoch);
+            }
+            if (!isfinite(loss)) {
+                char kept[64] = "no checkpoint was written yet";
+                if (t->last_ckpt_step >= 0)
+                    snprintf(kept, sizeof kept, "the checkpoint of step %lld is kept",
+                             (long long)t->last_ckpt_step);
+                return cx_fail(err, CX_EDIVERGED, "step %lld (epoch %lld): the loss is %s; "
+                               "training stopped and %s in %s; try a lower optim.lr or set "
+                               "optim.clip_grad", (long long)meta->step + 1, (long long)epoch + 1,
+                               isnan(loss) ? "NaN" : "infinite", kept, t->dir);
+            }
+            if (cfg->optim.clip_grad > 0)
+                cx_optim_clip_grad(&t->optim, &t->model.params, cfg->optim.clip_grad);
+            double lr = cx_schedule_lr(&t->schedule, meta->step);
+            cx_optim_step(&t->optim, &t->model.params, lr);
+            cx_model_clamp_logit_scale(&t->model);
+            meta->step++;
+            meta->epoch_loss_sum += loss;
+            meta->epoch_loss_steps++;
+            samples_this_session += B;
+            double elapsed = now_seconds() - epoch_start;
+            status.step = meta->step;
+            status.epoch = epoch + 1;
+            status.loss = meta->epoch_loss_sum / (double)meta->epoch_loss_steps;
+            status.lr = lr;
+            status.seconds = elapsed;
+            double busy = elapsed - io_seconds;
+            status.samples_per_s = busy > 0 ? (double)samples_this_session / busy : 0.0;
+            status.logit_scale = cx_model_logit_scale(&t->model);
+            int last = k + 1 == spe;
+            if (cfg->ckpt.every > 0 && meta->step % cfg->ckpt.every == 0 && !last) {
+                double t0 = now_seconds();
+                cx_status st = save_ckpt(t, err);
+                if (st)
+                    return st;
+                io_seconds += now_seconds() - t0;
+            }
+            if (hooks && hooks->on_progress && !last)
+                hooks->on_progress(hooks->ctx, &status, 0);
+        }
+        /* Epoch done: the log line, then the checkpoint that records it. */
+        cx_status st = append_log(t, &status, err);
+        if (st)
+            return st;
+        meta->epoch_loss_sum = 0.0;
+        meta->epoch_loss_steps = 0;
+        if ((st = save_ckpt(t, err)))
+            return st;
+        if (hooks && hooks->on_progress)
+            hooks->on_progress(hooks->ctx, &status, 1);
+    }
+    return CX_OK;
+}
+
+/* ---- entry points -------------------------------------------------------------------------- */
+
+static cx_status prepare(trainer *t, cx_err *err)
+{
+    cx_status st;
+    cx_threads_set((int)t->cfg->threads);
+    t->last_ckpt_step = -1;
+    if ((st = load_data(t, err)) || (st = fill_meta(t, err)) || (st = build_model(t, err)) ||
+        (st = build_training(t, err)))
+        return st;
+    return CX_OK;
+}
+
+cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int force,
+                       const cx_train_hooks *hooks, cx_err *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    cx_status st = cx_train_config_validate(cfg, err);
+    if (!st)
+        st = make_paths(&t, run_dir, err);
+    if (!st && !force && (cx_path_exists(t.ckpt_path) || cx_path_exists(t.config_path)))
+        st = cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "
+                     "start over with --force", run_dir, run_dir);
+    /* Everything that can be refused is checked before the folder is touched. */
+    if (!st)
+        st = prepare(&t, err);
+    if (!st && !(t.config_text = cx_run_config_text(cfg)))
+        st = cx_fail(err, CX_ENOMEM, "out of memory");
+    if (!st)
+        st = cx_mkdir_p(run_dir, err);
+    if (!st && force) {
+        remove(t.ckpt_path);
+        remove(t.log_path);
+    }
+    if (!st)
+        st = cx_train_config_write(cfg, t.config_path, err);
+    if (!st)
+        st = run_epochs(&t, hooks, err);
+    trainer_free(&t);
+    return st;
+}
+
+cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_hooks *hooks,
+                          cx_err *err)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    cx_train_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cx_ckpt ck;
+    cx_ckpt_init(&ck);
+    cx_run_meta saved;
+    memset(&saved, 0, sizeof saved);
+    cx_status st = make_paths(&t, run_dir, err);
+    if (!st && !cx_path_exists(t.config_path))
+        st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
+    if (!st)
+        st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err);
+    /* The checkpoint records the configuration as config.yaml holds it, threads included. */
+    if (!st && !(t.config_text = cx_run_config_text(&cfg)))
+        st = cx_fail(err, CX_ENOMEM, "out of memory");
+    int64_t saved_threads = cfg.threads;
+    if (!st && threads > 0)
+        cfg.threads = threads;
+    t.cfg = &cfg;
+    if (!st)
+        st = prepare(&t, err);
+    cfg.threads = saved_threads;
+    int have_ckpt = !st && cx_path_exists(t.ckpt_path);
+    if (have_ckpt)
+        st = cx_run_read_ckpt(t.ckpt_path, &ck, &saved, err);
+    if (have_ckpt && !st) {
+        char *saved_config = NULL;
+        st = cx_ckpt_get_string(&ck, t.ckpt_path, "meta/config", &saved_config, err);
+        if (!st && strcmp(saved_config, t.config_text) != 0)
+            st = cx_fail(err, CX_EDATA, "%s changed since %s was written; restore it or start a "
+                         "new run", t.config_path, t.ckpt_path);
+        free(saved_config);
+        if (!st && (saved.shape.num_classes != t.meta.shape.num_classes ||
+                    saved.shape.vocab_size != t.meta.shape.vocab_size ||
+                    saved.total_steps != t.meta.total_steps ||
+                    saved.steps_per_epoch != t.meta.steps_per_epoch))
+            st = cx_fail(err, CX_EDATA, "%s: the checkpoint does not match the data of %s "
+                         "(classes, vocabulary or steps per epoch changed)", t.ckpt_path,
+                         t.config_path);
+        if (!st)
+            st = cx_run_load_params(&ck, t.ckpt_path, &t.model, &t.optim, err);
+        if (!st) {
+            t.meta.step = saved.step;
+            t.meta.epoch_loss_sum = saved.epoch_loss_sum;
+            t.meta.epoch_loss_steps = saved.epoch_loss_steps;
+            t.last_ckpt_step = saved.step;
+        }
+    }
+    if (!st)
+        st = read_log(&t, t.meta.step / t.meta.steps_per_epoch, err);
+    if (!st)
+        st = run_epochs(&t, hooks, err);
+    cx_ckpt_free(&ck);
+    cx_run_meta_free(&saved);
+    trainer_free(&t);
+    cx_train_config_free(&cfg);
+    return st;
+}

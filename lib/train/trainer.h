@@ -1,0 +1,40 @@
+/* `clipx train` without the printing: load the data, build the model, run the epochs, write
+ * the run folder (config.yaml, model.ckpt, log.jsonl), resume an interrupted run. */
+#ifndef CX_TRAIN_TRAINER_H
+#define CX_TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "lib/err.h"
+#include "lib/train_config.h"
+
+typedef struct {
+    int64_t step;         /* optimiser steps done */
+    int64_t total_steps;
+    int64_t epoch;        /* 1-based epoch of the last step */
+    int64_t epochs;
+    double loss;          /* mean loss of the epoch so far */
+    double lr;            /* learning rate of the last step */
+    double samples_per_s; /* this epoch's training throughput */
+    double seconds;       /* wall time of this epoch so far */
+    double logit_scale;
+} cx_train_status;
+
+typedef struct {
+    /* Called after every step and after every epoch (epoch_done set); may be NULL. */
+    void (*on_progress)(void *ctx, const cx_train_status *s, int epoch_done);
+    void *ctx;
+} cx_train_hooks;
+
+/* Train a new run into run_dir from cfg (validated here; the folder is created; a folder that
+ * already holds a run is refused unless force). */
+cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int force,
+                       const cx_train_hooks *hooks, cx_err *err);
+
+/* Continue the run in run_dir from its last checkpoint with the configuration it was started
+ * with (threads may be overridden with threads > 0); the end result is bit-identical to an
+ * uninterrupted run with the same thread count. A finished run is left as it is. */
+cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_hooks *hooks,
+                          cx_err *err);
+
+#endif
