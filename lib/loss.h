@@ -49,7 +49,10 @@ cx_status cx_loss_create(cx_loss **l, const cx_loss_config *cfg, const int64_t *
  * class ids, or is NULL for all C classes (then K == C). scale is the head's current logit
  * scale (LDAM subtracts scale * m_y from the target logit; other losses ignore it); epoch is
  * 0-based (DRW). Writes dlogits (B, K) = d loss / d logits and returns the loss. Never
- * allocates; deterministic for a fixed thread count. */
+ * allocates; deterministic for a fixed thread count. Class-weighted losses (CBW, EFFNUM, GRW and
+ * DRW) all divide by the batch's sum of w_y, torch's F.cross_entropy(weight=) convention. A call
+ * outside this contract (B > max_batch, K > C, a target or class id out of range) returns NaN
+ * and leaves dlogits unspecified. */
 double cx_loss_compute(cx_loss *l, const float *logits, const int32_t *targets,
                        const int32_t *classes, int B, int K, float scale, int epoch,
                        float *dlogits);

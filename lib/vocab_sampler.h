@@ -21,7 +21,7 @@ cx_status cx_vocab_sampler_create(cx_vocab_sampler **s, int C, int K, cx_vocab_w
  * with weight 1, n_c or sqrt(n_c), classes in V excluded (classes of weight 0 are never drawn).
  * Writes the sorted class ids to classes (capacity max(K, B)) and each sample's column in it to
  * targets (B); returns the number of classes (K, or |V| when that is larger, or fewer when too
- * few classes have positive weight). Never allocates. */
+ * few classes have positive weight), or -1 when a label is outside [0, C). Never allocates. */
 int cx_vocab_sampler_draw(cx_vocab_sampler *s, const int32_t *labels, int B, cx_rng *rng,
                           int32_t *classes, int32_t *targets);
 

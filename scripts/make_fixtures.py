@@ -201,6 +201,108 @@ def linear(fx):
     fx.add("db", b.grad)
 
 
+# The losses of lib/loss.h, written here from the formulas of methods.md section 4 (not from
+# the C code): n' = max(n, 1), pi = n' / sum n'. Weighted losses use torch's weight= convention,
+# sum_i w_y_i l_i / sum_i w_y_i; a class subset indexes every class statistic through `classes`.
+LOSS_C = 8
+LOSS_COUNTS = [500, 200, 90, 40, 15, 6, 2, 0]  # class 7 has no training sample
+LOSS_SUBSET = [0, 2, 3, 5, 7]                   # columns of the subset cases
+
+
+def loss_reference(kind, z, y, cls, counts, gamma=2.0, tau=1.0, beta=0.999, p=1.2,
+                   margin=0.5, lam=0.1, drw=0, scale=1.0, epoch=0):
+    C = counts.numel()
+    B, K = z.shape
+    n = counts.double().clamp(min=1)
+    prior = n / n.sum()
+    logp = prior.log()
+
+    def effnum():
+        w = (1 - beta) / (1 - beta ** n)
+        return w / w.sum() * C
+
+    wcls = None
+    if kind == "cbw":
+        wcls = n.sum() / (C * n)
+    elif kind == "effnum":
+        wcls = effnum()
+    elif kind == "grw":
+        wcls = prior ** (-p)
+        wcls = C * wcls / wcls.sum()
+    elif drw > 0 and epoch + 1 >= drw:
+        wcls = effnum()
+    wcol = wcls[cls] if wcls is not None else None
+    if kind == "focal":
+        lp = F.log_softmax(z, dim=1).gather(1, y[:, None])[:, 0]
+        fl = -(1 - lp.exp()) ** gamma * lp
+        w = wcol[y] if wcol is not None else torch.ones(B)
+        return (w * fl).sum() / w.sum()
+    if kind in ("balanced-softmax", "lade"):
+        zz = z + logp[cls]
+    elif kind == "logit-adjust":
+        zz = z + tau * logp[cls]
+    elif kind == "ldam":
+        m = n ** -0.25
+        m = margin * m / m.max()
+        zz = z - scale * m[cls][y][:, None] * F.one_hot(y, K).double()
+    else:
+        zz = z
+    loss = F.cross_entropy(zz, y, weight=wcol)
+    if kind == "lade":
+        # The LADE regulariser over the classes present in the batch, with the full C and prior.
+        onehot = F.one_hot(y, K).double()
+        num = onehot.sum(0)
+        first = (z * onehot).sum(0) / num.clamp(min=1)
+        second = torch.logsumexp(z - logp[cls] + math.log(1.0 / C), dim=0) - math.log(B)
+        est = first - second - 0.1 * second ** 2
+        loss = loss + lam * -(prior[cls] * est)[num > 0].sum()
+    return loss
+
+
+def losses(fx):
+    g = torch.Generator().manual_seed(707)
+    counts = torch.tensor(LOSS_COUNTS)
+    fx.add("counts", counts, integer=True)
+    B = 17
+
+    def case(prefix, kind, subset, sd=2.0, **par):
+        cls = torch.tensor(LOSS_SUBSET) if subset else torch.arange(LOSS_C)
+        K = cls.numel()
+        z = randn(g, B, K, sd=sd).requires_grad_(True)
+        y = torch.randint(0, K, (B,), generator=g)
+        y[0] = K - 1  # the zero-count class 7 is a target in every case
+        y[1] = y[2]   # and some class has several samples (LADE's first term)
+        loss = loss_reference(kind, z, y, cls, counts, **par)
+        loss.backward()
+        fx.add(prefix + "_logits", z)
+        fx.add(prefix + "_targets", y, integer=True)
+        if subset:
+            fx.add(prefix + "_classes", cls, integer=True)
+        for key, v in sorted(par.items()):
+            fx.add(prefix + "_" + key, f32(torch.tensor(float(v))))
+        fx.add(prefix + "_loss", loss)
+        fx.add(prefix + "_dlogits", z.grad)
+
+    for sub, tag in ((False, "full"), (True, "sub")):
+        case("ce_" + tag, "ce", sub)
+        case("focal_" + tag, "focal", sub, gamma=2.0 if not sub else 0.5)
+        case("bs_" + tag, "balanced-softmax", sub)
+        case("la_" + tag, "logit-adjust", sub, tau=1.5)
+        case("cbw_" + tag, "cbw", sub)
+        case("effnum_" + tag, "effnum", sub, beta=0.99)
+        case("grw_" + tag, "grw", sub, p=1.2)
+        case("ldam_" + tag, "ldam", sub, margin=0.5, scale=8.0)
+        case("lade_" + tag, "lade", sub, lam=0.1 if not sub else 0.5)
+        # DRW: epoch is 0-based, drw 1-based; before (epoch + 1 < drw) and from drw on.
+        case("ldam_drw_before_" + tag, "ldam", sub, margin=0.3, scale=5.0, beta=0.99, drw=3,
+             epoch=1)
+        case("ldam_drw_after_" + tag, "ldam", sub, margin=0.3, scale=5.0, beta=0.99, drw=3,
+             epoch=2)
+        case("ce_drw_after_" + tag, "ce", sub, beta=0.999, drw=2, epoch=4)
+        case("focal_drw_after_" + tag, "focal", sub, gamma=1.0, beta=0.99, drw=1, epoch=0)
+    case("focal_large", "focal", False, sd=20.0, gamma=2.0)
+
+
 FIXTURES = [
     ("softmax_ce.fx", "softmax cross-entropy: plain, per-sample weights (with zeros), torch class "
      "weights, balanced-softmax offsets, large logits", softmax_ce),
@@ -210,6 +312,9 @@ FIXTURES = [
     ("gelu.fx", "exact (erf) F.gelu forward and gradient", gelu),
     ("embag.fx", "F.embedding_bag mode='mean' with padding_idx, all-padding bag", embag),
     ("linear.fx", "F.linear forward and gradients", linear),
+    ("loss.fx", "the losses of lib/loss.h from methods.md: CE, focal, balanced softmax, logit "
+     "adjustment, CBW, effective-number, GRW, LDAM (with DRW before and after its epoch), LADE; "
+     "all classes and a class subset, with a zero-count class", losses),
 ]
 
 

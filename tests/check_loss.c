@@ -1,0 +1,1373 @@
+/* Losses, samplers and vocabulary subsampling: every loss's gradient against finite differences
+ * (all classes, a subset, DRW before and after, zero-count classes), every loss against PyTorch
+ * (tests/fixtures/loss.fx), hand-computed identities, the laws of the samplers and of the
+ * vocabulary's negatives, determinism. */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/loss.h"
+#include "lib/ops.h"
+#include "lib/ops/ops_internal.h"
+#include "lib/rng.h"
+#include "lib/sampler.h"
+#include "lib/threads.h"
+#include "lib/vocab_sampler.h"
+#include "tests/fixture.h"
+#include "tests/gradcheck.h"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static float *fbuf(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static float *frand(size_t n, uint64_t seed, double sd)
+{
+    float *p = fbuf(n);
+    gc_fill_normal(p, n, seed, sd);
+    return p;
+}
+
+static int32_t *ibuf(size_t n)
+{
+    int32_t *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* Targets in [0, K) from seed. */
+static int32_t *rand_targets(int B, int K, uint64_t seed)
+{
+    int32_t *y = ibuf((size_t)B);
+    cx_rng r;
+    cx_rng_seed(&r, seed, 7);
+    for (int i = 0; i < B; i++)
+        y[i] = (int32_t)cx_rng_below(&r, (uint32_t)K);
+    return y;
+}
+
+static cx_loss_config config(cx_loss_kind kind)
+{
+    cx_loss_config c = {.kind = kind, .focal_gamma = 2.0, .la_tau = 1.0, .effnum_beta = 0.999,
+                        .grw_p = 1.2, .ldam_max_margin = 0.5, .lade_lambda = 0.1,
+                        .drw_epoch = 0};
+    return c;
+}
+
+static cx_loss *make(const cx_loss_config *cfg, const int64_t *counts, int C, int max_batch)
+{
+    cx_loss *l = NULL;
+    cx_err err = {0};
+    cx_status st = cx_loss_create(&l, cfg, counts, C, max_batch, &err);
+    ck_assert_msg(st == CX_OK, "cx_loss_create: %s", err.msg);
+    ck_assert_ptr_nonnull(l);
+    return l;
+}
+
+/* A loss computed once into a fresh dlogits (caller frees). */
+static double run(const cx_loss_config *cfg, const int64_t *counts, int C, const float *z,
+                  const int32_t *y, const int32_t *cls, int B, int K, float scale, int epoch,
+                  float **dz)
+{
+    cx_loss *l = make(cfg, counts, C, B);
+    *dz = fbuf((size_t)B * K);
+    double v = cx_loss_compute(l, z, y, cls, B, K, scale, epoch, *dz);
+    cx_loss_free(l);
+    return v;
+}
+
+/* -log softmax(v)[y] in double. */
+static double naive_ce_row(const double *v, int y, int K, double *p)
+{
+    double mx = -INFINITY, s = 0.0;
+    for (int j = 0; j < K; j++)
+        mx = fmax(mx, v[j]);
+    for (int j = 0; j < K; j++)
+        s += exp(v[j] - mx);
+    for (int j = 0; j < K && p; j++)
+        p[j] = exp(v[j] - mx) / s;
+    return mx + log(s) - v[y];
+}
+
+static void assert_rel(double got, double want, double rtol, const char *what)
+{
+    ck_assert_msg(fabs(got - want) <= rtol * fabs(want) + 1e-300, "%s: got %.15g, want %.15g",
+                  what, got, want);
+}
+
+static void assert_same_bits(const float *a, const float *b, size_t n, const char *what)
+{
+    ck_assert_msg(memcmp(a, b, sizeof *a * n) == 0, "%s: results differ", what);
+}
+
+/* ---- creation ----------------------------------------------------------------------------- */
+
+static void expect_create_fails(const cx_loss_config *cfg, const int64_t *counts, int C, int mb,
+                                cx_status code, const char *needle)
+{
+    cx_loss *l = (cx_loss *)1;
+    cx_err err = {0};
+    cx_status st = cx_loss_create(&l, cfg, counts, C, mb, &err);
+    ck_assert_int_eq(st, code);
+    ck_assert_ptr_null(l);
+    ck_assert_msg(strstr(err.msg, needle) != NULL, "message '%s' lacks '%s'", err.msg, needle);
+}
+
+START_TEST(loss_create_refuses_bad_settings)
+{
+    const int64_t counts[3] = {10, 5, 0}, neg[3] = {10, -1, 3};
+    cx_loss_config c = config(CX_LOSS_FOCAL);
+    c.focal_gamma = -0.5;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "focal.gamma");
+    c = config(CX_LOSS_EFFNUM);
+    c.effnum_beta = 1.0;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "effnum.beta");
+    c = config(CX_LOSS_GRW);
+    c.grw_p = NAN;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "grw.p");
+    c = config(CX_LOSS_LDAM);
+    c.ldam_max_margin = 0.0;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "ldam.max_margin");
+    c = config(CX_LOSS_LADE);
+    c.lade_lambda = -1.0;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "lade.lambda");
+    c = config(CX_LOSS_LOGIT_ADJUST);
+    c.la_tau = INFINITY;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "logit_adjust.tau");
+    /* DRW on a loss that is already class-weighted, as the configuration refuses it. */
+    c = config(CX_LOSS_CBW);
+    c.drw_epoch = 2;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "drw.epoch");
+    c = config(CX_LOSS_CE);
+    c.drw_epoch = -1;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "drw.epoch");
+    c = config(CX_LOSS_CE);
+    expect_create_fails(&c, counts, 0, 4, CX_EUSAGE, "classes");
+    expect_create_fails(&c, counts, 3, 0, CX_EUSAGE, "batch");
+    expect_create_fails(&c, neg, 3, 4, CX_EDATA, "class 1");
+    c.kind = (cx_loss_kind)42;
+    expect_create_fails(&c, counts, 3, 4, CX_EUSAGE, "kind");
+    cx_loss_free(NULL);
+}
+END_TEST
+
+START_TEST(loss_calls_outside_the_contract_give_nan)
+{
+    const int64_t counts[4] = {9, 3, 1, 0};
+    cx_loss_config c = config(CX_LOSS_CE);
+    cx_loss *l = make(&c, counts, 4, 3);
+    float z[16] = {0}, dz[16];
+    int32_t y[4] = {0, 1, 2, 3}, cls[2] = {0, 3};
+    ck_assert(isnan(cx_loss_compute(l, z, y, NULL, 4, 4, 1.0f, 0, dz))); /* B > max_batch */
+    ck_assert(isnan(cx_loss_compute(l, z, y, NULL, 3, 3, 1.0f, 0, dz))); /* K != C, no classes */
+    ck_assert(isnan(cx_loss_compute(l, z, y, cls, 3, 2, 1.0f, 0, dz)));  /* target 2 >= K */
+    int32_t bad_cls[2] = {0, 4};
+    int32_t y2[2] = {0, 1};
+    ck_assert(isnan(cx_loss_compute(l, z, y2, bad_cls, 2, 2, 1.0f, 0, dz)));
+    ck_assert(isnan(cx_loss_compute(l, z, y2, cls, 2, 5, 1.0f, 0, dz))); /* K > C */
+    /* An empty batch is a loss of 0. */
+    ck_assert(cx_loss_compute(l, z, y, NULL, 0, 4, 1.0f, 0, dz) == 0.0);
+    /* Uniform logits: log 4 exactly, whatever the class. */
+    ck_assert_double_eq_tol(cx_loss_compute(l, z, y, NULL, 3, 4, 1.0f, 0, dz), log(4.0), 1e-15);
+    ck_assert_float_eq_tol(dz[0], (0.25f - 1.0f) / 3.0f, 1e-7f);
+    ck_assert_float_eq_tol(dz[1], 0.25f / 3.0f, 1e-7f);
+    cx_loss_free(l);
+}
+END_TEST
+
+/* ---- finite differences ------------------------------------------------------------------- */
+
+typedef struct {
+    cx_loss *l;
+    float *z;
+    const int32_t *y, *cls;
+    int B, K, epoch;
+    float scale;
+    float *dz;
+} loss_ctx;
+
+static double loss_f(void *p)
+{
+    loss_ctx *c = p;
+    return cx_loss_compute(c->l, c->z, c->y, c->cls, c->B, c->K, c->scale, c->epoch, c->dz);
+}
+
+/* Six classes, class 4 with no sample; the subset holds it and skips classes 1 and 3. */
+static const int64_t gc_counts[6] = {300, 80, 20, 6, 0, 2};
+static const int32_t gc_subset[4] = {0, 2, 4, 5};
+
+/* Checks every coordinate of dlogits for one setting: all classes or the subset, DRW from
+ * drw_epoch (0: none) at 0-based epoch. */
+static void gc_loss(cx_loss_config c, int subset, int drw_epoch, int epoch, uint64_t seed)
+{
+    const int B = 9, C = 6;
+    int K = subset ? 4 : C;
+    c.drw_epoch = drw_epoch;
+    cx_loss *l = make(&c, gc_counts, C, B);
+    float *z = frand((size_t)B * K, seed, 1.5), *dz = fbuf((size_t)B * K);
+    float *scratch = fbuf((size_t)B * K);
+    int32_t *y = rand_targets(B, K, seed);
+    y[0] = subset ? 2 : 4; /* the zero-count class is a target */
+    y[1] = y[2];
+    const int32_t *cls = subset ? gc_subset : NULL;
+    float scale = c.kind == CX_LOSS_LDAM ? 4.0f : 1.0f;
+    double v = cx_loss_compute(l, z, y, cls, B, K, scale, epoch, dz);
+    ck_assert_msg(isfinite(v), "loss %g", v);
+    loss_ctx ctx = {l, z, y, cls, B, K, epoch, scale, scratch};
+    gc_var var = {"dlogits", z, dz, (size_t)B * K};
+    gc_opts o = gc_opts_default();
+    o.h = 1e-3;
+    o.rtol = 1e-3;
+    o.atol = 1e-6;
+    o.max_coords = 0;
+    o.max_skip_frac = 0.0;
+    gc_report rep;
+    int rc = gc_check(loss_f, NULL, &ctx, &var, 1, &o, &rep);
+    ck_assert_msg(rc == 0, "kind %d subset %d drw %d epoch %d: %s", (int)c.kind, subset,
+                  drw_epoch, epoch, rep.msg);
+    ck_assert_uint_eq(rep.checked, (size_t)B * K);
+    cx_loss_free(l);
+    free(z), free(dz), free(scratch), free(y);
+}
+
+/* All classes and the subset; for the losses that DRW applies to, also DRW before and after. */
+static void gc_kind(cx_loss_config c)
+{
+    int weighted = c.kind == CX_LOSS_CBW || c.kind == CX_LOSS_EFFNUM || c.kind == CX_LOSS_GRW;
+    for (int subset = 0; subset < 2; subset++) {
+        gc_loss(c, subset, 0, 0, 100 + subset);
+        if (!weighted) {
+            gc_loss(c, subset, 3, 1, 200 + subset); /* before: epoch 2 of 1-based 3 */
+            gc_loss(c, subset, 3, 2, 300 + subset); /* from epoch 3 on */
+        }
+    }
+}
+
+START_TEST(gradient_ce)
+{
+    gc_kind(config(CX_LOSS_CE));
+}
+END_TEST
+
+START_TEST(gradient_focal)
+{
+    cx_loss_config c = config(CX_LOSS_FOCAL);
+    gc_kind(c);
+    c.focal_gamma = 0.5; /* (1 - p)^(gamma - 1) is singular at p = 1 for gamma < 1 */
+    gc_kind(c);
+}
+END_TEST
+
+START_TEST(gradient_balanced_softmax)
+{
+    gc_kind(config(CX_LOSS_BALANCED_SOFTMAX));
+}
+END_TEST
+
+START_TEST(gradient_logit_adjust)
+{
+    cx_loss_config c = config(CX_LOSS_LOGIT_ADJUST);
+    c.la_tau = 1.7;
+    gc_kind(c);
+}
+END_TEST
+
+START_TEST(gradient_class_weighted)
+{
+    gc_kind(config(CX_LOSS_CBW));
+    cx_loss_config c = config(CX_LOSS_EFFNUM);
+    c.effnum_beta = 0.99;
+    gc_kind(c);
+    gc_kind(config(CX_LOSS_GRW));
+}
+END_TEST
+
+START_TEST(gradient_ldam)
+{
+    cx_loss_config c = config(CX_LOSS_LDAM);
+    c.effnum_beta = 0.99;
+    gc_kind(c);
+}
+END_TEST
+
+START_TEST(gradient_lade)
+{
+    cx_loss_config c = config(CX_LOSS_LADE);
+    gc_kind(c);
+    c.lade_lambda = 2.0; /* the regulariser dominates */
+    gc_kind(c);
+}
+END_TEST
+
+/* ---- PyTorch reference ------------------------------------------------------------------- */
+
+#define LOSS_RTOL 1e-6
+#define GRAD_TOL 2e-6
+
+typedef struct {
+    const char *name;
+    cx_loss_kind kind;
+} ref_case;
+
+static double scalar_or(const fx_file *f, const char *prefix, const char *key, double dflt)
+{
+    char name[FX_NAME_MAX * 2];
+    snprintf(name, sizeof name, "%s_%s", prefix, key);
+    const fx_tensor *t = fx_get(f, name);
+    if (!t)
+        return dflt;
+    ck_assert_uint_eq(t->n, 1);
+    return t->v[0];
+}
+
+static const fx_tensor *need(const fx_file *f, const char *prefix, const char *key)
+{
+    char name[FX_NAME_MAX * 2];
+    snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "_" : "", key);
+    const fx_tensor *t = fx_get(f, name);
+    ck_assert_msg(t != NULL, "loss.fx has no tensor '%s'", name);
+    return t;
+}
+
+static void check_ref(const fx_file *f, const ref_case *rc)
+{
+    const char *p = rc->name;
+    const fx_tensor *tc = need(f, "", "counts"), *tz = need(f, p, "logits");
+    int C = (int)tc->n, B = (int)tz->dims[0], K = (int)tz->dims[1];
+    int64_t *counts = calloc((size_t)C, sizeof *counts);
+    for (int c = 0; c < C; c++)
+        counts[c] = (int64_t)tc->v[c];
+    float *z = fbuf(tz->n), *dz = fbuf(tz->n);
+    fx_to_float(tz, z);
+    int32_t *y = ibuf((size_t)B), *cls = NULL;
+    cx_err err = {0};
+    ck_assert_msg(fx_to_int32(need(f, p, "targets"), y, &err) == CX_OK, "%s", err.msg);
+    char name[FX_NAME_MAX * 2];
+    snprintf(name, sizeof name, "%s_classes", p);
+    if (fx_get(f, name)) {
+        cls = ibuf((size_t)K);
+        ck_assert_msg(fx_to_int32(fx_get(f, name), cls, &err) == CX_OK, "%s", err.msg);
+    }
+    cx_loss_config c = config(rc->kind);
+    c.focal_gamma = scalar_or(f, p, "gamma", 2.0);
+    c.la_tau = scalar_or(f, p, "tau", 1.0);
+    c.effnum_beta = scalar_or(f, p, "beta", 0.999);
+    c.grw_p = scalar_or(f, p, "p", 1.2);
+    c.ldam_max_margin = scalar_or(f, p, "margin", 0.5);
+    c.lade_lambda = scalar_or(f, p, "lam", 0.1);
+    c.drw_epoch = (int)scalar_or(f, p, "drw", 0);
+    float scale = (float)scalar_or(f, p, "scale", 1.0);
+    int epoch = (int)scalar_or(f, p, "epoch", 0);
+    cx_loss *l = make(&c, counts, C, B);
+    double v = cx_loss_compute(l, z, y, cls, B, K, scale, epoch, dz);
+    double want = need(f, p, "loss")->v[0];
+    ck_assert_msg(fabs(v - want) <= LOSS_RTOL * fabs(want), "%s loss: got %.12g, torch %.12g", p,
+                  v, want);
+    const fx_tensor *tg = need(f, p, "dlogits");
+    ck_assert_uint_eq(tg->n, tz->n);
+    double sc = 1.0;
+    for (size_t i = 0; i < tg->n; i++)
+        sc = fmax(sc, fabs(tg->v[i]));
+    for (size_t i = 0; i < tg->n; i++)
+        ck_assert_msg(fabs(dz[i] - tg->v[i]) <= GRAD_TOL * sc,
+                      "%s dlogits[%zu]: got %.9g, torch %.9g", p, i, (double)dz[i], tg->v[i]);
+    cx_loss_free(l);
+    free(counts), free(z), free(dz), free(y), free(cls);
+}
+
+static void check_refs(const ref_case *cases, int n)
+{
+    char path[4096];
+    fx_path(path, sizeof path, "loss.fx");
+    fx_file f;
+    cx_err err = {0};
+    ck_assert_msg(fx_load(&f, path, &err) == CX_OK, "%s", err.msg);
+    for (int i = 0; i < n; i++)
+        check_ref(&f, &cases[i]);
+    fx_free(&f);
+}
+
+START_TEST(reference_ce_and_focal)
+{
+    static const ref_case cases[] = {
+        {"ce_full", CX_LOSS_CE},          {"ce_sub", CX_LOSS_CE},
+        {"focal_full", CX_LOSS_FOCAL},    {"focal_sub", CX_LOSS_FOCAL},
+        {"focal_large", CX_LOSS_FOCAL},
+    };
+    check_refs(cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(reference_prior_offsets)
+{
+    static const ref_case cases[] = {
+        {"bs_full", CX_LOSS_BALANCED_SOFTMAX}, {"bs_sub", CX_LOSS_BALANCED_SOFTMAX},
+        {"la_full", CX_LOSS_LOGIT_ADJUST},     {"la_sub", CX_LOSS_LOGIT_ADJUST},
+    };
+    check_refs(cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(reference_class_weights)
+{
+    static const ref_case cases[] = {
+        {"cbw_full", CX_LOSS_CBW}, {"cbw_sub", CX_LOSS_CBW},
+        {"effnum_full", CX_LOSS_EFFNUM}, {"effnum_sub", CX_LOSS_EFFNUM},
+        {"grw_full", CX_LOSS_GRW}, {"grw_sub", CX_LOSS_GRW},
+    };
+    check_refs(cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(reference_ldam_and_drw)
+{
+    static const ref_case cases[] = {
+        {"ldam_full", CX_LOSS_LDAM},
+        {"ldam_sub", CX_LOSS_LDAM},
+        {"ldam_drw_before_full", CX_LOSS_LDAM},
+        {"ldam_drw_before_sub", CX_LOSS_LDAM},
+        {"ldam_drw_after_full", CX_LOSS_LDAM},
+        {"ldam_drw_after_sub", CX_LOSS_LDAM},
+        {"ce_drw_after_full", CX_LOSS_CE},
+        {"ce_drw_after_sub", CX_LOSS_CE},
+        {"focal_drw_after_full", CX_LOSS_FOCAL},
+        {"focal_drw_after_sub", CX_LOSS_FOCAL},
+    };
+    check_refs(cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+START_TEST(reference_lade)
+{
+    static const ref_case cases[] = {{"lade_full", CX_LOSS_LADE}, {"lade_sub", CX_LOSS_LADE}};
+    check_refs(cases, sizeof cases / sizeof cases[0]);
+}
+END_TEST
+
+/* ---- hand-computed cases ------------------------------------------------------------------ */
+
+START_TEST(focal_gamma_zero_is_ce)
+{
+    const int B = 11, C = 5, K = 3;
+    const int64_t counts[5] = {50, 20, 8, 3, 1};
+    const int32_t cls[3] = {1, 3, 4};
+    float *z = frand((size_t)B * C, 40, 3.0), *dce, *dfo;
+    int32_t *y = rand_targets(B, C, 41), *ys = rand_targets(B, K, 42);
+    cx_loss_config fo = config(CX_LOSS_FOCAL), ce = config(CX_LOSS_CE);
+    fo.focal_gamma = 0.0;
+    double a = run(&ce, counts, C, z, y, NULL, B, C, 1.0f, 0, &dce);
+    double b = run(&fo, counts, C, z, y, NULL, B, C, 1.0f, 0, &dfo);
+    ck_assert(a == b);
+    assert_same_bits(dce, dfo, (size_t)B * C, "focal gamma 0 vs CE");
+    free(dce), free(dfo);
+    a = run(&ce, counts, C, z, ys, cls, B, K, 1.0f, 0, &dce);
+    b = run(&fo, counts, C, z, ys, cls, B, K, 1.0f, 0, &dfo);
+    ck_assert(a == b);
+    assert_same_bits(dce, dfo, (size_t)B * K, "focal gamma 0 vs CE on a subset");
+    /* gamma 2 is smaller than CE (each term shrinks by (1 - p)^2 < 1) */
+    fo.focal_gamma = 2.0;
+    free(dfo);
+    ck_assert(run(&fo, counts, C, z, ys, cls, B, K, 1.0f, 0, &dfo) < a);
+    free(dce), free(dfo), free(z), free(y), free(ys);
+}
+END_TEST
+
+START_TEST(focal_is_stable_at_extreme_probabilities)
+{
+    /* p_y = 1 to double precision, p_y -> 0, and p_y near 1 with gamma < 1. */
+    const int C = 3, B = 3;
+    const int64_t counts[3] = {1, 1, 1};
+    float z[9] = {800.0f, -800.0f, 0.0f, -700.0f, 700.0f, 0.0f, 30.0f, 0.0f, 0.0f};
+    int32_t y[3] = {0, 0, 0};
+    for (int gi = 0; gi < 3; gi++) {
+        cx_loss_config c = config(CX_LOSS_FOCAL);
+        c.focal_gamma = (double[]){0.5, 1.0, 2.0}[gi];
+        float *dz;
+        double v = run(&c, counts, C, z, y, NULL, B, C, 1.0f, 0, &dz);
+        /* Row 2: l = 1400 (1 - e^-1400)^g = 1400; rows 1 and 3 are (nearly) 0. */
+        ck_assert_msg(isfinite(v), "gamma %g: loss %g", c.focal_gamma, v);
+        assert_rel(v, 1400.0 / 3.0, 1e-9, "focal extreme loss");
+        for (int j = 0; j < 9; j++)
+            ck_assert_msg(isfinite(dz[j]), "gamma %g: dz[%d] = %g", c.focal_gamma, j, dz[j]);
+        ck_assert_float_eq(dz[0], 0.0f);
+        /* Row 2: d/dz_y = -(1/B) (1-p)^g (1 - g p lp/(1-p)) -> -(1/3). */
+        ck_assert_float_eq_tol(dz[3], -1.0f / 3.0f, 1e-6f);
+        ck_assert_float_eq_tol(dz[4], 1.0f / 3.0f, 1e-6f);
+        /* Row 3: p = 1 - 2e^-30 (1-p ~ 1.9e-13): (1-p)^g scales the gradient to about 0. */
+        ck_assert(fabsf(dz[6]) < 1e-5f && fabsf(dz[7]) < 1e-5f);
+        free(dz);
+    }
+}
+END_TEST
+
+START_TEST(balanced_softmax_with_uniform_counts_is_ce)
+{
+    const int B = 13, C = 6;
+    const int64_t counts[6] = {7, 7, 7, 7, 7, 7};
+    float *z = frand((size_t)B * C, 50, 2.0), *dce, *dbs, *dla;
+    int32_t *y = rand_targets(B, C, 51);
+    cx_loss_config ce = config(CX_LOSS_CE), bs = config(CX_LOSS_BALANCED_SOFTMAX);
+    cx_loss_config la = config(CX_LOSS_LOGIT_ADJUST), lade = config(CX_LOSS_LADE);
+    la.la_tau = 3.0;
+    lade.lade_lambda = 0.0;
+    double a = run(&ce, counts, C, z, y, NULL, B, C, 1.0f, 0, &dce);
+    double b = run(&bs, counts, C, z, y, NULL, B, C, 1.0f, 0, &dbs);
+    double d = run(&la, counts, C, z, y, NULL, B, C, 1.0f, 0, &dla);
+    assert_rel(b, a, 1e-13, "balanced softmax, uniform counts");
+    assert_rel(d, a, 1e-13, "logit adjustment, uniform counts");
+    for (int i = 0; i < B * C; i++) {
+        ck_assert_float_eq_tol(dbs[i], dce[i], 1e-7f);
+        ck_assert_float_eq_tol(dla[i], dce[i], 1e-7f);
+    }
+    free(dbs);
+    /* LADE with lambda 0 is balanced softmax. */
+    double e = run(&lade, counts, C, z, y, NULL, B, C, 1.0f, 0, &dbs);
+    assert_rel(e, a, 1e-13, "LADE lambda 0, uniform counts");
+    free(dce), free(dbs), free(dla), free(z), free(y);
+}
+END_TEST
+
+START_TEST(logit_adjust_tau_one_is_balanced_softmax_tau_zero_is_ce)
+{
+    const int B = 8, C = 4;
+    const int64_t counts[4] = {400, 30, 5, 0};
+    float *z = frand((size_t)B * C, 60, 2.0), *d1, *d2;
+    int32_t *y = rand_targets(B, C, 61);
+    cx_loss_config la = config(CX_LOSS_LOGIT_ADJUST), bs = config(CX_LOSS_BALANCED_SOFTMAX);
+    cx_loss_config ce = config(CX_LOSS_CE);
+    double a = run(&la, counts, C, z, y, NULL, B, C, 1.0f, 0, &d1);
+    double b = run(&bs, counts, C, z, y, NULL, B, C, 1.0f, 0, &d2);
+    ck_assert(a == b);
+    assert_same_bits(d1, d2, (size_t)B * C, "LA tau 1 vs balanced softmax");
+    free(d1), free(d2);
+    la.la_tau = 0.0;
+    a = run(&la, counts, C, z, y, NULL, B, C, 1.0f, 0, &d1);
+    b = run(&ce, counts, C, z, y, NULL, B, C, 1.0f, 0, &d2);
+    ck_assert(a == b);
+    assert_same_bits(d1, d2, (size_t)B * C, "LA tau 0 vs CE");
+    /* Balanced softmax by hand: CE(z + log pi), pi from max(n, 1) = {400, 30, 5, 1} / 436. */
+    double n[4] = {400, 30, 5, 1}, v[4], want = 0.0;
+    for (int i = 0; i < B; i++) {
+        for (int j = 0; j < C; j++)
+            v[j] = z[i * C + j] + log(n[j] / 436.0);
+        want += naive_ce_row(v, y[i], C, NULL) / B;
+    }
+    free(d1);
+    assert_rel(run(&bs, counts, C, z, y, NULL, B, C, 1.0f, 0, &d1), want, 1e-13,
+               "balanced softmax by hand");
+    free(d1), free(d2), free(z), free(y);
+}
+END_TEST
+
+/* The loss of a batch of two samples (classes a and b, a != b), each class weight recovered
+ * from it: torch's convention gives (wa la + wb lb) / (wa + wb). */
+static void check_two_sample_weights(cx_loss_kind kind, const int64_t *counts, int C,
+                                     const double *w)
+{
+    float z[2 * 8];
+    gc_fill_normal(z, (size_t)2 * C, 70, 1.0);
+    cx_loss_config c = config(kind);
+    c.effnum_beta = 0.9;
+    c.grw_p = 0.7;
+    for (int a = 0; a < C; a++)
+        for (int b = 0; b < C; b++) {
+            if (a == b)
+                continue;
+            int32_t y[2] = {a, b};
+            double la = 0, lb = 0, v[8], pa[8], pb[8];
+            for (int j = 0; j < C; j++)
+                v[j] = z[j];
+            la = naive_ce_row(v, a, C, pa);
+            for (int j = 0; j < C; j++)
+                v[j] = z[C + j];
+            lb = naive_ce_row(v, b, C, pb);
+            float *dz;
+            double got = run(&c, counts, C, z, y, NULL, 2, C, 1.0f, 0, &dz);
+            assert_rel(got, (w[a] * la + w[b] * lb) / (w[a] + w[b]), 1e-12, "weighted CE");
+            double ka = w[a] / (w[a] + w[b]), kb = w[b] / (w[a] + w[b]);
+            for (int j = 0; j < C; j++) {
+                ck_assert_double_eq_tol(dz[j], ka * (pa[j] - (j == a)), 2e-7);
+                ck_assert_double_eq_tol(dz[C + j], kb * (pb[j] - (j == b)), 2e-7);
+            }
+            free(dz);
+        }
+}
+
+START_TEST(class_weights_and_their_normalisations)
+{
+    const int C = 4;
+    const int64_t counts[4] = {100, 10, 1, 0}; /* as {100, 10, 1, 1}: N' = 112 */
+    const double n[4] = {100, 10, 1, 1};
+    double w[4], s = 0;
+    /* CBW: N / (C n_c). */
+    for (int c = 0; c < C; c++)
+        w[c] = 112.0 / (4.0 * n[c]);
+    ck_assert_double_eq_tol(w[0], 0.28, 1e-15);
+    ck_assert_double_eq_tol(w[2], 28.0, 1e-13);
+    check_two_sample_weights(CX_LOSS_CBW, counts, C, w);
+    /* Effective number, beta 0.9: (1 - beta) / (1 - beta^n), normalised to sum C. */
+    for (int c = 0; c < C; c++)
+        s += (w[c] = 0.1 / (1.0 - pow(0.9, n[c])));
+    for (int c = 0; c < C; c++)
+        w[c] *= C / s;
+    ck_assert_double_eq_tol(w[0] + w[1] + w[2] + w[3], 4.0, 1e-12);
+    ck_assert_double_eq_tol(w[2] / w[0], (1.0 - pow(0.9, 100)) / 0.1, 1e-9);
+    check_two_sample_weights(CX_LOSS_EFFNUM, counts, C, w);
+    /* GRW, p = 0.7: C pi^-p / sum_k pi_k^-p. */
+    s = 0;
+    for (int c = 0; c < C; c++)
+        s += (w[c] = pow(n[c] / 112.0, -0.7));
+    for (int c = 0; c < C; c++)
+        w[c] *= C / s;
+    ck_assert_double_eq_tol(w[0] + w[1] + w[2] + w[3], 4.0, 1e-12);
+    check_two_sample_weights(CX_LOSS_GRW, counts, C, w);
+
+    /* The weights are normalised by the batch's sum of w_y: a batch of one class is plain CE. */
+    const int B = 6;
+    float *zz = frand((size_t)B * C, 71, 2.0), *d1, *d2;
+    int32_t y[6] = {2, 2, 2, 2, 2, 2};
+    cx_loss_config ce = config(CX_LOSS_CE);
+    double want = run(&ce, counts, C, zz, y, NULL, B, C, 1.0f, 0, &d1);
+    cx_loss_kind kinds[3] = {CX_LOSS_CBW, CX_LOSS_EFFNUM, CX_LOSS_GRW};
+    for (int k = 0; k < 3; k++) {
+        cx_loss_config c = config(kinds[k]);
+        assert_rel(run(&c, counts, C, zz, y, NULL, B, C, 1.0f, 0, &d2), want, 1e-14,
+                   "one-class batch");
+        for (int i = 0; i < B * C; i++)
+            ck_assert_float_eq_tol(d2[i], d1[i], 1e-8f);
+        free(d2);
+    }
+    free(d1), free(zz);
+}
+END_TEST
+
+START_TEST(ldam_margins_for_counts_100_10_1)
+{
+    const int C = 3;
+    const int64_t counts[3] = {100, 10, 1};
+    /* m_c = 0.5 n_c^-1/4 / max_k n_k^-1/4 = 0.5 {0.316228, 0.562341, 1}. */
+    const double m[3] = {0.5 * pow(100, -0.25), 0.5 * pow(10, -0.25), 0.5};
+    ck_assert_double_eq_tol(m[0], 0.158113883008419, 1e-14);
+    ck_assert_double_eq_tol(m[1], 0.281170662595175, 1e-14);
+    const float scale = 30.0f;
+    cx_loss_config c = config(CX_LOSS_LDAM);
+    cx_loss *l = make(&c, counts, C, 1);
+    float z[3] = {0.3f, -0.2f, 0.1f}, dz[3];
+    for (int y = 0; y < C; y++) {
+        int32_t t = y;
+        double v[3] = {z[0], z[1], z[2]}, p[3];
+        v[y] -= scale * m[y];
+        double want = naive_ce_row(v, y, C, p);
+        double got = cx_loss_compute(l, z, &t, NULL, 1, C, scale, 0, dz);
+        assert_rel(got, want, 1e-13, "LDAM single sample");
+        for (int j = 0; j < C; j++)
+            ck_assert_double_eq_tol(dz[j], p[j] - (j == y), 1e-7);
+    }
+    /* A subset looks margins up by class id: column 0 is class 2 (margin 0.5). */
+    int32_t cls[2] = {2, 0}, t = 0;
+    float zs[2] = {0.1f, 0.3f};
+    double v[2] = {(double)zs[0] - scale * 0.5, zs[1]};
+    assert_rel(cx_loss_compute(l, zs, &t, cls, 1, 2, scale, 0, dz), naive_ce_row(v, 0, 2, NULL),
+               1e-13, "LDAM margin through classes");
+    /* The scale passed in is the one used. */
+    v[0] = (double)zs[0] - 2.0 * 0.5;
+    assert_rel(cx_loss_compute(l, zs, &t, cls, 1, 2, 2.0f, 0, dz), naive_ce_row(v, 0, 2, NULL),
+               1e-13, "LDAM scale");
+    cx_loss_free(l);
+}
+END_TEST
+
+START_TEST(drw_switches_at_its_one_based_epoch)
+{
+    const int B = 10, C = 5;
+    const int64_t counts[5] = {200, 50, 10, 2, 0};
+    float *z = frand((size_t)B * C, 80, 1.0), *d0 = fbuf((size_t)B * C), *d1 = fbuf((size_t)B * C);
+    int32_t *y = rand_targets(B, C, 81);
+    cx_loss_kind kinds[3] = {CX_LOSS_CE, CX_LOSS_FOCAL, CX_LOSS_LDAM};
+    for (int k = 0; k < 3; k++) {
+        cx_loss_config plain = config(kinds[k]), drw = plain;
+        drw.drw_epoch = 3;
+        drw.effnum_beta = 0.99;
+        cx_loss *lp = make(&plain, counts, C, B), *ld = make(&drw, counts, C, B);
+        /* 0-based epochs 0 and 1 (1-based 1 and 2): unweighted. */
+        for (int e = 0; e < 2; e++) {
+            double a = cx_loss_compute(lp, z, y, NULL, B, C, 3.0f, e, d0);
+            double b = cx_loss_compute(ld, z, y, NULL, B, C, 3.0f, e, d1);
+            ck_assert(a == b);
+            assert_same_bits(d0, d1, (size_t)B * C, "before DRW");
+        }
+        /* From 0-based epoch 2 on: the effective-number weights. */
+        double w[5], s = 0, n[5] = {200, 50, 10, 2, 1};
+        for (int c = 0; c < C; c++)
+            s += (w[c] = 0.01 / (1.0 - pow(0.99, n[c])));
+        for (int e = 2; e < 6; e += 3) {
+            double a = cx_loss_compute(lp, z, y, NULL, B, C, 3.0f, e, d0);
+            double b = cx_loss_compute(ld, z, y, NULL, B, C, 3.0f, e, d1);
+            ck_assert_msg(fabs(a - b) > 1e-3, "kind %d epoch %d: DRW changed nothing",
+                          (int)kinds[k], e);
+            /* The weighted mean of the unweighted per-sample losses (batches of one). */
+            double num = 0, den = 0;
+            for (int i = 0; i < B; i++) {
+                float row[5];
+                int32_t t = y[i];
+                double li = cx_loss_compute(lp, z + i * C, &t, NULL, 1, C, 3.0f, e, row);
+                num += w[y[i]] * li;
+                den += w[y[i]];
+            }
+            assert_rel(b, num / den, 1e-12, "DRW weighted mean");
+        }
+        /* drw_epoch 0: never, however late. */
+        cx_loss_config never = plain;
+        never.drw_epoch = 0;
+        cx_loss *ln = make(&never, counts, C, B);
+        double a = cx_loss_compute(lp, z, y, NULL, B, C, 3.0f, 999, d0);
+        double b = cx_loss_compute(ln, z, y, NULL, B, C, 3.0f, 999, d1);
+        ck_assert(a == b);
+        cx_loss_free(lp), cx_loss_free(ld), cx_loss_free(ln);
+    }
+    free(z), free(d0), free(d1), free(y);
+}
+END_TEST
+
+/* The LADE regulariser by hand, over the present classes only; logits (B, K) of classes cls. */
+static double naive_lade_term(const float *z, const int32_t *y, const int32_t *cls, int B, int K,
+                              const double *prior, int C)
+{
+    double L = 0.0;
+    for (int k = 0; k < K; k++) {
+        int c = cls ? cls[k] : k, nk = 0;
+        double first = 0.0, mx = -INFINITY, s = 0.0;
+        double a = -log(prior[c]) + log(1.0 / C);
+        for (int i = 0; i < B; i++)
+            if (y[i] == k) {
+                nk++;
+                first += z[i * K + k];
+            }
+        if (nk == 0)
+            continue;
+        first /= nk;
+        for (int i = 0; i < B; i++)
+            mx = fmax(mx, z[i * K + k] + a);
+        for (int i = 0; i < B; i++)
+            s += exp(z[i * K + k] + a - mx);
+        double second = mx + log(s) - log((double)B);
+        L -= prior[c] * (first - second - 0.1 * second * second);
+    }
+    return L;
+}
+
+START_TEST(lade_by_hand_and_on_a_subset)
+{
+    const int B = 7, C = 5, K = 3;
+    const int64_t counts[5] = {60, 25, 9, 0, 4};
+    const double n[5] = {60, 25, 9, 1, 4};
+    double prior[5];
+    for (int c = 0; c < C; c++)
+        prior[c] = n[c] / 99.0;
+    float *z = frand((size_t)B * C, 90, 1.5), *dl, *db;
+    int32_t y[7] = {0, 3, 3, 1, 0, 0, 3}; /* classes 2 and 4 absent */
+    cx_loss_config lade = config(CX_LOSS_LADE), bs = config(CX_LOSS_BALANCED_SOFTMAX);
+    lade.lade_lambda = 0.3;
+    double v = run(&lade, counts, C, z, y, NULL, B, C, 1.0f, 0, &dl);
+    double ce = run(&bs, counts, C, z, y, NULL, B, C, 1.0f, 0, &db);
+    double term = naive_lade_term(z, y, NULL, B, C, prior, C);
+    assert_rel(v, ce + 0.3 * term, 1e-12, "LADE by hand");
+    ck_assert_msg(fabs(term) > 1e-3, "the regulariser is not exercised (%g)", term);
+    /* Absent classes' columns get only the CE gradient. */
+    for (int i = 0; i < B; i++) {
+        ck_assert_float_eq_tol(dl[i * C + 2], db[i * C + 2], 1e-8f);
+        ck_assert_float_eq_tol(dl[i * C + 4], db[i * C + 4], 1e-8f);
+    }
+    free(dl), free(db);
+
+    /* A subset of classes {0, 1, 3} holding all present classes: the regulariser is the
+     * full set's exactly (same logits in those columns), the CE part is over the subset. */
+    const int32_t cls[3] = {0, 1, 3};
+    float *zs = fbuf((size_t)B * K);
+    int32_t ys[7];
+    for (int i = 0; i < B; i++) {
+        for (int k = 0; k < K; k++)
+            zs[i * K + k] = z[i * C + cls[k]];
+        ys[i] = y[i] == 3 ? 2 : y[i];
+    }
+    double vs = run(&lade, counts, C, zs, ys, cls, B, K, 1.0f, 0, &dl);
+    double ces = run(&bs, counts, C, zs, ys, cls, B, K, 1.0f, 0, &db);
+    assert_rel(vs - ces, v - ce, 1e-9, "LADE term on the subset vs all classes");
+    assert_rel(vs, ces + 0.3 * naive_lade_term(zs, ys, cls, B, K, prior, C), 1e-12,
+               "LADE on a subset by hand");
+    free(dl), free(db), free(z), free(zs);
+}
+END_TEST
+
+START_TEST(subset_of_all_classes_equals_no_subset)
+{
+    const int B = 9, C = 6;
+    int32_t ident[6] = {0, 1, 2, 3, 4, 5};
+    float *z = frand((size_t)B * C, 95, 2.0), *d1, *d2;
+    int32_t *y = rand_targets(B, C, 96);
+    for (int k = CX_LOSS_CE; k <= CX_LOSS_LADE; k++) {
+        cx_loss_config c = config((cx_loss_kind)k);
+        double a = run(&c, gc_counts, C, z, y, NULL, B, C, 2.0f, 0, &d1);
+        double b = run(&c, gc_counts, C, z, y, ident, B, C, 2.0f, 0, &d2);
+        ck_assert_msg(a == b, "kind %d: %.17g vs %.17g", k, a, b);
+        assert_same_bits(d1, d2, (size_t)B * C, "identity subset");
+        free(d1), free(d2);
+    }
+    free(z), free(y);
+}
+END_TEST
+
+START_TEST(zero_count_classes_count_as_one)
+{
+    const int B = 8, C = 4;
+    const int64_t zero[4] = {50, 0, 7, 0}, one[4] = {50, 1, 7, 1};
+    float *z = frand((size_t)B * C, 97, 2.0), *d1, *d2;
+    int32_t *y = rand_targets(B, C, 98);
+    y[0] = 1;
+    y[1] = 3;
+    for (int k = CX_LOSS_CE; k <= CX_LOSS_LADE; k++) {
+        cx_loss_config c = config((cx_loss_kind)k);
+        double a = run(&c, zero, C, z, y, NULL, B, C, 5.0f, 0, &d1);
+        double b = run(&c, one, C, z, y, NULL, B, C, 5.0f, 0, &d2);
+        ck_assert_msg(isfinite(a) && a == b, "kind %d: %.17g vs %.17g", k, a, b);
+        assert_same_bits(d1, d2, (size_t)B * C, "zero counts as one");
+        free(d1), free(d2);
+    }
+    /* Every class empty: uniform prior, every weight equal. */
+    const int64_t none[4] = {0, 0, 0, 0};
+    cx_loss_config c = config(CX_LOSS_GRW), ce = config(CX_LOSS_CE);
+    assert_rel(run(&c, none, C, z, y, NULL, B, C, 1.0f, 0, &d1),
+               run(&ce, none, C, z, y, NULL, B, C, 1.0f, 0, &d2), 1e-14, "all classes empty");
+    free(d1), free(d2), free(z), free(y);
+}
+END_TEST
+
+START_TEST(log_prior_is_tau_log_pi)
+{
+    const int64_t counts[4] = {30, 10, 0, 9}; /* as {30, 10, 1, 9}: N' = 50 */
+    cx_loss_config c = config(CX_LOSS_CE);
+    c.la_tau = 0.5;
+    cx_loss *l = make(&c, counts, 4, 2);
+    const float *lp = cx_loss_log_prior(l);
+    const double n[4] = {30, 10, 1, 9};
+    for (int k = 0; k < 4; k++)
+        ck_assert_float_eq_tol(lp[k], (float)(0.5 * log(n[k] / 50.0)), 1e-7f);
+    cx_loss_free(l);
+}
+END_TEST
+
+START_TEST(loss_bit_identical_on_one_and_two_threads)
+{
+    /* B K above the threading threshold, so the two-thread run really is parallel. */
+    const int B = 1200, C = 300, K = 240;
+    ck_assert_uint_ge((size_t)B * K, CX_OPS_PAR_ELEMS_DEAR);
+    int64_t *counts = calloc(C, sizeof *counts);
+    for (int c = 0; c < C; c++)
+        counts[c] = (int64_t)(1000.0 * pow(0.98, c)) - 2; /* some zero counts at the tail */
+    for (int c = 0; c < C; c++)
+        if (counts[c] < 0)
+            counts[c] = 0;
+    int32_t *cls = ibuf(K);
+    for (int k = 0; k < K; k++)
+        cls[k] = (int32_t)(k * C / K);
+    float *z = frand((size_t)B * K, 99, 3.0);
+    float *d1 = fbuf((size_t)B * K), *d2 = fbuf((size_t)B * K);
+    int32_t *y = rand_targets(B, K, 100);
+    int saved = cx_threads_get();
+    for (int k = CX_LOSS_CE; k <= CX_LOSS_LADE; k++) {
+        cx_loss_config c = config((cx_loss_kind)k);
+        cx_loss *l = make(&c, counts, C, B);
+        cx_threads_set(1);
+        double a = cx_loss_compute(l, z, y, cls, B, K, 10.0f, 0, d1);
+        cx_threads_set(2);
+        double b = cx_loss_compute(l, z, y, cls, B, K, 10.0f, 0, d2);
+        ck_assert_msg(a == b && isfinite(a), "kind %d: %.17g vs %.17g", k, a, b);
+        assert_same_bits(d1, d2, (size_t)B * K, "threads");
+        cx_loss_free(l);
+    }
+    cx_threads_set(saved);
+    free(counts), free(cls), free(z), free(d1), free(d2), free(y);
+}
+END_TEST
+
+/* ---- samplers ----------------------------------------------------------------------------- */
+
+/* Labels: class c has cnt[c] samples, interleaved (not grouped) so positions do not give the
+ * class away. */
+static int32_t *make_labels(const int *cnt, int C, size_t *n_out)
+{
+    size_t n = 0;
+    for (int c = 0; c < C; c++)
+        n += (size_t)cnt[c];
+    int32_t *lab = ibuf(n);
+    int *left = calloc((size_t)C, sizeof *left);
+    memcpy(left, cnt, sizeof *left * (size_t)C);
+    size_t i = 0;
+    while (i < n)
+        for (int c = 0; c < C; c++)
+            if (left[c] > 0) {
+                left[c]--;
+                lab[i++] = c;
+            }
+    free(left);
+    *n_out = n;
+    return lab;
+}
+
+static cx_sampler *make_sampler(cx_sampler_kind kind, const int32_t *lab, size_t n, int C,
+                                uint64_t seed)
+{
+    cx_sampler *s = NULL;
+    cx_err err = {0};
+    ck_assert_msg(cx_sampler_create(&s, kind, lab, n, C, seed, &err) == CX_OK, "%s", err.msg);
+    return s;
+}
+
+START_TEST(sampler_shuffle_is_a_permutation_per_epoch)
+{
+    const int cnt[3] = {500, 40, 3};
+    size_t n;
+    int32_t *lab = make_labels(cnt, 3, &n);
+    cx_sampler *s = make_sampler(CX_SAMPLER_SHUFFLE, lab, n, 3, 7);
+    uint32_t *o = malloc(sizeof *o * n), *o2 = malloc(sizeof *o2 * n);
+    char *seen = calloc(n, 1);
+    for (int e = 0; e < 4; e++) {
+        cx_sampler_epoch(s, e, o);
+        memset(seen, 0, n);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_uint_lt(o[i], n);
+            ck_assert_msg(!seen[o[i]], "epoch %d: %u twice", e, o[i]);
+            seen[o[i]] = 1;
+        }
+        size_t fixed = 0;
+        for (size_t i = 0; i < n; i++)
+            fixed += o[i] == i;
+        ck_assert_uint_lt(fixed, 10); /* a permutation, not the identity (expected 1) */
+        if (e > 0)
+            ck_assert_msg(memcmp(o, o2, sizeof *o * n) != 0, "epochs %d and %d equal", e - 1, e);
+        memcpy(o2, o, sizeof *o * n);
+    }
+    cx_sampler_free(s);
+    free(lab), free(o), free(o2), free(seen);
+}
+END_TEST
+
+START_TEST(sampler_orders_depend_only_on_seed_and_epoch)
+{
+    const int cnt[4] = {300, 60, 9, 1};
+    size_t n;
+    int32_t *lab = make_labels(cnt, 4, &n);
+    uint32_t *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
+    for (int k = CX_SAMPLER_SHUFFLE; k <= CX_SAMPLER_SQRT; k++) {
+        cx_sampler *s1 = make_sampler((cx_sampler_kind)k, lab, n, 4, 11);
+        cx_sampler *s2 = make_sampler((cx_sampler_kind)k, lab, n, 4, 11);
+        cx_sampler *s3 = make_sampler((cx_sampler_kind)k, lab, n, 4, 12);
+        /* Epoch 5 from a fresh sampler, and after other epochs: the same (a resumed run). */
+        cx_sampler_epoch(s1, 5, a);
+        cx_sampler_epoch(s2, 0, b);
+        cx_sampler_epoch(s2, 9, b);
+        cx_sampler_epoch(s2, 5, b);
+        ck_assert_msg(memcmp(a, b, sizeof *a * n) == 0, "kind %d: epoch 5 not reproduced", k);
+        cx_sampler_epoch(s2, 6, b);
+        ck_assert_msg(memcmp(a, b, sizeof *a * n) != 0, "kind %d: epochs 5 and 6 equal", k);
+        cx_sampler_epoch(s3, 5, b);
+        ck_assert_msg(memcmp(a, b, sizeof *a * n) != 0, "kind %d: seeds 11 and 12 equal", k);
+        cx_sampler_free(s1), cx_sampler_free(s2), cx_sampler_free(s3);
+    }
+    free(lab), free(a), free(b);
+}
+END_TEST
+
+/* Class frequencies of draws over many epochs against target probabilities, within 5
+ * standard errors; each sample's frequency within its class is checked for the small classes. */
+static void check_rebalanced(cx_sampler_kind kind, const double *target)
+{
+    const int C = 7;
+    const int cnt[7] = {1000, 300, 100, 0, 30, 10, 3}; /* class 3 is empty */
+    size_t n;
+    int32_t *lab = make_labels(cnt, C, &n);
+    cx_sampler *s = make_sampler(kind, lab, n, C, 2024);
+    uint32_t *o = malloc(sizeof *o * n);
+    double freq[7] = {0};
+    double *per = calloc(n, sizeof *per);
+    const int epochs = 40;
+    for (int e = 0; e < epochs; e++) {
+        cx_sampler_epoch(s, e, o);
+        for (size_t i = 0; i < n; i++) {
+            ck_assert_uint_lt(o[i], n);
+            freq[lab[o[i]]]++;
+            per[o[i]]++;
+        }
+    }
+    double N = (double)n * epochs;
+    for (int c = 0; c < C; c++) {
+        double p = target[c], se = sqrt(p * (1 - p) / N);
+        ck_assert_msg(fabs(freq[c] / N - p) <= 5 * se + 1e-12,
+                      "kind %d class %d: frequency %.5f, target %.5f (se %.5f)", (int)kind, c,
+                      freq[c] / N, p, se);
+    }
+    ck_assert(freq[3] == 0);
+    /* Within a class, each sample is equally likely: samples of classes 5 and 6. */
+    for (size_t i = 0; i < n; i++) {
+        int c = lab[i];
+        if (c < 5)
+            continue;
+        double p = target[c] / cnt[c], se = sqrt(p * (1 - p) / N);
+        ck_assert_msg(fabs(per[i] / N - p) <= 5 * se, "kind %d sample %zu (class %d): %.5f vs "
+                      "%.5f", (int)kind, i, c, per[i] / N, p);
+    }
+    cx_sampler_free(s);
+    free(lab), free(o), free(per);
+}
+
+START_TEST(sampler_class_balanced_frequencies)
+{
+    double t[7] = {1, 1, 1, 0, 1, 1, 1};
+    for (int c = 0; c < 7; c++)
+        t[c] /= 6.0;
+    check_rebalanced(CX_SAMPLER_CLASS_BALANCED, t);
+}
+END_TEST
+
+START_TEST(sampler_sqrt_frequencies)
+{
+    const int cnt[7] = {1000, 300, 100, 0, 30, 10, 3};
+    double t[7], s = 0;
+    for (int c = 0; c < 7; c++)
+        s += (t[c] = sqrt((double)cnt[c]));
+    for (int c = 0; c < 7; c++)
+        t[c] /= s;
+    check_rebalanced(CX_SAMPLER_SQRT, t);
+}
+END_TEST
+
+START_TEST(sampler_create_refuses_bad_labels_and_handles_empty)
+{
+    int32_t lab[4] = {0, 1, 3, 1};
+    cx_sampler *s = (cx_sampler *)1;
+    cx_err err = {0};
+    ck_assert_int_eq(cx_sampler_create(&s, CX_SAMPLER_SQRT, lab, 4, 3, 1, &err), CX_EDATA);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err.msg, "sample 2") && strstr(err.msg, "label 3"), "%s", err.msg);
+    lab[2] = -1;
+    ck_assert_int_eq(cx_sampler_create(&s, CX_SAMPLER_SHUFFLE, lab, 4, 3, 1, &err), CX_EDATA);
+    ck_assert_int_eq(cx_sampler_create(&s, CX_SAMPLER_SHUFFLE, lab, 4, 0, 1, &err), CX_EUSAGE);
+    /* No samples: an epoch writes nothing (and does not crash). */
+    for (int k = CX_SAMPLER_SHUFFLE; k <= CX_SAMPLER_SQRT; k++) {
+        s = make_sampler((cx_sampler_kind)k, lab, 0, 3, 1);
+        uint32_t o[1] = {77};
+        cx_sampler_epoch(s, 0, o);
+        ck_assert_uint_eq(o[0], 77);
+        cx_sampler_free(s);
+    }
+    /* One class: every draw is one of its samples. */
+    int32_t one[5] = {2, 2, 2, 2, 2};
+    s = make_sampler(CX_SAMPLER_CLASS_BALANCED, one, 5, 4, 3);
+    uint32_t o[5];
+    cx_sampler_epoch(s, 1, o);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_lt(o[i], 5);
+    cx_sampler_free(s);
+    cx_sampler_free(NULL);
+}
+END_TEST
+
+/* ---- vocabulary sampler ------------------------------------------------------------------- */
+
+static cx_vocab_sampler *make_vocab(int C, int K, cx_vocab_weight w, const int64_t *counts)
+{
+    cx_vocab_sampler *s = NULL;
+    cx_err err = {0};
+    ck_assert_msg(cx_vocab_sampler_create(&s, C, K, w, counts, &err) == CX_OK, "%s", err.msg);
+    return s;
+}
+
+START_TEST(vocab_holds_the_batch_sorted_distinct_and_remaps_targets)
+{
+    const int C = 40, K = 12, B = 16;
+    int64_t counts[40];
+    for (int c = 0; c < C; c++)
+        counts[c] = 200 / (c + 1);
+    for (int w = CX_VOCAB_UNIFORM; w <= CX_VOCAB_SQRT; w++) {
+        cx_vocab_sampler *s = make_vocab(C, K, (cx_vocab_weight)w, counts);
+        cx_rng r;
+        cx_rng_seed(&r, 5, (uint64_t)w);
+        int32_t lab[16], cls[16], tg[16];
+        for (int t = 0; t < 300; t++) {
+            /* Batches of 1 to 16 samples with repeats, so |V| ranges below and above K. */
+            int b = 1 + (int)cx_rng_below(&r, B);
+            int span = 1 + (int)cx_rng_below(&r, C);
+            for (int i = 0; i < b; i++)
+                lab[i] = (int32_t)cx_rng_below(&r, (uint32_t)span);
+            int nv = 0;
+            for (int i = 0; i < b; i++) {
+                int dup = 0;
+                for (int j = 0; j < i; j++)
+                    dup |= lab[j] == lab[i];
+                nv += !dup;
+            }
+            int m = cx_vocab_sampler_draw(s, lab, b, &r, cls, tg);
+            ck_assert_int_eq(m, nv > K ? nv : K);
+            for (int k = 1; k < m; k++)
+                ck_assert_msg(cls[k - 1] < cls[k], "not sorted and distinct at %d", k);
+            for (int k = 0; k < m; k++)
+                ck_assert(cls[k] >= 0 && cls[k] < C);
+            for (int i = 0; i < b; i++) {
+                ck_assert(tg[i] >= 0 && tg[i] < m);
+                ck_assert_int_eq(cls[tg[i]], lab[i]);
+            }
+        }
+        cx_vocab_sampler_free(s);
+    }
+}
+END_TEST
+
+START_TEST(vocab_keeps_only_the_batch_when_it_has_k_classes)
+{
+    const int64_t counts[10] = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
+    cx_vocab_sampler *s = make_vocab(10, 3, CX_VOCAB_LINEAR, counts);
+    cx_rng r;
+    cx_rng_seed(&r, 1, 1);
+    int32_t lab[6] = {8, 1, 8, 4, 6, 1}, cls[6], tg[6];
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 6, &r, cls, tg), 4);
+    const int32_t want[4] = {1, 4, 6, 8}, wt[6] = {3, 0, 3, 1, 2, 0};
+    for (int k = 0; k < 4; k++)
+        ck_assert_int_eq(cls[k], want[k]);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(tg[i], wt[i]);
+    /* Exactly K ({8, 1, 4}): no draw at all, the RNG is untouched. */
+    cx_rng before = r;
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 4, &r, cls, tg), 3);
+    ck_assert(memcmp(&before, &r, sizeof r) == 0);
+    ck_assert_int_eq(cls[0], 1);
+    ck_assert_int_eq(cls[1], 4);
+    ck_assert_int_eq(cls[2], 8);
+    cx_vocab_sampler_free(s);
+}
+END_TEST
+
+/* Frequency of each class as the single negative next to V = {0}, against w_c / sum w. */
+static void check_negative_law(cx_vocab_weight wk)
+{
+    const int C = 6;
+    const int64_t counts[6] = {1000, 400, 100, 25, 4, 1};
+    cx_vocab_sampler *s = make_vocab(C, 2, wk, counts);
+    cx_rng r;
+    cx_rng_seed(&r, 77, (uint64_t)wk);
+    double freq[6] = {0}, w[6], tw = 0;
+    for (int c = 1; c < C; c++)
+        tw += (w[c] = wk == CX_VOCAB_UNIFORM  ? 1.0
+                      : wk == CX_VOCAB_LINEAR ? (double)counts[c]
+                                              : sqrt((double)counts[c]));
+    const int T = 40000;
+    int32_t lab[3] = {0, 0, 0}, cls[3], tg[3];
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 3, &r, cls, tg), 2);
+        ck_assert_int_eq(cls[0], 0);
+        ck_assert_int_eq(tg[0], 0);
+        freq[cls[1]]++;
+    }
+    for (int c = 1; c < C; c++) {
+        double p = w[c] / tw, se = sqrt(p * (1 - p) / T);
+        ck_assert_msg(fabs(freq[c] / T - p) <= 5 * se, "weight %d class %d: %.5f vs %.5f",
+                      (int)wk, c, freq[c] / T, p);
+    }
+    cx_vocab_sampler_free(s);
+}
+
+START_TEST(vocab_negatives_follow_their_weights)
+{
+    check_negative_law(CX_VOCAB_UNIFORM);
+    check_negative_law(CX_VOCAB_LINEAR);
+    check_negative_law(CX_VOCAB_SQRT);
+}
+END_TEST
+
+START_TEST(vocab_two_negatives_inclusion_probabilities)
+{
+    /* Two draws without replacement, proportional to n_c: P(c drawn) = w_c / W +
+     * sum_{a != c} (w_a / W) w_c / (W - w_a), over classes outside V = {2}. */
+    const int C = 5;
+    const int64_t counts[5] = {50, 30, 999, 15, 5};
+    cx_vocab_sampler *s = make_vocab(C, 3, CX_VOCAB_LINEAR, counts);
+    double W = 0, incl[5] = {0}, freq[5] = {0};
+    for (int c = 0; c < C; c++)
+        if (c != 2)
+            W += (double)counts[c];
+    for (int c = 0; c < C; c++) {
+        if (c == 2)
+            continue;
+        incl[c] = counts[c] / W;
+        for (int a = 0; a < C; a++)
+            if (a != c && a != 2)
+                incl[c] += counts[a] / W * counts[c] / (W - counts[a]);
+    }
+    cx_rng r;
+    cx_rng_seed(&r, 3, 3);
+    const int T = 30000;
+    int32_t lab[1] = {2}, cls[3], tg[1];
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 1, &r, cls, tg), 3);
+        ck_assert_int_eq(cls[tg[0]], 2);
+        for (int k = 0; k < 3; k++)
+            freq[cls[k]]++;
+    }
+    ck_assert(freq[2] == T);
+    for (int c = 0; c < C; c++) {
+        if (c == 2)
+            continue;
+        double p = incl[c], se = sqrt(p * (1 - p) / T);
+        ck_assert_msg(fabs(freq[c] / T - p) <= 5 * se, "class %d: %.5f vs %.5f", c,
+                      freq[c] / T, p);
+    }
+    cx_vocab_sampler_free(s);
+}
+END_TEST
+
+START_TEST(vocab_zero_weight_classes_are_never_drawn)
+{
+    const int C = 8;
+    const int64_t counts[8] = {10, 0, 5, 0, 0, 3, 0, 0};
+    cx_rng r;
+    cx_rng_seed(&r, 9, 9);
+    int32_t lab[2] = {6, 0}, cls[8], tg[2];
+    for (int w = CX_VOCAB_LINEAR; w <= CX_VOCAB_SQRT; w++) {
+        cx_vocab_sampler *s = make_vocab(C, 4, (cx_vocab_weight)w, counts);
+        for (int t = 0; t < 200; t++) {
+            /* V = {0, 6}; only classes 2 and 5 have positive weight outside V. */
+            ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 2, &r, cls, tg), 4);
+            const int32_t want[4] = {0, 2, 5, 6};
+            for (int k = 0; k < 4; k++)
+                ck_assert_int_eq(cls[k], want[k]);
+            ck_assert_int_eq(tg[0], 3);
+            ck_assert_int_eq(tg[1], 0);
+        }
+        cx_vocab_sampler_free(s);
+        /* K = 6 asks for 4 negatives, 2 have positive weight: 4 classes, fewer than K. */
+        s = make_vocab(C, 6, (cx_vocab_weight)w, counts);
+        ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 2, &r, cls, tg), 4);
+        cx_vocab_sampler_free(s);
+    }
+    /* Uniform weights: the zero-count classes are drawn too. */
+    cx_vocab_sampler *s = make_vocab(C, 8, CX_VOCAB_UNIFORM, counts);
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 2, &r, cls, tg), 8);
+    for (int k = 0; k < 8; k++)
+        ck_assert_int_eq(cls[k], k);
+    ck_assert_int_eq(tg[0], 6);
+    cx_vocab_sampler_free(s);
+}
+END_TEST
+
+START_TEST(vocab_create_errors_bad_labels_and_determinism)
+{
+    const int64_t counts[4] = {4, 3, 2, 1}, neg[4] = {4, -3, 2, 1};
+    cx_vocab_sampler *s = (cx_vocab_sampler *)1;
+    cx_err err = {0};
+    ck_assert_int_eq(cx_vocab_sampler_create(&s, 4, 5, CX_VOCAB_LINEAR, counts, &err), CX_EUSAGE);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err.msg, "vocab.k") != NULL, "%s", err.msg);
+    ck_assert_int_eq(cx_vocab_sampler_create(&s, 4, 0, CX_VOCAB_LINEAR, counts, &err), CX_EUSAGE);
+    ck_assert_int_eq(cx_vocab_sampler_create(&s, 4, 2, CX_VOCAB_LINEAR, neg, &err), CX_EDATA);
+    ck_assert_int_eq(cx_vocab_sampler_create(&s, 4, 2, (cx_vocab_weight)9, counts, &err),
+                     CX_EUSAGE);
+    s = make_vocab(4, 2, CX_VOCAB_SQRT, counts);
+    int32_t bad[2] = {1, 4}, cls[4], tg[2];
+    cx_rng r, r2;
+    cx_rng_seed(&r, 1, 2);
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, bad, 2, &r, cls, tg), -1);
+    bad[1] = -1;
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, bad, 2, &r, cls, tg), -1);
+    /* An empty batch draws K classes. */
+    ck_assert_int_eq(cx_vocab_sampler_draw(s, bad, 0, &r, cls, tg), 2);
+    /* The same RNG state gives the same vocabulary. */
+    int32_t lab[1] = {3}, c1[4], c2[4];
+    for (int t = 0; t < 20; t++) {
+        cx_rng_seed(&r, 40, (uint64_t)t);
+        cx_rng_seed(&r2, 40, (uint64_t)t);
+        ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 1, &r, c1, tg), 2);
+        ck_assert_int_eq(cx_vocab_sampler_draw(s, lab, 1, &r2, c2, tg), 2);
+        ck_assert(c1[0] == c2[0] && c1[1] == c2[1]);
+    }
+    cx_vocab_sampler_free(s);
+    cx_vocab_sampler_free(NULL);
+}
+END_TEST
+
+static Suite *loss_suite(void)
+{
+    Suite *s = suite_create("loss");
+    TCase *tc = tcase_create("loss");
+    tcase_add_test(tc, loss_create_refuses_bad_settings);
+    tcase_add_test(tc, loss_calls_outside_the_contract_give_nan);
+    tcase_add_test(tc, focal_gamma_zero_is_ce);
+    tcase_add_test(tc, focal_is_stable_at_extreme_probabilities);
+    tcase_add_test(tc, balanced_softmax_with_uniform_counts_is_ce);
+    tcase_add_test(tc, logit_adjust_tau_one_is_balanced_softmax_tau_zero_is_ce);
+    tcase_add_test(tc, class_weights_and_their_normalisations);
+    tcase_add_test(tc, ldam_margins_for_counts_100_10_1);
+    tcase_add_test(tc, drw_switches_at_its_one_based_epoch);
+    tcase_add_test(tc, lade_by_hand_and_on_a_subset);
+    tcase_add_test(tc, subset_of_all_classes_equals_no_subset);
+    tcase_add_test(tc, zero_count_classes_count_as_one);
+    tcase_add_test(tc, log_prior_is_tau_log_pi);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("gradients");
+    tcase_add_test(tc, gradient_ce);
+    tcase_add_test(tc, gradient_focal);
+    tcase_add_test(tc, gradient_balanced_softmax);
+    tcase_add_test(tc, gradient_logit_adjust);
+    tcase_add_test(tc, gradient_class_weighted);
+    tcase_add_test(tc, gradient_ldam);
+    tcase_add_test(tc, gradient_lade);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("torch");
+    tcase_add_test(tc, reference_ce_and_focal);
+    tcase_add_test(tc, reference_prior_offsets);
+    tcase_add_test(tc, reference_class_weights);
+    tcase_add_test(tc, reference_ldam_and_drw);
+    tcase_add_test(tc, reference_lade);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, loss_bit_identical_on_one_and_two_threads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sampler");
+    tcase_add_test(tc, sampler_shuffle_is_a_permutation_per_epoch);
+    tcase_add_test(tc, sampler_orders_depend_only_on_seed_and_epoch);
+    tcase_add_test(tc, sampler_class_balanced_frequencies);
+    tcase_add_test(tc, sampler_sqrt_frequencies);
+    tcase_add_test(tc, sampler_create_refuses_bad_labels_and_handles_empty);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("vocab");
+    tcase_add_test(tc, vocab_holds_the_batch_sorted_distinct_and_remaps_targets);
+    tcase_add_test(tc, vocab_keeps_only_the_batch_when_it_has_k_classes);
+    tcase_add_test(tc, vocab_negatives_follow_their_weights);
+    tcase_add_test(tc, vocab_two_negatives_inclusion_probabilities);
+    tcase_add_test(tc, vocab_zero_weight_classes_are_never_drawn);
+    tcase_add_test(tc, vocab_create_errors_bad_labels_and_determinism);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(loss_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
