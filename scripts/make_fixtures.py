@@ -318,6 +318,98 @@ FIXTURES = [
 ]
 
 
+
+def adamw_step(params, grads, state, lr, wd, betas, eps, decay):
+    """torch.optim.AdamW's single-tensor rule, spelled out so the reference is float64."""
+    b1, b2 = betas
+    state["t"] += 1
+    t = state["t"]
+    for name, p in params.items():
+        g = grads[name]
+        m = state.setdefault("m_" + name, torch.zeros_like(p))
+        v = state.setdefault("v_" + name, torch.zeros_like(p))
+        if decay(name):
+            p.mul_(1 - lr * wd)
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(eps)
+        p.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
+
+
+def train_steps(fx):
+    """Two full training steps (forward, backward, AdamW) of a small SL model and a small CLIP
+    model, on the same batch: the initial weights, the batch, each step's loss and the weights
+    after the second step."""
+    g = torch.Generator().manual_seed(77)
+    lr, wd, betas, eps = 1e-2, 0.1, (0.9, 0.999), 1e-8
+
+    def decay(name):
+        return name.endswith("weight") and "logit_scale" not in name
+
+    def mlp_forward(p, x, prefix, layers):
+        h = x
+        for i in range(layers):
+            h = h @ p["%s_fc%d_weight" % (prefix, i)].t() + p["%s_fc%d_bias" % (prefix, i)]
+            if i + 1 < layers:
+                h = torch.relu(h)
+        return h
+
+    # SL: image MLP 5 -> 8 -> 4, linear head 4 -> 3, cross-entropy.
+    x = randn(g, 6, 5)
+    y = torch.tensor([0, 2, 1, 2, 0, 1])
+    sl = {"image_fc0_weight": randn(g, 8, 5, sd=0.4), "image_fc0_bias": randn(g, 8, sd=0.1),
+          "image_fc1_weight": randn(g, 4, 8, sd=0.3), "image_fc1_bias": randn(g, 4, sd=0.1),
+          "head_weight": randn(g, 3, 4, sd=0.5), "head_bias": randn(g, 3, sd=0.1)}
+    fx.add("sl_x", x)
+    fx.add("sl_y", y, integer=True)
+    for name, p in sl.items():
+        fx.add("sl_init_" + name, p)
+    state = {"t": 0}
+    for step in range(2):
+        ps = {k: v.clone().requires_grad_(True) for k, v in sl.items()}
+        logits = mlp_forward(ps, x, "image", 2) @ ps["head_weight"].t() + ps["head_bias"]
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        fx.add("sl_loss%d" % step, loss)
+        adamw_step(sl, {k: v.grad for k, v in ps.items()}, state, lr, wd, betas, eps, decay)
+    for name, p in sl.items():
+        fx.add("sl_final_" + name, p)
+
+    # CLIP: the same image MLP shape, text = mean of token embeddings (vocab 7, dim 3, pad 0)
+    # then linear 3 -> 4, symmetric InfoNCE with a learnable logit scale clamped to [0, ln 100].
+    tokens = torch.tensor([[2, 3, 0, 0], [4, 1, 5, 0], [6, 6, 2, 3], [1, 0, 0, 0],
+                           [5, 4, 3, 2], [3, 0, 0, 0]])
+    clip = {"image_fc0_weight": randn(g, 8, 5, sd=0.4), "image_fc0_bias": randn(g, 8, sd=0.1),
+            "image_fc1_weight": randn(g, 4, 8, sd=0.3), "image_fc1_bias": randn(g, 4, sd=0.1),
+            "text_embed_weight": randn(g, 7, 3), "text_proj_fc0_weight": randn(g, 4, 3, sd=0.5),
+            "text_proj_fc0_bias": randn(g, 4, sd=0.1),
+            "logit_scale": f32(torch.tensor([math.log(1 / 0.07)]))}
+    clip["text_embed_weight"][0].zero_()
+    fx.add("clip_x", x)
+    fx.add("clip_tokens", tokens, integer=True)
+    for name, p in clip.items():
+        fx.add("clip_init_" + name, p)
+    state = {"t": 0}
+    targets = torch.arange(6)
+    for step in range(2):
+        ps = {k: v.clone().requires_grad_(True) for k, v in clip.items()}
+        f = F.normalize(mlp_forward(ps, x, "image", 2), dim=-1)
+        mask = (tokens != 0).double()
+        bag = (ps["text_embed_weight"][tokens] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        t = F.normalize(bag @ ps["text_proj_fc0_weight"].t() + ps["text_proj_fc0_bias"], dim=-1)
+        logits = ps["logit_scale"].exp() * f @ t.t()
+        loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+        loss.backward()
+        fx.add("clip_loss%d" % step, loss)
+        adamw_step(clip, {k: v.grad for k, v in ps.items()}, state, lr, wd, betas, eps, decay)
+        clip["logit_scale"].clamp_(0, math.log(100))
+    for name, p in clip.items():
+        fx.add("clip_final_" + name, p)
+
+
+FIXTURES.append(("train_step.fx", "two full training steps (forward, backward, AdamW) of a small "
+                 "SL model and a small CLIP model (logit scale clamped)", train_steps))
+
 def main(argv):
     check = "--check" in argv[1:]
     torch.set_default_dtype(torch.float64)

@@ -1,0 +1,380 @@
+/* Whole-model training steps: gradients of the CLIP and SL steps (every parameter) against
+ * finite differences, and two full steps (forward, backward, AdamW) against PyTorch. */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/loss.h"
+#include "lib/model/model.h"
+#include "lib/optim.h"
+#include "lib/vocab_sampler.h"
+#include "tests/fixture.h"
+#include "tests/gradcheck.h"
+
+enum { B = 6, IN = 5, D = 4, C = 3 };
+
+static cx_model_spec small_spec(cx_objective objective)
+{
+    cx_model_spec s;
+    memset(&s, 0, sizeof s);
+    s.objective = objective;
+    s.max_batch = B;
+    s.image_kind = CX_IMAGE_MLP;
+    s.in_dim = IN;
+    s.image_hidden[0] = 8;
+    s.image_nhidden = 1;
+    s.embed_dim = D;
+    s.act = CX_ACT_RELU;
+    s.norm = CX_NORM_NONE;
+    s.vocab_size = 7;
+    s.token_dim = 3;
+    s.max_tokens = 4;
+    s.num_classes = C;
+    s.head_kind = CX_HEAD_LINEAR;
+    s.logit_scale_init = 1 / 0.07;
+    s.logit_scale_max = 100;
+    s.logit_scale_learn = 1;
+    return s;
+}
+
+static cx_loss_config loss_config(cx_loss_kind kind)
+{
+    cx_loss_config lc = {.kind = kind, .focal_gamma = 2, .la_tau = 1, .effnum_beta = 0.999,
+                         .grw_p = 1.2, .ldam_max_margin = 0.5, .lade_lambda = 0.1};
+    return lc;
+}
+
+static const int32_t tokens[B * 4] = {2, 3, 0, 0, 4, 1, 5, 0, 6, 6, 2, 3,
+                                       1, 0, 0, 0, 5, 4, 3, 2, 3, 0, 0, 0};
+static const int32_t labels[B] = {0, 2, 1, 2, 0, 1};
+
+typedef struct {
+    cx_model *m;
+    const float *x;
+    cx_loss *loss;
+    cx_vocab_sampler *vs;
+} step_ctx;
+
+static double clip_loss(void *ctx)
+{
+    step_ctx *c = ctx;
+    return cx_model_clip_step(c->m, c->x, tokens, B);
+}
+
+static double sl_loss(void *ctx)
+{
+    step_ctx *c = ctx;
+    cx_rng rng;
+    cx_rng_seed(&rng, 5, 0); /* the same class subset at every evaluation */
+    return cx_model_sl_step(c->m, c->x, labels, B, c->loss, c->vs, &rng, 0);
+}
+
+/* Check the gradient of every trainable tensor of m for the scalar f. */
+static void check_all_params(cx_model *m, double (*f)(void *), void *ctx)
+{
+    cx_params *p = &m->params;
+    cx_params_zero_grad(p);
+    f(ctx);
+    float *grad = malloc(sizeof(float) * p->total);
+    memcpy(grad, p->grad, sizeof(float) * p->total);
+    gc_var vars[32];
+    int n = 0;
+    for (int t = 0; t < p->count && n < 32; t++) {
+        if (p->info[t].flags & CX_PARAM_FROZEN)
+            continue;
+        vars[n].name = p->info[t].name;
+        vars[n].x = cx_param_value(p, t);
+        vars[n].grad = grad + p->info[t].offset;
+        vars[n].n = p->info[t].size;
+        n++;
+    }
+    gc_opts o = gc_opts_default();
+    o.h = 1e-3;
+    o.rtol = 2e-2;
+    o.atol = 2e-4;
+    gc_report rep;
+    int rc = gc_check(f, NULL, ctx, vars, n, &o, &rep);
+    ck_assert_msg(rc == 0, "%s", rep.msg);
+    ck_assert_uint_gt(rep.checked, 40);
+    free(grad);
+}
+
+static void random_params(cx_model *m, uint64_t seed)
+{
+    cx_model_init_params(m, seed);
+}
+
+START_TEST(clip_step_gradients)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_CLIP);
+    s.logit_scale_init = 3.0; /* a moderate scale keeps the finite differences well conditioned */
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    random_params(&m, 3);
+    float x[B * IN];
+    gc_fill_normal(x, B * IN, 11, 1.0);
+    step_ctx c = {&m, x, NULL, NULL};
+    check_all_params(&m, clip_loss, &c);
+    cx_model_free(&m);
+}
+END_TEST
+
+START_TEST(clip_step_frozen_text_tower_gets_no_gradient)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_CLIP);
+    s.text_frozen = 1;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    random_params(&m, 3);
+    float x[B * IN];
+    gc_fill_normal(x, B * IN, 11, 1.0);
+    cx_params_zero_grad(&m.params);
+    step_ctx c = {&m, x, NULL, NULL};
+    clip_loss(&c);
+    int t = cx_params_find(&m.params, "text.embed.weight");
+    ck_assert_int_ge(t, 0);
+    ck_assert(m.params.info[t].flags & CX_PARAM_FROZEN);
+    for (size_t i = 0; i < m.params.info[t].size; i++)
+        ck_assert_float_eq(cx_param_grad(&m.params, t)[i], 0.0f);
+    /* The image tower still learns. */
+    int w = cx_params_find(&m.params, "image.fc0.weight");
+    double sum = 0;
+    for (size_t i = 0; i < m.params.info[w].size; i++)
+        sum += fabs(cx_param_grad(&m.params, w)[i]);
+    ck_assert_double_gt(sum, 0);
+    cx_model_free(&m);
+}
+END_TEST
+
+static void sl_case(cx_head_kind head, cx_loss_kind loss_kind, int vocab_k)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_SL);
+    s.head_kind = head;
+    s.logit_scale_init = 3.0;
+    /* LDAM fixes its scale (the trainer freezes it); its margin term depends on the scale. */
+    s.logit_scale_learn = loss_kind != CX_LOSS_LDAM;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    random_params(&m, 4);
+    int64_t counts[C] = {50, 10, 2};
+    cx_loss_config lc = loss_config(loss_kind);
+    cx_loss *loss;
+    ck_assert_int_eq(cx_loss_create(&loss, &lc, counts, C, B, &err), CX_OK);
+    cx_vocab_sampler *vs = NULL;
+    if (vocab_k)
+        ck_assert_int_eq(cx_vocab_sampler_create(&vs, C, vocab_k, CX_VOCAB_LINEAR, counts, &err), CX_OK);
+    float x[B * IN];
+    gc_fill_normal(x, B * IN, 12, 1.0);
+    step_ctx c = {&m, x, loss, vs};
+    check_all_params(&m, sl_loss, &c);
+    cx_vocab_sampler_free(vs);
+    cx_loss_free(loss);
+    cx_model_free(&m);
+}
+
+START_TEST(sl_step_gradients_linear_ce)
+{
+    sl_case(CX_HEAD_LINEAR, CX_LOSS_CE, 0);
+}
+END_TEST
+
+START_TEST(sl_step_gradients_cosine_balanced_softmax)
+{
+    sl_case(CX_HEAD_COSINE, CX_LOSS_BALANCED_SOFTMAX, 0);
+}
+END_TEST
+
+START_TEST(sl_step_gradients_cosine_ldam)
+{
+    sl_case(CX_HEAD_COSINE, CX_LOSS_LDAM, 0);
+}
+END_TEST
+
+START_TEST(sl_step_gradients_vocabulary_subsampling)
+{
+    /* Batch labels {0, 1, 2} cover all 3 classes: use a wider class set to leave some out. */
+    sl_case(CX_HEAD_LINEAR, CX_LOSS_CE, 3);
+    sl_case(CX_HEAD_COSINE, CX_LOSS_FOCAL, 3);
+}
+END_TEST
+
+START_TEST(sl_step_subsampled_head_touches_only_scored_rows)
+{
+    enum { WIDE = 9 };
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_SL);
+    s.num_classes = WIDE;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    random_params(&m, 4);
+    int64_t counts[WIDE] = {50, 10, 2, 7, 7, 7, 7, 7, 0};
+    cx_loss_config lc = loss_config(CX_LOSS_CE);
+    cx_loss *loss;
+    ck_assert_int_eq(cx_loss_create(&loss, &lc, counts, WIDE, B, &err), CX_OK);
+    cx_vocab_sampler *vs;
+    ck_assert_int_eq(cx_vocab_sampler_create(&vs, WIDE, 5, CX_VOCAB_LINEAR, counts, &err), CX_OK);
+    float x[B * IN];
+    gc_fill_normal(x, B * IN, 13, 1.0);
+    cx_params_zero_grad(&m.params);
+    step_ctx c = {&m, x, loss, vs};
+    sl_loss(&c);
+    ck_assert_int_eq(m.head.K, 5);
+    int scored[WIDE] = {0};
+    for (int k = 0; k < m.head.K; k++)
+        scored[m.head.classes[k]] = 1;
+    ck_assert(scored[0] && scored[1] && scored[2]); /* the batch's own classes */
+    ck_assert(!scored[8]);                          /* a class of weight 0 is never drawn */
+    const float *dw = cx_param_grad(&m.params, m.head.w);
+    for (int cls = 0; cls < WIDE; cls++) {
+        double sum = 0;
+        for (int j = 0; j < D; j++)
+            sum += fabs(dw[cls * D + j]);
+        if (scored[cls])
+            ck_assert_double_gt(sum, 0);
+        else
+            ck_assert_double_eq(sum, 0);
+    }
+    /* Gradients of the subsampled step are right too. */
+    check_all_params(&m, sl_loss, &c);
+    cx_vocab_sampler_free(vs);
+    cx_loss_free(loss);
+    cx_model_free(&m);
+}
+END_TEST
+
+/* ---- two full steps against PyTorch --------------------------------------------------------- */
+
+static void load_named(const fx_file *f, const char *prefix, cx_params *p)
+{
+    char key[128];
+    for (int t = 0; t < p->count; t++) {
+        snprintf(key, sizeof key, "%s%s", prefix, p->info[t].name);
+        for (char *q = key; *q; q++)
+            if (*q == '.')
+                *q = '_';
+        const fx_tensor *ft = fx_get(f, key);
+        ck_assert_msg(ft != NULL, "fixture lacks %s", key);
+        ck_assert_uint_eq(ft->n, p->info[t].size);
+        fx_to_float(ft, cx_param_value(p, t));
+    }
+}
+
+static void expect_named(const fx_file *f, const char *prefix, const cx_params *p)
+{
+    char key[128];
+    for (int t = 0; t < p->count; t++) {
+        snprintf(key, sizeof key, "%s%s", prefix, p->info[t].name);
+        for (char *q = key; *q; q++)
+            if (*q == '.')
+                *q = '_';
+        const fx_tensor *ft = fx_get(f, key);
+        ck_assert_msg(ft != NULL, "fixture lacks %s", key);
+        /* Relative to the tensor's scale (its largest magnitude): float32 arithmetic leaves an
+         * absolute error of that order on small elements of a tensor of larger ones. */
+        const float *w = cx_param_value(p, t);
+        double scale = 0;
+        for (size_t i = 0; i < ft->n; i++)
+            scale = fmax(scale, fabs(ft->v[i]));
+        for (size_t i = 0; i < ft->n; i++)
+            ck_assert_msg(fabs(w[i] - ft->v[i]) <= 1e-5 * scale, "%s[%zu]: %.9g, torch %.9g",
+                          key, i, w[i], ft->v[i]);
+    }
+}
+
+static void two_steps(const char *which)
+{
+    fx_file f;
+    cx_err err;
+    char path[512];
+    fx_path(path, sizeof path, "train_step.fx");
+    ck_assert_msg(fx_load(&f, path, &err) == CX_OK, "%s", err.msg);
+    int clip = strcmp(which, "clip") == 0;
+    cx_model m;
+    cx_model_spec s = small_spec(clip ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL);
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s_init_", which);
+    load_named(&f, prefix, &m.params);
+    float x[B * IN];
+    snprintf(prefix, sizeof prefix, "%s_x", which);
+    fx_to_float(fx_get(&f, prefix), x);
+    cx_optim_config oc = {.kind = CX_OPTIM_ADAMW, .wd = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    cx_optim o;
+    ck_assert_int_eq(cx_optim_init(&o, &oc, &m.params, &err), CX_OK);
+    int64_t counts[C] = {2, 2, 2};
+    cx_loss_config lc = loss_config(CX_LOSS_CE);
+    cx_loss *loss = NULL;
+    if (!clip)
+        ck_assert_int_eq(cx_loss_create(&loss, &lc, counts, C, B, &err), CX_OK);
+    for (int step = 0; step < 2; step++) {
+        cx_params_zero_grad(&m.params);
+        double l;
+        if (clip) {
+            l = cx_model_clip_step(&m, x, tokens, B);
+        } else {
+            cx_rng rng;
+            cx_rng_seed(&rng, 1, 0);
+            l = cx_model_sl_step(&m, x, labels, B, loss, NULL, &rng, 0);
+        }
+        char key[32];
+        snprintf(key, sizeof key, "%s_loss%d", which, step);
+        double want = fx_get(&f, key)->v[0];
+        ck_assert_msg(fabs(l - want) <= 1e-6 * fabs(want), "%s: %.9g, torch %.9g", key, l, want);
+        cx_optim_step(&o, &m.params, 1e-2);
+        cx_model_clamp_logit_scale(&m);
+    }
+    snprintf(prefix, sizeof prefix, "%s_final_", which);
+    expect_named(&f, prefix, &m.params);
+    cx_loss_free(loss);
+    cx_optim_free(&o);
+    cx_model_free(&m);
+    fx_free(&f);
+}
+
+START_TEST(sl_two_steps_match_pytorch)
+{
+    two_steps("sl");
+}
+END_TEST
+
+START_TEST(clip_two_steps_match_pytorch)
+{
+    two_steps("clip");
+}
+END_TEST
+
+static Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("gradients");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, clip_step_gradients);
+    tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
+    tcase_add_test(tc, sl_step_gradients_linear_ce);
+    tcase_add_test(tc, sl_step_gradients_cosine_balanced_softmax);
+    tcase_add_test(tc, sl_step_gradients_cosine_ldam);
+    tcase_add_test(tc, sl_step_gradients_vocabulary_subsampling);
+    tcase_add_test(tc, sl_step_subsampled_head_touches_only_scored_rows);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pytorch_steps");
+    tcase_add_test(tc, sl_two_steps_match_pytorch);
+    tcase_add_test(tc, clip_two_steps_match_pytorch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(train_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
