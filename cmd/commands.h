@@ -9,4 +9,9 @@
     extern const cli_spec cmd_##name##_spec;                                                      \
     int cmd_##name(int argc, char **argv)
 
+CLIPX_COMMAND(count);
+CLIPX_COMMAND(stats);
+CLIPX_COMMAND(subsample);
+CLIPX_COMMAND(synth);
+
 #endif
