@@ -23,7 +23,12 @@ typedef struct {
 /* Sorted by name; `clipx --help` lists them in this order. */
 static const command commands[] = {
     {"config", cmd_config, &cmd_config_spec},
+    {"count", cmd_count, &cmd_count_spec},
     {"help", cmd_help, &cmd_help_spec},
+    {"stats", cmd_stats, &cmd_stats_spec},
+    {"subsample", cmd_subsample, &cmd_subsample_spec},
+    {"synth", cmd_synth, &cmd_synth_spec},
+    {"train", cmd_train, &cmd_train_spec},
     {"version", cmd_version, &cmd_version_spec},
 };
 static const size_t command_count = sizeof commands / sizeof commands[0];

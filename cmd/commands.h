@@ -11,4 +11,10 @@
 
 CLIPX_COMMAND(config);
 
+CLIPX_COMMAND(count);
+CLIPX_COMMAND(stats);
+CLIPX_COMMAND(subsample);
+CLIPX_COMMAND(synth);
+CLIPX_COMMAND(train);
+
 #endif

@@ -1,0 +1,128 @@
+/* clipx count: class frequencies from captions by synonym matching, as a frequency file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+#include "lib/data/count.h"
+#include "lib/data/dataset.h"
+#include "lib/data/subset.h"
+#include "lib/threads.h"
+
+static const char *out_path, *subset_path, *captions_path, *split_name = "train";
+static int plurals;
+
+static const cli_opt count_opts[] = {
+    {"out", CLI_STRING, &out_path, "FREQS", "frequency file to write, 'name<TAB>count' a line (required)", 0,
+     -1, NULL},
+    {"split", CLI_STRING, &split_name, "SPLIT", "whose captions to count (default train)", 0, -1,
+     "train|test"},
+    {"subset", CLI_STRING, &subset_path, "FILE", "count only the captions of this SUBSET (train split)", 0,
+     -1, NULL},
+    {"captions", CLI_STRING, &captions_path, "FILE",
+     "count this caption file (one caption a line, any length) instead of the split's", 0, -1, NULL},
+    {"plurals", CLI_FLAG, &plurals, NULL,
+     "fold simple English plurals on both sides (boxes -> box, ponies -> pony)", 0, -1, NULL},
+    {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
+
+const cli_spec cmd_count_spec = {
+    "count",
+    "class frequencies from captions by synonym matching",
+    "DATASET --out FREQS [options]",
+    "Each caption becomes a set of words (lower case, letters only). A class counts a caption\n"
+    "when all words of any one of its synonyms (the class list's 'name|synonym|...') are in\n"
+    "the set, unless all words of one of its vetoes ('|!word' in the class list) are too; a\n"
+    "caption counts at most once per class and may count for several classes. The result lists\n"
+    "every class of the dataset, open-world concepts included, and is what\n"
+    "'clipx subsample --profile match --counts FREQS' reads.",
+    count_opts,
+    1,
+    1,
+    1};
+
+static int run(const cli_result *res)
+{
+    if (!out_path) {
+        cli_error("count", "--out FREQS is required");
+        return EXIT_USAGE;
+    }
+    int test = strcmp(split_name, "test") == 0;
+    if (subset_path && (test || captions_path)) {
+        cli_error("count", "--subset selects training captions: it does not combine with %s",
+                  test ? "--split test" : "--captions");
+        return EXIT_USAGE;
+    }
+    cx_err err;
+    cx_err_clear(&err);
+    cx_dataset ds;
+    /* Labels only: the captions stream through the matcher without being stored. */
+    /* With --captions only the class list is needed; otherwise the split's labels (not its
+     * captions: they stream through the matcher without being stored). */
+    cx_load_options lo = {captions_path ? CX_LOAD_NONE : test ? CX_LOAD_TEST : CX_LOAD_TRAIN, subset_path,
+                          NULL, 0};
+    if (cx_dataset_load(res->args[0], &lo, &ds, &err))
+        return cli_fail("count", &err);
+    const cx_split *s = test ? &ds.test : &ds.train;
+    const char *path = captions_path ? captions_path : s->captions_path;
+    int rc = EXIT_OK;
+    int64_t *counts = calloc((size_t)ds.num_classes, sizeof *counts);
+    uint32_t *keep = NULL;
+    cx_matcher *m = NULL;
+    if (!counts) {
+        cx_fail(&err, CX_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!path) {
+        cx_fail(&err, CX_EDATA, "%s: the %s split has no captions (name a caption file with --captions)",
+                ds.path, test ? "test" : "train");
+        goto fail;
+    }
+    if (subset_path) {
+        if (!(keep = malloc((s->n ? s->n : 1) * sizeof *keep))) {
+            cx_fail(&err, CX_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < s->n; i++)
+            keep[i] = (uint32_t)s->source_index[i];
+    }
+    if (cx_matcher_new(ds.synonyms, ds.num_synonyms, ds.vetoes, ds.num_vetoes, ds.num_classes,
+                       plurals ? CX_MATCH_PLURALS : 0u, &m, &err)) {
+        cx_err_prefix(&err, "%s", ds.classes_path);
+        goto fail;
+    }
+    size_t lines = 0, matched = 0;
+    if (cx_count_file(m, path, keep, keep ? s->n : 0, counts, &lines, &matched, &err))
+        goto fail;
+    if (!captions_path && lines != s->stored_n) {
+        cx_fail(&err, CX_EDATA, "%s: line %zu: %zu captions for the %zu samples of %s", path,
+                (lines < s->stored_n ? lines : s->stored_n) + 1, lines, s->stored_n, s->labels_path);
+        goto fail;
+    }
+    if (cx_freq_write(out_path, ds.class_names, counts, ds.num_classes, &err))
+        goto fail;
+    if (!res->quiet)
+        fprintf(stderr, "count: %zu of %zu captions matched at least one of %d classes; wrote %s\n", matched,
+                keep ? s->n : lines, ds.num_classes, out_path);
+    goto done;
+fail:
+    rc = cli_fail("count", &err);
+done:
+    cx_matcher_free(m);
+    free(counts);
+    free(keep);
+    cx_dataset_free(&ds);
+    return rc;
+}
+
+int cmd_count(int argc, char **argv)
+{
+    cli_result res;
+    int rc = cli_parse(&cmd_count_spec, argc, argv, &res);
+    if (rc == CLI_OK) {
+        cx_threads_set((int)res.threads);
+        rc = run(&res);
+    }
+    cli_free(&cmd_count_spec, &res);
+    return rc == CLI_HELP ? EXIT_OK : rc;
+}

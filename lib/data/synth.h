@@ -1,0 +1,100 @@
+/* A controlled synthetic image-text dataset whose knobs are the factors a study of CLIP under
+ * class imbalance varies (class count, frequency profile, data scale, caption descriptiveness,
+ * open-world concepts, label noise).
+ *
+ * The generative model, all of it fixed by the seed:
+ * - Concepts: `classes` evaluated classes, then `open_classes` open-world concepts that appear
+ *   only in training. Each concept has a made-up name, synonyms (pseudo-words; the last one a
+ *   two-word phrase ending in its superclass's name) and a superclass.
+ * - Latent space (dimension `latent`): superclass centres ~ N(0, super_sep^2 I); each concept
+ *   has `modes` sub-types (blobs), each at its superclass centre + N(0, class_sep^2 I), so a
+ *   class is a union of blobs interleaved with its siblings'. A sample of concept c draws a
+ *   mode m uniformly and has
+ *       z = mu_cm + spread * N(0, I) + attr_strength * sum of its attribute directions
+ *           + cooccur_strength * (mu_c'm' - mu_cm) when a second concept c' is in the picture.
+ *   Attributes (adjectives) come from per-mode distributions (3 favoured attributes carry 3/4
+ *   of the mass), so descriptive captions also tell a class's sub-types apart. Each of 2
+ *   attribute slots is filled with probability attr_rate. The second concept appears with
+ *   probability cooccur and is drawn by training frequency.
+ * - Rendering: a fixed random nonlinear map into the observed features (dimension `dim`),
+ *   x = sqrt(2/H) W2 sin(fold * W1 z + b) + noise * N(0, I), W1 (H, latent) ~ N(0, 1/latent),
+ *   b ~ U[0, 2 pi), W2 (dim, H) ~ N(0, 1): the sine folds the latent space so classes are not
+ *   linearly separable in x, while an MLP can learn them.
+ * - Captions: template ("a photo of a {name}."), synonym (a random template and synonym), or
+ *   descriptive (a random template around "ATTRIBUTES SYNONYM [with a OTHER]": the attributes
+ *   and the co-occurring concept the sample really has). The knobs change what the text
+ *   carries, not the images: the same seed gives the same features in every caption mode.
+ * - Frequencies: training counts of the evaluated classes follow the profile (default pareto,
+ *   i.e. Zipf, with imbalance ratio rho), apportioned to total n * (1 - open_world), at least
+ *   one sample per class; open-world concepts share n * open_world by the same profile. The
+ *   test split is balanced (test_per_class per evaluated class, no open-world concepts).
+ * - Label noise: a fraction of evaluated-class training samples get a uniformly drawn wrong
+ *   label in train-labels.npy (features and captions keep the truth; train-true-labels.npy has it).
+ *
+ * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
+ * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test,
+ * train-counts.tsv (true training counts, a frequency file) and synth.json (parameters and
+ * per-concept truth). Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
+ * stream, so the output does not depend on the thread count. */
+#ifndef CX_DATA_SYNTH_H
+#define CX_DATA_SYNTH_H
+
+#include <stdint.h>
+
+#include "lib/data/dataset.h"
+#include "lib/data/subsample.h"
+#include "lib/err.h"
+
+enum { CX_SYNTH_CHUNK = 1024, CX_SYNTH_MAX_CLASSES = 10000 };
+
+typedef enum { CX_CAPTIONS_TEMPLATE, CX_CAPTIONS_SYNONYM, CX_CAPTIONS_DESCRIPTIVE } cx_caption_mode;
+
+/* "template", "synonym", "descriptive"; -1 for an unknown name. */
+int cx_caption_mode_parse(const char *name);
+const char *cx_caption_mode_name(cx_caption_mode m);
+
+typedef struct {
+    int classes;             /* evaluated classes (100) */
+    int open_classes;        /* open-world concepts (0: as many as classes when open_world > 0) */
+    double open_world;       /* fraction of training samples from open-world concepts (0) */
+    int superclasses;        /* (10) */
+    int modes;               /* blobs (sub-types) per concept (4) */
+    cx_profile profile;      /* exp, pareto (default), step or uniform */
+    double rho;              /* imbalance ratio (100) */
+    double alpha;            /* pareto exponent; 0: from rho */
+    double mu;               /* step: fraction of head classes (0.5) */
+    int64_t n;               /* training samples (50000) */
+    int test_per_class;      /* (50); 0 writes no test split */
+    int dim;                 /* observed features (128) */
+    int latent;              /* latent dimension (16) */
+    int hidden;              /* rendering width (0: dim) */
+    double super_sep;        /* spread of superclass centres (1.0) */
+    double class_sep;        /* spread of mode prototypes around their centre (0.8) */
+    double spread;           /* within-class spread (0.5) */
+    double fold;             /* frequency of the rendering's sine (1.0) */
+    double noise;            /* observation noise (0.05) */
+    cx_caption_mode captions;/* (descriptive) */
+    int synonyms;            /* synonyms per concept besides its name (2) */
+    int attributes;          /* attribute words (32) */
+    double attr_rate;        /* chance of each of 2 attribute slots (0.7) */
+    double attr_strength;    /* (0.3) */
+    double cooccur;          /* chance of a second concept (0.3) */
+    double cooccur_strength; /* (0.25) */
+    double label_noise;      /* (0) */
+    cx_dtype dtype;          /* float32 (default) or uint8 features ([-3, 3] mapped to 0..255) */
+    uint64_t seed;
+    /* Called from the calling thread after each block of samples; may be NULL. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+} cx_synth_opts;
+
+void cx_synth_defaults(cx_synth_opts *o);
+
+/* Check the options (CX_EUSAGE naming the option at fault). */
+cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err);
+
+/* Generate the dataset into folder dir (created when missing). Every file is written
+ * atomically, dataset.yaml last, so a dataset whose YAML exists is complete. */
+cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err);
+
+#endif
