@@ -19,6 +19,7 @@
 #include "lib/eval/score.h"
 #include "lib/eval/symeig.h"
 #include "lib/rng.h"
+#include "lib/threads.h"
 
 #define TOL 1e-9
 static const double PI = 3.14159265358979323846;
@@ -745,6 +746,59 @@ START_TEST(score_rejects_bad_input)
 }
 END_TEST
 
+START_TEST(same_bits_on_one_and_two_threads)
+{
+    /* Block boundaries do not depend on the thread count, and every sum runs in a fixed order,
+     * so scoring, kNN and NC1 give the same bits on 1 and 2 threads (and on a second run). */
+    enum { C = 12, N = 700, D = 20 };
+    float *emb = malloc(sizeof *emb * C * D), *x = malloc(sizeof *x * N * D);
+    int32_t *y = malloc(sizeof *y * N);
+    blobs(x, y, C, N / C, D, 1.0, 1.0, 51);
+    for (int i = (N / C) * C; i < N; i++) {
+        memcpy(x + (size_t)i * D, x, sizeof *x * D);
+        y[i] = 0;
+    }
+    cx_rng r;
+    cx_rng_seed(&r, 52, 0);
+    for (int i = 0; i < C * D; i++)
+        emb[i] = (float)cx_rng_normal(&r);
+    cx_eval_classifier zs, knn;
+    cx_eval_pred p[3], q[3];
+    cx_collapse col[3];
+    cx_err err;
+    ck_assert_int_eq(cx_eval_zeroshot(&zs, emb, 1, C, D, 100.0f, &err), CX_OK);
+    ck_assert_int_eq(cx_eval_knn(&knn, x, y, N, C, D, 9, &err), CX_OK);
+    int threads[3] = {1, 2, 2};
+    for (int k = 0; k < 3; k++) {
+        cx_threads_set(threads[k]);
+        ck_assert_int_eq(cx_eval_score(&zs, x, y, N, 64, &p[k], &err), CX_OK);
+        ck_assert_int_eq(cx_eval_score(&knn, x, y, N, 64, &q[k], &err), CX_OK);
+        ck_assert_int_eq(cx_collapse_compute(&col[k], x, y, N, C, D, zs.w, 1, &err), CX_OK);
+    }
+    cx_threads_set(1);
+    for (int k = 1; k < 3; k++) {
+        ck_assert_mem_eq(p[k].conf, p[0].conf, sizeof(float) * N);
+        ck_assert_mem_eq(p[k].topk, p[0].topk, sizeof(int32_t) * N * 5);
+        ck_assert_mem_eq(q[k].conf, q[0].conf, sizeof(float) * N);
+        ck_assert_mem_eq(q[k].topk, q[0].topk, sizeof(int32_t) * N * 5);
+        ck_assert_mem_eq(col[k].nc1_class, col[0].nc1_class, sizeof(double) * C);
+        ck_assert_mem_eq(col[k].means_cos_all_class, col[0].means_cos_all_class,
+                         sizeof(double) * C);
+    }
+    ck_assert(col[0].nc1 > 0.1); /* overlapping blobs: far from collapse */
+    for (int k = 0; k < 3; k++) {
+        cx_eval_pred_free(&p[k]);
+        cx_eval_pred_free(&q[k]);
+        cx_collapse_free(&col[k]);
+    }
+    cx_eval_classifier_free(&zs);
+    cx_eval_classifier_free(&knn);
+    free(emb);
+    free(x);
+    free(y);
+}
+END_TEST
+
 /* ---- metric primitives ---------------------------------------------------------------------- */
 
 START_TEST(rank_average_with_ties)
@@ -1356,6 +1410,33 @@ START_TEST(linprobe_gradient_zero_at_optimum)
 }
 END_TEST
 
+START_TEST(linprobe_class_without_training_vectors)
+{
+    /* Class 3 has no training vector: the fit still ends, and never predicts it. */
+    enum { C = 4, D = 5, NP = 20 };
+    float x[3 * NP * D];
+    int32_t y[3 * NP];
+    blobs(x, y, 3, NP, D, 3.0, 0.4, 61);
+    cx_probe_opts o;
+    cx_probe_defaults(&o);
+    o.grid = 6;
+    cx_eval_classifier clf;
+    cx_probe_info info;
+    cx_err err;
+    ck_assert_int_eq(cx_eval_linear_probe(&clf, x, y, 3 * NP, C, D, &o, &info, &err), CX_OK);
+    ck_assert_int_eq(info.grid, 6);
+    ck_assert_double_eq_tol(info.grid_lambda[1], pow(10.0, -6.0 + 11.0 / 5), 1e-12);
+    cx_eval_pred p;
+    ck_assert_int_eq(cx_eval_score(&clf, x, y, 3 * NP, 0, &p, &err), CX_OK);
+    for (int c = 0; c < 3; c++)
+        ck_assert_int_eq(p.confusion[c * C + c], NP);
+    ck_assert(clf.b[3] < clf.b[0]);
+    cx_eval_pred_free(&p);
+    cx_eval_classifier_free(&clf);
+    cx_probe_info_free(&info);
+}
+END_TEST
+
 /* ---- the whole path ------------------------------------------------------------------------- */
 
 START_TEST(zeroshot_pipeline_report)
@@ -1424,6 +1505,7 @@ static Suite *eval_suite(void)
     tcase_add_test(tc, score_confusion_matrix);
     tcase_add_test(tc, score_chunked_equals_unchunked);
     tcase_add_test(tc, score_rejects_bad_input);
+    tcase_add_test(tc, same_bits_on_one_and_two_threads);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("metrics");
@@ -1453,6 +1535,7 @@ static Suite *eval_suite(void)
     tcase_add_test(tc, logreg_objective_matches_definition);
     tcase_add_test(tc, linprobe_separable_reaches_100);
     tcase_add_test(tc, linprobe_gradient_zero_at_optimum);
+    tcase_add_test(tc, linprobe_class_without_training_vectors);
     tcase_add_test(tc, zeroshot_pipeline_report);
     suite_add_tcase(s, tc);
     return s;
