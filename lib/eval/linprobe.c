@@ -287,7 +287,7 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
     if (C < 1 || D < 1 || N < 1)
         return cx_fail(err, CX_EUSAGE, "linear probe: bad shape (N %d, C %d, D %d)", N, C, D);
     if (opts->grid < 1 || !(opts->log10_min <= opts->log10_max) || !isfinite(opts->log10_min) ||
-        !isfinite(opts->log10_max) || !(opts->val_frac > 0.0 && opts->val_frac < 1.0) ||
+        !isfinite(opts->log10_max) || (opts->grid > 1 && !(opts->val_frac > 0.0 && opts->val_frac < 1.0)) ||
         (opts->grid == 1 && !(opts->lambda >= 0.0 && isfinite(opts->lambda))))
         return cx_fail(err, CX_EUSAGE,
                        "linear probe: invalid options (grid %d, log10 range [%g, %g], val_frac %g, "

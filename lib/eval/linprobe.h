@@ -42,7 +42,8 @@ void cx_probe_defaults(cx_probe_opts *o);
  * fitted on the training part, warm-started from the next larger one; the best class-mean
  * validation accuracy wins, ties going to the larger lambda. Classes whose count leaves none
  * for validation (n_c * val_frac rounds to 0, or n_c == 1) train only. CX_EDATA when the
- * split leaves no validation vector, on bad labels or non-finite features. */
+ * split leaves no validation vector, on bad labels or non-finite features. Threaded like
+ * lib/eval/score.h; same bits for the same options and thread count. */
 cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const int32_t *y, int N,
                                int C, int D, const cx_probe_opts *o, cx_probe_info *info,
                                cx_err *err);

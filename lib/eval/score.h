@@ -2,8 +2,10 @@
  * sgemm per block; the N x C score matrix is never held whole): top-1 and top-5 per row, the
  * confidence used by ECE, the confusion matrix and the per-class top-5 hits. Threaded with
  * OpenMP (static schedule over blocks, each thread running single-threaded sgemm on its own
- * blocks); the same inputs and thread count give the same bits. Block size changes nothing
- * but rounding inside sgemm. */
+ * blocks); the same inputs give the same bits whatever the thread count (block boundaries do
+ * not depend on it). Block size changes nothing but rounding inside sgemm. During a call
+ * OpenBLAS runs single-threaded; afterwards it is set to cx_threads_get() threads
+ * (lib/threads.h), so callers set the thread count with cx_threads_set first. */
 #ifndef CX_EVAL_SCORE_H
 #define CX_EVAL_SCORE_H
 
