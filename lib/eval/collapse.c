@@ -1,0 +1,373 @@
+/* NC1 through a pseudo-inverse of Sigma_B obtained from the eigen-decomposition of the smaller
+ * of M M^T (C' x C') and M^T M (D x D), both in double. With (M^T M)^+ = P P^T,
+ * NC1_c = (C' / N) sum_{i in c} |P^T (h_i - mu_c)|^2, so the N feature vectors are projected
+ * once by sgemm in chunks and no D x D matrix per class is ever formed. */
+#include "lib/eval/collapse.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/blas.h"
+#include "lib/eval/classifier.h"
+#include "lib/eval/internal.h"
+#include "lib/eval/symeig.h"
+
+enum { PROJ_BLOCK = 256 };
+
+void cx_collapse_free(cx_collapse *c)
+{
+    if (!c)
+        return;
+    free(c->nc1_class);
+    free(c->means_cos_all_class);
+    free(c->means_cos_nearest_class);
+    free(c->weights_cos_all_class);
+    free(c->weights_cos_nearest_class);
+    memset(c, 0, sizeof *c);
+}
+
+cx_status cx_coherence(const float *v, int n, int D, double *cos_all, double *cos_nearest,
+                       cx_err *err)
+{
+    for (int i = 0; i < n; i++)
+        cos_all[i] = cos_nearest[i] = NAN;
+    if (n < 2)
+        return CX_OK;
+    float *vn = malloc(sizeof *vn * (size_t)n * D);
+    float *g = malloc(sizeof *g * (size_t)n * n);
+    if (!vn || !g) {
+        free(vn);
+        free(g);
+        return cx_fail(err, CX_ENOMEM, "coherence: out of memory for %d vectors", n);
+    }
+    for (int i = 0; i < n; i++) {
+        const float *vi = v + (size_t)i * D;
+        double s = 0.0;
+        for (int d = 0; d < D; d++)
+            s += (double)vi[d] * vi[d];
+        float inv = s > 0.0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+        for (int d = 0; d < D; d++)
+            vn[(size_t)i * D + d] = vi[d] * inv;
+    }
+    cx_sgemm(0, 1, n, n, D, 1.0f, vn, D, vn, D, 0.0f, g, n);
+    double shift = 1.0 / (n - 1);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        double sum = 0.0, mx = 0.0;
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            double a = fabs((double)g[(size_t)i * n + j] + shift);
+            sum += a;
+            mx = a > mx ? a : mx;
+        }
+        cos_all[i] = sum / (n - 1);
+        cos_nearest[i] = mx;
+    }
+    free(vn);
+    free(g);
+    return CX_OK;
+}
+
+/* sum (C, D) of each class's vectors in double and count (C). Each thread owns one range of
+ * columns and walks all rows in order: one pass over h, and a fixed summation order. */
+static void class_sums(const float *h, const int32_t *y, int N, int C, int D, double *sum,
+                       int64_t *count)
+{
+    memset(sum, 0, sizeof *sum * (size_t)C * D);
+    memset(count, 0, sizeof *count * (size_t)C);
+    for (int i = 0; i < N; i++)
+        count[y[i]]++;
+    int parts = cx_eval_max_threads();
+    int width = (D + parts - 1) / parts;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < parts; b++) {
+        int d0 = b * width, d1 = d0 + width < D ? d0 + width : D;
+        for (int i = 0; i < N; i++) {
+            const float *restrict hi = h + (size_t)i * D;
+            double *restrict s = sum + (size_t)y[i] * D;
+#pragma omp simd
+            for (int d = d0; d < d1; d++)
+                s[d] += hi[d];
+        }
+    }
+}
+
+/* P (D, r) as floats with (M^T M)^+ = P P^T, from M (Cp, D) in double. Returns the rank r
+ * through *rank; *p is NULL when r == 0. */
+static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *rank, cx_err *err)
+{
+    *p = NULL;
+    *rank = 0;
+    int gram = Cp <= D; /* decompose the smaller side */
+    int n = gram ? Cp : D;
+    double *a = malloc(sizeof *a * (size_t)n * n);
+    double *w = malloc(sizeof *w * (size_t)n);
+    if (!a || !w) {
+        free(a);
+        free(w);
+        return cx_fail(err, CX_ENOMEM, "NC1: out of memory for a %d x %d matrix", n, n);
+    }
+    if (gram) {
+        /* a = M M^T, lower triangle (cyclic rows balance the triangle). */
+#pragma omp parallel for schedule(static, 1)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j <= i; j++) {
+                const double *mi = m + (size_t)i * D, *mj = m + (size_t)j * D;
+                double s = 0.0;
+                for (int d = 0; d < D; d++)
+                    s += mi[d] * mj[d];
+                a[(size_t)i * n + j] = s;
+            }
+    } else {
+        /* a = M^T M: row i accumulates m[c][i] * m[c][0..i] over classes in order. */
+#pragma omp parallel for schedule(static, 1)
+        for (int i = 0; i < n; i++) {
+            double *restrict ai = a + (size_t)i * n;
+            memset(ai, 0, sizeof *ai * (size_t)(i + 1));
+            for (int c = 0; c < Cp; c++) {
+                const double *restrict mc = m + (size_t)c * D;
+                double f = mc[i];
+                if (f == 0.0)
+                    continue;
+#pragma omp simd
+                for (int j = 0; j <= i; j++)
+                    ai[j] += f * mc[j];
+            }
+        }
+    }
+    cx_status st = cx_symeig(a, w, n, err);
+    if (st) {
+        free(a);
+        free(w);
+        return cx_err_prefix(err, "NC1");
+    }
+    /* Eigenvalues below this are rounding noise of the double Gram matrix (its entries carry
+     * relative error ~ n eps; the centring adds an exact null direction). */
+    double lmax = w[n - 1];
+    double tol = lmax * (double)(Cp > D ? Cp : D) * 16.0 * DBL_EPSILON;
+    int first = n;
+    while (first > 0 && w[first - 1] > tol)
+        first--;
+    int r = n - first;
+    if (!(lmax > 0.0) || r == 0) {
+        free(a);
+        free(w);
+        return CX_OK;
+    }
+    float *pf = malloc(sizeof *pf * (size_t)D * r);
+    if (!pf) {
+        free(a);
+        free(w);
+        return cx_fail(err, CX_ENOMEM, "NC1: out of memory for a %d x %d projection", D, r);
+    }
+    if (gram) {
+        /* P = M^T U_r diag(1 / lambda): column j = sum_c U[j][c] M[c][.] / lambda_j. */
+#pragma omp parallel for schedule(static)
+        for (int j = 0; j < r; j++) {
+            const double *u = a + (size_t)(first + j) * n;
+            double inv = 1.0 / w[first + j];
+            for (int d = 0; d < D; d++) {
+                double s = 0.0;
+                for (int c = 0; c < Cp; c++)
+                    s += u[c] * m[(size_t)c * D + d];
+                pf[(size_t)d * r + j] = (float)(s * inv);
+            }
+        }
+    } else {
+        /* P = V_r diag(lambda^-1/2). */
+        for (int j = 0; j < r; j++) {
+            const double *v = a + (size_t)(first + j) * n;
+            double inv = 1.0 / sqrt(w[first + j]);
+            for (int d = 0; d < D; d++)
+                pf[(size_t)d * r + j] = (float)(v[d] * inv);
+        }
+    }
+    free(a);
+    free(w);
+    *p = pf;
+    *rank = r;
+    return CX_OK;
+}
+
+/* nc1_class[c] = (Cp / N) sum_{i in c} |P^T (h_i - mu_c)|^2 for present classes. Threads own
+ * row blocks (single-threaded sgemm each); the per-row sums are added up in row order. */
+static cx_status project_within(const float *h, const int32_t *y, int N, int C, int D,
+                                const double *mu, const float *p, int r, int Cp,
+                                double *nc1_class, cx_err *err)
+{
+    int nth = cx_eval_max_threads();
+    int block = N < PROJ_BLOCK ? (N > 0 ? N : 1) : PROJ_BLOCK;
+    float *xc = malloc(sizeof *xc * (size_t)nth * block * D);
+    float *z = malloc(sizeof *z * (size_t)nth * block * r);
+    double *sq = malloc(sizeof *sq * (size_t)(N > 0 ? N : 1));
+    if (!xc || !z || !sq) {
+        free(xc);
+        free(z);
+        free(sq);
+        return cx_fail(err, CX_ENOMEM, "NC1: out of memory for blocks of %d rows", block);
+    }
+    int blocks = (N + block - 1) / block;
+    cx_eval_blas_serial();
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < blocks; b++) {
+        int tid = cx_eval_thread_id();
+        int r0 = b * block, nr = N - r0 < block ? N - r0 : block;
+        float *xb = xc + (size_t)tid * block * D, *zb = z + (size_t)tid * block * r;
+        for (int i = 0; i < nr; i++) {
+            const float *hi = h + (size_t)(r0 + i) * D;
+            const double *mc = mu + (size_t)y[r0 + i] * D;
+            float *xi = xb + (size_t)i * D;
+            for (int d = 0; d < D; d++)
+                xi[d] = (float)(hi[d] - mc[d]);
+        }
+        cx_sgemm(0, 0, nr, r, D, 1.0f, xb, D, p, r, 0.0f, zb, r);
+        for (int i = 0; i < nr; i++) {
+            const float *zi = zb + (size_t)i * r;
+            double s = 0.0;
+            for (int j = 0; j < r; j++)
+                s += (double)zi[j] * zi[j];
+            sq[r0 + i] = s;
+        }
+    }
+    cx_eval_blas_restore();
+    for (int c = 0; c < C; c++)
+        if (!isnan(nc1_class[c]))
+            nc1_class[c] = 0.0;
+    for (int i = 0; i < N; i++)
+        nc1_class[y[i]] += sq[i];
+    for (int c = 0; c < C; c++)
+        if (!isnan(nc1_class[c]))
+            nc1_class[c] *= (double)Cp / N;
+    free(xc);
+    free(z);
+    free(sq);
+    return CX_OK;
+}
+
+static double mean_of(const double *v, int n)
+{
+    double s = 0.0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) {
+            s += v[i];
+            k++;
+        }
+    return k ? s / k : NAN;
+}
+
+cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y, int N, int C,
+                              int D, const float *w, int want_nc1, cx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->nc1 = out->means_cos_all = out->means_cos_nearest = NAN;
+    out->weights_cos_all = out->weights_cos_nearest = NAN;
+    if (C < 1 || D < 1 || N < 0)
+        return cx_fail(err, CX_EUSAGE, "neural collapse: bad shape (N %d, C %d, D %d)", N, C, D);
+    cx_status st = cx_eval_check_labels(y, N, C, "neural collapse: labels", err);
+    if (st)
+        return st;
+    for (long i = 0; i < (long)N * D; i++)
+        if (!isfinite(h[i]))
+            return cx_fail(err, CX_EDATA, "neural collapse: feature vector %ld is not finite",
+                           i / D);
+    out->C = C;
+    double *mu = malloc(sizeof *mu * (size_t)C * D);
+    double *m = malloc(sizeof *m * (size_t)C * D);
+    float *mf = malloc(sizeof *mf * (size_t)C * D);
+    int64_t *count = malloc(sizeof *count * (size_t)C);
+    int *present = malloc(sizeof *present * (size_t)C);
+    double *tmp = malloc(sizeof *tmp * (size_t)C * 2);
+    float *p = NULL;
+    out->means_cos_all_class = malloc(sizeof(double) * (size_t)C);
+    out->means_cos_nearest_class = malloc(sizeof(double) * (size_t)C);
+    if (want_nc1)
+        out->nc1_class = malloc(sizeof(double) * (size_t)C);
+    if (w) {
+        out->weights_cos_all_class = malloc(sizeof(double) * (size_t)C);
+        out->weights_cos_nearest_class = malloc(sizeof(double) * (size_t)C);
+    }
+    if (!mu || !m || !mf || !count || !present || !tmp || !out->means_cos_all_class ||
+        !out->means_cos_nearest_class || (want_nc1 && !out->nc1_class) ||
+        (w && (!out->weights_cos_all_class || !out->weights_cos_nearest_class))) {
+        st = cx_fail(err, CX_ENOMEM, "neural collapse: out of memory for %d classes", C);
+        goto done;
+    }
+    class_sums(h, y, N, C, D, mu, count);
+    int Cp = 0;
+    for (int c = 0; c < C; c++) {
+        if (count[c] > 0) {
+            for (int d = 0; d < D; d++)
+                mu[(size_t)c * D + d] /= (double)count[c];
+            present[Cp++] = c;
+        }
+        out->means_cos_all_class[c] = out->means_cos_nearest_class[c] = NAN;
+        if (want_nc1)
+            out->nc1_class[c] = NAN;
+    }
+    out->n_present = Cp;
+    /* M over present classes, centred on the unweighted mean of their means. */
+    for (int d = 0; d < D; d++) {
+        double g = 0.0;
+        for (int k = 0; k < Cp; k++)
+            g += mu[(size_t)present[k] * D + d];
+        g = Cp ? g / Cp : 0.0;
+        for (int k = 0; k < Cp; k++) {
+            double v = mu[(size_t)present[k] * D + d] - g;
+            m[(size_t)k * D + d] = v;
+            mf[(size_t)k * D + d] = (float)v;
+        }
+    }
+    if (Cp >= 2) {
+        double *ca = tmp, *cn = tmp + C;
+        if ((st = cx_coherence(mf, Cp, D, ca, cn, err)))
+            goto done;
+        for (int k = 0; k < Cp; k++) {
+            out->means_cos_all_class[present[k]] = ca[k];
+            out->means_cos_nearest_class[present[k]] = cn[k];
+        }
+        out->means_cos_all = mean_of(ca, Cp);
+        out->means_cos_nearest = mean_of(cn, Cp);
+    }
+    if (w) {
+        for (long i = 0; i < (long)C * D; i++)
+            if (!isfinite(w[i])) {
+                st = cx_fail(err, CX_EDATA, "neural collapse: class %ld: weights are not finite",
+                             i / D);
+                goto done;
+            }
+        if ((st = cx_coherence(w, C, D, out->weights_cos_all_class,
+                               out->weights_cos_nearest_class, err)))
+            goto done;
+        out->weights_cos_all = mean_of(out->weights_cos_all_class, C);
+        out->weights_cos_nearest = mean_of(out->weights_cos_nearest_class, C);
+    }
+    if (want_nc1 && Cp >= 2) {
+        int r;
+        if ((st = pinv_factor(m, Cp, D, &p, &r, err)))
+            goto done;
+        out->rank = r;
+        for (int k = 0; k < Cp; k++)
+            out->nc1_class[present[k]] = 0.0;
+        if (r > 0 && (st = project_within(h, y, N, C, D, mu, p, r, Cp, out->nc1_class, err)))
+            goto done;
+        out->nc1 = r > 0 ? mean_of(out->nc1_class, C) : NAN;
+        if (r == 0)
+            for (int k = 0; k < Cp; k++)
+                out->nc1_class[present[k]] = NAN;
+    }
+done:
+    free(mu);
+    free(m);
+    free(mf);
+    free(count);
+    free(present);
+    free(tmp);
+    free(p);
+    if (st)
+        cx_collapse_free(out);
+    return st;
+}

@@ -1,0 +1,396 @@
+/* Chunked scoring. One OpenMP region walks the row blocks with a static schedule; each thread
+ * normalises its block, multiplies it with a single-threaded sgemm into its own score buffer
+ * and reduces every row to top-k and a confidence. Counts are accumulated afterwards in row
+ * order, so the result does not depend on which thread did what. */
+#include "lib/eval/score.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/blas.h"
+#include "lib/eval/internal.h"
+
+/* Per-thread scratch for one block of up to `block` rows. */
+typedef struct {
+    int block, nth;
+    float *xs;       /* (nth, block, D): normalised inputs, or NULL when used as they are */
+    float *s;        /* (nth, block, C): scores, or NULL when the caller gives the buffer */
+    float *sims;     /* (nth, block, n_ref): KNN similarities */
+    float *nb_sim;   /* (nth, k): KNN neighbour similarities, best first */
+    int32_t *nb_idx; /* (nth, k): KNN neighbour indices */
+    double *csum;    /* (nth, C): KNN similarity sums per class, kept zeroed */
+    float *votes;    /* (nth, block): KNN votes of each row's top-1 class */
+} workspace;
+
+static void ws_free(workspace *ws)
+{
+    free(ws->xs);
+    free(ws->s);
+    free(ws->sims);
+    free(ws->nb_sim);
+    free(ws->nb_idx);
+    free(ws->csum);
+    free(ws->votes);
+    memset(ws, 0, sizeof *ws);
+}
+
+static cx_status ws_alloc(workspace *ws, const cx_eval_classifier *clf, int block, int N,
+                          int with_scores, cx_err *err)
+{
+    memset(ws, 0, sizeof *ws);
+    int nth = cx_eval_max_threads();
+    if (block > N)
+        block = N > 0 ? N : 1;
+    if (clf->kind == CX_CLF_KNN) {
+        long cap = CX_EVAL_KNN_SIMS_MAX / ((long)nth * clf->n_ref);
+        if (cap < 1)
+            cap = 1;
+        if (block > cap)
+            block = (int)cap;
+    }
+    ws->block = block;
+    ws->nth = nth;
+    size_t rows = (size_t)nth * block;
+    int ok = 1;
+    if (clf->normalize) {
+        ws->xs = malloc(sizeof *ws->xs * rows * clf->D);
+        ok &= ws->xs != NULL;
+    }
+    if (with_scores) {
+        ws->s = malloc(sizeof *ws->s * rows * clf->C);
+        ok &= ws->s != NULL;
+    }
+    if (clf->kind == CX_CLF_KNN) {
+        ws->sims = malloc(sizeof *ws->sims * rows * clf->n_ref);
+        ws->nb_sim = malloc(sizeof *ws->nb_sim * (size_t)nth * clf->k);
+        ws->nb_idx = malloc(sizeof *ws->nb_idx * (size_t)nth * clf->k);
+        ws->csum = calloc((size_t)nth * clf->C, sizeof *ws->csum);
+        ws->votes = malloc(sizeof *ws->votes * rows);
+        ok &= ws->sims && ws->nb_sim && ws->nb_idx && ws->csum && ws->votes;
+    }
+    if (!ok) {
+        ws_free(ws);
+        return cx_fail(err, CX_ENOMEM, "scoring: out of memory for blocks of %d rows", block);
+    }
+    return CX_OK;
+}
+
+static cx_status check_classifier(const cx_eval_classifier *clf, cx_err *err)
+{
+    if (!clf || clf->C < 1 || clf->D < 1)
+        return cx_fail(err, CX_EUSAGE, "scoring: the classifier is empty");
+    if (clf->kind == CX_CLF_LINEAR && !clf->w)
+        return cx_fail(err, CX_EUSAGE, "scoring: linear classifier without weights");
+    if (clf->kind == CX_CLF_KNN &&
+        (!clf->ref || !clf->ref_labels || clf->n_ref < 1 || clf->k < 1 || clf->k > clf->n_ref ||
+         clf->k > CX_KNN_K_MAX))
+        return cx_fail(err, CX_EUSAGE, "scoring: kNN classifier without a valid reference set");
+    return CX_OK;
+}
+
+/* KNN scores of one row from its similarities to the reference set; csum (C) is zeroed
+ * scratch and is left zeroed. Returns 0 when a similarity is not finite. */
+static int knn_row(const cx_eval_classifier *clf, const float *sim, float *score, float *nb_sim,
+                   int32_t *nb_idx, double *csum, float *votes_top)
+{
+    int k = clf->k, filled = 0;
+    for (int j = 0; j < clf->n_ref; j++) {
+        float v = sim[j];
+        if (!isfinite(v))
+            return 0;
+        /* Strictly better only: an equal similarity keeps the earlier (smaller) index. */
+        if (filled == k && !(v > nb_sim[k - 1]))
+            continue;
+        int p = filled < k ? filled++ : k - 1;
+        while (p > 0 && nb_sim[p - 1] < v) {
+            nb_sim[p] = nb_sim[p - 1];
+            nb_idx[p] = nb_idx[p - 1];
+            p--;
+        }
+        nb_sim[p] = v;
+        nb_idx[p] = j;
+    }
+    memset(score, 0, sizeof *score * (size_t)clf->C);
+    for (int t = 0; t < k; t++) {
+        int c = clf->ref_labels[nb_idx[t]];
+        score[c] += 1.0f;
+        csum[c] += nb_sim[t];
+    }
+    float best_votes = 0.0f;
+    for (int t = 0; t < k; t++) {
+        int c = clf->ref_labels[nb_idx[t]];
+        if (isnan(csum[c]))
+            continue; /* this class is done */
+        float votes = score[c];
+        score[c] = (float)(votes + (csum[c] + k) / (2.0 * k + 1.0));
+        csum[c] = NAN;
+        if (votes > best_votes)
+            best_votes = votes;
+    }
+    for (int t = 0; t < k; t++)
+        csum[clf->ref_labels[nb_idx[t]]] = 0.0; /* clean for the next row */
+    *votes_top = best_votes;
+    return 1;
+}
+
+/* Scores of the rows of one block (x: rows x D) into s (rows x C), without the bias, on the
+ * calling thread only (OpenBLAS must be single-threaded). Returns the first row whose kNN
+ * similarities are not finite, or -1. */
+static int score_block(const cx_eval_classifier *clf, const workspace *ws, int tid,
+                       const float *x, int rows, float *s)
+{
+    int D = clf->D, C = clf->C;
+    const float *a = x;
+    if (clf->normalize) {
+        float *xs = ws->xs + (size_t)tid * ws->block * D;
+        for (int i = 0; i < rows; i++)
+            cx_eval_normalize_row(xs + (size_t)i * D, x + (size_t)i * D, D);
+        a = xs;
+    }
+    if (clf->kind == CX_CLF_LINEAR) {
+        cx_sgemm(0, 1, rows, C, D, clf->scale, a, D, clf->w, D, 0.0f, s, C);
+        return -1;
+    }
+    float *sims = ws->sims + (size_t)tid * ws->block * clf->n_ref;
+    cx_sgemm(0, 1, rows, clf->n_ref, D, 1.0f, a, D, clf->ref, D, 0.0f, sims, clf->n_ref);
+    for (int i = 0; i < rows; i++)
+        if (!knn_row(clf, sims + (size_t)i * clf->n_ref, s + (size_t)i * C,
+                     ws->nb_sim + (size_t)tid * clf->k, ws->nb_idx + (size_t)tid * clf->k,
+                     ws->csum + (size_t)tid * C, ws->votes + (size_t)tid * ws->block + i))
+            return i;
+    return -1;
+}
+
+cx_status cx_eval_logits(const cx_eval_classifier *clf, const float *x, int n, float *out,
+                         cx_err *err)
+{
+    cx_status st = check_classifier(clf, err);
+    if (st)
+        return st;
+    if (n < 0)
+        return cx_fail(err, CX_EUSAGE, "scoring: %d rows", n);
+    workspace ws;
+    if ((st = ws_alloc(&ws, clf, CX_EVAL_CHUNK_DEFAULT, n, 0, err)))
+        return st;
+    int C = clf->C, blocks = (n + ws.block - 1) / ws.block;
+    const float *b = clf->kind == CX_CLF_LINEAR ? clf->b : NULL;
+    int first_bad = INT_MAX;
+    cx_eval_blas_serial();
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (int bk = 0; bk < blocks; bk++) {
+        int r0 = bk * ws.block, rows = n - r0 < ws.block ? n - r0 : ws.block;
+        float *s = out + (size_t)r0 * C;
+        int bad = score_block(clf, &ws, cx_eval_thread_id(), x + (size_t)r0 * clf->D, rows, s);
+        if (bad >= 0)
+            rows = bad; /* rows after a bad one were not scored */
+        for (int i = 0; i < rows; i++) {
+            float *si = s + (size_t)i * C;
+            int ok = 1;
+            for (int c = 0; c < C; c++) {
+                if (b)
+                    si[c] += b[c];
+                ok &= isfinite(si[c]) != 0;
+            }
+            if (!ok) {
+                bad = i;
+                break;
+            }
+        }
+        if (bad >= 0)
+            first_bad = r0 + bad < first_bad ? r0 + bad : first_bad;
+    }
+    cx_eval_blas_restore();
+    ws_free(&ws);
+    if (first_bad != INT_MAX)
+        return cx_fail(err, CX_EDATA, "scoring: row %d: score is not finite (input not finite?)",
+                       first_bad);
+    return CX_OK;
+}
+
+void cx_eval_pred_free(cx_eval_pred *p)
+{
+    if (!p)
+        return;
+    free(p->pred);
+    free(p->topk);
+    free(p->conf);
+    free(p->confusion);
+    free(p->topk_hits);
+    memset(p, 0, sizeof *p);
+}
+
+/* sum_c e^(s[c] - m) for finite s[c] <= m, to about 3e-7 relative. libm's expf does not
+ * vectorise without -ffast-math and was a third of the scoring time, so e^x = 2^k 2^f with
+ * k = round(x log2 e), |f| <= 1/2 and 2^f by its Taylor series in f ln 2, on 8 lanes (GCC and
+ * Clang vector extensions, SSE2 on x86-64). x below -87 counts as -87: e^-87 is far below
+ * the 1 that the maximum contributes. The lanes are summed in one fixed order, so the result
+ * is the same on every thread. */
+#if defined(__GNUC__)
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+#define V4(x) {x, x, x, x}
+
+static inline v4f exp4_nonpos(v4f x)
+{
+    const v4f lo = V4(-87.0f), log2e = V4(1.44269504f), magic = V4(12582912.0f),
+              ln2 = V4(0.693147181f);
+    v4i below = x < lo;
+    x = (v4f)(((v4i)x & ~below) | ((v4i)lo & below));
+    v4f t = x * log2e;
+    v4f k = (t + magic) - magic; /* round to nearest: 1.5 * 2^23 */
+    v4f f = (t - k) * ln2;
+    v4f p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 +
+                                       f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
+    v4i bits = (__builtin_convertvector(k, v4i) + 127) << 23; /* 2^k from exponent bits */
+    return p * (v4f)bits;
+}
+
+static float softmax_sum(const float *s, int C, float m)
+{
+    v4f a = V4(0.0f), b = V4(0.0f), mv = V4(0.0f);
+    mv += m;
+    int c = 0;
+    for (; c + 8 <= C; c += 8) {
+        v4f x, y;
+        memcpy(&x, s + c, sizeof x);
+        memcpy(&y, s + c + 4, sizeof y);
+        a += exp4_nonpos(x - mv);
+        b += exp4_nonpos(y - mv);
+    }
+    if (c < C) {
+        /* The tail: padding lanes hold m (e^0) and are masked out. */
+        v4f x = mv, y = mv, kx = V4(0.0f), ky = V4(0.0f);
+        for (int j = 0; c + j < C; j++) {
+            if (j < 4) {
+                x[j] = s[c + j];
+                kx[j] = 1.0f;
+            } else {
+                y[j - 4] = s[c + j];
+                ky[j - 4] = 1.0f;
+            }
+        }
+        a += exp4_nonpos(x - mv) * kx;
+        b += exp4_nonpos(y - mv) * ky;
+    }
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+}
+#else
+static float softmax_sum(const float *s, int C, float m)
+{
+    float lane[8] = {0};
+    for (int c = 0; c < C; c++)
+        lane[c % 8] += expf(s[c] - m);
+    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+#endif
+
+/* Bias, top-K and confidence of one row. Returns 0 when a score is not finite. */
+static int finish_row(const cx_eval_classifier *clf, float *s, int K, int32_t *top, float *conf,
+                      float knn_votes)
+{
+    int C = clf->C;
+    const float *b = clf->kind == CX_CLF_LINEAR ? clf->b : NULL;
+    float ts[CX_EVAL_TOPK];
+    int filled = 0;
+    for (int c = 0; c < C; c++) {
+        float v = s[c];
+        if (b)
+            s[c] = v = v + b[c];
+        if (!isfinite(v))
+            return 0;
+        /* Strictly better only: equal scores keep the smaller class index first. */
+        if (filled == K && !(v > ts[K - 1]))
+            continue;
+        int p = filled < K ? filled++ : K - 1;
+        while (p > 0 && ts[p - 1] < v) {
+            ts[p] = ts[p - 1];
+            top[p] = top[p - 1];
+            p--;
+        }
+        ts[p] = v;
+        top[p] = c;
+    }
+    if (clf->kind == CX_CLF_KNN) {
+        *conf = knn_votes / (float)clf->k;
+        return 1;
+    }
+    float sum = softmax_sum(s, C, ts[0]);
+    *conf = 1.0f / sum;
+    return 1;
+}
+
+cx_status cx_eval_score(const cx_eval_classifier *clf, const float *x, const int32_t *y, int N,
+                        int chunk, cx_eval_pred *out, cx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    cx_status st = check_classifier(clf, err);
+    if (st)
+        return st;
+    if (N < 0)
+        return cx_fail(err, CX_EUSAGE, "scoring: %d test vectors", N);
+    if ((st = cx_eval_check_labels(y, N, clf->C, "test labels", err)))
+        return st;
+    int C = clf->C, K = C < CX_EVAL_TOPK ? C : CX_EVAL_TOPK;
+    out->N = N;
+    out->C = C;
+    out->K = K;
+    size_t n1 = (size_t)(N > 0 ? N : 1);
+    out->pred = malloc(sizeof *out->pred * n1);
+    out->topk = malloc(sizeof *out->topk * n1 * K);
+    out->conf = malloc(sizeof *out->conf * n1);
+    out->confusion = calloc((size_t)C * C, sizeof *out->confusion);
+    out->topk_hits = calloc((size_t)C, sizeof *out->topk_hits);
+    if (!out->pred || !out->topk || !out->conf || !out->confusion || !out->topk_hits) {
+        cx_eval_pred_free(out);
+        return cx_fail(err, CX_ENOMEM, "scoring: out of memory for %d test vectors", N);
+    }
+    workspace ws;
+    if ((st = ws_alloc(&ws, clf, chunk > 0 ? chunk : CX_EVAL_CHUNK_DEFAULT, N, 1, err))) {
+        cx_eval_pred_free(out);
+        return st;
+    }
+    int blocks = (N + ws.block - 1) / ws.block;
+    int first_bad = INT_MAX;
+    cx_eval_blas_serial();
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (int bk = 0; bk < blocks; bk++) {
+        int tid = cx_eval_thread_id();
+        int r0 = bk * ws.block, rows = N - r0 < ws.block ? N - r0 : ws.block;
+        float *s = ws.s + (size_t)tid * ws.block * C;
+        const float *votes = ws.votes ? ws.votes + (size_t)tid * ws.block : NULL;
+        int bad = score_block(clf, &ws, tid, x + (size_t)r0 * clf->D, rows, s);
+        if (bad >= 0) {
+            first_bad = r0 + bad < first_bad ? r0 + bad : first_bad;
+            continue;
+        }
+        for (int i = 0; i < rows; i++) {
+            int r = r0 + i;
+            if (!finish_row(clf, s + (size_t)i * C, K, out->topk + (size_t)r * K, out->conf + r,
+                            votes ? votes[i] : 0.0f)) {
+                first_bad = r < first_bad ? r : first_bad;
+                break;
+            }
+        }
+    }
+    cx_eval_blas_restore();
+    ws_free(&ws);
+    if (first_bad != INT_MAX) {
+        cx_eval_pred_free(out);
+        return cx_fail(err, CX_EDATA,
+                       "scoring: test vector %d: score is not finite (input not finite?)",
+                       first_bad);
+    }
+    for (int r = 0; r < N; r++) {
+        const int32_t *top = out->topk + (size_t)r * K;
+        out->pred[r] = top[0];
+        out->confusion[(size_t)y[r] * C + top[0]]++;
+        for (int t = 0; t < K; t++)
+            if (top[t] == y[r]) {
+                out->topk_hits[y[r]]++;
+                break;
+            }
+    }
+    return CX_OK;
+}
