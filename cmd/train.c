@@ -1,6 +1,8 @@
 /* clipx train: a new run from a configuration (file, flags, --set), or --resume of an
  * interrupted one; progress on stderr; the run folder is written by lib/train. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/conf.h"
@@ -55,11 +57,14 @@ const cli_spec cmd_train_spec = {
 typedef struct {
     cli_progress bar;
     int quiet;
+    long kill_at_step; /* CLIPX_TEST_KILL_AT_STEP: SIGKILL ourselves there (resume tests) */
 } progress_ctx;
 
 static void on_progress(void *ctx, const cx_train_status *s, int epoch_done)
 {
     progress_ctx *p = ctx;
+    if (p->kill_at_step > 0 && s->step >= p->kill_at_step)
+        raise(SIGKILL);
     char extra[160];
     snprintf(extra, sizeof extra, "epoch %lld/%lld  loss %.4f  %.0f samples/s", (long long)s->epoch,
              (long long)s->epochs, s->loss, s->samples_per_s);
@@ -105,6 +110,8 @@ static int run(const cli_result *res)
     cx_err err;
     cx_err_clear(&err);
     progress_ctx pc = {.quiet = res->quiet};
+    const char *kill_at = getenv("CLIPX_TEST_KILL_AT_STEP");
+    pc.kill_at_step = kill_at ? atol(kill_at) : 0;
     cli_progress_start(&pc.bar, res->progress, "train", 0);
     cx_train_hooks hooks = {on_progress, &pc};
     cx_status st;

@@ -1,0 +1,100 @@
+#!/bin/sh
+# clipx train: run folders, reproducibility, resume after SIGKILL, divergence, refusals.
+. "$TOP_SRCDIR/tests/lib.sh"
+
+DATA=$WORK/s5
+"$CLIPX" synth --out "$DATA" --classes 5 --superclasses 2 --n 600 --dim 16 --test-per-class 20 \
+    --seed 1 --quiet || { fail "synth failed"; finish; }
+OTHER=$WORK/s6
+"$CLIPX" synth --out "$OTHER" --classes 6 --superclasses 2 --n 300 --dim 16 --test-per-class 5 \
+    --seed 2 --quiet || fail "synth (other) failed"
+
+small="--data $DATA/dataset.yaml --batch 64 --set model.image.hidden=[32] --set model.image.dim=16 --set model.text.dim=8 --threads 2 --quiet"
+
+# A supervised run: the three files, one log line per epoch with the contract's keys.
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --out "$WORK/sl"
+for f in config.yaml model.ckpt log.jsonl; do
+    [ -s "$WORK/sl/$f" ] || fail "sl run lacks $f"
+done
+[ "$(wc -l <"$WORK/sl/log.jsonl")" -eq 3 ] || fail "log.jsonl does not have 3 lines"
+for key in epoch step loss lr seconds samples_per_s; do
+    expect_grep "\"$key\":" "$WORK/sl/log.jsonl" "log.jsonl"
+done
+expect_grep '^objective: "?sl' "$WORK/sl/config.yaml" "config.yaml"
+
+# Same seed and threads: the same bytes. Another seed: other bytes.
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --out "$WORK/sl2"
+cmp -s "$WORK/sl/model.ckpt" "$WORK/sl2/model.ckpt" || fail "same seed gave different checkpoints"
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --seed 7 --out "$WORK/sl3"
+cmp -s "$WORK/sl/model.ckpt" "$WORK/sl3/model.ckpt" && fail "another seed gave the same checkpoint"
+
+# A folder that holds a run is refused without --force, and left intact.
+cp "$WORK/sl/model.ckpt" "$WORK/before.ckpt"
+expect_exit 2 "$CLIPX" train $small --objective sl --epochs 3 --out "$WORK/sl" && expect_one_error_line
+expect_grep 'resume' "$WORK/err" "refusal"
+cmp -s "$WORK/sl/model.ckpt" "$WORK/before.ckpt" || fail "refused run changed the old checkpoint"
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WORK/sl"
+
+# Killed in the middle of an epoch (SIGKILL at step 13 of 27, between checkpoints every 4
+# steps), then resumed: the same final checkpoint and log history as an uninterrupted run.
+for objective in sl clip; do
+    ref=$WORK/ref-$objective
+    run=$WORK/kill-$objective
+    expect_exit 0 "$CLIPX" train $small --objective $objective --epochs 3 --set ckpt.every=4 --out "$ref"
+    CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small --objective $objective --epochs 3 \
+        --set ckpt.every=4 --out "$run" >/dev/null 2>&1
+    status=$?
+    [ $status -ne 0 ] || fail "$objective: the run was not killed"
+    [ -s "$run/model.ckpt" ] || fail "$objective: no checkpoint before the kill"
+    cmp -s "$ref/model.ckpt" "$run/model.ckpt" && fail "$objective: the killed run had already finished"
+    expect_exit 0 "$CLIPX" train --resume "$run" --quiet
+    cmp -s "$ref/model.ckpt" "$run/model.ckpt" || fail "$objective: resumed run differs from uninterrupted"
+    cut -d, -f1-4 "$ref/log.jsonl" >"$WORK/a"
+    cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
+    cmp -s "$WORK/a" "$WORK/b" || fail "$objective: resumed log differs (epoch, step, loss, lr)"
+done
+# Resuming a finished run leaves it as it is.
+cp "$WORK/ref-sl/model.ckpt" "$WORK/before.ckpt"
+expect_exit 0 "$CLIPX" train --resume "$WORK/ref-sl" --quiet
+cmp -s "$WORK/ref-sl/model.ckpt" "$WORK/before.ckpt" || fail "resuming a finished run changed it"
+expect_exit 2 "$CLIPX" train --resume "$WORK/ref-sl" --epochs 4 && expect_one_error_line
+expect_exit 1 "$CLIPX" train --resume "$WORK/no-such-run" && expect_one_error_line
+
+# Divergence: a huge learning rate makes the loss non-finite; exit 1 naming the step, and the
+# checkpoint of the last good step stays.
+expect_exit 1 "$CLIPX" train $small --objective sl --epochs 3 --set optim.lr=1e30 \
+    --set optim.schedule=constant --set ckpt.every=1 --out "$WORK/nan" && expect_one_error_line
+expect_grep 'step [0-9]+.*(NaN|infinite)' "$WORK/err" "divergence error"
+expect_grep 'checkpoint of step [0-9]+ is kept' "$WORK/err" "divergence error"
+[ -s "$WORK/nan/model.ckpt" ] || fail "divergence lost the last good checkpoint"
+
+# Bad configurations are refused before anything is written, with exit 2.
+refuse() {
+    what=$1
+    shift
+    expect_exit 2 "$CLIPX" train $small "$@" --out "$WORK/refused" && expect_one_error_line
+    expect_grep "$what" "$WORK/err" "refusal"
+    [ -e "$WORK/refused" ] && fail "a refused run created its folder ($*)"
+    rm -rf "$WORK/refused"
+}
+refuse "objective" --objective regression
+refuse "vocab.k" --objective sl --set vocab.k=6
+refuse "no-such-key" --set no-such-key=1
+refuse "head_from" --objective sl --set head=text
+refuse "another class list" --objective sl --set head=text --set head_from="$WORK/ref-clip" \
+    --data "$OTHER/dataset.yaml"
+refuse "not a CLIP run" --objective sl --set head=text --set head_from="$WORK/ref-sl"
+refuse "ldam" --objective sl --loss ldam
+expect_exit 1 "$CLIPX" train --data "$WORK/missing.yaml" --out "$WORK/refused" --quiet && expect_one_error_line
+[ -e "$WORK/refused" ] && fail "a failed run created its folder"
+
+# Runs that build on a CLIP run: a frozen text head of the same class list, a text tower
+# initialised from it (frozen), both train.
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 1 --set head=text \
+    --set head_from="$WORK/ref-clip" --out "$WORK/texthead"
+expect_exit 0 "$CLIPX" train $small --objective clip --epochs 1 --set model.text.init="$WORK/ref-clip" \
+    --set model.text.freeze=true --out "$WORK/textinit"
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 1 --loss ldam --set head=cosine \
+    --set vocab.k=3 --set sampler=class-balanced --out "$WORK/ldam"
+
+finish
