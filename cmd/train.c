@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lib/conf.h"
+#include "lib/dist.h"
 #include "lib/train/trainer.h"
 #include "lib/train_config.h"
 
@@ -114,20 +115,28 @@ static int run(const cli_result *res)
     pc.kill_at_step = kill_at ? atol(kill_at) : 0;
     cli_progress_start(&pc.bar, res->progress, "train", 0);
     cx_train_hooks hooks = {on_progress, &pc};
-    cx_status st;
+    if (resume_dir && (out_dir || config_path || sets.count || data || subset || objective || loss ||
+                       epochs || batch || seed || force)) {
+        cli_error("train", "--resume takes only the run folder (and --threads); its "
+                           "configuration is RUN/config.yaml");
+        return EXIT_USAGE;
+    }
+    if (!resume_dir && !out_dir) {
+        cli_error("train", "missing --out RUN (the run folder to create)");
+        return EXIT_USAGE;
+    }
+    cx_dist dist;
+    cx_status st = cx_dist_init(&dist, &err);
+    if (st)
+        return cli_fail("train", &err);
+    /* Under mpirun only rank 0 speaks (its progress, its errors). */
+    if (dist.rank != 0) {
+        pc.bar.enabled = 0;
+        pc.quiet = 1;
+    }
     if (resume_dir) {
-        if (out_dir || config_path || sets.count || data || subset || objective || loss || epochs ||
-            batch || seed || force) {
-            cli_error("train", "--resume takes only the run folder (and --threads); its "
-                               "configuration is RUN/config.yaml");
-            return EXIT_USAGE;
-        }
-        st = cx_train_resume(resume_dir, res->threads, &hooks, &err);
+        st = cx_train_resume(resume_dir, res->threads, &hooks, &dist, &err);
     } else {
-        if (!out_dir) {
-            cli_error("train", "missing --out RUN (the run folder to create)");
-            return EXIT_USAGE;
-        }
         cx_train_config cfg;
         st = cx_train_config_load(&cfg, config_path, NULL, 0, &err);
         if (!st) {
@@ -135,13 +144,18 @@ static int run(const cli_result *res)
             if (!st && res->threads > 0)
                 cfg.threads = res->threads;
             if (!st)
-                st = cx_train_new(&cfg, out_dir, force, &hooks, &err);
+                st = cx_train_new(&cfg, out_dir, force, &hooks, &dist, &err);
             cx_train_config_free(&cfg);
         }
     }
     cli_progress_end(&pc.bar);
-    if (st)
+    int rank = dist.rank;
+    cx_dist_finish(&dist);
+    if (st) {
+        if (rank != 0)
+            return cx_status_exit_code(st);
         return cli_fail("train", &err);
+    }
     return EXIT_OK;
 }
 

@@ -45,32 +45,34 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         goto fail;
     if ((st = cx_mlp_alloc(&m->image, s->max_batch, err)))
         goto fail;
-    size_t B = (size_t)s->max_batch, D = (size_t)s->embed_dim;
-    m->img_unit = malloc(sizeof(float) * B * D);
+    if (m->spec.world < 1)
+        m->spec.world = 1;
+    size_t B = (size_t)s->max_batch, D = (size_t)s->embed_dim, G = B * (size_t)s->world;
+    m->img_unit = malloc(sizeof(float) * G * D);
     m->img_norm = malloc(sizeof(float) * B);
-    m->d_img = malloc(sizeof(float) * B * D);
+    m->d_img = malloc(sizeof(float) * G * D);
     if (!m->img_unit || !m->img_norm || !m->d_img)
         goto oom;
     if (s->objective == CX_OBJECTIVE_CLIP) {
         if ((st = cx_text_tower_alloc(&m->text, s->max_batch, err)))
             goto fail;
-        m->txt_unit = malloc(sizeof(float) * B * D);
+        m->txt_unit = malloc(sizeof(float) * G * D);
         m->txt_norm = malloc(sizeof(float) * B);
-        m->d_txt = malloc(sizeof(float) * B * D);
-        m->logits = malloc(sizeof(float) * B * B);
-        m->p_row = malloc(sizeof(float) * B * B);
-        m->p_col = malloc(sizeof(float) * B * B);
-        m->scratch = malloc(sizeof(float) * B * B);
+        m->d_txt = malloc(sizeof(float) * G * D);
+        m->logits = malloc(sizeof(float) * G * G);
+        m->p_row = malloc(sizeof(float) * G * G);
+        m->p_col = malloc(sizeof(float) * G * G);
+        m->scratch = malloc(sizeof(float) * G * G);
         if (!m->txt_unit || !m->txt_norm || !m->d_txt || !m->logits || !m->p_row || !m->p_col ||
             !m->scratch)
             goto oom;
     } else {
         if ((st = cx_head_alloc(&m->head, s->max_batch, err)))
             goto fail;
-        size_t C = (size_t)s->num_classes, cap = C > B ? C : B;
+        size_t C = (size_t)s->num_classes, cap = C > G ? C : G;
         m->dlogits = malloc(sizeof(float) * B * C);
         m->classes = malloc(sizeof(int32_t) * cap);
-        m->targets = malloc(sizeof(int32_t) * B);
+        m->targets = malloc(sizeof(int32_t) * G);
         if (!m->dlogits || !m->classes || !m->targets)
             goto oom;
     }
@@ -106,39 +108,63 @@ const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
     return cx_text_tower_forward(&m->text, &m->params, tokens, B);
 }
 
-double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B)
+cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *tokens, int B,
+                                  const cx_dist *d, double *loss, cx_err *err)
 {
     int D = m->spec.embed_dim;
+    int rank = d ? d->rank : 0, world = d ? d->size : 1, G = B * world;
+    size_t mine = (size_t)rank * (size_t)B * (size_t)D;
+    float *img = m->img_unit + mine, *txt = m->txt_unit + mine;
     const float *f = cx_model_image_forward(m, x, B);
-    cx_l2norm_forward(m->img_unit, m->img_norm, f, B, D, unit_eps);
+    cx_l2norm_forward(img, m->img_norm, f, B, D, unit_eps);
     const float *g = cx_model_text_forward(m, tokens, B);
-    cx_l2norm_forward(m->txt_unit, m->txt_norm, g, B, D, unit_eps);
-    float scale = cx_model_logit_scale(m);
-    double loss = cx_infonce_forward(m->logits, m->p_row, m->p_col, m->img_unit, m->txt_unit,
-                                     scale, B, D);
-    int text_frozen = m->spec.text_frozen;
-    cx_infonce_backward(m->d_img, text_frozen ? NULL : m->d_txt,
-                        cx_param_grad(&m->params, m->logit_scale), m->scratch, m->p_row, m->p_col,
-                        m->logits, m->img_unit, m->txt_unit, scale, B, D, 1.0f);
-    cx_l2norm_backward(m->d_img, m->d_img, m->img_unit, m->img_norm, B, D, unit_eps);
-    cx_mlp_backward(&m->image, &m->params, x, m->d_img, NULL, B);
-    if (!text_frozen) {
-        cx_l2norm_backward(m->d_txt, m->d_txt, m->txt_unit, m->txt_norm, B, D, unit_eps);
-        cx_text_tower_backward(&m->text, &m->params, tokens, m->d_txt, B);
+    cx_l2norm_forward(txt, m->txt_norm, g, B, D, unit_eps);
+    if (d) {
+        cx_status st = cx_dist_allgather(d, img, (size_t)B * (size_t)D, m->img_unit, err);
+        if (!st)
+            st = cx_dist_allgather(d, txt, (size_t)B * (size_t)D, m->txt_unit, err);
+        if (st)
+            return st;
     }
+    float scale = cx_model_logit_scale(m);
+    *loss = cx_infonce_forward(m->logits, m->p_row, m->p_col, m->img_unit, m->txt_unit, scale, G, D);
+    int text_frozen = m->spec.text_frozen;
+    /* Every rank computes the same logit-scale gradient: each adds its 1/world share. */
+    float *dtheta = cx_param_grad(&m->params, m->logit_scale);
+    float theta_before = dtheta[0];
+    cx_infonce_backward(m->d_img, text_frozen ? NULL : m->d_txt, dtheta, m->scratch, m->p_row,
+                        m->p_col, m->logits, m->img_unit, m->txt_unit, scale, G, D, 1.0f);
+    if (world > 1)
+        dtheta[0] = theta_before + (dtheta[0] - theta_before) / (float)world;
+    float *d_img = m->d_img + mine;
+    cx_l2norm_backward(d_img, d_img, img, m->img_norm, B, D, unit_eps);
+    cx_mlp_backward(&m->image, &m->params, x, d_img, NULL, B);
+    if (!text_frozen) {
+        float *d_txt = m->d_txt + mine;
+        cx_l2norm_backward(d_txt, d_txt, txt, m->txt_norm, B, D, unit_eps);
+        cx_text_tower_backward(&m->text, &m->params, tokens, d_txt, B);
+    }
+    return CX_OK;
+}
+
+double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B)
+{
+    double loss = 0.0;
+    cx_model_clip_step_dist(m, x, tokens, B, NULL, &loss, NULL);
     return loss;
 }
 
-double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int B, cx_loss *l,
-                        cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
+                               const int32_t *all_labels, int G, int offset, cx_loss *l,
+                               cx_vocab_sampler *vs, cx_rng *rng, int epoch)
 {
     const float *f = cx_model_image_forward(m, x, B);
     const int32_t *classes = NULL, *targets = labels;
     int K = m->spec.num_classes;
     if (vs) {
-        K = cx_vocab_sampler_draw(vs, labels, B, rng, m->classes, m->targets);
+        K = cx_vocab_sampler_draw(vs, all_labels, G, rng, m->classes, m->targets);
         classes = m->classes;
-        targets = m->targets;
+        targets = m->targets + offset;
     }
     const float *logits = cx_head_forward(&m->head, &m->params, f, B, classes, K);
     double loss = cx_loss_compute(l, logits, targets, classes, B, K, cx_model_logit_scale(m),
@@ -146,6 +172,12 @@ double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int 
     cx_head_backward(&m->head, &m->params, f, m->dlogits, m->d_img, B);
     cx_mlp_backward(&m->image, &m->params, x, m->d_img, NULL, B);
     return loss;
+}
+
+double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int B, cx_loss *l,
+                        cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+{
+    return cx_model_sl_step_global(m, x, labels, B, labels, B, 0, l, vs, rng, epoch);
 }
 
 static int scale_index(const cx_model *m)

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "lib/dist.h"
 #include "lib/loss.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
@@ -20,7 +21,8 @@ enum { CX_MODEL_MAX_LIST = 15 };
 
 typedef struct {
     cx_objective objective;
-    int max_batch;
+    int max_batch;                    /* rows per step in this process */
+    int world;                        /* processes sharing a global batch (1 without MPI) */
     /* image tower */
     cx_image_kind image_kind;
     int in_dim;                       /* features per input sample */
@@ -52,13 +54,14 @@ typedef struct {
     cx_text_tower text;               /* CLIP */
     cx_head head;                     /* SL */
     int logit_scale;                  /* CLIP: parameter index of theta, scale = exp(theta) */
-    /* Step buffers, owned, sized for spec.max_batch = B rows: */
-    float *img_unit, *img_norm;       /* (B, D), (B) */
-    float *txt_unit, *txt_norm;       /* (B, D), (B) */
-    float *logits, *p_row, *p_col, *scratch; /* (B, B) InfoNCE */
-    float *d_img, *d_txt;             /* (B, D) */
+    /* Step buffers, owned, for B = spec.max_batch local rows and G = B * spec.world rows of
+     * the global batch: */
+    float *img_unit, *img_norm;       /* (G, D) unit features of all ranks, (B) local norms */
+    float *txt_unit, *txt_norm;       /* (G, D), (B) */
+    float *logits, *p_row, *p_col, *scratch; /* (G, G) InfoNCE */
+    float *d_img, *d_txt;             /* (G, D) */
     float *dlogits;                   /* (B, C) SL */
-    int32_t *classes, *targets;       /* (max(C, B)), (B) vocabulary subsampling */
+    int32_t *classes, *targets;       /* (max(C, G)), (G) vocabulary subsampling */
 } cx_model;
 
 /* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers. */
@@ -74,11 +77,27 @@ const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B);
 /* One CLIP step on B pairs: symmetric InfoNCE; adds all gradients; returns the loss. */
 double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B);
 
+/* The CLIP step of one process of d (NULL: a single process): every rank's unit features are
+ * gathered, so the loss is the symmetric InfoNCE of the global batch of d->size * B pairs (as
+ * open_clip's gathered loss); this rank adds its share of that loss's gradient (its own rows,
+ * and the logit scale's divided by the ranks), so summing gradients over ranks gives exactly
+ * the single-process gradient of the global batch. Every rank gets the same *loss. */
+cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *tokens, int B,
+                                  const cx_dist *d, double *loss, cx_err *err);
+
 /* One SL step on B samples with labels in [0, C): head logits over all classes, or over the
  * classes the vocabulary sampler draws (when vs is not NULL, using rng); the loss l; adds all
  * gradients; returns the loss. */
 double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int B, cx_loss *l,
                         cx_vocab_sampler *vs, cx_rng *rng, int epoch);
+
+/* The same for one process of a global batch of G samples whose labels are all_labels (G),
+ * this process holding rows offset .. offset + B: the vocabulary sampler draws from the global
+ * batch's classes (every rank draws the same set with the same rng), the loss is this rank's
+ * mean (averaging gradients over ranks gives the global mean's). */
+double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
+                               const int32_t *all_labels, int G, int offset, cx_loss *l,
+                               cx_vocab_sampler *vs, cx_rng *rng, int epoch);
 
 /* The current logit scale: CLIP's or the cosine head's exp(theta); 1 for a linear head. */
 float cx_model_logit_scale(const cx_model *m);

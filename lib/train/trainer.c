@@ -25,6 +25,7 @@ enum { CAPTION_MAX = 4096 };
 
 typedef struct {
     const cx_train_config *cfg;
+    cx_dist dist;      /* a copy; size 1 for one process */
     char *dir, *config_path, *ckpt_path, *log_path;
     char *config_text;
     cx_dataset ds;
@@ -37,12 +38,13 @@ typedef struct {
     cx_optim optim;
     cx_schedule schedule;
     int64_t *milestones;
-    int batch;
+    int batch;         /* the global batch */
+    int local_batch;   /* this process's rows of it: batch / dist.size */
     int64_t last_ckpt_step; /* step of the newest checkpoint on disk, -1 when none */
     /* per-step buffers */
     uint32_t *order;   /* (n) this epoch's sample order */
     float *x;          /* (batch, in_dim) */
-    int32_t *labels;   /* (batch) */
+    int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     char *caption;     /* (CAPTION_MAX) */
     /* log lines of finished epochs, owned */
@@ -123,6 +125,11 @@ static cx_status load_data(trainer *t, cx_err *err)
         return cx_fail(err, CX_EUSAGE, "%s: %zu training samples make no full batch of %lld; lower "
                        "batch or set drop_last: false", cfg->data, s->n, (long long)cfg->batch);
     t->batch = (int)cfg->batch;
+    int world = t->dist.size;
+    if (world > 1 && (cfg->batch % world != 0 || !cfg->drop_last))
+        return cx_fail(err, CX_EUSAGE, "with %d processes the batch (%lld) must divide evenly "
+                       "among them and drop_last must be true", world, (long long)cfg->batch);
+    t->local_batch = t->batch / world;
     return CX_OK;
 }
 
@@ -227,8 +234,9 @@ static cx_status build_model(trainer *t, cx_err *err)
         }
     }
     cx_model_spec spec;
-    if ((st = cx_spec_model(cfg, &t->meta.shape, t->batch, &spec, err)))
+    if ((st = cx_spec_model(cfg, &t->meta.shape, t->local_batch, &spec, err)))
         goto done;
+    spec.world = t->dist.size;
     cx_optim_config ocfg;
     cx_spec_optim(cfg, &ocfg);
     if ((st = cx_model_build(&t->model, &spec, cx_optim_slots(&ocfg), err)))
@@ -283,7 +291,7 @@ static cx_status build_training(trainer *t, cx_err *err)
     if (cfg->objective == CX_CFG_OBJECTIVE_SL) {
         cx_loss_config lcfg;
         cx_spec_loss(cfg, &lcfg);
-        if ((st = cx_loss_create(&t->loss, &lcfg, t->meta.class_counts, C, t->batch, err)))
+        if ((st = cx_loss_create(&t->loss, &lcfg, t->meta.class_counts, C, t->local_batch, err)))
             return st;
         if (cfg->vocab.k > 0 &&
             (st = cx_vocab_sampler_create(&t->vocab_sampler, C, (int)cfg->vocab.k,
@@ -299,11 +307,11 @@ static cx_status build_training(trainer *t, cx_err *err)
         return st;
     t->milestones = calloc(cfg->optim.milestones.n + 1, sizeof *t->milestones);
     t->order = malloc(sizeof *t->order * s->n);
-    t->x = malloc(sizeof *t->x * (size_t)t->batch * s->dim);
+    t->x = malloc(sizeof *t->x * (size_t)t->local_batch * s->dim);
     t->labels = malloc(sizeof *t->labels * (size_t)t->batch);
     t->caption = malloc(CAPTION_MAX);
     if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
-        t->tokens = malloc(sizeof *t->tokens * (size_t)t->batch * (size_t)cfg->model.text.max_tokens);
+        t->tokens = malloc(sizeof *t->tokens * (size_t)t->local_batch * (size_t)cfg->model.text.max_tokens);
     if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
@@ -375,6 +383,8 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
     }
     t->log_lines = lines;
     t->log_lines[t->nlog++] = text;
+    if (t->dist.rank != 0)
+        return CX_OK;
     cx_afile f;
     cx_status st = cx_afile_open(&f, t->log_path, err);
     if (st)
@@ -386,13 +396,32 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
+/* Rank 0 writes; every rank learns whether it worked, so all stop together if not. */
 static cx_status save_ckpt(trainer *t, cx_err *err)
 {
-    cx_status st = cx_run_write_ckpt(t->ckpt_path, &t->meta, t->config_text, &t->model,
-                                     &t->optim, err);
+    cx_status st = CX_OK;
+    if (t->dist.rank == 0)
+        st = cx_run_write_ckpt(t->ckpt_path, &t->meta, t->config_text, &t->model, &t->optim, err);
+    st = cx_dist_agree(&t->dist, st, err);
     if (!st)
         t->last_ckpt_step = t->meta.step;
     return st;
+}
+
+/* Sum the ranks' gradients; a supervised rank's loss is the mean of its own rows, so the sum is
+ * divided by the ranks, while a CLIP rank already added its share of the global loss. */
+static cx_status reduce_gradients(trainer *t, cx_err *err)
+{
+    if (t->dist.size <= 1)
+        return CX_OK;
+    cx_params *p = &t->model.params;
+    cx_status st = cx_dist_allreduce_sum(&t->dist, p->grad, p->total, err);
+    if (st || t->cfg->objective == CX_CFG_OBJECTIVE_CLIP)
+        return st;
+    float inv = 1.0f / (float)t->dist.size;
+    for (size_t i = 0; i < p->total; i++)
+        p->grad[i] *= inv;
+    return CX_OK;
 }
 
 static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err)
@@ -412,24 +441,34 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
         int64_t samples_this_session = 0;
         for (int64_t k = meta->step % spe; k < spe; k++) {
             size_t first = (size_t)(k * t->batch);
-            int B = (int)(s->n - first < (size_t)t->batch ? s->n - first : (size_t)t->batch);
-            const uint32_t *rows = t->order + first;
+            int G = (int)(s->n - first < (size_t)t->batch ? s->n - first : (size_t)t->batch);
+            const uint32_t *global_rows = t->order + first;
+            /* Every process knows the whole global batch's order; it computes its own rows. */
+            int B = G / t->dist.size, offset = t->dist.rank * B;
+            const uint32_t *rows = global_rows + offset;
             cx_split_gather_f32(s, rows, (size_t)B, t->x);
-            for (int i = 0; i < B; i++)
-                t->labels[i] = s->y[rows[i]];
+            for (int i = 0; i < G; i++)
+                t->labels[i] = s->y[global_rows[i]];
             cx_params_zero_grad(&t->model.params);
             double loss;
+            cx_status st;
             if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
                 cx_text_batch_tokens(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
                                      (int)cfg->model.text.max_tokens, t->tokens, t->caption,
                                      CAPTION_MAX);
-                loss = cx_model_clip_step(&t->model, t->x, t->tokens, B);
+                st = cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist, &loss, err);
             } else {
                 cx_rng rng;
                 cx_rng_seed(&rng, (uint64_t)cfg->seed, cx_rng_stream(TAG_VOCAB, (uint64_t)meta->step, 0));
-                loss = cx_model_sl_step(&t->model, t->x, t->labels, B, t->loss, t->vocab_sampler,
-                                        &rng, (int)epoch);
+                loss = cx_model_sl_step_global(&t->model, t->x, t->labels + offset, B, t->labels, G,
+                                               offset, t->loss, t->vocab_sampler, &rng, (int)epoch);
+                st = cx_dist_allreduce_sum_f64(&t->dist, &loss, 1, err);
+                loss /= (double)t->dist.size;
             }
+            if (!st)
+                st = reduce_gradients(t, err);
+            if (st)
+                return st;
             if (!isfinite(loss)) {
                 char kept[64] = "no checkpoint was written yet";
                 if (t->last_ckpt_step >= 0)
@@ -448,7 +487,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             meta->step++;
             meta->epoch_loss_sum += loss;
             meta->epoch_loss_steps++;
-            samples_this_session += B;
+            samples_this_session += G;
             double elapsed = now_seconds() - epoch_start;
             status.step = meta->step;
             status.epoch = epoch + 1;
@@ -461,8 +500,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             int last = k + 1 == spe;
             if (cfg->ckpt.every > 0 && meta->step % cfg->ckpt.every == 0 && !last) {
                 double t0 = now_seconds();
-                cx_status st = save_ckpt(t, err);
-                if (st)
+                if ((st = save_ckpt(t, err)))
                     return st;
                 io_seconds += now_seconds() - t0;
             }
@@ -492,16 +530,28 @@ static cx_status prepare(trainer *t, cx_err *err)
     t->last_ckpt_step = -1;
     if ((st = load_data(t, err)) || (st = fill_meta(t, err)) || (st = build_model(t, err)) ||
         (st = build_training(t, err)))
-        return st;
-    return CX_OK;
+        return cx_dist_agree(&t->dist, st, err);
+    return cx_dist_agree(&t->dist, CX_OK, err);
+}
+
+static void set_dist(trainer *t, const cx_dist *dist)
+{
+    if (dist) {
+        t->dist = *dist;
+    } else {
+        memset(&t->dist, 0, sizeof t->dist);
+        t->dist.size = 1;
+    }
 }
 
 cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int force,
-                       const cx_train_hooks *hooks, cx_err *err)
+                       const cx_train_hooks *hooks, const cx_dist *dist, cx_err *err)
 {
     trainer t;
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
+    set_dist(&t, dist);
+    int lead = t.dist.rank == 0;
     cx_status st = cx_train_config_validate(cfg, err);
     if (!st)
         st = make_paths(&t, run_dir, err);
@@ -513,25 +563,29 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
         st = prepare(&t, err);
     if (!st && !(t.config_text = cx_run_config_text(cfg)))
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-    if (!st)
+    if (!st && lead) {
         st = cx_mkdir_p(run_dir, err);
-    if (!st && force) {
-        remove(t.ckpt_path);
-        remove(t.log_path);
+        if (!st && force) {
+            remove(t.ckpt_path);
+            remove(t.log_path);
+        }
+        if (!st)
+            st = cx_train_config_write(cfg, t.config_path, err);
     }
+    if (t.dist.size > 1)
+        st = cx_dist_agree(&t.dist, st, err);
     if (!st)
-        st = cx_train_config_write(cfg, t.config_path, err);
-    if (!st)
-        st = run_epochs(&t, hooks, err);
+        st = run_epochs(&t, lead ? hooks : NULL, err);
     trainer_free(&t);
     return st;
 }
 
 cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_hooks *hooks,
-                          cx_err *err)
+                          const cx_dist *dist, cx_err *err)
 {
     trainer t;
     memset(&t, 0, sizeof t);
+    set_dist(&t, dist);
     cx_train_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cx_ckpt ck;
@@ -582,7 +636,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     if (!st)
         st = read_log(&t, t.meta.step / t.meta.steps_per_epoch, err);
     if (!st)
-        st = run_epochs(&t, hooks, err);
+        st = run_epochs(&t, t.dist.rank == 0 ? hooks : NULL, err);
     cx_ckpt_free(&ck);
     cx_run_meta_free(&saved);
     trainer_free(&t);

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "lib/dist.h"
 #include "lib/err.h"
 #include "lib/train_config.h"
 
@@ -27,14 +28,16 @@ typedef struct {
 } cx_train_hooks;
 
 /* Train a new run into run_dir from cfg (validated here; the folder is created; a folder that
- * already holds a run is refused unless force). */
+ * already holds a run is refused unless force). dist (NULL: one process) spreads each global
+ * batch of cfg->batch samples over its processes, batch / size each; only rank 0 writes the run
+ * folder. The result equals one process's on the same global batch within float rounding. */
 cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int force,
-                       const cx_train_hooks *hooks, cx_err *err);
+                       const cx_train_hooks *hooks, const cx_dist *dist, cx_err *err);
 
 /* Continue the run in run_dir from its last checkpoint with the configuration it was started
  * with (threads may be overridden with threads > 0); the end result is bit-identical to an
  * uninterrupted run with the same thread count. A finished run is left as it is. */
 cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_hooks *hooks,
-                          cx_err *err);
+                          const cx_dist *dist, cx_err *err);
 
 #endif

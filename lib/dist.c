@@ -1,0 +1,156 @@
+/* Process groups over MPI, or the trivial group of one. */
+#include "config.h"
+#include "lib/dist.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
+int cx_dist_available(void)
+{
+#ifdef HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+cx_status cx_dist_init(cx_dist *d, cx_err *err)
+{
+    memset(d, 0, sizeof *d);
+    d->size = 1;
+#ifdef HAVE_MPI
+    /* Only a process that mpirun started joins: a plain `clipx train` stays a single process
+     * and never pays MPI's start-up. */
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") && !getenv("PMIX_RANK"))
+        return CX_OK;
+    int flag = 0;
+    MPI_Initialized(&flag);
+    if (!flag) {
+        if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
+            return cx_fail(err, CX_EIO, "MPI_Init failed");
+        d->initialised_mpi = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+#else
+    (void)err;
+#endif
+    return CX_OK;
+}
+
+void cx_dist_finish(cx_dist *d)
+{
+#ifdef HAVE_MPI
+    if (d->initialised_mpi)
+        MPI_Finalize();
+#endif
+    d->initialised_mpi = 0;
+}
+
+#ifdef HAVE_MPI
+static cx_status mpi_check(int rc, const char *what, cx_err *err)
+{
+    if (rc == MPI_SUCCESS)
+        return CX_OK;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return cx_fail(err, CX_EIO, "%s: %.*s", what, len, msg);
+}
+
+/* MPI counts are int: move large buffers in pieces. */
+enum { CHUNK = 1 << 28 };
+#endif
+
+cx_status cx_dist_allreduce_sum(const cx_dist *d, float *buf, size_t n, cx_err *err)
+{
+    if (d->size <= 1)
+        return CX_OK;
+#ifdef HAVE_MPI
+    for (size_t off = 0; off < n; off += CHUNK) {
+        int count = (int)(n - off < CHUNK ? n - off : CHUNK);
+        cx_status st = mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM,
+                                               MPI_COMM_WORLD), "MPI_Allreduce", err);
+        if (st)
+            return st;
+    }
+#endif
+    return CX_OK;
+}
+
+cx_status cx_dist_allreduce_sum_f64(const cx_dist *d, double *buf, size_t n, cx_err *err)
+{
+    if (d->size <= 1)
+        return CX_OK;
+#ifdef HAVE_MPI
+    return mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+                     "MPI_Allreduce", err);
+#else
+    return CX_OK;
+#endif
+}
+
+cx_status cx_dist_allgather(const cx_dist *d, const float *local, size_t n, float *all, cx_err *err)
+{
+    if (d->size <= 1) {
+        if (all != local)
+            memcpy(all, local, sizeof *all * n);
+        return CX_OK;
+    }
+#ifdef HAVE_MPI
+    const void *send = local == all + (size_t)d->rank * n ? MPI_IN_PLACE : (const void *)local;
+    return mpi_check(MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, MPI_COMM_WORLD),
+                     "MPI_Allgather", err);
+#else
+    return CX_OK;
+#endif
+}
+
+cx_status cx_dist_allgather_i32(const cx_dist *d, const int32_t *local, size_t n, int32_t *all,
+                                cx_err *err)
+{
+    if (d->size <= 1) {
+        if (all != local)
+            memcpy(all, local, sizeof *all * n);
+        return CX_OK;
+    }
+#ifdef HAVE_MPI
+    const void *send = local == all + (size_t)d->rank * n ? MPI_IN_PLACE : (const void *)local;
+    return mpi_check(MPI_Allgather(send, (int)n, MPI_INT32_T, all, (int)n, MPI_INT32_T,
+                                   MPI_COMM_WORLD), "MPI_Allgather", err);
+#else
+    return CX_OK;
+#endif
+}
+
+cx_status cx_dist_barrier(const cx_dist *d, cx_err *err)
+{
+    if (d->size <= 1)
+        return CX_OK;
+#ifdef HAVE_MPI
+    return mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier", err);
+#else
+    return CX_OK;
+#endif
+}
+
+cx_status cx_dist_agree(const cx_dist *d, cx_status local, cx_err *err)
+{
+    if (d->size <= 1)
+        return local;
+#ifdef HAVE_MPI
+    int code = (int)local, any = 0;
+    /* The largest status of any rank wins, so every rank stops when one fails. */
+    if (MPI_Allreduce(&code, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return cx_fail(err, CX_EIO, "MPI_Allreduce failed");
+    if (any != CX_OK && local == CX_OK)
+        return cx_fail(err, (cx_status)any, "another process failed (rank 0 reports why)");
+    return (cx_status)any == CX_OK ? CX_OK : local;
+#else
+    return local;
+#endif
+}

@@ -1,0 +1,38 @@
+/* Data-parallel training across processes (Open MPI when built --with-mpi): ranks, gradient
+ * all-reduce, feature all-gather. Without MPI, or when not started by mpirun, a single process
+ * of rank 0 and size 1 whose operations are identities, so callers need no special case. */
+#ifndef CX_DIST_H
+#define CX_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/err.h"
+
+typedef struct {
+    int rank, size;
+    int initialised_mpi; /* this process called MPI_Init and must call MPI_Finalize */
+} cx_dist;
+
+/* Join the job when started by mpirun (Open MPI's environment says so); else rank 0 of 1. */
+cx_status cx_dist_init(cx_dist *d, cx_err *err);
+void cx_dist_finish(cx_dist *d);
+
+/* 1 when this build has MPI. */
+int cx_dist_available(void);
+
+/* buf (n) = elementwise sum over ranks, in place. */
+cx_status cx_dist_allreduce_sum(const cx_dist *d, float *buf, size_t n, cx_err *err);
+cx_status cx_dist_allreduce_sum_f64(const cx_dist *d, double *buf, size_t n, cx_err *err);
+/* all (size * n) = every rank's local (n), in rank order; local may be this rank's own slot of
+ * all (all + rank * n), which is then gathered in place. */
+cx_status cx_dist_allgather(const cx_dist *d, const float *local, size_t n, float *all, cx_err *err);
+cx_status cx_dist_allgather_i32(const cx_dist *d, const int32_t *local, size_t n, int32_t *all,
+                                cx_err *err);
+/* Wait for every rank. */
+cx_status cx_dist_barrier(const cx_dist *d, cx_err *err);
+/* Every rank learns whether any rank failed (so all stop together): returns local when it
+ * failed, else the failure of another rank (with a message saying so), else CX_OK. */
+cx_status cx_dist_agree(const cx_dist *d, cx_status local, cx_err *err);
+
+#endif

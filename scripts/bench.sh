@@ -1,0 +1,94 @@
+#!/bin/sh
+# The benchmarks of ../shared/bench.md, clipx beside PyTorch on this machine in one run; one line
+# per figure with both numbers and their ratio. Usage: scripts/bench.sh [--quick] [--skip-torch]
+#   --quick       2 epochs instead of 10 (throughput only; accuracy needs the full 10)
+#   --skip-torch  clipx figures only (no PyTorch comparison)
+# Throughput on both sides counts training steps only (data loading excluded: clipx's log.jsonl
+# samples_per_s, PyTorch's timer around its loop), and is checked against whole-process wall time.
+set -eu
+cd "$(dirname "$0")/.."
+epochs=10
+torch=1
+for a in "$@"; do
+    case "$a" in
+    --quick) epochs=2 ;;
+    --skip-torch) torch=0 ;;
+    *) echo "usage: scripts/bench.sh [--quick] [--skip-torch]" >&2; exit 2 ;;
+    esac
+done
+scripts/deps.sh bench
+with_mpi=""
+if command -v mpicc >/dev/null 2>&1; then with_mpi="--with-mpi"; fi
+scripts/build.sh $with_mpi
+make tests/bench_eval >/dev/null
+
+out=$(mktemp -d /tmp/clipx-bench-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+subset=experiments/data/fashion-mnist-lt100.subset
+py=/usr/bin/python3
+threads=2
+
+# field FILE KEY: a number from a one-line JSON object.
+field() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# Peak RSS in MiB of a command run under GNU time.
+rss_mib() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"; }
+
+# clipx W1: mean samples/s over the epochs (steps only) and whole-process figures.
+clipx_w1() {
+    variant=$1
+    run=$out/clipx-$variant
+    start=$(date +%s.%N)
+    /usr/bin/time -v ./clipx train --config "experiments/w1-$variant.yaml" --set epochs=$epochs \
+        --threads $threads --quiet --out "$run" 2>"$out/time-$variant"
+    end=$(date +%s.%N)
+    sps=$(awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$run/log.jsonl")
+    steps=$(tail -n 1 "$run/log.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/')
+    wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    wall_sps=$(awk -v s="$steps" -v w="$wall" 'BEGIN { printf "%.0f", s * 256 / w }')
+    rss=$(rss_mib "$out/time-$variant")
+    ./clipx eval "$run" --json --threads $threads >"$out/eval-$variant.json"
+    acc=$(field "$out/eval-$variant.json" top1)
+    echo "$sps $wall_sps $wall $rss $acc"
+}
+
+torch_w1() {
+    variant=$1
+    start=$(date +%s.%N)
+    /usr/bin/time -v $py scripts/w1_torch.py --variant "$variant" --subset "$subset" \
+        --threads $threads --epochs $epochs >"$out/torch-$variant.json" 2>"$out/ttime-$variant"
+    end=$(date +%s.%N)
+    wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    sps=$(field "$out/torch-$variant.json" samples_per_s)
+    samples=$(field "$out/torch-$variant.json" samples)
+    wall_sps=$(awk -v s="$samples" -v w="$wall" 'BEGIN { printf "%.0f", s / w }')
+    rss=$(rss_mib "$out/ttime-$variant")
+    acc=$(field "$out/torch-$variant.json" test_acc)
+    printf "%.0f %s %s %s %s\n" "$sps" "$wall_sps" "$wall" "$rss" "$acc"
+}
+
+echo "clipx benchmarks ($(nproc) cores, $threads threads, W1 $epochs epochs), $(date -u +%Y-%m-%dT%H:%MZ)"
+for variant in sl clip; do
+    set -- $(clipx_w1 $variant)
+    c_sps=$1 c_wsps=$2 c_wall=$3 c_rss=$4 c_acc=$5
+    if [ "$torch" -eq 1 ]; then
+        set -- $(torch_w1 $variant)
+        t_sps=$1 t_wsps=$2 t_wall=$3 t_rss=$4 t_acc=$5
+        echo "W1-$variant samples/s (steps only):   clipx $c_sps  pytorch $t_sps  ratio $(ratio "$c_sps" "$t_sps")  (target >= 3.0)"
+        echo "W1-$variant samples/s (whole process): clipx $c_wsps  pytorch $t_wsps  ratio $(ratio "$c_wsps" "$t_wsps")  (wall ${c_wall}s vs ${t_wall}s)"
+        echo "W1-$variant peak RSS MiB:             clipx $c_rss  pytorch $t_rss  ratio $(ratio "$c_rss" "$t_rss")  (target <= 128 MiB)"
+        echo "W1-$variant test accuracy:            clipx $c_acc  pytorch $t_acc  (target: within 0.015)"
+    else
+        echo "W1-$variant: clipx $c_sps samples/s (steps), $c_wsps (whole process), peak RSS $c_rss MiB, test accuracy $c_acc"
+    fi
+done
+
+# Thread scaling: W1-SL steps with 1 and with 2 threads.
+one=$(./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet --out "$out/t1" &&
+    awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$out/t1/log.jsonl")
+two=$(./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet --out "$out/t2" &&
+    awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$out/t2/log.jsonl")
+echo "W1-sl thread scaling:                 1 thread $one  2 threads $two  ratio $(ratio "$two" "$one")  (target >= 1.7)"
+
+# Evaluation: zero-shot over 1,000 classes and 50,000 vectors of dimension 512, metrics included.
+tests/bench_eval --threads $threads | sed 's/^/evaluation workload: /'

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Data-parallel training over MPI: 2 processes on a global batch give the loss curve of one
+# process on the same batch (float rounding apart), for CLIP (gathered features) and for SL
+# (averaged gradients, vocabulary subsampling over the global batch's classes).
+. "$TOP_SRCDIR/tests/lib.sh"
+
+if ! "$CLIPX" version | grep -q '^mpi: yes'; then
+    echo "mpi_train: clipx built without MPI (./configure --with-mpi); skipped"
+    exit 77
+fi
+[ -n "${MPIRUN:-}" ] || MPIRUN=mpirun
+command -v "$MPIRUN" >/dev/null 2>&1 || { echo "mpi_train: no mpirun; skipped"; exit 77; }
+mpi() { "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 "$@"; }
+
+DATA=$WORK/s5
+"$CLIPX" synth --out "$DATA" --classes 5 --superclasses 2 --n 600 --dim 16 --test-per-class 20 \
+    --seed 1 --quiet || { fail "synth failed"; finish; }
+small="--data $DATA/dataset.yaml --epochs 3 --batch 64 --set model.image.hidden=[32] --set model.image.dim=16 --set model.text.dim=8 --threads 1 --quiet"
+
+# compare_logs A B: the same epochs and steps, losses within 1e-5 relative.
+compare_logs() {
+    paste -d' ' "$1" "$2" | awk '{
+        match($0, /"loss":[-0-9.eE+]*/); a = substr($0, RSTART + 7, RLENGTH - 7);
+        rest = substr($0, RSTART + RLENGTH);
+        match(rest, /"loss":[-0-9.eE+]*/); b = substr(rest, RSTART + 7, RLENGTH - 7);
+        d = a - b; if (d < 0) d = -d;
+        if (d > 1e-5 * (a < 0 ? -a : a) || a == "") { print "epoch " NR ": " a " vs " b; bad = 1 }
+        n++ }
+        END { exit bad || n != 3 }' || fail "$3: MPI loss curve differs from one process"
+}
+
+for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal"; do
+    name=$(echo "$variant" | tr -c 'a-z0-9\n' '_')
+    expect_exit 0 "$CLIPX" train $small --objective $variant --out "$WORK/one-$name"
+    expect_exit 0 mpi "$CLIPX" train $small --objective $variant --out "$WORK/two-$name"
+    [ -s "$WORK/two-$name/model.ckpt" ] || fail "$variant: the MPI run wrote no checkpoint"
+    compare_logs "$WORK/one-$name/log.jsonl" "$WORK/two-$name/log.jsonl" "$variant"
+    # The run opens like any other (the checkpoint is complete and consistent).
+    expect_exit 0 "$CLIPX" train --resume "$WORK/two-$name" --quiet
+done
+
+# A batch that does not split evenly is refused before anything is written, by every rank.
+expect_exit 2 mpi "$CLIPX" train $small --objective sl --batch 63 --out "$WORK/odd"
+expect_grep 'divide evenly' "$WORK/err" "uneven batch"
+[ -e "$WORK/odd" ] && fail "a refused MPI run created its folder"
+
+finish
