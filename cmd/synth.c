@@ -29,7 +29,7 @@ static const cli_opt synth_opts[] = {
     {"dim", CLI_INT, &dim, "D", "observed feature dimension (default 128)", 1, 65536, NULL},
     {"latent", CLI_INT, &latent, "L", "latent dimension (default 16)", 1, 4096, NULL},
     {"hidden", CLI_INT, &hidden, "H", "width of the random rendering (default: --dim)", 0, 65536, NULL},
-    {"superclasses", CLI_INT, &superclasses, "S", "superclasses grouping the classes (default 10)", 1, 10000,
+    {"superclasses", CLI_INT, &superclasses, "S", "superclasses grouping the classes (default: 10, or --classes when fewer)", 0, 10000,
      NULL},
     {"modes", CLI_INT, &modes, "M", "sub-types (latent blobs) per class (default 4)", 1, 64, NULL},
     {"super-sep", CLI_DOUBLE, &super_sep, "X", "spread of superclass centres (default 1.0)", 0, 100, NULL},

@@ -287,7 +287,9 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
                           cx_err *err)
 {
     memset(ds, 0, sizeof *ds);
-    unsigned parts = opt && opt->parts ? opt->parts : CX_LOAD_ALL;
+    /* No parts named: everything there is (a missing split is only an error when asked for). */
+    int everything = !opt || !opt->parts;
+    unsigned parts = everything ? CX_LOAD_ALL : opt->parts;
     cx_yaml_node *root = NULL;
     char *dir = NULL;
     cx_classes classes;
@@ -405,6 +407,10 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     }
     ds->has_train = train != NULL;
     ds->has_test = test != NULL;
+    if (everything && !train)
+        parts &= ~(unsigned)CX_LOAD_TRAIN;
+    if (everything && !test)
+        parts &= ~(unsigned)CX_LOAD_TEST;
     if ((parts & CX_LOAD_TRAIN) && !train) {
         st = node_fail(err, yaml_path, root, "the dataset has no 'train' split");
         goto fail;

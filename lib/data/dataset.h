@@ -79,7 +79,8 @@ enum {
 };
 
 typedef struct {
-    unsigned parts;          /* CX_LOAD_* bits; 0 means CX_LOAD_ALL */
+    unsigned parts;          /* CX_LOAD_* bits; 0 means every split the YAML names, with images
+                                and captions */
     const char *subset_path; /* a SUBSET file (lib/data/subset.h): keep only its training rows;
                                 validated against the training labels. NULL: all rows */
     const uint32_t *keep;    /* or kept training indices, strictly ascending (ignored when
@@ -87,7 +88,7 @@ typedef struct {
     size_t num_keep;
 } cx_load_options;
 
-/* Load the dataset named by a YAML file. opt may be NULL (everything, no subset). Only the kept
+/* Load the dataset named by a YAML file. opt may be NULL (every split, no subset). Only the kept
  * training rows are stored: images are streamed from their files (gzip or plain) into the final
  * buffers, never a whole-file copy. ds is zeroed first; cx_dataset_free is safe after a failure. */
 cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_dataset *ds,

@@ -76,13 +76,21 @@ void cx_gzfile_close(cx_gzfile *f)
 }
 
 /* Turn a short read into the right message: a truncated or damaged gzip stream, or an OS error.
- * Returns CX_OK when the stream simply ended. at: uncompressed bytes produced so far. */
+ * Returns CX_OK when the stream simply ended. The position is the uncompressed bytes zlib
+ * delivered before the failure (at, when zlib cannot tell). */
 static cx_status stream_status(gzFile gz, const char *path, uint64_t at, cx_err *err)
 {
     int code = Z_OK;
     const char *msg = gzerror(gz, &code);
     if (code == Z_OK || code == Z_STREAM_END)
         return CX_OK;
+    z_off_t pos = gztell(gz);
+    if (pos >= 0)
+        at = (uint64_t)pos;
+    /* zlib prefixes the name it was opened with ("<fd:3>: "); the caller's path replaces it.
+     * zlib's own messages hold no ": ". */
+    for (const char *p = msg ? strstr(msg, ": ") : NULL; p; p = strstr(p + 2, ": "))
+        msg = p + 2;
     if (code == Z_BUF_ERROR)
         return cx_fail(err, CX_EDATA, "%s: byte %llu: truncated gzip stream (the file ends early)",
                        path, (unsigned long long)at);

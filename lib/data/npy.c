@@ -214,11 +214,14 @@ cx_status cx_npy_read_header(cx_gzfile *f, cx_npy_header *h, cx_err *err)
 {
     memset(h, 0, sizeof *h);
     unsigned char pre[8];
-    cx_status st = cx_gzfile_read(f, pre, 8, "the NPY magic", err);
+    size_t got;
+    cx_status st = cx_gzfile_peek(f, pre, 6, &got, err);
     if (st)
         return st;
-    if (memcmp(pre, npy_magic, 6) != 0)
+    if (got < 6 || memcmp(pre, npy_magic, 6) != 0)
         return cx_fail(err, CX_EDATA, "%s: byte 0: wrong NPY magic (not an NPY file)", f->path);
+    if ((st = cx_gzfile_read(f, pre, 8, "the NPY version", err)))
+        return st;
     h->major = pre[6];
     h->minor = pre[7];
     if ((h->major != 1 && h->major != 2) || h->minor != 0)

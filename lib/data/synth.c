@@ -28,7 +28,8 @@ enum {
     TAG_RENDER = 0x524e4452, /* "RNDR" */
     TAG_ORDER = 0x4f524452,  /* "ORDR" */
     TAG_TRAIN = 0x54524e20,  /* "TRN " */
-    TAG_TEST = 0x54535420    /* "TST " */
+    TAG_TEST = 0x54535420,   /* "TST " */
+    TAG_CAPTIONS = 0x43415053 /* "CAPS": caption wording, apart from what the images hold */
 };
 
 enum { SLOTS = 2, FAVS = 3, BLOCK_CHUNKS = 32 };
@@ -70,7 +71,7 @@ void cx_synth_defaults(cx_synth_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->classes = 100;
-    o->superclasses = 10;
+    o->superclasses = 0;
     o->modes = 4;
     o->profile = CX_PROFILE_PARETO;
     o->rho = 100;
@@ -114,7 +115,7 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(o->classes, 2, CX_SYNTH_MAX_CLASSES, "classes");
     RANGE(o->open_classes, 0, CX_SYNTH_MAX_CLASSES, "open-classes");
     RANGE(o->open_world, 0, 0.9, "open-world");
-    RANGE(o->superclasses, 1, o->classes, "superclasses");
+    RANGE(o->superclasses, 0, o->classes, "superclasses");
     RANGE(o->modes, 1, 64, "modes");
     RANGE(o->rho, 1, 1e6, "rho");
     RANGE(o->alpha, 0, 10, "alpha");
@@ -233,7 +234,7 @@ static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
     w->C = o->classes;
     w->K = open_count(o);
     w->CK = w->C + w->K;
-    w->S = o->superclasses;
+    w->S = o->superclasses > 0 ? o->superclasses : o->classes < 10 ? o->classes : 10;
     w->M = o->modes;
     w->L = o->latent;
     w->H = o->hidden > 0 ? o->hidden : o->dim;
@@ -515,8 +516,10 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
 {
     const cx_synth_opts *o = w->o;
     const size_t L = (size_t)w->L, H = (size_t)w->H, D = (size_t)w->D;
-    cx_rng r;
+    cx_rng r, rc;
     cx_rng_seed(&r, o->seed, cx_rng_stream(tag, chunk, 0));
+    /* Wording comes from its own stream, so the caption mode never changes the features. */
+    cx_rng_seed(&rc, o->seed, cx_rng_stream(TAG_CAPTIONS, tag, chunk));
     for (size_t i = 0; i < m; i++) {
         int c = cls[i];
         size_t cm = (size_t)c * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
@@ -553,7 +556,7 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             int k = (int)cx_rng_below(&r, (uint32_t)(w->C - 1));
             obs[i] = k >= c ? k + 1 : k;
         }
-        write_caption(w, &r, c, attrs, na, c2, b);
+        write_caption(w, &rc, c, attrs, na, c2, b);
     }
     /* h = sin(fold * z W1^T + b); x = h W2^T + noise. */
     cx_sgemm(0, 1, (int)m, (int)H, (int)L, (float)o->fold, sc->z, (int)L, w->w1, (int)L, 0.0f,

@@ -57,7 +57,7 @@ typedef struct {
     int classes;             /* evaluated classes (100) */
     int open_classes;        /* open-world concepts (0: as many as classes when open_world > 0) */
     double open_world;       /* fraction of training samples from open-world concepts (0) */
-    int superclasses;        /* (10) */
+    int superclasses;        /* (0: the smaller of 10 and classes) */
     int modes;               /* blobs (sub-types) per concept (4) */
     cx_profile profile;      /* exp, pareto (default), step or uniform */
     double rho;              /* imbalance ratio (100) */
