@@ -13,11 +13,13 @@
 #include "lib/threads.h"
 
 static const char *subset_path, *rule_name = "shots", *thresholds = "100,20";
-static int as_json;
+static int as_json, check_all;
 
 static const cli_opt stats_opts[] = {
     {"subset", CLI_STRING, &subset_path, "FILE", "describe this SUBSET of the training split", 0, -1, NULL},
     {"json", CLI_FLAG, &as_json, NULL, "one JSON object on stdout instead of a table", 0, -1, NULL},
+    {"check", CLI_FLAG, &check_all, NULL,
+     "also read every image and caption file of the dataset (kept rows only with --subset)", 0, -1, NULL},
     {"split-rule", CLI_STRING, &rule_name, "RULE",
      "head/mid/tail by shots (thresholds) or by tertile of count rank (default shots)", 0, -1,
      "shots|tertile"},
@@ -33,7 +35,8 @@ const cli_spec cmd_stats_spec = {
     "from 'clipx subsample'), with the imbalance ratio (largest / smallest non-empty class),\n"
     "the Gini coefficient of the counts, and each class's split: by default head > 100,\n"
     "mid 20..100, tail < 20 training samples; --split-rule tertile uses thirds by count rank.\n"
-    "Test counts are listed when the dataset has a test split.",
+    "Test counts are listed when the dataset has a test split. Only labels are read unless\n"
+    "--check asks to read (and so validate) the images and captions as well.",
     stats_opts,
     1,
     1,
@@ -76,6 +79,20 @@ static int run(const cli_result *res)
         cx_fail(&err, CX_ENOMEM, "out of memory");
         rc = cli_fail("stats", &err);
         goto done;
+    }
+    if (check_all) {
+        /* Everything the YAML names, as a trainer would load it: one error line if any part is bad. */
+        cx_dataset full;
+        cx_load_options flo = {0, subset_path, NULL, 0};
+        if (cx_dataset_load(res->args[0], &flo, &full, &err)) {
+            rc = cli_fail("stats", &err);
+            goto done;
+        }
+        if (!res->quiet)
+            fprintf(stderr, "stats: checked %s: train %zu samples of %zu features%s, test %zu samples\n",
+                    res->args[0], full.train.n, full.train.dim, full.train.captions ? " with captions" : "",
+                    full.test.n);
+        cx_dataset_free(&full);
     }
     cx_stats_counts(ds.train.y, ds.train.n, C, counts);
     if (ds.has_test) {

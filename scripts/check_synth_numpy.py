@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
+import re
+
 import numpy as np
-import yaml
 
 
 def fail(msg):
@@ -16,9 +17,43 @@ def fail(msg):
     sys.exit(1)
 
 
+def scalar(v):
+    v = v.strip()
+    if v.startswith("["):
+        return [int(x) for x in v.strip("[]").split(",") if x.strip()]
+    return int(v) if re.fullmatch(r"-?[0-9]+", v) else v
+
+
+def load_yaml(path):
+    """The subset of YAML that `clipx synth` writes: "key: value" and one-line flow maps."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].rstrip()
+            if not line:
+                continue
+            key, value = line.split(":", 1)
+            value = value.strip()
+            if value.startswith("{"):
+                # split on commas outside brackets
+                parts, depth, cur = [], 0, ""
+                for ch in value[1:-1]:
+                    depth += ch == "["
+                    depth -= ch == "]"
+                    if ch == "," and depth == 0:
+                        parts.append(cur)
+                        cur = ""
+                    else:
+                        cur += ch
+                parts.append(cur)
+                out[key] = {k.strip(): scalar(v) for k, v in (p.split(":", 1) for p in parts)}
+            else:
+                out[key] = scalar(value)
+    return out
+
+
 d = sys.argv[1]
-with open(os.path.join(d, "dataset.yaml")) as f:
-    ds = yaml.safe_load(f)
+ds = load_yaml(os.path.join(d, "dataset.yaml"))
 with open(os.path.join(d, "synth.json")) as f:
     meta = json.load(f)
 with open(os.path.join(d, ds["classes"])) as f:

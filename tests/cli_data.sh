@@ -141,6 +141,27 @@ bad_case caps 'short-captions.txt: line 3: 2 captions for the 6 samples of' \
     "$CLIPX" count "$WORK/caps.yaml" --out "$WORK/out-caps"
 tiny nocaps "$FX/tiny-labels.txt"
 bad_case nocaps 'the train split has no captions' "$CLIPX" count "$WORK/nocaps.yaml" --out "$WORK/out-nocaps"
+# Image files are read by stats --check (as by a trainer).
+timg() { # timg NAME IMAGES
+    printf 'classes: %s\ntrain: {images: %s, labels: %s}\n' "$FX/tiny-classes.txt" "$2" "$FX/tiny-labels.txt" >"$WORK/$1.yaml"
+}
+head -c 60 "$FX/tiny-images-idx3-ubyte.gz" >"$WORK/cut-images-idx3-ubyte.gz"
+timg cutimg "$WORK/cut-images-idx3-ubyte.gz"
+expect_exit 0 "$CLIPX" stats "$WORK/cutimg.yaml" --quiet # labels alone are fine
+bad_case cutimg 'cut-images-idx3-ubyte.gz: byte [0-9]+: truncated gzip stream' "$CLIPX" stats "$WORK/cutimg.yaml" --check
+head -c 40 "$FX/tiny-images-idx3-ubyte" >"$WORK/short-images-idx3-ubyte"
+timg shortimg "$WORK/short-images-idx3-ubyte"
+bad_case shortimg 'short-images-idx3-ubyte: byte 4: header claims 6 records of 12 uint8 \(72 bytes\), the file holds 24' \
+    "$CLIPX" stats "$WORK/shortimg.yaml" --check
+timg fortran "$FX/fortran-features.npy"
+bad_case fortran 'fortran-features.npy: byte 10: Fortran-order NPY arrays are not supported' \
+    "$CLIPX" stats "$WORK/fortran.yaml" --check
+printf '0\n1\n2\n0\n1\n' >"$WORK/five.txt"
+timg five "$FX/tiny-images-idx3-ubyte.gz"
+sed -i "s|$FX/tiny-labels.txt|$WORK/five.txt|" "$WORK/five.yaml"
+bad_case five 'tiny-images-idx3-ubyte.gz: byte 4: header claims 6 images, but .*five.txt holds 5 labels' \
+    "$CLIPX" stats "$WORK/five.yaml" --check
+expect_exit 0 "$CLIPX" stats "$FX/tiny.yaml" --check && expect_grep '^stats: checked .*: train 6 samples of 12 features with captions, test 6 samples$' "$WORK/err" "stats --check"
 tiny missing "$WORK/absent-labels.txt"
 bad_case missing 'absent-labels.txt: No such file or directory' "$CLIPX" stats "$WORK/missing.yaml"
 printf 'classes: %s\nfoo: 1\ntrain: {images: a, labels: b}\n' "$FX/tiny-classes.txt" >"$WORK/key.yaml"
@@ -157,7 +178,7 @@ if [ -r "$FM_LABELS" ]; then
     [ "$(wc -l <"$WORK/W1")" -eq 14887 ] || fail "W1 subset should hold 14,886 samples"
     counts=$(awk -F'\t' 'NR > 1 {n[$2]++} END {for (c = 0; c < 10; c++) printf "%d ", n[c]}' "$WORK/W1")
     [ "$counts" = "6000 3596 2156 1292 774 464 278 166 100 60 " ] || fail "W1 per-class counts: $counts"
-    expect_exit 0 "$CLIPX" stats "$FM" --subset "$WORK/W1" --json
+    expect_exit 0 "$CLIPX" stats "$FM" --subset "$WORK/W1" --check --quiet --json
     tr -d ' \n' <"$WORK/out" >"$WORK/flat"
     expect_grep '"samples":14886,' "$WORK/flat" "W1 stats"
     expect_grep '"imbalance_ratio":100,' "$WORK/flat" "W1 stats"

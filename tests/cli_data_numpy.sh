@@ -1,10 +1,10 @@
 #!/bin/sh
 # NPY files written by `clipx synth` load in numpy with the shapes their dataset.yaml promises
-# (scripts/check_synth_numpy.py). Skipped when Debian's python3 lacks numpy or yaml.
+# (scripts/check_synth_numpy.py). Skipped when Debian's python3 lacks numpy.
 . "$TOP_SRCDIR/tests/lib.sh"
 
-if ! /usr/bin/python3 -c 'import numpy, yaml' 2>/dev/null; then
-    echo "skipping: /usr/bin/python3 cannot import numpy and yaml"
+if ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    echo "skipping: /usr/bin/python3 cannot import numpy"
     exit 77
 fi
 expect_exit 0 "$CLIPX" synth --out "$WORK/f32" --classes 12 --n 2000 --dim 24 --open-world 0.2 --label-noise 0.1 --quiet

@@ -816,6 +816,11 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     for (int a = 0; a < w->A; a++)
         cx_json_string(&j, w->attr_words[a]);
     cx_json_end_array(&j);
+    cx_json_key(&j, "open_world_concepts");
+    cx_json_begin_array(&j);
+    for (int c = w->C; c < w->CK; c++)
+        cx_json_string(&j, w->names[c]);
+    cx_json_end_array(&j);
     cx_json_key(&j, "concepts");
     cx_json_begin_array(&j);
     for (int c = 0; c < w->CK; c++) {
