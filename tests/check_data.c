@@ -26,7 +26,8 @@ static size_t make_idx3(unsigned char *buf, uint32_t claimed, int images)
     return n;
 }
 
-/* ---- gzip / plain reading ---------------------------------------------------------------------- */
+/* ---- gzip / plain reading ----------------------------------------------------------------------
+ */
 
 START_TEST(gz_plain_and_gzip_lines_agree)
 {
@@ -119,7 +120,8 @@ START_TEST(gz_require_refuses_claims_beyond_the_file)
         const char *p = tmp(k ? "ten.gz" : "ten");
         ck_assert_int_eq(cx_gzfile_open(&f, p, &err), CX_OK);
         ck_assert_int_eq(cx_gzfile_require(&f, 10, 0, "x", &err), CX_OK);
-        snprintf(want, sizeof want, "%s: byte 4: header claims 11 things (11 bytes), the file holds 10", p);
+        snprintf(want, sizeof want,
+                 "%s: byte 4: header claims 11 things (11 bytes), the file holds 10", p);
         ck_assert_fail_msg(cx_gzfile_require(&f, 11, 4, "11 things", &err), err, CX_EDATA, want);
         cx_gzfile_close(&f);
     }
@@ -145,7 +147,8 @@ START_TEST(gz_require_refuses_claims_beyond_the_file)
 }
 END_TEST
 
-/* ---- IDX ---------------------------------------------------------------------------------------- */
+/* ---- IDX ----------------------------------------------------------------------------------------
+ */
 
 START_TEST(idx_fixture_all_and_kept_records)
 {
@@ -185,14 +188,17 @@ START_TEST(idx_bad_magic_type_and_rank)
     char want[600];
     unsigned char bad_magic[8] = {0x00, 0x01, 0x08, 0x03, 0, 0, 0, 1};
     write_bytes(tmp("bad-idx3-ubyte"), bad_magic, 8);
-    snprintf(want, sizeof want, "%s: byte 0: wrong IDX magic 0x00010803 (not an IDX file)", tmp("bad-idx3-ubyte"));
-    ck_assert_fail_msg(cx_array_open(&a, tmp("bad-idx3-ubyte"), CX_FORMAT_ANY, &err), err, CX_EDATA, want);
+    snprintf(want, sizeof want, "%s: byte 0: wrong IDX magic 0x00010803 (not an IDX file)",
+             tmp("bad-idx3-ubyte"));
+    ck_assert_fail_msg(cx_array_open(&a, tmp("bad-idx3-ubyte"), CX_FORMAT_ANY, &err), err, CX_EDATA,
+                       want);
     cx_array_close(&a);
 
     unsigned char floats[8] = {0x00, 0x00, 0x0D, 0x01, 0, 0, 0, 1};
     write_bytes(tmp("f.idx"), floats, 8);
     snprintf(want, sizeof want,
-             "%s: byte 2: IDX element type 0x0d (32-bit floats) is not supported: only unsigned bytes (0x08)",
+             "%s: byte 2: IDX element type 0x0d (32-bit floats) is not supported: only unsigned "
+             "bytes (0x08)",
              tmp("f.idx"));
     ck_assert_fail_msg(cx_array_open(&a, tmp("f.idx"), CX_FORMAT_ANY, &err), err, CX_EDATA, want);
     cx_array_close(&a);
@@ -208,8 +214,8 @@ START_TEST(idx_bad_magic_type_and_rank)
     size_t n;
     snprintf(want, sizeof want, "%s: byte 3: IDX rank 3 where labels need rank 1 (idx1)",
              fixture("tiny-images-idx3-ubyte.gz"));
-    ck_assert_fail_msg(cx_labels_read(fixture("tiny-images-idx3-ubyte.gz"), 3, "C", &y, &n, &err), err,
-                       CX_EDATA, want);
+    ck_assert_fail_msg(cx_labels_read(fixture("tiny-images-idx3-ubyte.gz"), 3, "C", &y, &n, &err),
+                       err, CX_EDATA, want);
     ck_assert_ptr_null(y);
 }
 END_TEST
@@ -231,16 +237,18 @@ START_TEST(idx_header_claiming_more_than_the_file_is_refused)
     snprintf(want, sizeof want,
              "%s: byte 4: header claims 4 records of 4 uint8 (16 bytes), the file holds 12",
              tmp("short-idx3-ubyte"));
-    ck_assert_fail_msg(cx_array_open(&a, tmp("short-idx3-ubyte"), CX_FORMAT_ANY, &err), err, CX_EDATA, want);
+    ck_assert_fail_msg(cx_array_open(&a, tmp("short-idx3-ubyte"), CX_FORMAT_ANY, &err), err,
+                       CX_EDATA, want);
     cx_array_close(&a);
     snprintf(want, sizeof want,
              "%s: byte 4: header claims 4 records of 4 uint8 (16 bytes), the file holds 12",
              tmp("short-idx3-ubyte.gz"));
-    ck_assert_fail_msg(cx_array_open(&a, tmp("short-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err, CX_EDATA,
-                       want);
+    ck_assert_fail_msg(cx_array_open(&a, tmp("short-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err,
+                       CX_EDATA, want);
     cx_array_close(&a);
-    ck_assert_fail_has(cx_array_open(&a, tmp("huge-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err, CX_EDATA,
-                       "byte 4: header claims 4000000000 records of 784 uint8", "the file holds 4");
+    ck_assert_fail_has(cx_array_open(&a, tmp("huge-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err,
+                       CX_EDATA, "byte 4: header claims 4000000000 records of 784 uint8",
+                       "the file holds 4");
     cx_array_close(&a);
 }
 END_TEST
@@ -263,14 +271,15 @@ START_TEST(idx_trailing_bytes_and_truncated_gzip)
     size_t zn;
     unsigned char *z = read_all(fixture("tiny-images-idx3-ubyte.gz"), &zn);
     write_bytes(tmp("cut-idx3-ubyte.gz"), z, zn - 12);
-    ck_assert_fail_has(cx_array_open(&a, tmp("cut-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err, CX_EDATA,
-                       tmp("cut-idx3-ubyte.gz"), "truncated gzip stream");
+    ck_assert_fail_has(cx_array_open(&a, tmp("cut-idx3-ubyte.gz"), CX_FORMAT_ANY, &err), err,
+                       CX_EDATA, tmp("cut-idx3-ubyte.gz"), "truncated gzip stream");
     cx_array_close(&a);
     free(z);
 }
 END_TEST
 
-/* ---- NPY ---------------------------------------------------------------------------------------- */
+/* ---- NPY ----------------------------------------------------------------------------------------
+ */
 
 START_TEST(npy_numpy_fixtures_read_with_conversions)
 {
@@ -299,8 +308,8 @@ START_TEST(npy_numpy_fixtures_read_with_conversions)
             ck_assert_float_eq(x[i], (float)i / 4.0f - 2.0f);
         cx_array_close(&a);
     }
-    const char *labels[] = {"i32-labels.npy", "i64-labels.npy", "u8-labels.npy", "tiny-labels-idx1-ubyte.gz",
-                            "tiny-labels.txt"};
+    const char *labels[] = {"i32-labels.npy", "i64-labels.npy", "u8-labels.npy",
+                            "tiny-labels-idx1-ubyte.gz", "tiny-labels.txt"};
     for (int k = 0; k < 5; k++) {
         int32_t *y;
         size_t n;
@@ -322,14 +331,14 @@ START_TEST(npy_unsupported_dtypes_and_fortran_order)
              "%s: byte 10: Fortran-order NPY arrays are not supported (save a C-order array, e.g. "
              "numpy.ascontiguousarray)",
              fixture("fortran-features.npy"));
-    ck_assert_fail_msg(cx_array_open(&a, fixture("fortran-features.npy"), CX_FORMAT_ANY, &err), err, CX_EDATA,
-                       want);
+    ck_assert_fail_msg(cx_array_open(&a, fixture("fortran-features.npy"), CX_FORMAT_ANY, &err), err,
+                       CX_EDATA, want);
     cx_array_close(&a);
     snprintf(want, sizeof want,
              "%s: byte 20: big-endian NPY dtype '>f4' is not supported (save as little-endian)",
              fixture("bigendian-features.npy"));
-    ck_assert_fail_msg(cx_array_open(&a, fixture("bigendian-features.npy"), CX_FORMAT_ANY, &err), err,
-                       CX_EDATA, want);
+    ck_assert_fail_msg(cx_array_open(&a, fixture("bigendian-features.npy"), CX_FORMAT_ANY, &err),
+                       err, CX_EDATA, want);
     cx_array_close(&a);
     snprintf(want, sizeof want,
              "%s: byte 20: unsupported NPY dtype '<c8' (uint8, int32, int64, float32 or float64)",
@@ -339,11 +348,12 @@ START_TEST(npy_unsupported_dtypes_and_fortran_order)
     cx_array_close(&a);
     int32_t *y;
     size_t n;
-    ck_assert_fail_has(cx_labels_read(fixture("bool-labels.npy"), 3, "C", &y, &n, &err), err, CX_EDATA,
-                       "byte 20: unsupported NPY dtype '|b1'");
+    ck_assert_fail_has(cx_labels_read(fixture("bool-labels.npy"), 3, "C", &y, &n, &err), err,
+                       CX_EDATA, "byte 20: unsupported NPY dtype '|b1'");
     snprintf(want, sizeof want, "%s: byte 10: NPY labels must be integers, not float32",
              fixture("f32-labels.npy"));
-    ck_assert_fail_msg(cx_labels_read(fixture("f32-labels.npy"), 3, "C", &y, &n, &err), err, CX_EDATA, want);
+    ck_assert_fail_msg(cx_labels_read(fixture("f32-labels.npy"), 3, "C", &y, &n, &err), err,
+                       CX_EDATA, want);
 }
 END_TEST
 
@@ -395,13 +405,15 @@ START_TEST(npy_bad_headers)
         size_t n = make_npy(buf, cases[k].major, cases[k].dict, data, sizeof data);
         write_bytes(tmp(cases[k].name), buf, n);
         snprintf(want, sizeof want, "%s: %s", tmp(cases[k].name), cases[k].msg);
-        ck_assert_fail_msg(cx_array_open(&a, tmp(cases[k].name), CX_FORMAT_ANY, &err), err, CX_EDATA, want);
+        ck_assert_fail_msg(cx_array_open(&a, tmp(cases[k].name), CX_FORMAT_ANY, &err), err,
+                           CX_EDATA, want);
         cx_array_close(&a);
     }
     /* Named .npy but not one. */
     write_text(tmp("text.npy"), "0\n1\n");
     snprintf(want, sizeof want, "%s: byte 0: wrong NPY magic (not an NPY file)", tmp("text.npy"));
-    ck_assert_fail_msg(cx_array_open(&a, tmp("text.npy"), CX_FORMAT_ANY, &err), err, CX_EDATA, want);
+    ck_assert_fail_msg(cx_array_open(&a, tmp("text.npy"), CX_FORMAT_ANY, &err), err, CX_EDATA,
+                       want);
     cx_array_close(&a);
 }
 END_TEST
@@ -448,12 +460,14 @@ START_TEST(npy_writer_round_trip_and_header_layout)
     cx_npy_writer w;
     ck_assert_int_eq(cx_npy_writer_open(&w, tmp("short.npy"), CX_ELEM_F32, 2, shape, &err), CX_OK);
     ck_assert_int_eq(cx_npy_writer_write(&w, x, 11 * sizeof(float), &err), CX_OK);
-    ck_assert_fail_has(cx_npy_writer_commit(&w, &err), err, CX_EIO, "wrote 44 of the 48 data bytes");
+    ck_assert_fail_has(cx_npy_writer_commit(&w, &err), err, CX_EIO,
+                       "wrote 44 of the 48 data bytes");
     ck_assert(!file_exists(tmp("short.npy")));
 }
 END_TEST
 
-/* ---- text parts --------------------------------------------------------------------------------- */
+/* ---- text parts ---------------------------------------------------------------------------------
+ */
 
 START_TEST(text_classes_synonyms_and_vetoes)
 {
@@ -500,7 +514,8 @@ START_TEST(text_templates_and_labels)
     cx_strings_free(t, n);
     char want[600];
     write_text(tmp("t.txt"), "a photo of a {}\n\nno hole here\n");
-    snprintf(want, sizeof want, "%s: line 3: template has no '{}' for the class name", tmp("t.txt"));
+    snprintf(want, sizeof want, "%s: line 3: template has no '{}' for the class name",
+             tmp("t.txt"));
     ck_assert_fail_msg(cx_templates_read(tmp("t.txt"), &t, &n, &err), err, CX_EDATA, want);
 
     int32_t *y;
@@ -509,8 +524,10 @@ START_TEST(text_templates_and_labels)
     snprintf(want, sizeof want, "%s: line 2: 'x' is not an integer label", tmp("l1.txt"));
     ck_assert_fail_msg(cx_labels_read(tmp("l1.txt"), 3, "C", &y, &m, &err), err, CX_EDATA, want);
     write_text(tmp("l2.txt"), "0\n 2 \n7\n");
-    snprintf(want, sizeof want, "%s: line 3: label 7 is outside the 3 classes of classes.txt", tmp("l2.txt"));
-    ck_assert_fail_msg(cx_labels_read(tmp("l2.txt"), 3, "classes.txt", &y, &m, &err), err, CX_EDATA, want);
+    snprintf(want, sizeof want, "%s: line 3: label 7 is outside the 3 classes of classes.txt",
+             tmp("l2.txt"));
+    ck_assert_fail_msg(cx_labels_read(tmp("l2.txt"), 3, "classes.txt", &y, &m, &err), err, CX_EDATA,
+                       want);
     write_text(tmp("l3.txt"), "0\n-1\n");
     ck_assert_fail_has(cx_labels_read(tmp("l3.txt"), 3, "C", &y, &m, &err), err, CX_EDATA,
                        "line 2: label -1 is outside");
@@ -524,8 +541,8 @@ START_TEST(text_templates_and_labels)
     write_bytes(tmp("bad-labels-idx1-ubyte"), idx1, hn + 3);
     snprintf(want, sizeof want, "%s: byte 9: label 7 (record 1) is outside the 3 classes of C",
              tmp("bad-labels-idx1-ubyte"));
-    ck_assert_fail_msg(cx_labels_read(tmp("bad-labels-idx1-ubyte"), 3, "C", &y, &m, &err), err, CX_EDATA,
-                       want);
+    ck_assert_fail_msg(cx_labels_read(tmp("bad-labels-idx1-ubyte"), 3, "C", &y, &m, &err), err,
+                       CX_EDATA, want);
 }
 END_TEST
 
@@ -533,26 +550,31 @@ START_TEST(text_captions_alignment_and_utf8)
 {
     cx_captions c;
     cx_err err;
-    ck_assert_int_eq(cx_captions_read(fixture("tiny-captions.txt"), 6, "IMG", NULL, 0, &c, &err), CX_OK);
+    ck_assert_int_eq(cx_captions_read(fixture("tiny-captions.txt"), 6, "IMG", NULL, 0, &c, &err),
+                     CX_OK);
     ck_assert_uint_eq(c.n, 6);
     ck_assert_str_eq(c.items[3], "nought caf\xc3\xa9");
     cx_captions_free(&c);
     uint32_t keep[2] = {1, 5};
-    ck_assert_int_eq(cx_captions_read(fixture("tiny-captions.txt"), 6, "IMG", keep, 2, &c, &err), CX_OK);
+    ck_assert_int_eq(cx_captions_read(fixture("tiny-captions.txt"), 6, "IMG", keep, 2, &c, &err),
+                     CX_OK);
     ck_assert_uint_eq(c.n, 2);
     ck_assert_str_eq(c.items[0], "one single one");
     ck_assert_str_eq(c.items[1], "couple and zero");
     cx_captions_free(&c);
     char want[600];
-    snprintf(want, sizeof want, "%s: line 7: 6 captions for the 7 images of IMG", fixture("tiny-captions.txt"));
-    ck_assert_fail_msg(cx_captions_read(fixture("tiny-captions.txt"), 7, "IMG", NULL, 0, &c, &err), err,
-                       CX_EDATA, want);
-    snprintf(want, sizeof want, "%s: line 6: more captions than the 5 images of IMG", fixture("tiny-captions.txt"));
-    ck_assert_fail_msg(cx_captions_read(fixture("tiny-captions.txt"), 5, "IMG", NULL, 0, &c, &err), err,
-                       CX_EDATA, want);
+    snprintf(want, sizeof want, "%s: line 7: 6 captions for the 7 images of IMG",
+             fixture("tiny-captions.txt"));
+    ck_assert_fail_msg(cx_captions_read(fixture("tiny-captions.txt"), 7, "IMG", NULL, 0, &c, &err),
+                       err, CX_EDATA, want);
+    snprintf(want, sizeof want, "%s: line 6: more captions than the 5 images of IMG",
+             fixture("tiny-captions.txt"));
+    ck_assert_fail_msg(cx_captions_read(fixture("tiny-captions.txt"), 5, "IMG", NULL, 0, &c, &err),
+                       err, CX_EDATA, want);
     write_text(tmp("u.txt"), "fine\nab\xc3(\r\n");
     snprintf(want, sizeof want, "%s: line 2: byte 2: invalid UTF-8", tmp("u.txt"));
-    ck_assert_fail_msg(cx_captions_read(tmp("u.txt"), 0, "IMG", NULL, 0, &c, &err), err, CX_EDATA, want);
+    ck_assert_fail_msg(cx_captions_read(tmp("u.txt"), 0, "IMG", NULL, 0, &c, &err), err, CX_EDATA,
+                       want);
     write_text(tmp("crlf.txt"), "one\r\ntwo\r\n");
     ck_assert_int_eq(cx_captions_read(tmp("crlf.txt"), 2, "IMG", NULL, 0, &c, &err), CX_OK);
     ck_assert_str_eq(c.items[1], "two");
@@ -560,15 +582,16 @@ START_TEST(text_captions_alignment_and_utf8)
 
     ck_assert_uint_eq(cx_utf8_check("plain", 5), 5);
     ck_assert_uint_eq(cx_utf8_check("\xe2\x82\xac ok", 6), 6);
-    ck_assert_uint_eq(cx_utf8_check("a\xc0\xafz", 4), 1);         /* overlong */
-    ck_assert_uint_eq(cx_utf8_check("ab\xed\xa0\x80", 5), 2);     /* surrogate */
-    ck_assert_uint_eq(cx_utf8_check("\xf4\x90\x80\x80", 4), 0);   /* above U+10FFFF */
-    ck_assert_uint_eq(cx_utf8_check("x\xe2\x82", 3), 1);          /* cut short */
+    ck_assert_uint_eq(cx_utf8_check("a\xc0\xafz", 4), 1);       /* overlong */
+    ck_assert_uint_eq(cx_utf8_check("ab\xed\xa0\x80", 5), 2);   /* surrogate */
+    ck_assert_uint_eq(cx_utf8_check("\xf4\x90\x80\x80", 4), 0); /* above U+10FFFF */
+    ck_assert_uint_eq(cx_utf8_check("x\xe2\x82", 3), 1);        /* cut short */
     ck_assert_uint_eq(cx_utf8_check("a\0b", 3), 1);
 }
 END_TEST
 
-/* ---- dataset YAML ------------------------------------------------------------------------------- */
+/* ---- dataset YAML -------------------------------------------------------------------------------
+ */
 
 START_TEST(dataset_tiny_everything)
 {
@@ -661,17 +684,21 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
     cx_dataset ds;
     cx_err err;
     char y[2048], want[1200];
-    snprintf(y, sizeof y, "classes: %s\nfoo: 1\ntrain: {images: %s, labels: %s}\n", fixture("tiny-classes.txt"),
-             fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+    snprintf(y, sizeof y, "classes: %s\nfoo: 1\ntrain: {images: %s, labels: %s}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("u.yaml", y);
-    snprintf(want, sizeof want, "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, train, test)",
+    snprintf(want, sizeof want,
+             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, train, test)",
              tmp("u.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
     snprintf(y, sizeof y, "classes: %s\ntrain:\n  images: %s\n  labels: %s\n  caption: x\n",
-             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("u2.yaml", y);
-    snprintf(want, sizeof want, "%s:5:3: unknown key 'caption' in 'train' (images, labels, captions, n, shape)",
+    snprintf(want, sizeof want,
+             "%s:5:3: unknown key 'caption' in 'train' (images, labels, captions, n, shape)",
              tmp("u2.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u2.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
@@ -683,17 +710,21 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
     snprintf(y, sizeof y, "classes: %s\neval_classes: 4\ntrain: {images: a, labels: b}\n",
              fixture("tiny-classes.txt"));
     write_yaml("ev.yaml", y);
-    snprintf(want, sizeof want, "%s:2:15: 'eval_classes' is 4, out of range [1, 3]", tmp("ev.yaml"));
+    snprintf(want, sizeof want, "%s:2:15: 'eval_classes' is 4, out of range [1, 3]",
+             tmp("ev.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("ev.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
-    snprintf(y, sizeof y, "classes: %s\ntrain:\n  images: %s\n  labels: %s\n  n: 7\n", fixture("tiny-classes.txt"),
-             fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+    snprintf(y, sizeof y, "classes: %s\ntrain:\n  images: %s\n  labels: %s\n  n: 7\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("n.yaml", y);
-    snprintf(want, sizeof want, "%s: 6 labels, but %s:5:6 promises n: 7", fixture("tiny-labels.txt"), tmp("n.yaml"));
+    snprintf(want, sizeof want, "%s: 6 labels, but %s:5:6 promises n: 7",
+             fixture("tiny-labels.txt"), tmp("n.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("n.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
 
     snprintf(y, sizeof y, "classes: %s\ntrain:\n  images: %s\n  labels: %s\n  shape: [3, 4]\n",
-             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("sh.yaml", y);
     snprintf(want, sizeof want, "%s: samples of shape [4, 3], but %s:5:10 promises shape: [3, 4]",
              fixture("tiny-images-idx3-ubyte.gz"), tmp("sh.yaml"));
@@ -708,8 +739,8 @@ START_TEST(dataset_bad_parts)
     char y[2048], want[1200];
     /* Images and labels of different counts. */
     write_text(tmp("five.txt"), "0\n1\n2\n0\n1\n");
-    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: five.txt}\n", fixture("tiny-classes.txt"),
-             fixture("tiny-images-idx3-ubyte.gz"));
+    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: five.txt}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"));
     write_yaml("cnt.yaml", y);
     snprintf(want, sizeof want, "%s: byte 4: header claims 6 images, but %s holds 5 labels",
              fixture("tiny-images-idx3-ubyte.gz"), tmp("five.txt"));
@@ -717,41 +748,45 @@ START_TEST(dataset_bad_parts)
 
     /* A label outside the class list. */
     write_text(tmp("out.txt"), "0\n1\n2\n3\n1\n2\n");
-    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: out.txt}\n", fixture("tiny-classes.txt"),
-             fixture("tiny-images-idx3-ubyte.gz"));
+    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: out.txt}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"));
     write_yaml("lab.yaml", y);
-    snprintf(want, sizeof want, "%s: line 4: label 3 is outside the 3 classes of %s", tmp("out.txt"),
-             fixture("tiny-classes.txt"));
+    snprintf(want, sizeof want, "%s: line 4: label 3 is outside the 3 classes of %s",
+             tmp("out.txt"), fixture("tiny-classes.txt"));
     ck_assert_fail_msg(cx_dataset_load(tmp("lab.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
 
     /* Captions not aligned with images. */
     write_text(tmp("caps.txt"), "a\nb\nc\n");
     snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: %s, captions: caps.txt}\n",
-             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("cap.yaml", y);
     snprintf(want, sizeof want, "%s: line 4: 3 captions for the 6 images of %s", tmp("caps.txt"),
              fixture("tiny-images-idx3-ubyte.gz"));
     ck_assert_fail_msg(cx_dataset_load(tmp("cap.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
 
     /* A missing file. */
-    snprintf(y, sizeof y, "classes: %s\ntrain: {images: nowhere.gz, labels: %s}\n", fixture("tiny-classes.txt"),
-             fixture("tiny-labels.txt"));
+    snprintf(y, sizeof y, "classes: %s\ntrain: {images: nowhere.gz, labels: %s}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-labels.txt"));
     write_yaml("miss.yaml", y);
     snprintf(want, sizeof want, "%s: No such file or directory", tmp("nowhere.gz"));
     ck_assert_fail_msg(cx_dataset_load(tmp("miss.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
 
     /* An open-world concept in a test split. */
     snprintf(y, sizeof y, "classes: %s\neval_classes: 2\ntest: {images: %s, labels: %s}\n",
-             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("ow.yaml", y);
     snprintf(want, sizeof want,
-             "%s: record 2: label 2 is the open-world concept 'two'; a test split holds evaluated classes only "
+             "%s: record 2: label 2 is the open-world concept 'two'; a test split holds evaluated "
+             "classes only "
              "(eval_classes: 2)",
              fixture("tiny-labels.txt"));
     ck_assert_fail_msg(cx_dataset_load(tmp("ow.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
     /* ... while a training split may hold them. */
     snprintf(y, sizeof y, "classes: %s\neval_classes: 2\ntrain: {images: %s, labels: %s}\n",
-             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels.txt"));
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
     write_yaml("ow2.yaml", y);
     ck_assert_int_eq(cx_dataset_load(tmp("ow2.yaml"), NULL, &ds, &err), CX_OK);
     ck_assert_int_eq(ds.num_eval_classes, 2);
@@ -809,7 +844,8 @@ START_TEST(dataset_gather_and_captions)
 }
 END_TEST
 
-/* ---- SUBSET and frequency files ---------------------------------------------------------------- */
+/* ---- SUBSET and frequency files ----------------------------------------------------------------
+ */
 
 START_TEST(subset_round_trip_and_validation)
 {
@@ -846,7 +882,8 @@ START_TEST(subset_round_trip_and_validation)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         write_text(tmp("B"), bad[k].text);
         snprintf(want, sizeof want, "%s: %s", tmp("B"), bad[k].msg);
-        ck_assert_fail_msg(cx_subset_read(tmp("B"), labels, 6, "L", &got, &m, &err), err, CX_EDATA, want);
+        ck_assert_fail_msg(cx_subset_read(tmp("B"), labels, 6, "L", &got, &m, &err), err, CX_EDATA,
+                           want);
         ck_assert_ptr_null(got);
     }
 }

@@ -112,7 +112,8 @@ static cx_status read_classes(const char *path, uint64_t *digest, cx_err *err)
         /* Whatever parsed must also build a matcher or say why not. */
         cx_matcher *m;
         cx_err e2;
-        if (cx_matcher_new(c.synonyms, c.num_synonyms, c.vetoes, c.num_vetoes, c.count, 0, &m, &e2) == CX_OK) {
+        if (cx_matcher_new(c.synonyms, c.num_synonyms, c.vetoes, c.num_vetoes, c.count, 0, &m,
+                           &e2) == CX_OK) {
             int out[64];
             if (c.count <= 64)
                 cx_matcher_match(m, "zero one pair nought", 20, out);
@@ -176,17 +177,17 @@ static cx_status read_dataset(const char *path, uint64_t *digest, cx_err *err)
 static cx_status read_as_dataset_images(const char *path, uint64_t *digest, cx_err *err)
 {
     char y[4096];
-    snprintf(y, sizeof y,
-             "classes: %s\ntrain: {images: %s, labels: %s, captions: %s}\n", fixture("tiny-classes.txt"), path,
-             fixture("tiny-labels.txt"), fixture("tiny-captions.txt"));
+    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: %s, captions: %s}\n",
+             fixture("tiny-classes.txt"), path, fixture("tiny-labels.txt"),
+             fixture("tiny-captions.txt"));
     write_text(tmp("wrap.yaml"), y);
     uint32_t keep[2] = {1, 4};
     cx_load_options lo = {0, NULL, keep, 2};
     cx_dataset ds;
     cx_status st = cx_dataset_load(tmp("wrap.yaml"), &lo, &ds, err);
     if (!st) {
-        *digest = fnv(0xcbf29ce484222325ULL, ds.train.x, ds.train.n * ds.train.dim *
-                                                             (ds.train.dtype == CX_DTYPE_U8 ? 1 : 4));
+        *digest = fnv(0xcbf29ce484222325ULL, ds.train.x,
+                      ds.train.n * ds.train.dim * (ds.train.dtype == CX_DTYPE_U8 ? 1 : 4));
         cx_dataset_free(&ds);
     }
     return st;
@@ -209,11 +210,11 @@ static cx_status read_counts(const char *path, uint64_t *digest, cx_err *err)
 }
 
 typedef struct {
-    const char *name;  /* fixture name, or a file made in tmpdir */
+    const char *name; /* fixture name, or a file made in tmpdir */
     int in_tmp;
     reader_fn read;
-    int binary;        /* every truncation must fail */
-    int gzip;          /* a successful read after a bit flip must give the original data */
+    int binary; /* every truncation must fail */
+    int gzip;   /* a successful read after a bit flip must give the original data */
 } target;
 
 static int cases_run;
@@ -226,14 +227,18 @@ static void check_case(const target *t, const char *mutant, uint64_t original, c
     cx_status st = t->read(mutant, &digest, &err);
     cases_run++;
     if (st == CX_OK) {
-        ck_assert_msg(err.msg[0] == '\0', "%s %s: success with a message '%s'", t->name, what, err.msg);
+        ck_assert_msg(err.msg[0] == '\0', "%s %s: success with a message '%s'", t->name, what,
+                      err.msg);
         if (t->gzip)
-            ck_assert_msg(digest == original, "%s %s: damaged gzip data read as different data", t->name, what);
+            ck_assert_msg(digest == original, "%s %s: damaged gzip data read as different data",
+                          t->name, what);
         return;
     }
-    ck_assert_msg(err.code == st, "%s %s: status %d, message code %d", t->name, what, (int)st, (int)err.code);
+    ck_assert_msg(err.code == st, "%s %s: status %d, message code %d", t->name, what, (int)st,
+                  (int)err.code);
     ck_assert_msg(err.msg[0] != '\0', "%s %s: failure without a message", t->name, what);
-    ck_assert_msg(!strchr(err.msg, '\n'), "%s %s: message has a newline: %s", t->name, what, err.msg);
+    ck_assert_msg(!strchr(err.msg, '\n'), "%s %s: message has a newline: %s", t->name, what,
+                  err.msg);
     ck_assert_msg(strchr(err.msg, ':'), "%s %s: message names no file: %s", t->name, what, err.msg);
 }
 
@@ -244,8 +249,10 @@ static void fuzz_target(const target *t, int flips)
     unsigned char *orig = read_all(src, &n);
     uint64_t original = 0;
     cx_err err;
-    ck_assert_msg(t->read(src, &original, &err) == CX_OK, "%s: the valid file fails: %s", t->name, err.msg);
-    /* The mutant keeps the original's name (after a prefix), so format sniffing sees the same name. */
+    ck_assert_msg(t->read(src, &original, &err) == CX_OK, "%s: the valid file fails: %s", t->name,
+                  err.msg);
+    /* The mutant keeps the original's name (after a prefix), so format sniffing sees the same name.
+     */
     char mutant[1024];
     snprintf(mutant, sizeof mutant, "%s/m-%s", tmpdir, t->name);
     char what[64];
@@ -262,7 +269,8 @@ static void fuzz_target(const target *t, int flips)
             cx_status st = t->read(mutant, &d, &e);
             cases_run++;
             ck_assert_msg(st != CX_OK, "%s %s: a truncated file was accepted", t->name, what);
-            ck_assert_msg(e.msg[0] && !strchr(e.msg, '\n'), "%s %s: bad message '%s'", t->name, what, e.msg);
+            ck_assert_msg(e.msg[0] && !strchr(e.msg, '\n'), "%s %s: bad message '%s'", t->name,
+                          what, e.msg);
         } else {
             check_case(t, mutant, original, what);
         }
@@ -308,16 +316,18 @@ static void make_inputs(void)
     }
     for (int i = 0; i < IMAGES * H * W; i++) {
         x = x * 1664525u + 1013904223u;
-        *p++ = (unsigned char)((x >> 28) * 17 * ((i / W) % 3 == 0)); /* some structure, some noise */
+        *p++ =
+            (unsigned char)((x >> 28) * 17 * ((i / W) % 3 == 0)); /* some structure, some noise */
     }
     write_gz(tmp("big-images-idx3-ubyte.gz"), idx, sizeof idx);
     char y[4096];
     snprintf(y, sizeof y,
-             "name: fuzz\nclasses: %s\ntemplates: %s\ntrain:\n  images: %s\n  labels: %s\n  captions: %s\n"
+             "name: fuzz\nclasses: %s\ntemplates: %s\ntrain:\n  images: %s\n  labels: %s\n  "
+             "captions: %s\n"
              "  n: 6\n  shape: [4, 3]\ntest: {images: %s, labels: %s}\n",
-             fixture("tiny-classes.txt"), fixture("tiny-templates.txt"), fixture("tiny-images-idx3-ubyte.gz"),
-             fixture("tiny-labels-idx1-ubyte.gz"), fixture("tiny-captions.txt"), fixture("f32-features.npy"),
-             fixture("i64-labels.npy"));
+             fixture("tiny-classes.txt"), fixture("tiny-templates.txt"),
+             fixture("tiny-images-idx3-ubyte.gz"), fixture("tiny-labels-idx1-ubyte.gz"),
+             fixture("tiny-captions.txt"), fixture("f32-features.npy"), fixture("i64-labels.npy"));
     write_text(tmp("d.yaml"), y);
     write_text(tmp("subset.tsv"), "index\tlabel\n0\t0\n2\t2\n3\t0\n5\t2\n");
     write_text(tmp("freqs.tsv"), "zero\t10\none\t0\ntwo\t3\n");

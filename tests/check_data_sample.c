@@ -23,10 +23,12 @@ static int64_t sum64(const int64_t *x, int n)
 static void assert_sizes(const int64_t *got, const int64_t *want, int n)
 {
     for (int i = 0; i < n; i++)
-        ck_assert_msg(got[i] == want[i], "entry %d: %lld, wanted %lld", i, (long long)got[i], (long long)want[i]);
+        ck_assert_msg(got[i] == want[i], "entry %d: %lld, wanted %lld", i, (long long)got[i],
+                      (long long)want[i]);
 }
 
-/* ---- profiles ------------------------------------------------------------------------------------ */
+/* ---- profiles
+ * ------------------------------------------------------------------------------------ */
 
 START_TEST(profile_exp_matches_the_cifar_lt_convention)
 {
@@ -86,7 +88,8 @@ START_TEST(apportion_sums_exactly_and_keeps_minimums)
 }
 END_TEST
 
-/* ---- targets ------------------------------------------------------------------------------------ */
+/* ---- targets ------------------------------------------------------------------------------------
+ */
 
 START_TEST(targets_exp_caps_orders_and_spares_open_world)
 {
@@ -177,7 +180,8 @@ START_TEST(targets_trim_tail_match_and_uniform)
 }
 END_TEST
 
-/* ---- selection ---------------------------------------------------------------------------------- */
+/* ---- selection ----------------------------------------------------------------------------------
+ */
 
 START_TEST(select_keeps_targets_deterministically_and_per_class)
 {
@@ -231,7 +235,8 @@ START_TEST(select_keeps_targets_deterministically_and_per_class)
 }
 END_TEST
 
-/* ---- statistics --------------------------------------------------------------------------------- */
+/* ---- statistics ---------------------------------------------------------------------------------
+ */
 
 START_TEST(stats_gini_imbalance_and_splits)
 {
@@ -271,7 +276,8 @@ START_TEST(stats_gini_imbalance_and_splits)
 }
 END_TEST
 
-/* ---- caption counting --------------------------------------------------------------------------- */
+/* ---- caption counting ---------------------------------------------------------------------------
+ */
 
 typedef struct {
     char words[16][32];
@@ -326,12 +332,12 @@ START_TEST(count_matching_synonyms_and_vetoes)
     int out[4];
     ck_assert_int_eq(match(m, "A Dog and a PUPPY", out), 1); /* once per class */
     ck_assert_int_eq(out[0], 0);
-    ck_assert_int_eq(match(m, "hot dog stand", out), 0);      /* vetoed */
-    ck_assert_int_eq(match(m, "the dog is hot", out), 0);     /* a veto is a word set, too */
+    ck_assert_int_eq(match(m, "hot dog stand", out), 0);  /* vetoed */
+    ck_assert_int_eq(match(m, "the dog is hot", out), 0); /* a veto is a word set, too */
     ck_assert_int_eq(match(m, "ankle-boots for sale", out), 0);
     ck_assert_int_eq(match(m, "a boot by the ankle", out), 1);
     ck_assert_int_eq(out[0], 1);
-    ck_assert_int_eq(match(m, "my t-shirt", out), 1);         /* "shirt" vetoed by "t" */
+    ck_assert_int_eq(match(m, "my t-shirt", out), 1); /* "shirt" vetoed by "t" */
     ck_assert_int_eq(out[0], 2);
     ck_assert_int_eq(match(m, "a shirt, a boot and a dog", out), 3);
     ck_assert_int_eq(out[0], 0);
@@ -340,7 +346,8 @@ START_TEST(count_matching_synonyms_and_vetoes)
     ck_assert_int_eq(match(m, "", out), 0);
     cx_matcher_free(m);
 
-    ck_assert_int_eq(cx_matcher_new(synonyms, num_syn, vetoes, num_veto, 4, CX_MATCH_PLURALS, &m, &err), CX_OK);
+    ck_assert_int_eq(
+        cx_matcher_new(synonyms, num_syn, vetoes, num_veto, 4, CX_MATCH_PLURALS, &m, &err), CX_OK);
     ck_assert_int_eq(match(m, "ankle-boots for sale", out), 1);
     ck_assert_int_eq(out[0], 1);
     ck_assert_int_eq(match(m, "puppies", out), 1);
@@ -362,7 +369,8 @@ START_TEST(count_file_with_and_without_kept_lines)
     ck_assert_int_eq(cx_matcher_new(synonyms, num_syn, vetoes, num_veto, 4, 0, &m, &err), CX_OK);
     int64_t counts[4] = {0};
     size_t lines, matched;
-    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), NULL, 0, counts, &lines, &matched, &err), CX_OK);
+    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), NULL, 0, counts, &lines, &matched, &err),
+                     CX_OK);
     ck_assert_uint_eq(lines, 5);
     ck_assert_uint_eq(matched, 4);
     const int64_t want[4] = {2, 0, 1, 1}; /* "t shirt" is the t-shirt class, not the shirt class */
@@ -374,9 +382,10 @@ START_TEST(count_file_with_and_without_kept_lines)
     assert_sizes(kc, wk, 4);
     uint32_t beyond[1] = {9};
     char want_msg[600];
-    snprintf(want_msg, sizeof want_msg, "%s: kept line 10 is beyond the 5 captions", tmp("caps.txt"));
-    ck_assert_fail_msg(cx_count_file(m, tmp("caps.txt"), beyond, 1, kc, &lines, &matched, &err), err, CX_EDATA,
-                       want_msg);
+    snprintf(want_msg, sizeof want_msg, "%s: kept line 10 is beyond the 5 captions",
+             tmp("caps.txt"));
+    ck_assert_fail_msg(cx_count_file(m, tmp("caps.txt"), beyond, 1, kc, &lines, &matched, &err),
+                       err, CX_EDATA, want_msg);
     cx_matcher_free(m);
 }
 END_TEST

@@ -28,10 +28,19 @@ static void small_opts(cx_synth_opts *o)
     o->seed = 5;
 }
 
-static const char *const parts[] = {"dataset.yaml", "classes.txt", "templates.txt", "train-features.npy",
-                                    "train-labels.npy", "train-true-labels.npy", "train-captions.txt",
-                                    "test-features.npy", "test-labels.npy", "test-captions.txt",
-                                    "train-counts.tsv", "synth.json", NULL};
+static const char *const parts[] = {"dataset.yaml",
+                                    "classes.txt",
+                                    "templates.txt",
+                                    "train-features.npy",
+                                    "train-labels.npy",
+                                    "train-true-labels.npy",
+                                    "train-captions.txt",
+                                    "test-features.npy",
+                                    "test-labels.npy",
+                                    "test-captions.txt",
+                                    "train-counts.tsv",
+                                    "synth.json",
+                                    NULL};
 
 static int32_t *read_labels(const char *path, int C, size_t *n)
 {
@@ -75,7 +84,9 @@ START_TEST(synth_files_load_with_promised_shapes_and_counts)
 
     /* True counts: 480 evaluated samples, 120 open-world ones, every concept present. */
     int64_t counts[9];
-    ck_assert_int_eq(cx_freq_read(path_in(tmp("ds"), "train-counts.tsv"), ds.class_names, 9, counts, &err), CX_OK);
+    ck_assert_int_eq(
+        cx_freq_read(path_in(tmp("ds"), "train-counts.tsv"), ds.class_names, 9, counts, &err),
+        CX_OK);
     int64_t eval = 0, open = 0;
     for (int c = 0; c < 9; c++) {
         ck_assert_int_ge(counts[c], 1);
@@ -126,7 +137,8 @@ START_TEST(synth_same_bytes_for_any_thread_count)
         size_t na, nb;
         unsigned char *a = read_all(path_in(tmp("a"), parts[k]), &na);
         unsigned char *b = read_all(path_in(tmp("b"), parts[k]), &nb);
-        ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "%s differs between 1 and 2 threads", parts[k]);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "%s differs between 1 and 2 threads",
+                      parts[k]);
         free(a);
         free(b);
     }
@@ -160,10 +172,12 @@ START_TEST(synth_caption_modes_change_text_not_images)
 
     cx_dataset ds[3];
     for (int m = 0; m < 3; m++)
-        ck_assert_int_eq(cx_dataset_load(path_in(tmp(dirs[m]), "dataset.yaml"), NULL, &ds[m], &err), CX_OK);
+        ck_assert_int_eq(cx_dataset_load(path_in(tmp(dirs[m]), "dataset.yaml"), NULL, &ds[m], &err),
+                         CX_OK);
     size_t n;
     int32_t *truth = read_labels(path_in(tmp("tmpl"), "train-true-labels.npy"), 6, &n);
-    static const char *adjectives[] = {"red", "blue", "green", "yellow", "black", "white", "brown", "grey"};
+    static const char *adjectives[] = {"red",   "blue",  "green", "yellow",
+                                       "black", "white", "brown", "grey"};
     int with_synonym = 0, with_attr = 0, with_other = 0, longer = 0;
     for (size_t i = 0; i < n; i++) {
         char want[256];
@@ -226,7 +240,8 @@ START_TEST(synth_profiles_give_the_requested_imbalance)
             for (int k = 1; k < 10; k++)
                 ck_assert_int_gt(c[k - 1], c[k]);
         }
-        if (profiles[p] == CX_PROFILE_PARETO) /* Zipf with alpha 2: class 1 has a quarter of class 0 */
+        if (profiles[p] ==
+            CX_PROFILE_PARETO) /* Zipf with alpha 2: class 1 has a quarter of class 0 */
             ck_assert_double_eq_tol((double)c[1] / (double)c[0], 0.25, 0.01);
     }
     ck_assert(!file_exists(path_in(tmp("p"), "test-features.npy")));
@@ -338,23 +353,27 @@ START_TEST(synth_rejects_bad_options)
     cx_err err;
     small_opts(&o);
     o.classes = 1;
-    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE, "--classes: 1 is out of range [2, 10000]");
+    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "--classes: 1 is out of range [2, 10000]");
     small_opts(&o);
     o.n = 5;
     ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
                        "--n: 5 training samples cannot give each of the 6 classes one");
     small_opts(&o);
     o.profile = CX_PROFILE_MATCH;
-    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
-                       "--profile: synth draws exp, pareto, step or uniform frequencies, not match");
+    ck_assert_fail_msg(
+        cx_synth_check(&o, &err), err, CX_EUSAGE,
+        "--profile: synth draws exp, pareto, step or uniform frequencies, not match");
     small_opts(&o);
     o.open_world = 0.5;
     o.open_classes = 400;
-    ck_assert_fail_has(cx_synth_check(&o, &err), err, CX_EUSAGE, "--open-world: 300 open-world samples");
+    ck_assert_fail_has(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "--open-world: 300 open-world samples");
     /* A file where the folder should be. */
     write_text(tmp("file"), "x");
     small_opts(&o);
-    ck_assert_fail_has(cx_synth_write(&o, path_in(tmp("file"), "sub"), &err), err, CX_EIO, "cannot create folder");
+    ck_assert_fail_has(cx_synth_write(&o, path_in(tmp("file"), "sub"), &err), err, CX_EIO,
+                       "cannot create folder");
 }
 END_TEST
 

@@ -40,7 +40,8 @@ DU_FN void rm_tree(const char *path)
 
 DU_FN void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "%s/clipx-data-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(tmpdir, sizeof tmpdir, "%s/clipx-data-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
@@ -125,7 +126,8 @@ DU_FN int file_exists(const char *path)
     do {                                                                                           \
         cx_err_clear(&(err));                                                                      \
         cx_status st_ = (call);                                                                    \
-        ck_assert_msg(st_ == (code), "status %d, wanted %d (%s)", (int)st_, (int)(code), (err).msg); \
+        ck_assert_msg(st_ == (code), "status %d, wanted %d (%s)", (int)st_, (int)(code),           \
+                      (err).msg);                                                                  \
         ck_assert_str_eq((err).msg, (want));                                                       \
     } while (0)
 
@@ -134,7 +136,8 @@ DU_FN int file_exists(const char *path)
     do {                                                                                           \
         cx_err_clear(&(err));                                                                      \
         cx_status st_ = (call);                                                                    \
-        ck_assert_msg(st_ == (code), "status %d, wanted %d (%s)", (int)st_, (int)(code), (err).msg); \
+        ck_assert_msg(st_ == (code), "status %d, wanted %d (%s)", (int)st_, (int)(code),           \
+                      (err).msg);                                                                  \
         const char *pieces_[] = {__VA_ARGS__, NULL};                                               \
         for (int k_ = 0; pieces_[k_]; k_++)                                                        \
             ck_assert_msg(strstr((err).msg, pieces_[k_]), "message '%s' lacks '%s'", (err).msg,    \

@@ -47,12 +47,13 @@ cx_status cx_gzfile_open(cx_gzfile *f, const char *path, cx_err *err)
     }
     f->file_size = S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : UINT64_MAX;
     unsigned char magic[2];
-    if (S_ISREG(sb.st_mode) && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+    if (S_ISREG(sb.st_mode) && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+        magic[1] == 0x8b) {
         f->compressed = 1;
         unsigned char t[4];
         if (sb.st_size >= 18 && pread(fd, t, 4, sb.st_size - 4) == 4)
-            f->gz_isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
-                          (uint32_t)t[3] << 24;
+            f->gz_isize =
+                (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     }
     gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
@@ -115,8 +116,9 @@ static cx_status raw_read(cx_gzfile *f, void *dst, size_t n, size_t *got, cx_err
         uint64_t at = f->offset + (f->buf_len - f->buf_pos) + total;
         if (r < 0) {
             cx_status st = stream_status((gzFile)f->gz, f->path, at, err);
-            return st ? st : cx_fail(err, CX_EDATA, "%s: byte %llu: read error", f->path,
-                                     (unsigned long long)at);
+            return st ? st
+                      : cx_fail(err, CX_EDATA, "%s: byte %llu: read error", f->path,
+                                (unsigned long long)at);
         }
         if (r == 0) {
             cx_status st = stream_status((gzFile)f->gz, f->path, at, err);
@@ -250,7 +252,8 @@ static cx_status measure(const char *path, uint64_t *size, cx_err *err)
         }
         st = stream_status(gz, path, total, err);
         if (!st && r < 0)
-            st = cx_fail(err, CX_EDATA, "%s: byte %llu: read error", path, (unsigned long long)total);
+            st = cx_fail(err, CX_EDATA, "%s: byte %llu: read error", path,
+                         (unsigned long long)total);
         break;
     }
     free(tmp);
@@ -259,8 +262,7 @@ static cx_status measure(const char *path, uint64_t *size, cx_err *err)
     return st;
 }
 
-cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char *what,
-                            cx_err *err)
+cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char *what, cx_err *err)
 {
     uint64_t avail;
     if (!f->compressed) {
@@ -279,8 +281,8 @@ cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char
     }
     if (need > avail)
         return cx_fail(err, CX_EDATA,
-                       "%s: byte %llu: header claims %s (%llu bytes), the file holds %llu",
-                       f->path, (unsigned long long)at, what, (unsigned long long)need,
+                       "%s: byte %llu: header claims %s (%llu bytes), the file holds %llu", f->path,
+                       (unsigned long long)at, what, (unsigned long long)need,
                        (unsigned long long)avail);
     return CX_OK;
 }
@@ -302,8 +304,8 @@ cx_status cx_gzfile_expect_end(cx_gzfile *f, cx_err *err)
                 return st;
             have = f->buf_len - f->buf_pos;
         }
-        return cx_fail(err, CX_EDATA, "%s: byte %llu: %llu unexpected bytes after the data", f->path,
-                       (unsigned long long)f->offset, (unsigned long long)extra);
+        return cx_fail(err, CX_EDATA, "%s: byte %llu: %llu unexpected bytes after the data",
+                       f->path, (unsigned long long)f->offset, (unsigned long long)extra);
     }
     return CX_OK;
 }

@@ -23,12 +23,12 @@
 #include "lib/threads.h"
 
 enum {
-    TAG_NAMES = 0x4e414d45,  /* "NAME" */
-    TAG_WORLD = 0x574f524c,  /* "WORL": superclasses, prototypes, attributes */
-    TAG_RENDER = 0x524e4452, /* "RNDR" */
-    TAG_ORDER = 0x4f524452,  /* "ORDR" */
-    TAG_TRAIN = 0x54524e20,  /* "TRN " */
-    TAG_TEST = 0x54535420,   /* "TST " */
+    TAG_NAMES = 0x4e414d45,   /* "NAME" */
+    TAG_WORLD = 0x574f524c,   /* "WORL": superclasses, prototypes, attributes */
+    TAG_RENDER = 0x524e4452,  /* "RNDR" */
+    TAG_ORDER = 0x4f524452,   /* "ORDR" */
+    TAG_TRAIN = 0x54524e20,   /* "TRN " */
+    TAG_TEST = 0x54535420,    /* "TST " */
     TAG_CAPTIONS = 0x43415053 /* "CAPS": caption wording, apart from what the images hold */
 };
 
@@ -49,22 +49,26 @@ const char *cx_caption_mode_name(cx_caption_mode m)
     return (unsigned)m < 3 ? caption_mode_names[m] : "?";
 }
 
-static const char *const synth_templates[] = {
-    "a photo of a {}.",          "a picture of a {}.",      "an image of a {}.",
-    "a close-up photo of the {}.", "a cropped photo of a {}.", "a blurry photo of a {}.",
-    "a low resolution photo of the {}.", "there is a {} in the scene."};
+static const char *const synth_templates[] = {"a photo of a {}.",
+                                              "a picture of a {}.",
+                                              "an image of a {}.",
+                                              "a close-up photo of the {}.",
+                                              "a cropped photo of a {}.",
+                                              "a blurry photo of a {}.",
+                                              "a low resolution photo of the {}.",
+                                              "there is a {} in the scene."};
 enum { NUM_TEMPLATES = sizeof synth_templates / sizeof synth_templates[0] };
 
 static const char *const preps[] = {"with a", "next to a", "and a", "near a", "beside a"};
 enum { NUM_PREPS = sizeof preps / sizeof preps[0] };
 
 static const char *const adjectives[] = {
-    "red",    "blue",   "green",  "yellow", "black",  "white",  "brown",   "grey",
-    "orange", "purple", "pink",   "golden", "silver", "striped", "spotted", "furry",
-    "shiny",  "wooden", "metal",  "plastic", "glass", "round",  "square",  "tall",
-    "short",  "long",   "small",  "large",  "tiny",   "huge",   "old",     "new",
-    "young",  "bright", "dark",   "wet",    "dry",    "soft",   "hard",    "smooth",
-    "rough",  "heavy",  "light",  "fast",   "slow",   "empty",  "full",    "broken"};
+    "red",    "blue",   "green", "yellow",  "black",  "white",   "brown",   "grey",
+    "orange", "purple", "pink",  "golden",  "silver", "striped", "spotted", "furry",
+    "shiny",  "wooden", "metal", "plastic", "glass",  "round",   "square",  "tall",
+    "short",  "long",   "small", "large",   "tiny",   "huge",    "old",     "new",
+    "young",  "bright", "dark",  "wet",     "dry",    "soft",    "hard",    "smooth",
+    "rough",  "heavy",  "light", "fast",    "slow",   "empty",   "full",    "broken"};
 enum { NUM_ADJECTIVES = sizeof adjectives / sizeof adjectives[0] };
 
 void cx_synth_defaults(cx_synth_opts *o)
@@ -139,17 +143,20 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(o->label_noise, 0, 1, "label-noise");
     if (o->profile != CX_PROFILE_EXP && o->profile != CX_PROFILE_PARETO &&
         o->profile != CX_PROFILE_STEP && o->profile != CX_PROFILE_UNIFORM)
-        return cx_fail(err, CX_EUSAGE, "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
+        return cx_fail(err, CX_EUSAGE,
+                       "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
                        cx_profile_name(o->profile));
     if ((unsigned)o->captions > CX_CAPTIONS_DESCRIPTIVE)
         return cx_fail(err, CX_EUSAGE, "--captions: unknown caption mode");
     int64_t n_open = open_samples(o), n_eval = o->n - n_open;
     if (n_eval < o->classes)
-        return cx_fail(err, CX_EUSAGE, "--n: %lld training samples cannot give each of the %d classes one",
+        return cx_fail(err, CX_EUSAGE,
+                       "--n: %lld training samples cannot give each of the %d classes one",
                        (long long)n_eval, o->classes);
     if (o->open_world > 0 && n_open < open_count(o))
         return cx_fail(err, CX_EUSAGE,
-                       "--open-world: %lld open-world samples cannot give each of the %d open-world concepts one",
+                       "--open-world: %lld open-world samples cannot give each of the %d "
+                       "open-world concepts one",
                        (long long)n_open, open_count(o));
     return CX_OK;
 }
@@ -490,7 +497,8 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
         } else {
             int n = 0;
             for (int k = 0; k < na; k++)
-                n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", w->attr_words[attrs[k]]);
+                n +=
+                    snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", w->attr_words[attrs[k]]);
             n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s", s);
             if (c2 >= 0)
                 snprintf(phrase + n, sizeof phrase - (size_t)n, " %s %s",
@@ -505,8 +513,8 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
 }
 
 typedef struct {
-    float *z;  /* (CX_SYNTH_CHUNK, L) */
-    float *h;  /* (CX_SYNTH_CHUNK, H) */
+    float *z; /* (CX_SYNTH_CHUNK, L) */
+    float *h; /* (CX_SYNTH_CHUNK, H) */
 } scratch;
 
 /* Samples first..first+m of a split: true concepts cls[0..m) -> observed labels obs, features
@@ -544,7 +552,8 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             int d = draw_concept(w, &r);
             if (d != c) {
                 c2 = d;
-                size_t dm = (size_t)d * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
+                size_t dm =
+                    (size_t)d * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
                 const float *mu2 = w->proto + dm * L;
                 for (size_t l = 0; l < L; l++)
                     z[l] += (float)o->cooccur_strength * (mu2[l] - mu[l]);
@@ -583,7 +592,7 @@ typedef struct {
     const char *dir;
     const char *prefix; /* "train" or "test" */
     uint64_t tag;
-    int32_t *cls;       /* (n) true concept of each sample */
+    int32_t *cls; /* (n) true concept of each sample */
     size_t n;
 } split_job;
 
@@ -606,7 +615,8 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
     char *cpath = join2(job->dir, job->prefix, "-captions.txt");
     int32_t *obs = malloc((n ? n : 1) * sizeof *obs);
     float *xb = malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D * sizeof *xb);
-    uint8_t *x8 = o->dtype == CX_DTYPE_U8 ? malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D) : NULL;
+    uint8_t *x8 =
+        o->dtype == CX_DTYPE_U8 ? malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D) : NULL;
     strbuf *bufs = calloc(BLOCK_CHUNKS, sizeof *bufs);
     cx_npy_writer fw;
     cx_afile cf;
@@ -705,7 +715,8 @@ static cx_status write_labels(const char *dir, const char *name, const int32_t *
 }
 
 /* Sample order: each concept's count of samples, shuffled. */
-static int32_t *sample_classes(const int64_t *counts, int nc, size_t n, uint64_t seed, uint64_t which)
+static int32_t *sample_classes(const int64_t *counts, int nc, size_t n, uint64_t seed,
+                               uint64_t which)
 {
     int32_t *cls = malloc((n ? n : 1) * sizeof *cls);
     if (!cls)
@@ -768,11 +779,11 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     cx_json_string(&j, "clipx synth");
     cx_json_key(&j, "seed");
     cx_json_int(&j, (long long)o->seed);
-#define NUM(k, v)              \
-    cx_json_key(&j, k);        \
+#define NUM(k, v)                                                                                  \
+    cx_json_key(&j, k);                                                                            \
     cx_json_number(&j, (double)(v))
-#define INT(k, v)              \
-    cx_json_key(&j, k);        \
+#define INT(k, v)                                                                                  \
+    cx_json_key(&j, k);                                                                            \
     cx_json_int(&j, (long long)(v))
     INT("classes", w->C);
     INT("open_classes", w->K);
@@ -866,26 +877,30 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_e
     free(p);
     if (st)
         return st;
-    fprintf(f.fp,
-            "# Written by clipx synth (seed %llu); parameters and per-concept truth in synth.json,\n"
-            "# true training counts in train-counts.tsv. Classes after the first eval_classes are\n"
-            "# open-world concepts that appear only in training.\n"
-            "name: synth\n"
-            "classes: classes.txt\n"
-            "templates: templates.txt\n"
-            "eval_classes: %d\n"
-            "train: {images: train-features.npy, labels: train-labels.npy, captions: train-captions.txt, "
-            "n: %lld, shape: [%d]}\n",
-            (unsigned long long)o->seed, w->C, (long long)o->n, w->D);
+    fprintf(
+        f.fp,
+        "# Written by clipx synth (seed %llu); parameters and per-concept truth in synth.json,\n"
+        "# true training counts in train-counts.tsv. Classes after the first eval_classes are\n"
+        "# open-world concepts that appear only in training.\n"
+        "name: synth\n"
+        "classes: classes.txt\n"
+        "templates: templates.txt\n"
+        "eval_classes: %d\n"
+        "train: {images: train-features.npy, labels: train-labels.npy, captions: "
+        "train-captions.txt, "
+        "n: %lld, shape: [%d]}\n",
+        (unsigned long long)o->seed, w->C, (long long)o->n, w->D);
     if (n_test)
         fprintf(f.fp,
-                "test: {images: test-features.npy, labels: test-labels.npy, captions: test-captions.txt, "
+                "test: {images: test-features.npy, labels: test-labels.npy, captions: "
+                "test-captions.txt, "
                 "n: %zu, shape: [%d]}\n",
                 n_test, w->D);
     return cx_afile_commit(&f, err);
 }
 
-/* ---- the whole dataset ------------------------------------------------------------------------ */
+/* ---- the whole dataset ------------------------------------------------------------------------
+ */
 
 cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
 {
