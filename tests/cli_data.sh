@@ -27,6 +27,18 @@ expect_exit 0 "$CLIPX" synth --out "$WORK/syn2" $SYNTH --threads 2 &&
 for f in $PARTS; do cmp -s "$D/$f" "$WORK/syn2/$f" || fail "$f differs between runs with 1 and 2 threads"; done
 expect_grep '^eval_classes: 20$' "$D/dataset.yaml"
 [ "$(wc -l <"$D/classes.txt")" -eq 25 ] || fail "classes.txt should list 20 classes and 5 open-world concepts"
+# A synth that fails half-way (a file size limit) leaves the earlier dataset as it was and no
+# temporary files.
+cp -r "$D" "$WORK/before"
+(
+    ulimit -f 64
+    trap '' XFSZ
+    exec "$CLIPX" synth --out "$D" --classes 20 --n 20000 --dim 64 --seed 9 --quiet
+) >"$WORK/out" 2>"$WORK/err"
+[ $? -eq 1 ] || fail "synth beyond the file size limit did not exit 1"
+expect_one_error_line && expect_grep 'File too large' "$WORK/err" "synth write error"
+for f in $PARTS; do cmp -s "$D/$f" "$WORK/before/$f" || fail "a failed synth changed $f"; done
+[ -z "$(ls -A "$D" | grep '^\.')" ] || fail "a failed synth left hidden files: $(ls -A "$D")"
 : >"$WORK/blocker"
 expect_exit 1 "$CLIPX" synth --out "$WORK/blocker/sub" --quiet && expect_one_error_line &&
     expect_grep 'blocker' "$WORK/err" "synth folder error"

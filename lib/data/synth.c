@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -902,13 +903,10 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_e
 /* ---- the whole dataset ------------------------------------------------------------------------
  */
 
-cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
+/* Every file of a dataset into dir; dataset.yaml last. */
+static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
 {
-    cx_status st = cx_synth_check(o, err);
-    if (st)
-        return st;
-    if ((st = cx_mkdir_p(dir, err)))
-        return st;
+    cx_status st;
     world w;
     int32_t *train_cls = NULL, *test_cls = NULL, *train_obs = NULL, *test_obs = NULL;
     int64_t *test_counts = NULL;
@@ -967,5 +965,65 @@ done:
     free(train_obs);
     free(test_obs);
     free(test_counts);
+    return st;
+}
+
+/* The parts, dataset.yaml last: the order they are moved into place. */
+static const char *const part_names[] = {
+    "classes.txt",       "templates.txt",         "train-features.npy", "train-labels.npy",
+    "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
+    "test-captions.txt", "train-counts.tsv",      "synth.json",         "dataset.yaml"};
+enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
+
+static void remove_stage(const char *stage)
+{
+    for (int i = 0; i < NUM_PARTS; i++) {
+        char *p = join2(stage, part_names[i], "");
+        if (p)
+            unlink(p);
+        free(p);
+    }
+    rmdir(stage);
+}
+
+cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
+{
+    cx_status st = cx_synth_check(o, err);
+    if (st)
+        return st;
+    if ((st = cx_mkdir_p(dir, err)))
+        return st;
+    /* Generate into a hidden folder beside the parts, then move the parts into place with the
+     * old dataset.yaml gone first and the new one last: a failure leaves an earlier dataset in
+     * DIR untouched, and DIR never holds a YAML that names parts of another run. */
+    char *stage = join2(dir, ".synth-XXXXXX", "");
+    if (!stage)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    if (!mkdtemp(stage)) {
+        st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot create a folder", dir);
+        free(stage);
+        return st;
+    }
+    st = generate(o, stage, err);
+    for (int i = NUM_PARTS - 1; !st && i >= 0; i--) {
+        /* Old parts first (YAML first of all); those this run does not make stay deleted. */
+        char *to = join2(dir, part_names[i], "");
+        if (!to)
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+        else if (unlink(to) != 0 && errno != ENOENT)
+            st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot replace", to);
+        free(to);
+    }
+    for (int i = 0; !st && i < NUM_PARTS; i++) {
+        char *from = join2(stage, part_names[i], ""), *to = join2(dir, part_names[i], "");
+        if (!from || !to)
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+        else if (rename(from, to) != 0 && errno != ENOENT)
+            st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot move into place", to);
+        free(from);
+        free(to);
+    }
+    remove_stage(stage);
+    free(stage);
     return st;
 }

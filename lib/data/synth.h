@@ -93,8 +93,10 @@ void cx_synth_defaults(cx_synth_opts *o);
 /* Check the options (CX_EUSAGE naming the option at fault). */
 cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err);
 
-/* Generate the dataset into folder dir (created when missing). Every file is written
- * atomically, dataset.yaml last, so a dataset whose YAML exists is complete. */
+/* Generate the dataset into folder dir (created when missing). The parts are made in a hidden
+ * folder inside dir and moved into place only when all of them are written, dataset.yaml last
+ * (and an older dataset.yaml removed first): after a failure dir holds its earlier dataset
+ * untouched, and a dataset.yaml in dir always names parts of its own run. */
 cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err);
 
 #endif
