@@ -14,14 +14,15 @@ static const char *out_path, *subset_path, *captions_path, *split_name = "train"
 static int plurals;
 
 static const cli_opt count_opts[] = {
-    {"out", CLI_STRING, &out_path, "FREQS", "frequency file to write, 'name<TAB>count' a line (required)", 0,
-     -1, NULL},
+    {"out", CLI_STRING, &out_path, "FREQS",
+     "frequency file to write, 'name<TAB>count' a line (required)", 0, -1, NULL},
     {"split", CLI_STRING, &split_name, "SPLIT", "whose captions to count (default train)", 0, -1,
      "train|test"},
-    {"subset", CLI_STRING, &subset_path, "FILE", "count only the captions of this SUBSET (train split)", 0,
-     -1, NULL},
+    {"subset", CLI_STRING, &subset_path, "FILE",
+     "count only the captions of this SUBSET (train split)", 0, -1, NULL},
     {"captions", CLI_STRING, &captions_path, "FILE",
-     "count this caption file (one caption a line, any length) instead of the split's", 0, -1, NULL},
+     "count this caption file (one caption a line, any length) instead of the split's", 0, -1,
+     NULL},
     {"plurals", CLI_FLAG, &plurals, NULL,
      "fold simple English plurals on both sides (boxes -> box, ponies -> pony)", 0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
@@ -59,8 +60,10 @@ static int run(const cli_result *res)
     /* Labels only: the captions stream through the matcher without being stored. */
     /* With --captions only the class list is needed; otherwise the split's labels (not its
      * captions: they stream through the matcher without being stored). */
-    cx_load_options lo = {captions_path ? CX_LOAD_NONE : test ? CX_LOAD_TEST : CX_LOAD_TRAIN, subset_path,
-                          NULL, 0};
+    cx_load_options lo = {captions_path ? CX_LOAD_NONE
+                          : test        ? CX_LOAD_TEST
+                                        : CX_LOAD_TRAIN,
+                          subset_path, NULL, 0};
     if (cx_dataset_load(res->args[0], &lo, &ds, &err))
         return cli_fail("count", &err);
     const cx_split *s = test ? &ds.test : &ds.train;
@@ -74,8 +77,9 @@ static int run(const cli_result *res)
         goto fail;
     }
     if (!path) {
-        cx_fail(&err, CX_EDATA, "%s: the %s split has no captions (name a caption file with --captions)",
-                ds.path, test ? "test" : "train");
+        cx_fail(&err, CX_EDATA,
+                "%s: the %s split has no captions (name a caption file with --captions)", ds.path,
+                test ? "test" : "train");
         goto fail;
     }
     if (subset_path) {
@@ -96,14 +100,15 @@ static int run(const cli_result *res)
         goto fail;
     if (!captions_path && lines != s->stored_n) {
         cx_fail(&err, CX_EDATA, "%s: line %zu: %zu captions for the %zu samples of %s", path,
-                (lines < s->stored_n ? lines : s->stored_n) + 1, lines, s->stored_n, s->labels_path);
+                (lines < s->stored_n ? lines : s->stored_n) + 1, lines, s->stored_n,
+                s->labels_path);
         goto fail;
     }
     if (cx_freq_write(out_path, ds.class_names, counts, ds.num_classes, &err))
         goto fail;
     if (!res->quiet)
-        fprintf(stderr, "count: %zu of %zu captions matched at least one of %d classes; wrote %s\n", matched,
-                keep ? s->n : lines, ds.num_classes, out_path);
+        fprintf(stderr, "count: %zu of %zu captions matched at least one of %d classes; wrote %s\n",
+                matched, keep ? s->n : lines, ds.num_classes, out_path);
     goto done;
 fail:
     rc = cli_fail("count", &err);

@@ -13,11 +13,15 @@
 #include "lib/threads.h"
 
 static const char *subset_path, *rule_name = "shots", *thresholds = "100,20";
-static int as_json;
+static int as_json, check_all;
 
 static const cli_opt stats_opts[] = {
-    {"subset", CLI_STRING, &subset_path, "FILE", "describe this SUBSET of the training split", 0, -1, NULL},
+    {"subset", CLI_STRING, &subset_path, "FILE", "describe this SUBSET of the training split", 0,
+     -1, NULL},
     {"json", CLI_FLAG, &as_json, NULL, "one JSON object on stdout instead of a table", 0, -1, NULL},
+    {"check", CLI_FLAG, &check_all, NULL,
+     "also read every image and caption file of the dataset (kept rows only with --subset)", 0, -1,
+     NULL},
     {"split-rule", CLI_STRING, &rule_name, "RULE",
      "head/mid/tail by shots (thresholds) or by tertile of count rank (default shots)", 0, -1,
      "shots|tertile"},
@@ -33,7 +37,8 @@ const cli_spec cmd_stats_spec = {
     "from 'clipx subsample'), with the imbalance ratio (largest / smallest non-empty class),\n"
     "the Gini coefficient of the counts, and each class's split: by default head > 100,\n"
     "mid 20..100, tail < 20 training samples; --split-rule tertile uses thirds by count rank.\n"
-    "Test counts are listed when the dataset has a test split.",
+    "Test counts are listed when the dataset has a test split. Only labels are read unless\n"
+    "--check asks to read (and so validate) the images and captions as well.",
     stats_opts,
     1,
     1,
@@ -56,10 +61,12 @@ static int run(const cli_result *res)
 {
     long many, few;
     if (parse_thresholds(thresholds, &many, &few)) {
-        cli_error("stats", "--thresholds: '%s' is not MANY,FEW with 0 <= FEW <= MANY + 1", thresholds);
+        cli_error("stats", "--thresholds: '%s' is not MANY,FEW with 0 <= FEW <= MANY + 1",
+                  thresholds);
         return EXIT_USAGE;
     }
-    cx_split_rule rule = strcmp(rule_name, "tertile") == 0 ? CX_SPLIT_RULE_TERTILE : CX_SPLIT_RULE_SHOTS;
+    cx_split_rule rule =
+        strcmp(rule_name, "tertile") == 0 ? CX_SPLIT_RULE_TERTILE : CX_SPLIT_RULE_SHOTS;
     cx_err err;
     cx_err_clear(&err);
     cx_dataset ds;
@@ -76,6 +83,22 @@ static int run(const cli_result *res)
         cx_fail(&err, CX_ENOMEM, "out of memory");
         rc = cli_fail("stats", &err);
         goto done;
+    }
+    if (check_all) {
+        /* Everything the YAML names, as a trainer would load it: one error line if any part is bad.
+         */
+        cx_dataset full;
+        cx_load_options flo = {0, subset_path, NULL, 0};
+        if (cx_dataset_load(res->args[0], &flo, &full, &err)) {
+            rc = cli_fail("stats", &err);
+            goto done;
+        }
+        if (!res->quiet)
+            fprintf(stderr,
+                    "stats: checked %s: train %zu samples of %zu features%s, test %zu samples\n",
+                    res->args[0], full.train.n, full.train.dim,
+                    full.train.captions ? " with captions" : "", full.test.n);
+        cx_dataset_free(&full);
     }
     cx_stats_counts(ds.train.y, ds.train.n, C, counts);
     if (ds.has_test) {
@@ -177,9 +200,11 @@ static int run(const cli_result *res)
             char idx[16], cnt[32], share[32], tc[32];
             snprintf(idx, sizeof idx, "%d", c);
             snprintf(cnt, sizeof cnt, "%lld", (long long)counts[c]);
-            snprintf(share, sizeof share, "%.2f%%", s.total ? 100.0 * (double)counts[c] / (double)s.total : 0.0);
+            snprintf(share, sizeof share, "%.2f%%",
+                     s.total ? 100.0 * (double)counts[c] / (double)s.total : 0.0);
             snprintf(tc, sizeof tc, "%lld", (long long)test_counts[c]);
-            const char *row[] = {idx, ds.class_names[c], cnt, share, cx_class_split_name(split[c]), tc};
+            const char *row[] = {idx, ds.class_names[c], cnt, share, cx_class_split_name(split[c]),
+                                 tc};
             if (cli_table_add(&t, row)) {
                 cli_table_free(&t);
                 cx_fail(&err, CX_ENOMEM, "out of memory");
@@ -202,10 +227,11 @@ static int run(const cli_result *res)
             printf(", %d empty classes", s.empty);
         printf("; Gini %.4f\n", s.gini);
         if (rule == CX_SPLIT_RULE_SHOTS)
-            printf("head (> %ld): %d classes, mid (%ld..%ld): %d, tail (< %ld): %d\n", many, s.head, few,
-                   many, s.mid, few, s.tail);
+            printf("head (> %ld): %d classes, mid (%ld..%ld): %d, tail (< %ld): %d\n", many, s.head,
+                   few, many, s.mid, few, s.tail);
         else
-            printf("head (top third): %d classes, mid: %d, tail (bottom third): %d\n", s.head, s.mid, s.tail);
+            printf("head (top third): %d classes, mid: %d, tail (bottom third): %d\n", s.head,
+                   s.mid, s.tail);
     }
 done:
     free(counts);

@@ -21,32 +21,36 @@ static long n_total = -1, n_max = -1, n_min = -1, tail_k = -1, cap = -1, seed = 
 static int permute;
 
 static const cli_opt subsample_opts[] = {
-    {"profile", CLI_STRING, &profile_name, "P", "how many samples each class keeps (required)", 0, -1,
-     "exp|pareto|step|uniform|match|scale|trim-tail"},
-    {"rho", CLI_DOUBLE, &rho, "R", "exp, pareto, step: imbalance ratio n_max / n_min (default 100)", 1, 1e9,
-     NULL},
+    {"profile", CLI_STRING, &profile_name, "P", "how many samples each class keeps (required)", 0,
+     -1, "exp|pareto|step|uniform|match|scale|trim-tail"},
+    {"rho", CLI_DOUBLE, &rho, "R", "exp, pareto, step: imbalance ratio n_max / n_min (default 100)",
+     1, 1e9, NULL},
     {"alpha", CLI_DOUBLE, &alpha, "A", "pareto: exponent, instead of --rho", 1e-9, 100, NULL},
-    {"mu", CLI_DOUBLE, &mu, "F", "step: fraction of classes that keep n_max (default 0.5)", 0, 1, NULL},
+    {"mu", CLI_DOUBLE, &mu, "F", "step: fraction of classes that keep n_max (default 0.5)", 0, 1,
+     NULL},
     {"n-max", CLI_INT, &n_max, "N",
      "exp, pareto, step: size of the largest class; uniform: size of every class (default: the "
      "largest available class; uniform: the smallest)",
      1, 4294967295.0, NULL},
-    {"n-min", CLI_INT, &n_min, "N", "pareto: smallest class size (default 1)", 0, 4294967295.0, NULL},
-    {"n", CLI_INT, &n_total, "N", "scale: samples to keep; uniform: total split evenly over classes", 1,
-     4294967295.0, NULL},
+    {"n-min", CLI_INT, &n_min, "N", "pareto: smallest class size (default 1)", 0, 4294967295.0,
+     NULL},
+    {"n", CLI_INT, &n_total, "N",
+     "scale: samples to keep; uniform: total split evenly over classes", 1, 4294967295.0, NULL},
     {"frac", CLI_DOUBLE, &frac, "F", "scale: fraction of the samples to keep", 1e-12, 1, NULL},
-    {"counts", CLI_STRING, &counts_path, "FREQS", "match: frequency file, 'name<TAB>count' a line", 0, -1,
-     NULL},
-    {"tail-k", CLI_INT, &tail_k, "K", "trim-tail: how many of the rarest classes are capped", 0, 1000000,
-     NULL},
-    {"cap", CLI_INT, &cap, "C", "trim-tail: samples each of them keeps (default 0)", 0, 4294967295.0, NULL},
-    {"permute-classes", CLI_FLAG, &permute, NULL,
-     "exp, pareto, step: give the sizes to a seeded permutation of the classes, not class order", 0, -1,
-     NULL},
-    {"subset", CLI_STRING, &subset_in, "FILE", "start from this SUBSET instead of the whole training split",
+    {"counts", CLI_STRING, &counts_path, "FREQS", "match: frequency file, 'name<TAB>count' a line",
      0, -1, NULL},
-    {"seed", CLI_INT, &seed, "S", "seed of the per-class choice and of --permute-classes (default 0)", 0,
-     9007199254740991.0, NULL},
+    {"tail-k", CLI_INT, &tail_k, "K", "trim-tail: how many of the rarest classes are capped", 0,
+     1000000, NULL},
+    {"cap", CLI_INT, &cap, "C", "trim-tail: samples each of them keeps (default 0)", 0,
+     4294967295.0, NULL},
+    {"permute-classes", CLI_FLAG, &permute, NULL,
+     "exp, pareto, step: give the sizes to a seeded permutation of the classes, not class order", 0,
+     -1, NULL},
+    {"subset", CLI_STRING, &subset_in, "FILE",
+     "start from this SUBSET instead of the whole training split", 0, -1, NULL},
+    {"seed", CLI_INT, &seed, "S",
+     "seed of the per-class choice and of --permute-classes (default 0)", 0, 9007199254740991.0,
+     NULL},
     {"out", CLI_STRING, &out_path, "SUBSET", "SUBSET file to write (required)", 0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
@@ -210,7 +214,9 @@ static int run(const cli_result *res)
             if (lo_n < 0 || target[c] < lo_n)
                 lo_n = target[c];
         }
-        fprintf(stderr, "subsample: kept %zu of %zu samples in %s (%s profile; largest class %lld, smallest %lld)\n",
+        fprintf(stderr,
+                "subsample: kept %zu of %zu samples in %s (%s profile; largest class %lld, "
+                "smallest %lld)\n",
                 nkept, ds.train.n, out_path, profile_name, (long long)hi, (long long)lo_n);
     }
     goto done;

@@ -14,11 +14,16 @@
 size_t cx_elem_size(cx_elem e)
 {
     switch (e) {
-    case CX_ELEM_U8: return 1;
-    case CX_ELEM_I32: return 4;
-    case CX_ELEM_I64: return 8;
-    case CX_ELEM_F32: return 4;
-    case CX_ELEM_F64: return 8;
+    case CX_ELEM_U8:
+        return 1;
+    case CX_ELEM_I32:
+        return 4;
+    case CX_ELEM_I64:
+        return 8;
+    case CX_ELEM_F32:
+        return 4;
+    case CX_ELEM_F64:
+        return 8;
     }
     return 1;
 }
@@ -26,11 +31,16 @@ size_t cx_elem_size(cx_elem e)
 const char *cx_elem_name(cx_elem e)
 {
     switch (e) {
-    case CX_ELEM_U8: return "uint8";
-    case CX_ELEM_I32: return "int32";
-    case CX_ELEM_I64: return "int64";
-    case CX_ELEM_F32: return "float32";
-    case CX_ELEM_F64: return "float64";
+    case CX_ELEM_U8:
+        return "uint8";
+    case CX_ELEM_I32:
+        return "int32";
+    case CX_ELEM_I64:
+        return "int64";
+    case CX_ELEM_F32:
+        return "float32";
+    case CX_ELEM_F64:
+        return "float64";
     }
     return "?";
 }
@@ -91,13 +101,14 @@ cx_status cx_array_open(cx_array_file *a, const char *path, cx_array_format form
         if ((st = cx_npy_read_header(&a->f, &h, err)))
             return st;
         if (h.rank == 0)
-            return cx_fail(err, CX_EDATA, "%s: byte 10: NPY array is a scalar, not an array of records",
-                           path);
-        if (h.fortran && h.rank >= 2)
             return cx_fail(err, CX_EDATA,
-                           "%s: byte 10: Fortran-order NPY arrays are not supported (save a C-order array, "
-                           "e.g. numpy.ascontiguousarray)",
-                           path);
+                           "%s: byte 10: NPY array is a scalar, not an array of records", path);
+        if (h.fortran && h.rank >= 2)
+            return cx_fail(
+                err, CX_EDATA,
+                "%s: byte 10: Fortran-order NPY arrays are not supported (save a C-order array, "
+                "e.g. numpy.ascontiguousarray)",
+                path);
         a->elem = h.elem;
         a->rank = h.rank;
         for (int i = 0; i < h.rank; i++) {
@@ -118,8 +129,8 @@ cx_status cx_array_open(cx_array_file *a, const char *path, cx_array_format form
     }
     a->record_bytes = a->record_elems * es;
     if (a->records && a->record_bytes > (UINT64_MAX / 4) / a->records)
-        return cx_fail(err, CX_EDATA, "%s: byte %llu: header claims an impossibly large array", path,
-                       (unsigned long long)claim_at);
+        return cx_fail(err, CX_EDATA, "%s: byte %llu: header claims an impossibly large array",
+                       path, (unsigned long long)claim_at);
     char what[160];
     snprintf(what, sizeof what, "%llu records of %llu %s", (unsigned long long)a->records,
              (unsigned long long)a->record_elems, cx_elem_name(a->elem));
@@ -137,11 +148,29 @@ static void convert(cx_elem from, const unsigned char *src, cx_elem to, void *ds
         float *o = dst;
         for (size_t i = 0; i < n; i++) {
             switch (from) {
-            case CX_ELEM_U8: o[i] = (float)src[i]; break;
-            case CX_ELEM_I32: { int32_t v; memcpy(&v, src + 4 * i, 4); o[i] = (float)v; break; }
-            case CX_ELEM_I64: { int64_t v; memcpy(&v, src + 8 * i, 8); o[i] = (float)v; break; }
-            case CX_ELEM_F64: { double v; memcpy(&v, src + 8 * i, 8); o[i] = (float)v; break; }
-            case CX_ELEM_F32: break;
+            case CX_ELEM_U8:
+                o[i] = (float)src[i];
+                break;
+            case CX_ELEM_I32: {
+                int32_t v;
+                memcpy(&v, src + 4 * i, 4);
+                o[i] = (float)v;
+                break;
+            }
+            case CX_ELEM_I64: {
+                int64_t v;
+                memcpy(&v, src + 8 * i, 8);
+                o[i] = (float)v;
+                break;
+            }
+            case CX_ELEM_F64: {
+                double v;
+                memcpy(&v, src + 8 * i, 8);
+                o[i] = (float)v;
+                break;
+            }
+            case CX_ELEM_F32:
+                break;
             }
         }
         return;
@@ -150,9 +179,18 @@ static void convert(cx_elem from, const unsigned char *src, cx_elem to, void *ds
     int64_t *o = dst;
     for (size_t i = 0; i < n; i++) {
         switch (from) {
-        case CX_ELEM_U8: o[i] = src[i]; break;
-        case CX_ELEM_I32: { int32_t v; memcpy(&v, src + 4 * i, 4); o[i] = v; break; }
-        default: o[i] = 0; break;
+        case CX_ELEM_U8:
+            o[i] = src[i];
+            break;
+        case CX_ELEM_I32: {
+            int32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            o[i] = v;
+            break;
+        }
+        default:
+            o[i] = 0;
+            break;
         }
     }
 }
@@ -194,12 +232,14 @@ cx_status cx_array_read(cx_array_file *a, const uint32_t *keep, size_t nkeep, cx
     for (size_t i = 0; i < n; i++) {
         uint64_t r = keep ? keep[i] : (uint64_t)i;
         if (r < a->next_record || r >= a->records) {
-            st = cx_fail(err, CX_EUSAGE, "%s: kept record %llu is out of order or beyond the %llu records",
+            st = cx_fail(err, CX_EUSAGE,
+                         "%s: kept record %llu is out of order or beyond the %llu records",
                          a->f.path, (unsigned long long)r, (unsigned long long)a->records);
             goto done;
         }
         if (r > a->next_record &&
-            (st = cx_gzfile_skip(&a->f, (r - a->next_record) * a->record_bytes, "the records", err)))
+            (st =
+                 cx_gzfile_skip(&a->f, (r - a->next_record) * a->record_bytes, "the records", err)))
             goto done;
         unsigned char *dst = o + i * out_rec;
         if (scratch) {

@@ -22,15 +22,15 @@ enum { CX_ARRAY_MAX_RANK = 8 };
 typedef enum { CX_FORMAT_ANY = -1, CX_FORMAT_IDX = 0, CX_FORMAT_NPY = 1 } cx_array_format;
 
 typedef struct {
-    cx_gzfile f;            /* owned: positioned at the next unread record */
+    cx_gzfile f; /* owned: positioned at the next unread record */
     cx_array_format format;
-    cx_elem elem;           /* stored element type */
-    int rank;               /* >= 1 */
+    cx_elem elem;                      /* stored element type */
+    int rank;                          /* >= 1 */
     uint64_t shape[CX_ARRAY_MAX_RANK]; /* shape[0]: records */
-    uint64_t records;       /* shape[0] */
-    uint64_t record_elems;  /* product of shape[1..rank), 1 for rank 1 */
-    uint64_t record_bytes;  /* record_elems * element size */
-    uint64_t next_record;   /* index of the record at the file position */
+    uint64_t records;                  /* shape[0] */
+    uint64_t record_elems;             /* product of shape[1..rank), 1 for rank 1 */
+    uint64_t record_bytes;             /* record_elems * element size */
+    uint64_t next_record;              /* index of the record at the file position */
 } cx_array_file;
 
 /* The format of a file: NPY when it starts with numpy's magic; IDX when its name (without .gz)

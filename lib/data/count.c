@@ -18,10 +18,10 @@ typedef struct {
 struct cx_matcher {
     int C;
     unsigned flags;
-    cx_strmap vocab;     /* word -> id */
+    cx_strmap vocab; /* word -> id */
     phrase *phrases;
     int num_phrases;
-    int *first_start;    /* (V + 1) CSR: phrases whose first word is w */
+    int *first_start; /* (V + 1) CSR: phrases whose first word is w */
     int *first_list;
     unsigned *word_seen; /* (V) caption stamp of each word */
     unsigned *cls_hit;   /* (C) caption stamp of a synonym match */
@@ -29,7 +29,7 @@ struct cx_matcher {
     int *present;        /* (V) word ids of the current caption */
     int num_present;
     unsigned stamp;
-    int *hits;           /* (C) classes matched by the current caption */
+    int *hits; /* (C) classes matched by the current caption */
     int num_hits;
 };
 
@@ -131,9 +131,9 @@ static void add_phrase_word(void *ctx, const char *w, size_t len)
     b->ids[b->n++] = id;
 }
 
-cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms,
-                         char **const *vetoes, const int *num_vetoes, int C, unsigned flags,
-                         cx_matcher **out, cx_err *err)
+cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char **const *vetoes,
+                         const int *num_vetoes, int C, unsigned flags, cx_matcher **out,
+                         cx_err *err)
 {
     *out = NULL;
     cx_matcher *m = calloc(1, sizeof *m);
@@ -163,8 +163,9 @@ cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms,
             if (b.n == 0) {
                 free(b.ids);
                 cx_matcher_free(m);
-                return cx_fail(err, CX_EDATA, "class %d: %s '%s' has no letters, so no caption can match it",
-                               c, veto ? "veto" : "synonym", text);
+                return cx_fail(err, CX_EDATA,
+                               "class %d: %s '%s' has no letters, so no caption can match it", c,
+                               veto ? "veto" : "synonym", text);
             }
             phrase *p = &m->phrases[m->num_phrases++];
             p->cls = c;
@@ -276,7 +277,8 @@ cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, s
         size_t idx = (*lines)++;
         size_t off = cx_utf8_check(line, len);
         if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no, off);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
+                         off);
             break;
         }
         if (keep) {
@@ -291,8 +293,8 @@ cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, s
             counts[hits[i]]++;
     }
     if (!st && keep && k < nkeep)
-        st = cx_fail(err, CX_EDATA, "%s: kept line %u is beyond the %zu captions", path, keep[k] + 1,
-                     *lines);
+        st = cx_fail(err, CX_EDATA, "%s: kept line %u is beyond the %zu captions", path,
+                     keep[k] + 1, *lines);
     cx_gzfile_close(&f);
     free(hits);
     return st;

@@ -22,9 +22,9 @@ size_t cx_caption_words(const char *s, size_t n, unsigned flags,
 
 /* A matcher over C classes: synonyms[c][0..num_synonyms[c]) and vetoes[c][0..num_vetoes[c])
  * (vetoes may be NULL). A synonym without any letter can never match and is an error. */
-cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms,
-                         char **const *vetoes, const int *num_vetoes, int C, unsigned flags,
-                         cx_matcher **out, cx_err *err);
+cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char **const *vetoes,
+                         const int *num_vetoes, int C, unsigned flags, cx_matcher **out,
+                         cx_err *err);
 void cx_matcher_free(cx_matcher *m);
 
 /* Classes matched by one caption, ascending, into out (room for C); returns how many. Not

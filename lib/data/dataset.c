@@ -12,9 +12,9 @@
 #include "lib/rng.h"
 #include "lib/yaml_doc.h"
 
-const char *const cx_default_templates[] = {
-    "a photo of a {}.", "a blurry photo of a {}.", "a close-up photo of a {}.",
-    "a good photo of a {}.", "a photo of the {}.", NULL};
+const char *const cx_default_templates[] = {"a photo of a {}.",          "a blurry photo of a {}.",
+                                            "a close-up photo of a {}.", "a good photo of a {}.",
+                                            "a photo of the {}.",        NULL};
 
 enum { TAG_CAPTION = 0x43415054 /* "CAPT" */ };
 
@@ -28,9 +28,8 @@ static char *dup_str(const char *s)
 }
 
 /* "PATH:LINE:COL: message" for a node of the YAML. */
-__attribute__((format(printf, 4, 5))) static cx_status node_fail(cx_err *err, const char *path,
-                                                               const cx_yaml_node *n,
-                                                               const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static cx_status
+node_fail(cx_err *err, const char *path, const cx_yaml_node *n, const char *fmt, ...)
 {
     char msg[600];
     va_list ap;
@@ -98,7 +97,8 @@ static cx_status parse_split(const char *path, const char *which, const cx_yaml_
             sp->n_node = v;
         } else if (!strcmp(p->key, "shape")) {
             if (v->kind != CX_YAML_SEQ || v->count < 1 || v->count > 3)
-                return node_fail(err, path, v, "'shape' must be a list of 1 to 3 sizes, e.g. [28, 28]");
+                return node_fail(err, path, v,
+                                 "'shape' must be a list of 1 to 3 sizes, e.g. [28, 28]");
             for (size_t k = 0; k < v->count; k++) {
                 long long d;
                 if ((st = want_int(path, v->items[k], "shape", 1, 1LL << 40, &d, err)))
@@ -108,9 +108,10 @@ static cx_status parse_split(const char *path, const char *which, const cx_yaml_
             sp->shape_rank = (int)v->count;
             sp->shape_node = v;
         } else {
-            return cx_fail(err, CX_EUSAGE,
-                           "%s:%d:%d: unknown key '%s' in '%s' (images, labels, captions, n, shape)", path,
-                           p->line, p->col, p->key, which);
+            return cx_fail(
+                err, CX_EUSAGE,
+                "%s:%d:%d: unknown key '%s' in '%s' (images, labels, captions, n, shape)", path,
+                p->line, p->col, p->key, which);
         }
     }
     if (!sp->images)
@@ -180,11 +181,11 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     if (!is_train)
         for (size_t i = 0; i < s->stored_n; i++)
             if (y_all[i] >= ds->num_eval_classes) {
-                st = cx_fail(err, CX_EDATA,
-                             "%s: record %zu: label %d is the open-world concept '%s'; a test split holds "
-                             "evaluated classes only (eval_classes: %d)",
-                             s->labels_path, i, y_all[i], ds->class_names[y_all[i]],
-                             ds->num_eval_classes);
+                st = cx_fail(
+                    err, CX_EDATA,
+                    "%s: record %zu: label %d is the open-world concept '%s'; a test split holds "
+                    "evaluated classes only (eval_classes: %d)",
+                    s->labels_path, i, y_all[i], ds->class_names[y_all[i]], ds->num_eval_classes);
                 goto done;
             }
 
@@ -201,9 +202,10 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         nkeep = opt->num_keep;
         for (size_t i = 0; i < nkeep; i++)
             if (keep[i] >= s->stored_n || (i > 0 && keep[i] <= keep[i - 1])) {
-                st = cx_fail(err, CX_EUSAGE,
-                             "%s: kept index %u (entry %zu) is not ascending or beyond the %zu samples",
-                             s->labels_path, keep[i], i, s->stored_n);
+                st = cx_fail(
+                    err, CX_EUSAGE,
+                    "%s: kept index %u (entry %zu) is not ascending or beyond the %zu samples",
+                    s->labels_path, keep[i], i, s->stored_n);
                 goto done;
             }
     }
@@ -226,7 +228,8 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         if ((st = cx_array_open(&a, s->images_path, CX_FORMAT_ANY, err)))
             goto done;
         if (a.records != s->stored_n) {
-            st = cx_fail(err, CX_EDATA, "%s: byte %d: header claims %llu images, but %s holds %zu labels",
+            st = cx_fail(err, CX_EDATA,
+                         "%s: byte %d: header claims %llu images, but %s holds %zu labels",
                          s->images_path, a.format == CX_FORMAT_IDX ? 4 : 10,
                          (unsigned long long)a.records, s->labels_path, s->stored_n);
             goto done;
@@ -250,11 +253,11 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
                     snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", k ? ", " : "",
                              s->shape[k]);
                 for (int k = 0; k < sp->shape_rank; k++)
-                    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", k ? ", " : "",
-                             sp->shape[k]);
-                st = cx_fail(err, CX_EDATA, "%s: samples of shape [%s], but %s:%d:%d promises shape: [%s]",
-                             s->images_path, got, yaml, sp->shape_node->line, sp->shape_node->col,
-                             want);
+                    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu",
+                             k ? ", " : "", sp->shape[k]);
+                st = cx_fail(
+                    err, CX_EDATA, "%s: samples of shape [%s], but %s:%d:%d promises shape: [%s]",
+                    s->images_path, got, yaml, sp->shape_node->line, sp->shape_node->col, want);
                 goto done;
             }
         }
@@ -287,7 +290,9 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
                           cx_err *err)
 {
     memset(ds, 0, sizeof *ds);
-    unsigned parts = opt && opt->parts ? opt->parts : CX_LOAD_ALL;
+    /* No parts named: everything there is (a missing split is only an error when asked for). */
+    int everything = !opt || !opt->parts;
+    unsigned parts = everything ? CX_LOAD_ALL : opt->parts;
     cx_yaml_node *root = NULL;
     char *dir = NULL;
     cx_classes classes;
@@ -300,7 +305,8 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     if (root->kind != CX_YAML_MAP) {
-        st = node_fail(err, yaml_path, root, "a dataset is a mapping (name, classes, train, test ...)");
+        st = node_fail(err, yaml_path, root,
+                       "a dataset is a mapping (name, classes, train, test ...)");
         goto fail;
     }
     const cx_yaml_node *name = NULL, *cls = NULL, *tmpl = NULL, *train = NULL, *test = NULL,
@@ -320,9 +326,10 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         else if (!strcmp(p->key, "eval_classes"))
             evalc = p->value;
         else {
-            st = cx_fail(err, CX_EUSAGE,
-                         "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, train, test)",
-                         yaml_path, p->line, p->col, p->key);
+            st = cx_fail(
+                err, CX_EUSAGE,
+                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, train, test)",
+                yaml_path, p->line, p->col, p->key);
             goto fail;
         }
     }
@@ -331,7 +338,8 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     if (!train && !test) {
-        st = node_fail(err, yaml_path, root, "the dataset has neither a 'train' nor a 'test' split");
+        st =
+            node_fail(err, yaml_path, root, "the dataset has neither a 'train' nor a 'test' split");
         goto fail;
     }
     split_spec train_sp, test_sp;
@@ -398,13 +406,18 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             goto fail;
         }
         for (; ds->num_templates < n; ds->num_templates++)
-            if (!(ds->templates[ds->num_templates] = dup_str(cx_default_templates[ds->num_templates]))) {
+            if (!(ds->templates[ds->num_templates] =
+                      dup_str(cx_default_templates[ds->num_templates]))) {
                 st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
                 goto fail;
             }
     }
     ds->has_train = train != NULL;
     ds->has_test = test != NULL;
+    if (everything && !train)
+        parts &= ~(unsigned)CX_LOAD_TRAIN;
+    if (everything && !test)
+        parts &= ~(unsigned)CX_LOAD_TEST;
     if ((parts & CX_LOAD_TRAIN) && !train) {
         st = node_fail(err, yaml_path, root, "the dataset has no 'train' split");
         goto fail;
@@ -416,7 +429,8 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     if ((parts & CX_LOAD_TRAIN) &&
         (st = load_split(ds, dir, &train_sp, 1, parts, opt, &ds->train, err)))
         goto fail;
-    if ((parts & CX_LOAD_TEST) && (st = load_split(ds, dir, &test_sp, 0, parts, opt, &ds->test, err)))
+    if ((parts & CX_LOAD_TEST) &&
+        (st = load_split(ds, dir, &test_sp, 0, parts, opt, &ds->test, err)))
         goto fail;
     cx_yaml_free(root);
     free(dir);

@@ -33,10 +33,10 @@
 typedef enum { CX_DTYPE_U8, CX_DTYPE_F32 } cx_dtype;
 
 typedef struct {
-    size_t n;             /* samples held (after a subset) */
-    size_t dim;           /* features per sample: product of shape[0..rank) (0 when images were not loaded) */
-    int rank;             /* per-sample rank, 1..3 */
-    size_t shape[3];      /* per-sample shape, e.g. {28, 28} for IDX images, {256} for vectors */
+    size_t n;   /* samples held (after a subset) */
+    size_t dim; /* features per sample: product of shape[0..rank) (0 when images were not loaded) */
+    int rank;   /* per-sample rank, 1..3 */
+    size_t shape[3]; /* per-sample shape, e.g. {28, 28} for IDX images, {256} for vectors */
     cx_dtype dtype;
     void *x;              /* (n, dim) uint8_t or float, owned; NULL unless CX_LOAD_IMAGES */
     int32_t *y;           /* (n), owned, in [0, num_classes) */
@@ -44,28 +44,29 @@ typedef struct {
                              not loaded; the strings live in caption_store (owned by the split) */
     size_t *source_index; /* (n), owned: index of each held sample in the stored files, ascending */
     size_t stored_n;      /* samples in the stored files */
-    char *images_path;    /* owned resolved paths as named by the YAML; captions_path NULL when none */
+    char *images_path; /* owned resolved paths as named by the YAML; captions_path NULL when none */
     char *labels_path;
     char *captions_path;
     cx_captions caption_store; /* internal: owns the caption text */
 } cx_split;
 
 typedef struct {
-    char *name;            /* owned: dataset name */
-    char *path;            /* owned: the YAML's path */
-    int num_classes;       /* classes in the class list (evaluated + open-world) */
-    int num_eval_classes;  /* the first num_eval_classes are evaluated (== num_classes by default) */
-    char **class_names;    /* (num_classes) owned */
-    char ***synonyms;      /* (num_classes) owned; synonyms[c][0] is the class name itself */
-    int *num_synonyms;     /* (num_classes), >= 1 */
-    char ***vetoes;        /* (num_classes) owned veto words/phrases for caption counting (NULL when none) */
-    int *num_vetoes;       /* (num_classes) */
-    char **templates;      /* (num_templates) owned prompt templates with "{}" (a default set when
-                              the YAML names none) */
+    char *name;           /* owned: dataset name */
+    char *path;           /* owned: the YAML's path */
+    int num_classes;      /* classes in the class list (evaluated + open-world) */
+    int num_eval_classes; /* the first num_eval_classes are evaluated (== num_classes by default) */
+    char **class_names;   /* (num_classes) owned */
+    char ***synonyms;     /* (num_classes) owned; synonyms[c][0] is the class name itself */
+    int *num_synonyms;    /* (num_classes), >= 1 */
+    char **
+        *vetoes; /* (num_classes) owned veto words/phrases for caption counting (NULL when none) */
+    int *num_vetoes;  /* (num_classes) */
+    char **templates; /* (num_templates) owned prompt templates with "{}" (a default set when
+                         the YAML names none) */
     int num_templates;
-    char *classes_path;    /* owned resolved path of the class list */
+    char *classes_path;      /* owned resolved path of the class list */
     int has_train, has_test; /* the YAML names the split */
-    cx_split train, test;  /* zeroed unless loaded */
+    cx_split train, test;    /* zeroed unless loaded */
 } cx_dataset;
 
 /* What cx_dataset_load reads. */
@@ -75,11 +76,12 @@ enum {
     CX_LOAD_IMAGES = 4u,   /* images/features of the loaded splits (else labels only) */
     CX_LOAD_CAPTIONS = 8u, /* captions of the loaded splits that have them */
     CX_LOAD_ALL = 15u,
-    CX_LOAD_NONE = 16u     /* no split: the class list and templates only */
+    CX_LOAD_NONE = 16u /* no split: the class list and templates only */
 };
 
 typedef struct {
-    unsigned parts;          /* CX_LOAD_* bits; 0 means CX_LOAD_ALL */
+    unsigned parts;          /* CX_LOAD_* bits; 0 means every split the YAML names, with images
+                                and captions */
     const char *subset_path; /* a SUBSET file (lib/data/subset.h): keep only its training rows;
                                 validated against the training labels. NULL: all rows */
     const uint32_t *keep;    /* or kept training indices, strictly ascending (ignored when
@@ -87,7 +89,7 @@ typedef struct {
     size_t num_keep;
 } cx_load_options;
 
-/* Load the dataset named by a YAML file. opt may be NULL (everything, no subset). Only the kept
+/* Load the dataset named by a YAML file. opt may be NULL (every split, no subset). Only the kept
  * training rows are stored: images are streamed from their files (gzip or plain) into the final
  * buffers, never a whole-file copy. ds is zeroed first; cx_dataset_free is safe after a failure. */
 cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_dataset *ds,

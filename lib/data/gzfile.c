@@ -47,12 +47,13 @@ cx_status cx_gzfile_open(cx_gzfile *f, const char *path, cx_err *err)
     }
     f->file_size = S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : UINT64_MAX;
     unsigned char magic[2];
-    if (S_ISREG(sb.st_mode) && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+    if (S_ISREG(sb.st_mode) && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+        magic[1] == 0x8b) {
         f->compressed = 1;
         unsigned char t[4];
         if (sb.st_size >= 18 && pread(fd, t, 4, sb.st_size - 4) == 4)
-            f->gz_isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
-                          (uint32_t)t[3] << 24;
+            f->gz_isize =
+                (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
     }
     gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
@@ -76,13 +77,21 @@ void cx_gzfile_close(cx_gzfile *f)
 }
 
 /* Turn a short read into the right message: a truncated or damaged gzip stream, or an OS error.
- * Returns CX_OK when the stream simply ended. at: uncompressed bytes produced so far. */
+ * Returns CX_OK when the stream simply ended. The position is the uncompressed bytes zlib
+ * delivered before the failure (at, when zlib cannot tell). */
 static cx_status stream_status(gzFile gz, const char *path, uint64_t at, cx_err *err)
 {
     int code = Z_OK;
     const char *msg = gzerror(gz, &code);
     if (code == Z_OK || code == Z_STREAM_END)
         return CX_OK;
+    z_off_t pos = gztell(gz);
+    if (pos >= 0)
+        at = (uint64_t)pos;
+    /* zlib prefixes the name it was opened with ("<fd:3>: "); the caller's path replaces it.
+     * zlib's own messages hold no ": ". */
+    for (const char *p = msg ? strstr(msg, ": ") : NULL; p; p = strstr(p + 2, ": "))
+        msg = p + 2;
     if (code == Z_BUF_ERROR)
         return cx_fail(err, CX_EDATA, "%s: byte %llu: truncated gzip stream (the file ends early)",
                        path, (unsigned long long)at);
@@ -107,8 +116,9 @@ static cx_status raw_read(cx_gzfile *f, void *dst, size_t n, size_t *got, cx_err
         uint64_t at = f->offset + (f->buf_len - f->buf_pos) + total;
         if (r < 0) {
             cx_status st = stream_status((gzFile)f->gz, f->path, at, err);
-            return st ? st : cx_fail(err, CX_EDATA, "%s: byte %llu: read error", f->path,
-                                     (unsigned long long)at);
+            return st ? st
+                      : cx_fail(err, CX_EDATA, "%s: byte %llu: read error", f->path,
+                                (unsigned long long)at);
         }
         if (r == 0) {
             cx_status st = stream_status((gzFile)f->gz, f->path, at, err);
@@ -242,7 +252,8 @@ static cx_status measure(const char *path, uint64_t *size, cx_err *err)
         }
         st = stream_status(gz, path, total, err);
         if (!st && r < 0)
-            st = cx_fail(err, CX_EDATA, "%s: byte %llu: read error", path, (unsigned long long)total);
+            st = cx_fail(err, CX_EDATA, "%s: byte %llu: read error", path,
+                         (unsigned long long)total);
         break;
     }
     free(tmp);
@@ -251,8 +262,7 @@ static cx_status measure(const char *path, uint64_t *size, cx_err *err)
     return st;
 }
 
-cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char *what,
-                            cx_err *err)
+cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char *what, cx_err *err)
 {
     uint64_t avail;
     if (!f->compressed) {
@@ -271,8 +281,8 @@ cx_status cx_gzfile_require(cx_gzfile *f, uint64_t need, uint64_t at, const char
     }
     if (need > avail)
         return cx_fail(err, CX_EDATA,
-                       "%s: byte %llu: header claims %s (%llu bytes), the file holds %llu",
-                       f->path, (unsigned long long)at, what, (unsigned long long)need,
+                       "%s: byte %llu: header claims %s (%llu bytes), the file holds %llu", f->path,
+                       (unsigned long long)at, what, (unsigned long long)need,
                        (unsigned long long)avail);
     return CX_OK;
 }
@@ -294,8 +304,8 @@ cx_status cx_gzfile_expect_end(cx_gzfile *f, cx_err *err)
                 return st;
             have = f->buf_len - f->buf_pos;
         }
-        return cx_fail(err, CX_EDATA, "%s: byte %llu: %llu unexpected bytes after the data", f->path,
-                       (unsigned long long)f->offset, (unsigned long long)extra);
+        return cx_fail(err, CX_EDATA, "%s: byte %llu: %llu unexpected bytes after the data",
+                       f->path, (unsigned long long)f->offset, (unsigned long long)extra);
     }
     return CX_OK;
 }

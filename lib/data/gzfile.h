@@ -13,22 +13,23 @@
 enum { CX_GZ_BUF = 1 << 16, CX_GZ_MAX_LINE = 1 << 20 };
 
 typedef struct {
-    void *gz;             /* gzFile */
-    char *path;           /* owned copy, used in every message */
-    int compressed;       /* 1: a gzip stream; 0: read as is */
-    uint64_t file_size;   /* bytes on disk */
-    uint32_t gz_isize;    /* gzip trailer: uncompressed size mod 2^32 (when compressed) */
-    uint64_t offset;      /* uncompressed bytes consumed by the caller so far */
-    unsigned char *buf;   /* (CX_GZ_BUF) owned read-ahead buffer */
+    void *gz;           /* gzFile */
+    char *path;         /* owned copy, used in every message */
+    int compressed;     /* 1: a gzip stream; 0: read as is */
+    uint64_t file_size; /* bytes on disk */
+    uint32_t gz_isize;  /* gzip trailer: uncompressed size mod 2^32 (when compressed) */
+    uint64_t offset;    /* uncompressed bytes consumed by the caller so far */
+    unsigned char *buf; /* (CX_GZ_BUF) owned read-ahead buffer */
     size_t buf_pos, buf_len;
-    int at_eof;           /* the stream has no more bytes */
-    char *line;           /* owned: the last line read by cx_gzfile_getline */
+    int at_eof; /* the stream has no more bytes */
+    char *line; /* owned: the last line read by cx_gzfile_getline */
     size_t line_cap;
-    long line_no;         /* 1-based number of the last line read (0 before the first) */
+    long line_no; /* 1-based number of the last line read (0 before the first) */
 } cx_gzfile;
 
 /* Open path for reading. A missing file is CX_EDATA ("PATH: No such file or directory"); a
- * folder or unreadable file is an error too. f is zeroed first, so cx_gzfile_close is always safe. */
+ * folder or unreadable file is an error too. f is zeroed first, so cx_gzfile_close is always safe.
+ */
 cx_status cx_gzfile_open(cx_gzfile *f, const char *path, cx_err *err);
 void cx_gzfile_close(cx_gzfile *f);
 

@@ -4,12 +4,18 @@
 static const char *idx_type_name(int t)
 {
     switch (t) {
-    case 0x09: return "signed bytes";
-    case 0x0B: return "16-bit integers";
-    case 0x0C: return "32-bit integers";
-    case 0x0D: return "32-bit floats";
-    case 0x0E: return "64-bit floats";
-    default: return NULL;
+    case 0x09:
+        return "signed bytes";
+    case 0x0B:
+        return "16-bit integers";
+    case 0x0C:
+        return "32-bit integers";
+    case 0x0D:
+        return "32-bit floats";
+    case 0x0E:
+        return "64-bit floats";
+    default:
+        return NULL;
     }
 }
 
@@ -20,12 +26,14 @@ cx_status cx_idx_read_header(cx_gzfile *f, cx_idx_header *h, cx_err *err)
     if (st)
         return st;
     if (m[0] != 0 || m[1] != 0 || (m[2] != 0x08 && !idx_type_name(m[2])))
-        return cx_fail(err, CX_EDATA, "%s: byte 0: wrong IDX magic 0x%02x%02x%02x%02x (not an IDX file)",
-                       f->path, m[0], m[1], m[2], m[3]);
-    if (m[2] != 0x08)
         return cx_fail(err, CX_EDATA,
-                       "%s: byte 2: IDX element type 0x%02x (%s) is not supported: only unsigned bytes (0x08)",
-                       f->path, m[2], idx_type_name(m[2]));
+                       "%s: byte 0: wrong IDX magic 0x%02x%02x%02x%02x (not an IDX file)", f->path,
+                       m[0], m[1], m[2], m[3]);
+    if (m[2] != 0x08)
+        return cx_fail(
+            err, CX_EDATA,
+            "%s: byte 2: IDX element type 0x%02x (%s) is not supported: only unsigned bytes (0x08)",
+            f->path, m[2], idx_type_name(m[2]));
     if (m[3] < 1 || m[3] > CX_IDX_MAX_RANK)
         return cx_fail(err, CX_EDATA, "%s: byte 3: IDX rank %d is not supported (1 to %d)", f->path,
                        m[3], CX_IDX_MAX_RANK);
@@ -37,8 +45,8 @@ cx_status cx_idx_read_header(cx_gzfile *f, cx_idx_header *h, cx_err *err)
             return st;
         h->dims[i] = (uint64_t)d[0] << 24 | (uint64_t)d[1] << 16 | (uint64_t)d[2] << 8 | d[3];
         if (h->dims[i] == 0)
-            return cx_fail(err, CX_EDATA, "%s: byte %d: IDX dimension %d is zero", f->path, 4 + 4 * i,
-                           i);
+            return cx_fail(err, CX_EDATA, "%s: byte %d: IDX dimension %d is zero", f->path,
+                           4 + 4 * i, i);
     }
     return CX_OK;
 }

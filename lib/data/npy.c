@@ -12,16 +12,22 @@ enum { NPY_MAX_HEADER = 1 << 20 };
 const char *cx_npy_descr(cx_elem e)
 {
     switch (e) {
-    case CX_ELEM_U8: return "|u1";
-    case CX_ELEM_I32: return "<i4";
-    case CX_ELEM_I64: return "<i8";
-    case CX_ELEM_F32: return "<f4";
-    case CX_ELEM_F64: return "<f8";
+    case CX_ELEM_U8:
+        return "|u1";
+    case CX_ELEM_I32:
+        return "<i4";
+    case CX_ELEM_I64:
+        return "<i8";
+    case CX_ELEM_F32:
+        return "<f4";
+    case CX_ELEM_F64:
+        return "<f8";
     }
     return "?";
 }
 
-/* A tiny parser for the dict numpy writes: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } */
+/* A tiny parser for the dict numpy writes: {'descr': '<f4', 'fortran_order': False, 'shape': (3,
+ * 4), } */
 typedef struct {
     const char *s;
     size_t n, pos;
@@ -122,9 +128,9 @@ static cx_status set_descr(hparser *p, size_t at, const char *d, cx_npy_header *
     static const struct {
         const char *name;
         cx_elem elem;
-    } known[] = {{"|u1", CX_ELEM_U8}, {"<u1", CX_ELEM_U8}, {"=u1", CX_ELEM_U8}, {"u1", CX_ELEM_U8},
-                 {"<i4", CX_ELEM_I32}, {"<i8", CX_ELEM_I64}, {"<f4", CX_ELEM_F32},
-                 {"<f8", CX_ELEM_F64}};
+    } known[] = {{"|u1", CX_ELEM_U8},  {"<u1", CX_ELEM_U8},  {"=u1", CX_ELEM_U8},
+                 {"u1", CX_ELEM_U8},   {"<i4", CX_ELEM_I32}, {"<i8", CX_ELEM_I64},
+                 {"<f4", CX_ELEM_F32}, {"<f8", CX_ELEM_F64}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(d, known[i].name) == 0) {
             h->elem = known[i].elem;
@@ -132,12 +138,14 @@ static cx_status set_descr(hparser *p, size_t at, const char *d, cx_npy_header *
         }
     p->pos = at;
     if (d[0] == '>')
-        return cx_fail(p->err, CX_EDATA,
-                       "%s: byte %llu: big-endian NPY dtype '%s' is not supported (save as little-endian)",
-                       p->path, (unsigned long long)(p->base + at), d);
-    return cx_fail(p->err, CX_EDATA,
-                   "%s: byte %llu: unsupported NPY dtype '%s' (uint8, int32, int64, float32 or float64)",
-                   p->path, (unsigned long long)(p->base + at), d);
+        return cx_fail(
+            p->err, CX_EDATA,
+            "%s: byte %llu: big-endian NPY dtype '%s' is not supported (save as little-endian)",
+            p->path, (unsigned long long)(p->base + at), d);
+    return cx_fail(
+        p->err, CX_EDATA,
+        "%s: byte %llu: unsupported NPY dtype '%s' (uint8, int32, int64, float32 or float64)",
+        p->path, (unsigned long long)(p->base + at), d);
 }
 
 static cx_status parse_dict(hparser *p, cx_npy_header *h)
@@ -163,9 +171,10 @@ static cx_status parse_dict(hparser *p, cx_npy_header *h)
         if (strcmp(key, "descr") == 0 && !have_descr) {
             char d[32];
             if (!peek_is(p, '\'') && !peek_is(p, '"'))
-                return cx_fail(p->err, CX_EDATA,
-                               "%s: byte %llu: unsupported NPY dtype (structured arrays are not supported)",
-                               p->path, (unsigned long long)(p->base + value_at));
+                return cx_fail(
+                    p->err, CX_EDATA,
+                    "%s: byte %llu: unsupported NPY dtype (structured arrays are not supported)",
+                    p->path, (unsigned long long)(p->base + value_at));
             if ((st = parse_string(p, d, sizeof d)) || (st = set_descr(p, value_at, d, h)))
                 return st;
             have_descr = 1;
@@ -185,10 +194,11 @@ static cx_status parse_dict(hparser *p, cx_npy_header *h)
                 return st;
             have_shape = 1;
         } else {
-            int dup = !strcmp(key, "descr") || !strcmp(key, "fortran_order") || !strcmp(key, "shape");
-            return cx_fail(p->err, CX_EDATA, "%s: byte %llu: malformed NPY header: %s '%s'", p->path,
-                           (unsigned long long)(p->base + key_at), dup ? "duplicate key" : "unknown key",
-                           key);
+            int dup =
+                !strcmp(key, "descr") || !strcmp(key, "fortran_order") || !strcmp(key, "shape");
+            return cx_fail(p->err, CX_EDATA, "%s: byte %llu: malformed NPY header: %s '%s'",
+                           p->path, (unsigned long long)(p->base + key_at),
+                           dup ? "duplicate key" : "unknown key", key);
         }
         skip_ws(p);
         if (peek_is(p, ',')) {
@@ -205,8 +215,9 @@ static cx_status parse_dict(hparser *p, cx_npy_header *h)
     if (p->pos != p->n)
         return bad(p, "unexpected text after the dictionary");
     if (!have_descr || !have_fortran || !have_shape)
-        return bad(p, !have_descr ? "no 'descr' key" : !have_fortran ? "no 'fortran_order' key"
-                                                                     : "no 'shape' key");
+        return bad(p, !have_descr     ? "no 'descr' key"
+                      : !have_fortran ? "no 'fortran_order' key"
+                                      : "no 'shape' key");
     return CX_OK;
 }
 
@@ -214,21 +225,26 @@ cx_status cx_npy_read_header(cx_gzfile *f, cx_npy_header *h, cx_err *err)
 {
     memset(h, 0, sizeof *h);
     unsigned char pre[8];
-    cx_status st = cx_gzfile_read(f, pre, 8, "the NPY magic", err);
+    size_t got;
+    cx_status st = cx_gzfile_peek(f, pre, 6, &got, err);
     if (st)
         return st;
-    if (memcmp(pre, npy_magic, 6) != 0)
+    if (got < 6 || memcmp(pre, npy_magic, 6) != 0)
         return cx_fail(err, CX_EDATA, "%s: byte 0: wrong NPY magic (not an NPY file)", f->path);
+    if ((st = cx_gzfile_read(f, pre, 8, "the NPY version", err)))
+        return st;
     h->major = pre[6];
     h->minor = pre[7];
     if ((h->major != 1 && h->major != 2) || h->minor != 0)
-        return cx_fail(err, CX_EDATA, "%s: byte 6: NPY version %d.%d is not supported (1.0 and 2.0)",
-                       f->path, h->major, h->minor);
+        return cx_fail(err, CX_EDATA,
+                       "%s: byte 6: NPY version %d.%d is not supported (1.0 and 2.0)", f->path,
+                       h->major, h->minor);
     unsigned char l[4] = {0, 0, 0, 0};
     size_t lsize = h->major == 1 ? 2 : 4;
     if ((st = cx_gzfile_read(f, l, lsize, "the NPY header length", err)))
         return st;
-    uint64_t hl = (uint64_t)l[0] | (uint64_t)l[1] << 8 | (uint64_t)l[2] << 16 | (uint64_t)l[3] << 24;
+    uint64_t hl =
+        (uint64_t)l[0] | (uint64_t)l[1] << 8 | (uint64_t)l[2] << 16 | (uint64_t)l[3] << 24;
     if (hl > NPY_MAX_HEADER)
         return cx_fail(err, CX_EDATA, "%s: byte 8: NPY header length %llu is implausible", f->path,
                        (unsigned long long)hl);

@@ -14,8 +14,8 @@
 typedef struct {
     int major, minor;
     cx_elem elem;
-    int fortran;        /* fortran_order: True (refused by the reader for rank >= 2) */
-    int rank;           /* 0 for a scalar */
+    int fortran; /* fortran_order: True (refused by the reader for rank >= 2) */
+    int rank;    /* 0 for a scalar */
     uint64_t shape[CX_ARRAY_MAX_RANK];
     uint64_t data_offset; /* bytes before the data: magic, version, length and header */
 } cx_npy_header;

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 typedef struct {
-    char **keys;    /* (cap) owned, NULL for empty slots */
-    int *values;    /* (cap) */
-    size_t cap;     /* power of two */
+    char **keys; /* (cap) owned, NULL for empty slots */
+    int *values; /* (cap) */
+    size_t cap;  /* power of two */
     size_t count;
 } cx_strmap;
 

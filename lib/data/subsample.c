@@ -39,7 +39,8 @@ void cx_profile_exp(int64_t n_max, double rho, int C, int64_t *sizes)
     /* As the CIFAR-LT code computes it (n_max * (1/rho)^(i/(C-1)), truncated), so counts match
      * the literature's exactly, e.g. 6000, 3596, ..., 60 for 10 classes and rho 100. */
     for (int i = 0; i < C; i++)
-        sizes[i] = C == 1 ? n_max : (int64_t)((double)n_max * pow(1.0 / rho, (double)i / (C - 1.0)));
+        sizes[i] =
+            C == 1 ? n_max : (int64_t)((double)n_max * pow(1.0 / rho, (double)i / (C - 1.0)));
 }
 
 double cx_profile_pareto_alpha(double rho, int C)
@@ -186,7 +187,8 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
     }
     int64_t n_max = o->n_max > 0 ? o->n_max : max_av;
     if ((o->profile == CX_PROFILE_EXP || o->profile == CX_PROFILE_PARETO ||
-         o->profile == CX_PROFILE_STEP) && !(o->rho >= 1.0))
+         o->profile == CX_PROFILE_STEP) &&
+        !(o->rho >= 1.0))
         return cx_fail(err, CX_EUSAGE, "--rho must be at least 1, not %g", o->rho);
 
     int64_t *sizes = malloc((size_t)C * sizeof *sizes);
@@ -200,7 +202,8 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
         if (o->profile == CX_PROFILE_EXP)
             cx_profile_exp(n_max, o->rho, C_eval, sizes);
         else if (o->profile == CX_PROFILE_PARETO)
-            cx_profile_pareto(n_max, o->alpha > 0 ? o->alpha : cx_profile_pareto_alpha(o->rho, C_eval),
+            cx_profile_pareto(n_max,
+                              o->alpha > 0 ? o->alpha : cx_profile_pareto_alpha(o->rho, C_eval),
                               o->n_min, C_eval, sizes);
         else if (o->mu < 0 || o->mu > 1)
             st = cx_fail(err, CX_EUSAGE, "--mu must lie in [0, 1], not %g", o->mu);
@@ -236,12 +239,12 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
         if (o->n <= 0 && !(o->frac > 0 && o->frac <= 1))
             st = cx_fail(err, CX_EUSAGE, "the scale profile needs --n N or --frac F in (0, 1]");
         else if (n > total)
-            st = cx_fail(err, CX_EUSAGE, "--n %lld exceeds the %lld samples available", (long long)n,
-                         (long long)total);
+            st = cx_fail(err, CX_EUSAGE, "--n %lld exceeds the %lld samples available",
+                         (long long)n, (long long)total);
         else if (n < nonempty)
             st = cx_fail(err, CX_EUSAGE,
-                         "keeping %lld samples cannot give each of the %d non-empty classes one", (long long)n,
-                         nonempty);
+                         "keeping %lld samples cannot give each of the %d non-empty classes one",
+                         (long long)n, nonempty);
         else {
             double *w = malloc((size_t)C * sizeof *w);
             if (!w) {

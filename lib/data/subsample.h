@@ -9,13 +9,13 @@
 #include "lib/err.h"
 
 typedef enum {
-    CX_PROFILE_EXP,       /* n_i = floor(n_max rho^(-i/(C-1))) */
-    CX_PROFILE_PARETO,    /* n_i = max(n_min, floor(n_max (i+1)^(-alpha))) */
-    CX_PROFILE_STEP,      /* floor(mu C) classes keep n_max, the rest floor(n_max / rho) */
-    CX_PROFILE_UNIFORM,   /* every class the same size */
-    CX_PROFILE_MATCH,     /* per-class counts of a frequency file */
-    CX_PROFILE_SCALE,     /* a fraction or a total of the data, class proportions kept */
-    CX_PROFILE_TRIM_TAIL  /* the k rarest classes capped at `cap` */
+    CX_PROFILE_EXP,      /* n_i = floor(n_max rho^(-i/(C-1))) */
+    CX_PROFILE_PARETO,   /* n_i = max(n_min, floor(n_max (i+1)^(-alpha))) */
+    CX_PROFILE_STEP,     /* floor(mu C) classes keep n_max, the rest floor(n_max / rho) */
+    CX_PROFILE_UNIFORM,  /* every class the same size */
+    CX_PROFILE_MATCH,    /* per-class counts of a frequency file */
+    CX_PROFILE_SCALE,    /* a fraction or a total of the data, class proportions kept */
+    CX_PROFILE_TRIM_TAIL /* the k rarest classes capped at `cap` */
 } cx_profile;
 
 /* "exp", "pareto", ...; -1 for an unknown name. */

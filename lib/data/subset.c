@@ -43,7 +43,8 @@ cx_status cx_subset_read(const char *path, const int32_t *labels, size_t n_label
             break;
         if (!header) {
             if (len != 11 || memcmp(line, "index\tlabel", 11) != 0) {
-                st = cx_fail(err, CX_EDATA, "%s: line 1: not a SUBSET file (the header must be 'index<TAB>label')",
+                st = cx_fail(err, CX_EDATA,
+                             "%s: line 1: not a SUBSET file (the header must be 'index<TAB>label')",
                              path);
                 break;
             }
@@ -58,22 +59,24 @@ cx_status cx_subset_read(const char *path, const int32_t *labels, size_t n_label
         int64_t i = parse_count(line, (size_t)(tab - line));
         int64_t y = parse_count(tab + 1, len - (size_t)(tab - line) - 1);
         if (i < 0 || y < 0) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: '%.60s' is not two non-negative integers", path,
-                         f.line_no, line);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: '%.60s' is not two non-negative integers",
+                         path, f.line_no, line);
             break;
         }
         if (i <= prev) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: index %lld does not follow %lld (indices must ascend)",
+            st = cx_fail(err, CX_EDATA,
+                         "%s: line %ld: index %lld does not follow %lld (indices must ascend)",
                          path, f.line_no, (long long)i, (long long)prev);
             break;
         }
         if ((uint64_t)i >= n_labels) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: index %lld is beyond the %zu samples of %s", path,
-                         f.line_no, (long long)i, n_labels, labels_path);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: index %lld is beyond the %zu samples of %s",
+                         path, f.line_no, (long long)i, n_labels, labels_path);
             break;
         }
         if (y != labels[i]) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: label %lld differs from label %d of sample %lld in %s",
+            st = cx_fail(err, CX_EDATA,
+                         "%s: line %ld: label %lld differs from label %d of sample %lld in %s",
                          path, f.line_no, (long long)y, labels[i], (long long)i, labels_path);
             break;
         }
@@ -91,7 +94,8 @@ cx_status cx_subset_read(const char *path, const int32_t *labels, size_t n_label
         prev = i;
     }
     if (!st && !header)
-        st = cx_fail(err, CX_EDATA, "%s: line 1: empty file, not a SUBSET (no 'index<TAB>label' header)", path);
+        st = cx_fail(err, CX_EDATA,
+                     "%s: line 1: empty file, not a SUBSET (no 'index<TAB>label' header)", path);
     cx_gzfile_close(&f);
     if (st) {
         free(*idx);
@@ -165,8 +169,8 @@ cx_status cx_freq_read(const char *path, char *const *names, int C, int64_t *cou
             break;
         }
         if (seen[c]) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: class '%s' repeats line %ld", path, f.line_no,
-                         names[c], seen[c]);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: class '%s' repeats line %ld", path,
+                         f.line_no, names[c], seen[c]);
             break;
         }
         seen[c] = f.line_no;
@@ -174,8 +178,8 @@ cx_status cx_freq_read(const char *path, char *const *names, int C, int64_t *cou
     }
     for (int c = 0; !st && c < C; c++)
         if (!seen[c])
-            st = cx_fail(err, CX_EDATA, "%s: class '%s' is missing (every class needs a line)", path,
-                         names[c]);
+            st = cx_fail(err, CX_EDATA, "%s: class '%s' is missing (every class needs a line)",
+                         path, names[c]);
     cx_gzfile_close(&f);
     free(seen);
     cx_strmap_free(&map);

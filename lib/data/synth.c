@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -23,12 +24,13 @@
 #include "lib/threads.h"
 
 enum {
-    TAG_NAMES = 0x4e414d45,  /* "NAME" */
-    TAG_WORLD = 0x574f524c,  /* "WORL": superclasses, prototypes, attributes */
-    TAG_RENDER = 0x524e4452, /* "RNDR" */
-    TAG_ORDER = 0x4f524452,  /* "ORDR" */
-    TAG_TRAIN = 0x54524e20,  /* "TRN " */
-    TAG_TEST = 0x54535420    /* "TST " */
+    TAG_NAMES = 0x4e414d45,   /* "NAME" */
+    TAG_WORLD = 0x574f524c,   /* "WORL": superclasses, prototypes, attributes */
+    TAG_RENDER = 0x524e4452,  /* "RNDR" */
+    TAG_ORDER = 0x4f524452,   /* "ORDR" */
+    TAG_TRAIN = 0x54524e20,   /* "TRN " */
+    TAG_TEST = 0x54535420,    /* "TST " */
+    TAG_CAPTIONS = 0x43415053 /* "CAPS": caption wording, apart from what the images hold */
 };
 
 enum { SLOTS = 2, FAVS = 3, BLOCK_CHUNKS = 32 };
@@ -48,29 +50,33 @@ const char *cx_caption_mode_name(cx_caption_mode m)
     return (unsigned)m < 3 ? caption_mode_names[m] : "?";
 }
 
-static const char *const synth_templates[] = {
-    "a photo of a {}.",          "a picture of a {}.",      "an image of a {}.",
-    "a close-up photo of the {}.", "a cropped photo of a {}.", "a blurry photo of a {}.",
-    "a low resolution photo of the {}.", "there is a {} in the scene."};
+static const char *const synth_templates[] = {"a photo of a {}.",
+                                              "a picture of a {}.",
+                                              "an image of a {}.",
+                                              "a close-up photo of the {}.",
+                                              "a cropped photo of a {}.",
+                                              "a blurry photo of a {}.",
+                                              "a low resolution photo of the {}.",
+                                              "there is a {} in the scene."};
 enum { NUM_TEMPLATES = sizeof synth_templates / sizeof synth_templates[0] };
 
 static const char *const preps[] = {"with a", "next to a", "and a", "near a", "beside a"};
 enum { NUM_PREPS = sizeof preps / sizeof preps[0] };
 
 static const char *const adjectives[] = {
-    "red",    "blue",   "green",  "yellow", "black",  "white",  "brown",   "grey",
-    "orange", "purple", "pink",   "golden", "silver", "striped", "spotted", "furry",
-    "shiny",  "wooden", "metal",  "plastic", "glass", "round",  "square",  "tall",
-    "short",  "long",   "small",  "large",  "tiny",   "huge",   "old",     "new",
-    "young",  "bright", "dark",   "wet",    "dry",    "soft",   "hard",    "smooth",
-    "rough",  "heavy",  "light",  "fast",   "slow",   "empty",  "full",    "broken"};
+    "red",    "blue",   "green", "yellow",  "black",  "white",   "brown",   "grey",
+    "orange", "purple", "pink",  "golden",  "silver", "striped", "spotted", "furry",
+    "shiny",  "wooden", "metal", "plastic", "glass",  "round",   "square",  "tall",
+    "short",  "long",   "small", "large",   "tiny",   "huge",    "old",     "new",
+    "young",  "bright", "dark",  "wet",     "dry",    "soft",    "hard",    "smooth",
+    "rough",  "heavy",  "light", "fast",    "slow",   "empty",   "full",    "broken"};
 enum { NUM_ADJECTIVES = sizeof adjectives / sizeof adjectives[0] };
 
 void cx_synth_defaults(cx_synth_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->classes = 100;
-    o->superclasses = 10;
+    o->superclasses = 0;
     o->modes = 4;
     o->profile = CX_PROFILE_PARETO;
     o->rho = 100;
@@ -114,7 +120,7 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(o->classes, 2, CX_SYNTH_MAX_CLASSES, "classes");
     RANGE(o->open_classes, 0, CX_SYNTH_MAX_CLASSES, "open-classes");
     RANGE(o->open_world, 0, 0.9, "open-world");
-    RANGE(o->superclasses, 1, o->classes, "superclasses");
+    RANGE(o->superclasses, 0, o->classes, "superclasses");
     RANGE(o->modes, 1, 64, "modes");
     RANGE(o->rho, 1, 1e6, "rho");
     RANGE(o->alpha, 0, 10, "alpha");
@@ -138,17 +144,20 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(o->label_noise, 0, 1, "label-noise");
     if (o->profile != CX_PROFILE_EXP && o->profile != CX_PROFILE_PARETO &&
         o->profile != CX_PROFILE_STEP && o->profile != CX_PROFILE_UNIFORM)
-        return cx_fail(err, CX_EUSAGE, "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
+        return cx_fail(err, CX_EUSAGE,
+                       "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
                        cx_profile_name(o->profile));
     if ((unsigned)o->captions > CX_CAPTIONS_DESCRIPTIVE)
         return cx_fail(err, CX_EUSAGE, "--captions: unknown caption mode");
     int64_t n_open = open_samples(o), n_eval = o->n - n_open;
     if (n_eval < o->classes)
-        return cx_fail(err, CX_EUSAGE, "--n: %lld training samples cannot give each of the %d classes one",
+        return cx_fail(err, CX_EUSAGE,
+                       "--n: %lld training samples cannot give each of the %d classes one",
                        (long long)n_eval, o->classes);
     if (o->open_world > 0 && n_open < open_count(o))
         return cx_fail(err, CX_EUSAGE,
-                       "--open-world: %lld open-world samples cannot give each of the %d open-world concepts one",
+                       "--open-world: %lld open-world samples cannot give each of the %d "
+                       "open-world concepts one",
                        (long long)n_open, open_count(o));
     return CX_OK;
 }
@@ -233,7 +242,7 @@ static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
     w->C = o->classes;
     w->K = open_count(o);
     w->CK = w->C + w->K;
-    w->S = o->superclasses;
+    w->S = o->superclasses > 0 ? o->superclasses : o->classes < 10 ? o->classes : 10;
     w->M = o->modes;
     w->L = o->latent;
     w->H = o->hidden > 0 ? o->hidden : o->dim;
@@ -489,7 +498,8 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
         } else {
             int n = 0;
             for (int k = 0; k < na; k++)
-                n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", w->attr_words[attrs[k]]);
+                n +=
+                    snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", w->attr_words[attrs[k]]);
             n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s", s);
             if (c2 >= 0)
                 snprintf(phrase + n, sizeof phrase - (size_t)n, " %s %s",
@@ -504,8 +514,8 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
 }
 
 typedef struct {
-    float *z;  /* (CX_SYNTH_CHUNK, L) */
-    float *h;  /* (CX_SYNTH_CHUNK, H) */
+    float *z; /* (CX_SYNTH_CHUNK, L) */
+    float *h; /* (CX_SYNTH_CHUNK, H) */
 } scratch;
 
 /* Samples first..first+m of a split: true concepts cls[0..m) -> observed labels obs, features
@@ -515,8 +525,10 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
 {
     const cx_synth_opts *o = w->o;
     const size_t L = (size_t)w->L, H = (size_t)w->H, D = (size_t)w->D;
-    cx_rng r;
+    cx_rng r, rc;
     cx_rng_seed(&r, o->seed, cx_rng_stream(tag, chunk, 0));
+    /* Wording comes from its own stream, so the caption mode never changes the features. */
+    cx_rng_seed(&rc, o->seed, cx_rng_stream(TAG_CAPTIONS, tag, chunk));
     for (size_t i = 0; i < m; i++) {
         int c = cls[i];
         size_t cm = (size_t)c * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
@@ -541,7 +553,8 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             int d = draw_concept(w, &r);
             if (d != c) {
                 c2 = d;
-                size_t dm = (size_t)d * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
+                size_t dm =
+                    (size_t)d * (size_t)w->M + (w->M > 1 ? cx_rng_below(&r, (uint32_t)w->M) : 0);
                 const float *mu2 = w->proto + dm * L;
                 for (size_t l = 0; l < L; l++)
                     z[l] += (float)o->cooccur_strength * (mu2[l] - mu[l]);
@@ -553,7 +566,7 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             int k = (int)cx_rng_below(&r, (uint32_t)(w->C - 1));
             obs[i] = k >= c ? k + 1 : k;
         }
-        write_caption(w, &r, c, attrs, na, c2, b);
+        write_caption(w, &rc, c, attrs, na, c2, b);
     }
     /* h = sin(fold * z W1^T + b); x = h W2^T + noise. */
     cx_sgemm(0, 1, (int)m, (int)H, (int)L, (float)o->fold, sc->z, (int)L, w->w1, (int)L, 0.0f,
@@ -580,7 +593,7 @@ typedef struct {
     const char *dir;
     const char *prefix; /* "train" or "test" */
     uint64_t tag;
-    int32_t *cls;       /* (n) true concept of each sample */
+    int32_t *cls; /* (n) true concept of each sample */
     size_t n;
 } split_job;
 
@@ -603,7 +616,8 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
     char *cpath = join2(job->dir, job->prefix, "-captions.txt");
     int32_t *obs = malloc((n ? n : 1) * sizeof *obs);
     float *xb = malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D * sizeof *xb);
-    uint8_t *x8 = o->dtype == CX_DTYPE_U8 ? malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D) : NULL;
+    uint8_t *x8 =
+        o->dtype == CX_DTYPE_U8 ? malloc((size_t)BLOCK_CHUNKS * CX_SYNTH_CHUNK * D) : NULL;
     strbuf *bufs = calloc(BLOCK_CHUNKS, sizeof *bufs);
     cx_npy_writer fw;
     cx_afile cf;
@@ -702,7 +716,8 @@ static cx_status write_labels(const char *dir, const char *name, const int32_t *
 }
 
 /* Sample order: each concept's count of samples, shuffled. */
-static int32_t *sample_classes(const int64_t *counts, int nc, size_t n, uint64_t seed, uint64_t which)
+static int32_t *sample_classes(const int64_t *counts, int nc, size_t n, uint64_t seed,
+                               uint64_t which)
 {
     int32_t *cls = malloc((n ? n : 1) * sizeof *cls);
     if (!cls)
@@ -765,11 +780,11 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     cx_json_string(&j, "clipx synth");
     cx_json_key(&j, "seed");
     cx_json_int(&j, (long long)o->seed);
-#define NUM(k, v)              \
-    cx_json_key(&j, k);        \
+#define NUM(k, v)                                                                                  \
+    cx_json_key(&j, k);                                                                            \
     cx_json_number(&j, (double)(v))
-#define INT(k, v)              \
-    cx_json_key(&j, k);        \
+#define INT(k, v)                                                                                  \
+    cx_json_key(&j, k);                                                                            \
     cx_json_int(&j, (long long)(v))
     INT("classes", w->C);
     INT("open_classes", w->K);
@@ -812,6 +827,11 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     cx_json_begin_array(&j);
     for (int a = 0; a < w->A; a++)
         cx_json_string(&j, w->attr_words[a]);
+    cx_json_end_array(&j);
+    cx_json_key(&j, "open_world_concepts");
+    cx_json_begin_array(&j);
+    for (int c = w->C; c < w->CK; c++)
+        cx_json_string(&j, w->names[c]);
     cx_json_end_array(&j);
     cx_json_key(&j, "concepts");
     cx_json_begin_array(&j);
@@ -858,34 +878,35 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_e
     free(p);
     if (st)
         return st;
-    fprintf(f.fp,
-            "# Written by clipx synth (seed %llu); parameters and per-concept truth in synth.json,\n"
-            "# true training counts in train-counts.tsv. Classes after the first eval_classes are\n"
-            "# open-world concepts that appear only in training.\n"
-            "name: synth\n"
-            "classes: classes.txt\n"
-            "templates: templates.txt\n"
-            "eval_classes: %d\n"
-            "train: {images: train-features.npy, labels: train-labels.npy, captions: train-captions.txt, "
-            "n: %lld, shape: [%d]}\n",
-            (unsigned long long)o->seed, w->C, (long long)o->n, w->D);
+    fprintf(
+        f.fp,
+        "# Written by clipx synth (seed %llu); parameters and per-concept truth in synth.json,\n"
+        "# true training counts in train-counts.tsv. Classes after the first eval_classes are\n"
+        "# open-world concepts that appear only in training.\n"
+        "name: synth\n"
+        "classes: classes.txt\n"
+        "templates: templates.txt\n"
+        "eval_classes: %d\n"
+        "train: {images: train-features.npy, labels: train-labels.npy, captions: "
+        "train-captions.txt, "
+        "n: %lld, shape: [%d]}\n",
+        (unsigned long long)o->seed, w->C, (long long)o->n, w->D);
     if (n_test)
         fprintf(f.fp,
-                "test: {images: test-features.npy, labels: test-labels.npy, captions: test-captions.txt, "
+                "test: {images: test-features.npy, labels: test-labels.npy, captions: "
+                "test-captions.txt, "
                 "n: %zu, shape: [%d]}\n",
                 n_test, w->D);
     return cx_afile_commit(&f, err);
 }
 
-/* ---- the whole dataset ------------------------------------------------------------------------ */
+/* ---- the whole dataset ------------------------------------------------------------------------
+ */
 
-cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
+/* Every file of a dataset into dir; dataset.yaml last. */
+static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
 {
-    cx_status st = cx_synth_check(o, err);
-    if (st)
-        return st;
-    if ((st = cx_mkdir_p(dir, err)))
-        return st;
+    cx_status st;
     world w;
     int32_t *train_cls = NULL, *test_cls = NULL, *train_obs = NULL, *test_obs = NULL;
     int64_t *test_counts = NULL;
@@ -944,5 +965,65 @@ done:
     free(train_obs);
     free(test_obs);
     free(test_counts);
+    return st;
+}
+
+/* The parts, dataset.yaml last: the order they are moved into place. */
+static const char *const part_names[] = {
+    "classes.txt",       "templates.txt",         "train-features.npy", "train-labels.npy",
+    "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
+    "test-captions.txt", "train-counts.tsv",      "synth.json",         "dataset.yaml"};
+enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
+
+static void remove_stage(const char *stage)
+{
+    for (int i = 0; i < NUM_PARTS; i++) {
+        char *p = join2(stage, part_names[i], "");
+        if (p)
+            unlink(p);
+        free(p);
+    }
+    rmdir(stage);
+}
+
+cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
+{
+    cx_status st = cx_synth_check(o, err);
+    if (st)
+        return st;
+    if ((st = cx_mkdir_p(dir, err)))
+        return st;
+    /* Generate into a hidden folder beside the parts, then move the parts into place with the
+     * old dataset.yaml gone first and the new one last: a failure leaves an earlier dataset in
+     * DIR untouched, and DIR never holds a YAML that names parts of another run. */
+    char *stage = join2(dir, ".synth-XXXXXX", "");
+    if (!stage)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    if (!mkdtemp(stage)) {
+        st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot create a folder", dir);
+        free(stage);
+        return st;
+    }
+    st = generate(o, stage, err);
+    for (int i = NUM_PARTS - 1; !st && i >= 0; i--) {
+        /* Old parts first (YAML first of all); those this run does not make stay deleted. */
+        char *to = join2(dir, part_names[i], "");
+        if (!to)
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+        else if (unlink(to) != 0 && errno != ENOENT)
+            st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot replace", to);
+        free(to);
+    }
+    for (int i = 0; !st && i < NUM_PARTS; i++) {
+        char *from = join2(stage, part_names[i], ""), *to = join2(dir, part_names[i], "");
+        if (!from || !to)
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+        else if (rename(from, to) != 0 && errno != ENOENT)
+            st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot move into place", to);
+        free(from);
+        free(to);
+    }
+    remove_stage(stage);
+    free(stage);
     return st;
 }

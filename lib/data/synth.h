@@ -54,34 +54,34 @@ int cx_caption_mode_parse(const char *name);
 const char *cx_caption_mode_name(cx_caption_mode m);
 
 typedef struct {
-    int classes;             /* evaluated classes (100) */
-    int open_classes;        /* open-world concepts (0: as many as classes when open_world > 0) */
-    double open_world;       /* fraction of training samples from open-world concepts (0) */
-    int superclasses;        /* (10) */
-    int modes;               /* blobs (sub-types) per concept (4) */
-    cx_profile profile;      /* exp, pareto (default), step or uniform */
-    double rho;              /* imbalance ratio (100) */
-    double alpha;            /* pareto exponent; 0: from rho */
-    double mu;               /* step: fraction of head classes (0.5) */
-    int64_t n;               /* training samples (50000) */
-    int test_per_class;      /* (50); 0 writes no test split */
-    int dim;                 /* observed features (128) */
-    int latent;              /* latent dimension (16) */
-    int hidden;              /* rendering width (0: dim) */
-    double super_sep;        /* spread of superclass centres (1.0) */
-    double class_sep;        /* spread of mode prototypes around their centre (0.8) */
-    double spread;           /* within-class spread (0.5) */
-    double fold;             /* frequency of the rendering's sine (1.0) */
-    double noise;            /* observation noise (0.05) */
-    cx_caption_mode captions;/* (descriptive) */
-    int synonyms;            /* synonyms per concept besides its name (2) */
-    int attributes;          /* attribute words (32) */
-    double attr_rate;        /* chance of each of 2 attribute slots (0.7) */
-    double attr_strength;    /* (0.3) */
-    double cooccur;          /* chance of a second concept (0.3) */
-    double cooccur_strength; /* (0.25) */
-    double label_noise;      /* (0) */
-    cx_dtype dtype;          /* float32 (default) or uint8 features ([-3, 3] mapped to 0..255) */
+    int classes;              /* evaluated classes (100) */
+    int open_classes;         /* open-world concepts (0: as many as classes when open_world > 0) */
+    double open_world;        /* fraction of training samples from open-world concepts (0) */
+    int superclasses;         /* (0: the smaller of 10 and classes) */
+    int modes;                /* blobs (sub-types) per concept (4) */
+    cx_profile profile;       /* exp, pareto (default), step or uniform */
+    double rho;               /* imbalance ratio (100) */
+    double alpha;             /* pareto exponent; 0: from rho */
+    double mu;                /* step: fraction of head classes (0.5) */
+    int64_t n;                /* training samples (50000) */
+    int test_per_class;       /* (50); 0 writes no test split */
+    int dim;                  /* observed features (128) */
+    int latent;               /* latent dimension (16) */
+    int hidden;               /* rendering width (0: dim) */
+    double super_sep;         /* spread of superclass centres (1.0) */
+    double class_sep;         /* spread of mode prototypes around their centre (0.8) */
+    double spread;            /* within-class spread (0.5) */
+    double fold;              /* frequency of the rendering's sine (1.0) */
+    double noise;             /* observation noise (0.05) */
+    cx_caption_mode captions; /* (descriptive) */
+    int synonyms;             /* synonyms per concept besides its name (2) */
+    int attributes;           /* attribute words (32) */
+    double attr_rate;         /* chance of each of 2 attribute slots (0.7) */
+    double attr_strength;     /* (0.3) */
+    double cooccur;           /* chance of a second concept (0.3) */
+    double cooccur_strength;  /* (0.25) */
+    double label_noise;       /* (0) */
+    cx_dtype dtype;           /* float32 (default) or uint8 features ([-3, 3] mapped to 0..255) */
     uint64_t seed;
     /* Called from the calling thread after each block of samples; may be NULL. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -93,8 +93,10 @@ void cx_synth_defaults(cx_synth_opts *o);
 /* Check the options (CX_EUSAGE naming the option at fault). */
 cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err);
 
-/* Generate the dataset into folder dir (created when missing). Every file is written
- * atomically, dataset.yaml last, so a dataset whose YAML exists is complete. */
+/* Generate the dataset into folder dir (created when missing). The parts are made in a hidden
+ * folder inside dir and moved into place only when all of them are written, dataset.yaml last
+ * (and an older dataset.yaml removed first): after a failure dir holds its earlier dataset
+ * untouched, and a dataset.yaml in dir always names parts of its own run. */
 cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err);
 
 #endif

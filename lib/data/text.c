@@ -151,12 +151,16 @@ static cx_status parse_class_line(const char *path, long line_no, const char *li
         }
         if (n == 0)
             return cx_fail(err, CX_EDATA, "%s: line %ld: field %d (%s) is empty", path, line_no,
-                           f + 1, f == 0 ? "the class name" : veto ? "a veto" : "a synonym");
+                           f + 1,
+                           f == 0 ? "the class name"
+                           : veto ? "a veto"
+                                  : "a synonym");
         if (memchr(field, '\t', n))
-            return cx_fail(err, CX_EDATA, "%s: line %ld: field %d holds a tab", path, line_no, f + 1);
+            return cx_fail(err, CX_EDATA, "%s: line %ld: field %d holds a tab", path, line_no,
+                           f + 1);
         if (f == 0 && veto)
-            return cx_fail(err, CX_EDATA, "%s: line %ld: the class name cannot be a veto ('!')", path,
-                           line_no);
+            return cx_fail(err, CX_EDATA, "%s: line %ld: the class name cannot be a veto ('!')",
+                           path, line_no);
         char *s = dup_n(field, n);
         if (!s)
             return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
@@ -197,7 +201,8 @@ cx_status cx_classes_read(const char *path, cx_classes *out, cx_err *err)
             break;
         size_t off = cx_utf8_check(line, len);
         if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no, off);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
+                         off);
             break;
         }
         size_t tl = len;
@@ -233,8 +238,8 @@ cx_status cx_classes_read(const char *path, cx_classes *out, cx_err *err)
             break;
         }
         if (prev != c) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: class '%s' repeats line %ld", path, f.line_no,
-                         out->names[c], lines[prev]);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: class '%s' repeats line %ld", path,
+                         f.line_no, out->names[c], lines[prev]);
             break;
         }
     }
@@ -267,7 +272,8 @@ cx_status cx_templates_read(const char *path, char ***out, int *count, cx_err *e
             break;
         size_t off = cx_utf8_check(line, len);
         if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no, off);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
+                         off);
             break;
         }
         const char *t = trim(line, &len);
@@ -281,8 +287,8 @@ cx_status cx_templates_read(const char *path, char ***out, int *count, cx_err *e
         }
         (*out)[(*count)++] = s;
         if (!strstr(s, "{}")) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: template has no '{}' for the class name", path,
-                         f.line_no);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: template has no '{}' for the class name",
+                         path, f.line_no);
             break;
         }
     }
@@ -312,8 +318,8 @@ static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_
             break;
         const char *t = trim(line, &len);
         if (len == 0)
-            return cx_fail(err, CX_EDATA, "%s: line %ld: empty line where a label should be", f->path,
-                           f->line_no);
+            return cx_fail(err, CX_EDATA, "%s: line %ld: empty line where a label should be",
+                           f->path, f->line_no);
         int neg = t[0] == '-';
         size_t i = neg || t[0] == '+';
         long long v = 0;
@@ -322,16 +328,17 @@ static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_
                            f->line_no, t);
         for (; i < len; i++) {
             if (t[i] < '0' || t[i] > '9')
-                return cx_fail(err, CX_EDATA, "%s: line %ld: '%.*s' is not an integer label", f->path,
-                               f->line_no, (int)(len < 40 ? len : 40), t);
+                return cx_fail(err, CX_EDATA, "%s: line %ld: '%.*s' is not an integer label",
+                               f->path, f->line_no, (int)(len < 40 ? len : 40), t);
             if (v < 1000000000000LL)
                 v = v * 10 + (t[i] - '0');
         }
         if (neg)
             v = -v;
         if (v < 0 || v >= num_classes)
-            return cx_fail(err, CX_EDATA, "%s: line %ld: label %lld is outside the %d classes of %s",
-                           f->path, f->line_no, v, num_classes, classes_path);
+            return cx_fail(err, CX_EDATA,
+                           "%s: line %ld: label %lld is outside the %d classes of %s", f->path,
+                           f->line_no, v, num_classes, classes_path);
         if (*n == cap) {
             size_t ncap = cap ? 2 * cap : 1024;
             int32_t *p = realloc(*labels, ncap * sizeof *p);
@@ -359,8 +366,9 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
         st = a.format == CX_FORMAT_IDX
                  ? cx_fail(err, CX_EDATA, "%s: byte 3: IDX rank %d where labels need rank 1 (idx1)",
                            path, a.rank)
-                 : cx_fail(err, CX_EDATA, "%s: byte 10: NPY labels need shape (n,), this array has rank %d",
-                           path, a.rank);
+                 : cx_fail(err, CX_EDATA,
+                           "%s: byte 10: NPY labels need shape (n,), this array has rank %d", path,
+                           a.rank);
         goto done;
     }
     if (a.elem == CX_ELEM_F32 || a.elem == CX_ELEM_F64) {
@@ -384,7 +392,8 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
         goto done;
     for (size_t i = 0; i < a.records; i++) {
         if (wide[i] < 0 || wide[i] >= num_classes) {
-            st = cx_fail(err, CX_EDATA, "%s: byte %llu: label %lld (record %zu) is outside the %d classes of %s",
+            st = cx_fail(err, CX_EDATA,
+                         "%s: byte %llu: label %lld (record %zu) is outside the %d classes of %s",
                          path, (unsigned long long)(data_at + i * es), (long long)wide[i], i,
                          num_classes, classes_path);
             goto done;
@@ -481,13 +490,14 @@ cx_status cx_captions_read(const char *path, size_t expect_n, const char *images
             break;
         size_t idx = out->lines++;
         if (expect_n && idx >= expect_n) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: more captions than the %zu images of %s", path,
-                         f.line_no, expect_n, images_path);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: more captions than the %zu images of %s",
+                         path, f.line_no, expect_n, images_path);
             break;
         }
         size_t off = cx_utf8_check(line, len);
         if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no, off);
+            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
+                         off);
             break;
         }
         if (keep && (k >= nkeep || keep[k] != idx))

@@ -14,11 +14,11 @@
  * no tab. */
 typedef struct {
     int count;
-    char **names;       /* (count) owned strings */
-    char ***synonyms;   /* (count) owned arrays of owned strings; synonyms[c][0] == names[c]'s text */
-    int *num_synonyms;  /* (count) >= 1 */
-    char ***vetoes;     /* (count) owned arrays of owned strings (NULL when none) */
-    int *num_vetoes;    /* (count) */
+    char **names;     /* (count) owned strings */
+    char ***synonyms; /* (count) owned arrays of owned strings; synonyms[c][0] == names[c]'s text */
+    int *num_synonyms; /* (count) >= 1 */
+    char ***vetoes;    /* (count) owned arrays of owned strings (NULL when none) */
+    int *num_vetoes;   /* (count) */
 } cx_classes;
 
 cx_status cx_classes_read(const char *path, cx_classes *out, cx_err *err);
@@ -40,11 +40,11 @@ cx_status cx_labels_read(const char *path, int num_classes, const char *classes_
 /* Captions: one UTF-8 caption a line. Strings live in a few large owned blocks, so a million
  * captions cost their text plus one pointer each. */
 typedef struct {
-    size_t n;           /* captions kept */
-    char **items;       /* (n) pointers into blocks */
-    char **blocks;      /* owned text blocks */
+    size_t n;      /* captions kept */
+    char **items;  /* (n) pointers into blocks */
+    char **blocks; /* owned text blocks */
     size_t num_blocks;
-    size_t lines;       /* lines in the file */
+    size_t lines; /* lines in the file */
 } cx_captions;
 
 /* Read captions; when expect_n > 0 the file must hold exactly expect_n lines (one per image of

@@ -1,0 +1,403 @@
+/* The synthetic generator: its files read back through the dataset loader with the promised
+ * shapes and counts, the same bytes for any thread count, and knobs that change what the data
+ * and captions carry. */
+#include "config.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "data_util.h"
+
+#include "lib/data/array.h"
+#include "lib/data/dataset.h"
+#include "lib/data/subset.h"
+#include "lib/data/synth.h"
+#include "lib/threads.h"
+
+static void small_opts(cx_synth_opts *o)
+{
+    cx_synth_defaults(o);
+    o->classes = 6;
+    o->superclasses = 2;
+    o->n = 600;
+    o->test_per_class = 5;
+    o->dim = 10;
+    o->latent = 4;
+    o->modes = 2;
+    o->attributes = 8;
+    o->seed = 5;
+}
+
+static const char *const parts[] = {"dataset.yaml",
+                                    "classes.txt",
+                                    "templates.txt",
+                                    "train-features.npy",
+                                    "train-labels.npy",
+                                    "train-true-labels.npy",
+                                    "train-captions.txt",
+                                    "test-features.npy",
+                                    "test-labels.npy",
+                                    "test-captions.txt",
+                                    "train-counts.tsv",
+                                    "synth.json",
+                                    NULL};
+
+static int32_t *read_labels(const char *path, int C, size_t *n)
+{
+    int32_t *y;
+    cx_err err;
+    ck_assert_int_eq(cx_labels_read(path, C, "C", &y, n, &err), CX_OK);
+    return y;
+}
+
+START_TEST(synth_files_load_with_promised_shapes_and_counts)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.open_world = 0.2;
+    o.open_classes = 3;
+    o.label_noise = 0.1;
+    cx_err err;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("ds"), &err), CX_OK);
+    for (int k = 0; parts[k]; k++)
+        ck_assert_msg(file_exists(path_in(tmp("ds"), parts[k])), "%s missing", parts[k]);
+    cx_dataset ds;
+    ck_assert_int_eq(cx_dataset_load(path_in(tmp("ds"), "dataset.yaml"), NULL, &ds, &err), CX_OK);
+    ck_assert_int_eq(ds.num_classes, 9);
+    ck_assert_int_eq(ds.num_eval_classes, 6);
+    ck_assert_int_eq(ds.num_synonyms[0], 3);
+    ck_assert_ptr_nonnull(strchr(ds.synonyms[4][2], ' ')); /* "word supername" */
+    ck_assert_int_eq(ds.num_templates, 8);
+    ck_assert_uint_eq(ds.train.n, 600);
+    ck_assert_uint_eq(ds.train.dim, 10);
+    ck_assert_int_eq(ds.train.rank, 1);
+    ck_assert_int_eq(ds.train.dtype, CX_DTYPE_F32);
+    ck_assert_ptr_nonnull(ds.train.captions);
+    ck_assert_uint_eq(ds.test.n, 30);
+    int per[6] = {0};
+    for (size_t i = 0; i < ds.test.n; i++) {
+        ck_assert_int_lt(ds.test.y[i], 6);
+        per[ds.test.y[i]]++;
+    }
+    for (int c = 0; c < 6; c++)
+        ck_assert_int_eq(per[c], 5);
+
+    /* True counts: 480 evaluated samples, 120 open-world ones, every concept present. */
+    int64_t counts[9];
+    ck_assert_int_eq(
+        cx_freq_read(path_in(tmp("ds"), "train-counts.tsv"), ds.class_names, 9, counts, &err),
+        CX_OK);
+    int64_t eval = 0, open = 0;
+    for (int c = 0; c < 9; c++) {
+        ck_assert_int_ge(counts[c], 1);
+        *(c < 6 ? &eval : &open) += counts[c];
+    }
+    ck_assert_int_eq(eval, 480);
+    ck_assert_int_eq(open, 120);
+    for (int c = 1; c < 6; c++)
+        ck_assert_int_ge(counts[c - 1], counts[c]); /* the long tail runs in class order */
+    size_t n;
+    int32_t *truth = read_labels(path_in(tmp("ds"), "train-true-labels.npy"), 9, &n);
+    ck_assert_uint_eq(n, 600);
+    int64_t seen[9] = {0};
+    int noisy = 0;
+    for (size_t i = 0; i < n; i++) {
+        seen[truth[i]]++;
+        if (truth[i] != ds.train.y[i]) {
+            noisy++;
+            ck_assert_int_lt(truth[i], 6); /* only evaluated classes get wrong labels */
+            ck_assert_int_lt(ds.train.y[i], 6);
+        }
+    }
+    for (int c = 0; c < 9; c++)
+        ck_assert_int_eq(seen[c], counts[c]);
+    ck_assert_int_ge(noisy, 25); /* 10% of 480, binomial: 48 +- 20 */
+    ck_assert_int_le(noisy, 75);
+    free(truth);
+    cx_dataset_free(&ds);
+}
+END_TEST
+
+START_TEST(synth_same_bytes_for_any_thread_count)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.n = 5000; /* several chunks, so both threads work */
+    o.open_world = 0.1;
+    o.label_noise = 0.05;
+    cx_err err;
+    cx_threads_set(1);
+    ck_assert_int_eq(cx_synth_write(&o, tmp("a"), &err), CX_OK);
+    cx_threads_set(2);
+    ck_assert_int_eq(cx_synth_write(&o, tmp("b"), &err), CX_OK);
+    o.seed = 6;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("c"), &err), CX_OK);
+    cx_threads_set(1);
+    for (int k = 0; parts[k]; k++) {
+        size_t na, nb;
+        unsigned char *a = read_all(path_in(tmp("a"), parts[k]), &na);
+        unsigned char *b = read_all(path_in(tmp("b"), parts[k]), &nb);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "%s differs between 1 and 2 threads",
+                      parts[k]);
+        free(a);
+        free(b);
+    }
+    size_t na, nc;
+    unsigned char *a = read_all(path_in(tmp("a"), "train-features.npy"), &na);
+    unsigned char *c = read_all(path_in(tmp("c"), "train-features.npy"), &nc);
+    ck_assert_uint_eq(na, nc);
+    ck_assert_int_ne(memcmp(a, c, na), 0);
+    free(a);
+    free(c);
+}
+END_TEST
+
+START_TEST(synth_caption_modes_change_text_not_images)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.cooccur = 0.5;
+    cx_err err;
+    const char *dirs[3] = {"tmpl", "syn", "desc"};
+    for (int m = 0; m < 3; m++) {
+        o.captions = (cx_caption_mode)m;
+        ck_assert_int_eq(cx_synth_write(&o, tmp(dirs[m]), &err), CX_OK);
+    }
+    size_t n0, n2;
+    unsigned char *f0 = read_all(path_in(tmp("tmpl"), "train-features.npy"), &n0);
+    unsigned char *f2 = read_all(path_in(tmp("desc"), "train-features.npy"), &n2);
+    ck_assert(n0 == n2 && memcmp(f0, f2, n0) == 0);
+    free(f0);
+    free(f2);
+
+    cx_dataset ds[3];
+    for (int m = 0; m < 3; m++)
+        ck_assert_int_eq(cx_dataset_load(path_in(tmp(dirs[m]), "dataset.yaml"), NULL, &ds[m], &err),
+                         CX_OK);
+    size_t n;
+    int32_t *truth = read_labels(path_in(tmp("tmpl"), "train-true-labels.npy"), 6, &n);
+    static const char *adjectives[] = {"red",   "blue",  "green", "yellow",
+                                       "black", "white", "brown", "grey"};
+    int with_synonym = 0, with_attr = 0, with_other = 0, longer = 0;
+    for (size_t i = 0; i < n; i++) {
+        char want[256];
+        int c = truth[i];
+        snprintf(want, sizeof want, "a photo of a %s.", ds[0].class_names[c]);
+        ck_assert_str_eq(ds[0].train.captions[i], want);
+        /* Synonym mode names the true class by one of its synonyms. */
+        int named = 0;
+        for (int k = 0; k < ds[1].num_synonyms[c]; k++)
+            named |= strstr(ds[1].train.captions[i], ds[1].synonyms[c][k]) != NULL;
+        ck_assert_msg(named, "'%s' does not name class %d", ds[1].train.captions[i], c);
+        with_synonym += strstr(ds[1].train.captions[i], ds[1].class_names[c]) == NULL;
+        const char *d = ds[2].train.captions[i];
+        for (int a = 0; a < 8; a++) {
+            char w[32];
+            snprintf(w, sizeof w, "%s ", adjectives[a]);
+            if (strstr(d, w)) {
+                with_attr++;
+                break;
+            }
+        }
+        for (int k = 0; k < ds[2].num_classes; k++)
+            if (k != c && strstr(d, ds[2].class_names[k]))
+                with_other++;
+        longer += strlen(d) > strlen(ds[1].train.captions[i]);
+    }
+    ck_assert_int_gt(with_synonym, 200); /* 2 of 3 names are synonyms */
+    ck_assert_int_gt(with_attr, 300);    /* 1 - 0.3^2 of samples have an attribute */
+    ck_assert_int_gt(with_other, 30);    /* a co-occurring concept, sometimes by its name */
+    ck_assert_int_gt(longer, 400);
+    free(truth);
+    for (int m = 0; m < 3; m++)
+        cx_dataset_free(&ds[m]);
+}
+END_TEST
+
+START_TEST(synth_profiles_give_the_requested_imbalance)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.classes = 10;
+    o.n = 10000;
+    o.test_per_class = 0;
+    cx_err err;
+    const cx_profile profiles[3] = {CX_PROFILE_PARETO, CX_PROFILE_EXP, CX_PROFILE_UNIFORM};
+    for (int p = 0; p < 3; p++) {
+        o.profile = profiles[p];
+        ck_assert_int_eq(cx_synth_write(&o, tmp("p"), &err), CX_OK);
+        size_t n;
+        int32_t *y = read_labels(path_in(tmp("p"), "train-true-labels.npy"), 10, &n);
+        int64_t c[10] = {0};
+        for (size_t i = 0; i < n; i++)
+            c[y[i]]++;
+        free(y);
+        if (profiles[p] == CX_PROFILE_UNIFORM) {
+            for (int k = 0; k < 10; k++)
+                ck_assert_int_eq(c[k], 1000);
+        } else {
+            ck_assert_double_eq_tol((double)c[0] / (double)c[9], 100.0, 3.0);
+            for (int k = 1; k < 10; k++)
+                ck_assert_int_gt(c[k - 1], c[k]);
+        }
+        if (profiles[p] ==
+            CX_PROFILE_PARETO) /* Zipf with alpha 2: class 1 has a quarter of class 0 */
+            ck_assert_double_eq_tol((double)c[1] / (double)c[0], 0.25, 0.01);
+    }
+    ck_assert(!file_exists(path_in(tmp("p"), "test-features.npy")));
+}
+END_TEST
+
+/* Mean distance of features to their class mean, and nearest-class-mean accuracy on test. */
+static void class_geometry(const char *dir, double *within, double *ncm_acc)
+{
+    cx_dataset ds;
+    cx_err err;
+    ck_assert_int_eq(cx_dataset_load(path_in(dir, "dataset.yaml"), NULL, &ds, &err), CX_OK);
+    size_t D = ds.train.dim;
+    int C = ds.num_eval_classes;
+    double *mean = calloc((size_t)C * D, sizeof *mean);
+    int *cnt = calloc((size_t)C, sizeof *cnt);
+    float *x = malloc(ds.train.n * D * sizeof *x);
+    cx_split_gather_f32(&ds.train, NULL, ds.train.n, x);
+    for (size_t i = 0; i < ds.train.n; i++) {
+        cnt[ds.train.y[i]]++;
+        for (size_t d = 0; d < D; d++)
+            mean[ds.train.y[i] * D + d] += x[i * D + d];
+    }
+    for (int c = 0; c < C; c++)
+        for (size_t d = 0; d < D; d++)
+            mean[c * D + d] /= cnt[c];
+    double w = 0;
+    for (size_t i = 0; i < ds.train.n; i++) {
+        double s = 0;
+        for (size_t d = 0; d < D; d++) {
+            double e = x[i * D + d] - mean[ds.train.y[i] * D + d];
+            s += e * e;
+        }
+        w += sqrt(s);
+    }
+    *within = w / (double)ds.train.n;
+    float *t = malloc(ds.test.n * D * sizeof *t);
+    cx_split_gather_f32(&ds.test, NULL, ds.test.n, t);
+    int right = 0;
+    for (size_t i = 0; i < ds.test.n; i++) {
+        int best = 0;
+        double bd = INFINITY;
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (size_t d = 0; d < D; d++) {
+                double e = t[i * D + d] - mean[c * D + d];
+                s += e * e;
+            }
+            if (s < bd) {
+                bd = s;
+                best = c;
+            }
+        }
+        right += best == ds.test.y[i];
+    }
+    *ncm_acc = (double)right / (double)ds.test.n;
+    free(mean);
+    free(cnt);
+    free(x);
+    free(t);
+    cx_dataset_free(&ds);
+}
+
+START_TEST(synth_knobs_change_the_features)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.profile = CX_PROFILE_UNIFORM;
+    o.n = 1200;
+    o.test_per_class = 50;
+    o.dim = 32;
+    o.modes = 1;
+    o.super_sep = 2.0;
+    o.class_sep = 1.5;
+    o.spread = 0.2;
+    o.cooccur = 0;
+    o.attr_rate = 0;
+    cx_err err;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("tight"), &err), CX_OK);
+    o.spread = 1.0;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("loose"), &err), CX_OK);
+    double w_tight, w_loose, acc_tight, acc_loose;
+    class_geometry(tmp("tight"), &w_tight, &acc_tight);
+    class_geometry(tmp("loose"), &w_loose, &acc_loose);
+    ck_assert_double_gt(w_loose, 1.5 * w_tight);
+    ck_assert_double_gt(acc_tight, 0.9); /* well-separated classes: the features carry the class */
+    ck_assert_double_lt(acc_loose, acc_tight);
+
+    o.dtype = CX_DTYPE_U8;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("u8"), &err), CX_OK);
+    cx_dataset ds;
+    ck_assert_int_eq(cx_dataset_load(path_in(tmp("u8"), "dataset.yaml"), NULL, &ds, &err), CX_OK);
+    ck_assert_int_eq(ds.train.dtype, CX_DTYPE_U8);
+    const uint8_t *x = ds.train.x;
+    int lo = 255, hi = 0;
+    for (size_t i = 0; i < ds.train.n * ds.train.dim; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    ck_assert_int_lt(lo, 60);
+    ck_assert_int_gt(hi, 195);
+    cx_dataset_free(&ds);
+}
+END_TEST
+
+START_TEST(synth_rejects_bad_options)
+{
+    cx_synth_opts o;
+    cx_err err;
+    small_opts(&o);
+    o.classes = 1;
+    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "--classes: 1 is out of range [2, 10000]");
+    small_opts(&o);
+    o.n = 5;
+    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "--n: 5 training samples cannot give each of the 6 classes one");
+    small_opts(&o);
+    o.profile = CX_PROFILE_MATCH;
+    ck_assert_fail_msg(
+        cx_synth_check(&o, &err), err, CX_EUSAGE,
+        "--profile: synth draws exp, pareto, step or uniform frequencies, not match");
+    small_opts(&o);
+    o.open_world = 0.5;
+    o.open_classes = 400;
+    ck_assert_fail_has(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "--open-world: 300 open-world samples");
+    /* A file where the folder should be. */
+    write_text(tmp("file"), "x");
+    small_opts(&o);
+    ck_assert_fail_has(cx_synth_write(&o, path_in(tmp("file"), "sub"), &err), err, CX_EIO,
+                       "cannot create folder");
+}
+END_TEST
+
+static Suite *synth_suite(void)
+{
+    Suite *s = suite_create("data_synth");
+    TCase *tc = tcase_create("synth");
+    tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, synth_files_load_with_promised_shapes_and_counts);
+    tcase_add_test(tc, synth_same_bytes_for_any_thread_count);
+    tcase_add_test(tc, synth_caption_modes_change_text_not_images);
+    tcase_add_test(tc, synth_profiles_give_the_requested_imbalance);
+    tcase_add_test(tc, synth_knobs_change_the_features);
+    tcase_add_test(tc, synth_rejects_bad_options);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(synth_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
