@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/blas.h"
+
 #include "cli.h"
 #include "commands.h"
 
@@ -92,6 +94,7 @@ static int cmd_version(int argc, char **argv)
     int rc = cli_parse(&cmd_version_spec, argc, argv, &res);
     if (rc == CLI_OK) {
         printf("clipx %s\n", PACKAGE_VERSION);
+        printf("blas: %s\n", cx_blas_describe());
 #ifdef _OPENMP
         printf("openmp: yes\n");
 #else

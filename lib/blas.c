@@ -3,6 +3,7 @@
 #include "lib/blas.h"
 
 #include <cblas.h>
+#include <stdio.h>
 #include <string.h>
 
 void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -33,4 +34,29 @@ void cx_blas_set_threads(int n)
 #else
     (void)n;
 #endif
+}
+
+const char *cx_blas_describe(void)
+{
+    static char buf[256];
+    const char *config = "BLAS";
+#ifdef HAVE_OPENBLAS_GET_CONFIG
+    config = openblas_get_config();
+#endif
+    const char *threading = "";
+#ifdef HAVE_OPENBLAS_GET_PARALLEL
+    switch (openblas_get_parallel()) {
+    case 0:
+        threading = " (sequential)";
+        break;
+    case 1:
+        threading = " (pthreads)";
+        break;
+    case 2:
+        threading = " (openmp)";
+        break;
+    }
+#endif
+    snprintf(buf, sizeof buf, "%s%s", config, threading);
+    return buf;
 }

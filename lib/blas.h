@@ -12,4 +12,7 @@ void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 /* Threads OpenBLAS may use for one product. */
 void cx_blas_set_threads(int n);
 
+/* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... (openmp)", for `clipx version`. */
+const char *cx_blas_describe(void);
+
 #endif

@@ -4,7 +4,7 @@
 set -eu
 what=${1:-build}
 
-build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libyaml-dev zlib1g-dev check"
+build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libopenblas-openmp-dev libyaml-dev zlib1g-dev check"
 test_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox"
 data_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy time"
