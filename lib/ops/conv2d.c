@@ -36,10 +36,33 @@ size_t cx_conv2d_scratch_floats(const cx_conv2d_dims *d, int max_batch)
     return (size_t)chunk_samples(d, max_batch) * per_sample(d);
 }
 
+/* Where row (ki, kj) of a column matrix reads its plane: output column ow reads input column
+ * ow + shift, valid for ow in [lo, hi); output row oh reads input row oh + ki - pad, valid for
+ * oh in [oh0, oh1). */
+typedef struct {
+    int shift, lo, hi, oh0, oh1;
+} span;
+
+static span row_span(const cx_conv2d_dims *d, int ki, int kj)
+{
+    const int Ho = cx_conv2d_out_h(d), Wo = cx_conv2d_out_w(d);
+    span v;
+    v.shift = kj - d->pad;
+    v.lo = v.shift < 0 ? -v.shift : 0;
+    v.hi = d->w - v.shift < Wo ? d->w - v.shift : Wo;
+    if (v.hi < v.lo)
+        v.hi = v.lo;
+    v.oh0 = d->pad - ki > 0 ? d->pad - ki : 0;
+    v.oh1 = d->h + d->pad - ki < Ho ? d->h + d->pad - ki : Ho;
+    if (v.oh1 < v.oh0)
+        v.oh1 = v.oh0;
+    return v;
+}
+
 /* col (KK, n P) from samples in (n, cin, h, w). */
 static void im2col(float *col, const float *in, int n, const cx_conv2d_dims *d)
 {
-    const int k = d->k, pad = d->pad, H = d->h, W = d->w;
+    const int k = d->k, H = d->h, W = d->w;
     const int Ho = cx_conv2d_out_h(d), Wo = cx_conv2d_out_w(d);
     const size_t P = (size_t)Ho * Wo, ld = (size_t)n * P;
     const int rows = d->cin * k * k;
@@ -51,34 +74,48 @@ static void im2col(float *col, const float *in, int n, const cx_conv2d_dims *d)
         int ci = r / (k * k), ki = r / k % k, kj = r % k;
         float *dst = col + (size_t)r * ld + (size_t)s * P;
         const float *plane = in + ((size_t)s * d->cin + (size_t)ci) * (size_t)H * W;
-        /* Valid output columns: 0 <= ow + kj - pad < W. */
-        int lo = pad - kj > 0 ? pad - kj : 0;
-        int hi = W + pad - kj < Wo ? W + pad - kj : Wo;
-        if (hi < lo)
-            hi = lo;
-        for (int oh = 0; oh < Ho; oh++, dst += Wo) {
-            int ih = oh + ki - pad;
-            if (ih < 0 || ih >= H) {
-                memset(dst, 0, sizeof *dst * (size_t)Wo);
-                continue;
+        span v = row_span(d, ki, kj);
+        memset(dst, 0, sizeof *dst * (size_t)v.oh0 * Wo);
+        memset(dst + (size_t)v.oh1 * Wo, 0, sizeof *dst * (size_t)(Ho - v.oh1) * Wo);
+        if (v.lo == v.hi) {
+            memset(dst + (size_t)v.oh0 * Wo, 0, sizeof *dst * (size_t)(v.oh1 - v.oh0) * Wo);
+            continue;
+        }
+        const float *src = plane + (size_t)(v.oh0 + ki - d->pad) * W;
+        if (Wo == W) {
+            /* Rows of the same length ('same' padding): the valid rows are one run of the
+             * plane shifted by `shift`; copy it whole, then clear the columns that wrapped
+             * around from the neighbouring row. */
+            float *o = dst + (size_t)v.oh0 * Wo;
+            size_t len = (size_t)(v.oh1 - v.oh0) * W;
+            memcpy(o + v.lo, src + v.lo + v.shift, sizeof *o * (len - (size_t)v.lo - (size_t)(W - v.hi)));
+            for (int oh = v.oh0; oh < v.oh1; oh++, o += Wo) {
+                for (int ow = 0; ow < v.lo; ow++)
+                    o[ow] = 0.0f;
+                for (int ow = v.hi; ow < Wo; ow++)
+                    o[ow] = 0.0f;
             }
-            const float *src = plane + (size_t)ih * W + (kj - pad);
-            for (int ow = 0; ow < lo; ow++)
-                dst[ow] = 0.0f;
+            continue;
+        }
+        float *o = dst + (size_t)v.oh0 * Wo;
+        for (int oh = v.oh0; oh < v.oh1; oh++, o += Wo, src += W) {
+            for (int ow = 0; ow < v.lo; ow++)
+                o[ow] = 0.0f;
 #pragma omp simd
-            for (int ow = lo; ow < hi; ow++)
-                dst[ow] = src[ow];
-            for (int ow = hi; ow < Wo; ow++)
-                dst[ow] = 0.0f;
+            for (int ow = v.lo; ow < v.hi; ow++)
+                o[ow] = src[ow + v.shift];
+            for (int ow = v.hi; ow < Wo; ow++)
+                o[ow] = 0.0f;
         }
     }
 }
 
 /* din (n, cin, h, w) = the sum of col (KK, n P) back onto the input positions it was copied
- * from. One thread per input plane; each element receives its terms in (ki, kj, oh) order. */
-static void col2im(float *din, const float *col, int n, const cx_conv2d_dims *d)
+ * from; col's entries for padding positions are cleared on the way (it is scratch). One thread
+ * per input plane; each element receives its terms in (ki, kj, oh) order. */
+static void col2im(float *din, float *col, int n, const cx_conv2d_dims *d)
 {
-    const int k = d->k, pad = d->pad, H = d->h, W = d->w;
+    const int k = d->k, H = d->h, W = d->w;
     const int Ho = cx_conv2d_out_h(d), Wo = cx_conv2d_out_w(d);
     const size_t P = (size_t)Ho * Wo, ld = (size_t)n * P;
     const long planes = (long)n * d->cin;
@@ -89,18 +126,33 @@ static void col2im(float *din, const float *col, int n, const cx_conv2d_dims *d)
         memset(plane, 0, sizeof *plane * (size_t)H * W);
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
+                span v = row_span(d, ki, kj);
+                if (v.lo == v.hi)
+                    continue;
                 int r = (ci * k + ki) * k + kj;
-                const float *src = col + (size_t)r * ld + (size_t)s * P;
-                int lo = pad - kj > 0 ? pad - kj : 0;
-                int hi = W + pad - kj < Wo ? W + pad - kj : Wo;
-                for (int oh = 0; oh < Ho; oh++, src += Wo) {
-                    int ih = oh + ki - pad;
-                    if (ih < 0 || ih >= H)
-                        continue;
-                    float *dst = plane + (size_t)ih * W + (kj - pad);
+                float *src = col + (size_t)r * ld + (size_t)s * P + (size_t)v.oh0 * Wo;
+                float *dst = plane + (size_t)(v.oh0 + ki - d->pad) * W;
+                if (Wo == W) {
+                    /* As in im2col: one shifted run, the wrapped columns cleared first so they
+                     * add nothing. */
+                    float *c = src;
+                    for (int oh = v.oh0; oh < v.oh1; oh++, c += Wo) {
+                        for (int ow = 0; ow < v.lo; ow++)
+                            c[ow] = 0.0f;
+                        for (int ow = v.hi; ow < Wo; ow++)
+                            c[ow] = 0.0f;
+                    }
+                    size_t a = (size_t)v.lo, b = (size_t)(v.oh1 - v.oh0) * W - (size_t)(W - v.hi);
+                    float *o = dst + v.shift;
 #pragma omp simd
-                    for (int ow = lo; ow < hi; ow++)
-                        dst[ow] += src[ow];
+                    for (size_t j = a; j < b; j++)
+                        o[j] += src[j];
+                    continue;
+                }
+                for (int oh = v.oh0; oh < v.oh1; oh++, src += Wo, dst += W) {
+#pragma omp simd
+                    for (int ow = v.lo; ow < v.hi; ow++)
+                        dst[ow + v.shift] += src[ow];
                 }
             }
     }
