@@ -103,6 +103,7 @@ void cx_infonce_backward(float *dimg, float *dtxt, float *dtheta, float *scratch
                          float dloss);
 
 /* ---- 2-D convolution (stride 1, zero padding) and 2x2 max pooling on NCHW batches --------- */
+/* Their naive references, gradient checks and PyTorch fixtures are in tests/check_model.c. */
 /* A convolution layer's shape: in (B, cin, h, w) -> out (B, cout, h + 2 pad - k + 1,
  * w + 2 pad - k + 1); weight (cout, cin, k, k) and bias (cout) laid out as torch.nn.Conv2d's
  * (stride 1, dilation 1, groups 1, padding_mode 'zeros'). */

@@ -92,7 +92,8 @@ static void assert_grad_zero(const cx_params *p, int idx)
 {
     const float *g = cx_param_grad(p, idx);
     for (size_t i = 0; i < p->info[idx].size; i++)
-        ck_assert_msg(g[i] == 0.0f, "%s grad[%zu] = %g, want 0", p->info[idx].name, i, (double)g[i]);
+        ck_assert_msg(g[i] == 0.0f, "%s grad[%zu] = %g, want 0", p->info[idx].name, i,
+                      (double)g[i]);
 }
 
 static uint64_t hash_bytes(const void *p, size_t bytes)
@@ -307,7 +308,8 @@ START_TEST(conv2d_gradients_match_finite_differences)
         gc_report rep;
         assert_gc(gc_check(conv_f, NULL, &c, vars, 3, &o, &rep), &rep, "conv2d");
         gc_proj_free(&c.proj);
-        free(c.in), free(c.w), free(c.b), free(c.out), free(c.scratch), free(din), free(dw), free(db);
+        free(c.in), free(c.w), free(c.b), free(c.out), free(c.scratch), free(din), free(dw);
+        free(db);
     }
 }
 END_TEST

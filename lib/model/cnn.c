@@ -54,8 +54,9 @@ cx_status cx_cnn_declare(cx_cnn *c, cx_params *p, const char *prefix, int in_c, 
         cin = cout;
         char name[CX_PARAM_NAME_MAX];
         snprintf(name, sizeof name, "%s.conv%d.weight", prefix, i);
-        c->w[i] = cx_params_declare(p, name, 4, (int[]){cout, c->conv[i].cin, CNN_KERNEL, CNN_KERNEL},
-                                    flags, err);
+        c->w[i] = cx_params_declare(p, name, 4,
+                                    (int[]){cout, c->conv[i].cin, CNN_KERNEL, CNN_KERNEL}, flags,
+                                    err);
         snprintf(name, sizeof name, "%s.conv%d.bias", prefix, i);
         c->b[i] = cx_params_declare(p, name, 1, (int[]){cout}, flags | CX_PARAM_NO_DECAY, err);
         if (c->w[i] < 0 || c->b[i] < 0)

@@ -88,7 +88,8 @@ static void im2col(float *col, const float *in, int n, const cx_conv2d_dims *d)
              * around from the neighbouring row. */
             float *o = dst + (size_t)v.oh0 * Wo;
             size_t len = (size_t)(v.oh1 - v.oh0) * W;
-            memcpy(o + v.lo, src + v.lo + v.shift, sizeof *o * (len - (size_t)v.lo - (size_t)(W - v.hi)));
+            size_t run = len - (size_t)v.lo - (size_t)(W - v.hi);
+            memcpy(o + v.lo, src + v.lo + v.shift, sizeof *o * run);
             for (int oh = v.oh0; oh < v.oh1; oh++, o += Wo) {
                 for (int ow = 0; ow < v.lo; ow++)
                     o[ow] = 0.0f;

@@ -57,7 +57,8 @@ void cx_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, in
         return;
     const int Ho = H / 2, Wo = W / 2;
     const long planes = (long)B * C;
-    const size_t in_plane = (size_t)H * W, out_plane = (size_t)(Ho > 0 ? Ho : 0) * (Wo > 0 ? Wo : 0);
+    const size_t in_plane = (size_t)H * W;
+    const size_t out_plane = (size_t)(Ho > 0 ? Ho : 0) * (size_t)(Wo > 0 ? Wo : 0);
 #pragma omp parallel for schedule(static) if ((size_t)planes * in_plane >= CX_OPS_PAR_ELEMS)
     for (long t = 0; t < planes; t++) {
         float *dx = din + (size_t)t * in_plane;
