@@ -102,4 +102,51 @@ void cx_infonce_backward(float *dimg, float *dtxt, float *dtheta, float *scratch
                          const float *img, const float *txt, float scale, int B, int D,
                          float dloss);
 
+/* ---- 2-D convolution (stride 1, zero padding) and 2x2 max pooling on NCHW batches --------- */
+/* Their naive references, gradient checks and PyTorch fixtures are in tests/check_model.c. */
+/* A convolution layer's shape: in (B, cin, h, w) -> out (B, cout, h + 2 pad - k + 1,
+ * w + 2 pad - k + 1); weight (cout, cin, k, k) and bias (cout) laid out as torch.nn.Conv2d's
+ * (stride 1, dilation 1, groups 1, padding_mode 'zeros'). */
+typedef struct {
+    int cin, h, w;
+    int cout, k, pad;
+} cx_conv2d_dims;
+
+/* The op lowers a chunk of samples at a time to a column matrix (im2col) in caller-owned
+ * scratch and multiplies it with cx_sgemm. A chunk holds as many samples as fit in
+ * CX_CONV2D_CHUNK_FLOATS floats of scratch (4 MiB), and at least one. For a batch of 256 28x28
+ * images the layer 1->32 runs in chunks of 32 samples and 32->64 on 14x14 in chunks of 15, in
+ * 3.9 MiB of scratch each, where the whole batch at once would take 31 MiB and 67 MiB. The
+ * chunk size depends on the shape only, never on the thread count, so the weight and bias
+ * gradients are summed over chunks in the same order on any number of threads. */
+#define CX_CONV2D_CHUNK_FLOATS ((size_t)1 << 20)
+
+/* Output height and width; 0 or less when the kernel does not fit the padded input. */
+static inline int cx_conv2d_out_h(const cx_conv2d_dims *d) { return d->h + 2 * d->pad - d->k + 1; }
+static inline int cx_conv2d_out_w(const cx_conv2d_dims *d) { return d->w + 2 * d->pad - d->k + 1; }
+
+/* Floats of scratch that forward and backward need for batches of up to max_batch samples:
+ * (cin k k + cout) Ho Wo per sample of a chunk, so at most
+ * max(CX_CONV2D_CHUNK_FLOATS, one sample's need). */
+size_t cx_conv2d_scratch_floats(const cx_conv2d_dims *d, int max_batch);
+
+/* out (B, cout, Ho, Wo) = conv(in (B, cin, h, w), w) + b; b (cout) may be NULL. scratch holds
+ * cx_conv2d_scratch_floats(d, B) floats (or more) and is overwritten. */
+void cx_conv2d_forward(float *out, float *scratch, const float *in, const float *w,
+                       const float *b, int B, const cx_conv2d_dims *d);
+/* din (B, cin, h, w) overwritten (skipped when NULL); dw (cout, cin, k, k) and db (cout) added
+ * (db skipped when NULL). Takes the forward INPUT; scratch as for forward. */
+void cx_conv2d_backward(float *din, float *dw, float *db, float *scratch, const float *dout,
+                        const float *in, const float *w, int B, const cx_conv2d_dims *d);
+
+/* out (B, C, H/2, W/2) = the maximum of each 2x2 window, stride 2 (torch.nn.MaxPool2d(2)): an
+ * odd H or W drops its last row or column. idx (B, C, H/2, W/2) saves each maximum's offset in
+ * its input plane (ih W + iw, as torch's return_indices); the first maximum in row-major window
+ * order wins ties, and a NaN wins over numbers (the last NaN of a window, as torch's CPU
+ * kernel), so a diverged input propagates. */
+void cx_maxpool2d_forward(float *out, int32_t *idx, const float *in, int B, int C, int H, int W);
+/* din (B, C, H, W) overwritten: dout at each saved maximum, zero elsewhere. */
+void cx_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, int B, int C,
+                           int H, int W);
+
 #endif

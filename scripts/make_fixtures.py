@@ -301,6 +301,45 @@ def losses(fx):
         case("ce_drw_after_" + tag, "ce", sub, beta=0.999, drw=2, epoch=4)
         case("focal_drw_after_" + tag, "focal", sub, gamma=1.0, beta=0.99, drw=1, epoch=0)
     case("focal_large", "focal", False, sd=20.0, gamma=2.0)
+def conv2d(fx):
+    g = torch.Generator().manual_seed(707)
+    # (B, Cin, H, W, Cout, k, pad): odd sizes, 1 and 3 input channels, kernels 1, 3, 5, padding
+    # 0, the 'same' padding and more than k - 1 (outputs larger than the input).
+    cases = (("a", 3, 2, 7, 9, 4, 3, 1), ("b", 2, 3, 6, 5, 5, 3, 0), ("c", 2, 1, 8, 7, 3, 5, 2),
+             ("d", 1, 2, 4, 3, 2, 3, 2), ("e", 2, 3, 5, 6, 4, 1, 0))
+    for prefix, B, cin, H, W, cout, k, pad in cases:
+        x = randn(g, B, cin, H, W).requires_grad_(True)
+        w = randn(g, cout, cin, k, k, sd=(cin * k * k) ** -0.5).requires_grad_(True)
+        b = randn(g, cout, sd=0.1).requires_grad_(True)
+        out = F.conv2d(x, w, b, stride=1, padding=pad)
+        fx.add(prefix + "_dims", torch.tensor([cin, H, W, cout, k, pad]), integer=True)
+        fx.add(prefix + "_in", x)
+        fx.add(prefix + "_w", w)
+        fx.add(prefix + "_b", b)
+        fx.add(prefix + "_out", out)
+        projected(fx, prefix, out, g)
+        fx.add(prefix + "_din", x.grad)
+        fx.add(prefix + "_dw", w.grad)
+        fx.add(prefix + "_db", b.grad)
+
+
+def maxpool2d(fx):
+    g = torch.Generator().manual_seed(808)
+    B, C, H, W = 2, 3, 7, 9
+    x = randn(g, B, C, H, W)
+    x[0, 0, 0:2, 0:2] = 0.5           # a window of four equal values: the first wins
+    x[0, 1, 2, 2:4] = 1.25            # a tie on the top row
+    x[1, 2, 4:6, 6:8] = -0.0          # zeros after a ReLU
+    x[1, 0, 6, :] = 100.0             # the dropped last row of an odd height
+    x[1, 1, :, 8] = 100.0             # the dropped last column of an odd width
+    x = x.requires_grad_(True)
+    out, idx = F.max_pool2d(x, 2, return_indices=True)
+    fx.add("dims", torch.tensor([B, C, H, W]), integer=True)
+    fx.add("in", x)
+    fx.add("out", out)
+    fx.add("idx", idx, integer=True)
+    projected(fx, "p", out, g)
+    fx.add("din", x.grad)
 
 
 FIXTURES = [
@@ -315,6 +354,9 @@ FIXTURES = [
     ("loss.fx", "the losses of lib/loss.h from methods.md: CE, focal, balanced softmax, logit "
      "adjustment, CBW, effective-number, GRW, LDAM (with DRW before and after its epoch), LADE; "
      "all classes and a class subset, with a zero-count class", losses),
+    ("conv2d.fx", "F.conv2d (stride 1, zero padding) forward and gradients", conv2d),
+    ("maxpool2d.fx", "F.max_pool2d 2x2 stride 2 with indices, ties and odd sizes; gradient",
+     maxpool2d),
 ]
 
 

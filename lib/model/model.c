@@ -22,8 +22,14 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     const cx_model_spec *s = &m->spec;
     cx_status st;
     int nhidden = s->image_kind == CX_IMAGE_LINEAR ? 0 : s->image_nhidden;
-    if ((st = cx_mlp_declare(&m->image, p, "image", s->in_dim, s->image_hidden, nhidden,
-                             s->embed_dim, s->act, s->norm, 0, err)))
+    if (s->image_kind == CX_IMAGE_CNN)
+        st = cx_cnn_declare(&m->image_cnn, p, "image", s->in_c, s->in_h, s->in_w,
+                            s->image_channels, s->image_nchannels, s->image_hidden, nhidden,
+                            s->embed_dim, s->act, s->norm, 0, err);
+    else
+        st = cx_mlp_declare(&m->image, p, "image", s->in_dim, s->image_hidden, nhidden,
+                            s->embed_dim, s->act, s->norm, 0, err);
+    if (st)
         goto fail;
     unsigned scale_flags = CX_PARAM_NO_DECAY | (s->logit_scale_learn ? 0 : CX_PARAM_FROZEN);
     if (s->objective == CX_OBJECTIVE_CLIP) {
@@ -43,7 +49,9 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     }
     if ((st = cx_params_alloc(p, optim_slots, err)))
         goto fail;
-    if ((st = cx_mlp_alloc(&m->image, s->max_batch, err)))
+    st = s->image_kind == CX_IMAGE_CNN ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
+                                       : cx_mlp_alloc(&m->image, s->max_batch, err);
+    if (st)
         goto fail;
     if (m->spec.world < 1)
         m->spec.world = 1;
@@ -89,7 +97,10 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
 {
     cx_rng rng;
     cx_rng_seed(&rng, seed, cx_rng_stream(RNG_TAG_INIT, 0, 0));
-    cx_mlp_init_params(&m->image, &m->params, &rng);
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        cx_cnn_init_params(&m->image_cnn, &m->params, &rng);
+    else
+        cx_mlp_init_params(&m->image, &m->params, &rng);
     if (m->spec.objective == CX_OBJECTIVE_CLIP) {
         cx_text_tower_init_params(&m->text, &m->params, &rng);
         cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
@@ -100,7 +111,18 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
 
 const float *cx_model_image_forward(cx_model *m, const float *x, int B)
 {
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        return cx_cnn_forward(&m->image_cnn, &m->params, x, B);
     return cx_mlp_forward(&m->image, &m->params, x, B);
+}
+
+/* Gradients of the image tower for the last forward; the input needs none. */
+static void image_backward(cx_model *m, const float *x, const float *dfeat, int B)
+{
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        cx_cnn_backward(&m->image_cnn, &m->params, x, dfeat, NULL, B);
+    else
+        cx_mlp_backward(&m->image, &m->params, x, dfeat, NULL, B);
 }
 
 const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
@@ -138,7 +160,7 @@ cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *to
         dtheta[0] = theta_before + (dtheta[0] - theta_before) / (float)world;
     float *d_img = m->d_img + mine;
     cx_l2norm_backward(d_img, d_img, img, m->img_norm, B, D, unit_eps);
-    cx_mlp_backward(&m->image, &m->params, x, d_img, NULL, B);
+    image_backward(m, x, d_img, B);
     if (!text_frozen) {
         float *d_txt = m->d_txt + mine;
         cx_l2norm_backward(d_txt, d_txt, txt, m->txt_norm, B, D, unit_eps);
@@ -170,7 +192,7 @@ double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *label
     double loss = cx_loss_compute(l, logits, targets, classes, B, K, cx_model_logit_scale(m),
                                   epoch, m->dlogits);
     cx_head_backward(&m->head, &m->params, f, m->dlogits, m->d_img, B);
-    cx_mlp_backward(&m->image, &m->params, x, m->d_img, NULL, B);
+    image_backward(m, x, m->d_img, B);
     return loss;
 }
 
@@ -207,6 +229,7 @@ void cx_model_clamp_logit_scale(cx_model *m)
 void cx_model_free(cx_model *m)
 {
     cx_mlp_free(&m->image);
+    cx_cnn_free(&m->image_cnn);
     cx_text_tower_free(&m->text);
     cx_head_free(&m->head);
     cx_params_free(&m->params);

@@ -7,6 +7,7 @@
 
 #include "lib/dist.h"
 #include "lib/loss.h"
+#include "lib/model/cnn.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/text_tower.h"
@@ -14,7 +15,7 @@
 #include "lib/vocab_sampler.h"
 
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
-typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP } cx_image_kind;
+typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN } cx_image_kind;
 typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP } cx_text_kind;
 
 enum { CX_MODEL_MAX_LIST = 15 };
@@ -26,6 +27,9 @@ typedef struct {
     /* image tower */
     cx_image_kind image_kind;
     int in_dim;                       /* features per input sample */
+    int in_c, in_h, in_w;             /* CNN: the sample's shape (channels, height, width) */
+    int64_t image_channels[CX_MODEL_MAX_LIST]; /* CNN: convolution channels per block */
+    int image_nchannels;
     int64_t image_hidden[CX_MODEL_MAX_LIST];
     int image_nhidden;
     int embed_dim;                    /* output of both towers */
@@ -51,6 +55,7 @@ typedef struct {
     cx_model_spec spec;
     cx_params params;
     cx_mlp image;                     /* linear = an MLP without hidden layers */
+    cx_cnn image_cnn;                 /* CX_IMAGE_CNN: convolution blocks, then an MLP */
     cx_text_tower text;               /* CLIP */
     cx_head head;                     /* SL */
     int logit_scale;                  /* CLIP: parameter index of theta, scale = exp(theta) */

@@ -23,8 +23,26 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
     case CX_CFG_IMAGE_MLP:
         spec->image_kind = CX_IMAGE_MLP;
         break;
-    case CX_CFG_IMAGE_CNN:
-        return cx_fail(err, CX_EUSAGE, "model.image.type: cnn is not available in this build");
+    case CX_CFG_IMAGE_CNN: {
+        spec->image_kind = CX_IMAGE_CNN;
+        /* IDX images are (H, W); NPY images (C, H, W), channels first as in PyTorch. */
+        if (shape->in_rank < 2)
+            return cx_fail(err, CX_EUSAGE, "model.image.type: cnn needs image inputs (a sample "
+                           "shape H x W or C x H x W); this data holds vectors of %lld features; "
+                           "use mlp or linear", (long long)in_dim);
+        int r = shape->in_rank;
+        spec->in_c = r == 3 ? (int)shape->in_shape[0] : 1;
+        spec->in_h = (int)shape->in_shape[r - 2];
+        spec->in_w = (int)shape->in_shape[r - 1];
+        const cx_conf_ints *ch = &cfg->model.image.channels;
+        if (ch->n < 1 || ch->n > CX_MODEL_MAX_LIST)
+            return cx_fail(err, CX_EUSAGE, "model.image.channels: 1 to %d convolution blocks, not %zu",
+                           CX_MODEL_MAX_LIST, ch->n);
+        for (size_t i = 0; i < ch->n; i++)
+            spec->image_channels[i] = ch->v[i];
+        spec->image_nchannels = (int)ch->n;
+        break;
+    }
     }
     const cx_conf_ints *hidden = &cfg->model.image.hidden;
     if (hidden->n > CX_MODEL_MAX_LIST)
