@@ -127,6 +127,45 @@ cx_status cx_dist_allgather_i32(const cx_dist *d, const int32_t *local, size_t n
 #endif
 }
 
+static size_t shard_size(int size, size_t n)
+{
+    size_t s = (n + (size_t)size - 1) / (size_t)size;
+    return (s + 15) / 16 * 16;
+}
+
+void cx_dist_shard(const cx_dist *d, size_t n, size_t *lo, size_t *hi)
+{
+    size_t s = shard_size(d->size, n);
+    size_t a = (size_t)d->rank * s, b = a + s;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
+cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_err *err)
+{
+    if (d->size <= 1)
+        return CX_OK;
+#ifdef HAVE_MPI
+    if (n > (size_t)1 << 30)
+        return cx_fail(err, CX_EIO, "MPI_Allgatherv: %zu floats exceed one call", n);
+    size_t s = shard_size(d->size, n);
+    int counts[d->size], displs[d->size];
+    for (int r = 0; r < d->size; r++) {
+        size_t a = (size_t)r * s < n ? (size_t)r * s : n;
+        size_t b = a + s < n ? a + s : n;
+        counts[r] = (int)(b - a);
+        displs[r] = (int)a;
+    }
+    return mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs,
+                                    MPI_FLOAT, MPI_COMM_WORLD), "MPI_Allgatherv", err);
+#else
+    (void)buf;
+    (void)n;
+    (void)err;
+    return CX_OK;
+#endif
+}
+
 cx_status cx_dist_barrier(const cx_dist *d, cx_err *err)
 {
     if (d->size <= 1)

@@ -29,6 +29,13 @@ cx_status cx_dist_allreduce_sum_f64(const cx_dist *d, double *buf, size_t n, cx_
 cx_status cx_dist_allgather(const cx_dist *d, const float *local, size_t n, float *all, cx_err *err);
 cx_status cx_dist_allgather_i32(const cx_dist *d, const int32_t *local, size_t n, int32_t *all,
                                 cx_err *err);
+/* This rank's shard [*lo, *hi) of a buffer of n floats split among the ranks in blocks that are
+ * multiples of 16 floats (the last may be shorter or empty). */
+void cx_dist_shard(const cx_dist *d, size_t n, size_t *lo, size_t *hi);
+/* Every rank's shard of buf (n) to every rank, in place: after each rank has written its own
+ * shard (cx_dist_shard), every rank holds all of them. */
+cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_err *err);
+
 /* Wait for every rank. */
 cx_status cx_dist_barrier(const cx_dist *d, cx_err *err);
 /* Every rank learns whether any rank failed (so all stop together): returns local when it

@@ -77,13 +77,22 @@ double cx_optim_clip_grad(cx_optim *o, cx_params *p, double max_norm)
     return norm;
 }
 
+/* The optimiser is a fifth of a W1 step when scalar: compile it for the widest vector unit the
+ * machine has (chosen once at load time) and keep the loop vectorisable. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CX_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CX_VECTOR_CLONES
+#endif
+
+CX_VECTOR_CLONES
 static void adamw_tensor(float *restrict w, const float *restrict g, float *restrict m,
                          float *restrict v, size_t n, float decay_mult, float b1, float b2,
                          float step_size, float bc2_sqrt, float eps)
 {
     const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
     long len = (long)n;
-#pragma omp parallel for schedule(static) if (len > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : len > 32768)
     for (long i = 0; i < len; i++) {
         float gi = g[i];
         float mi = m[i] * b1 + gi * one_b1;
@@ -95,11 +104,12 @@ static void adamw_tensor(float *restrict w, const float *restrict g, float *rest
     }
 }
 
+CX_VECTOR_CLONES
 static void sgd_tensor(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
                        float lr, float wd, float momentum, int nesterov, int first)
 {
     long len = (long)n;
-#pragma omp parallel for schedule(static) if (len > 32768)
+#pragma omp parallel for simd schedule(static) if (parallel : len > 32768)
     for (long i = 0; i < len; i++) {
         float d = g[i];
         if (wd != 0.0f)
@@ -113,32 +123,35 @@ static void sgd_tensor(float *restrict w, const float *restrict g, float *restri
     }
 }
 
-void cx_optim_step(cx_optim *o, cx_params *p, double lr)
+void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi)
 {
     const cx_optim_config *c = &o->cfg;
     o->step++;
-    if (c->kind == CX_OPTIM_ADAMW) {
-        double bc1 = 1.0 - pow(c->beta1, (double)o->step);
-        double bc2 = 1.0 - pow(c->beta2, (double)o->step);
-        for (int t = 0; t < p->count; t++) {
-            const cx_param_info *in = &p->info[t];
-            if (in->flags & CX_PARAM_FROZEN)
-                continue;
-            double wd = in->flags & CX_PARAM_NO_DECAY ? 0.0 : c->wd;
-            adamw_tensor(p->value + in->offset, p->grad + in->offset,
-                         cx_param_state(p, 0, t), cx_param_state(p, 1, t), in->size,
-                         (float)(1.0 - lr * wd), (float)c->beta1, (float)c->beta2,
-                         (float)(lr / bc1), (float)sqrt(bc2), (float)c->eps);
-        }
-    } else {
-        for (int t = 0; t < p->count; t++) {
-            const cx_param_info *in = &p->info[t];
-            if (in->flags & CX_PARAM_FROZEN)
-                continue;
-            double wd = in->flags & CX_PARAM_NO_DECAY ? 0.0 : c->wd;
-            float *buf = c->momentum != 0.0 ? cx_param_state(p, 0, t) : NULL;
-            sgd_tensor(p->value + in->offset, p->grad + in->offset, buf, in->size, (float)lr,
-                       (float)wd, (float)c->momentum, c->nesterov, o->step == 1);
+    double bc1 = 1.0 - pow(c->beta1, (double)o->step);
+    double bc2 = 1.0 - pow(c->beta2, (double)o->step);
+    for (int t = 0; t < p->count; t++) {
+        const cx_param_info *in = &p->info[t];
+        size_t a = in->offset > lo ? in->offset : lo;
+        size_t e = in->offset + in->size < hi ? in->offset + in->size : hi;
+        if ((in->flags & CX_PARAM_FROZEN) || a >= e)
+            continue;
+        /* Elements [a, e) of tensor t; its state slots sit at the same offsets. */
+        size_t at = a - in->offset;
+        double wd = in->flags & CX_PARAM_NO_DECAY ? 0.0 : c->wd;
+        if (c->kind == CX_OPTIM_ADAMW) {
+            adamw_tensor(p->value + a, p->grad + a, cx_param_state(p, 0, t) + at,
+                         cx_param_state(p, 1, t) + at, e - a, (float)(1.0 - lr * wd),
+                         (float)c->beta1, (float)c->beta2, (float)(lr / bc1), (float)sqrt(bc2),
+                         (float)c->eps);
+        } else {
+            float *buf = c->momentum != 0.0 ? cx_param_state(p, 0, t) + at : NULL;
+            sgd_tensor(p->value + a, p->grad + a, buf, e - a, (float)lr, (float)wd,
+                       (float)c->momentum, c->nesterov, o->step == 1);
         }
     }
+}
+
+void cx_optim_step(cx_optim *o, cx_params *p, double lr)
+{
+    cx_optim_step_range(o, p, lr, 0, p->total);
 }

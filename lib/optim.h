@@ -45,4 +45,9 @@ double cx_optim_clip_grad(cx_optim *o, cx_params *p, double max_norm);
 /* One update of every trainable tensor with learning rate lr; frozen tensors are skipped. */
 void cx_optim_step(cx_optim *o, cx_params *p, double lr);
 
+/* The same update restricted to the elements [lo, hi) of the flat parameter buffers (a shard:
+ * data-parallel processes each update their own and exchange the results). The result on
+ * those elements is exactly cx_optim_step's. */
+void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi);
+
 #endif

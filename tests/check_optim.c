@@ -180,6 +180,41 @@ START_TEST(sgd_without_momentum_needs_no_state)
 }
 END_TEST
 
+START_TEST(step_in_shards_equals_whole_step)
+{
+    /* Two shards updated separately (as two processes do) give the whole step's bytes. */
+    for (int kind = 0; kind < 2; kind++) {
+        cx_params a, b;
+        make_params(&a, 2);
+        make_params(&b, 2);
+        cx_optim_config cfg = {.kind = kind ? CX_OPTIM_SGD : CX_OPTIM_ADAMW, .wd = 0.05,
+                               .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .momentum = 0.9};
+        cx_optim oa, ob1, ob2;
+        cx_err err;
+        ck_assert_int_eq(cx_optim_init(&oa, &cfg, &a, &err), CX_OK);
+        ck_assert_int_eq(cx_optim_init(&ob1, &cfg, &b, &err), CX_OK);
+        ck_assert_int_eq(cx_optim_init(&ob2, &cfg, &b, &err), CX_OK);
+        cx_rng r;
+        cx_rng_seed(&r, 21, 0);
+        for (int step = 0; step < 3; step++) {
+            random_grads(&a, &r);
+            memcpy(b.grad, a.grad, sizeof(float) * a.total);
+            cx_optim_step(&oa, &a, 0.01);
+            /* A cut inside the first tensor (offset 7) exercises partial tensors. */
+            cx_optim_step_range(&ob1, &b, 0.01, 0, 7);
+            cx_optim_step_range(&ob2, &b, 0.01, 7, b.total);
+        }
+        ck_assert_int_eq(memcmp(a.value, b.value, sizeof(float) * a.total), 0);
+        ck_assert_int_eq(memcmp(a.state, b.state, sizeof(float) * a.total * 2), 0);
+        cx_optim_free(&oa);
+        cx_optim_free(&ob1);
+        cx_optim_free(&ob2);
+        cx_params_free(&a);
+        cx_params_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(grad_norm_and_clipping)
 {
     cx_params p;
@@ -237,6 +272,7 @@ static Suite *optim_suite(void)
     tcase_add_test(tc, sgd_momentum_and_nesterov_match_reference);
     tcase_add_test(tc, sgd_without_momentum_needs_no_state);
     tcase_add_test(tc, grad_norm_and_clipping);
+    tcase_add_test(tc, step_in_shards_equals_whole_step);
     suite_add_tcase(s, tc);
     tc = tcase_create("schedule");
     tcase_add_test(tc, schedule_warmup_cosine_step_constant);

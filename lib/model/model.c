@@ -191,6 +191,13 @@ double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *label
     const float *logits = cx_head_forward(&m->head, &m->params, f, B, classes, K);
     double loss = cx_loss_compute(l, logits, targets, classes, B, K, cx_model_logit_scale(m),
                                   epoch, m->dlogits);
+    if (m->spec.world > 1) {
+        /* This rank's mean is one of world equal shares of the global batch's mean. */
+        float share = 1.0f / (float)m->spec.world;
+        size_t n = (size_t)B * (size_t)K;
+        for (size_t i = 0; i < n; i++)
+            m->dlogits[i] *= share;
+    }
     cx_head_backward(&m->head, &m->params, f, m->dlogits, m->d_img, B);
     image_backward(m, x, m->d_img, B);
     return loss;

@@ -396,11 +396,15 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-/* Rank 0 writes; every rank learns whether it worked, so all stop together if not. */
+/* Rank 0 writes; every rank learns whether it worked, so all stop together if not. Each rank
+ * updated only its shard of the optimiser state: gather them first. */
 static cx_status save_ckpt(trainer *t, cx_err *err)
 {
     cx_status st = CX_OK;
-    if (t->dist.rank == 0)
+    cx_params *p = &t->model.params;
+    for (int slot = 0; slot < p->nslots && !st; slot++)
+        st = cx_dist_allgather_shards(&t->dist, p->state + (size_t)slot * p->total, p->total, err);
+    if (!st && t->dist.rank == 0)
         st = cx_run_write_ckpt(t->ckpt_path, &t->meta, t->config_text, &t->model, &t->optim, err);
     st = cx_dist_agree(&t->dist, st, err);
     if (!st)
@@ -408,20 +412,25 @@ static cx_status save_ckpt(trainer *t, cx_err *err)
     return st;
 }
 
-/* Sum the ranks' gradients; a supervised rank's loss is the mean of its own rows, so the sum is
- * divided by the ranks, while a CLIP rank already added its share of the global loss. */
-static cx_status reduce_gradients(trainer *t, cx_err *err)
+/* The optimiser update. Several processes sum their gradients (a CLIP or SL rank's gradient is
+ * already its share of the global loss's), then each updates only its shard of the parameters
+ * and the shards are exchanged: the optimiser's memory pass, a fifth of a W1 step, is split. */
+static cx_status update(trainer *t, double lr, cx_err *err)
 {
-    if (t->dist.size <= 1)
-        return CX_OK;
     cx_params *p = &t->model.params;
-    cx_status st = cx_dist_allreduce_sum(&t->dist, p->grad, p->total, err);
-    if (st || t->cfg->objective == CX_CFG_OBJECTIVE_CLIP)
+    cx_status st;
+    if (t->dist.size > 1 && (st = cx_dist_allreduce_sum(&t->dist, p->grad, p->total, err)))
         return st;
-    float inv = 1.0f / (float)t->dist.size;
-    for (size_t i = 0; i < p->total; i++)
-        p->grad[i] *= inv;
-    return CX_OK;
+    if (t->cfg->optim.clip_grad > 0)
+        cx_optim_clip_grad(&t->optim, p, t->cfg->optim.clip_grad);
+    if (t->dist.size <= 1) {
+        cx_optim_step(&t->optim, p, lr);
+        return CX_OK;
+    }
+    size_t lo, hi;
+    cx_dist_shard(&t->dist, p->total, &lo, &hi);
+    cx_optim_step_range(&t->optim, p, lr, lo, hi);
+    return cx_dist_allgather_shards(&t->dist, p->value, p->total, err);
 }
 
 static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err)
@@ -465,8 +474,6 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 st = cx_dist_allreduce_sum_f64(&t->dist, &loss, 1, err);
                 loss /= (double)t->dist.size;
             }
-            if (!st)
-                st = reduce_gradients(t, err);
             if (st)
                 return st;
             if (!isfinite(loss)) {
@@ -479,10 +486,9 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                                "optim.clip_grad", (long long)meta->step + 1, (long long)epoch + 1,
                                isnan(loss) ? "NaN" : "infinite", kept, t->dir);
             }
-            if (cfg->optim.clip_grad > 0)
-                cx_optim_clip_grad(&t->optim, &t->model.params, cfg->optim.clip_grad);
             double lr = cx_schedule_lr(&t->schedule, meta->step);
-            cx_optim_step(&t->optim, &t->model.params, lr);
+            if ((st = update(t, lr, err)))
+                return st;
             cx_model_clamp_logit_scale(&t->model);
             meta->step++;
             meta->epoch_loss_sum += loss;
