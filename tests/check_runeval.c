@@ -739,8 +739,8 @@ START_TEST(plot_files_and_script)
     /* Bars: head, mid, tail rows with one column per run; the tail of run 0 has acc 2/4. */
     snprintf(path, sizeof path, "%s/bars.tsv", dir);
     t = read_text(path);
-    ck_assert_msg(strstr(t, "head (1 class)\t0.80000000000000004\t0.80000000000000004\n"), "%s", t);
-    ck_assert_msg(strstr(t, "tail (2 classes)\t0.5\t0.714285714285714"), "%s", t);
+    ck_assert_msg(strstr(t, "\nhead\t1\t0.80000000000000004\t0.80000000000000004\n"), "%s", t);
+    ck_assert_msg(strstr(t, "\ntail\t2\t0.5\t0.714285714285714"), "%s", t);
     /* Script: both names quoted for gnuplot, the output relative to the folder, zero tick. */
     snprintf(path, sizeof path, "%s/plot.gp", dir);
     t = read_text(path);
@@ -750,7 +750,27 @@ START_TEST(plot_files_and_script)
     ck_assert_ptr_nonnull(strstr(t, "title 'it''s_new'"));
     ck_assert_ptr_nonnull(strstr(t, "'0' 0.5"));
     ck_assert_ptr_nonnull(strstr(t, "noenhanced"));
+    ck_assert_ptr_nonnull(strstr(t, "(\"head\\n1 class\" 0, \"mid\\n1 class\" 1, \"tail\\n2 classes\" 2)"));
     ck_assert_int_eq(cx_plot_write_files(dir, runs, 0, CX_PLOT_PNG, "x.png", &err), CX_EUSAGE);
+
+    /* A run without mid classes: NaN bars (gnuplot's missing value), and no class counts in
+     * the labels once the runs disagree on them. */
+    cx_eval_report r2;
+    int64_t conf[16] = {8, 1, 0, 1, 2, 5, 0, 3, 0, 0, 0, 0, 1, 1, 0, 2};
+    const int64_t train[4] = {500, 300, 5, 0};
+    ck_assert_int_eq(cx_eval_report_from_counts(&r2, conf, NULL, 0, train, NULL, 4, NULL, &err),
+                     CX_OK);
+    ck_assert(isnan(r2.mid));
+    cx_plot_run three[3] = {{"base", &r0}, {"new", &r1}, {"nomid", &r2}};
+    ck_assert_int_eq(cx_plot_write_files(dir, three, 3, CX_PLOT_PNG, "out.png", &err), CX_OK);
+    snprintf(path, sizeof path, "%s/bars.tsv", dir);
+    t = read_text(path);
+    ck_assert_msg(strstr(t, "\nmid\t-1\t0.5\t0.5\tNaN\n"), "%s", t);
+    snprintf(path, sizeof path, "%s/plot.gp", dir);
+    t = read_text(path);
+    ck_assert_ptr_nonnull(strstr(t, "set terminal pngcairo"));
+    ck_assert_ptr_nonnull(strstr(t, "(\"head\" 0, \"mid\" 1, \"tail\\n2 classes\" 2)"));
+    cx_eval_report_free(&r2);
     cx_eval_report_free(&r0);
     cx_eval_report_free(&r1);
 }
