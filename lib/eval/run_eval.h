@@ -51,9 +51,11 @@ cx_status cx_run_check_dataset(const cx_run *run, const cx_dataset *ds, cx_err *
 
 /* Image-tower features out (n, embed_dim), unnormalised, of rows[0..n) of split s (rows NULL:
  * rows 0..n): inputs are gathered as float per batch of up to m->spec.max_batch rows (never a
- * float copy of the whole split) and run through the tower, whose products are threaded by
- * OpenBLAS. `what` names the split in messages. CX_EDATA when the split holds no images, its
- * samples have another size than the tower takes, or a feature is not finite (naming the row). */
+ * float copy of the whole split; consecutive float32 rows are read in place) and run through
+ * the tower, whose products are threaded by OpenBLAS (OpenMP loops run on one thread during
+ * the call). Same bits for the same thread count. `what` names the split in messages.
+ * CX_EDATA when the split holds no images, its samples have another size than the tower takes,
+ * or a feature is not finite (naming the sample); CX_EUSAGE for rows outside the split. */
 cx_status cx_run_features(cx_model *m, const cx_split *s, const uint32_t *rows, size_t n,
                           float *out, const char *what, cx_err *err);
 
