@@ -218,7 +218,8 @@ static int run(const cli_result *res)
     if (plot_path) {
         /* Refuse before the (possibly long) evaluations. */
         if (cx_plot_format_of(plot_path) < 0) {
-            cli_error("compare", "--plot %s: the figure's name must end in .svg or .png", plot_path);
+            cli_error("compare", "--plot %s: the figure's name must end in .svg or .png",
+                      plot_path);
             return EXIT_USAGE;
         }
         if (n > CX_PLOT_MAX_RUNS) {

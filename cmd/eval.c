@@ -107,8 +107,9 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
            cli_fmt(b, sizeof b, r->top5), cli_fmt(c, sizeof c, r->acc),
            cli_fmt(d, sizeof d, r->worst_class));
     printf("head %s (%d classes)  mid %s (%d)  tail %s (%d)  ", cli_fmt(a, sizeof a, r->head),
-           count_split(r, CX_SPLIT_HEAD), cli_fmt(b, sizeof b, r->mid), count_split(r, CX_SPLIT_MID),
-           cli_fmt(c, sizeof c, r->tail), count_split(r, CX_SPLIT_TAIL));
+           count_split(r, CX_SPLIT_HEAD), cli_fmt(b, sizeof b, r->mid),
+           count_split(r, CX_SPLIT_MID), cli_fmt(c, sizeof c, r->tail),
+           count_split(r, CX_SPLIT_TAIL));
     if (r->rule == CX_SPLIT_RULE_SHOTS)
         printf("[head > %lld, tail < %lld training samples]\n", (long long)r->many,
                (long long)r->few);
@@ -119,7 +120,8 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
            cli_fmt(c, sizeof c, r->ece), cli_fmt(d, sizeof d, r->nc1),
            cli_fmt(e, sizeof e, r->macro_f1));
 
-    static const char *const heads[] = {">class", "name", ">train", ">test", ">acc", ">pred", "split"};
+    static const char *const heads[] = {">class", "name", ">train", ">test",
+                                        ">acc",   ">pred", "split"};
     cli_table t;
     if (cli_table_init(&t, 7, heads))
         return -1;

@@ -260,10 +260,12 @@ static void split_bounds(const cx_eval_report *r, double *tail_mid, double *mid_
         lo[r->split[c]] = fmin(lo[r->split[c]], x);
         hi[r->split[c]] = fmax(hi[r->split[c]], x);
     }
-    if (isfinite(hi[CX_SPLIT_TAIL]) && isfinite(lo[CX_SPLIT_MID]) && hi[CX_SPLIT_TAIL] < lo[CX_SPLIT_MID])
-        *tail_mid = sqrt(hi[CX_SPLIT_TAIL] * lo[CX_SPLIT_MID]);
-    if (isfinite(hi[CX_SPLIT_MID]) && isfinite(lo[CX_SPLIT_HEAD]) && hi[CX_SPLIT_MID] < lo[CX_SPLIT_HEAD])
-        *mid_head = sqrt(hi[CX_SPLIT_MID] * lo[CX_SPLIT_HEAD]);
+    const double tail_hi = hi[CX_SPLIT_TAIL], mid_lo = lo[CX_SPLIT_MID];
+    const double mid_hi = hi[CX_SPLIT_MID], head_lo = lo[CX_SPLIT_HEAD];
+    if (isfinite(tail_hi) && isfinite(mid_lo) && tail_hi < mid_lo)
+        *tail_mid = sqrt(tail_hi * mid_lo);
+    if (isfinite(mid_hi) && isfinite(head_lo) && mid_hi < head_lo)
+        *mid_head = sqrt(mid_hi * head_lo);
 }
 
 /* Log-axis ticks at 1, 2 and 5 times powers of ten (only the powers over more than four
@@ -313,7 +315,8 @@ static void write_script(FILE *fp, const cx_plot_run *runs, int n,
         snprintf(rule, sizeof rule, "head, mid, tail: thirds of the classes by training count");
     fprintf(fp, "set multiplot title ");
     char title[256];
-    snprintf(title, sizeof title, "Per-class accuracy of %d run%s (%s)", n, n == 1 ? "" : "s", rule);
+    snprintf(title, sizeof title, "Per-class accuracy of %d run%s (%s)", n, n == 1 ? "" : "s",
+             rule);
     gp_string(fp, title);
     fprintf(fp, " font ',15'\n");
 
@@ -590,7 +593,8 @@ cx_status cx_plot_compare(const char *gnuplot, const cx_plot_run *runs, int n, c
     if (!templ)
         return cx_fail(err, CX_ENOMEM, "out of memory");
     if (!mkdtemp(templ)) {
-        cx_status st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot make a temporary folder", templ);
+        cx_status st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot make a temporary folder",
+                                     templ);
         free(templ);
         return st;
     }

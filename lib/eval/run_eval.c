@@ -368,7 +368,8 @@ static cx_status training_features(eval_state *s, const char *what, int64_t *n_o
         if (tr->y[i] >= 0 && tr->y[i] < E)
             s->train_rows[n++] = (uint32_t)i;
     if (n == 0)
-        return cx_fail(err, CX_EDATA, "%s: no training sample of the %d evaluated classes", what, E);
+        return cx_fail(err, CX_EDATA, "%s: no training sample of the %d evaluated classes", what,
+                       E);
     if (n > (size_t)INT32_MAX)
         return cx_fail(err, CX_EDATA, "%s: %zu training samples, at most %d", what, n, INT32_MAX);
     s->train_feat = malloc(sizeof *s->train_feat * n * (size_t)D);
@@ -433,7 +434,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     info->objective = (int)run->cfg.objective;
     info->num_classes = run->meta.num_eval_classes;
     info->dim = run->model.spec.embed_dim;
-    if (!(info->data = dup_or_null(data)) || (train_feats && subset && !(info->subset = dup_or_null(subset)))) {
+    if (!(info->data = dup_or_null(data)) ||
+        (train_feats && subset && !(info->subset = dup_or_null(subset)))) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto done;
     }
