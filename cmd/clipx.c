@@ -24,8 +24,10 @@ typedef struct {
 
 /* Sorted by name; `clipx --help` lists them in this order. */
 static const command commands[] = {
+    {"compare", cmd_compare, &cmd_compare_spec},
     {"config", cmd_config, &cmd_config_spec},
     {"count", cmd_count, &cmd_count_spec},
+    {"eval", cmd_eval, &cmd_eval_spec},
     {"help", cmd_help, &cmd_help_spec},
     {"stats", cmd_stats, &cmd_stats_spec},
     {"subsample", cmd_subsample, &cmd_subsample_spec},

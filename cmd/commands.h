@@ -17,4 +17,7 @@ CLIPX_COMMAND(subsample);
 CLIPX_COMMAND(synth);
 CLIPX_COMMAND(train);
 
+CLIPX_COMMAND(compare);
+CLIPX_COMMAND(eval);
+
 #endif

@@ -1,0 +1,136 @@
+/* Options, JSON and names shared by clipx eval and clipx compare. */
+#include "eval_common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/json.h"
+#include "lib/train_config.h"
+
+#include "cli.h"
+
+static int parse_thresholds(const char *s, long *many, long *few)
+{
+    char *end;
+    *many = strtol(s, &end, 10);
+    if (end == s || *end != ',')
+        return -1;
+    const char *t = end + 1;
+    *few = strtol(t, &end, 10);
+    if (end == t || *end || *many < 0 || *few < 0 || *few > *many + 1)
+        return -1;
+    return 0;
+}
+
+int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *o)
+{
+    cx_run_eval_defaults(o);
+    o->data = a->data;
+    if (a->mode)
+        o->mode = cx_eval_mode_parse(a->mode); /* cli_parse checked the choice */
+    if (a->split_rule && strcmp(a->split_rule, "tertile") == 0)
+        o->report.rule = CX_SPLIT_RULE_TERTILE;
+    if (a->thresholds) {
+        long many, few;
+        if (parse_thresholds(a->thresholds, &many, &few)) {
+            cli_error(cmd, "--thresholds: '%s' is not MANY,FEW with 0 <= FEW <= MANY + 1",
+                      a->thresholds);
+            return EXIT_USAGE;
+        }
+        o->report.many = many;
+        o->report.few = few;
+    }
+    if (a->k > 0)
+        o->clf.k = (int)a->k;
+    o->nc1 = !a->no_nc1;
+    return EXIT_OK;
+}
+
+static void key_string(FILE *fp, const char *key, const char *value)
+{
+    fprintf(fp, "\n  \"%s\": ", key);
+    if (value)
+        cx_json_write_string(fp, value);
+    else
+        fputs("null", fp);
+    fputc(',', fp);
+}
+
+static void key_number(FILE *fp, const char *key, double v)
+{
+    fprintf(fp, "\n  \"%s\": ", key);
+    if (isfinite(v))
+        fprintf(fp, "%.9g,", v);
+    else
+        fputs("null,", fp);
+}
+
+void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,
+                   const cx_run_eval_info *info)
+{
+    /* The report's own object, with the run's context spliced in after its opening brace. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem) {
+        cx_json j;
+        cx_json_init(&j, mem, 1);
+        cx_eval_report_json(r, &j);
+        if (fclose(mem) != 0) {
+            free(text);
+            text = NULL;
+        }
+    }
+    const char *body = text ? strchr(text, '{') : NULL;
+    if (!body) {
+        /* Out of memory: the report alone, streamed. */
+        free(text);
+        cx_json j;
+        cx_json_init(&j, fp, 1);
+        cx_eval_report_json(r, &j);
+        return;
+    }
+    fputc('{', fp);
+    key_string(fp, "run", run_dir);
+    key_string(fp, "objective", cli_objective_name(info->objective));
+    key_string(fp, "mode", cx_eval_mode_name(info->mode));
+    key_string(fp, "data", info->data);
+    key_string(fp, "subset", info->subset);
+    fprintf(fp, "\n  \"n_train_features\": %lld,", (long long)info->n_train);
+    key_number(fp, "probe_lambda", info->probe_lambda);
+    fputs(body + 1, fp);
+    free(text);
+}
+
+char *cli_run_name(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    size_t start = n;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
+    if (start == n) /* "/" */
+        start = 0;
+    char *s = malloc(n - start + 1);
+    if (s) {
+        memcpy(s, dir + start, n - start);
+        s[n - start] = '\0';
+    }
+    return s;
+}
+
+const char *cli_objective_name(int objective)
+{
+    return objective == CX_CFG_OBJECTIVE_CLIP ? "clip" : "sl";
+}
+
+const char *cli_fmt(char *buf, size_t cap, double v)
+{
+    if (isfinite(v))
+        snprintf(buf, cap, "%.4f", v);
+    else
+        snprintf(buf, cap, "-");
+    return buf;
+}

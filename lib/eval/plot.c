@@ -1,0 +1,619 @@
+/* compare's figure: data files and a gnuplot script in a temporary folder, gnuplot started
+ * with posix_spawn (its output kept in a log for the error message), the figure copied to its
+ * path atomically, the folder removed. */
+#include "config.h"
+
+#include "lib/eval/plot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/afile.h"
+#include "lib/path.h"
+
+extern char **environ;
+
+/* Distinct colours (Tableau 10) and filled point shapes; run i takes colour i % 10 and shape
+ * i % 8, so runs stay distinguishable up to 40. */
+static const char *const colours[10] = {"1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd",
+                                        "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf"};
+static const int shapes[8] = {7, 5, 9, 11, 13, 15, 6, 4};
+
+/* Trend bins: a quarter of a decade of training counts. */
+#define BINS_PER_DECADE 4.0
+/* Where classes without training samples sit on the log axis. */
+#define ZERO_X 0.5
+
+int cx_plot_format_of(const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 5 || path[n - 5] == '/')
+        return -1;
+    const char *ext = path + n - 4;
+    if (strcasecmp(ext, ".svg") == 0)
+        return CX_PLOT_SVG;
+    if (strcasecmp(ext, ".png") == 0)
+        return CX_PLOT_PNG;
+    return -1;
+}
+
+static int executable(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && access(path, X_OK) == 0;
+}
+
+char *cx_plot_find_gnuplot(void)
+{
+#ifdef GNUPLOT_PATH
+    if (executable(GNUPLOT_PATH))
+        return cx_path_join(NULL, GNUPLOT_PATH);
+#endif
+    const char *path = getenv("PATH");
+    if (!path)
+        return NULL;
+    for (const char *p = path;;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        char *cand = malloc(len + sizeof "/gnuplot" + 2);
+        if (!cand)
+            return NULL;
+        /* An empty PATH entry is the current folder. */
+        snprintf(cand, len + sizeof "/gnuplot" + 2, "%.*s/gnuplot", (int)(len ? len : 1),
+                 len ? p : ".");
+        if (executable(cand))
+            return cand;
+        free(cand);
+        if (!colon)
+            return NULL;
+        p = colon + 1;
+    }
+}
+
+/* A gnuplot single-quoted string: '' stands for a quote; control characters become spaces. */
+static void gp_string(FILE *fp, const char *s)
+{
+    fputc('\'', fp);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\'')
+            fputs("''", fp);
+        else if (*p < 0x20 || *p == 0x7f)
+            fputc(' ', fp);
+        else
+            fputc(*p, fp);
+    }
+    fputc('\'', fp);
+}
+
+static char *file_in(const char *dir, const char *fmt, int i)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, i);
+    return cx_path_join(dir, name);
+}
+
+static double class_x(int64_t count)
+{
+    return count > 0 ? (double)count : ZERO_X;
+}
+
+typedef struct {
+    double xmin, xmax;
+    int zero;  /* some class has no training sample */
+} x_range;
+
+/* Per-class points of run r: "x<TAB>acc<TAB>split" for classes with test vectors, by count. */
+static cx_status write_points(const char *path, const cx_eval_report *r, x_range *xr, cx_err *err)
+{
+    int C = r->C;
+    int *order = malloc(sizeof *order * (size_t)(C > 0 ? C : 1));
+    if (!order)
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
+    int n = 0;
+    for (int c = 0; c < C; c++)
+        if (isfinite(r->class_acc[c]))
+            order[n++] = c;
+    /* Insertion sort by count, then class: stable and small. */
+    for (int i = 1; i < n; i++) {
+        int c = order[i], j = i;
+        while (j > 0 && r->train_count[order[j - 1]] > r->train_count[c]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = c;
+    }
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, path, err);
+    if (st) {
+        free(order);
+        return st;
+    }
+    fprintf(f.fp, "# training_count_x\taccuracy\tsplit\tclass\n");
+    for (int i = 0; i < n; i++) {
+        int c = order[i];
+        double x = class_x(r->train_count[c]);
+        xr->xmin = fmin(xr->xmin, x);
+        xr->xmax = fmax(xr->xmax, x);
+        xr->zero |= r->train_count[c] == 0;
+        fprintf(f.fp, "%.17g\t%.17g\t%d\t%d\n", x, r->class_acc[c], (int)r->split[c], c);
+    }
+    free(order);
+    return cx_afile_commit(&f, err);
+}
+
+/* Mean accuracy per quarter decade of training count ("x<TAB>mean acc<TAB>classes"), x the
+ * geometric mean of the bin's counts: the trend line drawn through each run's points. */
+static cx_status write_trend(const char *path, const cx_eval_report *r, cx_err *err)
+{
+    int C = r->C;
+    int lo = 0, hi = -1, have = 0;
+    for (int c = 0; c < C; c++) {
+        if (!isfinite(r->class_acc[c]))
+            continue;
+        int b = (int)floor(log10(class_x(r->train_count[c])) * BINS_PER_DECADE);
+        if (!have || b < lo)
+            lo = b;
+        if (!have || b > hi)
+            hi = b;
+        have = 1;
+    }
+    int nb = have ? hi - lo + 1 : 1;
+    double *sx = calloc((size_t)nb, sizeof *sx), *sa = calloc((size_t)nb, sizeof *sa);
+    int *cnt = calloc((size_t)nb, sizeof *cnt);
+    cx_status st = CX_OK;
+    if (!sx || !sa || !cnt) {
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    for (int c = 0; have && c < C; c++) {
+        if (!isfinite(r->class_acc[c]))
+            continue;
+        double lx = log10(class_x(r->train_count[c]));
+        int b = (int)floor(lx * BINS_PER_DECADE) - lo;
+        sx[b] += lx;
+        sa[b] += r->class_acc[c];
+        cnt[b]++;
+    }
+    cx_afile f;
+    if ((st = cx_afile_open(&f, path, err)))
+        goto done;
+    fprintf(f.fp, "# training_count_x\tmean_accuracy\tclasses\n");
+    for (int b = 0; have && b < nb; b++)
+        if (cnt[b])
+            fprintf(f.fp, "%.17g\t%.17g\t%d\n", pow(10.0, sx[b] / cnt[b]), sa[b] / cnt[b], cnt[b]);
+    st = cx_afile_commit(&f, err);
+done:
+    free(sx);
+    free(sa);
+    free(cnt);
+    return st;
+}
+
+static const char *const split_names[3] = {"head", "mid", "tail"};
+
+/* Classes of split s when every run has the same number, else -1. */
+static int split_count(const cx_plot_run *runs, int n, int s)
+{
+    int count = -1;
+    for (int i = 0; i < n; i++) {
+        const cx_eval_report *r = runs[i].report;
+        int k = 0;
+        for (int c = 0; c < r->C; c++)
+            k += (int)r->split[c] == s;
+        if (i > 0 && k != count)
+            return -1;
+        count = k;
+    }
+    return count;
+}
+
+/* head / mid / tail rows, one column per run; NaN where a split is empty. */
+static cx_status write_bars(const char *path, const cx_plot_run *runs, int n, cx_err *err)
+{
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, path, err);
+    if (st)
+        return st;
+    fprintf(f.fp, "# split\tclasses");
+    for (int i = 0; i < n; i++)
+        fprintf(f.fp, "\trun%d", i);
+    fputc('\n', f.fp);
+    for (int s = 0; s < 3; s++) {
+        fprintf(f.fp, "%s\t%d", split_names[s], split_count(runs, n, s));
+        for (int i = 0; i < n; i++) {
+            const cx_eval_report *r = runs[i].report;
+            double v = s == 0 ? r->head : s == 1 ? r->mid : r->tail;
+            if (isfinite(v))
+                fprintf(f.fp, "\t%.17g", v);
+            else
+                fprintf(f.fp, "\tNaN");
+        }
+        fputc('\n', f.fp);
+    }
+    return cx_afile_commit(&f, err);
+}
+
+/* Boundaries between the splits on the count axis, as the first run draws them: the shots
+ * thresholds, or (tertile) between the largest count of one split and the smallest of the
+ * split above when they do not overlap. NaN when there is none to draw. */
+static void split_bounds(const cx_eval_report *r, double *tail_mid, double *mid_head)
+{
+    *tail_mid = *mid_head = NAN;
+    if (r->rule == CX_SPLIT_RULE_SHOTS) {
+        *tail_mid = r->few > 0 ? (double)r->few - 0.5 : NAN;
+        *mid_head = (double)r->many + 0.5;
+        return;
+    }
+    double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+    for (int c = 0; c < r->C; c++) {
+        double x = class_x(r->train_count[c]);
+        lo[r->split[c]] = fmin(lo[r->split[c]], x);
+        hi[r->split[c]] = fmax(hi[r->split[c]], x);
+    }
+    const double tail_hi = hi[CX_SPLIT_TAIL], mid_lo = lo[CX_SPLIT_MID];
+    const double mid_hi = hi[CX_SPLIT_MID], head_lo = lo[CX_SPLIT_HEAD];
+    if (isfinite(tail_hi) && isfinite(mid_lo) && tail_hi < mid_lo)
+        *tail_mid = sqrt(tail_hi * mid_lo);
+    if (isfinite(mid_hi) && isfinite(head_lo) && mid_hi < head_lo)
+        *mid_head = sqrt(mid_hi * head_lo);
+}
+
+/* Log-axis ticks at 1, 2 and 5 times powers of ten (only the powers over more than four
+ * decades), and "0" where classes without training samples sit. */
+static void write_xtics(FILE *fp, double xmin, double xmax, int zero)
+{
+    static const double mult[3] = {1, 2, 5};
+    int wide = log10(xmax / xmin) > 4.0;
+    fprintf(fp, "set xtics (");
+    int first = 1;
+    if (zero && ZERO_X >= xmin) {
+        fprintf(fp, "'0' %g", ZERO_X);
+        first = 0;
+    }
+    for (int e = (int)floor(log10(xmin)); e <= (int)ceil(log10(xmax)); e++)
+        for (int m = 0; m < (wide ? 1 : 3); m++) {
+            double v = mult[m] * pow(10.0, e);
+            if (v < 1.0 || v < xmin || v > xmax)
+                continue;
+            fprintf(fp, "%s'%.0f' %.0f", first ? "" : ", ", v, v);
+            first = 0;
+        }
+    fprintf(fp, ")\n");
+}
+
+static void write_script(FILE *fp, const cx_plot_run *runs, int n,
+                         cx_plot_format fmt, const char *out_name, const x_range *xr)
+{
+    const cx_eval_report *r0 = runs[0].report;
+    fprintf(fp, "# clipx compare --plot: per-class accuracy against training count, and the\n"
+                "# head/mid/tail means of %d run(s). Run in this folder: gnuplot plot.gp\n", n);
+    if (fmt == CX_PLOT_SVG)
+        fprintf(fp, "set terminal svg size 1400,620 dynamic noenhanced font 'Sans,13' "
+                    "background rgb 'white'\n");
+    else
+        fprintf(fp, "set terminal pngcairo size 1400,620 noenhanced font 'Sans,11' "
+                    "background rgb 'white'\n");
+    /* File names are relative to the script's folder, where gnuplot runs. */
+    fprintf(fp, "set output ");
+    gp_string(fp, out_name);
+    fprintf(fp, "\nset datafile separator '\\t'\nset datafile missing 'NaN'\n");
+    char rule[160];
+    if (r0->rule == CX_SPLIT_RULE_SHOTS)
+        snprintf(rule, sizeof rule, "head > %lld, mid %lld..%lld, tail < %lld training samples",
+                 (long long)r0->many, (long long)r0->few, (long long)r0->many, (long long)r0->few);
+    else
+        snprintf(rule, sizeof rule, "head, mid, tail: thirds of the classes by training count");
+    fprintf(fp, "set multiplot title ");
+    char title[256];
+    snprintf(title, sizeof title, "Per-class accuracy of %d run%s (%s)", n, n == 1 ? "" : "s",
+             rule);
+    gp_string(fp, title);
+    fprintf(fp, " font ',15'\n");
+
+    /* Left: per-class points and the binned trend of each run. */
+    double xmin = xr->xmin / 1.6, xmax = xr->xmax * 1.6;
+    if (!(xmin > 0) || !(xmax > xmin)) {
+        xmin = 0.3;
+        xmax = 10;
+    }
+    fprintf(fp,
+            "set origin 0,0\nset size 0.6,0.93\nset bmargin 6\n"
+            "set title 'Per-class test accuracy (points) and its mean per quarter decade (lines)'\n"
+            "set logscale x 10\nset xrange [%.6g:%.6g]\nset yrange [-0.03:1.03]\n"
+            "set mxtics 10\nset ytics 0.1\n"
+            "set xlabel 'training samples of the class (log scale)'\n"
+            "set ylabel 'test accuracy of the class'\n"
+            "set grid xtics ytics lc rgb '#dddddd' lt 1\n"
+            "set key outside below center horizontal Left reverse samplen 2 spacing 1.2\n",
+            xmin, xmax);
+    write_xtics(fp, xmin, xmax, xr->zero);
+    double tm, mh;
+    split_bounds(r0, &tm, &mh);
+    const double bx[2] = {tm, mh};
+    for (int k = 0; k < 2; k++)
+        if (isfinite(bx[k]) && bx[k] > xmin && bx[k] < xmax)
+            fprintf(fp, "set arrow from %.6g, graph 0 to %.6g, graph 1 nohead dt 2 lw 1.5 "
+                        "lc rgb '#888888' back\n", bx[k], bx[k]);
+    /* Region names at the top, where their region is in view. */
+    const double edges[4] = {xmin, isfinite(tm) ? fmax(xmin, fmin(tm, xmax)) : xmin,
+                             isfinite(mh) ? fmax(xmin, fmin(mh, xmax)) : xmax, xmax};
+    static const char *const region[3] = {"tail", "mid", "head"};
+    for (int k = 0; k < 3; k++) {
+        double a = k == 1 && !isfinite(tm) ? xmin : edges[k], b = edges[k + 1];
+        if (b / a > 1.15)
+            fprintf(fp, "set label %d '%s' at %.6g, graph 0.975 center tc rgb '#666666'\n", k + 1,
+                    region[k], sqrt(a * b));
+    }
+    fprintf(fp, "plot \\\n");
+    for (int i = 0; i < n; i++) {
+        const char *col = colours[i % 10];
+        fprintf(fp, "  'run%d.tsv' using 1:2 with points pt %d ps 0.9 lc rgb '#50%s' notitle, \\\n",
+                i, shapes[i % 8], col);
+        fprintf(fp, "  'trend%d.tsv' using 1:2 with lines lw 2.5 lc rgb '#%s' title ", i, col);
+        gp_string(fp, runs[i].name);
+        fprintf(fp, "%s\n", i + 1 < n ? ", \\" : "");
+    }
+
+    /* Right: head / mid / tail means as grouped bars, the value above each bar. */
+    fprintf(fp,
+            "unset arrow\nunset label\nunset logscale x\nunset xrange\nunset format\n"
+            "unset mxtics\nset format y '%%g'\n"
+            "set origin 0.6,0\nset size 0.4,0.93\n"
+            "set title 'Mean per-class accuracy by split'\n"
+            "unset xlabel\nset ylabel 'mean accuracy'\n"
+            "set xrange [-0.6:2.6]\nset yrange [0:1.1]\nset ytics 0.1\nset grid noxtics ytics\n"
+            "set style data histogram\nset style histogram clustered gap 1\n"
+            "set style fill solid 0.85 border rgb '#333333'\nset boxwidth 0.95 relative\n"
+            "set key outside below center horizontal Left reverse samplen 2 spacing 1.2\n");
+    /* The split names (and class counts when the runs agree) under the groups. */
+    fprintf(fp, "set xtics nomirror scale 0 (");
+    for (int k = 0; k < 3; k++) {
+        int count = split_count(runs, n, k);
+        if (count >= 0)
+            fprintf(fp, "%s\"%s\\n%d class%s\" %d", k ? ", " : "", split_names[k], count,
+                    count == 1 ? "" : "es", k);
+        else
+            fprintf(fp, "%s\"%s\" %d", k ? ", " : "", split_names[k], k);
+    }
+    fprintf(fp, ")\nplot \\\n");
+    for (int i = 0; i < n; i++) {
+        fprintf(fp, "  'bars.tsv' using %d lc rgb '#%s' title ", i + 3, colours[i % 10]);
+        gp_string(fp, runs[i].name);
+        fprintf(fp, ", \\\n");
+    }
+    /* Bar k of n in a cluster of width n + gap 1 sits at x + (k - (n - 1) / 2) / (n + 1). */
+    const char *font = n > 6 ? "',8'" : n > 3 ? "',10'" : "',12'";
+    for (int i = 0; i < n; i++)
+        fprintf(fp, "  'bars.tsv' using ($0 + %.6g):%d:(sprintf('%%.2f', column(%d))) with labels "
+                    "offset 0,0.7 font %s notitle%s\n",
+                (i - (n - 1) / 2.0) / (n + 1.0), i + 3, i + 3, font, i + 1 < n ? ", \\" : "");
+    fprintf(fp, "unset multiplot\nset output\n");
+}
+
+cx_status cx_plot_write_files(const char *dir, const cx_plot_run *runs, int n, cx_plot_format fmt,
+                              const char *out_name, cx_err *err)
+{
+    if (n < 1 || n > CX_PLOT_MAX_RUNS)
+        return cx_fail(err, CX_EUSAGE, "a figure draws 1 to %d runs, not %d", CX_PLOT_MAX_RUNS, n);
+    x_range xr = {INFINITY, -INFINITY, 0};
+    cx_status st = CX_OK;
+    for (int i = 0; i < n && !st; i++) {
+        char *points = file_in(dir, "run%d.tsv", i), *trend = file_in(dir, "trend%d.tsv", i);
+        if (!points || !trend)
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory", dir);
+        if (!st)
+            st = write_points(points, runs[i].report, &xr, err);
+        if (!st)
+            st = write_trend(trend, runs[i].report, err);
+        free(points);
+        free(trend);
+    }
+    char *bars = cx_path_join(dir, "bars.tsv"), *script = cx_path_join(dir, "plot.gp");
+    if (!st && (!bars || !script))
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory", dir);
+    if (!st)
+        st = write_bars(bars, runs, n, err);
+    cx_afile f;
+    if (!st && !(st = cx_afile_open(&f, script, err))) {
+        write_script(f.fp, runs, n, fmt, out_name, &xr);
+        st = cx_afile_commit(&f, err);
+    }
+    free(bars);
+    free(script);
+    return st;
+}
+
+/* Remove the files of folder dir, then the folder (it holds only what this module wrote). */
+static void remove_folder(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char *p = cx_path_join(dir, e->d_name);
+            if (p)
+                unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* The first non-empty line of gnuplot's log, for the error message. */
+static void first_log_line(const char *log, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *fp = fopen(log, "r");
+    if (!fp)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        size_t k = strlen(line);
+        while (k && (line[k - 1] == '\n' || line[k - 1] == '\r' || line[k - 1] == ' '))
+            line[--k] = '\0';
+        const char *p = line;
+        while (*p == ' ' || *p == '\t' || *p == '^')
+            p++;
+        if (*p) {
+            snprintf(buf, cap, "%s", p);
+            break;
+        }
+    }
+    fclose(fp);
+}
+
+/* gnuplot changes into dir (-e "cd 'dir'") and runs dir/plot.gp there. */
+static cx_status run_gnuplot(const char *gnuplot, const char *dir, cx_err *err)
+{
+    char *log = cx_path_join(dir, "gnuplot.log");
+    char *cd = NULL;
+    size_t cd_len = 0;
+    FILE *mem = open_memstream(&cd, &cd_len);
+    if (mem) {
+        fputs("cd ", mem);
+        gp_string(mem, dir);
+        if (fclose(mem) != 0) {
+            free(cd);
+            cd = NULL;
+        }
+    }
+    if (!log || !cd) {
+        free(log);
+        free(cd);
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    }
+    posix_spawn_file_actions_t fa;
+    cx_status st = CX_OK;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (!rc)
+        rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (!rc)
+        rc = posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!rc)
+        rc = posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    char *argv[] = {(char *)"gnuplot", (char *)"-e", cd, (char *)"plot.gp", NULL};
+    if (!rc)
+        rc = posix_spawn(&pid, gnuplot, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc) {
+        st = cx_fail_errno(err, CX_EIO, rc, "%s: cannot start gnuplot", gnuplot);
+        goto done;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            st = cx_fail_errno(err, CX_EIO, errno, "%s: waiting for gnuplot", gnuplot);
+            goto done;
+        }
+    }
+    char line[400];
+    if (WIFSIGNALED(status)) {
+        st = cx_fail(err, CX_EIO, "%s: gnuplot was killed by signal %d", gnuplot, WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        first_log_line(log, line, sizeof line);
+        st = cx_fail(err, CX_EIO, "%s: gnuplot failed (exit status %d)%s%s", gnuplot,
+                     WEXITSTATUS(status), line[0] ? ": " : "", line);
+    }
+done:
+    free(log);
+    free(cd);
+    return st;
+}
+
+/* The whole file at path into a new buffer. */
+static cx_status read_all(const char *path, char **data, size_t *size, cx_err *err)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return cx_fail_errno(err, CX_EIO, errno, "%s: gnuplot wrote no figure", path);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    cx_status st = CX_OK;
+    while (buf) {
+        if (n == cap) {
+            char *b = realloc(buf, cap *= 2);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+        }
+        size_t k = fread(buf + n, 1, cap - n, fp);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    if (!buf)
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
+    else if (ferror(fp))
+        st = cx_fail_errno(err, CX_EIO, errno ? errno : EIO, "%s: read failed", path);
+    else if (n == 0)
+        st = cx_fail(err, CX_EIO, "%s: gnuplot wrote an empty figure", path);
+    fclose(fp);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *data = buf;
+    *size = n;
+    return CX_OK;
+}
+
+cx_status cx_plot_compare(const char *gnuplot, const cx_plot_run *runs, int n, const char *path,
+                          cx_err *err)
+{
+    int fmt = cx_plot_format_of(path);
+    if (fmt < 0)
+        return cx_fail(err, CX_EUSAGE, "--plot %s: the figure's name must end in .svg or .png",
+                       path);
+    if (n < 1 || n > CX_PLOT_MAX_RUNS)
+        return cx_fail(err, CX_EUSAGE, "--plot: a figure draws 1 to %d runs, not %d",
+                       CX_PLOT_MAX_RUNS, n);
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    char *templ = cx_path_join(tmp, "clipx-plot-XXXXXX");
+    if (!templ)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    if (!mkdtemp(templ)) {
+        cx_status st = cx_fail_errno(err, CX_EIO, errno, "%s: cannot make a temporary folder",
+                                     templ);
+        free(templ);
+        return st;
+    }
+    const char *out_name = fmt == CX_PLOT_SVG ? "figure.svg" : "figure.png";
+    char *figure = cx_path_join(templ, out_name);
+    char *data = NULL;
+    size_t size = 0;
+    cx_status st = !figure ? cx_fail(err, CX_ENOMEM, "out of memory") : CX_OK;
+    if (!st)
+        st = cx_plot_write_files(templ, runs, n, (cx_plot_format)fmt, out_name, err);
+    if (!st)
+        st = run_gnuplot(gnuplot, templ, err);
+    if (!st)
+        st = read_all(figure, &data, &size, err);
+    if (!st)
+        st = cx_afile_write_all(path, data, size, err);
+    free(data);
+    free(figure);
+    remove_folder(templ);
+    free(templ);
+    return st;
+}
