@@ -36,6 +36,28 @@ void cx_blas_set_threads(int n)
 #endif
 }
 
+/* OpenBLAS built for OpenMP shares OpenMP's thread count and pool. */
+static int blas_uses_openmp(void)
+{
+#ifdef HAVE_OPENBLAS_GET_PARALLEL
+    return openblas_get_parallel() == 2;
+#else
+    return 0;
+#endif
+}
+
+void cx_blas_serial_begin(void)
+{
+    if (!blas_uses_openmp())
+        cx_blas_set_threads(1);
+}
+
+void cx_blas_serial_end(int n)
+{
+    if (!blas_uses_openmp())
+        cx_blas_set_threads(n);
+}
+
 const char *cx_blas_describe(void)
 {
     static char buf[256];

@@ -12,6 +12,13 @@ void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 /* Threads OpenBLAS may use for one product. */
 void cx_blas_set_threads(int n);
 
+/* Around an OpenMP region whose threads each call cx_sgemm on their own blocks: products inside
+ * run on one thread. With the OpenMP build of OpenBLAS that is already so inside a parallel
+ * region (and setting its thread count would change OpenMP's), with other builds OpenBLAS is
+ * switched to one thread and back to n. */
+void cx_blas_serial_begin(void);
+void cx_blas_serial_end(int n);
+
 /* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... (openmp)", for `clipx version`. */
 const char *cx_blas_describe(void);
 

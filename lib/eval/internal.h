@@ -36,12 +36,12 @@ static inline int cx_eval_thread_id(void)
  * in force (lib/threads.h). */
 static inline void cx_eval_blas_serial(void)
 {
-    cx_blas_set_threads(1);
+    cx_blas_serial_begin();
 }
 
 static inline void cx_eval_blas_restore(void)
 {
-    cx_blas_set_threads(cx_threads_get());
+    cx_blas_serial_end(cx_threads_get());
 }
 
 #endif
