@@ -34,6 +34,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # Peak RSS in MiB of a command run under GNU time.
 rss_mib() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"; }
 
+# Mean samples/s of the steps of a run folder.
+run_sps() { awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$1/log.jsonl"; }
+
 # clipx W1: mean samples/s over the epochs (steps only) and whole-process figures.
 clipx_w1() {
     variant=$1
@@ -42,7 +45,7 @@ clipx_w1() {
     /usr/bin/time -v ./clipx train --config "experiments/w1-$variant.yaml" --set epochs=$epochs \
         --threads $threads --quiet --out "$run" 2>"$out/time-$variant"
     end=$(date +%s.%N)
-    sps=$(awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$run/log.jsonl")
+    sps=$(run_sps "$run")
     steps=$(tail -n 1 "$run/log.jsonl" | sed 's/.*"step":\([0-9]*\).*/\1/')
     wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     wall_sps=$(awk -v s="$steps" -v w="$wall" 'BEGIN { printf "%.0f", s * 256 / w }')
@@ -83,12 +86,21 @@ for variant in sl clip; do
     fi
 done
 
-# Thread scaling: W1-SL steps with 1 and with 2 threads.
-one=$(./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet --out "$out/t1" &&
-    awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$out/t1/log.jsonl")
-two=$(./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet --out "$out/t2" &&
-    awk -F'"samples_per_s":' '{ split($2, a, ","); s += a[1]; n++ } END { printf "%.0f", s / n }' "$out/t2/log.jsonl")
+# Scaling: W1-SL (2 epochs) on 1 thread, on 2 threads, and as 2 MPI processes of 1 thread.
+./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet --out "$out/t1"
+./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet --out "$out/t2"
+one=$(run_sps "$out/t1")
+two=$(run_sps "$out/t2")
 echo "W1-sl thread scaling:                 1 thread $one  2 threads $two  ratio $(ratio "$two" "$one")  (target >= 1.7)"
+if ./clipx version | grep -q '^mpi: yes' && command -v mpirun >/dev/null 2>&1; then
+    root=""
+    [ "$(id -u)" -ne 0 ] || root="--allow-run-as-root"
+    mpirun $root -np 2 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 \
+        --quiet --out "$out/m2"
+    mpi=$(run_sps "$out/m2")
+    echo "W1-sl MPI scaling:                    1 process x 1 thread $one  2 processes x 1 thread $mpi  ratio $(ratio "$mpi" "$one")  (target >= 1.6)"
+fi
 
-# Evaluation: zero-shot over 1,000 classes and 50,000 vectors of dimension 512, metrics included.
-tests/bench_eval --threads $threads | sed 's/^/evaluation workload: /'
+# Evaluation: zero-shot over 1,000 classes and 50,000 vectors of dimension 512, metrics
+# included, end to end through `clipx eval`, and the library part alone.
+scripts/bench_eval.sh --threads $threads
