@@ -86,6 +86,18 @@ for variant in sl clip; do
     fi
 done
 
+# Balanced softmax against plain CE on W1 (same data, seed, model): the mean accuracy of the
+# seven classes with the fewest training samples (per_class.tsv: train_count is column 4, acc 7).
+if [ "$epochs" -eq 10 ]; then
+    ./clipx train --config experiments/w1-sl-bsm.yaml --threads $threads --quiet --out "$out/bsm"
+    smallest7() {
+        ./clipx eval "$1" --threads $threads --out "$1/eval" >/dev/null
+        tail -n +2 "$1/eval/per_class.tsv" | sort -t "$(printf '\t')" -k4,4n | head -n 7 |
+            awk -F'\t' '{ s += $7 } END { printf "%.4f", s / NR }'
+    }
+    echo "W1-sl seven smallest classes, mean accuracy: ce $(smallest7 "$out/clipx-sl")  balanced softmax $(smallest7 "$out/bsm")"
+fi
+
 # Scaling: W1-SL (2 epochs) on 1 thread, on 2 threads, and as 2 MPI processes of 1 thread.
 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet --out "$out/t1"
 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet --out "$out/t2"
