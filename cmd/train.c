@@ -149,14 +149,15 @@ static int run(const cli_result *res)
         }
     }
     cli_progress_end(&pc.bar);
-    int rank = dist.rank;
+    int code = EXIT_OK;
+    if (st)
+        code = dist.rank == 0 ? cli_fail("train", &err) : cx_status_exit_code(st);
+    /* Every rank waits until rank 0 has said why: mpirun kills the job as soon as one process
+     * exits with a failure, which could otherwise cut rank 0's message. */
+    fflush(stderr);
+    cx_dist_barrier(&dist, NULL);
     cx_dist_finish(&dist);
-    if (st) {
-        if (rank != 0)
-            return cx_status_exit_code(st);
-        return cli_fail("train", &err);
-    }
-    return EXIT_OK;
+    return code;
 }
 
 int cmd_train(int argc, char **argv)
