@@ -97,6 +97,16 @@ expect_exit 0 "$CLIPX" train $small --objective clip --epochs 1 --set model.text
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 1 --loss ldam --set head=cosine \
     --set vocab.k=3 --set sampler=class-balanced --out "$WORK/ldam"
 
+# A NaN in the features is named with its file and record at load time, before any training.
+cp -r "$DATA" "$WORK/nandata"
+npy=$WORK/nandata/train-features.npy
+hlen=$(od -An -tu2 -j8 -N2 "$npy" | tr -d ' ')
+printf '\000\000\300\177' | dd of="$npy" bs=1 seek=$((10 + hlen + 4 * (17 * 16 + 3))) conv=notrunc 2>/dev/null
+expect_exit 1 "$CLIPX" train $small --data "$WORK/nandata/dataset.yaml" --objective sl --out "$WORK/nanrun" &&
+    expect_one_error_line
+expect_grep 'train-features.npy: record 17, value 3: NaN' "$WORK/err" "NaN feature"
+[ -e "$WORK/nanrun" ] && fail "a run on NaN data created its folder"
+
 # The CNN tower on image-shaped data (a tiny IDX set of 4x3 images): trains, reproducibly; on
 # vector data it is refused with a hint.
 tiny="--data $TOP_SRCDIR/tests/fixtures/data/tiny.yaml --batch 3 --epochs 2 --set model.image.type=cnn --set model.image.channels=[2] --set model.image.hidden=[] --set model.image.dim=4 --threads 2 --quiet"

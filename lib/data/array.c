@@ -1,6 +1,7 @@
 /* One reader for IDX and NPY arrays: header, size check, records (all or a kept subset). */
 #include "lib/data/array.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,8 +205,8 @@ static int convertible(cx_elem from, cx_elem to)
     return 0;
 }
 
-cx_status cx_array_read(cx_array_file *a, const uint32_t *keep, size_t nkeep, cx_elem out_elem,
-                        void *out, cx_err *err)
+static cx_status array_read_raw(cx_array_file *a, const uint32_t *keep, size_t nkeep,
+                                cx_elem out_elem, void *out, cx_err *err)
 {
     if (!convertible(a->elem, out_elem))
         return cx_fail(err, CX_EDATA, "%s: %s data cannot be read as %s", a->f.path,
@@ -260,6 +261,34 @@ cx_status cx_array_read(cx_array_file *a, const uint32_t *keep, size_t nkeep, cx
 done:
     free(scratch);
     return st;
+}
+
+/* Float features must be finite: a NaN or infinity (or a float64 beyond float range) would
+ * otherwise surface much later as a diverged loss with no file to blame. */
+static cx_status check_finite(const cx_array_file *a, const float *x, const uint32_t *keep,
+                              size_t n, cx_err *err)
+{
+    size_t per = (size_t)a->record_elems;
+    for (size_t i = 0; i < n; i++) {
+        const float *row = x + i * per;
+        for (size_t j = 0; j < per; j++)
+            if (!isfinite(row[j]))
+                return cx_fail(err, CX_EDATA, "%s: record %llu, value %zu: %s (features must be "
+                               "finite%s)", a->f.path,
+                               (unsigned long long)(keep ? keep[i] : i), j,
+                               isnan(row[j]) ? "NaN" : "infinite",
+                               a->elem == CX_ELEM_F64 ? " and within float range" : "");
+    }
+    return CX_OK;
+}
+
+cx_status cx_array_read(cx_array_file *a, const uint32_t *keep, size_t nkeep, cx_elem out_elem,
+                        void *out, cx_err *err)
+{
+    cx_status st = array_read_raw(a, keep, nkeep, out_elem, out, err);
+    if (st || out_elem != CX_ELEM_F32)
+        return st;
+    return check_finite(a, out, keep, keep ? nkeep : (size_t)a->records, err);
 }
 
 void cx_array_close(cx_array_file *a)
