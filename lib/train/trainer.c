@@ -601,8 +601,9 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     cx_status st = make_paths(&t, run_dir, err);
     if (!st && !cx_path_exists(t.config_path))
         st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
-    if (!st)
-        st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err);
+    /* A run folder whose configuration does not load is bad data, not a bad command line. */
+    if (!st && (st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err)) == CX_EUSAGE)
+        st = err ? (err->code = CX_EDATA) : CX_EDATA;
     /* The checkpoint records the configuration as config.yaml holds it, threads included. */
     if (!st && !(t.config_text = cx_run_config_text(&cfg)))
         st = cx_fail(err, CX_ENOMEM, "out of memory");
