@@ -141,6 +141,52 @@ void cx_dist_shard(const cx_dist *d, size_t n, size_t *lo, size_t *hi)
     *hi = b < n ? b : n;
 }
 
+size_t cx_dist_shard_max(const cx_dist *d, size_t n)
+{
+    size_t s = shard_size(d->size, n);
+    return s < n ? s : n;
+}
+
+cx_status cx_dist_reduce_scatter_shards(const cx_dist *d, float *buf, size_t n, float *scratch,
+                                        cx_err *err)
+{
+    if (d->size <= 1)
+        return CX_OK;
+#ifdef HAVE_MPI
+    int P = d->size, r = d->rank;
+    size_t s = shard_size(P, n);
+    if (s > (size_t)1 << 30)
+        return cx_fail(err, CX_EIO, "reduce-scatter: shards of %zu floats exceed one call", s);
+    int right = (r + 1) % P, left = (r + P - 1) % P;
+    /* Step k: send chunk (r - k - 1) to the right, add the left's chunk (r - k - 2) into ours;
+     * after P - 1 steps chunk r is complete here. */
+    for (int k = 0; k < P - 1; k++) {
+        int send = ((r - k - 1) % P + P) % P, recv = ((r - k - 2) % P + P) % P;
+        size_t sa = (size_t)send * s < n ? (size_t)send * s : n;
+        size_t sb = sa + s < n ? sa + s : n;
+        size_t ra = (size_t)recv * s < n ? (size_t)recv * s : n;
+        size_t rb = ra + s < n ? ra + s : n;
+        cx_status st = mpi_check(MPI_Sendrecv(buf + sa, (int)(sb - sa), MPI_FLOAT, right, 0, scratch,
+                                              (int)(rb - ra), MPI_FLOAT, left, 0, MPI_COMM_WORLD,
+                                              MPI_STATUS_IGNORE), "MPI_Sendrecv", err);
+        if (st)
+            return st;
+        float *dst = buf + ra;
+        long len = (long)(rb - ra);
+#pragma omp parallel for simd schedule(static) if (parallel : len > (1L << 20))
+        for (long i = 0; i < len; i++)
+            dst[i] += scratch[i];
+    }
+    return CX_OK;
+#else
+    (void)buf;
+    (void)n;
+    (void)scratch;
+    (void)err;
+    return CX_OK;
+#endif
+}
+
 cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_err *err)
 {
     if (d->size <= 1)

@@ -36,6 +36,14 @@ void cx_dist_shard(const cx_dist *d, size_t n, size_t *lo, size_t *hi);
  * shard (cx_dist_shard), every rank holds all of them. */
 cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_err *err);
 
+/* After it, this rank's shard (cx_dist_shard) of buf (n) holds the sum over ranks of that shard
+ * (the rest of buf is left in an unspecified state): a ring reduce-scatter, each shard summed
+ * in the same order on whichever rank owns it. scratch holds one shard (cx_dist_shard_max). */
+cx_status cx_dist_reduce_scatter_shards(const cx_dist *d, float *buf, size_t n, float *scratch,
+                                        cx_err *err);
+/* The largest shard of a buffer of n floats. */
+size_t cx_dist_shard_max(const cx_dist *d, size_t n);
+
 /* Wait for every rank. */
 cx_status cx_dist_barrier(const cx_dist *d, cx_err *err);
 /* Every rank learns whether any rank failed (so all stop together): returns local when it

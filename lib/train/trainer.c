@@ -47,6 +47,7 @@ typedef struct {
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     char *caption;     /* (CAPTION_MAX) */
+    float *shard_buf;  /* (largest gradient shard) reduce-scatter scratch, several processes */
     /* log lines of finished epochs, owned */
     char **log_lines;
     int64_t nlog;
@@ -80,6 +81,7 @@ static void trainer_free(trainer *t)
     free(t->labels);
     free(t->tokens);
     free(t->caption);
+    free(t->shard_buf);
     for (int64_t i = 0; i < t->nlog; i++)
         free(t->log_lines[i]);
     free(t->log_lines);
@@ -316,6 +318,9 @@ static cx_status build_training(trainer *t, cx_err *err)
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
     cx_spec_schedule(cfg, t->meta.steps_per_epoch, t->milestones, &t->schedule);
+    if (t->dist.size > 1 &&
+        !(t->shard_buf = malloc(sizeof(float) * cx_dist_shard_max(&t->dist, t->model.params.total))))
+        return cx_fail(err, CX_ENOMEM, "out of memory for gradient shards");
     return CX_OK;
 }
 
@@ -413,19 +418,27 @@ static cx_status save_ckpt(trainer *t, cx_err *err)
 }
 
 /* The optimiser update. Several processes sum their gradients (a CLIP or SL rank's gradient is
- * already its share of the global loss's), then each updates only its shard of the parameters
- * and the shards are exchanged: the optimiser's memory pass, a fifth of a W1 step, is split. */
+ * already its share of the global loss's), each updates only its shard of the parameters and the
+ * shards are exchanged: the optimiser's memory pass, a fifth of a W1 step, is split. Without
+ * clipping each process only needs its shard of the sum (a reduce-scatter, cheaper than an
+ * all-reduce); clipping needs the whole gradient's norm, so then every process sums it all. */
 static cx_status update(trainer *t, double lr, cx_err *err)
 {
     cx_params *p = &t->model.params;
     cx_status st;
-    if (t->dist.size > 1 && (st = cx_dist_allreduce_sum(&t->dist, p->grad, p->total, err)))
-        return st;
-    if (t->cfg->optim.clip_grad > 0)
-        cx_optim_clip_grad(&t->optim, p, t->cfg->optim.clip_grad);
+    int clip = t->cfg->optim.clip_grad > 0;
     if (t->dist.size <= 1) {
+        if (clip)
+            cx_optim_clip_grad(&t->optim, p, t->cfg->optim.clip_grad);
         cx_optim_step(&t->optim, p, lr);
         return CX_OK;
+    }
+    if (clip) {
+        if ((st = cx_dist_allreduce_sum(&t->dist, p->grad, p->total, err)))
+            return st;
+        cx_optim_clip_grad(&t->optim, p, t->cfg->optim.clip_grad);
+    } else if ((st = cx_dist_reduce_scatter_shards(&t->dist, p->grad, p->total, t->shard_buf, err))) {
+        return st;
     }
     size_t lo, hi;
     cx_dist_shard(&t->dist, p->total, &lo, &hi);
