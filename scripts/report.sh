@@ -52,8 +52,17 @@ t_start=$(date +%s)
 elapsed() { echo $(($(date +%s) - $1)); }
 say() { echo "report: $*" >&2; }
 
-[ -n "$keep" ] || rm -rf "$work"
+# Only a folder this script made (it holds .clipx-study) or an empty one is ever emptied.
+if [ -z "$keep" ] && [ -e "$work" ]; then
+    if [ -f "$work/.clipx-study" ] || [ -z "$(ls -A "$work" 2>/dev/null)" ]; then
+        rm -rf "$work"
+    else
+        echo "report: $work is not empty and was not made by scripts/report.sh; give another --work" >&2
+        exit 2
+    fi
+fi
 mkdir -p "$work" "$figs" "$(dirname "$out")"
+touch "$work/.clipx-study"
 work=$(cd "$work" && pwd)
 DATA=$work/data
 PRE=$work/text-tower/pretrain/seed=0
