@@ -350,13 +350,8 @@ finding "Subsampling helps a frozen text-embedding head too (K = 128 against all
 finding "Vocabulary subsampling on Fashion-MNIST-LT (K = 6 of 10, batch 16) against full SL" \
     "$V/fmnist:vocab.k=6" "$FSL" "corr_acc<,corr_pred<" \
     "With 10 classes a Spearman correlation rests on 10 points."
-{
-    echo "- Check of the mechanism (not a claim of the paper): K at or below the batch's distinct classes"
-    echo "  changes nothing, K = 64 − K = 1 at batch 128: corr_pred $(pairs "$V/k:vocab.k=64" "$V/k:vocab.k=1" corr_pred),"
-    echo "  top1 $(pairs "$V/k:vocab.k=64" "$V/k:vocab.k=1" top1); and the larger the batch, the less K = 1"
-    echo "  changes: K = 1 − all, corr_pred $(pairs "$V/batch:batch=32,vocab.k=1" "$V/batch:batch=32,vocab.k=0" corr_pred)"
-    echo "  at batch 32, $(pairs "$V/k:vocab.k=1" "$SL" corr_pred) at 128, $(pairs "$V/batch:batch=512,vocab.k=1" "$V/batch:batch=512,vocab.k=0" corr_pred) at 512."
-} | tee -a "$FINDINGS"
+echo "- Check of the mechanism (not a claim of the paper): K at or below the batch's distinct classes changes nothing (K = 64 − K = 1 at batch 128: corr_pred $(pairs "$V/k:vocab.k=64" "$V/k:vocab.k=1" corr_pred), top1 $(pairs "$V/k:vocab.k=64" "$V/k:vocab.k=1" top1)), and the larger the batch, the less K = 1 changes (K = 1 − all, corr_pred: $(pairs "$V/batch:batch=32,vocab.k=1" "$V/batch:batch=32,vocab.k=0" corr_pred) at batch 32, $(pairs "$V/k:vocab.k=1" "$SL" corr_pred) at 128, $(pairs "$V/batch:batch=512,vocab.k=1" "$V/batch:batch=512,vocab.k=0" corr_pred) at 512)." |
+    tee -a "$FINDINGS"
 echo
 echo "Weights at K = 128, corr_pred: uniform − linear $(pairs "$V/weight:vocab.weight=uniform,vocab.k=128" "$V/k:vocab.k=128" corr_pred),"
 echo "sqrt − linear $(pairs "$V/weight:vocab.weight=sqrt,vocab.k=128" "$V/k:vocab.k=128" corr_pred). With linear weights"
@@ -564,9 +559,11 @@ echo "  training samples (a dash: no class there)."
 echo "- Each cell is the mean ± standard deviation over the seeds; \"runs\" counts them. A paired row"
 echo "  is, per seed, method A minus method B on the same data with the same seed, then the mean ± standard"
 echo "  deviation of those differences."
-echo "- A finding **reproduces** when the paired difference has the paper's sign and is larger than"
-echo "  twice its standard deviation over the seeds; otherwise it is reported as within the spread, partly"
-echo "  reproduced (one metric agrees) or not reproduced (the opposite sign)."
+echo "- A finding **reproduces** when, in every metric it names, the paired difference has the paper's"
+echo "  sign and is larger than twice its standard deviation over the seeds. Otherwise it has the same"
+echo "  direction but not beyond the spread, partly reproduces (some metric goes the other way) or does"
+echo "  not reproduce (every metric goes the other way); each such line says what was tried and the"
+echo "  likely reason."
 echo
 echo "## Findings of the paper, one line each"
 echo

@@ -85,12 +85,11 @@ load_task() {
 
 # What 'clipx config' resolves for the task, threads aside, against RUN/config.yaml.
 same_config() {
-    local run=$1
-    "$CLIPX" config "${common[@]}" "${sets[@]}" 2>"$run.cfgerr.$$" | grep -v '^threads:' >"$run.want.$$"
-    grep -v '^threads:' "$run/config.yaml" >"$run.have.$$"
-    local rc=0
-    cmp -s "$run.want.$$" "$run.have.$$" || rc=1
-    rm -f "$run.want.$$" "$run.have.$$" "$run.cfgerr.$$"
+    local run=$1 tmp=$dir/.sweep/cfg.$$ rc=0
+    "$CLIPX" config "${common[@]}" "${sets[@]}" 2>/dev/null | grep -v '^threads:' >"$tmp.want"
+    grep -v '^threads:' "$run/config.yaml" >"$tmp.have"
+    cmp -s "$tmp.want" "$tmp.have" || rc=1
+    rm -f "$tmp.want" "$tmp.have"
     return $rc
 }
 
