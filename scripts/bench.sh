@@ -99,18 +99,29 @@ if [ "$epochs" -eq 10 ]; then
 fi
 
 # Scaling: W1-SL (2 epochs) on 1 thread, on 2 threads, and as 2 MPI processes of 1 thread.
-./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet --out "$out/t1"
-./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet --out "$out/t2"
-one=$(run_sps "$out/t1")
-two=$(run_sps "$out/t2")
-echo "W1-sl thread scaling:                 1 thread $one  2 threads $two  ratio $(ratio "$two" "$one")  (target >= 1.7)"
+# Each the best of 3 runs: on a shared machine the second core is sometimes busy with other
+# work for seconds at a time, which a single run cannot tell from the code's own scaling.
+best_sps() {
+    label=$1
+    shift
+    best=0
+    for try in 1 2 3; do
+        rm -rf "$out/$label"
+        "$@" --out "$out/$label"
+        sps=$(run_sps "$out/$label")
+        best=$(awk -v a="$sps" -v b="$best" 'BEGIN { printf "%.0f", (a > b) ? a : b }')
+    done
+    echo "$best"
+}
+one=$(best_sps t1 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 --quiet)
+two=$(best_sps t2 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 2 --quiet)
+echo "W1-sl thread scaling (best of 3):     1 thread $one  2 threads $two  ratio $(ratio "$two" "$one")  (target >= 1.7)"
 if ./clipx version | grep -q '^mpi: yes' && command -v mpirun >/dev/null 2>&1; then
     root=""
     [ "$(id -u)" -ne 0 ] || root="--allow-run-as-root"
-    mpirun $root -np 2 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 --threads 1 \
-        --quiet --out "$out/m2"
-    mpi=$(run_sps "$out/m2")
-    echo "W1-sl MPI scaling:                    1 process x 1 thread $one  2 processes x 1 thread $mpi  ratio $(ratio "$mpi" "$one")  (target >= 1.6)"
+    mpi=$(best_sps m2 mpirun $root -np 2 ./clipx train --config experiments/w1-sl.yaml --set epochs=2 \
+        --threads 1 --quiet)
+    echo "W1-sl MPI scaling (best of 3):        1 process x 1 thread $one  2 processes x 1 thread $mpi  ratio $(ratio "$mpi" "$one")  (target >= 1.6)"
 fi
 
 # Evaluation: zero-shot over 1,000 classes and 50,000 vectors of dimension 512, metrics
