@@ -17,6 +17,7 @@
 #include "lib/eval/metrics.h"
 #include "lib/eval/report.h"
 #include "lib/eval/score.h"
+#include "lib/eval/spd_factor.h"
 #include "lib/eval/symeig.h"
 #include "lib/rng.h"
 #include "lib/threads.h"
@@ -1206,6 +1207,157 @@ START_TEST(nc1_toy_gram_path_and_absent_class)
 }
 END_TEST
 
+START_TEST(nc1_rank_deficient_with_more_classes_than_dimensions)
+{
+    /* C' = 4 > D = 3, but the class means span only the x-y plane: M^T M = diag(2, 18, 0) is
+     * singular, so Cholesky is refused and the pseudo-inverse ignores z (the deviations of 5
+     * along it do not count). Deviations +-(.5, 0), +-(0, 1), +-(1, 0), +-(0, 3) in x-y; with
+     * Sigma_B^+ = (C' / N) diag(1/2, 1/18): NC1 = .125, 1/18, .5, .5. */
+    const float h[8 * 3] = {1.5f, 0, 5, 0.5f, 0, -5, -1, 1, 5, -1, -1, -5,
+                            1, 3, 5, -1, 3, -5, 0, 0, -5, 0, -6, 5};
+    const int32_t y[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+    cx_collapse c;
+    cx_err err;
+    ck_assert_int_eq(cx_collapse_compute(&c, h, y, 8, 4, 3, NULL, 1, &err), CX_OK);
+    ck_assert_int_eq(c.rank, 2);
+    ck_assert_double_eq_tol(c.nc1_class[0], 0.125, 1e-6);
+    ck_assert_double_eq_tol(c.nc1_class[1], 1.0 / 18, 1e-6);
+    ck_assert_double_eq_tol(c.nc1_class[2], 0.5, 1e-6);
+    ck_assert_double_eq_tol(c.nc1_class[3], 0.5, 1e-6);
+    cx_collapse_free(&c);
+}
+END_TEST
+
+/* x^T A^-1 x with A^-1 by Gauss-Jordan elimination with partial pivoting, in double. */
+static void invert_dense(double *a, int n, double *inv)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            inv[i * n + j] = i == j;
+    for (int c = 0; c < n; c++) {
+        int p = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(a[r * n + c]) > fabs(a[p * n + c]))
+                p = r;
+        for (int j = 0; j < n; j++) {
+            double t = a[c * n + j];
+            a[c * n + j] = a[p * n + j];
+            a[p * n + j] = t;
+            t = inv[c * n + j];
+            inv[c * n + j] = inv[p * n + j];
+            inv[p * n + j] = t;
+        }
+        double d = a[c * n + c];
+        for (int j = 0; j < n; j++) {
+            a[c * n + j] /= d;
+            inv[c * n + j] /= d;
+        }
+        for (int r = 0; r < n; r++)
+            if (r != c) {
+                double f = a[r * n + c];
+                for (int j = 0; j < n; j++) {
+                    a[r * n + j] -= f * a[c * n + j];
+                    inv[r * n + j] -= f * inv[c * n + j];
+                }
+            }
+    }
+}
+
+START_TEST(nc1_full_rank_against_dense_inverse)
+{
+    /* 12 classes in 5 dimensions, 10 vectors each: Sigma_B is of full rank and well
+     * conditioned, so NC1 goes through Cholesky; the reference inverts Sigma_B densely. */
+    enum { C = 12, D = 5, PER = 10, N = C * PER };
+    float h[N * D];
+    int32_t y[N];
+    double mu[C][D] = {{0}}, g[D] = {0}, a[D * D] = {0}, inv[D * D];
+    cx_rng r;
+    cx_rng_seed(&r, 11, 0);
+    for (int i = 0; i < N; i++) {
+        y[i] = i / PER;
+        for (int d = 0; d < D; d++)
+            h[i * D + d] = (float)(cx_rng_normal(&r) + 2.0 * cx_rng_normal(&r) * (d + 1 == y[i] % 6));
+    }
+    for (int i = 0; i < N; i++)
+        for (int d = 0; d < D; d++)
+            mu[y[i]][d] += h[i * D + d] / (double)PER;
+    for (int c = 0; c < C; c++)
+        for (int d = 0; d < D; d++)
+            g[d] += mu[c][d] / C;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++)
+                a[i * D + j] += (mu[c][i] - g[i]) * (mu[c][j] - g[j]);
+    invert_dense(a, D, inv);
+    double want[C] = {0};
+    for (int i = 0; i < N; i++) {
+        double x[D];
+        for (int d = 0; d < D; d++)
+            x[d] = h[i * D + d] - mu[y[i]][d];
+        for (int p = 0; p < D; p++)
+            for (int q = 0; q < D; q++)
+                want[y[i]] += x[p] * inv[p * D + q] * x[q] * C / N;
+    }
+    cx_collapse c;
+    cx_err err;
+    ck_assert_int_eq(cx_collapse_compute(&c, h, y, N, C, D, NULL, 1, &err), CX_OK);
+    ck_assert_int_eq(c.rank, D);
+    for (int k = 0; k < C; k++)
+        ck_assert_double_eq_tol(c.nc1_class[k], want[k], 1e-5 * want[k]);
+    cx_collapse_free(&c);
+}
+END_TEST
+
+START_TEST(spd_inverse_factor_and_its_refusals)
+{
+    enum { n = 17 };
+    double a[n * n], linv[n * n];
+    cx_rng r;
+    cx_rng_seed(&r, 5, 0);
+    double b[n * n];
+    for (int i = 0; i < n * n; i++)
+        b[i] = cx_rng_normal(&r);
+    for (int i = 0; i < n; i++) /* A = B B^T + n I: symmetric, positive definite */
+        for (int j = 0; j < n; j++) {
+            double s = i == j ? n : 0.0;
+            for (int k = 0; k < n; k++)
+                s += b[i * n + k] * b[j * n + k];
+            a[i * n + j] = s;
+        }
+    int ok = 0;
+    cx_err err;
+    ck_assert_int_eq(cx_spd_inverse_factor(a, n, 1e4, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 1);
+    /* L^-1 A L^-T = I, and L^-1 is lower triangular. */
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            if (j > i)
+                ck_assert_double_eq(linv[i * n + j], 0.0);
+            double s = 0.0;
+            for (int p = 0; p < n; p++)
+                for (int q = 0; q < n; q++)
+                    s += linv[i * n + p] * a[p * n + q] * linv[j * n + q];
+            ck_assert_double_eq_tol(s, i == j, 1e-10);
+        }
+    /* Ill-conditioned (10^6), singular, indefinite: refused, not an error. */
+    double d[3 * 3] = {1, 0, 0, 0, 1, 0, 0, 0, 1e-6};
+    ck_assert_int_eq(cx_spd_inverse_factor(d, 3, 1e4, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 0);
+    ck_assert_int_eq(cx_spd_inverse_factor(d, 3, 1e7, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 1);
+    ck_assert_double_eq_tol(linv[8], 1e3, 1e-6);
+    d[8] = 0.0;
+    ck_assert_int_eq(cx_spd_inverse_factor(d, 3, 1e30, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 0);
+    d[8] = -1.0;
+    ck_assert_int_eq(cx_spd_inverse_factor(d, 3, 1e30, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 0);
+    d[8] = NAN;
+    ck_assert_int_eq(cx_spd_inverse_factor(d, 3, 1e30, linv, &ok, &err), CX_OK);
+    ck_assert_int_eq(ok, 0);
+}
+END_TEST
+
 START_TEST(coherence_toy)
 {
     /* Centred means (1, -1), (-1, -1), (0, 2): cosines 0, -1/sqrt2, -1/sqrt2; plus 1/(C-1) = .5:
@@ -1527,6 +1679,9 @@ static Suite *eval_suite(void)
     tc = tcase_create("collapse");
     tcase_add_test(tc, nc1_toy_feature_space_path);
     tcase_add_test(tc, nc1_toy_gram_path_and_absent_class);
+    tcase_add_test(tc, nc1_rank_deficient_with_more_classes_than_dimensions);
+    tcase_add_test(tc, nc1_full_rank_against_dense_inverse);
+    tcase_add_test(tc, spd_inverse_factor_and_its_refusals);
     tcase_add_test(tc, coherence_toy);
     suite_add_tcase(s, tc);
 

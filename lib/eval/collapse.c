@@ -1,5 +1,6 @@
 /* NC1 through a pseudo-inverse of Sigma_B obtained from the eigen-decomposition of the smaller
- * of M M^T (C' x C') and M^T M (D x D), both in double. With (M^T M)^+ = P P^T,
+ * of M M^T (C' x C') and M^T M (D x D), both in double (or, for a well-conditioned M^T M, its
+ * inverse through Cholesky). With (M^T M)^+ = P P^T,
  * NC1_c = (C' / N) sum_{i in c} |P^T (h_i - mu_c)|^2, so the N feature vectors are projected
  * once by sgemm in chunks and no D x D matrix per class is ever formed. */
 #include "lib/eval/collapse.h"
@@ -12,9 +13,15 @@
 #include "lib/blas.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/internal.h"
+#include "lib/eval/spd_factor.h"
 #include "lib/eval/symeig.h"
 
 enum { PROJ_BLOCK = 256 };
+
+/* Above this condition number of M^T M the pseudo-inverse goes through the eigen-solver: it
+ * drops rounding-noise directions, and L^-1's entries would grow enough for the float
+ * projection to lose digits to cancellation. */
+#define SPD_MAX_COND 1e4
 
 void cx_collapse_free(cx_collapse *c)
 {
@@ -136,6 +143,35 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
                 for (int j = 0; j <= i; j++)
                     ai[j] += f * mc[j];
             }
+        }
+    }
+    if (!gram) {
+        /* Sigma_B of full rank and well conditioned (the usual case with more classes than
+         * dimensions): its inverse through Cholesky, P = L^-T, instead of the eigen-solver;
+         * the same P P^T, at a twentieth of the cost. */
+        double *linv = malloc(sizeof *linv * (size_t)n * n);
+        float *pf = malloc(sizeof *pf * (size_t)n * n);
+        int ok = 0;
+        cx_status st = linv && pf ? cx_spd_inverse_factor(a, n, SPD_MAX_COND, linv, &ok, err)
+                                  : cx_fail(err, CX_ENOMEM, "NC1: out of memory for a %d x %d "
+                                                            "matrix", n, n);
+        if (!st && ok) {
+            for (int d = 0; d < n; d++)
+                for (int j = 0; j < n; j++)
+                    pf[(size_t)d * n + j] = (float)linv[(size_t)j * n + d];
+            free(linv);
+            free(a);
+            free(w);
+            *p = pf;
+            *rank = n;
+            return CX_OK;
+        }
+        free(linv);
+        free(pf);
+        if (st) {
+            free(a);
+            free(w);
+            return cx_err_prefix(err, "NC1");
         }
     }
     cx_status st = cx_symeig(a, w, n, err);
