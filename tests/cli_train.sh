@@ -85,6 +85,18 @@ refuse "another class list" --objective sl --set head=text --set head_from="$WOR
     --data "$OTHER/dataset.yaml"
 refuse "not a CLIP run" --objective sl --set head=text --set head_from="$WORK/ref-sl"
 refuse "ldam" --objective sl --loss ldam
+# A text tower needs words: a dataset without class names is refused; one without captions
+# trains CLIP on prompts made from its templates (the built-in ones when it names none).
+grep -v '^classes:' "$DATA/dataset.yaml" >"$DATA/nonames.yaml"
+grep -v '^templates:' "$DATA/dataset.yaml" | sed 's/, captions: [a-z-]*[.]txt//' >"$DATA/nocaps.yaml"
+grep -q 'captions\|templates' "$DATA/nocaps.yaml" && fail "nocaps.yaml still names captions or templates"
+expect_exit 2 "$CLIPX" train --data "$DATA/nonames.yaml" --objective clip --batch 64 --quiet \
+    --out "$WORK/refused" && expect_one_error_line
+expect_grep "no 'classes' file" "$WORK/err" "dataset without class names"
+[ -e "$WORK/refused" ] && fail "a refused run created its folder (no class names)"
+expect_exit 0 "$CLIPX" train --data "$DATA/nocaps.yaml" --objective clip --batch 64 --epochs 1 \
+    --set model.image.hidden=[32] --set model.image.dim=16 --set model.text.dim=8 --quiet \
+    --out "$WORK/nocaps"
 expect_exit 1 "$CLIPX" train --data "$WORK/missing.yaml" --out "$WORK/refused" --quiet && expect_one_error_line
 [ -e "$WORK/refused" ] && fail "a failed run created its folder"
 
