@@ -27,6 +27,14 @@ void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+void cx_strmm_right_upper(int m, int n, const float *u, int ldu, float *b, int ldb)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, m, n, 1.0f, u,
+                ldu, b, ldb);
+}
+
 void cx_blas_set_threads(int n)
 {
 #ifdef HAVE_OPENBLAS_SET_NUM_THREADS

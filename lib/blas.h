@@ -9,6 +9,10 @@
 void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* B (m x n) = B * U in place, U (n x n) upper triangular (entries below the diagonal are not
+ * read), row-major: half the flops of a general product for a triangular factor. */
+void cx_strmm_right_upper(int m, int n, const float *u, int ldu, float *b, int ldb);
+
 /* Threads OpenBLAS may use for one product. */
 void cx_blas_set_threads(int n);
 

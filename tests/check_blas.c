@@ -1,5 +1,6 @@
 /* cx_sgemm against a naive triple loop in double: shapes from {1, 3, 17, 255}, the four
- * transpose combinations, padded leading dimensions, alpha and beta, beta = 0 over NaN, k = 0. */
+ * transpose combinations, padded leading dimensions, alpha and beta, beta = 0 over NaN, k = 0.
+ * cx_strmm_right_upper likewise, with NaN below U's diagonal (never read). */
 #include "config.h"
 
 #include <check.h>
@@ -192,6 +193,42 @@ START_TEST(sgemm_empty_output_is_a_no_op)
 }
 END_TEST
 
+START_TEST(strmm_right_upper_against_naive)
+{
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (size_t sj = 0; sj < sizeof sizes / sizeof *sizes; sj++) {
+            int m = sizes[si], n = sizes[sj], ldb = n + 2, ldu = n + 1;
+            float *b = rand_matrix((size_t)m * ldb, 40 + si);
+            float *u = rand_matrix((size_t)n * ldu, 50 + sj);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < i; j++)
+                    u[(size_t)i * ldu + j] = NAN;
+            double *want = malloc(sizeof *want * (size_t)m * n);
+            ck_assert_ptr_nonnull(want);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double acc = 0.0;
+                    for (int l = 0; l <= j; l++)
+                        acc += (double)b[(size_t)i * ldb + l] * u[(size_t)l * ldu + j];
+                    want[(size_t)i * n + j] = acc;
+                }
+            float pad0 = b[n], padlast = b[(size_t)(m - 1) * ldb + n + 1];
+            cx_strmm_right_upper(m, n, u, ldu, b, ldb);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double w = want[(size_t)i * n + j];
+                    ck_assert_msg(fabs(b[(size_t)i * ldb + j] - w) <= 1e-5 * (1.0 + sqrt((double)n)),
+                                  "m %d n %d: (%d, %d) = %g, want %g", m, n, i, j,
+                                  b[(size_t)i * ldb + j], w);
+                }
+            ck_assert(b[n] == pad0 && b[(size_t)(m - 1) * ldb + n + 1] == padlast);
+            free(b);
+            free(u);
+            free(want);
+        }
+}
+END_TEST
+
 static Suite *blas_suite(void)
 {
     Suite *s = suite_create("blas");
@@ -203,6 +240,7 @@ static Suite *blas_suite(void)
     tcase_add_test(tc, sgemm_beta_zero_ignores_nan_in_c);
     tcase_add_test(tc, sgemm_k_zero_scales_c);
     tcase_add_test(tc, sgemm_empty_output_is_a_no_op);
+    tcase_add_test(tc, strmm_right_upper_against_naive);
     suite_add_tcase(s, tc);
     return s;
 }
