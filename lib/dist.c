@@ -9,6 +9,15 @@
 #include <mpi.h>
 #endif
 
+struct cx_dist_shm {
+#ifdef HAVE_MPI
+    MPI_Comm node; /* the processes of this machine: all of them */
+    MPI_Win win;
+#endif
+    float **peer; /* (size) every rank's buffers, mapped here: gradients, then values */
+    size_t n;     /* floats per buffer */
+};
+
 int cx_dist_available(void)
 {
 #ifdef HAVE_MPI
@@ -147,6 +156,82 @@ size_t cx_dist_shard_max(const cx_dist *d, size_t n)
     return s < n ? s : n;
 }
 
+cx_status cx_dist_share_buffers(cx_dist *d, size_t n, float **grad, float **value, cx_err *err)
+{
+    *grad = *value = NULL;
+    if (d->size <= 1 || d->shm)
+        return CX_OK;
+#ifdef HAVE_MPI
+    const char *env = getenv("CLIPX_MPI_SHM");
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS)
+        return mpi_check(rc, "MPI_Comm_split_type", err);
+    int node_size = 0;
+    MPI_Comm_size(node, &node_size);
+    /* Every rank must take the same road. */
+    int ok = node_size == d->size && !(env && strcmp(env, "0") == 0);
+    if ((rc = MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)) != MPI_SUCCESS) {
+        MPI_Comm_free(&node);
+        return mpi_check(rc, "MPI_Allreduce", err);
+    }
+    if (!ok) {
+        MPI_Comm_free(&node);
+        return CX_OK;
+    }
+    struct cx_dist_shm *shm = calloc(1, sizeof *shm);
+    float **peer = calloc((size_t)d->size, sizeof *peer);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    /* Each rank's part on its own pages, near the core that writes it. */
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    float *own = NULL;
+    n = (n + 15) / 16 * 16; /* the value buffer aligned like the first */
+    rc = MPI_Win_allocate_shared((MPI_Aint)(2 * n + 16) * (MPI_Aint)sizeof(float), (int)sizeof(float),
+                                 info, node, &own, &shm->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS || !shm || !peer) {
+        free(peer);
+        free(shm);
+        MPI_Comm_free(&node);
+        return rc != MPI_SUCCESS ? mpi_check(rc, "MPI_Win_allocate_shared", err)
+                                 : cx_fail(err, CX_ENOMEM, "out of memory");
+    }
+    for (int q = 0; q < d->size; q++) {
+        MPI_Aint size;
+        int unit;
+        MPI_Win_shared_query(shm->win, q, &size, &unit, &peer[q]);
+    }
+    memset(own, 0, sizeof *own * 2 * n);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, shm->win);
+    shm->node = node;
+    shm->peer = peer;
+    shm->n = n;
+    d->shm = shm;
+    *grad = own;
+    *value = own + n;
+    return CX_OK;
+#else
+    (void)n;
+    (void)err;
+    return CX_OK;
+#endif
+}
+
+void cx_dist_unshare(cx_dist *d)
+{
+    if (!d->shm)
+        return;
+#ifdef HAVE_MPI
+    MPI_Win_unlock_all(d->shm->win);
+    MPI_Win_free(&d->shm->win);
+    MPI_Comm_free(&d->shm->node);
+#endif
+    free(d->shm->peer);
+    free(d->shm);
+    d->shm = NULL;
+}
+
 cx_status cx_dist_reduce_scatter_shards(const cx_dist *d, float *buf, size_t n, float *scratch,
                                         cx_err *err)
 {
@@ -155,6 +240,35 @@ cx_status cx_dist_reduce_scatter_shards(const cx_dist *d, float *buf, size_t n, 
 #ifdef HAVE_MPI
     int P = d->size, r = d->rank;
     size_t s = shard_size(P, n);
+    if (d->shm && buf == d->shm->peer[r] && n <= d->shm->n) {
+        /* Every rank's gradients complete and visible, then this rank's shard summed as the
+         * ring below sums it: g_r + (g_{r-1} + (... + (g_{r+2} + g_{r+1}))). */
+        MPI_Win_sync(d->shm->win);
+        cx_status st = mpi_check(MPI_Barrier(d->shm->node), "MPI_Barrier", err);
+        if (st)
+            return st;
+        MPI_Win_sync(d->shm->win);
+        size_t lo, hi;
+        cx_dist_shard(d, n, &lo, &hi);
+        float *const *peer = d->shm->peer;
+        long len = (long)(hi - lo);
+        float *restrict dst = buf + lo;
+        const float *restrict next = peer[(r + 1) % P] + lo;
+        if (P == 2) {
+#pragma omp parallel for simd schedule(static) if (parallel : len > (1L << 20))
+            for (long i = 0; i < len; i++)
+                dst[i] = dst[i] + next[i];
+            return CX_OK;
+        }
+#pragma omp parallel for schedule(static) if (len > (1L << 20))
+        for (long i = 0; i < len; i++) {
+            float acc = next[i];
+            for (int j = 2; j < P; j++)
+                acc = peer[(r + j) % P][lo + (size_t)i] + acc;
+            dst[i] = dst[i] + acc;
+        }
+        return CX_OK;
+    }
     if (s > (size_t)1 << 30)
         return cx_fail(err, CX_EIO, "reduce-scatter: shards of %zu floats exceed one call", s);
     int right = (r + 1) % P, left = (r + P - 1) % P;
@@ -195,6 +309,21 @@ cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_er
     if (n > (size_t)1 << 30)
         return cx_fail(err, CX_EIO, "MPI_Allgatherv: %zu floats exceed one call", n);
     size_t s = shard_size(d->size, n);
+    if (d->shm && buf == d->shm->peer[d->rank] + d->shm->n && n <= d->shm->n) {
+        /* Every rank's updated shard visible, then copied from where it lies. */
+        MPI_Win_sync(d->shm->win);
+        cx_status st = mpi_check(MPI_Barrier(d->shm->node), "MPI_Barrier", err);
+        if (st)
+            return st;
+        MPI_Win_sync(d->shm->win);
+        for (int q = 0; q < d->size; q++) {
+            size_t a = (size_t)q * s < n ? (size_t)q * s : n;
+            size_t b = a + s < n ? a + s : n;
+            if (q != d->rank && b > a)
+                memcpy(buf + a, d->shm->peer[q] + d->shm->n + a, sizeof *buf * (b - a));
+        }
+        return CX_OK;
+    }
     int counts[d->size], displs[d->size];
     for (int r = 0; r < d->size; r++) {
         size_t a = (size_t)r * s < n ? (size_t)r * s : n;

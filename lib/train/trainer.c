@@ -48,6 +48,8 @@ typedef struct {
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     char *caption;     /* (CAPTION_MAX) */
     float *shard_buf;  /* (largest gradient shard) reduce-scatter scratch, several processes */
+    float *own_grad;   /* the params' own gradient and value buffers while the shared ones */
+    float *own_value;  /* stand in (several processes on one machine) */
     /* log lines of finished epochs, owned */
     char **log_lines;
     int64_t nlog;
@@ -62,6 +64,10 @@ static double now_seconds(void)
 
 static void trainer_free(trainer *t)
 {
+    if (t->own_grad) { /* the shared buffers belong to t->dist */
+        t->model.params.grad = t->own_grad;
+        t->model.params.value = t->own_value;
+    }
     free(t->dir);
     free(t->config_path);
     free(t->ckpt_path);
@@ -550,7 +556,37 @@ static cx_status prepare(trainer *t, cx_err *err)
     if ((st = load_data(t, err)) || (st = fill_meta(t, err)) || (st = build_model(t, err)) ||
         (st = build_training(t, err)))
         return cx_dist_agree(&t->dist, st, err);
-    return cx_dist_agree(&t->dist, CX_OK, err);
+    if ((st = cx_dist_agree(&t->dist, CX_OK, err)))
+        return st;
+    /* Every rank got here: gradients and values may move to memory the processes share (the
+     * reduce-scatter and the all-gather then read them in place; with clipping the gradients
+     * go through an all-reduce instead). */
+    float *grad = NULL, *value = NULL;
+    cx_params *p = &t->model.params;
+    if (t->dist.size > 1 && !(t->cfg->optim.clip_grad > 0) &&
+        (st = cx_dist_share_buffers(&t->dist, p->total, &grad, &value, err)))
+        return st;
+    if (grad) {
+        memcpy(value, p->value, sizeof *value * p->total);
+        t->own_grad = p->grad;
+        t->own_value = p->value;
+        p->grad = grad;
+        p->value = value;
+    }
+    return CX_OK;
+}
+
+/* The shared buffers are released collectively, so only when every rank finished
+ * (on a failure the processes exit and the MPI job ends with them). */
+static void release_shared(trainer *t, cx_status st)
+{
+    if (t->own_grad) {
+        t->model.params.grad = t->own_grad;
+        t->model.params.value = t->own_value;
+        t->own_grad = t->own_value = NULL;
+    }
+    if (!st)
+        cx_dist_unshare(&t->dist);
 }
 
 static void set_dist(trainer *t, const cx_dist *dist)
@@ -595,6 +631,7 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
         st = cx_dist_agree(&t.dist, st, err);
     if (!st)
         st = run_epochs(&t, lead ? hooks : NULL, err);
+    release_shared(&t, st);
     trainer_free(&t);
     return st;
 }
@@ -657,6 +694,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
         st = read_log(&t, t.meta.step / t.meta.steps_per_epoch, err);
     if (!st)
         st = run_epochs(&t, t.dist.rank == 0 ? hooks : NULL, err);
+    release_shared(&t, st);
     cx_ckpt_free(&ck);
     cx_run_meta_free(&saved);
     trainer_free(&t);
