@@ -575,6 +575,14 @@ START_TEST(text_captions_alignment_and_utf8)
     snprintf(want, sizeof want, "%s: line 2: byte 2: invalid UTF-8", tmp("u.txt"));
     ck_assert_fail_msg(cx_captions_read(tmp("u.txt"), 0, "IMG", NULL, 0, &c, &err), err, CX_EDATA,
                        want);
+    /* The class and template readers refuse it the same way. */
+    cx_classes cls;
+    ck_assert_fail_msg(cx_classes_read(tmp("u.txt"), &cls, &err), err, CX_EDATA, want);
+    char **tpl;
+    int ntpl;
+    write_text(tmp("ut.txt"), "a {}\nab\xc3(\r\n");
+    snprintf(want, sizeof want, "%s: line 2: byte 2: invalid UTF-8", tmp("ut.txt"));
+    ck_assert_fail_msg(cx_templates_read(tmp("ut.txt"), &tpl, &ntpl, &err), err, CX_EDATA, want);
     write_text(tmp("crlf.txt"), "one\r\ntwo\r\n");
     ck_assert_int_eq(cx_captions_read(tmp("crlf.txt"), 2, "IMG", NULL, 0, &c, &err), CX_OK);
     ck_assert_str_eq(c.items[1], "two");

@@ -272,15 +272,9 @@ cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, s
         char *line;
         size_t len;
         int got;
-        if ((st = cx_gzfile_getline(&f, &line, &len, &got, err)) || !got)
+        if ((st = cx_text_getline(&f, &line, &len, &got, err)) || !got)
             break;
         size_t idx = (*lines)++;
-        size_t off = cx_utf8_check(line, len);
-        if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
-                         off);
-            break;
-        }
         if (keep) {
             if (k >= nkeep || keep[k] != idx)
                 continue;

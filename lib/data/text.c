@@ -76,6 +76,18 @@ size_t cx_utf8_check(const char *str, size_t n)
     return n;
 }
 
+cx_status cx_text_getline(cx_gzfile *f, char **line, size_t *len, int *got, cx_err *err)
+{
+    cx_status st = cx_gzfile_getline(f, line, len, got, err);
+    if (st || !*got)
+        return st;
+    size_t off = cx_utf8_check(*line, *len);
+    if (off < *len)
+        return cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", f->path,
+                       f->line_no, off);
+    return CX_OK;
+}
+
 void cx_strings_free(char **s, int count)
 {
     for (int i = 0; s && i < count; i++)
@@ -197,14 +209,8 @@ cx_status cx_classes_read(const char *path, cx_classes *out, cx_err *err)
         char *line;
         size_t len;
         int got;
-        if ((st = cx_gzfile_getline(&f, &line, &len, &got, err)) || !got)
+        if ((st = cx_text_getline(&f, &line, &len, &got, err)) || !got)
             break;
-        size_t off = cx_utf8_check(line, len);
-        if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
-                         off);
-            break;
-        }
         size_t tl = len;
         trim(line, &tl);
         if (tl == 0)
@@ -268,14 +274,8 @@ cx_status cx_templates_read(const char *path, char ***out, int *count, cx_err *e
         char *line;
         size_t len;
         int got;
-        if ((st = cx_gzfile_getline(&f, &line, &len, &got, err)) || !got)
+        if ((st = cx_text_getline(&f, &line, &len, &got, err)) || !got)
             break;
-        size_t off = cx_utf8_check(line, len);
-        if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
-                         off);
-            break;
-        }
         const char *t = trim(line, &len);
         if (len == 0)
             continue;
@@ -486,18 +486,12 @@ cx_status cx_captions_read(const char *path, size_t expect_n, const char *images
         char *line;
         size_t len;
         int got;
-        if ((st = cx_gzfile_getline(&f, &line, &len, &got, err)) || !got)
+        if ((st = cx_text_getline(&f, &line, &len, &got, err)) || !got)
             break;
         size_t idx = out->lines++;
         if (expect_n && idx >= expect_n) {
             st = cx_fail(err, CX_EDATA, "%s: line %ld: more captions than the %zu images of %s",
                          path, f.line_no, expect_n, images_path);
-            break;
-        }
-        size_t off = cx_utf8_check(line, len);
-        if (off < len) {
-            st = cx_fail(err, CX_EDATA, "%s: line %ld: byte %zu: invalid UTF-8", path, f.line_no,
-                         off);
             break;
         }
         if (keep && (k >= nkeep || keep[k] != idx))

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/data/gzfile.h"
 #include "lib/err.h"
 
 /* A class list: one class a line, "name|synonym|synonym|!veto". Fields are trimmed; a field
@@ -57,5 +58,9 @@ void cx_captions_free(cx_captions *c);
 /* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n when it is valid. NUL and
  * overlong forms, surrogates and code points above U+10FFFF are invalid. */
 size_t cx_utf8_check(const char *s, size_t n);
+
+/* cx_gzfile_getline for text files: a line that is not valid UTF-8 is an error naming the
+ * file, line and byte. */
+cx_status cx_text_getline(cx_gzfile *f, char **line, size_t *len, int *got, cx_err *err);
 
 #endif
