@@ -169,18 +169,17 @@ cx_status cx_dist_share_buffers(cx_dist *d, size_t n, float **grad, float **valu
         return mpi_check(rc, "MPI_Comm_split_type", err);
     int node_size = 0;
     MPI_Comm_size(node, &node_size);
-    /* Every rank must take the same road. */
-    int ok = node_size == d->size && !(env && strcmp(env, "0") == 0);
-    if ((rc = MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)) != MPI_SUCCESS) {
+    struct cx_dist_shm *shm = calloc(1, sizeof *shm);
+    float **peer = calloc((size_t)d->size, sizeof *peer);
+    /* Every rank must take the same road (a rank short of memory sends all to messages). */
+    int ok = node_size == d->size && !(env && strcmp(env, "0") == 0) && shm && peer;
+    if ((rc = MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)) != MPI_SUCCESS ||
+        !ok) {
+        free(peer);
+        free(shm);
         MPI_Comm_free(&node);
         return mpi_check(rc, "MPI_Allreduce", err);
     }
-    if (!ok) {
-        MPI_Comm_free(&node);
-        return CX_OK;
-    }
-    struct cx_dist_shm *shm = calloc(1, sizeof *shm);
-    float **peer = calloc((size_t)d->size, sizeof *peer);
     MPI_Info info;
     MPI_Info_create(&info);
     /* Each rank's part on its own pages, near the core that writes it. */
@@ -190,12 +189,11 @@ cx_status cx_dist_share_buffers(cx_dist *d, size_t n, float **grad, float **valu
     rc = MPI_Win_allocate_shared((MPI_Aint)(2 * n + 16) * (MPI_Aint)sizeof(float), (int)sizeof(float),
                                  info, node, &own, &shm->win);
     MPI_Info_free(&info);
-    if (rc != MPI_SUCCESS || !shm || !peer) {
+    if (rc != MPI_SUCCESS) {
         free(peer);
         free(shm);
         MPI_Comm_free(&node);
-        return rc != MPI_SUCCESS ? mpi_check(rc, "MPI_Win_allocate_shared", err)
-                                 : cx_fail(err, CX_ENOMEM, "out of memory");
+        return mpi_check(rc, "MPI_Win_allocate_shared", err);
     }
     for (int q = 0; q < d->size; q++) {
         MPI_Aint size;

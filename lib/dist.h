@@ -43,7 +43,8 @@ cx_status cx_dist_allgather_shards(const cx_dist *d, float *buf, size_t n, cx_er
 
 /* After it, this rank's shard (cx_dist_shard) of buf (n) holds the sum over ranks of that shard
  * (the rest of buf is left in an unspecified state): a ring reduce-scatter, each shard summed
- * in the same order on whichever rank owns it. scratch holds one shard (cx_dist_shard_max).
+ * in the same order on whichever rank owns it. scratch holds one shard (cx_dist_shard_max;
+ * NULL will do on the shared buffer).
  * On the shared buffer the same sums in the same order, read in place: the same bits. The
  * other ranks must not write their buffers again before this rank has passed a later
  * collective (the all-gather of the updated shards is one). */

@@ -158,8 +158,8 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
         float *pf = malloc(sizeof *pf * (size_t)n * n);
         int ok = 0;
         cx_status st = linv && pf ? cx_spd_inverse_factor(a, n, max_cond, linv, &ok, err)
-                                  : cx_fail(err, CX_ENOMEM, "NC1: out of memory for a %d x %d "
-                                                            "matrix", n, n);
+                                  : cx_fail(err, CX_ENOMEM, "out of memory for a %d x %d matrix",
+                                            n, n);
         if (!st && ok) {
             for (int d = 0; d < n; d++)
                 for (int j = 0; j < n; j++)

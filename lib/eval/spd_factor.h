@@ -11,7 +11,7 @@
  * L^-1, lower triangular (zeros above the diagonal), with A = L L^T. *ok = 0 (linv garbage)
  * when a pivot is not positive or finite, or when the estimated condition number
  * lambda_max / lambda_min (power and inverse power iteration from a fixed start) exceeds
- * max_cond. Deterministic, one thread. CX_ENOMEM when n doubles of scratch are refused. */
+ * max_cond. Deterministic, one thread. CX_ENOMEM when scratch (n^2 + 2n doubles) is refused. */
 cx_status cx_spd_inverse_factor(const double *a, int n, double max_cond, double *linv, int *ok,
                                 cx_err *err);
 

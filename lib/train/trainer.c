@@ -567,6 +567,8 @@ static cx_status prepare(trainer *t, cx_err *err)
         (st = cx_dist_share_buffers(&t->dist, p->total, &grad, &value, err)))
         return st;
     if (grad) {
+        free(t->shard_buf); /* the reduce-scatter reads the others' shards in place */
+        t->shard_buf = NULL;
         memcpy(value, p->value, sizeof *value * p->total);
         t->own_grad = p->grad;
         t->own_value = p->value;
