@@ -23,20 +23,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *fbuf(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static float *frand(size_t n, uint64_t seed, double sd)
-{
-    float *p = fbuf(n);
-    gc_fill_normal(p, n, seed, sd);
-    return p;
-}
-
 static int32_t *ibuf(size_t n)
 {
     int32_t *p = calloc(n ? n : 1, sizeof *p);
@@ -79,7 +65,7 @@ static double run(const cx_loss_config *cfg, const int64_t *counts, int C, const
                   float **dz)
 {
     cx_loss *l = make(cfg, counts, C, B);
-    *dz = fbuf((size_t)B * K);
+    *dz = gc_fbuf((size_t)B * K);
     double v = cx_loss_compute(l, z, y, cls, B, K, scale, epoch, *dz);
     cx_loss_free(l);
     return v;
@@ -213,8 +199,8 @@ static void gc_loss(cx_loss_config c, int subset, int drw_epoch, int epoch, uint
     int K = subset ? 4 : C;
     c.drw_epoch = drw_epoch;
     cx_loss *l = make(&c, gc_counts, C, B);
-    float *z = frand((size_t)B * K, seed, 1.5), *dz = fbuf((size_t)B * K);
-    float *scratch = fbuf((size_t)B * K);
+    float *z = gc_frand((size_t)B * K, seed, 1.5), *dz = gc_fbuf((size_t)B * K);
+    float *scratch = gc_fbuf((size_t)B * K);
     int32_t *y = rand_targets(B, K, seed);
     y[0] = subset ? 2 : 4; /* the zero-count class is a target */
     y[1] = y[2];
@@ -346,7 +332,7 @@ static void check_ref(const fx_file *f, const ref_case *rc)
     int64_t *counts = calloc((size_t)C, sizeof *counts);
     for (int c = 0; c < C; c++)
         counts[c] = (int64_t)tc->v[c];
-    float *z = fbuf(tz->n), *dz = fbuf(tz->n);
+    float *z = gc_fbuf(tz->n), *dz = gc_fbuf(tz->n);
     fx_to_float(tz, z);
     int32_t *y = ibuf((size_t)B), *cls = NULL;
     cx_err err = {0};
@@ -460,7 +446,7 @@ START_TEST(focal_gamma_zero_is_ce)
     const int B = 11, C = 5, K = 3;
     const int64_t counts[5] = {50, 20, 8, 3, 1};
     const int32_t cls[3] = {1, 3, 4};
-    float *z = frand((size_t)B * C, 40, 3.0), *dce, *dfo;
+    float *z = gc_frand((size_t)B * C, 40, 3.0), *dce, *dfo;
     int32_t *y = rand_targets(B, C, 41), *ys = rand_targets(B, K, 42);
     cx_loss_config fo = config(CX_LOSS_FOCAL), ce = config(CX_LOSS_CE);
     fo.focal_gamma = 0.0;
@@ -513,7 +499,7 @@ START_TEST(balanced_softmax_with_uniform_counts_is_ce)
 {
     const int B = 13, C = 6;
     const int64_t counts[6] = {7, 7, 7, 7, 7, 7};
-    float *z = frand((size_t)B * C, 50, 2.0), *dce, *dbs, *dla;
+    float *z = gc_frand((size_t)B * C, 50, 2.0), *dce, *dbs, *dla;
     int32_t *y = rand_targets(B, C, 51);
     cx_loss_config ce = config(CX_LOSS_CE), bs = config(CX_LOSS_BALANCED_SOFTMAX);
     cx_loss_config la = config(CX_LOSS_LOGIT_ADJUST), lade = config(CX_LOSS_LADE);
@@ -540,7 +526,7 @@ START_TEST(logit_adjust_tau_one_is_balanced_softmax_tau_zero_is_ce)
 {
     const int B = 8, C = 4;
     const int64_t counts[4] = {400, 30, 5, 0};
-    float *z = frand((size_t)B * C, 60, 2.0), *d1, *d2;
+    float *z = gc_frand((size_t)B * C, 60, 2.0), *d1, *d2;
     int32_t *y = rand_targets(B, C, 61);
     cx_loss_config la = config(CX_LOSS_LOGIT_ADJUST), bs = config(CX_LOSS_BALANCED_SOFTMAX);
     cx_loss_config ce = config(CX_LOSS_CE);
@@ -633,7 +619,7 @@ START_TEST(class_weights_and_their_normalisations)
 
     /* The weights are normalised by the batch's sum of w_y: a batch of one class is plain CE. */
     const int B = 6;
-    float *zz = frand((size_t)B * C, 71, 2.0), *d1, *d2;
+    float *zz = gc_frand((size_t)B * C, 71, 2.0), *d1, *d2;
     int32_t y[6] = {2, 2, 2, 2, 2, 2};
     cx_loss_config ce = config(CX_LOSS_CE);
     double want = run(&ce, counts, C, zz, y, NULL, B, C, 1.0f, 0, &d1);
@@ -690,7 +676,8 @@ START_TEST(drw_switches_at_its_one_based_epoch)
 {
     const int B = 10, C = 5;
     const int64_t counts[5] = {200, 50, 10, 2, 0};
-    float *z = frand((size_t)B * C, 80, 1.0), *d0 = fbuf((size_t)B * C), *d1 = fbuf((size_t)B * C);
+    float *z = gc_frand((size_t)B * C, 80, 1.0), *d0 = gc_fbuf((size_t)B * C);
+    float *d1 = gc_fbuf((size_t)B * C);
     int32_t *y = rand_targets(B, C, 81);
     cx_loss_kind kinds[3] = {CX_LOSS_CE, CX_LOSS_FOCAL, CX_LOSS_LDAM};
     for (int k = 0; k < 3; k++) {
@@ -773,7 +760,7 @@ START_TEST(lade_by_hand_and_on_a_subset)
     double prior[5];
     for (int c = 0; c < C; c++)
         prior[c] = n[c] / 99.0;
-    float *z = frand((size_t)B * C, 90, 1.5), *dl, *db;
+    float *z = gc_frand((size_t)B * C, 90, 1.5), *dl, *db;
     int32_t y[7] = {0, 3, 3, 1, 0, 0, 3}; /* classes 2 and 4 absent */
     cx_loss_config lade = config(CX_LOSS_LADE), bs = config(CX_LOSS_BALANCED_SOFTMAX);
     lade.lade_lambda = 0.3;
@@ -792,7 +779,7 @@ START_TEST(lade_by_hand_and_on_a_subset)
     /* A subset of classes {0, 1, 3} holding all present classes: the regulariser is the
      * full set's exactly (same logits in those columns), the CE part is over the subset. */
     const int32_t cls[3] = {0, 1, 3};
-    float *zs = fbuf((size_t)B * K);
+    float *zs = gc_fbuf((size_t)B * K);
     int32_t ys[7];
     for (int i = 0; i < B; i++) {
         for (int k = 0; k < K; k++)
@@ -812,7 +799,7 @@ START_TEST(subset_of_all_classes_equals_no_subset)
 {
     const int B = 9, C = 6;
     int32_t ident[6] = {0, 1, 2, 3, 4, 5};
-    float *z = frand((size_t)B * C, 95, 2.0), *d1, *d2;
+    float *z = gc_frand((size_t)B * C, 95, 2.0), *d1, *d2;
     int32_t *y = rand_targets(B, C, 96);
     for (int k = CX_LOSS_CE; k <= CX_LOSS_LADE; k++) {
         cx_loss_config c = config((cx_loss_kind)k);
@@ -830,7 +817,7 @@ START_TEST(zero_count_classes_count_as_one)
 {
     const int B = 8, C = 4;
     const int64_t zero[4] = {50, 0, 7, 0}, one[4] = {50, 1, 7, 1};
-    float *z = frand((size_t)B * C, 97, 2.0), *d1, *d2;
+    float *z = gc_frand((size_t)B * C, 97, 2.0), *d1, *d2;
     int32_t *y = rand_targets(B, C, 98);
     y[0] = 1;
     y[1] = 3;
@@ -879,8 +866,8 @@ START_TEST(loss_bit_identical_on_one_and_two_threads)
     int32_t *cls = ibuf(K);
     for (int k = 0; k < K; k++)
         cls[k] = (int32_t)(k * C / K);
-    float *z = frand((size_t)B * K, 99, 3.0);
-    float *d1 = fbuf((size_t)B * K), *d2 = fbuf((size_t)B * K);
+    float *z = gc_frand((size_t)B * K, 99, 3.0);
+    float *d1 = gc_fbuf((size_t)B * K), *d2 = gc_fbuf((size_t)B * K);
     int32_t *y = rand_targets(B, K, 100);
     int saved = cx_threads_get();
     for (int k = CX_LOSS_CE; k <= CX_LOSS_LADE; k++) {

@@ -25,27 +25,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *fbuf(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dbuf(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static float *frand(size_t n, uint64_t seed, double sd)
-{
-    float *p = fbuf(n);
-    gc_fill_normal(p, n, seed, sd);
-    return p;
-}
-
 static void fill_nan(float *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -218,10 +197,11 @@ START_TEST(conv2d_forward_matches_naive)
         for (int bi = 0; bi < 3; bi++) {
             const cx_conv2d_dims *d = &conv_shapes[si];
             int B = batches[bi];
-            float *in = frand(conv_in_n(d, B), 10 + si, 1.0), *w = frand(conv_w_n(d), 11, 0.4);
-            float *b = frand(d->cout, 12, 0.5), *out = fbuf(conv_out_n(d, B));
-            float *scratch = fbuf(cx_conv2d_scratch_floats(d, B));
-            double *ref = dbuf(conv_out_n(d, B));
+            float *in = gc_frand(conv_in_n(d, B), 10 + si, 1.0);
+            float *w = gc_frand(conv_w_n(d), 11, 0.4);
+            float *b = gc_frand(d->cout, 12, 0.5), *out = gc_fbuf(conv_out_n(d, B));
+            float *scratch = gc_fbuf(cx_conv2d_scratch_floats(d, B));
+            double *ref = gc_dbuf(conv_out_n(d, B));
             for (int with_bias = 0; with_bias < 2; with_bias++) {
                 const float *bb = with_bias ? b : NULL;
                 fill_nan(out, conv_out_n(d, B)); /* out is overwritten, whatever it held */
@@ -240,10 +220,11 @@ START_TEST(conv2d_backward_matches_naive_adds_and_skips)
         const cx_conv2d_dims *d = &conv_shapes[si];
         const int B = 3;
         size_t nin = conv_in_n(d, B), nout = conv_out_n(d, B), nw = conv_w_n(d);
-        float *in = frand(nin, 20 + si, 1.0), *w = frand(nw, 21, 0.4), *dout = frand(nout, 22, 1.0);
-        float *din = fbuf(nin), *dw = fbuf(nw), *db = fbuf(d->cout);
-        float *scratch = fbuf(cx_conv2d_scratch_floats(d, B));
-        double *rin = dbuf(nin), *rw = dbuf(nw), *rb = dbuf(d->cout);
+        float *in = gc_frand(nin, 20 + si, 1.0), *w = gc_frand(nw, 21, 0.4);
+        float *dout = gc_frand(nout, 22, 1.0);
+        float *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(d->cout);
+        float *scratch = gc_fbuf(cx_conv2d_scratch_floats(d, B));
+        double *rin = gc_dbuf(nin), *rw = gc_dbuf(nw), *rb = gc_dbuf(d->cout);
         naive_conv_backward(rin, rw, rb, dout, in, w, B, d);
         /* Parameter gradients are added to what the buffers hold; din is overwritten. */
         for (size_t i = 0; i < nw; i++)
@@ -261,7 +242,7 @@ START_TEST(conv2d_backward_matches_naive_adds_and_skips)
         assert_close(dw, rw, nw, 1e-5, 1e-5, "conv dw");
         assert_close(db, rb, d->cout, 1e-5, 1e-5, "conv db");
         /* NULL din and db: only the weight gradient, added once more. */
-        float *dw2 = fbuf(nw);
+        float *dw2 = gc_fbuf(nw);
         memcpy(dw2, dw, sizeof *dw * nw);
         cx_conv2d_backward(NULL, dw2, NULL, scratch, dout, in, w, B, d);
         for (size_t i = 0; i < nw; i++)
@@ -292,13 +273,13 @@ START_TEST(conv2d_gradients_match_finite_differences)
     for (int pi = 0; pi < 4; pi++) {
         conv_ctx c = {.d = conv_shapes[pick[pi]], .B = 2};
         size_t nin = conv_in_n(&c.d, c.B), nout = conv_out_n(&c.d, c.B), nw = conv_w_n(&c.d);
-        c.in = frand(nin, 30 + pi, 1.0);
-        c.w = frand(nw, 31, 0.4);
-        c.b = frand(c.d.cout, 32, 0.5);
-        c.out = fbuf(nout);
-        c.scratch = fbuf(cx_conv2d_scratch_floats(&c.d, c.B));
+        c.in = gc_frand(nin, 30 + pi, 1.0);
+        c.w = gc_frand(nw, 31, 0.4);
+        c.b = gc_frand(c.d.cout, 32, 0.5);
+        c.out = gc_fbuf(nout);
+        c.scratch = gc_fbuf(cx_conv2d_scratch_floats(&c.d, c.B));
         ck_assert_int_eq(gc_proj_init(&c.proj, nout, 33 + pi), 0);
-        float *din = fbuf(nin), *dw = fbuf(nw), *db = fbuf(c.d.cout);
+        float *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(c.d.cout);
         conv_f(&c);
         cx_conv2d_backward(din, dw, db, c.scratch, c.proj.r, c.in, c.w, c.B, &c.d);
         gc_var vars[] = {{"din", c.in, din, nin}, {"dw", c.w, dw, nw}, {"db", c.b, db, c.d.cout}};
@@ -324,10 +305,11 @@ START_TEST(conv2d_many_chunks_match_naive)
     ck_assert_uint_eq(cx_conv2d_scratch_floats(&d, B), 2 * per);
     ck_assert_uint_eq(cx_conv2d_scratch_floats(&d, 1), per);
     size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
-    float *in = frand(nin, 40, 1.0), *w = frand(nw, 41, 0.1), *b = frand(d.cout, 42, 0.5);
-    float *out = fbuf(nout), *dout = frand(nout, 43, 1.0), *din = fbuf(nin), *dw = fbuf(nw);
-    float *db = fbuf(d.cout), *scratch = fbuf(cx_conv2d_scratch_floats(&d, B));
-    double *ref = dbuf(nout), *rin = dbuf(nin), *rw = dbuf(nw), *rb = dbuf(d.cout);
+    float *in = gc_frand(nin, 40, 1.0), *w = gc_frand(nw, 41, 0.1), *b = gc_frand(d.cout, 42, 0.5);
+    float *out = gc_fbuf(nout), *dout = gc_frand(nout, 43, 1.0), *din = gc_fbuf(nin);
+    float *dw = gc_fbuf(nw);
+    float *db = gc_fbuf(d.cout), *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
+    double *ref = gc_dbuf(nout), *rin = gc_dbuf(nin), *rw = gc_dbuf(nw), *rb = gc_dbuf(d.cout);
     cx_conv2d_forward(out, scratch, in, w, b, B, &d);
     naive_conv(ref, in, w, b, B, &d);
     assert_close(out, ref, nout, 1e-5, 1e-5, "chunked conv out");
@@ -396,7 +378,7 @@ static const fx_tensor *need(const fx_file *f, const char *prefix, const char *n
 static float *fx_floats(const fx_file *f, const char *prefix, const char *name, size_t n)
 {
     const fx_tensor *t = need(f, prefix, name, n);
-    float *p = fbuf(t->n);
+    float *p = gc_fbuf(t->n);
     fx_to_float(t, p);
     return p;
 }
@@ -430,8 +412,8 @@ START_TEST(conv2d_matches_pytorch)
         size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
         float *in = fx_floats(&f, pf, "in", nin), *w = fx_floats(&f, pf, "w", nw);
         float *b = fx_floats(&f, pf, "b", d.cout), *dout = fx_floats(&f, pf, "dout", nout);
-        float *out = fbuf(nout), *din = fbuf(nin), *dw = fbuf(nw), *db = fbuf(d.cout);
-        float *scratch = fbuf(cx_conv2d_scratch_floats(&d, B));
+        float *out = gc_fbuf(nout), *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(d.cout);
+        float *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
         cx_conv2d_forward(out, scratch, in, w, b, B, &d);
         assert_torch(out, &f, pf, "out", nout);
         cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
@@ -453,10 +435,10 @@ START_TEST(maxpool2d_forward_backward_odd_sizes_ties_nan)
     for (int si = 0; si < 5; si++) {
         const int B = 3, C = 2, H = sizes[si][0], W = sizes[si][1], Ho = H / 2, Wo = W / 2;
         size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
-        float *in = frand(nin, 50 + si, 1.0), *out = fbuf(nout), *din = fbuf(nin);
-        float *dout = frand(nout, 51, 1.0);
+        float *in = gc_frand(nin, 50 + si, 1.0), *out = gc_fbuf(nout), *din = gc_fbuf(nin);
+        float *dout = gc_frand(nout, 51, 1.0);
         int32_t *idx = calloc(nout ? nout : 1, sizeof *idx);
-        double *din_in = dbuf(nin), *ref = dbuf(nout);
+        double *din_in = gc_dbuf(nin), *ref = gc_dbuf(nout);
         int32_t *ridx = calloc(nout ? nout : 1, sizeof *ridx);
         if (H >= 2 && W >= 4) {
             in[0] = in[1] = in[W] = in[W + 1] = 0.75f; /* four equal: the first wins */
@@ -513,7 +495,7 @@ START_TEST(maxpool2d_matches_pytorch)
     int B = (int)dims->v[0], C = (int)dims->v[1], H = (int)dims->v[2], W = (int)dims->v[3];
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * (H / 2) * (W / 2);
     float *in = fx_floats(&f, "", "in", nin), *dout = fx_floats(&f, "p", "dout", nout);
-    float *out = fbuf(nout), *din = fbuf(nin);
+    float *out = gc_fbuf(nout), *din = gc_fbuf(nin);
     int32_t *idx = calloc(nout, sizeof *idx), *tidx = calloc(nout, sizeof *tidx);
     cx_err err = {0};
     must(fx_to_int32(need(&f, "", "idx", nout), tidx, &err), &err);
@@ -546,11 +528,11 @@ START_TEST(maxpool2d_gradient_matches_finite_differences)
 {
     pool_ctx c = {.B = 2, .C = 3, .H = 7, .W = 9};
     size_t nin = (size_t)c.B * c.C * c.H * c.W, nout = (size_t)c.B * c.C * (c.H / 2) * (c.W / 2);
-    c.in = frand(nin, 60, 1.0);
-    c.out = fbuf(nout);
+    c.in = gc_frand(nin, 60, 1.0);
+    c.out = gc_fbuf(nout);
     c.idx = calloc(nout, sizeof *c.idx);
     ck_assert_int_eq(gc_proj_init(&c.proj, nout, 61), 0);
-    float *din = fbuf(nin);
+    float *din = gc_fbuf(nin);
     pool_f(&c);
     cx_maxpool2d_backward(din, c.proj.r, c.idx, c.B, c.C, c.H, c.W);
     gc_var v = {"din", c.in, din, nin};
@@ -577,17 +559,17 @@ START_TEST(conv2d_maxpool_bit_identical_on_two_threads)
     ck_assert_uint_ge((size_t)PB * PC * PH * PW, 4 * CX_OPS_PAR_ELEMS); /* maxpool2d.c */
     size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
     size_t npin = (size_t)PB * PC * PH * PW, npool = npin / 4;
-    float *in = frand(nin, 70, 1.0), *w = frand(nw, 71, 0.05), *b = frand(d.cout, 72, 0.1);
-    float *dout = frand(nout, 73, 1.0), *scratch = fbuf(cx_conv2d_scratch_floats(&d, B));
-    float *out = fbuf(nout), *din = fbuf(nin), *pin = frand(npin, 74, 1.0);
-    float *pool = fbuf(npool), *dpool = frand(npool, 75, 1.0), *dpin = fbuf(npin);
+    float *in = gc_frand(nin, 70, 1.0), *w = gc_frand(nw, 71, 0.05), *b = gc_frand(d.cout, 72, 0.1);
+    float *dout = gc_frand(nout, 73, 1.0), *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
+    float *out = gc_fbuf(nout), *din = gc_fbuf(nin), *pin = gc_frand(npin, 74, 1.0);
+    float *pool = gc_fbuf(npool), *dpool = gc_frand(npool, 75, 1.0), *dpin = gc_fbuf(npin);
     int32_t *idx = calloc(npool, sizeof *idx);
     ck_assert_ptr_nonnull(idx);
     uint64_t h[3][8] = {{0}};
     for (int run = 0; run < 3; run++) {
         /* Runs 0 and 1 on two threads; run 2 on one, for the pooling (no matrix product). */
         cx_threads_set(run < 2 ? 2 : 1);
-        float *dw = fbuf(nw), *db = fbuf(d.cout);
+        float *dw = gc_fbuf(nw), *db = gc_fbuf(d.cout);
         cx_conv2d_forward(out, scratch, in, w, b, B, &d);
         cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
         cx_maxpool2d_forward(pool, idx, pin, PB, PC, PH, PW);
@@ -663,9 +645,9 @@ static void check_mlp(const int64_t *hidden, int nhidden, cx_act act, cx_norm no
             for (int j = 0; j < c.m.dims[i + 1]; j++)
                 cx_param_value(&c.p, c.m.gain[i])[j] += 1.0f;
         }
-    c.in = frand((size_t)c.B * in_dim, seed + 3, 1.5);
+    c.in = gc_frand((size_t)c.B * in_dim, seed + 3, 1.5);
     ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * out_dim, seed + 4), 0);
-    float *din = fbuf((size_t)c.B * in_dim);
+    float *din = gc_fbuf((size_t)c.B * in_dim);
     cx_params_zero_grad(&c.p);
     mlp_f(&c);
     cx_mlp_backward(&c.m, &c.p, c.in, c.proj.r, din, c.B);
@@ -678,7 +660,7 @@ static void check_mlp(const int64_t *hidden, int nhidden, cx_act act, cx_norm no
     gc_report rep;
     assert_gc(gc_check(mlp_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
     /* A second backward (din NULL) adds the same parameter gradients again. */
-    float *g1 = fbuf(c.p.total);
+    float *g1 = gc_fbuf(c.p.total);
     memcpy(g1, c.p.grad, sizeof *g1 * c.p.total);
     mlp_f(&c);
     cx_mlp_backward(&c.m, &c.p, c.in, c.proj.r, NULL, c.B);
@@ -842,9 +824,9 @@ static void check_cnn(int in_c, int in_h, int in_w, const int64_t *ch, int nch,
     cnn_ctx c = {.B = 3};
     cnn_build(&c, in_c, in_h, in_w, ch, nch, hidden, nhidden, out_dim, 4, 300 + in_c);
     size_t nin = (size_t)c.B * in_c * in_h * in_w, nout = (size_t)c.B * out_dim;
-    c.in = frand(nin, 301, 1.0);
+    c.in = gc_frand(nin, 301, 1.0);
     ck_assert_int_eq(gc_proj_init(&c.proj, nout, 302), 0);
-    float *din = fbuf(nin);
+    float *din = gc_fbuf(nin);
     cx_params_zero_grad(&c.p);
     cnn_f(&c);
     cx_cnn_backward(&c.n, &c.p, c.in, c.proj.r, din, c.B);
@@ -896,11 +878,11 @@ START_TEST(cnn_forward_matches_naive_conv_relu_pool)
     const int64_t ch[] = {3, 4}, hidden[] = {5};
     cnn_ctx c = {.B = B};
     cnn_build(&c, in_c, H, W, ch, 2, hidden, 1, 6, 5, 400); /* B below the max batch */
-    c.in = frand((size_t)B * in_c * H * W, 401, 1.0);
+    c.in = gc_frand((size_t)B * in_c * H * W, 401, 1.0);
     const float *out = cx_cnn_forward(&c.n, &c.p, c.in, B);
     ck_assert_int_eq(c.n.flat, 4 * 2 * 2);
     /* Reference. */
-    double *x = dbuf((size_t)B * in_c * H * W);
+    double *x = gc_dbuf((size_t)B * in_c * H * W);
     for (size_t i = 0; i < (size_t)B * in_c * H * W; i++)
         x[i] = c.in[i];
     int cin = in_c, h = H, w = W;
@@ -911,7 +893,7 @@ START_TEST(cnn_forward_matches_naive_conv_relu_pool)
         ck_assert_int_eq(d->w, w);
         int cout = (int)ch[blk];
         const float *wt = cx_param_value(&c.p, c.n.w[blk]), *bs = cx_param_value(&c.p, c.n.b[blk]);
-        double *y = dbuf((size_t)B * cout * h * w);
+        double *y = gc_dbuf((size_t)B * cout * h * w);
         for (int s = 0; s < B; s++)
             for (int co = 0; co < cout; co++)
                 for (int oh = 0; oh < h; oh++)
@@ -929,7 +911,7 @@ START_TEST(cnn_forward_matches_naive_conv_relu_pool)
                         y[(((size_t)s * cout + co) * h + oh) * w + ow] = acc > 0 ? acc : 0;
                     }
         free(x);
-        x = dbuf((size_t)B * cout * (h / 2) * (w / 2));
+        x = gc_dbuf((size_t)B * cout * (h / 2) * (w / 2));
         naive_pool(x, NULL, y, B, cout, h, w);
         free(y);
         cin = cout, h /= 2, w /= 2;
@@ -941,7 +923,7 @@ START_TEST(cnn_forward_matches_naive_conv_relu_pool)
     for (int l = 0; l < 2; l++) {
         int K = m->dims[l], N = m->dims[l + 1];
         const float *wt = cx_param_value(&c.p, m->w[l]), *bs = cx_param_value(&c.p, m->b[l]);
-        double *z = dbuf((size_t)B * N);
+        double *z = gc_dbuf((size_t)B * N);
         for (int s = 0; s < B; s++)
             for (int j = 0; j < N; j++) {
                 double acc = bs[j];
@@ -1080,9 +1062,9 @@ START_TEST(cnn_backward_adds_and_skips_din)
     const int64_t ch[] = {3, 2};
     cnn_build(&c, 2, 6, 7, ch, 2, NULL, 0, 3, 2, 600);
     size_t nin = (size_t)c.B * 2 * 6 * 7;
-    c.in = frand(nin, 601, 1.0);
+    c.in = gc_frand(nin, 601, 1.0);
     ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * 3, 602), 0);
-    float *din = fbuf(nin), *g1 = fbuf(c.p.total);
+    float *din = gc_fbuf(nin), *g1 = gc_fbuf(c.p.total);
     cx_params_zero_grad(&c.p);
     cnn_f(&c);
     fill_nan(din, nin);
@@ -1105,9 +1087,9 @@ static void cnn_run_hashes(uint64_t *h)
     const int64_t ch[] = {8, 16}, hidden[] = {64};
     cnn_build(&c, 1, 28, 28, ch, 2, hidden, 1, 32, 48, 700);
     size_t nin = (size_t)c.B * 784;
-    c.in = frand(nin, 701, 1.0);
+    c.in = gc_frand(nin, 701, 1.0);
     ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * 32, 702), 0);
-    float *din = fbuf(nin);
+    float *din = gc_fbuf(nin);
     cx_params_zero_grad(&c.p);
     const float *out = cx_cnn_forward(&c.n, &c.p, c.in, c.B);
     h[0] = hash_bytes(out, sizeof *out * (size_t)c.B * 32);
@@ -1163,10 +1145,10 @@ static void check_head(cx_head_kind kind, const int32_t *classes, int K, unsigne
     cx_rng rng;
     cx_rng_seed(&rng, 800 + kind, 0);
     cx_head_init_params(&c.h, &c.p, &rng, 4.0);
-    c.feat = frand((size_t)c.B * D, 801, 1.0);
+    c.feat = gc_frand((size_t)c.B * D, 801, 1.0);
     int nk = classes ? K : C;
     ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * nk, 802), 0);
-    float *dfeat = fbuf((size_t)c.B * D);
+    float *dfeat = gc_fbuf((size_t)c.B * D);
     cx_params_zero_grad(&c.p);
     head_f(&c);
     ck_assert_int_eq(c.h.K, nk);

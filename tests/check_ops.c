@@ -17,27 +17,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static float *fbuf(size_t n)
-{
-    float *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static double *dbuf(size_t n)
-{
-    double *p = calloc(n ? n : 1, sizeof *p);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-static float *frand(size_t n, uint64_t seed, double sd)
-{
-    float *p = fbuf(n);
-    gc_fill_normal(p, n, seed, sd);
-    return p;
-}
-
 /* |got - want| <= atol + rtol |want| elementwise, with the first offender in the message. */
 static void assert_close(const float *got, const double *want, size_t n, double rtol,
                          double atol, const char *what)
@@ -190,9 +169,9 @@ START_TEST(linear_forward_matches_naive)
     const int K = 13, N = 9;
     for (int bi = 0; bi < 3; bi++) {
         int B = odd_batches[bi];
-        float *in = frand((size_t)B * K, 10 + bi, 1.0), *w = frand((size_t)N * K, 20, 0.3);
-        float *b = frand(N, 30, 0.5), *out = fbuf((size_t)B * N);
-        double *ref = dbuf((size_t)B * N);
+        float *in = gc_frand((size_t)B * K, 10 + bi, 1.0), *w = gc_frand((size_t)N * K, 20, 0.3);
+        float *b = gc_frand(N, 30, 0.5), *out = gc_fbuf((size_t)B * N);
+        double *ref = gc_dbuf((size_t)B * N);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             const float *bb = with_bias ? b : NULL;
             for (size_t i = 0; i < (size_t)B * N; i++)
@@ -224,12 +203,12 @@ START_TEST(linear_gradients_match_finite_differences)
     for (int bi = 0; bi < 3; bi++) {
         lin_ctx c = {.B = odd_batches[bi], .K = 11, .N = 7};
         size_t nin = (size_t)c.B * c.K, nw = (size_t)c.N * c.K;
-        c.in = frand(nin, 40 + bi, 1.0);
-        c.w = frand(nw, 50, 0.4);
-        c.b = frand(c.N, 60, 0.5);
-        c.out = fbuf((size_t)c.B * c.N);
+        c.in = gc_frand(nin, 40 + bi, 1.0);
+        c.w = gc_frand(nw, 50, 0.4);
+        c.b = gc_frand(c.N, 60, 0.5);
+        c.out = gc_fbuf((size_t)c.B * c.N);
         ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * c.N, 70 + bi), 0);
-        float *din = fbuf(nin), *dw = fbuf(nw), *db = fbuf(c.N);
+        float *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(c.N);
         lin_f(&c);
         cx_linear_backward(din, dw, db, c.proj.r, c.in, c.w, c.B, c.K, c.N);
         gc_var vars[] = {{"din", c.in, din, nin}, {"dw", c.w, dw, nw}, {"db", c.b, db, c.N}};
@@ -246,8 +225,9 @@ END_TEST
 START_TEST(linear_backward_adds_params_and_skips_null)
 {
     const int B = 17, K = 5, N = 4;
-    float *in = frand(B * K, 1, 1.0), *w = frand(N * K, 2, 1.0), *dout = frand(B * N, 3, 1.0);
-    float *dw = fbuf(N * K), *db = fbuf(N), *din = fbuf(B * K);
+    float *in = gc_frand(B * K, 1, 1.0), *w = gc_frand(N * K, 2, 1.0);
+    float *dout = gc_frand(B * N, 3, 1.0);
+    float *dw = gc_fbuf(N * K), *db = gc_fbuf(N), *din = gc_fbuf(B * K);
     for (int i = 0; i < N * K; i++)
         dw[i] = 0.25f;
     for (int j = 0; j < N; j++)
@@ -271,7 +251,7 @@ START_TEST(linear_backward_adds_params_and_skips_null)
     }
     /* db NULL: only the weight gradient and din; din is overwritten, not added. */
     cx_linear_backward(din, dw, NULL, dout, in, w, B, K, N);
-    double *ref = dbuf(B * K);
+    double *ref = gc_dbuf(B * K);
     for (int i = 0; i < B; i++)
         for (int k = 0; k < K; k++)
             for (int j = 0; j < N; j++)
@@ -332,12 +312,12 @@ static int relu_skip(void *p, int var, size_t i, double h)
 START_TEST(relu_gradient_skips_kinks)
 {
     act_ctx c = {.n = 200};
-    c.in = frand(c.n, 80, 1.0);
+    c.in = gc_frand(c.n, 80, 1.0);
     for (size_t i = 0; i < c.n; i += 25)
         c.in[i] = 0.0f; /* exactly on the kink */
-    c.out = fbuf(c.n);
+    c.out = gc_fbuf(c.n);
     ck_assert_int_eq(gc_proj_init(&c.proj, c.n, 81), 0);
-    float *din = fbuf(c.n);
+    float *din = gc_fbuf(c.n);
     act_f(&c);
     cx_relu_backward(din, c.proj.r, c.out, c.n);
     gc_var v = {"din", c.in, din, c.n};
@@ -359,7 +339,7 @@ END_TEST
 START_TEST(gelu_matches_erf_and_in_place)
 {
     const size_t n = 101;
-    float *x = fbuf(n), *y = fbuf(n), *d = fbuf(n), *one = fbuf(n);
+    float *x = gc_fbuf(n), *y = gc_fbuf(n), *d = gc_fbuf(n), *one = gc_fbuf(n);
     for (size_t i = 0; i < n; i++) {
         x[i] = -10.0f + 0.2f * (float)i;
         one[i] = 1.0f;
@@ -384,10 +364,10 @@ END_TEST
 START_TEST(gelu_gradient_matches_finite_differences)
 {
     act_ctx c = {.n = 150, .gelu = 1};
-    c.in = frand(c.n, 90, 2.0);
-    c.out = fbuf(c.n);
+    c.in = gc_frand(c.n, 90, 2.0);
+    c.out = gc_fbuf(c.n);
     ck_assert_int_eq(gc_proj_init(&c.proj, c.n, 91), 0);
-    float *din = fbuf(c.n);
+    float *din = gc_fbuf(c.n);
     act_f(&c);
     cx_gelu_backward(din, c.proj.r, c.in, c.n);
     gc_var v = {"din", c.in, din, c.n};
@@ -409,11 +389,12 @@ START_TEST(layernorm_forward_matches_naive)
     const int D = 19;
     for (int bi = 0; bi < 3; bi++) {
         int B = odd_batches[bi];
-        float *in = frand(B * D, 100 + bi, 3.0), *g = frand(D, 101, 1.0), *b = frand(D, 102, 1.0);
+        float *in = gc_frand(B * D, 100 + bi, 3.0), *g = gc_frand(D, 101, 1.0);
+        float *b = gc_frand(D, 102, 1.0);
         for (int i = 0; i < B * D; i++)
             in[i] += 5.0f; /* an offset the statistics must remove */
-        float *out = fbuf(B * D), *mean = fbuf(B), *rstd = fbuf(B);
-        double *ref = dbuf(B * D), *rm = dbuf(B), *rr = dbuf(B);
+        float *out = gc_fbuf(B * D), *mean = gc_fbuf(B), *rstd = gc_fbuf(B);
+        double *ref = gc_dbuf(B * D), *rm = gc_dbuf(B), *rr = gc_dbuf(B);
         cx_layernorm_forward(out, mean, rstd, in, g, b, B, D, 1e-5f);
         naive_layernorm(ref, rm, rr, in, g, b, B, D, 1e-5);
         assert_close(out, ref, B * D, 1e-5, 2e-5, "layernorm out");
@@ -443,14 +424,14 @@ START_TEST(layernorm_gradients_match_finite_differences)
     for (int bi = 0; bi < 3; bi++) {
         ln_ctx c = {.B = odd_batches[bi], .D = 17};
         size_t n = (size_t)c.B * c.D;
-        c.in = frand(n, 110 + bi, 2.0);
-        c.g = frand(c.D, 111, 1.0);
-        c.b = frand(c.D, 112, 1.0);
-        c.out = fbuf(n);
-        c.mean = fbuf(c.B);
-        c.rstd = fbuf(c.B);
+        c.in = gc_frand(n, 110 + bi, 2.0);
+        c.g = gc_frand(c.D, 111, 1.0);
+        c.b = gc_frand(c.D, 112, 1.0);
+        c.out = gc_fbuf(n);
+        c.mean = gc_fbuf(c.B);
+        c.rstd = gc_fbuf(c.B);
         ck_assert_int_eq(gc_proj_init(&c.proj, n, 113 + bi), 0);
-        float *din = fbuf(n), *dg = fbuf(c.D), *db = fbuf(c.D);
+        float *din = gc_fbuf(n), *dg = gc_fbuf(c.D), *db = gc_fbuf(c.D);
         ln_f(&c);
         cx_layernorm_backward(din, dg, db, c.proj.r, c.in, c.mean, c.rstd, c.g, c.B, c.D);
         gc_var vars[] = {{"din", c.in, din, n}, {"dgamma", c.g, dg, c.D}, {"dbeta", c.b, db, c.D}};
@@ -459,9 +440,9 @@ START_TEST(layernorm_gradients_match_finite_differences)
         gc_report rep;
         assert_gc(gc_check(ln_f, NULL, &c, vars, 3, &o, &rep), &rep, "layernorm");
         /* din may alias dout: same values. */
-        float *dout = fbuf(n);
+        float *dout = gc_fbuf(n);
         memcpy(dout, c.proj.r, n * sizeof *dout);
-        float *dg2 = fbuf(c.D), *db2 = fbuf(c.D);
+        float *dg2 = gc_fbuf(c.D), *db2 = gc_fbuf(c.D);
         cx_layernorm_backward(dout, dg2, db2, dout, c.in, c.mean, c.rstd, c.g, c.B, c.D);
         ck_assert_mem_eq(dout, din, n * sizeof *din);
         ck_assert_mem_eq(dg2, dg, c.D * sizeof *dg);
@@ -508,8 +489,8 @@ START_TEST(l2norm_forward_matches_naive_and_in_place)
     const int D = 23;
     for (int bi = 0; bi < 3; bi++) {
         int B = odd_batches[bi];
-        float *in = frand(B * D, 120 + bi, 2.0), *out = fbuf(B * D), *norm = fbuf(B);
-        double *ref = dbuf(B * D), *rn = dbuf(B);
+        float *in = gc_frand(B * D, 120 + bi, 2.0), *out = gc_fbuf(B * D), *norm = gc_fbuf(B);
+        double *ref = gc_dbuf(B * D), *rn = gc_dbuf(B);
         cx_l2norm_forward(out, norm, in, B, D, 1e-12f);
         naive_l2norm(ref, rn, in, B, D, 1e-12);
         assert_close(out, ref, B * D, 1e-6, 1e-7, "l2norm out");
@@ -544,10 +525,10 @@ static double l2_f(void *p)
 static void l2_gradcheck(l2_ctx *c, gc_opts o, const char *what)
 {
     size_t n = (size_t)c->B * c->D;
-    c->out = fbuf(n);
-    c->norm = fbuf(c->B);
+    c->out = gc_fbuf(n);
+    c->norm = gc_fbuf(c->B);
     ck_assert_int_eq(gc_proj_init(&c->proj, n, 131), 0);
-    float *din = fbuf(n);
+    float *din = gc_fbuf(n);
     l2_f(c);
     cx_l2norm_backward(din, c->proj.r, c->out, c->norm, c->B, c->D, c->eps);
     gc_var v = {"din", c->in, din, n};
@@ -561,7 +542,7 @@ START_TEST(l2norm_gradient_matches_finite_differences)
 {
     for (int bi = 0; bi < 3; bi++) {
         l2_ctx c = {.B = odd_batches[bi], .D = 9, .eps = 1e-12f};
-        c.in = frand((size_t)c.B * c.D, 130 + bi, 1.0);
+        c.in = gc_frand((size_t)c.B * c.D, 130 + bi, 1.0);
         gc_opts o = gc_opts_default();
         o.h = 3e-3;
         o.max_skip_frac = 0.0;
@@ -596,7 +577,7 @@ START_TEST(l2norm_eps_branch)
     /* Finite differences inside the clamped branch with a large eps: rows of norm below and
      * above eps = 1 both match. */
     l2_ctx c = {.B = 6, .D = 5, .eps = 1.0f};
-    c.in = frand(30, 140, 0.15); /* norms about 0.3 */
+    c.in = gc_frand(30, 140, 0.15); /* norms about 0.3 */
     for (int j = 0; j < 5; j++) {
         c.in[0 * 5 + j] *= 10; /* norm about 3 */
         c.in[3 * 5 + j] *= 12;
@@ -652,8 +633,8 @@ START_TEST(embag_forward_matches_naive_with_padding)
         for (int bi = 0; bi < 3; bi++) {
             int B = odd_batches[bi];
             int32_t *tok = make_tokens(B, T, V, pads[pi], 150 + bi);
-            float *table = frand(V * D, 151, 1.0), *out = fbuf(B * D);
-            double *ref = dbuf(B * D);
+            float *table = gc_frand(V * D, 151, 1.0), *out = gc_fbuf(B * D);
+            double *ref = gc_dbuf(B * D);
             for (int i = 0; i < B * D; i++)
                 out[i] = NAN;
             cx_embag_mean_forward(out, tok, table, B, T, D, pads[pi]);
@@ -672,10 +653,10 @@ START_TEST(embag_gradient_matches_finite_differences)
     for (int bi = 0; bi < 3; bi++) {
         eb_ctx c = {.B = odd_batches[bi], .T = 5, .D = 7, .V = 9, .pad = 0};
         c.tok = make_tokens(c.B, c.T, c.V, c.pad, 160 + bi);
-        c.table = frand((size_t)c.V * c.D, 161, 1.0);
-        c.out = fbuf((size_t)c.B * c.D);
+        c.table = gc_frand((size_t)c.V * c.D, 161, 1.0);
+        c.out = gc_fbuf((size_t)c.B * c.D);
         ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * c.D, 162), 0);
-        float *dt = fbuf((size_t)c.V * c.D);
+        float *dt = gc_fbuf((size_t)c.V * c.D);
         eb_f(&c);
         cx_embag_mean_backward(dt, c.proj.r, c.tok, c.B, c.T, c.D, c.pad);
         gc_var v = {"dtable", c.table, dt, (size_t)c.V * c.D};
@@ -687,7 +668,7 @@ START_TEST(embag_gradient_matches_finite_differences)
         /* The padding row gets nothing; a second backward adds the same again. */
         for (int j = 0; j < c.D; j++)
             ck_assert_float_eq(dt[c.pad * c.D + j], 0.0f);
-        float *dt2 = fbuf((size_t)c.V * c.D);
+        float *dt2 = gc_fbuf((size_t)c.V * c.D);
         memcpy(dt2, dt, sizeof *dt * (size_t)c.V * c.D);
         cx_embag_mean_backward(dt2, c.proj.r, c.tok, c.B, c.T, c.D, c.pad);
         for (int i = 0; i < c.V * c.D; i++)
@@ -705,14 +686,15 @@ START_TEST(softmax_ce_forward_matches_naive)
     const int C = 11;
     for (int bi = 0; bi < 3; bi++) {
         int B = odd_batches[bi];
-        float *z = frand(B * C, 170 + bi, 3.0), *w = frand(B, 171, 1.0), *off = frand(C, 172, 1.0);
+        float *z = gc_frand(B * C, 170 + bi, 3.0), *w = gc_frand(B, 171, 1.0);
+        float *off = gc_frand(C, 172, 1.0);
         for (int i = 0; i < B; i++)
             w[i] = fabsf(w[i]) + 0.1f;
         int32_t *y = malloc(sizeof *y * B);
         for (int i = 0; i < B; i++)
             y[i] = (i * 7 + 3) % C;
-        float *p = fbuf(B * C);
-        double *rp = dbuf(B * C);
+        float *p = gc_fbuf(B * C);
+        double *rp = gc_dbuf(B * C);
         for (int variant = 0; variant < 4; variant++) {
             const float *ww = variant & 1 ? w : NULL, *oo = variant & 2 ? off : NULL;
             double loss = cx_softmax_ce_forward(p, z, y, ww, oo, B, C);
@@ -745,16 +727,16 @@ START_TEST(softmax_ce_gradients_match_finite_differences)
         for (int variant = 0; variant < 4; variant++) {
             ce_ctx c = {.B = odd_batches[bi], .C = 6, .k = 0.7};
             size_t n = (size_t)c.B * c.C;
-            c.z = frand(n, 180 + bi, 2.0);
-            c.w = variant & 1 ? frand(c.B, 181, 1.0) : NULL;
+            c.z = gc_frand(n, 180 + bi, 2.0);
+            c.w = variant & 1 ? gc_frand(c.B, 181, 1.0) : NULL;
             for (int i = 0; c.w && i < c.B; i++)
                 c.w[i] = i == 1 ? 0.0f : fabsf(c.w[i]) + 0.2f; /* one masked sample */
-            c.off = variant & 2 ? frand(c.C, 182, 1.0) : NULL;
-            c.p = fbuf(n);
+            c.off = variant & 2 ? gc_frand(c.C, 182, 1.0) : NULL;
+            c.p = gc_fbuf(n);
             c.y = malloc(sizeof *c.y * c.B);
             for (int i = 0; i < c.B; i++)
                 c.y[i] = (i * 5 + 1) % c.C;
-            float *dz = fbuf(n);
+            float *dz = gc_fbuf(n);
             ce_f(&c);
             cx_softmax_ce_backward(dz, c.p, c.y, c.w, c.B, c.C, (float)c.k);
             gc_var v = {"dlogits", c.z, dz, n};
@@ -864,12 +846,12 @@ START_TEST(infonce_forward_matches_naive)
     const int D = 8;
     for (int bi = 0; bi < 3; bi++) {
         int B = odd_batches[bi];
-        float *img = frand(B * D, 210 + bi, 1.0), *txt = frand(B * D, 211 + bi, 1.0);
-        float *nrm = fbuf(B);
+        float *img = gc_frand(B * D, 210 + bi, 1.0), *txt = gc_frand(B * D, 211 + bi, 1.0);
+        float *nrm = gc_fbuf(B);
         cx_l2norm_forward(img, nrm, img, B, D, 1e-12f);
         cx_l2norm_forward(txt, nrm, txt, B, D, 1e-12f);
-        float *lg = fbuf(B * B), *pr = fbuf(B * B), *pc = fbuf(B * B);
-        double *rl = dbuf(B * B), *rr = dbuf(B * B), *rc = dbuf(B * B);
+        float *lg = gc_fbuf(B * B), *pr = gc_fbuf(B * B), *pc = gc_fbuf(B * B);
+        double *rl = gc_dbuf(B * B), *rr = gc_dbuf(B * B), *rc = gc_dbuf(B * B);
         const float scale = 14.285714f;
         double loss = cx_infonce_forward(lg, pr, pc, img, txt, scale, B, D);
         double ref = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
@@ -911,10 +893,10 @@ static double nce_f(void *p)
 static void nce_alloc(nce_ctx *c, uint64_t seed)
 {
     size_t n = (size_t)c->B * c->D, bb = (size_t)c->B * c->B;
-    c->img = frand(n, seed, 1.0);
-    c->txt = frand(n, seed + 1, 1.0);
-    c->lg = fbuf(bb), c->pr = fbuf(bb), c->pc = fbuf(bb);
-    c->fi = fbuf(n), c->ft = fbuf(n), c->ni = fbuf(c->B), c->nt = fbuf(c->B);
+    c->img = gc_frand(n, seed, 1.0);
+    c->txt = gc_frand(n, seed + 1, 1.0);
+    c->lg = gc_fbuf(bb), c->pr = gc_fbuf(bb), c->pc = gc_fbuf(bb);
+    c->fi = gc_fbuf(n), c->ft = gc_fbuf(n), c->ni = gc_fbuf(c->B), c->nt = gc_fbuf(c->B);
     /* Make the pairs related, so the loss is neither trivial nor saturated. */
     for (size_t i = 0; i < n; i++)
         c->txt[i] = 0.6f * c->img[i] + 0.8f * c->txt[i];
@@ -935,7 +917,7 @@ START_TEST(infonce_gradients_match_finite_differences)
         /* Unit rows, as the contract expects (the gradient holds for any rows). */
         cx_l2norm_forward(c.img, c.ni, c.img, c.B, c.D, 1e-12f);
         cx_l2norm_forward(c.txt, c.nt, c.txt, c.B, c.D, 1e-12f);
-        float *di = fbuf(n), *dt = fbuf(n), *sc = fbuf((size_t)c.B * c.B), dth = 0.5f;
+        float *di = gc_fbuf(n), *dt = gc_fbuf(n), *sc = gc_fbuf((size_t)c.B * c.B), dth = 0.5f;
         nce_f(&c);
         cx_infonce_backward(di, dt, &dth, sc, c.pr, c.pc, c.lg, c.img, c.txt, expf(c.theta), c.B,
                             c.D, (float)c.k);
@@ -962,8 +944,8 @@ START_TEST(infonce_after_l2norm_chain_gradients)
     nce_ctx c = {.B = 17, .D = 7, .theta = logf(1.0f / 0.07f), .chain = 1, .k = 1.0};
     nce_alloc(&c, 230);
     size_t n = (size_t)c.B * c.D;
-    float *dfi = fbuf(n), *dft = fbuf(n), *sc = fbuf((size_t)c.B * c.B), dth = 0.0f;
-    float *di = fbuf(n), *dt = fbuf(n);
+    float *dfi = gc_fbuf(n), *dft = gc_fbuf(n), *sc = gc_fbuf((size_t)c.B * c.B), dth = 0.0f;
+    float *di = gc_fbuf(n), *dt = gc_fbuf(n);
     nce_f(&c);
     cx_infonce_backward(dfi, dft, &dth, sc, c.pr, c.pc, c.lg, c.fi, c.ft, expf(c.theta), c.B, c.D,
                         1.0f);
@@ -997,10 +979,11 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
 {
     /* D = 150 spans the 64-column blocks of the column reductions as 64 + 64 + 22. */
     const int B = 5, D = 150;
-    float *x = frand(B * D, 300, 2.0), *g = frand(D, 301, 1.0), *b = frand(D, 302, 1.0);
-    float *d = frand(B * D, 303, 1.0), *y = fbuf(B * D), *m = fbuf(B), *r = fbuf(B);
-    float *dx = fbuf(B * D), *dg = fbuf(D), *db = fbuf(D);
-    double *ref = dbuf(B * D), *rm = dbuf(B), *rr = dbuf(B), *rg = dbuf(D), *rb = dbuf(D);
+    float *x = gc_frand(B * D, 300, 2.0), *g = gc_frand(D, 301, 1.0), *b = gc_frand(D, 302, 1.0);
+    float *d = gc_frand(B * D, 303, 1.0), *y = gc_fbuf(B * D), *m = gc_fbuf(B), *r = gc_fbuf(B);
+    float *dx = gc_fbuf(B * D), *dg = gc_fbuf(D), *db = gc_fbuf(D);
+    double *ref = gc_dbuf(B * D), *rm = gc_dbuf(B), *rr = gc_dbuf(B), *rg = gc_dbuf(D);
+    double *rb = gc_dbuf(D);
     cx_layernorm_forward(y, m, r, x, g, b, B, D, 1e-5f);
     cx_layernorm_backward(dx, dg, db, d, x, m, r, g, B, D);
     naive_layernorm(ref, rm, rr, x, g, b, B, D, 1e-5);
@@ -1024,15 +1007,15 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
     assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
 
     /* Linear bias gradient over N = 150 columns. */
-    float *dbias = fbuf(D), *dw = fbuf(1);
+    float *dbias = gc_fbuf(D), *dw = gc_fbuf(1);
     cx_linear_backward(NULL, dw, dbias, d, x, x, B, 0, D);
     assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
 
     /* Embedding bag with D = 150. */
     const int T = 7, V = 20;
     int32_t *tok = make_tokens(B, T, V, 0, 304);
-    float *table = frand(V * D, 305, 1.0), *dt = fbuf(V * D);
-    double *rt = dbuf(V * D);
+    float *table = gc_frand(V * D, 305, 1.0), *dt = gc_fbuf(V * D);
+    double *rt = gc_dbuf(V * D);
     cx_embag_mean_forward(y, tok, table, B, T, D, 0);
     naive_embag(ref, tok, table, B, T, D, 0);
     assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
@@ -1058,15 +1041,16 @@ START_TEST(wide_infonce_matches_naive_forward_and_backward)
     /* B = 150: three column blocks (64 + 64 + 22) and 19 row blocks. */
     const int B = 150, D = 16;
     const float scale = 10.0f;
-    float *img = frand(B * D, 310, 1.0), *txt = frand(B * D, 311, 1.0), *nn = fbuf(B);
+    float *img = gc_frand(B * D, 310, 1.0), *txt = gc_frand(B * D, 311, 1.0), *nn = gc_fbuf(B);
     for (int i = 0; i < B * D; i++)
         txt[i] = 0.7f * img[i] + 0.7f * txt[i];
     cx_l2norm_forward(img, nn, img, B, D, 1e-12f);
     cx_l2norm_forward(txt, nn, txt, B, D, 1e-12f);
     size_t bb = (size_t)B * B;
-    float *lg = fbuf(bb), *pr = fbuf(bb), *pc = fbuf(bb), *sc = fbuf(bb);
-    float *di = fbuf(B * D), *dt = fbuf(B * D), dth = 0.0f;
-    double *rl = dbuf(bb), *rr = dbuf(bb), *rc = dbuf(bb), *rdi = dbuf(B * D), *rdt = dbuf(B * D);
+    float *lg = gc_fbuf(bb), *pr = gc_fbuf(bb), *pc = gc_fbuf(bb), *sc = gc_fbuf(bb);
+    float *di = gc_fbuf(B * D), *dt = gc_fbuf(B * D), dth = 0.0f;
+    double *rl = gc_dbuf(bb), *rr = gc_dbuf(bb), *rc = gc_dbuf(bb), *rdi = gc_dbuf(B * D);
+    double *rdt = gc_dbuf(B * D);
     double loss = cx_infonce_forward(lg, pr, pc, img, txt, scale, B, D);
     double want = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
     ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "loss %.9g, want %.9g", loss, want);
@@ -1096,15 +1080,16 @@ START_TEST(wide_softmax_ce_many_row_blocks)
 {
     /* 9001 rows: more rows than 512 blocks of 16, so the block size adapts. */
     const int B = 9001, C = 3;
-    float *z = frand((size_t)B * C, 320, 2.0), *w = frand(B, 321, 1.0), *p = fbuf((size_t)B * C);
-    float *dz = fbuf((size_t)B * C);
+    float *z = gc_frand((size_t)B * C, 320, 2.0), *w = gc_frand(B, 321, 1.0);
+    float *p = gc_fbuf((size_t)B * C);
+    float *dz = gc_fbuf((size_t)B * C);
     int32_t *y = malloc(sizeof *y * B);
     for (int i = 0; i < B; i++) {
         y[i] = i % C;
         w[i] = fabsf(w[i]);
     }
     double loss = cx_softmax_ce_forward(p, z, y, w, NULL, B, C);
-    double *rp = dbuf((size_t)B * C);
+    double *rp = gc_dbuf((size_t)B * C);
     double want = naive_ce(rp, z, y, w, NULL, B, C);
     ck_assert_msg(fabs(loss - want) <= 1e-9 * want, "loss %.12g, want %.12g", loss, want);
     cx_softmax_ce_backward(dz, p, y, w, B, C, 1.0f);
@@ -1244,9 +1229,11 @@ static void run_all_ops(digests *o, int include_gemm)
     ck_assert_uint_ge((size_t)BN * BN, CX_OPS_PAR_ELEMS);         /* InfoNCE */
     ck_assert_uint_ge((size_t)B * DE, CX_OPS_PAR_ELEMS_DEAR);     /* l2norm on (B, DE) */
 
-    float *x = frand(n, 250, 1.0), *y = fbuf(n), *d = frand(n, 251, 1.0), *g = frand(D, 252, 1.0);
-    float *b = frand(D, 253, 1.0), *m = fbuf(B), *r = fbuf(B), *dg = fbuf(D), *db = fbuf(D);
-    float *dx = fbuf(n);
+    float *x = gc_frand(n, 250, 1.0), *y = gc_fbuf(n), *d = gc_frand(n, 251, 1.0);
+    float *g = gc_frand(D, 252, 1.0);
+    float *b = gc_frand(D, 253, 1.0), *m = gc_fbuf(B), *r = gc_fbuf(B), *dg = gc_fbuf(D);
+    float *db = gc_fbuf(D);
+    float *dx = gc_fbuf(n);
     cx_relu_forward(y, x, n);
     cx_relu_backward(dx, d, y, n);
     PUTF(o, y, n), PUTF(o, dx, n);
@@ -1262,12 +1249,12 @@ static void run_all_ops(digests *o, int include_gemm)
 
     /* The bias gradient alone: with K = 0 there is no product, only the column sums of
      * dout (B, D). */
-    float *dbias = fbuf(D), *wdummy = fbuf(1);
+    float *dbias = gc_fbuf(D), *wdummy = gc_fbuf(1);
     cx_linear_backward(NULL, wdummy, dbias, d, x, x, B, 0, D);
     PUTF(o, dbias, D);
 
     int32_t *tok = make_tokens(B, T, V, 0, 254);
-    float *table = frand((size_t)V * DE, 255, 1.0), *dtable = fbuf((size_t)V * DE);
+    float *table = gc_frand((size_t)V * DE, 255, 1.0), *dtable = gc_fbuf((size_t)V * DE);
     cx_embag_mean_forward(y, tok, table, B, T, DE, 0);
     cx_embag_mean_backward(dtable, d, tok, B, T, DE, 0);
     PUTF(o, y, (size_t)B * DE), PUTF(o, dtable, (size_t)V * DE);
@@ -1278,7 +1265,7 @@ static void run_all_ops(digests *o, int include_gemm)
     ck_assert_ptr_nonnull(tg);
     for (int i = 0; i < BC; i++)
         tg[i] = (i * 37) % C;
-    float *w = frand(BC, 256, 1.0);
+    float *w = gc_frand(BC, 256, 1.0);
     double loss = cx_softmax_ce_forward(y, x, tg, w, g, BC, C);
     cx_softmax_ce_backward(dx, y, tg, w, BC, C, 1.0f);
     put(o, &loss, sizeof loss), PUTF(o, y, (size_t)BC * C), PUTF(o, dx, (size_t)BC * C);
@@ -1287,12 +1274,13 @@ static void run_all_ops(digests *o, int include_gemm)
 
     /* InfoNCE: the softmaxes and sums are ours; the products are OpenBLAS's. */
     size_t bb = (size_t)BN * BN;
-    float *fi = frand((size_t)BN * DN, 257, 1.0), *ft = frand((size_t)BN * DN, 258, 1.0);
-    float *nn = fbuf(BN), *lg = fbuf(bb), *pr = fbuf(bb), *pc = fbuf(bb), *sc = fbuf(bb);
+    float *fi = gc_frand((size_t)BN * DN, 257, 1.0), *ft = gc_frand((size_t)BN * DN, 258, 1.0);
+    float *nn = gc_fbuf(BN), *lg = gc_fbuf(bb), *pr = gc_fbuf(bb), *pc = gc_fbuf(bb);
+    float *sc = gc_fbuf(bb);
     cx_l2norm_forward(fi, nn, fi, BN, DN, 1e-12f);
     cx_l2norm_forward(ft, nn, ft, BN, DN, 1e-12f);
     if (include_gemm) {
-        float *di = fbuf((size_t)BN * DN), *dt = fbuf((size_t)BN * DN), dth = 0;
+        float *di = gc_fbuf((size_t)BN * DN), *dt = gc_fbuf((size_t)BN * DN), dth = 0;
         double nl = cx_infonce_forward(lg, pr, pc, fi, ft, 20.0f, BN, DN);
         cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, fi, ft, 20.0f, BN, DN, 1.0f);
         put(o, &nl, sizeof nl), PUTF(o, pr, bb), PUTF(o, pc, bb), PUTF(o, di, (size_t)BN * DN);
@@ -1300,9 +1288,10 @@ static void run_all_ops(digests *o, int include_gemm)
         free(di), free(dt);
 
         const int BL = 96, K = 784, N = 256;
-        float *in = frand((size_t)BL * K, 259, 1.0), *wt = frand((size_t)N * K, 260, 0.05);
-        float *bl = frand(N, 261, 0.1), *out = fbuf((size_t)BL * N), *dw = fbuf((size_t)N * K);
-        float *dbb = fbuf(N), *din = fbuf((size_t)BL * K);
+        float *in = gc_frand((size_t)BL * K, 259, 1.0), *wt = gc_frand((size_t)N * K, 260, 0.05);
+        float *bl = gc_frand(N, 261, 0.1), *out = gc_fbuf((size_t)BL * N);
+        float *dw = gc_fbuf((size_t)N * K);
+        float *dbb = gc_fbuf(N), *din = gc_fbuf((size_t)BL * K);
         cx_linear_forward(out, in, wt, bl, BL, K, N);
         cx_linear_backward(din, dw, dbb, out, in, wt, BL, K, N);
         PUTF(o, out, (size_t)BL * N), PUTF(o, dw, (size_t)N * K), PUTF(o, dbb, N);

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "tests/gradcheck.h"
 
+#include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,4 +159,25 @@ void gc_fill_normal(float *x, size_t n, uint64_t seed, double sd)
     cx_rng_seed(&r, seed, cx_rng_stream(GC_TAG_FILL, 0, 0));
     for (size_t i = 0; i < n; i++)
         x[i] = (float)(sd * cx_rng_normal(&r));
+}
+
+float *gc_fbuf(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+double *gc_dbuf(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+float *gc_frand(size_t n, uint64_t seed, double sd)
+{
+    float *p = gc_fbuf(n);
+    gc_fill_normal(p, n, seed, sd);
+    return p;
 }

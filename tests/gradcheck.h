@@ -85,4 +85,10 @@ void gc_proj_dout(const gc_proj *p, float *dout);
 /* Fill x (n) with N(0, sd) values from seed (test inputs). */
 void gc_fill_normal(float *x, size_t n, uint64_t seed, double sd);
 
+/* Zeroed buffers of n values (at least one), and one of N(0, sd) values from seed; a failed
+ * allocation fails the test. The caller frees them. */
+float *gc_fbuf(size_t n);
+double *gc_dbuf(size_t n);
+float *gc_frand(size_t n, uint64_t seed, double sd);
+
 #endif
