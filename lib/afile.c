@@ -11,23 +11,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 /* The folder part of path ("." when there is none), in a new string. */
 static char *folder_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (!slash)
-        return dup_str(".");
+        return strdup(".");
     if (slash == path)
-        return dup_str("/");
+        return strdup("/");
     size_t n = (size_t)(slash - path);
     char *d = malloc(n + 1);
     if (d) {
@@ -54,7 +45,7 @@ cx_status cx_afile_open(cx_afile *f, const char *path, cx_err *err)
 {
     memset(f, 0, sizeof *f);
     f->fd = -1;
-    f->path = dup_str(path);
+    f->path = strdup(path);
     if (!f->path)
         return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
 #ifdef O_TMPFILE

@@ -41,15 +41,6 @@ typedef struct {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static void *field(const void *obj, const cx_conf_key *k)
 {
     return (char *)obj + k->offset;
@@ -530,7 +521,7 @@ static char *current_folder(void)
  * alone (the file need not exist). */
 static char *absolute_path(const char *base, const char *rel)
 {
-    char *joined = rel[0] == '/' ? dup_str(rel) : cx_path_join(base, rel);
+    char *joined = rel[0] == '/' ? strdup(rel) : cx_path_join(base, rel);
     if (!joined)
         return NULL;
     size_t n = strlen(joined);
@@ -726,7 +717,7 @@ static cx_status parse_value(source *S, const cx_conf_key *k, const cx_yaml_node
             return src_fail(S, node->line, node->col, "%s: '%s' is not valid UTF-8", k->key,
                             show(t, shown, sizeof shown));
         if (k->type == CX_CONF_STRING) {
-            out->s = dup_str(t);
+            out->s = strdup(t);
             return out->s ? CX_OK : oom(S->err);
         }
         if (!t[0])

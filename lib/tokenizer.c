@@ -45,16 +45,6 @@ static size_t next_word(const char *text, size_t *pos, char *buf, size_t cap)
 
 enum { WORD_MAX = 256 };
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* ---- builder ----------------------------------------------------------------------------- */
 
 cx_status cx_vocab_builder_init(cx_vocab_builder *b, cx_err *err)
@@ -111,7 +101,7 @@ cx_status cx_vocab_builder_add(cx_vocab_builder *b, const char *text, cx_err *er
             b->counts = nc;
             b->cap = ncap;
         }
-        if (!(b->words[b->n] = dup_n(w, n)))
+        if (!(b->words[b->n] = strndup(w, n)))
             return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
         b->counts[b->n] = 1;
         b->slots[s] = (int32_t)b->n;
@@ -178,8 +168,8 @@ static cx_status vocab_start(cx_vocab *v, int size, cx_err *err)
     v->words = calloc((size_t)size, sizeof *v->words);
     if (!v->words)
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    v->words[0] = dup_n("<pad>", 5);
-    v->words[1] = dup_n("<unk>", 5);
+    v->words[0] = strndup("<pad>", 5);
+    v->words[1] = strndup("<unk>", 5);
     v->size = 2;
     if (!v->words[0] || !v->words[1])
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
@@ -199,7 +189,7 @@ cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_voc
     qsort(ranked, kept, sizeof *ranked, by_count_then_word);
     cx_status st = vocab_start(v, (int)kept + 2, err);
     for (size_t k = 0; !st && k < kept; k++) {
-        v->words[v->size] = dup_n(ranked[k].word, strlen(ranked[k].word));
+        v->words[v->size] = strndup(ranked[k].word, strlen(ranked[k].word));
         if (!v->words[v->size])
             st = cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
         else
@@ -274,7 +264,7 @@ cx_status cx_vocab_deserialize(const char *text, cx_vocab *v, cx_err *err)
             st = cx_fail(err, CX_EDATA, "vocabulary: line %d is empty", i + 1);
             break;
         }
-        if (!(v->words[v->size] = dup_n(p, (size_t)(nl - p))))
+        if (!(v->words[v->size] = strndup(p, (size_t)(nl - p))))
             st = cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
         else
             v->size++;

@@ -7,16 +7,6 @@
 #include <string.h>
 #include <yaml.h>
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 static cx_yaml_node *new_node(cx_yaml_kind kind, const yaml_mark_t *mark)
 {
     cx_yaml_node *n = calloc(1, sizeof *n);
@@ -114,7 +104,7 @@ static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
             cap = ncap;
         }
         cx_yaml_pair *pair = &map->pairs[map->count];
-        pair->key = dup_n(key, ev.data.scalar.length);
+        pair->key = strndup(key, ev.data.scalar.length);
         pair->line = line;
         pair->col = col;
         pair->value = NULL;
@@ -195,7 +185,7 @@ static cx_status parse_node(doc_parser *p, yaml_event_t *ev, cx_yaml_node **out)
             st = oom(p);
             break;
         }
-        (*out)->scalar = dup_n((const char *)ev->data.scalar.value, ev->data.scalar.length);
+        (*out)->scalar = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
         (*out)->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                          ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE ||
                          ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||

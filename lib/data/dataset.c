@@ -18,15 +18,6 @@ const char *const cx_default_templates[] = {"a photo of a {}.",          "a blur
 
 enum { TAG_CAPTION = 0x43415054 /* "CAPT" */ };
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 /* "PATH:LINE:COL: message" for a node of the YAML. */
 __attribute__((format(printf, 4, 5))) static cx_status
 node_fail(cx_err *err, const char *path, const cx_yaml_node *n, const char *fmt, ...)
@@ -300,7 +291,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     cx_status st = cx_yaml_parse_file(yaml_path, &root, err);
     if (st)
         goto fail;
-    if (!(ds->path = dup_str(yaml_path)) || !(dir = cx_path_dir(yaml_path))) {
+    if (!(ds->path = strdup(yaml_path)) || !(dir = cx_path_dir(yaml_path))) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
         goto fail;
     }
@@ -353,7 +344,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     if (name) {
-        ds->name = dup_str(name->scalar);
+        ds->name = strdup(name->scalar);
     } else {
         const char *base = strrchr(yaml_path, '/');
         base = base ? base + 1 : yaml_path;
@@ -407,7 +398,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         }
         for (; ds->num_templates < n; ds->num_templates++)
             if (!(ds->templates[ds->num_templates] =
-                      dup_str(cx_default_templates[ds->num_templates]))) {
+                      strdup(cx_default_templates[ds->num_templates]))) {
                 st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
                 goto fail;
             }

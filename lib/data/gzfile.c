@@ -11,15 +11,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 cx_status cx_gzfile_open(cx_gzfile *f, const char *path, cx_err *err)
 {
     memset(f, 0, sizeof *f);
@@ -38,7 +29,7 @@ cx_status cx_gzfile_open(cx_gzfile *f, const char *path, cx_err *err)
         close(fd);
         return cx_fail(err, CX_EDATA, "%s: is a folder, not a file", path);
     }
-    f->path = dup_str(path);
+    f->path = strdup(path);
     f->buf = malloc(CX_GZ_BUF);
     if (!f->path || !f->buf) {
         close(fd);

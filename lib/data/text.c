@@ -8,16 +8,6 @@
 #include "lib/data/gzfile.h"
 #include "lib/data/strmap.h"
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 static int is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -173,14 +163,14 @@ static cx_status parse_class_line(const char *path, long line_no, const char *li
         if (f == 0 && veto)
             return cx_fail(err, CX_EDATA, "%s: line %ld: the class name cannot be a veto ('!')",
                            path, line_no);
-        char *s = dup_n(field, n);
+        char *s = strndup(field, n);
         if (!s)
             return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
         if (veto)
             out->vetoes[c][out->num_vetoes[c]++] = s;
         else
             out->synonyms[c][out->num_synonyms[c]++] = s;
-        if (f == 0 && !(out->names[c] = dup_n(field, n)))
+        if (f == 0 && !(out->names[c] = strndup(field, n)))
             return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
         start = end + 1;
     }
@@ -279,7 +269,7 @@ cx_status cx_templates_read(const char *path, char ***out, int *count, cx_err *e
         const char *t = trim(line, &len);
         if (len == 0)
             continue;
-        char *s = dup_n(t, len);
+        char *s = strndup(t, len);
         if (!s || grow((void **)out, sizeof(char *), &cap, *count + 1)) {
             free(s);
             st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
