@@ -34,6 +34,19 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int cli_parse_thresholds(const char *s, long *many, long *few)
+{
+    char *end;
+    *many = strtol(s, &end, 10);
+    if (end == s || *end != ',')
+        return -1;
+    const char *t = end + 1;
+    *few = strtol(t, &end, 10);
+    if (end == t || *end || *many < 0 || *few < 0 || *few > *many + 1)
+        return -1;
+    return 0;
+}
+
 static const cli_opt common_opts[] = {
     {"threads", CLI_INT, NULL, "N", "threads for OpenMP loops and OpenBLAS (default: all cores)", 1, 4096, NULL},
     {"quiet", CLI_FLAG, NULL, NULL, "no progress or summaries on stderr", 0, -1, NULL},

@@ -10,19 +10,6 @@
 
 #include "cli.h"
 
-static int parse_thresholds(const char *s, long *many, long *few)
-{
-    char *end;
-    *many = strtol(s, &end, 10);
-    if (end == s || *end != ',')
-        return -1;
-    const char *t = end + 1;
-    *few = strtol(t, &end, 10);
-    if (end == t || *end || *many < 0 || *few < 0 || *few > *many + 1)
-        return -1;
-    return 0;
-}
-
 int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *o)
 {
     cx_run_eval_defaults(o);
@@ -33,7 +20,7 @@ int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *
         o->report.rule = CX_SPLIT_RULE_TERTILE;
     if (a->thresholds) {
         long many, few;
-        if (parse_thresholds(a->thresholds, &many, &few)) {
+        if (cli_parse_thresholds(a->thresholds, &many, &few)) {
             cli_error(cmd, "--thresholds: '%s' is not MANY,FEW with 0 <= FEW <= MANY + 1",
                       a->thresholds);
             return EXIT_USAGE;

@@ -44,23 +44,10 @@ const cli_spec cmd_stats_spec = {
     1,
     1};
 
-static int parse_thresholds(const char *s, long *many, long *few)
-{
-    char *end;
-    *many = strtol(s, &end, 10);
-    if (end == s || *end != ',')
-        return -1;
-    const char *t = end + 1;
-    *few = strtol(t, &end, 10);
-    if (end == t || *end || *many < 0 || *few < 0 || *few > *many + 1)
-        return -1;
-    return 0;
-}
-
 static int run(const cli_result *res)
 {
     long many, few;
-    if (parse_thresholds(thresholds, &many, &few)) {
+    if (cli_parse_thresholds(thresholds, &many, &few)) {
         cli_error("stats", "--thresholds: '%s' is not MANY,FEW with 0 <= FEW <= MANY + 1",
                   thresholds);
         return EXIT_USAGE;
