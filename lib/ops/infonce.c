@@ -11,25 +11,6 @@
 
 #define NCE_MIN_BLOCK_ROWS 8
 
-/* Row softmax of row i into p; returns logsumexp(z) - z[i]. */
-static double nce_row(float *p, const float *z, int i, int B)
-{
-    float mx = -INFINITY;
-    for (int j = 0; j < B; j++)
-        mx = z[j] > mx ? z[j] : mx;
-    double s = 0.0;
-    for (int j = 0; j < B; j++) {
-        float e = expf(z[j] - mx);
-        p[j] = e;
-        s += e;
-    }
-    float inv = (float)(1.0 / s);
-#pragma omp simd
-    for (int j = 0; j < B; j++)
-        p[j] *= inv;
-    return (double)mx + log(s) - (double)z[i];
-}
-
 /* Column softmax of columns [j0, j0 + nj) into p_col; returns the sum over those columns of
  * logsumexp(column j) - logits[j][j]. Walks whole rows of the block so memory is read in
  * order. */
@@ -88,7 +69,7 @@ double cx_infonce_forward(float *logits, float *p_row, float *p_col, const float
         int i1 = (blk + 1) * rows < B ? (blk + 1) * rows : B;
         double s = 0.0;
         for (int i = blk * rows; i < i1; i++)
-            s += nce_row(p_row + (size_t)i * B, logits + (size_t)i * B, i, B);
+            s += cx_ops_ce_row(p_row + (size_t)i * B, logits + (size_t)i * B, NULL, i, B);
         part[blk] = s;
     }
     double loss_row = 0.0;

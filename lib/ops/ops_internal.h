@@ -4,6 +4,7 @@
 #define CX_OPS_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* When to use OpenMP threads. The thresholds are high on purpose: OpenBLAS (pthreads) runs its
  * own worker threads, and after every parallel region libgomp's idle workers spin (by default
@@ -23,6 +24,10 @@
 #define CX_OPS_MAX_BLOCKS 512
 
 /* Rows per block for n rows: at least min_rows, and few enough blocks to fit the slots. */
+/* One row of softmax cross-entropy (lib/ops/softmax_ce.c): p (n) = softmax(z + offset), offset
+ * may be NULL; returns -log p[y] computed as logsumexp - z_y - offset_y. */
+double cx_ops_ce_row(float *p, const float *z, const float *offset, int32_t y, int n);
+
 static inline int cx_ops_block_rows(int n, int min_rows)
 {
     int r = n / CX_OPS_MAX_BLOCKS + (n % CX_OPS_MAX_BLOCKS != 0); /* no overflow near INT_MAX */

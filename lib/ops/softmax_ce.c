@@ -11,8 +11,7 @@
 /* Rows per reduction block: enough work per block to keep the slot array small. */
 #define CE_MIN_BLOCK_ROWS 16
 
-/* probs row = softmax(z + offset); returns -log probs[y] computed as logsumexp - z_y. */
-static double ce_row(float *p, const float *z, const float *offset, int32_t y, int C)
+double cx_ops_ce_row(float *p, const float *z, const float *offset, int32_t y, int C)
 {
     float mx = -INFINITY;
     for (int j = 0; j < C; j++) {
@@ -47,7 +46,7 @@ double cx_softmax_ce_forward(float *probs, const float *logits, const int32_t *t
         int i1 = (blk + 1) * rows < B ? (blk + 1) * rows : B;
         double s = 0.0, sw = 0.0;
         for (int i = blk * rows; i < i1; i++) {
-            double l = ce_row(probs + (size_t)i * C, logits + (size_t)i * C, offset, targets[i],
+            double l = cx_ops_ce_row(probs + (size_t)i * C, logits + (size_t)i * C, offset, targets[i],
                               C);
             double w = weights ? weights[i] : 1.0;
             /* A zero weight masks the sample, even if its loss is infinite. */
