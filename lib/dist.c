@@ -178,6 +178,9 @@ cx_status cx_dist_share_buffers(cx_dist *d, size_t n, float **grad, float **valu
         free(peer);
         free(shm);
         MPI_Comm_free(&node);
+        if (rc == MPI_SUCCESS && env && strcmp(env, "1") == 0)
+            return cx_fail(err, CX_EUSAGE, "CLIPX_MPI_SHM=1, but the %d processes cannot share "
+                           "memory (%d of them on this machine)", d->size, node_size);
         return mpi_check(rc, "MPI_Allreduce", err);
     }
     MPI_Info info;

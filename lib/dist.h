@@ -55,7 +55,7 @@ cx_status cx_dist_reduce_scatter_shards(const cx_dist *d, float *buf, size_t n, 
  * cx_dist_allgather_shards on the second then read the other processes' shards where they lie
  * instead of sending copies through the kernel. Collective. *grad and *value stay NULL, and
  * the message path is used, with one process, when the processes span machines, or when the
- * environment sets CLIPX_MPI_SHM=0. */
+ * environment sets CLIPX_MPI_SHM=0; with CLIPX_MPI_SHM=1 that fallback is an error instead. */
 cx_status cx_dist_share_buffers(cx_dist *d, size_t n, float **grad, float **value, cx_err *err);
 
 /* Release the shared buffers (collective: every rank calls it, at the same point). */

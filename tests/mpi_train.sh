@@ -37,7 +37,9 @@ compare_logs() {
 for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal"; do
     name=$(echo "$variant" | tr -c 'a-z0-9\n' '_')
     ASAN_OPTIONS= expect_exit 0 "$CLIPX" train $small --objective $variant --out "$WORK/one-$name"
-    expect_exit 0 mpi "$CLIPX" train $small --objective $variant --out "$WORK/two-$name"
+    # CLIPX_MPI_SHM=1: the shared-memory path, or an error (so a silent fallback fails here).
+    CLIPX_MPI_SHM=1 expect_exit 0 mpi -x CLIPX_MPI_SHM "$CLIPX" train $small --objective $variant \
+        --out "$WORK/two-$name"
     [ -s "$WORK/two-$name/model.ckpt" ] || fail "$variant: the MPI run wrote no checkpoint"
     compare_logs "$WORK/one-$name/log.jsonl" "$WORK/two-$name/log.jsonl" "$variant"
     # The run opens like any other (the checkpoint is complete and consistent).
