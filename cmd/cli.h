@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* Exit statuses of the contract. */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };

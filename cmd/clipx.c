@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 
 #include "cli.h"
 #include "commands.h"

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/json.h"
+#include "lib/base/threads.h"
 #include "lib/eval/plot.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
-#include "lib/json.h"
-#include "lib/threads.h"
 
 #include "cli.h"
 #include "commands.h"

@@ -2,8 +2,8 @@
  * overrides, checked and printed as YAML (what `clipx train` would run); or the list of keys. */
 #include <stdio.h>
 
-#include "lib/conf.h"
-#include "lib/train_config.h"
+#include "lib/conf/conf.h"
+#include "lib/run/train_config.h"
 
 #include "cli.h"
 #include "commands.h"

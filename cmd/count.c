@@ -5,10 +5,10 @@
 
 #include "commands.h"
 
+#include "lib/base/threads.h"
 #include "lib/data/count.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subset.h"
-#include "lib/threads.h"
 
 static const char *out_path, *subset_path, *captions_path, *split_name = "train";
 static int plurals;

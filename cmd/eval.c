@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/afile.h"
+#include "lib/base/afile.h"
+#include "lib/base/path.h"
+#include "lib/base/threads.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
-#include "lib/path.h"
-#include "lib/threads.h"
 
 #include "cli.h"
 #include "commands.h"

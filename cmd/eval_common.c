@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/json.h"
-#include "lib/train_config.h"
+#include "lib/base/json.h"
+#include "lib/run/train_config.h"
 
 #include "cli.h"
 

@@ -7,10 +7,10 @@
 #include "commands.h"
 #include "table.h"
 
+#include "lib/base/json.h"
+#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
-#include "lib/json.h"
-#include "lib/threads.h"
 
 static const char *subset_path, *rule_name = "shots", *thresholds = "100,20";
 static int as_json, check_all;

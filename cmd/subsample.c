@@ -6,11 +6,11 @@
 
 #include "commands.h"
 
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subsample.h"
 #include "lib/data/subset.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
 
 enum { TAG_CLASS_ORDER = 0x4f524452 /* "ORDR" */ };
 

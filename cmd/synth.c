@@ -5,8 +5,8 @@
 #include "commands.h"
 #include "progress.h"
 
+#include "lib/base/threads.h"
 #include "lib/data/synth.h"
-#include "lib/threads.h"
 
 /* Option values; cmd_synth fills them from cx_synth_defaults before parsing. */
 static const char *out_dir, *profile_name, *captions_name, *dtype_name;

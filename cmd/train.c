@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/conf.h"
-#include "lib/dist.h"
+#include "lib/base/dist.h"
+#include "lib/conf/conf.h"
+#include "lib/run/train_config.h"
 #include "lib/train/trainer.h"
-#include "lib/train_config.h"
 
 #include "cli.h"
 #include "commands.h"

@@ -11,13 +11,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/report.h"
 #include "lib/eval/score.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
 
 static double now(void)
 {

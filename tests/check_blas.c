@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
-#include "lib/rng.h"
+#include "lib/base/blas.h"
+#include "lib/base/rng.h"
 
 static const int sizes[] = {1, 3, 17, 255};
 

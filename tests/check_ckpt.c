@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/ckpt.h"
-#include "lib/tokenizer.h"
+#include "lib/model/tokenizer.h"
+#include "lib/run/ckpt.h"
 
 static char path[256];
 

@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/conf.h"
-#include "lib/err.h"
-#include "lib/train_config.h"
-#include "lib/yaml_doc.h"
+#include "lib/base/err.h"
+#include "lib/conf/conf.h"
+#include "lib/conf/yaml_doc.h"
+#include "lib/run/train_config.h"
 
 /* ---- a small schema with every type ------------------------------------------------------- */
 

@@ -10,12 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/afile.h"
-#include "lib/class_split.h"
-#include "lib/err.h"
-#include "lib/path.h"
-#include "lib/rng.h"
-#include "lib/yaml_doc.h"
+#include "lib/base/afile.h"
+#include "lib/base/err.h"
+#include "lib/base/path.h"
+#include "lib/base/rng.h"
+#include "lib/conf/yaml_doc.h"
+#include "lib/data/class_split.h"
 
 /* ---- RNG ---------------------------------------------------------------------------------- */
 

@@ -8,13 +8,13 @@
 
 #include "data_util.h"
 
+#include "lib/base/gzfile.h"
+#include "lib/data/annotations.h"
 #include "lib/data/array.h"
 #include "lib/data/dataset.h"
-#include "lib/data/gzfile.h"
 #include "lib/data/idx.h"
 #include "lib/data/npy.h"
 #include "lib/data/subset.h"
-#include "lib/data/text.h"
 
 /* A tiny IDX file: 3 images of 2x2, pixel (i, k) = 4 i + k; or labels. */
 static size_t make_idx3(unsigned char *buf, uint32_t claimed, int images)

@@ -8,12 +8,12 @@
 
 #include "data_util.h"
 
+#include "lib/base/rng.h"
+#include "lib/data/annotations.h"
 #include "lib/data/array.h"
 #include "lib/data/count.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subset.h"
-#include "lib/data/text.h"
-#include "lib/rng.h"
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
 {

@@ -7,10 +7,10 @@
 
 #include "data_util.h"
 
+#include "lib/base/rng.h"
 #include "lib/data/count.h"
 #include "lib/data/stats.h"
 #include "lib/data/subsample.h"
-#include "lib/rng.h"
 
 static int64_t sum64(const int64_t *x, int n)
 {

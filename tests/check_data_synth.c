@@ -8,11 +8,11 @@
 
 #include "data_util.h"
 
+#include "lib/base/threads.h"
 #include "lib/data/array.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subset.h"
 #include "lib/data/synth.h"
-#include "lib/threads.h"
 
 static void small_opts(cx_synth_opts *o)
 {

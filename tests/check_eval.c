@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/lbfgs.h"
@@ -19,8 +21,6 @@
 #include "lib/eval/score.h"
 #include "lib/eval/spd_factor.h"
 #include "lib/eval/symeig.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
 
 #define TOL 1e-9
 static const double PI = 3.14159265358979323846;

@@ -11,13 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/loss.h"
-#include "lib/ops.h"
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
+#include "lib/objective/loss.h"
+#include "lib/objective/sampler.h"
+#include "lib/objective/vocab_sampler.h"
+#include "lib/ops/ops.h"
 #include "lib/ops/ops_internal.h"
-#include "lib/rng.h"
-#include "lib/sampler.h"
-#include "lib/threads.h"
-#include "lib/vocab_sampler.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

@@ -10,16 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/model/cnn.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
+#include "lib/model/params.h"
 #include "lib/model/text_tower.h"
-#include "lib/ops.h"
+#include "lib/model/tokenizer.h"
+#include "lib/ops/ops.h"
 #include "lib/ops/ops_internal.h"
-#include "lib/params.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
-#include "lib/tokenizer.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

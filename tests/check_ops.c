@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ops.h"
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
+#include "lib/ops/ops.h"
 #include "lib/ops/ops_internal.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
 #include "tests/gradcheck.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */

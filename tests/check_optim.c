@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/optim.h"
-#include "lib/params.h"
-#include "lib/rng.h"
-#include "lib/schedule.h"
+#include "lib/base/rng.h"
+#include "lib/model/params.h"
+#include "lib/optim/optim.h"
+#include "lib/optim/schedule.h"
 
 /* Two tensors: a decayed weight (3, 5) and a no-decay bias (7), plus a frozen one (4). */
 static void make_params(cx_params *p, int slots)

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 #include "tests/fixture.h"
 
 /* Measured worst errors are about 3e-7 of the scale (float inputs, float32 arithmetic).

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/synth.h"
 #include "lib/eval/classifier.h"
@@ -21,11 +22,10 @@
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
 #include "lib/eval/score.h"
-#include "lib/run.h"
-#include "lib/threads.h"
-#include "lib/train/text.h"
+#include "lib/run/run.h"
+#include "lib/run/train_config.h"
+#include "lib/train/tokens.h"
 #include "lib/train/trainer.h"
-#include "lib/train_config.h"
 
 enum { E = 6, OPEN = 3, DIM = 8, EMB = 8, TEST_PER = 10 };
 
@@ -378,13 +378,13 @@ START_TEST(zeroshot_classifier_uses_the_text_tower_and_templates)
     ck_assert_int_eq(clf.normalize, 1);
     ck_assert(clf.scale == (float)CX_EVAL_COSINE_SCALE);
     float emb[E * EMB];
-    ck_assert_int_eq(cx_text_class_embeddings(&run.model, &run.vocab, run.meta.class_names, E,
+    ck_assert_int_eq(cx_tokens_class_embeddings(&run.model, &run.vocab, run.meta.class_names, E,
                                                ds.templates, ds.num_templates, emb, &err), CX_OK);
     for (int i = 0; i < E * EMB; i++)
         ck_assert_msg(fabsf(clf.w[i] - emb[i]) <= 1e-6f, "%d: %g vs %g", i, clf.w[i], emb[i]);
     /* One template only gives other weights: the templates are the dataset's. */
     float one[E * EMB];
-    ck_assert_int_eq(cx_text_class_embeddings(&run.model, &run.vocab, run.meta.class_names, E,
+    ck_assert_int_eq(cx_tokens_class_embeddings(&run.model, &run.vocab, run.meta.class_names, E,
                                               ds.templates, 1, one, &err), CX_OK);
     double diff = 0;
     for (int i = 0; i < E * EMB; i++)

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/loss.h"
 #include "lib/model/model.h"
-#include "lib/optim.h"
-#include "lib/vocab_sampler.h"
+#include "lib/objective/loss.h"
+#include "lib/objective/vocab_sampler.h"
+#include "lib/optim/optim.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* Not every test program uses every helper. */
 #define DU_FN static __attribute__((unused))

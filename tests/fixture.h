@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 #define FX_NAME_MAX 64
 #define FX_NDIM_MAX 4

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/rng.h"
+#include "lib/base/rng.h"
 
 #define GC_TAG_COORDS 0x6763636fULL /* "gcco" */
 #define GC_TAG_PROJ 0x67637072ULL   /* "gcpr" */

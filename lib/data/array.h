@@ -7,17 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/data/gzfile.h"
-#include "lib/err.h"
-
-/* Element types of stored arrays, all little-endian in memory and in NPY files. */
-typedef enum { CX_ELEM_U8, CX_ELEM_I32, CX_ELEM_I64, CX_ELEM_F32, CX_ELEM_F64 } cx_elem;
-
-size_t cx_elem_size(cx_elem e);
-/* numpy's name: "uint8", "int32", "int64", "float32", "float64". */
-const char *cx_elem_name(cx_elem e);
-
-enum { CX_ARRAY_MAX_RANK = 8 };
+#include "lib/base/err.h"
+#include "lib/base/gzfile.h"
+#include "lib/data/elem.h"
 
 typedef enum { CX_FORMAT_ANY = -1, CX_FORMAT_IDX = 0, CX_FORMAT_NPY = 1 } cx_array_format;
 

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/data/gzfile.h"
-#include "lib/data/strmap.h"
-#include "lib/data/text.h"
+#include "lib/base/gzfile.h"
+#include "lib/base/strmap.h"
+#include "lib/data/annotations.h"
 
 typedef struct {
     int cls;
@@ -272,7 +272,7 @@ cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, s
         char *line;
         size_t len;
         int got;
-        if ((st = cx_text_getline(&f, &line, &len, &got, err)) || !got)
+        if ((st = cx_utf8_getline(&f, &line, &len, &got, err)) || !got)
             break;
         size_t idx = (*lines)++;
         if (keep) {

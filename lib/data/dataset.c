@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/path.h"
+#include "lib/base/rng.h"
+#include "lib/conf/yaml_doc.h"
 #include "lib/data/array.h"
 #include "lib/data/subset.h"
-#include "lib/path.h"
-#include "lib/rng.h"
-#include "lib/yaml_doc.h"
 
 const char *const cx_default_templates[] = {"a photo of a {}.",          "a blurry photo of a {}.",
                                             "a close-up photo of a {}.", "a good photo of a {}.",

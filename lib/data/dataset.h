@@ -25,8 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/data/text.h"
-#include "lib/err.h"
+#include "lib/base/err.h"
+#include "lib/data/annotations.h"
 
 /* Images/features in memory, in their stored type: uint8 stays uint8 (IDX, NPY uint8);
  * float32 stays float32; NPY int32/int64/float64 features become float32 on load. */

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "lib/data/gzfile.h"
-#include "lib/err.h"
+#include "lib/base/err.h"
+#include "lib/base/gzfile.h"
 
 enum { CX_IDX_MAX_RANK = 4 };
 

@@ -6,10 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lib/afile.h"
-#include "lib/data/array.h"
-#include "lib/data/gzfile.h"
-#include "lib/err.h"
+#include "lib/base/afile.h"
+#include "lib/base/err.h"
+#include "lib/base/gzfile.h"
+#include "lib/data/elem.h"
 
 typedef struct {
     int major, minor;

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/class_split.h"
+#include "lib/data/class_split.h"
 
 /* counts[c] = samples of class c among y[0..n) (labels in [0, C)). */
 void cx_stats_counts(const int32_t *y, size_t n, int C, int64_t *counts);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/rng.h"
+#include "lib/base/rng.h"
 
 enum { TAG_SUBSAMPLE = 0x53554253 /* "SUBS" */ };
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 typedef enum {
     CX_PROFILE_EXP,      /* n_i = floor(n_max rho^(-i/(C-1))) */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/afile.h"
-#include "lib/data/gzfile.h"
-#include "lib/data/strmap.h"
+#include "lib/base/afile.h"
+#include "lib/base/gzfile.h"
+#include "lib/base/strmap.h"
 
 /* A non-negative decimal integer filling s[0..n) exactly; -1 when it is not one (or > 2^62). */
 static int64_t parse_count(const char *s, size_t n)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* Read and validate a SUBSET against the labels of the stored training split (n_labels of
  * them, from labels_path, named in messages): the header, one row per line, strictly ascending

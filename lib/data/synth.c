@@ -13,15 +13,15 @@
 #include <omp.h>
 #endif
 
-#include "lib/afile.h"
-#include "lib/blas.h"
+#include "lib/base/afile.h"
+#include "lib/base/blas.h"
+#include "lib/base/json.h"
+#include "lib/base/path.h"
+#include "lib/base/rng.h"
+#include "lib/base/strmap.h"
+#include "lib/base/threads.h"
 #include "lib/data/npy.h"
-#include "lib/data/strmap.h"
 #include "lib/data/subset.h"
-#include "lib/json.h"
-#include "lib/path.h"
-#include "lib/rng.h"
-#include "lib/threads.h"
 
 enum {
     TAG_NAMES = 0x4e414d45,   /* "NAME" */

@@ -41,9 +41,9 @@
 
 #include <stdint.h>
 
+#include "lib/base/err.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subsample.h"
-#include "lib/err.h"
 
 enum { CX_SYNTH_CHUNK = 1024, CX_SYNTH_MAX_CLASSES = 10000 };
 

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 typedef enum {
     CX_CLF_LINEAR, /* scores = scale * x W^T + b */

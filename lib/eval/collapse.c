@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/internal.h"
 #include "lib/eval/spd_factor.h"

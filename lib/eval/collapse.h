@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 typedef struct {
     int C;

@@ -2,8 +2,8 @@
 #ifndef CX_EVAL_INTERNAL_H
 #define CX_EVAL_INTERNAL_H
 
-#include "lib/blas.h"
-#include "lib/threads.h"
+#include "lib/base/blas.h"
+#include "lib/base/threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>

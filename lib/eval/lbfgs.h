@@ -3,7 +3,7 @@
 #ifndef CX_EVAL_LBFGS_H
 #define CX_EVAL_LBFGS_H
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* The objective: returns f(x) and writes its gradient into g (n). A non-finite return value
  * tells the line search the step went too far. */

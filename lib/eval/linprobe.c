@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
+#include "lib/base/rng.h"
 #include "lib/eval/internal.h"
 #include "lib/eval/score.h"
-#include "lib/rng.h"
 
 /* Stream tag of the validation split ("probe"). */
 #define TAG_PROBE_SPLIT 0x70726f6265ULL

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/lbfgs.h"
 

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 #define CX_ECE_BINS_DEFAULT 15
 #define CX_ECE_BINS_MAX 1000

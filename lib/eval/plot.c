@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lib/afile.h"
-#include "lib/path.h"
+#include "lib/base/afile.h"
+#include "lib/base/path.h"
 
 extern char **environ;
 

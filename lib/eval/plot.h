@@ -5,7 +5,7 @@
 #ifndef CX_EVAL_PLOT_H
 #define CX_EVAL_PLOT_H
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 #include "lib/eval/report.h"
 
 typedef enum { CX_PLOT_SVG, CX_PLOT_PNG } cx_plot_format;

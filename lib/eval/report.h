@@ -22,11 +22,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "lib/class_split.h"
-#include "lib/err.h"
+#include "lib/base/err.h"
+#include "lib/base/json.h"
+#include "lib/data/class_split.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/score.h"
-#include "lib/json.h"
 
 /* restrict_to value for "every class". */
 #define CX_REPORT_ALL (-1)

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "lib/afile.h"
+#include "lib/base/afile.h"
 #include "lib/eval/report.h"
 
 static const char *rule_name(cx_split_rule rule)

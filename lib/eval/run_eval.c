@@ -11,8 +11,8 @@
 #include "lib/eval/collapse.h"
 #include "lib/eval/internal.h"
 #include "lib/eval/score.h"
-#include "lib/train/text.h"
-#include "lib/train_config.h"
+#include "lib/run/train_config.h"
+#include "lib/train/tokens.h"
 
 static const char *const mode_names[CX_EVAL_MODE_COUNT] = {"zeroshot", "head", "linear-probe",
                                                            "ncm", "knn"};
@@ -205,7 +205,7 @@ static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_
     if (!emb)
         st = cx_fail(err, CX_ENOMEM, "out of memory for %d class embeddings", E);
     else
-        st = cx_text_class_embeddings(&text->model, &text->vocab, run->meta.class_names, E,
+        st = cx_tokens_class_embeddings(&text->model, &text->vocab, run->meta.class_names, E,
                                       ds->templates, ds->num_templates, emb, err);
     if (!st)
         st = cx_eval_zeroshot(clf, emb, 1, E, D, CX_EVAL_COSINE_SCALE, err);

@@ -7,13 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/base/err.h"
 #include "lib/data/dataset.h"
-#include "lib/err.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/linprobe.h"
 #include "lib/eval/report.h"
 #include "lib/model/model.h"
-#include "lib/run.h"
+#include "lib/run/run.h"
 
 typedef enum {
     CX_EVAL_MODE_ZEROSHOT,     /* CLIP: class embeddings of prompt templates */
@@ -67,7 +67,7 @@ typedef struct {
 void cx_run_clf_defaults(cx_run_clf_opts *o);
 
 /* The classifier of `mode` over the run's E = meta.num_eval_classes evaluated classes:
- * - zeroshot: cx_text_class_embeddings of the run's evaluated class names with ds's templates
+ * - zeroshot: cx_tokens_class_embeddings of the run's evaluated class names with ds's templates
  *   through the run's text tower (or, for an SL run with a text head, the tower of its
  *   head_from run), then logits = 100 cos (methods.md section 7);
  * - head: the first E rows of the SL head (cosine heads with their learnt scale);

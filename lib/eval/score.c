@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 #include "lib/eval/internal.h"
 
 /* Per-thread scratch for one block of up to `block` rows. */

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 #include "lib/eval/classifier.h"
 
 enum { CX_EVAL_TOPK = 5 };

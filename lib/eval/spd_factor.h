@@ -5,7 +5,7 @@
 #ifndef CX_EVAL_SPD_FACTOR_H
 #define CX_EVAL_SPD_FACTOR_H
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* a (n, n) row-major, only the lower triangle read. On success *ok = 1 and linv (n, n) holds
  * L^-1, lower triangular (zeros above the diagonal), with A = L L^T. *ok = 0 (linv garbage)

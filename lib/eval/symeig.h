@@ -3,7 +3,7 @@
 #ifndef CX_EVAL_SYMEIG_H
 #define CX_EVAL_SYMEIG_H
 
-#include "lib/err.h"
+#include "lib/base/err.h"
 
 /* a (n, n) row-major: only the lower triangle (a[i*n + j], j <= i) is read. On success a is
  * overwritten so that row i holds the unit eigenvector of eigenvalue w[i], and w (n) holds the

@@ -11,11 +11,11 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
+#include "lib/base/err.h"
+#include "lib/base/rng.h"
 #include "lib/model/mlp.h"
-#include "lib/ops.h"
-#include "lib/params.h"
-#include "lib/rng.h"
+#include "lib/model/params.h"
+#include "lib/ops/ops.h"
 
 enum { CX_CNN_MAX_BLOCKS = 16 };
 

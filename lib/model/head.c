@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/blas.h"
-#include "lib/ops.h"
+#include "lib/base/blas.h"
+#include "lib/ops/ops.h"
 
 static const float unit_eps = 1e-12f;
 

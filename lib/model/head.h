@@ -7,9 +7,9 @@
 
 #include <stdint.h>
 
-#include "lib/err.h"
-#include "lib/params.h"
-#include "lib/rng.h"
+#include "lib/base/err.h"
+#include "lib/base/rng.h"
+#include "lib/model/params.h"
 
 typedef enum { CX_HEAD_LINEAR, CX_HEAD_COSINE } cx_head_kind;
 

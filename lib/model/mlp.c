@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 static const float layernorm_eps = 1e-5f;
 

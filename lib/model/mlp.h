@@ -4,9 +4,9 @@
 #ifndef CX_MODEL_MLP_H
 #define CX_MODEL_MLP_H
 
-#include "lib/err.h"
-#include "lib/params.h"
-#include "lib/rng.h"
+#include "lib/base/err.h"
+#include "lib/base/rng.h"
+#include "lib/model/params.h"
 
 typedef enum { CX_ACT_RELU, CX_ACT_GELU } cx_act;
 typedef enum { CX_NORM_NONE, CX_NORM_LAYER } cx_norm;

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ops.h"
-#include "lib/rng.h"
+#include "lib/base/rng.h"
+#include "lib/ops/ops.h"
 
 static const float unit_eps = 1e-12f;
 

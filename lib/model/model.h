@@ -5,14 +5,14 @@
 
 #include <stdint.h>
 
-#include "lib/dist.h"
-#include "lib/loss.h"
+#include "lib/base/dist.h"
 #include "lib/model/cnn.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
+#include "lib/model/params.h"
 #include "lib/model/text_tower.h"
-#include "lib/params.h"
-#include "lib/vocab_sampler.h"
+#include "lib/objective/loss.h"
+#include "lib/objective/vocab_sampler.h"
 
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
 typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN } cx_image_kind;

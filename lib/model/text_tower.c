@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/ops.h"
-#include "lib/tokenizer.h"
+#include "lib/model/tokenizer.h"
+#include "lib/ops/ops.h"
 
 cx_status cx_text_tower_declare(cx_text_tower *t, cx_params *p, const char *prefix,
                                 int vocab_size, int token_dim, int max_tokens,

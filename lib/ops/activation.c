@@ -1,7 +1,7 @@
 /* Elementwise activations: ReLU and exact (erf) GELU. Each element is independent, so the
  * results do not depend on threading; loops are plain so the compiler vectorises them. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <math.h>
 

@@ -2,11 +2,11 @@
  * The matrix products carry the parallelism; the lowering passes thread only above the
  * thresholds of ops_internal.h, each output element written by one thread in a fixed order. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <string.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 #include "lib/ops/ops_internal.h"
 
 /* Scratch layout for a chunk of n samples, P = Ho Wo positions per sample, KK = cin k k:

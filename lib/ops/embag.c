@@ -2,7 +2,7 @@
  * threads over blocks of embedding columns, so two threads never add into the same float and
  * each table entry receives its contributions in (bag, position) order. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <string.h>
 

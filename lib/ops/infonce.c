@@ -2,11 +2,11 @@
  * products go through cx_sgemm; the row and column softmaxes and the loss sums are split into
  * fixed blocks whose partial sums are added in block order (independent of the thread count). */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <math.h>
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 #include "lib/ops/ops_internal.h"
 
 #define NCE_MIN_BLOCK_ROWS 8

@@ -1,7 +1,7 @@
 /* Row-wise L2 normalisation as torch.nn.functional.normalize: in / max(||in||, eps). The
  * squared norm and the projection <dout, out> are summed in double. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <math.h>
 

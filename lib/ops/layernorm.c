@@ -1,7 +1,7 @@
 /* Layer normalisation over the last dimension. Row statistics are summed in double; the
  * gain and bias gradients are column sums taken in row order by one thread per column block. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <math.h>
 

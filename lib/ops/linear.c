@@ -1,9 +1,9 @@
 /* Fully connected layer: out = in W^T + b through cx_sgemm; the bias gradient is a column sum
  * whose order (rows in order, per column) does not depend on the thread count. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
-#include "lib/blas.h"
+#include "lib/base/blas.h"
 #include "lib/ops/ops_internal.h"
 
 void cx_linear_forward(float *out, const float *in, const float *w, const float *b, int B, int K,

@@ -1,7 +1,7 @@
 /* 2x2 max pooling with stride 2 on NCHW batches, saving the argmax for backward. Planes are
  * independent and windows do not overlap, so threads never share an output element. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Shared by the files of lib/ops/: when to thread, and fixed-order reductions that give the
  * same bits whatever the thread count. Not part of the public API. */
-#ifndef CX_OPS_INTERNAL_H
-#define CX_OPS_INTERNAL_H
+#ifndef CX_OPS_OPS_INTERNAL_H
+#define CX_OPS_OPS_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>

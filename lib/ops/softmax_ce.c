@@ -2,7 +2,7 @@
  * are summed in double per fixed block of rows, then the blocks in order, so the loss does
  * not depend on the thread count. */
 #include "config.h"
-#include "lib/ops.h"
+#include "lib/ops/ops.h"
 
 #include <math.h>
 

@@ -7,16 +7,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/afile.h"
+#include "lib/base/afile.h"
+#include "lib/base/json.h"
+#include "lib/base/path.h"
+#include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
-#include "lib/json.h"
-#include "lib/path.h"
-#include "lib/rng.h"
-#include "lib/run.h"
-#include "lib/threads.h"
-#include "lib/train/spec.h"
-#include "lib/train/text.h"
+#include "lib/run/run.h"
+#include "lib/run/spec.h"
+#include "lib/train/tokens.h"
 
 /* RNG stream tags: each purpose draws from its own stream of (seed, tag, counter). */
 enum { TAG_CAPTIONS = 0xCA9, TAG_VOCAB = 0x70CA };
@@ -231,7 +231,7 @@ static cx_status build_model(trainer *t, cx_err *err)
                       : cx_fail(err, CX_ENOMEM, "out of memory");
             free(text);
         } else {
-            st = cx_text_vocab(&t->ds, cfg->model.text.min_count, &t->vocab, err);
+            st = cx_tokens_vocab(&t->ds, cfg->model.text.min_count, &t->vocab, err);
         }
         if (st)
             goto done;
@@ -278,7 +278,7 @@ static cx_status build_model(trainer *t, cx_err *err)
                          (long long)head_src.cfg.model.image.dim,
                          (long long)head_src.cfg.model.image.dim);
         } else {
-            st = cx_text_class_embeddings(&head_src.model, &head_src.vocab, t->ds.class_names,
+            st = cx_tokens_class_embeddings(&head_src.model, &head_src.vocab, t->ds.class_names,
                                           t->ds.num_classes, t->ds.templates, t->ds.num_templates,
                                           cx_param_value(&t->model.params, t->model.head.w), err);
         }
@@ -481,7 +481,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             double loss;
             cx_status st;
             if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
-                cx_text_batch_tokens(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
+                cx_tokens_captions(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
                                      (int)cfg->model.text.max_tokens, t->tokens, t->caption,
                                      CAPTION_MAX);
                 st = cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist, &loss, err);

@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
-#include "lib/dist.h"
-#include "lib/err.h"
-#include "lib/train_config.h"
+#include "lib/base/dist.h"
+#include "lib/base/err.h"
+#include "lib/run/train_config.h"
 
 typedef struct {
     int64_t step;         /* optimiser steps done */

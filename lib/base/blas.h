@@ -1,0 +1,29 @@
+/* The one door to BLAS: row-major single-precision matrix products. No other file includes cblas.h. */
+#ifndef CX_BASE_BLAS_H
+#define CX_BASE_BLAS_H
+
+/* C (m x n) = alpha * op(A) * op(B) + beta * C, all row-major.
+ * op(A) is (m x k): A is (m x k) with lda >= k, or (k x m) with lda >= m when trans_a.
+ * op(B) is (k x n): B is (k x n) with ldb >= n, or (n x k) with ldb >= k when trans_b.
+ * With beta == 0, C need not be initialised (NaN in C does not propagate). */
+void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* B (m x n) = B * U in place, U (n x n) upper triangular (entries below the diagonal are not
+ * read), row-major: half the flops of a general product for a triangular factor. */
+void cx_strmm_right_upper(int m, int n, const float *u, int ldu, float *b, int ldb);
+
+/* Threads OpenBLAS may use for one product. */
+void cx_blas_set_threads(int n);
+
+/* Around an OpenMP region whose threads each call cx_sgemm on their own blocks: products inside
+ * run on one thread. With the OpenMP build of OpenBLAS that is already so inside a parallel
+ * region (and setting its thread count would change OpenMP's), with other builds OpenBLAS is
+ * switched to one thread and back to n. */
+void cx_blas_serial_begin(void);
+void cx_blas_serial_end(int n);
+
+/* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... (openmp)", for `clipx version`. */
+const char *cx_blas_describe(void);
+
+#endif

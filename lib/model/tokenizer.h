@@ -1,0 +1,51 @@
+/* Word tokenizer for captions and prompts: lower-cased runs of letters and digits (bytes of
+ * multi-byte UTF-8 characters count as letters), a vocabulary built from the training text,
+ * fixed-length id sequences padded with CX_TOKEN_PAD. */
+#ifndef CX_MODEL_TOKENIZER_H
+#define CX_MODEL_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/err.h"
+
+#define CX_TOKEN_PAD 0 /* "<pad>": ignored by the text tower */
+#define CX_TOKEN_UNK 1 /* "<unk>": words outside the vocabulary */
+
+typedef struct {
+    char **words;     /* (size) owned; words[0] = "<pad>", words[1] = "<unk>" */
+    int size;
+    int32_t *slots;   /* (nslots) open-addressing hash of word -> id, -1 empty; owned */
+    size_t nslots;
+} cx_vocab;
+
+/* Counts words over many texts, then keeps those seen at least min_count times. */
+typedef struct {
+    char **words;     /* owned */
+    int64_t *counts;
+    size_t n, cap;
+    int32_t *slots;
+    size_t nslots;
+} cx_vocab_builder;
+
+cx_status cx_vocab_builder_init(cx_vocab_builder *b, cx_err *err);
+cx_status cx_vocab_builder_add(cx_vocab_builder *b, const char *text, cx_err *err);
+/* Ids 2.. in order of decreasing count, ties by byte order of the word: deterministic. */
+cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_vocab *v,
+                                  cx_err *err);
+void cx_vocab_builder_free(cx_vocab_builder *b);
+
+/* Id of one word (already lower case), CX_TOKEN_UNK when absent. */
+int32_t cx_vocab_lookup(const cx_vocab *v, const char *word, size_t len);
+
+/* Ids of text into out[0..max_tokens), truncated, then padded with CX_TOKEN_PAD.
+ * Returns the number of words in text (which may exceed max_tokens). */
+int cx_tokenize(const cx_vocab *v, const char *text, int32_t *out, int max_tokens);
+
+/* The vocabulary as one string, a word a line in id order (for checkpoints), and back. */
+char *cx_vocab_serialize(const cx_vocab *v);
+cx_status cx_vocab_deserialize(const char *text, cx_vocab *v, cx_err *err);
+
+void cx_vocab_free(cx_vocab *v);
+
+#endif

@@ -1,0 +1,184 @@
+/* Configuration -> model, loss, optimiser and schedule settings. */
+#include "lib/run/spec.h"
+
+#include <string.h>
+
+cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, int max_batch,
+                        cx_model_spec *spec, cx_err *err)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->objective = cfg->objective == CX_CFG_OBJECTIVE_CLIP ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL;
+    spec->max_batch = max_batch;
+    int64_t in_dim = 1;
+    for (int d = 0; d < shape->in_rank; d++)
+        in_dim *= shape->in_shape[d];
+    if (in_dim < 1 || in_dim > (1 << 24))
+        return cx_fail(err, CX_EUSAGE, "inputs of %lld features cannot feed an image tower",
+                       (long long)in_dim);
+    spec->in_dim = (int)in_dim;
+    switch (cfg->model.image.type) {
+    case CX_CFG_IMAGE_LINEAR:
+        spec->image_kind = CX_IMAGE_LINEAR;
+        break;
+    case CX_CFG_IMAGE_MLP:
+        spec->image_kind = CX_IMAGE_MLP;
+        break;
+    case CX_CFG_IMAGE_CNN: {
+        spec->image_kind = CX_IMAGE_CNN;
+        /* IDX images are (H, W); NPY images (C, H, W), channels first as in PyTorch. */
+        if (shape->in_rank < 2)
+            return cx_fail(err, CX_EUSAGE, "model.image.type: cnn needs image inputs (a sample "
+                           "shape H x W or C x H x W); this data holds vectors of %lld features; "
+                           "use mlp or linear", (long long)in_dim);
+        int r = shape->in_rank;
+        spec->in_c = r == 3 ? (int)shape->in_shape[0] : 1;
+        spec->in_h = (int)shape->in_shape[r - 2];
+        spec->in_w = (int)shape->in_shape[r - 1];
+        const cx_conf_ints *ch = &cfg->model.image.channels;
+        if (ch->n < 1 || ch->n > CX_MODEL_MAX_LIST)
+            return cx_fail(err, CX_EUSAGE, "model.image.channels: 1 to %d convolution blocks, not %zu",
+                           CX_MODEL_MAX_LIST, ch->n);
+        for (size_t i = 0; i < ch->n; i++)
+            spec->image_channels[i] = ch->v[i];
+        spec->image_nchannels = (int)ch->n;
+        break;
+    }
+    }
+    const cx_conf_ints *hidden = &cfg->model.image.hidden;
+    if (hidden->n > CX_MODEL_MAX_LIST)
+        return cx_fail(err, CX_EUSAGE, "model.image.hidden: at most %d layers, not %zu",
+                       CX_MODEL_MAX_LIST, hidden->n);
+    for (size_t i = 0; i < hidden->n; i++)
+        spec->image_hidden[i] = hidden->v[i];
+    spec->image_nhidden = (int)hidden->n;
+    spec->embed_dim = (int)cfg->model.image.dim;
+    spec->act = cfg->model.image.act == CX_CFG_ACT_GELU ? CX_ACT_GELU : CX_ACT_RELU;
+    spec->norm = cfg->model.image.norm == CX_CFG_NORM_LAYERNORM ? CX_NORM_LAYER : CX_NORM_NONE;
+
+    if (spec->objective == CX_OBJECTIVE_CLIP) {
+        const cx_conf_ints *th = &cfg->model.text.hidden;
+        if (th->n > CX_MODEL_MAX_LIST)
+            return cx_fail(err, CX_EUSAGE, "model.text.hidden: at most %d layers, not %zu",
+                           CX_MODEL_MAX_LIST, th->n);
+        spec->text_kind = cfg->model.text.type == CX_CFG_TEXT_MLP ? CX_TEXT_MLP : CX_TEXT_LINEAR;
+        for (size_t i = 0; i < th->n; i++)
+            spec->text_hidden[i] = th->v[i];
+        spec->text_nhidden = (int)th->n;
+        if (spec->text_kind == CX_TEXT_MLP && th->n == 0)
+            return cx_fail(err, CX_EUSAGE, "model.text.type: mlp needs model.text.hidden widths");
+        spec->vocab_size = shape->vocab_size;
+        spec->token_dim = (int)cfg->model.text.dim;
+        spec->max_tokens = (int)cfg->model.text.max_tokens;
+        spec->text_frozen = cfg->model.text.freeze;
+    } else {
+        spec->num_classes = shape->num_classes;
+        if (cfg->vocab.k > shape->num_classes)
+            return cx_fail(err, CX_EUSAGE, "vocab.k %lld exceeds the %d classes of the data; set "
+                           "vocab.k to at most %d (0 scores every class)",
+                           (long long)cfg->vocab.k, shape->num_classes, shape->num_classes);
+        spec->head_kind = cfg->head == CX_CFG_HEAD_LINEAR ? CX_HEAD_LINEAR : CX_HEAD_COSINE;
+        spec->head_frozen = cfg->head == CX_CFG_HEAD_TEXT;
+        if (cfg->loss == CX_CFG_LOSS_LDAM && cfg->head == CX_CFG_HEAD_LINEAR)
+            return cx_fail(err, CX_EUSAGE, "loss: ldam puts its margins on cosine logits; set "
+                           "head: cosine (or head: text)");
+    }
+    spec->logit_scale_init = cfg->logit_scale.init;
+    spec->logit_scale_max = cfg->logit_scale.max;
+    spec->logit_scale_learn = cfg->logit_scale.learn;
+    if (spec->objective == CX_OBJECTIVE_SL && cfg->loss == CX_CFG_LOSS_LDAM) {
+        /* LDAM fixes the scale of the cosine logits (s = 30 in the paper). */
+        spec->logit_scale_init = cfg->ldam.scale;
+        spec->logit_scale_max = cfg->ldam.scale > cfg->logit_scale.max ? cfg->ldam.scale
+                                                                       : cfg->logit_scale.max;
+        spec->logit_scale_learn = 0;
+    }
+    return CX_OK;
+}
+
+void cx_spec_loss(const cx_train_config *cfg, cx_loss_config *out)
+{
+    static const cx_loss_kind kinds[] = {
+        [CX_CFG_LOSS_CE] = CX_LOSS_CE,
+        [CX_CFG_LOSS_FOCAL] = CX_LOSS_FOCAL,
+        [CX_CFG_LOSS_BALANCED_SOFTMAX] = CX_LOSS_BALANCED_SOFTMAX,
+        [CX_CFG_LOSS_LOGIT_ADJUST] = CX_LOSS_LOGIT_ADJUST,
+        [CX_CFG_LOSS_CBW] = CX_LOSS_CBW,
+        [CX_CFG_LOSS_EFFNUM] = CX_LOSS_EFFNUM,
+        [CX_CFG_LOSS_GRW] = CX_LOSS_GRW,
+        [CX_CFG_LOSS_LDAM] = CX_LOSS_LDAM,
+        [CX_CFG_LOSS_LADE] = CX_LOSS_LADE,
+    };
+    memset(out, 0, sizeof *out);
+    out->kind = kinds[cfg->loss];
+    out->focal_gamma = cfg->focal.gamma;
+    out->la_tau = cfg->logit_adjust.tau;
+    out->effnum_beta = cfg->effnum.beta;
+    out->grw_p = cfg->grw.p;
+    out->ldam_max_margin = cfg->ldam.max_margin;
+    out->lade_lambda = cfg->lade.lambda;
+    out->drw_epoch = (int)cfg->drw.epoch;
+}
+
+void cx_spec_optim(const cx_train_config *cfg, cx_optim_config *out)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = cfg->optim.name == CX_CFG_OPTIM_SGD ? CX_OPTIM_SGD : CX_OPTIM_ADAMW;
+    out->wd = cfg->optim.wd;
+    out->beta1 = cfg->optim.betas.v[0];
+    out->beta2 = cfg->optim.betas.v[1];
+    out->eps = cfg->optim.eps;
+    out->momentum = cfg->optim.momentum;
+    out->nesterov = cfg->optim.nesterov;
+}
+
+void cx_spec_schedule(const cx_train_config *cfg, int64_t steps_per_epoch, int64_t *milestones,
+                      cx_schedule *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (cfg->optim.schedule) {
+    case CX_CFG_SCHEDULE_COSINE:
+        out->kind = CX_SCHED_COSINE;
+        break;
+    case CX_CFG_SCHEDULE_STEP:
+        out->kind = CX_SCHED_STEP;
+        break;
+    case CX_CFG_SCHEDULE_CONSTANT:
+        out->kind = CX_SCHED_CONSTANT;
+        break;
+    }
+    out->base_lr = cfg->optim.lr;
+    out->warmup = cfg->optim.warmup;
+    out->total_steps = cfg->epochs * steps_per_epoch;
+    out->steps_per_epoch = steps_per_epoch;
+    for (size_t i = 0; i < cfg->optim.milestones.n; i++)
+        milestones[i] = cfg->optim.milestones.v[i];
+    out->milestones = milestones;
+    out->nmilestones = (int)cfg->optim.milestones.n;
+    out->gamma = cfg->optim.gamma;
+}
+
+cx_sampler_kind cx_spec_sampler(const cx_train_config *cfg)
+{
+    switch (cfg->sampler) {
+    case CX_CFG_SAMPLER_CLASS_BALANCED:
+        return CX_SAMPLER_CLASS_BALANCED;
+    case CX_CFG_SAMPLER_SQRT:
+        return CX_SAMPLER_SQRT;
+    case CX_CFG_SAMPLER_NONE:
+        break;
+    }
+    return CX_SAMPLER_SHUFFLE;
+}
+
+cx_vocab_weight cx_spec_vocab_weight(const cx_train_config *cfg)
+{
+    switch (cfg->vocab.weight) {
+    case CX_CFG_VOCAB_UNIFORM:
+        return CX_VOCAB_UNIFORM;
+    case CX_CFG_VOCAB_SQRT:
+        return CX_VOCAB_SQRT;
+    case CX_CFG_VOCAB_LINEAR:
+        break;
+    }
+    return CX_VOCAB_LINEAR;
+}

@@ -1,0 +1,199 @@
+/* The training configuration's schema (one line per key) and its checks across keys. */
+#include "lib/run/train_config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* The loader stores enum keys as int; the enum fields must be exactly that wide. */
+_Static_assert(sizeof(cx_cfg_objective) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_loss) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_sampler) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_vocab_weight) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_head) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_image_tower) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_text_tower) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_act) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_norm) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_optim_name) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_schedule) == sizeof(int), "enum fields are stored as int");
+
+#define AT(f) offsetof(cx_train_config, f)
+#define CHOICES(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define GE(a) .flags = CX_CONF_MIN, .min = (a)
+#define GT(a) .flags = CX_CONF_MIN | CX_CONF_MIN_OPEN, .min = (a)
+#define IN(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
+#define IN_CO(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
+#define NULLABLE .flags = CX_CONF_NULLABLE
+
+/* Sizes are capped so that products of them stay far from overflow in the trainer. */
+#define WIDTH IN(1, 65536)
+
+/* Keys in the order `clipx config` writes and lists them. Enum choices are in the order of the
+ * enum constants in train_config.h. */
+static const cx_conf_key keys[] = {
+    {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML (required by clipx train)"},
+    {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET file of kept training indices; null: the whole training set"},
+    {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of every random stream (initialisation, shuffling, sampling)"},
+    {"threads", CX_CONF_INT, AT(threads), "0", IN(0, 4096), .doc = "threads for OpenMP loops and OpenBLAS; 0: all cores"},
+    {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "passes over the training set"},
+    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "samples per optimisation step"},
+    {"drop_last", CX_CONF_BOOL, AT(drop_last), "true", .doc = "drop the last partial batch of each epoch"},
+    {"objective", CX_CONF_ENUM, AT(objective), "sl", .choices = CHOICES("clip", "sl"), .doc = "clip: contrastive image-text (symmetric InfoNCE); sl: supervised classification"},
+    {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "loss of objective sl: cross-entropy or an imbalance-aware variant"},
+    {"focal.gamma", CX_CONF_DOUBLE, AT(focal.gamma), "2", GE(0), .doc = "focal loss: exponent of (1 - p_y)"},
+    {"logit_adjust.tau", CX_CONF_DOUBLE, AT(logit_adjust.tau), "1", .doc = "logit adjustment: CE(z + tau log pi)"},
+    {"effnum.beta", CX_CONF_DOUBLE, AT(effnum.beta), "0.999", IN_CO(0, 1), .doc = "effective-number weights (loss effnum, drw): (1 - beta) / (1 - beta^n_c)"},
+    {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "generalised re-weighting: w_c proportional to pi_c^-p"},
+    {"ldam.max_margin", CX_CONF_DOUBLE, AT(ldam.max_margin), "0.5", GT(0), .doc = "LDAM: margin of the rarest class"},
+    {"ldam.scale", CX_CONF_DOUBLE, AT(ldam.scale), "30", GT(0), .doc = "LDAM: logit scale s"},
+    {"drw.epoch", CX_CONF_INT, AT(drw.epoch), "0", GE(0), .doc = "deferred re-weighting: first epoch (1-based) with effective-number class weights; 0: never"},
+    {"lade.lambda", CX_CONF_DOUBLE, AT(lade.lambda), "0.1", GE(0), .doc = "LADE: weight of the LADE regulariser"},
+    {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "draw samples with probability proportional to 1/n_y (class-balanced) or n_y^-1/2 (sqrt)"},
+    {"vocab.k", CX_CONF_INT, AT(vocab.k), "0", IN(0, 16777216), .doc = "sl: classes per step (the batch's labels plus sampled others); 0: all classes"},
+    {"vocab.weight", CX_CONF_ENUM, AT(vocab.weight), "linear", .choices = CHOICES("uniform", "linear", "sqrt"), .doc = "weight of a class drawn into the step's vocabulary: 1, n_c or sqrt(n_c)"},
+    {"head", CX_CONF_ENUM, AT(head), "linear", .choices = CHOICES("linear", "cosine", "text"), .doc = "sl classifier: linear, cosine (learnable scale) or text (frozen class-prompt embeddings)"},
+    {"head_from", CX_CONF_PATH, AT(head_from), "null", NULLABLE, .doc = "head text: CLIP run folder whose text tower embeds the class prompts"},
+    {"logit_scale.init", CX_CONF_DOUBLE, AT(logit_scale.init), "14.285714285714286", GT(0), .doc = "initial logit scale s (1/0.07)"},
+    {"logit_scale.max", CX_CONF_DOUBLE, AT(logit_scale.max), "100", GT(0), .doc = "the logit scale is clamped to at most this"},
+    {"logit_scale.learn", CX_CONF_BOOL, AT(logit_scale.learn), "true", .doc = "learn the logit scale (false: keep it at init)"},
+    {"model.image.type", CX_CONF_ENUM, AT(model.image.type), "mlp", .choices = CHOICES("linear", "mlp", "cnn"), .doc = "image tower"},
+    {"model.image.hidden", CX_CONF_INT_LIST, AT(model.image.hidden), "[1024, 1024]", WIDTH, .max_len = 64, .doc = "MLP hidden layer widths"},
+    {"model.image.dim", CX_CONF_INT, AT(model.image.dim), "256", WIDTH, .doc = "embedding size: the image tower's output"},
+    {"model.image.act", CX_CONF_ENUM, AT(model.image.act), "relu", .choices = CHOICES("relu", "gelu"), .doc = "activation after each hidden layer"},
+    {"model.image.norm", CX_CONF_ENUM, AT(model.image.norm), "none", .choices = CHOICES("none", "layernorm"), .doc = "normalisation after each hidden layer"},
+    {"model.image.channels", CX_CONF_INT_LIST, AT(model.image.channels), "[32, 64]", IN(1, 4096), .min_len = 1, .max_len = 16, .doc = "CNN convolution channels, one per conv layer"},
+    {"model.text.type", CX_CONF_ENUM, AT(model.text.type), "linear", .choices = CHOICES("linear", "mlp"), .doc = "text tower on the mean of the token embeddings"},
+    {"model.text.dim", CX_CONF_INT, AT(model.text.dim), "256", WIDTH, .doc = "token embedding size"},
+    {"model.text.hidden", CX_CONF_INT_LIST, AT(model.text.hidden), "[]", WIDTH, .max_len = 64, .doc = "text MLP hidden layer widths"},
+    {"model.text.init", CX_CONF_STRING, AT(model.text.init), "random", .doc = "random, or a run folder to copy the text tower from"},
+    {"model.text.freeze", CX_CONF_BOOL, AT(model.text.freeze), "false", .doc = "keep the text tower fixed"},
+    {"model.text.max_tokens", CX_CONF_INT, AT(model.text.max_tokens), "32", IN(1, 4096), .doc = "tokens kept per caption"},
+    {"model.text.min_count", CX_CONF_INT, AT(model.text.min_count), "1", GE(1), .doc = "tokens seen fewer times in the training captions are out of vocabulary"},
+    {"optim.name", CX_CONF_ENUM, AT(optim.name), "adamw", .choices = CHOICES("adamw", "sgd"), .doc = "optimiser"},
+    {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.001", GT(0), .doc = "peak learning rate"},
+    {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0001", GE(0), .doc = "weight decay (decoupled for adamw, L2 for sgd)"},
+    {"optim.momentum", CX_CONF_DOUBLE, AT(optim.momentum), "0.9", IN_CO(0, 1), .doc = "sgd: momentum"},
+    {"optim.nesterov", CX_CONF_BOOL, AT(optim.nesterov), "false", .doc = "sgd: Nesterov momentum"},
+    {"optim.betas", CX_CONF_DOUBLE_LIST, AT(optim.betas), "[0.9, 0.999]", IN_CO(0, 1), .min_len = 2, .max_len = 2, .doc = "adamw: beta1, beta2"},
+    {"optim.eps", CX_CONF_DOUBLE, AT(optim.eps), "1e-8", GT(0), .doc = "adamw: epsilon"},
+    {"optim.warmup", CX_CONF_INT, AT(optim.warmup), "0", GE(0), .doc = "steps of linear learning-rate warm-up from 0"},
+    {"optim.schedule", CX_CONF_ENUM, AT(optim.schedule), "cosine", .choices = CHOICES("cosine", "step", "constant"), .doc = "learning-rate schedule after warm-up"},
+    {"optim.milestones", CX_CONF_INT_LIST, AT(optim.milestones), "[]", GE(1), .doc = "schedule step: epochs after which lr is multiplied by optim.gamma"},
+    {"optim.gamma", CX_CONF_DOUBLE, AT(optim.gamma), "0.1", GT(0), .doc = "schedule step: factor applied at each milestone"},
+    {"optim.clip_grad", CX_CONF_DOUBLE, AT(optim.clip_grad), "0", GE(0), .doc = "clip the gradient to this global L2 norm; 0: off"},
+    {"ckpt.every", CX_CONF_INT, AT(ckpt.every), "0", GE(0), .doc = "also checkpoint every N steps; 0: at epoch ends only"},
+};
+
+const cx_conf_schema cx_train_config_schema = {keys, sizeof keys / sizeof keys[0],
+                                               sizeof(cx_train_config)};
+
+cx_status cx_train_config_load(cx_train_config *cfg, const char *path, const char *const *sets,
+                               size_t nsets, cx_err *err)
+{
+    return cx_conf_load(&cx_train_config_schema, cfg, path, sets, nsets, err);
+}
+
+cx_status cx_train_config_write(const cx_train_config *cfg, const char *path, cx_err *err)
+{
+    return cx_conf_write_file(&cx_train_config_schema, cfg, path, err);
+}
+
+void cx_train_config_free(cx_train_config *cfg)
+{
+    cx_conf_free(&cx_train_config_schema, cfg);
+}
+
+static const char *name_of(const char *key, int v)
+{
+    const char *n = cx_conf_enum_name(&cx_train_config_schema, key, v);
+    return n ? n : "?";
+}
+
+cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
+{
+    const char *objective = name_of("objective", (int)cfg->objective);
+    int sl = cfg->objective == CX_CFG_OBJECTIVE_SL;
+
+    if (cfg->optim.betas.n != 2)
+        return cx_fail(err, CX_EUSAGE, "optim.betas: give two values, e.g. [0.9, 0.999]");
+    for (size_t i = 0; i < 2; i++)
+        if (!(cfg->optim.betas.v[i] >= 0 && cfg->optim.betas.v[i] < 1))
+            return cx_fail(err, CX_EUSAGE, "optim.betas: %g is not in [0, 1); use e.g. [0.9, 0.999]",
+                           cfg->optim.betas.v[i]);
+    if (!sl && cfg->loss != CX_CFG_LOSS_CE)
+        return cx_fail(err, CX_EUSAGE,
+                       "loss: %s applies to objective: sl (objective clip trains with the "
+                       "contrastive loss); set objective: sl or loss: ce",
+                       name_of("loss", (int)cfg->loss));
+    if (!sl && cfg->head != CX_CFG_HEAD_LINEAR)
+        return cx_fail(err, CX_EUSAGE,
+                       "head: %s applies to objective: sl (objective clip has no classifier "
+                       "head); set objective: sl or head: linear",
+                       name_of("head", (int)cfg->head));
+    if (cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from)
+        return cx_fail(err, CX_EUSAGE,
+                       "head: text needs head_from: the folder of a CLIP run whose text tower "
+                       "embeds the class prompts");
+    if (cfg->head != CX_CFG_HEAD_TEXT && cfg->head_from)
+        return cx_fail(err, CX_EUSAGE,
+                       "head_from is used only with head: text (head is %s); set head: text or "
+                       "head_from: null",
+                       name_of("head", (int)cfg->head));
+    if (cfg->vocab.k > 0 && !sl)
+        return cx_fail(err, CX_EUSAGE,
+                       "vocab.k subsamples the classes of objective: sl (objective is %s); set "
+                       "objective: sl or vocab.k: 0",
+                       objective);
+    if (cfg->drw.epoch > 0) {
+        if (!sl)
+            return cx_fail(err, CX_EUSAGE,
+                           "drw.epoch re-weights the loss of objective: sl (objective is %s); "
+                           "set objective: sl or drw.epoch: 0",
+                           objective);
+        if (cfg->loss == CX_CFG_LOSS_CBW || cfg->loss == CX_CFG_LOSS_EFFNUM || cfg->loss == CX_CFG_LOSS_GRW)
+            return cx_fail(err, CX_EUSAGE,
+                           "drw.epoch: loss %s is already class-weighted; use drw with loss ce, "
+                           "focal or ldam, or set drw.epoch: 0",
+                           name_of("loss", (int)cfg->loss));
+        if (cfg->drw.epoch > cfg->epochs)
+            return cx_fail(err, CX_EUSAGE,
+                           "drw.epoch: %lld is after the last epoch (epochs: %lld); set drw.epoch "
+                           "to at most %lld, or 0 for no re-weighting",
+                           (long long)cfg->drw.epoch, (long long)cfg->epochs,
+                           (long long)cfg->epochs);
+    }
+    if (cfg->optim.schedule == CX_CFG_SCHEDULE_STEP && cfg->optim.milestones.n == 0)
+        return cx_fail(err, CX_EUSAGE,
+                       "optim.schedule: step needs optim.milestones, the epochs after which the "
+                       "learning rate drops, e.g. [30, 60]");
+    if (cfg->optim.schedule != CX_CFG_SCHEDULE_STEP && cfg->optim.milestones.n > 0)
+        return cx_fail(err, CX_EUSAGE,
+                       "optim.milestones is used only with optim.schedule: step (schedule is %s); "
+                       "set optim.schedule: step or optim.milestones: []",
+                       name_of("optim.schedule", (int)cfg->optim.schedule));
+    for (size_t i = 0; i < cfg->optim.milestones.n; i++) {
+        int64_t m = cfg->optim.milestones.v[i];
+        if (m < 1 || m > cfg->epochs)
+            return cx_fail(err, CX_EUSAGE,
+                           "optim.milestones: %lld is not an epoch in 1..%lld (epochs)",
+                           (long long)m, (long long)cfg->epochs);
+        if (i > 0 && m <= cfg->optim.milestones.v[i - 1])
+            return cx_fail(err, CX_EUSAGE,
+                           "optim.milestones: must increase (%lld follows %lld)", (long long)m,
+                           (long long)cfg->optim.milestones.v[i - 1]);
+    }
+    if (cfg->optim.nesterov && (cfg->optim.name != CX_CFG_OPTIM_SGD || cfg->optim.momentum <= 0))
+        return cx_fail(err, CX_EUSAGE,
+                       "optim.nesterov needs optim.name: sgd and optim.momentum > 0; set them or "
+                       "optim.nesterov: false");
+    if (cfg->logit_scale.init > cfg->logit_scale.max)
+        return cx_fail(err, CX_EUSAGE,
+                       "logit_scale.init: %g is above logit_scale.max (%g); lower the one "
+                       "or raise the other",
+                       cfg->logit_scale.init, cfg->logit_scale.max);
+    if (!cfg->model.text.init || !cfg->model.text.init[0])
+        return cx_fail(err, CX_EUSAGE,
+                       "model.text.init: give random or the folder of a run to copy the text "
+                       "tower from");
+    return CX_OK;
+}

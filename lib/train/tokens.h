@@ -1,0 +1,34 @@
+/* Tokens for the text tower in training and zero-shot evaluation: the vocabulary of a dataset, the token ids
+ * of a batch of captions, and class embeddings from prompt templates. */
+#ifndef CX_TRAIN_TOKENS_H
+#define CX_TRAIN_TOKENS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/base/err.h"
+#include "lib/data/dataset.h"
+#include "lib/model/model.h"
+#include "lib/model/tokenizer.h"
+
+/* Vocabulary from the training captions (when the split has them) and from every prompt a
+ * template makes with every class name and synonym, keeping words seen min_count times (prompt
+ * words are always kept, so zero-shot prompts never fall out of the vocabulary). */
+cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, cx_vocab *v, cx_err *err);
+
+/* Token ids (n, max_tokens) of the captions of rows[0..n) of the training split: stored captions,
+ * or captions composed from class names and templates with caption_seed (lib/data/dataset.h).
+ * buf (cap bytes) is scratch for one caption. */
+void cx_tokens_captions(const cx_dataset *ds, const cx_vocab *v, const uint32_t *rows,
+                          size_t n, uint64_t caption_seed, int max_tokens, int32_t *tokens,
+                          char *buf, size_t cap);
+
+/* Zero-shot class embeddings (C, D): for each class name, the L2-normalised text embeddings of
+ * its prompts (one per template) averaged and normalised again. The model must have a text
+ * tower; batches of at most m->spec.max_batch prompts. tokens is scratch of
+ * (max_batch, max_tokens). */
+cx_status cx_tokens_class_embeddings(cx_model *m, const cx_vocab *v, char *const *class_names,
+                                   int C, char *const *templates, int T, float *out,
+                                   cx_err *err);
+
+#endif
