@@ -862,6 +862,14 @@ START_TEST(write_read_round_trip_is_byte_and_struct_identical)
     ck_assert_int_eq(cx_train_config_write(&c, path, &err), CX_OK);
     ck_assert_int_eq(cx_train_config_load(&back, path, NULL, 0, &err), CX_OK);
     ck_assert(cx_conf_equal(&cx_train_config_schema, &c, &back));
+    /* A string filled by code with bytes that are not UTF-8 (a stray byte, an overlong '/')
+     * writes U+FFFD for each, so the file still reads back. */
+    free(c.model.text.init);
+    c.model.text.init = strdup("a\xff" "b\xc0\xaf" "c\xc3\xa9");
+    ck_assert_int_eq(cx_train_config_write(&c, path, &err), CX_OK);
+    a = read_text(path);
+    ck_assert_ptr_nonnull(strstr(a, "  init: \"a\\ufffdb\\ufffd\\ufffdc\xc3\xa9\"\n"));
+    free(a);
     cx_train_config_free(&c);
     cx_train_config_free(&back);
 }

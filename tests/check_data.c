@@ -595,6 +595,22 @@ START_TEST(text_captions_alignment_and_utf8)
     ck_assert_uint_eq(cx_utf8_check("\xf4\x90\x80\x80", 4), 0); /* above U+10FFFF */
     ck_assert_uint_eq(cx_utf8_check("x\xe2\x82", 3), 1);        /* cut short */
     ck_assert_uint_eq(cx_utf8_check("a\0b", 3), 1);
+
+    uint32_t cp = 0;
+    ck_assert_uint_eq(cx_utf8_next("A", 1, &cp), 1);
+    ck_assert_uint_eq(cp, 'A');
+    ck_assert_uint_eq(cx_utf8_next("\xc3\xa9", 2, &cp), 2);
+    ck_assert_uint_eq(cp, 0xe9);
+    ck_assert_uint_eq(cx_utf8_next("\xe2\x82\xac", 3, &cp), 3);
+    ck_assert_uint_eq(cp, 0x20ac);
+    ck_assert_uint_eq(cx_utf8_next("\xf0\x9f\x99\x82", SIZE_MAX, &cp), 4);
+    ck_assert_uint_eq(cp, 0x1f642);
+    ck_assert_uint_eq(cx_utf8_next("\xe2\x82\xac", 2, &cp), 0); /* cut short by n */
+    ck_assert_uint_eq(cx_utf8_next("\xe2\x82", SIZE_MAX, &cp), 0); /* stops at the NUL */
+    ck_assert_uint_eq(cx_utf8_next("\xa9", 1, &cp), 0);          /* stray continuation */
+    ck_assert_uint_eq(cx_utf8_next("\xc1\xbf", 2, &cp), 0);      /* overlong */
+    ck_assert_uint_eq(cx_utf8_next("\xf5\x80\x80\x80", 4, &cp), 0);
+    ck_assert_uint_eq(cx_utf8_next("", 0, &cp), 0);
 }
 END_TEST
 

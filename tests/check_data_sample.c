@@ -304,6 +304,11 @@ START_TEST(count_words_and_plurals)
     ck_assert_str_eq(l.words[3], "x");
     ck_assert_str_eq(l.words[4], "caf\xc3\xa9");
     l.n = 0;
+    s = "na\xc3\xafve\xff\xe2\x80\x94ok"; /* a stray byte separates; U+2014 is a letter */
+    ck_assert_uint_eq(cx_caption_words(s, strlen(s), 0, collect, &l), 2);
+    ck_assert_str_eq(l.words[0], "na\xc3\xafve");
+    ck_assert_str_eq(l.words[1], "\xe2\x80\x94ok");
+    l.n = 0;
     s = "ponies boxes classes cats bus glass churches";
     cx_caption_words(s, strlen(s), CX_MATCH_PLURALS, collect, &l);
     const char *want[] = {"pony", "box", "class", "cat", "bus", "glass", "church"};

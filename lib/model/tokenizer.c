@@ -4,14 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_word_byte(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
+#include "lib/base/utf8.h"
 
-static unsigned char lower(unsigned char c)
+/* Letters and digits: ASCII ones and every non-ASCII code point, so non-English words stay whole. */
+static int is_word_char(uint32_t cp)
 {
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+    return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') ||
+           cp >= 0x80;
 }
 
 static uint64_t hash_word(const char *w, size_t n)
@@ -24,19 +23,29 @@ static uint64_t hash_word(const char *w, size_t n)
     return h;
 }
 
-/* Next word of text starting at *pos: lower-cased into buf (truncated to cap - 1 bytes).
+/* Length of the word character at text + i, or 0 when there is none (a separator, a byte that
+ * is not UTF-8, the end). */
+static size_t word_char_at(const char *text, size_t i)
+{
+    uint32_t cp;
+    size_t len = cx_utf8_next(text + i, SIZE_MAX, &cp);
+    return len && is_word_char(cp) ? len : 0;
+}
+
+/* Next word of text starting at *pos: ASCII lower-cased into buf (truncated to cap - 1 bytes).
  * Returns the word's length, 0 at the end. */
 static size_t next_word(const char *text, size_t *pos, char *buf, size_t cap)
 {
-    const unsigned char *t = (const unsigned char *)text;
-    size_t i = *pos;
-    while (t[i] && !is_word_byte(t[i]))
+    size_t i = *pos, len;
+    while (text[i] && !word_char_at(text, i))
         i++;
     size_t n = 0;
-    while (t[i] && is_word_byte(t[i])) {
-        if (n + 1 < cap)
-            buf[n++] = (char)lower(t[i]);
-        i++;
+    while ((len = word_char_at(text, i)) > 0) {
+        for (size_t k = 0; k < len; k++, i++) {
+            char c = text[i];
+            if (n + 1 < cap)
+                buf[n++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
     }
     buf[n] = '\0';
     *pos = i;

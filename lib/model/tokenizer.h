@@ -1,5 +1,5 @@
-/* Word tokenizer for captions and prompts: lower-cased runs of letters and digits (bytes of
- * multi-byte UTF-8 characters count as letters), a vocabulary built from the training text,
+/* Word tokenizer for captions and prompts: ASCII lower-cased runs of letters and digits (every
+ * non-ASCII code point counts as a letter; a byte that is not UTF-8 separates), a vocabulary built from the training text,
  * fixed-length id sequences padded with CX_TOKEN_PAD. */
 #ifndef CX_MODEL_TOKENIZER_H
 #define CX_MODEL_TOKENIZER_H
