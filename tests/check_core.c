@@ -304,6 +304,9 @@ START_TEST(path_join_and_dir)
     p = cx_path_dir("/z.yaml");
     ck_assert_str_eq(p, "/");
     free(p);
+    ck_assert_str_eq(cx_path_leaf("x/y/z.yaml"), "z.yaml");
+    ck_assert_str_eq(cx_path_leaf("z.yaml"), "z.yaml");
+    ck_assert_str_eq(cx_path_leaf("x/"), "");
 }
 END_TEST
 
