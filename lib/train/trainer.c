@@ -619,8 +619,9 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
             remove(t.ckpt_path);
             remove(t.log_path);
         }
+        /* config.yaml is the text the checkpoints record: the configuration serialised once. */
         if (!st)
-            st = cx_train_config_write(cfg, t.config_path, err);
+            st = cx_afile_write_all(t.config_path, t.config_text, strlen(t.config_text), err);
     }
     if (t.dist.size > 1)
         st = cx_dist_agree(&t.dist, st, err);
