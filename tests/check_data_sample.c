@@ -1,5 +1,5 @@
-/* Subsampling profiles, apportionment, the seeded per-class choice, frequency statistics and
- * caption-based class counting, against values worked out by hand. */
+/* Subsampling profiles, apportionment, the seeded per-class choice, frequency statistics, class
+ * splits and caption-based class counting, against values worked out by hand. */
 #include "config.h"
 
 #include <math.h>
@@ -8,6 +8,7 @@
 #include "data_util.h"
 
 #include "lib/base/rng.h"
+#include "lib/data/class_split.h"
 #include "lib/data/count.h"
 #include "lib/data/stats.h"
 #include "lib/data/subsample.h"
@@ -395,6 +396,27 @@ START_TEST(count_file_with_and_without_kept_lines)
 }
 END_TEST
 
+/* ---- class splits ------------------------------------------------------------------------- */
+
+START_TEST(class_splits_shots_and_tertile)
+{
+    int64_t counts[7] = {500, 101, 100, 20, 19, 0, 100};
+    cx_class_split s[7];
+    cx_class_splits(counts, 7, CX_SPLIT_RULE_SHOTS, 100, 20, s);
+    cx_class_split want[7] = {CX_SPLIT_HEAD, CX_SPLIT_HEAD, CX_SPLIT_MID, CX_SPLIT_MID,
+                              CX_SPLIT_TAIL, CX_SPLIT_TAIL, CX_SPLIT_MID};
+    for (int c = 0; c < 7; c++)
+        ck_assert_int_eq(s[c], want[c]);
+    /* Ranks: 500, 101, 100(c2), 100(c6), 20, 19, 0 -> 2 head, 2 tail, 3 mid. */
+    cx_class_splits(counts, 7, CX_SPLIT_RULE_TERTILE, 0, 0, s);
+    cx_class_split want_t[7] = {CX_SPLIT_HEAD, CX_SPLIT_HEAD, CX_SPLIT_MID, CX_SPLIT_MID,
+                                CX_SPLIT_TAIL, CX_SPLIT_TAIL, CX_SPLIT_MID};
+    for (int c = 0; c < 7; c++)
+        ck_assert_int_eq(s[c], want_t[c]);
+    ck_assert_str_eq(cx_class_split_name(CX_SPLIT_MID), "mid");
+}
+END_TEST
+
 static Suite *sample_suite(void)
 {
     Suite *s = suite_create("data_sample");
@@ -407,6 +429,7 @@ static Suite *sample_suite(void)
     tcase_add_test(tc, targets_trim_tail_match_and_uniform);
     tcase_add_test(tc, select_keeps_targets_deterministically_and_per_class);
     tcase_add_test(tc, stats_gini_imbalance_and_splits);
+    tcase_add_test(tc, class_splits_shots_and_tertile);
     suite_add_tcase(s, tc);
     tc = tcase_create("count");
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
