@@ -1,6 +1,6 @@
-/* Model pieces: finite-difference gradient checks of every tower (MLP, text tower, CNN) and head
- * (linear, cosine, class subsets, frozen), with the CNN's thread determinism. The convolution and
- * pooling ops are tested in check_ops. */
+/* Model pieces: the parameter store's layout, finite-difference gradient checks of every tower
+ * (MLP, text tower, CNN) and head (linear, cosine, class subsets, frozen), with the CNN's thread
+ * determinism. The convolution and pooling ops are tested in check_ops. */
 #include "config.h"
 
 #include <check.h>
@@ -67,6 +67,37 @@ static void assert_grad_zero(const cx_params *p, int idx)
         ck_assert_msg(g[i] == 0.0f, "%s grad[%zu] = %g, want 0", p->info[idx].name, i,
                       (double)g[i]);
 }
+
+/* ---- parameter store ---------------------------------------------------------------------- */
+
+START_TEST(params_layout_is_aligned_and_contiguous)
+{
+    /* A decayed weight (3, 5), a no-decay bias (7) and a frozen tensor (4), two state slots. */
+    cx_params p;
+    cx_err err;
+    cx_params_init(&p);
+    ck_assert_int_eq(cx_params_declare(&p, "w", 2, (int[]){3, 5}, 0, &err), 0);
+    ck_assert_int_eq(cx_params_declare(&p, "b", 1, (int[]){7}, CX_PARAM_NO_DECAY, &err), 1);
+    ck_assert_int_eq(cx_params_declare(&p, "f", 1, (int[]){4}, CX_PARAM_FROZEN, &err), 2);
+    ck_assert_int_eq(cx_params_alloc(&p, 2, &err), CX_OK);
+    ck_assert_uint_eq(p.info[0].offset, 0);
+    ck_assert_uint_eq(p.info[1].offset % 16, 0);
+    ck_assert_uint_eq(p.info[1].offset, 16);
+    ck_assert_uint_eq(p.info[2].offset, 32);
+    ck_assert_uint_eq(p.total, 48);
+    ck_assert_int_eq(cx_params_find(&p, "b"), 1);
+    ck_assert_int_eq(cx_params_find(&p, "nope"), -1);
+    ck_assert_uint_eq(cx_params_trainable(&p), 22);
+    ck_assert_ptr_eq(cx_param_state(&p, 1, 1), p.state + 48 + 16);
+    ck_assert_int_eq(cx_params_declare(&p, "late", 1, (int[]){2}, 0, &err), -1);
+    cx_params_free(&p);
+    cx_params_init(&p);
+    ck_assert_int_eq(cx_params_declare(&p, "x", 1, (int[]){2}, 0, &err), 0);
+    ck_assert_int_eq(cx_params_declare(&p, "x", 1, (int[]){2}, 0, &err), -1);
+    ck_assert_int_eq(cx_params_declare(&p, "y", 1, (int[]){0}, 0, &err), -1);
+    cx_params_free(&p);
+}
+END_TEST
 
 /* ---- MLP ---------------------------------------------------------------------------------- */
 
@@ -692,7 +723,11 @@ END_TEST
 static Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
-    TCase *tc = tcase_create("mlp");
+    TCase *tc = tcase_create("params");
+    tcase_add_test(tc, params_layout_is_aligned_and_contiguous);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mlp");
     tcase_add_test(tc, mlp_linear_gradients);
     tcase_add_test(tc, mlp_relu_gradients);
     tcase_add_test(tc, mlp_gelu_gradients);
