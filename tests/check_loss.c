@@ -921,7 +921,6 @@ static Suite *loss_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("threads");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, loss_bit_identical_on_one_and_two_threads);
     suite_add_tcase(s, tc);
 

@@ -757,7 +757,6 @@ static Suite *model_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, cnn_bit_identical_on_two_threads);
     suite_add_tcase(s, tc);
     return s;

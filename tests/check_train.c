@@ -354,7 +354,6 @@ static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("gradients");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, clip_step_gradients);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, sl_step_gradients_linear_ce);
