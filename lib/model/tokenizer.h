@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lib/base/err.h"
+#include "lib/base/strmap.h"
 
 #define CX_TOKEN_PAD 0 /* "<pad>": ignored by the text tower */
 #define CX_TOKEN_UNK 1 /* "<unk>": words outside the vocabulary */
@@ -15,8 +16,7 @@
 typedef struct {
     char **words;     /* (size) owned; words[0] = "<pad>", words[1] = "<unk>" */
     int size;
-    int32_t *slots;   /* (nslots) open-addressing hash of word -> id, -1 empty; owned */
-    size_t nslots;
+    cx_strmap ids;    /* word -> id for words[2..size); owned */
 } cx_vocab;
 
 /* Counts words over many texts, then keeps those seen at least min_count times. */
@@ -24,8 +24,7 @@ typedef struct {
     char **words;     /* owned */
     int64_t *counts;
     size_t n, cap;
-    int32_t *slots;
-    size_t nslots;
+    cx_strmap index; /* word -> its position in words; owned */
 } cx_vocab_builder;
 
 cx_status cx_vocab_builder_init(cx_vocab_builder *b, cx_err *err);
