@@ -312,19 +312,11 @@ static double scalar_or(const fx_file *f, const char *prefix, const char *key, d
     return t->v[0];
 }
 
-static const fx_tensor *need(const fx_file *f, const char *prefix, const char *key)
-{
-    char name[FX_NAME_MAX * 2];
-    snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "_" : "", key);
-    const fx_tensor *t = fx_get(f, name);
-    ck_assert_msg(t != NULL, "loss.fx has no tensor '%s'", name);
-    return t;
-}
-
 static void check_ref(const fx_file *f, const ref_case *rc)
 {
     const char *p = rc->name;
-    const fx_tensor *tc = need(f, "", "counts"), *tz = need(f, p, "logits");
+    const fx_tensor *tc = fx_need(f, "", "counts", (size_t)-1);
+    const fx_tensor *tz = fx_need(f, p, "logits", (size_t)-1);
     int C = (int)tc->n, B = (int)tz->dims[0], K = (int)tz->dims[1];
     int64_t *counts = calloc((size_t)C, sizeof *counts);
     for (int c = 0; c < C; c++)
@@ -333,7 +325,8 @@ static void check_ref(const fx_file *f, const ref_case *rc)
     fx_to_float(tz, z);
     int32_t *y = ibuf((size_t)B), *cls = NULL;
     cx_err err = {0};
-    ck_assert_msg(fx_to_int32(need(f, p, "targets"), y, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(fx_to_int32(fx_need(f, p, "targets", (size_t)-1), y, &err) == CX_OK, "%s",
+                  err.msg);
     char name[FX_NAME_MAX * 2];
     snprintf(name, sizeof name, "%s_classes", p);
     if (fx_get(f, name)) {
@@ -352,10 +345,10 @@ static void check_ref(const fx_file *f, const ref_case *rc)
     int epoch = (int)scalar_or(f, p, "epoch", 0);
     cx_loss *l = make(&c, counts, C, B);
     double v = cx_loss_compute(l, z, y, cls, B, K, scale, epoch, dz);
-    double want = need(f, p, "loss")->v[0];
+    double want = fx_need(f, p, "loss", (size_t)-1)->v[0];
     ck_assert_msg(fabs(v - want) <= LOSS_RTOL * fabs(want), "%s loss: got %.12g, torch %.12g", p,
                   v, want);
-    const fx_tensor *tg = need(f, p, "dlogits");
+    const fx_tensor *tg = fx_need(f, p, "dlogits", (size_t)-1);
     ck_assert_uint_eq(tg->n, tz->n);
     double sc = 1.0;
     for (size_t i = 0; i < tg->n; i++)
@@ -369,11 +362,8 @@ static void check_ref(const fx_file *f, const ref_case *rc)
 
 static void check_refs(const ref_case *cases, int n)
 {
-    char path[4096];
-    fx_path(path, sizeof path, "loss.fx");
     fx_file f;
-    cx_err err = {0};
-    ck_assert_msg(fx_load(&f, path, &err) == CX_OK, "%s", err.msg);
+    fx_load_named(&f, "loss.fx");
     for (int i = 0; i < n; i++)
         check_ref(&f, &cases[i]);
     fx_free(&f);

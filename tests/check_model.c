@@ -24,23 +24,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* |got - want| <= atol + rtol |want| elementwise, naming the first offender. */
-static void assert_close(const float *got, const double *want, size_t n, double rtol,
-                         double atol, const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        double g = got[i], w = want[i];
-        ck_assert_msg(fabs(g - w) <= atol + rtol * fabs(w), "%s[%zu]: got %.9g, want %.9g", what,
-                      i, g, w);
-    }
-}
-
-static void assert_gc(int rc, const gc_report *rep, const char *what)
-{
-    ck_assert_msg(rc == 0, "%s: %s", what, rep->msg);
-    ck_assert_msg(rep->checked > 0, "%s: nothing checked", what);
-}
-
 static void must(cx_status st, const cx_err *err)
 {
     ck_assert_msg(st == CX_OK, "%s", err->msg);
@@ -152,7 +135,7 @@ static void check_mlp(const int64_t *hidden, int nhidden, cx_act act, cx_norm no
     o.max_coords = 24;
     o.h = 1e-3; /* LayerNorm couples the units: a larger step meets ReLU kinks on both sides */
     gc_report rep;
-    assert_gc(gc_check(mlp_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(mlp_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
     /* A second backward (din NULL) adds the same parameter gradients again. */
     float *g1 = gc_fbuf(c.p.total);
     memcpy(g1, c.p.grad, sizeof *g1 * c.p.total);
@@ -252,7 +235,7 @@ static void check_text(const int64_t *hidden, int nhidden, cx_act act, const cha
     gc_opts o = gc_opts_default();
     o.max_coords = 0; /* every coordinate: the whole table, padding row included */
     gc_report rep;
-    assert_gc(gc_check(text_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(text_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
     gc_proj_free(&c.proj);
     cx_text_tower_free(&c.t);
     cx_params_free(&c.p);
@@ -333,7 +316,7 @@ static void check_cnn(int in_c, int in_h, int in_w, const int64_t *ch, int nch,
      * close on both sides; 1e-3 keeps them out of most steps and the float noise small. */
     o.h = 1e-3;
     gc_report rep;
-    assert_gc(gc_check(cnn_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(cnn_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
     /* Every tensor gets some gradient (no block is cut off). */
     for (int i = 0; i < c.p.count; i++) {
         double s = 0;
@@ -428,7 +411,7 @@ START_TEST(cnn_forward_matches_naive_conv_relu_pool)
         free(a);
         a = z;
     }
-    assert_close(out, a, (size_t)B * 6, 1e-5, 1e-6, "cnn out");
+    gc_assert_close(out, a, (size_t)B * 6, 1e-5, 1e-6, "cnn out");
     free(a);
     cnn_destroy(&c);
 }
@@ -655,7 +638,7 @@ static void check_head(cx_head_kind kind, const int32_t *classes, int K, unsigne
     if (kind == CX_HEAD_COSINE)
         o.h = 3e-3;
     gc_report rep;
-    assert_gc(gc_check(head_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(head_f, NULL, &c, vars, nv, &o, &rep), &rep, what);
     /* Exact zeros: frozen weights (and bias), and unscored rows of a subset. A frozen scale
      * may receive a gradient: the optimiser skips frozen tensors whatever they hold. */
     if (flags & CX_PARAM_FROZEN) {

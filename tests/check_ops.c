@@ -19,23 +19,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* |got - want| <= atol + rtol |want| elementwise, with the first offender in the message. */
-static void assert_close(const float *got, const double *want, size_t n, double rtol,
-                         double atol, const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        double g = got[i], w = want[i];
-        ck_assert_msg(fabs(g - w) <= atol + rtol * fabs(w), "%s[%zu]: got %.9g, want %.9g", what,
-                      i, g, w);
-    }
-}
-
-static void assert_gc(int rc, const gc_report *rep, const char *what)
-{
-    ck_assert_msg(rc == 0, "%s: %s", what, rep->msg);
-    ck_assert_msg(rep->checked > 0, "%s: nothing checked", what);
-}
-
 static const int odd_batches[] = {1, 3, 17};
 
 /* ---- naive references (double) ------------------------------------------------------------ */
@@ -180,7 +163,7 @@ START_TEST(linear_forward_matches_naive)
                 out[i] = NAN; /* out is overwritten, whatever it held */
             cx_linear_forward(out, in, w, bb, B, K, N);
             naive_linear(ref, in, w, bb, B, K, N);
-            assert_close(out, ref, (size_t)B * N, 1e-5, 1e-5, "linear out");
+            gc_assert_close(out, ref, (size_t)B * N, 1e-5, 1e-5, "linear out");
         }
         free(in), free(w), free(b), free(out), free(ref);
     }
@@ -217,7 +200,7 @@ START_TEST(linear_gradients_match_finite_differences)
         gc_opts o = gc_opts_default();
         o.max_coords = 40;
         gc_report rep;
-        assert_gc(gc_check(lin_f, NULL, &c, vars, 3, &o, &rep), &rep, "linear");
+        gc_assert_passed(gc_check(lin_f, NULL, &c, vars, 3, &o, &rep), &rep, "linear");
         gc_proj_free(&c.proj);
         free(c.in), free(c.w), free(c.b), free(c.out), free(din), free(dw), free(db);
     }
@@ -258,7 +241,7 @@ START_TEST(linear_backward_adds_params_and_skips_null)
         for (int k = 0; k < K; k++)
             for (int j = 0; j < N; j++)
                 ref[i * K + k] += (double)dout[i * N + j] * w[j * K + k];
-    assert_close(din, ref, B * K, 1e-5, 1e-5, "din");
+    gc_assert_close(din, ref, B * K, 1e-5, 1e-5, "din");
     free(in), free(w), free(dout), free(dw), free(db), free(din), free(ref);
 }
 END_TEST
@@ -327,11 +310,11 @@ START_TEST(relu_gradient_skips_kinks)
     o.max_coords = 0;
     gc_report rep;
     /* Known kinks skipped by the predicate... */
-    assert_gc(gc_check(act_f, relu_skip, &c, &v, 1, &o, &rep), &rep, "relu");
+    gc_assert_passed(gc_check(act_f, relu_skip, &c, &v, 1, &o, &rep), &rep, "relu");
     ck_assert_uint_ge(rep.skipped, 8);
     ck_assert_uint_ge(rep.checked, 150);
     /* ...or found by the one-sided differences when no predicate is given. */
-    assert_gc(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "relu auto");
+    gc_assert_passed(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "relu auto");
     ck_assert_uint_ge(rep.skipped, 8);
     gc_proj_free(&c.proj);
     free(c.in), free(c.out), free(din);
@@ -377,7 +360,7 @@ START_TEST(gelu_gradient_matches_finite_differences)
     o.max_coords = 0;
     o.max_skip_frac = 0.0; /* smooth: nothing may be skipped */
     gc_report rep;
-    assert_gc(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "gelu");
+    gc_assert_passed(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "gelu");
     ck_assert_uint_eq(rep.checked, c.n);
     gc_proj_free(&c.proj);
     free(c.in), free(c.out), free(din);
@@ -399,9 +382,9 @@ START_TEST(layernorm_forward_matches_naive)
         double *ref = gc_dbuf(B * D), *rm = gc_dbuf(B), *rr = gc_dbuf(B);
         cx_layernorm_forward(out, mean, rstd, in, g, b, B, D, 1e-5f);
         naive_layernorm(ref, rm, rr, in, g, b, B, D, 1e-5);
-        assert_close(out, ref, B * D, 1e-5, 2e-5, "layernorm out");
-        assert_close(mean, rm, B, 1e-6, 1e-6, "mean");
-        assert_close(rstd, rr, B, 1e-6, 0, "rstd");
+        gc_assert_close(out, ref, B * D, 1e-5, 2e-5, "layernorm out");
+        gc_assert_close(mean, rm, B, 1e-6, 1e-6, "mean");
+        gc_assert_close(rstd, rr, B, 1e-6, 0, "rstd");
         free(in), free(g), free(b), free(out), free(mean), free(rstd), free(ref), free(rm),
             free(rr);
     }
@@ -440,7 +423,7 @@ START_TEST(layernorm_gradients_match_finite_differences)
         gc_opts o = gc_opts_default();
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(ln_f, NULL, &c, vars, 3, &o, &rep), &rep, "layernorm");
+        gc_assert_passed(gc_check(ln_f, NULL, &c, vars, 3, &o, &rep), &rep, "layernorm");
         /* din may alias dout: same values. */
         float *dout = gc_fbuf(n);
         memcpy(dout, c.proj.r, n * sizeof *dout);
@@ -495,8 +478,8 @@ START_TEST(l2norm_forward_matches_naive_and_in_place)
         double *ref = gc_dbuf(B * D), *rn = gc_dbuf(B);
         cx_l2norm_forward(out, norm, in, B, D, 1e-12f);
         naive_l2norm(ref, rn, in, B, D, 1e-12);
-        assert_close(out, ref, B * D, 1e-6, 1e-7, "l2norm out");
-        assert_close(norm, rn, B, 1e-6, 0, "norm");
+        gc_assert_close(out, ref, B * D, 1e-6, 1e-7, "l2norm out");
+        gc_assert_close(norm, rn, B, 1e-6, 0, "norm");
         for (int i = 0; i < B; i++) {
             double s = 0;
             for (int j = 0; j < D; j++)
@@ -535,7 +518,7 @@ static void l2_gradcheck(l2_ctx *c, gc_opts o, const char *what)
     cx_l2norm_backward(din, c->proj.r, c->out, c->norm, c->B, c->D, c->eps);
     gc_var v = {"din", c->in, din, n};
     gc_report rep;
-    assert_gc(gc_check(l2_f, NULL, c, &v, 1, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(l2_f, NULL, c, &v, 1, &o, &rep), &rep, what);
     gc_proj_free(&c->proj);
     free(c->out), free(c->norm), free(din);
 }
@@ -641,7 +624,7 @@ START_TEST(embag_forward_matches_naive_with_padding)
                 out[i] = NAN;
             cx_embag_mean_forward(out, tok, table, B, T, D, pads[pi]);
             naive_embag(ref, tok, table, B, T, D, pads[pi]);
-            assert_close(out, ref, B * D, 1e-6, 1e-6, "embag out");
+            gc_assert_close(out, ref, B * D, 1e-6, 1e-6, "embag out");
             if (B > 1)
                 for (int j = 0; j < D; j++)
                     ck_assert_float_eq(out[1 * D + j], 0.0f); /* the all-padding bag */
@@ -666,7 +649,7 @@ START_TEST(embag_gradient_matches_finite_differences)
         o.max_coords = 0;
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(eb_f, NULL, &c, &v, 1, &o, &rep), &rep, "embag");
+        gc_assert_passed(gc_check(eb_f, NULL, &c, &v, 1, &o, &rep), &rep, "embag");
         /* The padding row gets nothing; a second backward adds the same again. */
         for (int j = 0; j < c.D; j++)
             ck_assert_float_eq(dt[c.pad * c.D + j], 0.0f);
@@ -703,7 +686,7 @@ START_TEST(softmax_ce_forward_matches_naive)
             double ref = naive_ce(rp, z, y, ww, oo, B, C);
             ck_assert_msg(fabs(loss - ref) <= 1e-6 * fabs(ref), "variant %d: loss %.9g, want %.9g",
                           variant, loss, ref);
-            assert_close(p, rp, B * C, 1e-5, 1e-7, "probs");
+            gc_assert_close(p, rp, B * C, 1e-5, 1e-7, "probs");
         }
         free(z), free(w), free(off), free(y), free(p), free(rp);
     }
@@ -746,7 +729,7 @@ START_TEST(softmax_ce_gradients_match_finite_differences)
             o.max_coords = 0;
             o.max_skip_frac = 0.0;
             gc_report rep;
-            assert_gc(gc_check(ce_f, NULL, &c, &v, 1, &o, &rep), &rep, "softmax ce");
+            gc_assert_passed(gc_check(ce_f, NULL, &c, &v, 1, &o, &rep), &rep, "softmax ce");
             /* Gradient rows sum to zero (softmax shift invariance). */
             for (int i = 0; i < c.B; i++) {
                 double s = 0;
@@ -859,9 +842,9 @@ START_TEST(infonce_forward_matches_naive)
         double ref = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
         ck_assert_msg(fabs(loss - ref) <= 1e-6 * fabs(ref) + 1e-7, "B %d: loss %.9g, want %.9g",
                       B, loss, ref);
-        assert_close(lg, rl, B * B, 1e-5, 1e-5, "logits");
-        assert_close(pr, rr, B * B, 1e-5, 1e-7, "p_row");
-        assert_close(pc, rc, B * B, 1e-5, 1e-7, "p_col");
+        gc_assert_close(lg, rl, B * B, 1e-5, 1e-5, "logits");
+        gc_assert_close(pr, rr, B * B, 1e-5, 1e-7, "p_row");
+        gc_assert_close(pc, rc, B * B, 1e-5, 1e-7, "p_col");
         if (B == 1)
             ck_assert_double_eq_tol(loss, 0.0, 1e-12); /* one pair: nothing to contrast */
         free(img), free(txt), free(nrm), free(lg), free(pr), free(pc), free(rl), free(rr),
@@ -930,7 +913,7 @@ START_TEST(infonce_gradients_match_finite_differences)
         o.max_coords = 0;
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "infonce");
+        gc_assert_passed(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "infonce");
         if (c.B == 1) /* a single pair has zero loss and zero gradient */
             ck_assert_float_eq_tol(dth, 0.0f, 1e-7);
         else
@@ -959,7 +942,7 @@ START_TEST(infonce_after_l2norm_chain_gradients)
     o.max_coords = 60;
     o.max_skip_frac = 0.0;
     gc_report rep;
-    assert_gc(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "normalize+infonce");
+    gc_assert_passed(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "normalize+infonce");
     /* Skipped gradients: NULL dimg, dtxt and dtheta leave their buffers alone. */
     float sentinel = 42.0f;
     for (size_t i = 0; i < n; i++)
@@ -989,7 +972,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
     cx_layernorm_forward(y, m, r, x, g, b, B, D, 1e-5f);
     cx_layernorm_backward(dx, dg, db, d, x, m, r, g, B, D);
     naive_layernorm(ref, rm, rr, x, g, b, B, D, 1e-5);
-    assert_close(y, ref, B * D, 1e-5, 2e-5, "wide layernorm out");
+    gc_assert_close(y, ref, B * D, 1e-5, 2e-5, "wide layernorm out");
     for (int i = 0; i < B; i++) {
         double s1 = 0, s2 = 0;
         for (int j = 0; j < D; j++) {
@@ -1004,14 +987,14 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
             ref[i * D + j] = rr[i] * ((double)d[i * D + j] * g[j] - s1 / D - xh * s2 / D);
         }
     }
-    assert_close(dx, ref, B * D, 1e-4, 1e-5, "wide layernorm din");
-    assert_close(dg, rg, D, 1e-5, 1e-5, "wide dgamma");
-    assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
+    gc_assert_close(dx, ref, B * D, 1e-4, 1e-5, "wide layernorm din");
+    gc_assert_close(dg, rg, D, 1e-5, 1e-5, "wide dgamma");
+    gc_assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
 
     /* Linear bias gradient over N = 150 columns. */
     float *dbias = gc_fbuf(D), *dw = gc_fbuf(1);
     cx_linear_backward(NULL, dw, dbias, d, x, x, B, 0, D);
-    assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
+    gc_assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
 
     /* Embedding bag with D = 150. */
     const int T = 7, V = 20;
@@ -1020,7 +1003,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
     double *rt = gc_dbuf(V * D);
     cx_embag_mean_forward(y, tok, table, B, T, D, 0);
     naive_embag(ref, tok, table, B, T, D, 0);
-    assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
+    gc_assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
     cx_embag_mean_backward(dt, d, tok, B, T, D, 0);
     for (int i = 0; i < B; i++) {
         int c = 0;
@@ -1031,7 +1014,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
                 for (int j = 0; j < D; j++)
                     rt[tok[i * T + t] * D + j] += (double)d[i * D + j] / c;
     }
-    assert_close(dt, rt, V * D, 1e-5, 1e-6, "wide embag dtable");
+    gc_assert_close(dt, rt, V * D, 1e-5, 1e-6, "wide embag dtable");
     free(x), free(g), free(b), free(d), free(y), free(m), free(r), free(dx), free(dg), free(db);
     free(ref), free(rm), free(rr), free(rg), free(rb), free(dbias), free(dw), free(tok);
     free(table), free(dt), free(rt);
@@ -1056,8 +1039,8 @@ START_TEST(wide_infonce_matches_naive_forward_and_backward)
     double loss = cx_infonce_forward(lg, pr, pc, img, txt, scale, B, D);
     double want = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
     ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "loss %.9g, want %.9g", loss, want);
-    assert_close(pr, rr, bb, 1e-5, 1e-8, "wide p_row");
-    assert_close(pc, rc, bb, 1e-5, 1e-8, "wide p_col");
+    gc_assert_close(pr, rr, bb, 1e-5, 1e-8, "wide p_row");
+    gc_assert_close(pc, rc, bb, 1e-5, 1e-8, "wide p_col");
     const float dloss = 0.8f;
     cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, img, txt, scale, B, D, dloss);
     double rth = 0;
@@ -1070,8 +1053,8 @@ START_TEST(wide_infonce_matches_naive_forward_and_backward)
                 rdt[j * D + k] += scale * gij * img[i * D + k];
             }
         }
-    assert_close(di, rdi, B * D, 1e-4, 1e-6, "wide dimg");
-    assert_close(dt, rdt, B * D, 1e-4, 1e-6, "wide dtxt");
+    gc_assert_close(di, rdi, B * D, 1e-4, 1e-6, "wide dimg");
+    gc_assert_close(dt, rdt, B * D, 1e-4, 1e-6, "wide dtxt");
     ck_assert_double_eq_tol(dth, rth, 1e-5 * (1 + fabs(rth)));
     free(img), free(txt), free(nn), free(lg), free(pr), free(pc), free(sc), free(di), free(dt);
     free(rl), free(rr), free(rc), free(rdi), free(rdt);
@@ -1206,7 +1189,7 @@ START_TEST(conv2d_forward_matches_naive)
                 gc_fill_nan(out, conv_out_n(d, B)); /* out is overwritten, whatever it held */
                 cx_conv2d_forward(out, scratch, in, w, bb, B, d);
                 naive_conv(ref, in, w, bb, B, d);
-                assert_close(out, ref, conv_out_n(d, B), 1e-5, 1e-5, "conv out");
+                gc_assert_close(out, ref, conv_out_n(d, B), 1e-5, 1e-5, "conv out");
             }
             free(in), free(w), free(b), free(out), free(scratch), free(ref);
         }
@@ -1233,13 +1216,13 @@ START_TEST(conv2d_backward_matches_naive_adds_and_skips)
         gc_fill_nan(din, nin);
         gc_fill_nan(scratch, cx_conv2d_scratch_floats(d, B)); /* scratch needs no initialisation */
         cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, d);
-        assert_close(din, rin, nin, 1e-5, 1e-5, "conv din");
+        gc_assert_close(din, rin, nin, 1e-5, 1e-5, "conv din");
         for (size_t i = 0; i < nw; i++)
             rw[i] += 0.5;
         for (int c = 0; c < d->cout; c++)
             rb[c] -= 1.0;
-        assert_close(dw, rw, nw, 1e-5, 1e-5, "conv dw");
-        assert_close(db, rb, d->cout, 1e-5, 1e-5, "conv db");
+        gc_assert_close(dw, rw, nw, 1e-5, 1e-5, "conv dw");
+        gc_assert_close(db, rb, d->cout, 1e-5, 1e-5, "conv db");
         /* NULL din and db: only the weight gradient, added once more. */
         float *dw2 = gc_fbuf(nw);
         memcpy(dw2, dw, sizeof *dw * nw);
@@ -1286,7 +1269,7 @@ START_TEST(conv2d_gradients_match_finite_differences)
         o.max_coords = 48;
         o.max_skip_frac = 0.0; /* linear: nothing to skip */
         gc_report rep;
-        assert_gc(gc_check(conv_f, NULL, &c, vars, 3, &o, &rep), &rep, "conv2d");
+        gc_assert_passed(gc_check(conv_f, NULL, &c, vars, 3, &o, &rep), &rep, "conv2d");
         gc_proj_free(&c.proj);
         free(c.in), free(c.w), free(c.b), free(c.out), free(c.scratch), free(din), free(dw);
         free(db);
@@ -1311,12 +1294,12 @@ START_TEST(conv2d_many_chunks_match_naive)
     double *ref = gc_dbuf(nout), *rin = gc_dbuf(nin), *rw = gc_dbuf(nw), *rb = gc_dbuf(d.cout);
     cx_conv2d_forward(out, scratch, in, w, b, B, &d);
     naive_conv(ref, in, w, b, B, &d);
-    assert_close(out, ref, nout, 1e-5, 1e-5, "chunked conv out");
+    gc_assert_close(out, ref, nout, 1e-5, 1e-5, "chunked conv out");
     cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
     naive_conv_backward(rin, rw, rb, dout, in, w, B, &d);
-    assert_close(din, rin, nin, 1e-5, 1e-5, "chunked conv din");
-    assert_close(dw, rw, nw, 1e-5, 2e-4, "chunked conv dw"); /* sums of 11,520 products */
-    assert_close(db, rb, d.cout, 1e-5, 1e-4, "chunked conv db");
+    gc_assert_close(din, rin, nin, 1e-5, 1e-5, "chunked conv din");
+    gc_assert_close(dw, rw, nw, 1e-5, 2e-4, "chunked conv dw"); /* sums of 11,520 products */
+    gc_assert_close(db, rb, d.cout, 1e-5, 1e-4, "chunked conv db");
     free(in), free(w), free(b), free(out), free(dout), free(din), free(dw), free(db), free(scratch);
     free(ref), free(rin), free(rw), free(rb);
 }
@@ -1355,28 +1338,9 @@ START_TEST(conv2d_scratch_bound)
 }
 END_TEST
 
-static void load(fx_file *f, const char *name)
-{
-    char path[4096];
-    fx_path(path, sizeof path, name);
-    cx_err err = {0};
-    ck_assert_msg(fx_load(f, path, &err) == CX_OK, "%s", err.msg);
-}
-
-static const fx_tensor *need(const fx_file *f, const char *prefix, const char *name, size_t n)
-{
-    char full[FX_NAME_MAX * 2];
-    snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "_" : "", name);
-    const fx_tensor *t = fx_get(f, full);
-    ck_assert_msg(t != NULL, "fixture has no tensor '%s'", full);
-    if (n != (size_t)-1)
-        ck_assert_msg(t->n == n, "tensor '%s' has %zu values, want %zu", full, t->n, n);
-    return t;
-}
-
 static float *fx_floats(const fx_file *f, const char *prefix, const char *name, size_t n)
 {
-    const fx_tensor *t = need(f, prefix, name, n);
+    const fx_tensor *t = fx_need(f, prefix, name, n);
     float *p = gc_fbuf(t->n);
     fx_to_float(t, p);
     return p;
@@ -1386,7 +1350,7 @@ static float *fx_floats(const fx_file *f, const char *prefix, const char *name, 
 static void assert_torch(const float *got, const fx_file *f, const char *prefix,
                          const char *name, size_t n)
 {
-    const fx_tensor *t = need(f, prefix, name, n);
+    const fx_tensor *t = fx_need(f, prefix, name, n);
     double scale = 1.0;
     for (size_t i = 0; i < n; i++)
         scale = fmax(scale, fabs(t->v[i]));
@@ -1398,14 +1362,14 @@ static void assert_torch(const float *got, const fx_file *f, const char *prefix,
 START_TEST(conv2d_matches_pytorch)
 {
     fx_file f;
-    load(&f, "conv2d.fx");
+    fx_load_named(&f, "conv2d.fx");
     const char *cases[] = {"a", "b", "c", "d", "e"};
     for (int ci = 0; ci < 5; ci++) {
         const char *pf = cases[ci];
-        const fx_tensor *dims = need(&f, pf, "dims", 6);
+        const fx_tensor *dims = fx_need(&f, pf, "dims", 6);
         cx_conv2d_dims d = {.cin = (int)dims->v[0], .h = (int)dims->v[1], .w = (int)dims->v[2],
                             .cout = (int)dims->v[3], .k = (int)dims->v[4], .pad = (int)dims->v[5]};
-        const fx_tensor *tin = need(&f, pf, "in", (size_t)-1);
+        const fx_tensor *tin = fx_need(&f, pf, "in", (size_t)-1);
         ck_assert_int_eq(tin->ndim, 4);
         int B = (int)tin->dims[0];
         size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
@@ -1447,7 +1411,7 @@ START_TEST(maxpool2d_forward_backward_odd_sizes_ties_nan)
             din_in[i] = in[i];
         cx_maxpool2d_forward(out, idx, in, B, C, H, W);
         gc_naive_maxpool2x2(ref, ridx, din_in, B, C, H, W);
-        assert_close(out, ref, nout, 0, 0, "pool out");
+        gc_assert_close(out, ref, nout, 0, 0, "pool out");
         for (size_t i = 0; i < nout; i++)
             ck_assert_int_eq(idx[i], ridx[i]);
         if (H >= 2 && W >= 4) {
@@ -1489,15 +1453,15 @@ END_TEST
 START_TEST(maxpool2d_matches_pytorch)
 {
     fx_file f;
-    load(&f, "maxpool2d.fx");
-    const fx_tensor *dims = need(&f, "", "dims", 4);
+    fx_load_named(&f, "maxpool2d.fx");
+    const fx_tensor *dims = fx_need(&f, "", "dims", 4);
     int B = (int)dims->v[0], C = (int)dims->v[1], H = (int)dims->v[2], W = (int)dims->v[3];
     size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * (H / 2) * (W / 2);
     float *in = fx_floats(&f, "", "in", nin), *dout = fx_floats(&f, "p", "dout", nout);
     float *out = gc_fbuf(nout), *din = gc_fbuf(nin);
     int32_t *idx = calloc(nout, sizeof *idx), *tidx = calloc(nout, sizeof *tidx);
     cx_err err = {0};
-    ck_assert_int_eq(fx_to_int32(need(&f, "", "idx", nout), tidx, &err), CX_OK);
+    ck_assert_int_eq(fx_to_int32(fx_need(&f, "", "idx", nout), tidx, &err), CX_OK);
     cx_maxpool2d_forward(out, idx, in, B, C, H, W);
     assert_torch(out, &f, "", "out", nout);
     for (size_t i = 0; i < nout; i++)
@@ -1539,7 +1503,7 @@ START_TEST(maxpool2d_gradient_matches_finite_differences)
     o.max_coords = 0; /* all 378, the dropped row and column included */
     o.h = 1e-3;
     gc_report rep;
-    assert_gc(gc_check(pool_f, NULL, &c, &v, 1, &o, &rep), &rep, "maxpool");
+    gc_assert_passed(gc_check(pool_f, NULL, &c, &v, 1, &o, &rep), &rep, "maxpool");
     ck_assert_uint_ge(rep.checked, nin * 9 / 10);
     gc_proj_free(&c.proj);
     free(c.in), free(c.out), free(c.idx), free(din);

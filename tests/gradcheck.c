@@ -220,3 +220,19 @@ void gc_naive_maxpool2x2(double *out, int32_t *idx, const double *in, int B, int
                     idx[(size_t)t * Ho * Wo + (size_t)oh * Wo + ow] = at;
             }
 }
+
+void gc_assert_close(const float *got, const double *want, size_t n, double rtol, double atol,
+                     const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i];
+        ck_assert_msg(fabs(g - w) <= atol + rtol * fabs(w), "%s[%zu]: got %.9g, want %.9g", what,
+                      i, g, w);
+    }
+}
+
+void gc_assert_passed(int rc, const gc_report *rep, const char *what)
+{
+    ck_assert_msg(rc == 0, "%s: %s", what, rep->msg);
+    ck_assert_msg(rep->checked > 0, "%s: nothing checked", what);
+}

@@ -91,6 +91,12 @@ float *gc_fbuf(size_t n);
 double *gc_dbuf(size_t n);
 float *gc_frand(size_t n, uint64_t seed, double sd);
 
+/* |got - want| <= atol + rtol |want| elementwise, failing the test at the first offender. */
+void gc_assert_close(const float *got, const double *want, size_t n, double rtol, double atol,
+                     const char *what);
+/* Fail the test unless gc_check passed (rc 0) and checked something. */
+void gc_assert_passed(int rc, const gc_report *rep, const char *what);
+
 /* x (n) = NaN: an output buffer whose old contents must not matter. */
 void gc_fill_nan(float *x, size_t n);
 
