@@ -823,9 +823,9 @@ START_TEST(plot_with_gnuplot)
 }
 END_TEST
 
-static Suite *runeval_suite(void)
+static Suite *run_eval_suite(void)
 {
-    Suite *s = suite_create("runeval");
+    Suite *s = suite_create("run_eval");
     TCase *tc = tcase_create("runs");
     tcase_add_unchecked_fixture(tc, setup, teardown);
     /* same_bits_for_the_same_threads trains and evaluates every mode twice: 4 to 6 s under ASan
@@ -851,7 +851,7 @@ static Suite *runeval_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(runeval_suite());
+    SRunner *sr = srunner_create(run_eval_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
