@@ -1338,25 +1338,15 @@ START_TEST(conv2d_scratch_bound)
 }
 END_TEST
 
+/* PyTorch's float32 results, as tests/check_reference.c: 2e-6 of max(1, max |torch|). */
+#define TORCH_TOL 2e-6
+
 static float *fx_floats(const fx_file *f, const char *prefix, const char *name, size_t n)
 {
     const fx_tensor *t = fx_need(f, prefix, name, n);
     float *p = gc_fbuf(t->n);
     fx_to_float(t, p);
     return p;
-}
-
-/* |got - torch| <= 2e-6 max(1, max |torch|), as tests/check_reference.c. */
-static void assert_torch(const float *got, const fx_file *f, const char *prefix,
-                         const char *name, size_t n)
-{
-    const fx_tensor *t = fx_need(f, prefix, name, n);
-    double scale = 1.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(t->v[i]));
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - t->v[i]) <= 2e-6 * scale, "%s_%s[%zu]: got %.9g, torch %.9g",
-                      prefix, name, i, (double)got[i], t->v[i]);
 }
 
 START_TEST(conv2d_matches_pytorch)
@@ -1378,11 +1368,11 @@ START_TEST(conv2d_matches_pytorch)
         float *out = gc_fbuf(nout), *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(d.cout);
         float *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
         cx_conv2d_forward(out, scratch, in, w, b, B, &d);
-        assert_torch(out, &f, pf, "out", nout);
+        fx_assert_close(out, &f, pf, "out", nout, TORCH_TOL);
         cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
-        assert_torch(din, &f, pf, "din", nin);
-        assert_torch(dw, &f, pf, "dw", nw);
-        assert_torch(db, &f, pf, "db", d.cout);
+        fx_assert_close(din, &f, pf, "din", nin, TORCH_TOL);
+        fx_assert_close(dw, &f, pf, "dw", nw, TORCH_TOL);
+        fx_assert_close(db, &f, pf, "db", d.cout, TORCH_TOL);
         free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
         free(scratch);
     }
@@ -1463,11 +1453,11 @@ START_TEST(maxpool2d_matches_pytorch)
     cx_err err = {0};
     ck_assert_int_eq(fx_to_int32(fx_need(&f, "", "idx", nout), tidx, &err), CX_OK);
     cx_maxpool2d_forward(out, idx, in, B, C, H, W);
-    assert_torch(out, &f, "", "out", nout);
+    fx_assert_close(out, &f, "", "out", nout, TORCH_TOL);
     for (size_t i = 0; i < nout; i++)
         ck_assert_msg(idx[i] == tidx[i], "idx[%zu] = %d, torch %d", i, idx[i], tidx[i]);
     cx_maxpool2d_backward(din, dout, idx, B, C, H, W);
-    assert_torch(din, &f, "", "din", nin);
+    fx_assert_close(din, &f, "", "din", nin, TORCH_TOL);
     free(in), free(dout), free(out), free(din), free(idx), free(tidx);
     fx_free(&f);
 }

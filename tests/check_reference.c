@@ -45,20 +45,6 @@ static int64_t dim(const fx_file *f, const char *prefix, const char *name, int d
     return t->dims[d];
 }
 
-static void assert_tensor(const float *got, const fx_file *f, const char *prefix,
-                          const char *name, size_t n)
-{
-    const fx_tensor *t = fx_need(f, prefix, name, n);
-    double scale = 1.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(t->v[i]));
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - t->v[i]) <= GRAD_TOL * scale,
-                      "%s%s%s[%zu]: got %.9g, torch %.9g (tolerance %.3g)", prefix,
-                      *prefix ? "_" : "", name, i,
-                      (double)got[i], t->v[i], GRAD_TOL * scale);
-}
-
 static void assert_loss(double got, const fx_file *f, const char *prefix)
 {
     double want = fx_need(f, prefix, "loss", 1)->v[0];
@@ -83,7 +69,7 @@ static void check_ce_case(const fx_file *f, const char *prefix)
     double loss = cx_softmax_ce_forward(p, z, y, w, off, B, C);
     assert_loss(loss, f, prefix);
     cx_softmax_ce_backward(dz, p, y, w, B, C, 1.0f);
-    assert_tensor(dz, f, prefix, "dlogits", n);
+    fx_assert_close(dz, f, prefix, "dlogits", n, GRAD_TOL);
     free(z), free(y), free(w), free(off), free(p), free(dz);
 }
 
@@ -136,13 +122,13 @@ static void check_infonce_case(const fx_file *f, const char *prefix)
     cx_l2norm_forward(ft, nt, txt, B, D, 1e-12f);
     double loss = cx_infonce_forward(lg, pr, pc, fi, ft, scale, B, D);
     assert_loss(loss, f, prefix);
-    assert_tensor(lg, f, prefix, "logits", bb);
+    fx_assert_close(lg, f, prefix, "logits", bb, GRAD_TOL);
     cx_infonce_backward(dfi, dft, &dtheta, sc, pr, pc, lg, fi, ft, scale, B, D, 1.0f);
     cx_l2norm_backward(di, dfi, fi, ni, B, D, 1e-12f);
     cx_l2norm_backward(dt, dft, ft, nt, B, D, 1e-12f);
-    assert_tensor(di, f, prefix, "dimg", n);
-    assert_tensor(dt, f, prefix, "dtxt", n);
-    assert_tensor(&dtheta, f, prefix, "dtheta", 1);
+    fx_assert_close(di, f, prefix, "dimg", n, GRAD_TOL);
+    fx_assert_close(dt, f, prefix, "dtxt", n, GRAD_TOL);
+    fx_assert_close(&dtheta, f, prefix, "dtheta", 1, GRAD_TOL);
     free(img), free(txt), free(fi), free(ft), free(ni), free(nt), free(lg), free(pr), free(pc);
     free(sc), free(dfi), free(dft), free(di), free(dt);
 }
@@ -176,11 +162,11 @@ START_TEST(reference_layernorm)
         float *m = malloc(sizeof *m * B), *r = malloc(sizeof *r * B);
         float *dg = calloc(D, sizeof *dg), *db = calloc(D, sizeof *db);
         cx_layernorm_forward(out, m, r, in, g, b, B, D, eps);
-        assert_tensor(out, &f, pf, "out", n);
+        fx_assert_close(out, &f, pf, "out", n, GRAD_TOL);
         cx_layernorm_backward(din, dg, db, dout, in, m, r, g, B, D);
-        assert_tensor(din, &f, pf, "din", n);
-        assert_tensor(dg, &f, pf, "dgamma", D);
-        assert_tensor(db, &f, pf, "dbeta", D);
+        fx_assert_close(din, &f, pf, "din", n, GRAD_TOL);
+        fx_assert_close(dg, &f, pf, "dgamma", D, GRAD_TOL);
+        fx_assert_close(db, &f, pf, "dbeta", D, GRAD_TOL);
         free(in), free(g), free(b), free(dout), free(out), free(din), free(m), free(r), free(dg),
             free(db);
     }
@@ -197,8 +183,8 @@ START_TEST(reference_gelu)
     float *y = malloc(sizeof *y * n), *din = malloc(sizeof *din * n);
     cx_gelu_forward(y, x, n);
     cx_gelu_backward(din, dout, x, n);
-    assert_tensor(y, &f, "", "out", n);
-    assert_tensor(din, &f, "", "din", n);
+    fx_assert_close(y, &f, "", "out", n, GRAD_TOL);
+    fx_assert_close(din, &f, "", "din", n, GRAD_TOL);
     free(x), free(dout), free(y), free(din);
     fx_free(&f);
 }
@@ -215,9 +201,9 @@ START_TEST(reference_embag_mean_padding)
     float *dout = floats(&f, "", "e_dout", (size_t)B * D);
     float *out = malloc(sizeof *out * B * D), *dtable = calloc((size_t)V * D, sizeof *dtable);
     cx_embag_mean_forward(out, tok, table, B, T, D, *pad);
-    assert_tensor(out, &f, "", "out", (size_t)B * D);
+    fx_assert_close(out, &f, "", "out", (size_t)B * D, GRAD_TOL);
     cx_embag_mean_backward(dtable, dout, tok, B, T, D, *pad);
-    assert_tensor(dtable, &f, "", "dtable", (size_t)V * D);
+    fx_assert_close(dtable, &f, "", "dtable", (size_t)V * D, GRAD_TOL);
     free(pad), free(tok), free(table), free(dout), free(out), free(dtable);
     fx_free(&f);
 }
@@ -233,11 +219,11 @@ START_TEST(reference_linear)
     float *out = malloc(sizeof *out * B * N), *din = malloc(sizeof *din * B * K);
     float *dw = calloc((size_t)N * K, sizeof *dw), *db = calloc(N, sizeof *db);
     cx_linear_forward(out, in, w, b, B, K, N);
-    assert_tensor(out, &f, "", "out", (size_t)B * N);
+    fx_assert_close(out, &f, "", "out", (size_t)B * N, GRAD_TOL);
     cx_linear_backward(din, dw, db, dout, in, w, B, K, N);
-    assert_tensor(din, &f, "", "din", (size_t)B * K);
-    assert_tensor(dw, &f, "", "dw", (size_t)N * K);
-    assert_tensor(db, &f, "", "db", N);
+    fx_assert_close(din, &f, "", "din", (size_t)B * K, GRAD_TOL);
+    fx_assert_close(dw, &f, "", "dw", (size_t)N * K, GRAD_TOL);
+    fx_assert_close(db, &f, "", "db", N, GRAD_TOL);
     free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
     fx_free(&f);
 }

@@ -331,3 +331,16 @@ const fx_tensor *fx_need(const fx_file *f, const char *prefix, const char *name,
         ck_assert_msg(t->n == n, "tensor '%s' has %zu values, want %zu", full, t->n, n);
     return t;
 }
+
+void fx_assert_close(const float *got, const fx_file *f, const char *prefix, const char *name,
+                     size_t n, double tol)
+{
+    const fx_tensor *t = fx_need(f, prefix, name, n);
+    double scale = 1.0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(t->v[i]));
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - t->v[i]) <= tol * scale,
+                      "%s%s%s[%zu]: got %.9g, torch %.9g (tolerance %.3g)", prefix,
+                      *prefix ? "_" : "", name, i, (double)got[i], t->v[i], tol * scale);
+}

@@ -60,5 +60,9 @@ void fx_load_named(fx_file *f, const char *name);
 /* Tensor PREFIX_NAME (NAME when prefix is ""), failing the test when it is absent or, unless n
  * is (size_t)-1, when it does not hold n values. */
 const fx_tensor *fx_need(const fx_file *f, const char *prefix, const char *name, size_t n);
+/* got (n) against tensor PREFIX_NAME: |got - torch| <= tol max(1, max |torch|) elementwise,
+ * failing the test at the first offender. */
+void fx_assert_close(const float *got, const fx_file *f, const char *prefix, const char *name,
+                     size_t n, double tol);
 
 #endif
