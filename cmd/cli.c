@@ -6,7 +6,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -25,13 +24,6 @@ int cli_fail(const char *cmd, const cx_err *err)
     cli_error(cmd, "%s", err->msg[0] ? err->msg : "failed");
     int code = cx_status_exit_code(err->code);
     return code ? code : EXIT_RUNTIME;
-}
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int cli_parse_thresholds(const char *s, long *many, long *few)

@@ -69,9 +69,6 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Print err's message as an error of cmd and return its exit status. */
 int cli_fail(const char *cmd, const cx_err *err);
 
-/* Seconds on a monotonic clock. */
-double cli_now(void);
-
 /* --thresholds MANY,FEW of the head/mid/tail shot rule: 0 with both set, -1 unless
  * 0 <= FEW <= MANY + 1. */
 int cli_parse_thresholds(const char *s, long *many, long *few);

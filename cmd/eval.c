@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lib/base/afile.h"
+#include "lib/base/clock.h"
 #include "lib/base/path.h"
 #include "lib/base/threads.h"
 #include "lib/eval/report.h"
@@ -188,7 +189,7 @@ static int run(const cli_result *res)
     cx_err_clear(&err);
     cx_eval_report r;
     cx_run_eval_info info;
-    double t0 = cli_now();
+    double t0 = cx_clock_seconds();
     if (res->progress)
         fprintf(stderr, "eval: %s ...\n", run_dir);
     if (cx_run_evaluate(run_dir, &o, &r, &info, &err))
@@ -203,7 +204,7 @@ static int run(const cli_result *res)
     }
     if (!rc && res->progress)
         fprintf(stderr, "eval: %.2f s (load %.2f, features %.2f, classifier %.2f, scoring %.2f, "
-                        "metrics %.2f)\n", cli_now() - t0, info.seconds[CX_EVAL_PHASE_LOAD],
+                        "metrics %.2f)\n", cx_clock_seconds() - t0, info.seconds[CX_EVAL_PHASE_LOAD],
                 info.seconds[CX_EVAL_PHASE_FEATURES], info.seconds[CX_EVAL_PHASE_CLASSIFIER],
                 info.seconds[CX_EVAL_PHASE_SCORING], info.seconds[CX_EVAL_PHASE_METRICS]);
     cx_eval_report_free(&r);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lib/base/clock.h"
 
 void cli_progress_start(cli_progress *p, int enabled, const char *label, long total)
 {
@@ -12,7 +13,7 @@ void cli_progress_start(cli_progress *p, int enabled, const char *label, long to
     p->tty = isatty(STDERR_FILENO);
     p->label = label;
     p->total = total;
-    p->start = p->last = cli_now();
+    p->start = p->last = cx_clock_seconds();
     p->drawn = 0;
 }
 
@@ -29,7 +30,7 @@ void cli_progress_update(cli_progress *p, long done, const char *extra)
 {
     if (!p->enabled)
         return;
-    double now = cli_now();
+    double now = cx_clock_seconds();
     double interval = p->tty ? 0.1 : 5.0;
     int last_one = p->total > 0 && done >= p->total;
     if (now - p->last < interval && !last_one)

@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "progress.h"
 
+#include "lib/base/clock.h"
 #include "lib/base/threads.h"
 #include "lib/data/synth.h"
 
@@ -179,7 +180,7 @@ int cmd_synth(int argc, char **argv)
     cli_progress_start(&prog, res.progress, "synth", total);
     o.progress = on_progress;
     o.progress_ctx = &prog;
-    double t0 = cli_now();
+    double t0 = cx_clock_seconds();
     cx_status st = cx_synth_write(&o, out_dir, &err);
     cli_progress_end(&prog);
     if (st) {
@@ -193,7 +194,7 @@ int cmd_synth(int argc, char **argv)
                 "%lld test samples, %d features, %.1f s\n",
                 out_dir, (long long)o.n, o.classes, profile_name, o.rho,
                 o.open_world > 0 ? ", open-world concepts" : "",
-                (long long)o.test_per_class * o.classes, o.dim, cli_now() - t0);
+                (long long)o.test_per_class * o.classes, o.dim, cx_clock_seconds() - t0);
     cli_free(&cmd_synth_spec, &res);
     return EXIT_OK;
 }

@@ -9,22 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/base/blas.h"
+#include "lib/base/clock.h"
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/report.h"
 #include "lib/eval/score.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static void usage(FILE *fp)
 {
@@ -105,9 +98,9 @@ int main(int argc, char **argv)
     }
     double floor_s = INFINITY;
     for (int rep = 0; rep < repeat; rep++) {
-        double t0 = now();
+        double t0 = cx_clock_seconds();
         cx_sgemm(0, 1, N, C, D, 1.0f, x, D, dir, D, 0.0f, logits, C);
-        floor_s = fmin(floor_s, now() - t0);
+        floor_s = fmin(floor_s, cx_clock_seconds() - t0);
     }
     free(logits);
 
@@ -119,20 +112,20 @@ int main(int argc, char **argv)
         cx_eval_pred pred;
         cx_eval_report rep_;
         cx_collapse col;
-        double t0 = now();
+        double t0 = cx_clock_seconds();
         if (cx_eval_zeroshot(&clf, emb, T, C, D, CX_EVAL_COSINE_SCALE, &err))
             return fail("zero-shot weights", &err);
-        double t1 = now();
+        double t1 = cx_clock_seconds();
         if (cx_eval_score(&clf, x, y, N, 0, &pred, &err))
             return fail("scoring", &err);
-        double t2 = now();
+        double t2 = cx_clock_seconds();
         if (cx_eval_report_build(&rep_, &pred, y, train, NULL, NULL, &err))
             return fail("report", &err);
-        double t3 = now();
+        double t3 = cx_clock_seconds();
         if (cx_collapse_compute(&col, x, y, N, C, D, clf.w, nc1, &err) ||
             cx_eval_report_attach_collapse(&rep_, &col, &err))
             return fail("collapse", &err);
-        double t4 = now();
+        double t4 = cx_clock_seconds();
         char *buf = NULL;
         size_t len = 0;
         FILE *fp = open_memstream(&buf, &len);
@@ -144,7 +137,7 @@ int main(int argc, char **argv)
             return fail("writers", &err);
         fclose(fp);
         free(buf);
-        double t5 = now();
+        double t5 = cx_clock_seconds();
         double ph[6] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0};
         for (int k = 0; k < 6; k++)
             best[k] = fmin(best[k], ph[k]);

@@ -1686,7 +1686,6 @@ static Suite *eval_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("probe");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, logreg_objective_matches_definition);
     tcase_add_test(tc, linprobe_separable_reaches_100);
     tcase_add_test(tc, linprobe_gradient_zero_at_optimum);

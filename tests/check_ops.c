@@ -1,11 +1,12 @@
 /* Ops: every forward against a naive double-precision reference written here, every gradient
- * (inputs, parameters, the logit scale) against finite differences, edge cases and
- * determinism under threads. */
+ * (inputs, parameters, the logit scale) against finite differences, edge cases, the convolution
+ * and pooling against PyTorch fixtures, and determinism under threads. */
 #include "config.h"
 
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,26 +14,10 @@
 #include "lib/base/threads.h"
 #include "lib/ops/ops.h"
 #include "lib/ops/ops_internal.h"
+#include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-/* |got - want| <= atol + rtol |want| elementwise, with the first offender in the message. */
-static void assert_close(const float *got, const double *want, size_t n, double rtol,
-                         double atol, const char *what)
-{
-    for (size_t i = 0; i < n; i++) {
-        double g = got[i], w = want[i];
-        ck_assert_msg(fabs(g - w) <= atol + rtol * fabs(w), "%s[%zu]: got %.9g, want %.9g", what,
-                      i, g, w);
-    }
-}
-
-static void assert_gc(int rc, const gc_report *rep, const char *what)
-{
-    ck_assert_msg(rc == 0, "%s: %s", what, rep->msg);
-    ck_assert_msg(rep->checked > 0, "%s: nothing checked", what);
-}
 
 static const int odd_batches[] = {1, 3, 17};
 
@@ -178,7 +163,7 @@ START_TEST(linear_forward_matches_naive)
                 out[i] = NAN; /* out is overwritten, whatever it held */
             cx_linear_forward(out, in, w, bb, B, K, N);
             naive_linear(ref, in, w, bb, B, K, N);
-            assert_close(out, ref, (size_t)B * N, 1e-5, 1e-5, "linear out");
+            gc_assert_close(out, ref, (size_t)B * N, 1e-5, 1e-5, "linear out");
         }
         free(in), free(w), free(b), free(out), free(ref);
     }
@@ -215,7 +200,7 @@ START_TEST(linear_gradients_match_finite_differences)
         gc_opts o = gc_opts_default();
         o.max_coords = 40;
         gc_report rep;
-        assert_gc(gc_check(lin_f, NULL, &c, vars, 3, &o, &rep), &rep, "linear");
+        gc_assert_passed(gc_check(lin_f, NULL, &c, vars, 3, &o, &rep), &rep, "linear");
         gc_proj_free(&c.proj);
         free(c.in), free(c.w), free(c.b), free(c.out), free(din), free(dw), free(db);
     }
@@ -256,7 +241,7 @@ START_TEST(linear_backward_adds_params_and_skips_null)
         for (int k = 0; k < K; k++)
             for (int j = 0; j < N; j++)
                 ref[i * K + k] += (double)dout[i * N + j] * w[j * K + k];
-    assert_close(din, ref, B * K, 1e-5, 1e-5, "din");
+    gc_assert_close(din, ref, B * K, 1e-5, 1e-5, "din");
     free(in), free(w), free(dout), free(dw), free(db), free(din), free(ref);
 }
 END_TEST
@@ -325,11 +310,11 @@ START_TEST(relu_gradient_skips_kinks)
     o.max_coords = 0;
     gc_report rep;
     /* Known kinks skipped by the predicate... */
-    assert_gc(gc_check(act_f, relu_skip, &c, &v, 1, &o, &rep), &rep, "relu");
+    gc_assert_passed(gc_check(act_f, relu_skip, &c, &v, 1, &o, &rep), &rep, "relu");
     ck_assert_uint_ge(rep.skipped, 8);
     ck_assert_uint_ge(rep.checked, 150);
     /* ...or found by the one-sided differences when no predicate is given. */
-    assert_gc(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "relu auto");
+    gc_assert_passed(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "relu auto");
     ck_assert_uint_ge(rep.skipped, 8);
     gc_proj_free(&c.proj);
     free(c.in), free(c.out), free(din);
@@ -375,7 +360,7 @@ START_TEST(gelu_gradient_matches_finite_differences)
     o.max_coords = 0;
     o.max_skip_frac = 0.0; /* smooth: nothing may be skipped */
     gc_report rep;
-    assert_gc(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "gelu");
+    gc_assert_passed(gc_check(act_f, NULL, &c, &v, 1, &o, &rep), &rep, "gelu");
     ck_assert_uint_eq(rep.checked, c.n);
     gc_proj_free(&c.proj);
     free(c.in), free(c.out), free(din);
@@ -397,9 +382,9 @@ START_TEST(layernorm_forward_matches_naive)
         double *ref = gc_dbuf(B * D), *rm = gc_dbuf(B), *rr = gc_dbuf(B);
         cx_layernorm_forward(out, mean, rstd, in, g, b, B, D, 1e-5f);
         naive_layernorm(ref, rm, rr, in, g, b, B, D, 1e-5);
-        assert_close(out, ref, B * D, 1e-5, 2e-5, "layernorm out");
-        assert_close(mean, rm, B, 1e-6, 1e-6, "mean");
-        assert_close(rstd, rr, B, 1e-6, 0, "rstd");
+        gc_assert_close(out, ref, B * D, 1e-5, 2e-5, "layernorm out");
+        gc_assert_close(mean, rm, B, 1e-6, 1e-6, "mean");
+        gc_assert_close(rstd, rr, B, 1e-6, 0, "rstd");
         free(in), free(g), free(b), free(out), free(mean), free(rstd), free(ref), free(rm),
             free(rr);
     }
@@ -438,7 +423,7 @@ START_TEST(layernorm_gradients_match_finite_differences)
         gc_opts o = gc_opts_default();
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(ln_f, NULL, &c, vars, 3, &o, &rep), &rep, "layernorm");
+        gc_assert_passed(gc_check(ln_f, NULL, &c, vars, 3, &o, &rep), &rep, "layernorm");
         /* din may alias dout: same values. */
         float *dout = gc_fbuf(n);
         memcpy(dout, c.proj.r, n * sizeof *dout);
@@ -493,8 +478,8 @@ START_TEST(l2norm_forward_matches_naive_and_in_place)
         double *ref = gc_dbuf(B * D), *rn = gc_dbuf(B);
         cx_l2norm_forward(out, norm, in, B, D, 1e-12f);
         naive_l2norm(ref, rn, in, B, D, 1e-12);
-        assert_close(out, ref, B * D, 1e-6, 1e-7, "l2norm out");
-        assert_close(norm, rn, B, 1e-6, 0, "norm");
+        gc_assert_close(out, ref, B * D, 1e-6, 1e-7, "l2norm out");
+        gc_assert_close(norm, rn, B, 1e-6, 0, "norm");
         for (int i = 0; i < B; i++) {
             double s = 0;
             for (int j = 0; j < D; j++)
@@ -533,7 +518,7 @@ static void l2_gradcheck(l2_ctx *c, gc_opts o, const char *what)
     cx_l2norm_backward(din, c->proj.r, c->out, c->norm, c->B, c->D, c->eps);
     gc_var v = {"din", c->in, din, n};
     gc_report rep;
-    assert_gc(gc_check(l2_f, NULL, c, &v, 1, &o, &rep), &rep, what);
+    gc_assert_passed(gc_check(l2_f, NULL, c, &v, 1, &o, &rep), &rep, what);
     gc_proj_free(&c->proj);
     free(c->out), free(c->norm), free(din);
 }
@@ -639,7 +624,7 @@ START_TEST(embag_forward_matches_naive_with_padding)
                 out[i] = NAN;
             cx_embag_mean_forward(out, tok, table, B, T, D, pads[pi]);
             naive_embag(ref, tok, table, B, T, D, pads[pi]);
-            assert_close(out, ref, B * D, 1e-6, 1e-6, "embag out");
+            gc_assert_close(out, ref, B * D, 1e-6, 1e-6, "embag out");
             if (B > 1)
                 for (int j = 0; j < D; j++)
                     ck_assert_float_eq(out[1 * D + j], 0.0f); /* the all-padding bag */
@@ -664,7 +649,7 @@ START_TEST(embag_gradient_matches_finite_differences)
         o.max_coords = 0;
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(eb_f, NULL, &c, &v, 1, &o, &rep), &rep, "embag");
+        gc_assert_passed(gc_check(eb_f, NULL, &c, &v, 1, &o, &rep), &rep, "embag");
         /* The padding row gets nothing; a second backward adds the same again. */
         for (int j = 0; j < c.D; j++)
             ck_assert_float_eq(dt[c.pad * c.D + j], 0.0f);
@@ -701,7 +686,7 @@ START_TEST(softmax_ce_forward_matches_naive)
             double ref = naive_ce(rp, z, y, ww, oo, B, C);
             ck_assert_msg(fabs(loss - ref) <= 1e-6 * fabs(ref), "variant %d: loss %.9g, want %.9g",
                           variant, loss, ref);
-            assert_close(p, rp, B * C, 1e-5, 1e-7, "probs");
+            gc_assert_close(p, rp, B * C, 1e-5, 1e-7, "probs");
         }
         free(z), free(w), free(off), free(y), free(p), free(rp);
     }
@@ -744,7 +729,7 @@ START_TEST(softmax_ce_gradients_match_finite_differences)
             o.max_coords = 0;
             o.max_skip_frac = 0.0;
             gc_report rep;
-            assert_gc(gc_check(ce_f, NULL, &c, &v, 1, &o, &rep), &rep, "softmax ce");
+            gc_assert_passed(gc_check(ce_f, NULL, &c, &v, 1, &o, &rep), &rep, "softmax ce");
             /* Gradient rows sum to zero (softmax shift invariance). */
             for (int i = 0; i < c.B; i++) {
                 double s = 0;
@@ -857,9 +842,9 @@ START_TEST(infonce_forward_matches_naive)
         double ref = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
         ck_assert_msg(fabs(loss - ref) <= 1e-6 * fabs(ref) + 1e-7, "B %d: loss %.9g, want %.9g",
                       B, loss, ref);
-        assert_close(lg, rl, B * B, 1e-5, 1e-5, "logits");
-        assert_close(pr, rr, B * B, 1e-5, 1e-7, "p_row");
-        assert_close(pc, rc, B * B, 1e-5, 1e-7, "p_col");
+        gc_assert_close(lg, rl, B * B, 1e-5, 1e-5, "logits");
+        gc_assert_close(pr, rr, B * B, 1e-5, 1e-7, "p_row");
+        gc_assert_close(pc, rc, B * B, 1e-5, 1e-7, "p_col");
         if (B == 1)
             ck_assert_double_eq_tol(loss, 0.0, 1e-12); /* one pair: nothing to contrast */
         free(img), free(txt), free(nrm), free(lg), free(pr), free(pc), free(rl), free(rr),
@@ -928,7 +913,7 @@ START_TEST(infonce_gradients_match_finite_differences)
         o.max_coords = 0;
         o.max_skip_frac = 0.0;
         gc_report rep;
-        assert_gc(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "infonce");
+        gc_assert_passed(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "infonce");
         if (c.B == 1) /* a single pair has zero loss and zero gradient */
             ck_assert_float_eq_tol(dth, 0.0f, 1e-7);
         else
@@ -957,7 +942,7 @@ START_TEST(infonce_after_l2norm_chain_gradients)
     o.max_coords = 60;
     o.max_skip_frac = 0.0;
     gc_report rep;
-    assert_gc(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "normalize+infonce");
+    gc_assert_passed(gc_check(nce_f, NULL, &c, vars, 3, &o, &rep), &rep, "normalize+infonce");
     /* Skipped gradients: NULL dimg, dtxt and dtheta leave their buffers alone. */
     float sentinel = 42.0f;
     for (size_t i = 0; i < n; i++)
@@ -987,7 +972,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
     cx_layernorm_forward(y, m, r, x, g, b, B, D, 1e-5f);
     cx_layernorm_backward(dx, dg, db, d, x, m, r, g, B, D);
     naive_layernorm(ref, rm, rr, x, g, b, B, D, 1e-5);
-    assert_close(y, ref, B * D, 1e-5, 2e-5, "wide layernorm out");
+    gc_assert_close(y, ref, B * D, 1e-5, 2e-5, "wide layernorm out");
     for (int i = 0; i < B; i++) {
         double s1 = 0, s2 = 0;
         for (int j = 0; j < D; j++) {
@@ -1002,14 +987,14 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
             ref[i * D + j] = rr[i] * ((double)d[i * D + j] * g[j] - s1 / D - xh * s2 / D);
         }
     }
-    assert_close(dx, ref, B * D, 1e-4, 1e-5, "wide layernorm din");
-    assert_close(dg, rg, D, 1e-5, 1e-5, "wide dgamma");
-    assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
+    gc_assert_close(dx, ref, B * D, 1e-4, 1e-5, "wide layernorm din");
+    gc_assert_close(dg, rg, D, 1e-5, 1e-5, "wide dgamma");
+    gc_assert_close(db, rb, D, 1e-5, 1e-5, "wide dbeta");
 
     /* Linear bias gradient over N = 150 columns. */
     float *dbias = gc_fbuf(D), *dw = gc_fbuf(1);
     cx_linear_backward(NULL, dw, dbias, d, x, x, B, 0, D);
-    assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
+    gc_assert_close(dbias, rb, D, 1e-5, 1e-5, "wide bias gradient");
 
     /* Embedding bag with D = 150. */
     const int T = 7, V = 20;
@@ -1018,7 +1003,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
     double *rt = gc_dbuf(V * D);
     cx_embag_mean_forward(y, tok, table, B, T, D, 0);
     naive_embag(ref, tok, table, B, T, D, 0);
-    assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
+    gc_assert_close(y, ref, B * D, 1e-6, 1e-6, "wide embag out");
     cx_embag_mean_backward(dt, d, tok, B, T, D, 0);
     for (int i = 0; i < B; i++) {
         int c = 0;
@@ -1029,7 +1014,7 @@ START_TEST(wide_shapes_match_naive_forward_and_backward)
                 for (int j = 0; j < D; j++)
                     rt[tok[i * T + t] * D + j] += (double)d[i * D + j] / c;
     }
-    assert_close(dt, rt, V * D, 1e-5, 1e-6, "wide embag dtable");
+    gc_assert_close(dt, rt, V * D, 1e-5, 1e-6, "wide embag dtable");
     free(x), free(g), free(b), free(d), free(y), free(m), free(r), free(dx), free(dg), free(db);
     free(ref), free(rm), free(rr), free(rg), free(rb), free(dbias), free(dw), free(tok);
     free(table), free(dt), free(rt);
@@ -1054,8 +1039,8 @@ START_TEST(wide_infonce_matches_naive_forward_and_backward)
     double loss = cx_infonce_forward(lg, pr, pc, img, txt, scale, B, D);
     double want = naive_infonce(rl, rr, rc, img, txt, scale, B, D);
     ck_assert_msg(fabs(loss - want) <= 1e-6 * want, "loss %.9g, want %.9g", loss, want);
-    assert_close(pr, rr, bb, 1e-5, 1e-8, "wide p_row");
-    assert_close(pc, rc, bb, 1e-5, 1e-8, "wide p_col");
+    gc_assert_close(pr, rr, bb, 1e-5, 1e-8, "wide p_row");
+    gc_assert_close(pc, rc, bb, 1e-5, 1e-8, "wide p_col");
     const float dloss = 0.8f;
     cx_infonce_backward(di, dt, &dth, sc, pr, pc, lg, img, txt, scale, B, D, dloss);
     double rth = 0;
@@ -1068,8 +1053,8 @@ START_TEST(wide_infonce_matches_naive_forward_and_backward)
                 rdt[j * D + k] += scale * gij * img[i * D + k];
             }
         }
-    assert_close(di, rdi, B * D, 1e-4, 1e-6, "wide dimg");
-    assert_close(dt, rdt, B * D, 1e-4, 1e-6, "wide dtxt");
+    gc_assert_close(di, rdi, B * D, 1e-4, 1e-6, "wide dimg");
+    gc_assert_close(dt, rdt, B * D, 1e-4, 1e-6, "wide dtxt");
     ck_assert_double_eq_tol(dth, rth, 1e-5 * (1 + fabs(rth)));
     free(img), free(txt), free(nn), free(lg), free(pr), free(pc), free(sc), free(di), free(dt);
     free(rl), free(rr), free(rc), free(rdi), free(rdt);
@@ -1102,6 +1087,474 @@ START_TEST(wide_softmax_ce_many_row_blocks)
             ck_assert_double_eq_tol(dz[i * C + j], g, 1e-5 * fabs(g) + 1e-12);
         }
     free(z), free(w), free(p), free(dz), free(y), free(rp);
+}
+END_TEST
+
+/* ---- convolution and pooling: naive references (double) ----------------------------------- */
+
+static double at_in(const float *in, const cx_conv2d_dims *d, int s, int ci, int ih, int iw)
+{
+    if (ih < 0 || ih >= d->h || iw < 0 || iw >= d->w)
+        return 0.0;
+    return in[(((size_t)s * d->cin + ci) * d->h + ih) * d->w + iw];
+}
+
+static void naive_conv(double *out, const float *in, const float *w, const float *b, int B,
+                       const cx_conv2d_dims *d)
+{
+    int Ho = cx_conv2d_out_h(d), Wo = cx_conv2d_out_w(d), k = d->k;
+    for (int s = 0; s < B; s++)
+        for (int co = 0; co < d->cout; co++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    double acc = b ? b[co] : 0.0;
+                    for (int ci = 0; ci < d->cin; ci++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++)
+                                acc += at_in(in, d, s, ci, oh + ki - d->pad, ow + kj - d->pad) *
+                                       w[((co * d->cin + ci) * k + ki) * k + kj];
+                    out[(((size_t)s * d->cout + co) * Ho + oh) * Wo + ow] = acc;
+                }
+}
+
+/* din, dw, db of sum(dout .* conv(in, w) + b); din and dw are (re)set, not added. */
+static void naive_conv_backward(double *din, double *dw, double *db, const float *dout,
+                                const float *in, const float *w, int B, const cx_conv2d_dims *d)
+{
+    int Ho = cx_conv2d_out_h(d), Wo = cx_conv2d_out_w(d), k = d->k;
+    memset(din, 0, sizeof *din * (size_t)B * d->cin * d->h * d->w);
+    memset(dw, 0, sizeof *dw * (size_t)d->cout * d->cin * k * k);
+    memset(db, 0, sizeof *db * (size_t)d->cout);
+    for (int s = 0; s < B; s++)
+        for (int co = 0; co < d->cout; co++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    double g = dout[(((size_t)s * d->cout + co) * Ho + oh) * Wo + ow];
+                    db[co] += g;
+                    for (int ci = 0; ci < d->cin; ci++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++) {
+                                int ih = oh + ki - d->pad, iw = ow + kj - d->pad;
+                                size_t wi = ((size_t)(co * d->cin + ci) * k + ki) * k + kj;
+                                dw[wi] += g * at_in(in, d, s, ci, ih, iw);
+                                if (ih >= 0 && ih < d->h && iw >= 0 && iw < d->w)
+                                    din[(((size_t)s * d->cin + ci) * d->h + ih) * d->w + iw] +=
+                                        g * w[wi];
+                            }
+                }
+}
+
+/* ---- convolution -------------------------------------------------------------------------- */
+
+/* Odd sizes, 1 and 3 input channels, kernels 1, 3 and 5, padding 0, 'same' and more than k-1. */
+static const cx_conv2d_dims conv_shapes[] = {
+    {.cin = 1, .h = 7, .w = 9, .cout = 4, .k = 3, .pad = 1},
+    {.cin = 3, .h = 7, .w = 9, .cout = 5, .k = 3, .pad = 1},
+    {.cin = 3, .h = 6, .w = 5, .cout = 2, .k = 3, .pad = 0},
+    {.cin = 2, .h = 8, .w = 7, .cout = 3, .k = 5, .pad = 2},
+    {.cin = 2, .h = 4, .w = 3, .cout = 2, .k = 3, .pad = 2},
+    {.cin = 3, .h = 5, .w = 6, .cout = 4, .k = 1, .pad = 0},
+};
+#define NCONV_SHAPES (int)(sizeof conv_shapes / sizeof conv_shapes[0])
+
+static size_t conv_in_n(const cx_conv2d_dims *d, int B)
+{
+    return (size_t)B * d->cin * d->h * d->w;
+}
+
+static size_t conv_out_n(const cx_conv2d_dims *d, int B)
+{
+    return (size_t)B * d->cout * cx_conv2d_out_h(d) * cx_conv2d_out_w(d);
+}
+
+static size_t conv_w_n(const cx_conv2d_dims *d)
+{
+    return (size_t)d->cout * d->cin * d->k * d->k;
+}
+
+START_TEST(conv2d_forward_matches_naive)
+{
+    const int batches[] = {1, 3, 17};
+    for (int si = 0; si < NCONV_SHAPES; si++)
+        for (int bi = 0; bi < 3; bi++) {
+            const cx_conv2d_dims *d = &conv_shapes[si];
+            int B = batches[bi];
+            float *in = gc_frand(conv_in_n(d, B), 10 + si, 1.0);
+            float *w = gc_frand(conv_w_n(d), 11, 0.4);
+            float *b = gc_frand(d->cout, 12, 0.5), *out = gc_fbuf(conv_out_n(d, B));
+            float *scratch = gc_fbuf(cx_conv2d_scratch_floats(d, B));
+            double *ref = gc_dbuf(conv_out_n(d, B));
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                const float *bb = with_bias ? b : NULL;
+                gc_fill_nan(out, conv_out_n(d, B)); /* out is overwritten, whatever it held */
+                cx_conv2d_forward(out, scratch, in, w, bb, B, d);
+                naive_conv(ref, in, w, bb, B, d);
+                gc_assert_close(out, ref, conv_out_n(d, B), 1e-5, 1e-5, "conv out");
+            }
+            free(in), free(w), free(b), free(out), free(scratch), free(ref);
+        }
+}
+END_TEST
+
+START_TEST(conv2d_backward_matches_naive_adds_and_skips)
+{
+    for (int si = 0; si < NCONV_SHAPES; si++) {
+        const cx_conv2d_dims *d = &conv_shapes[si];
+        const int B = 3;
+        size_t nin = conv_in_n(d, B), nout = conv_out_n(d, B), nw = conv_w_n(d);
+        float *in = gc_frand(nin, 20 + si, 1.0), *w = gc_frand(nw, 21, 0.4);
+        float *dout = gc_frand(nout, 22, 1.0);
+        float *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(d->cout);
+        float *scratch = gc_fbuf(cx_conv2d_scratch_floats(d, B));
+        double *rin = gc_dbuf(nin), *rw = gc_dbuf(nw), *rb = gc_dbuf(d->cout);
+        naive_conv_backward(rin, rw, rb, dout, in, w, B, d);
+        /* Parameter gradients are added to what the buffers hold; din is overwritten. */
+        for (size_t i = 0; i < nw; i++)
+            dw[i] = 0.5f;
+        for (int c = 0; c < d->cout; c++)
+            db[c] = -1.0f;
+        gc_fill_nan(din, nin);
+        gc_fill_nan(scratch, cx_conv2d_scratch_floats(d, B)); /* scratch needs no initialisation */
+        cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, d);
+        gc_assert_close(din, rin, nin, 1e-5, 1e-5, "conv din");
+        for (size_t i = 0; i < nw; i++)
+            rw[i] += 0.5;
+        for (int c = 0; c < d->cout; c++)
+            rb[c] -= 1.0;
+        gc_assert_close(dw, rw, nw, 1e-5, 1e-5, "conv dw");
+        gc_assert_close(db, rb, d->cout, 1e-5, 1e-5, "conv db");
+        /* NULL din and db: only the weight gradient, added once more. */
+        float *dw2 = gc_fbuf(nw);
+        memcpy(dw2, dw, sizeof *dw * nw);
+        cx_conv2d_backward(NULL, dw2, NULL, scratch, dout, in, w, B, d);
+        for (size_t i = 0; i < nw; i++)
+            ck_assert_double_eq_tol(dw2[i], 2.0 * rw[i] - 0.5, 1e-5 * (1 + fabs(rw[i])));
+        free(in), free(w), free(dout), free(din), free(dw), free(db), free(scratch), free(rin);
+        free(rw), free(rb), free(dw2);
+    }
+}
+END_TEST
+
+typedef struct {
+    cx_conv2d_dims d;
+    int B;
+    float *in, *w, *b, *out, *scratch;
+    gc_proj proj;
+} conv_ctx;
+
+static double conv_f(void *p)
+{
+    conv_ctx *c = p;
+    cx_conv2d_forward(c->out, c->scratch, c->in, c->w, c->b, c->B, &c->d);
+    return gc_proj_dot(&c->proj, c->out);
+}
+
+START_TEST(conv2d_gradients_match_finite_differences)
+{
+    const int pick[] = {0, 1, 3, 4};
+    for (int pi = 0; pi < 4; pi++) {
+        conv_ctx c = {.d = conv_shapes[pick[pi]], .B = 2};
+        size_t nin = conv_in_n(&c.d, c.B), nout = conv_out_n(&c.d, c.B), nw = conv_w_n(&c.d);
+        c.in = gc_frand(nin, 30 + pi, 1.0);
+        c.w = gc_frand(nw, 31, 0.4);
+        c.b = gc_frand(c.d.cout, 32, 0.5);
+        c.out = gc_fbuf(nout);
+        c.scratch = gc_fbuf(cx_conv2d_scratch_floats(&c.d, c.B));
+        ck_assert_int_eq(gc_proj_init(&c.proj, nout, 33 + pi), 0);
+        float *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(c.d.cout);
+        conv_f(&c);
+        cx_conv2d_backward(din, dw, db, c.scratch, c.proj.r, c.in, c.w, c.B, &c.d);
+        gc_var vars[] = {{"din", c.in, din, nin}, {"dw", c.w, dw, nw}, {"db", c.b, db, c.d.cout}};
+        gc_opts o = gc_opts_default();
+        o.max_coords = 48;
+        o.max_skip_frac = 0.0; /* linear: nothing to skip */
+        gc_report rep;
+        gc_assert_passed(gc_check(conv_f, NULL, &c, vars, 3, &o, &rep), &rep, "conv2d");
+        gc_proj_free(&c.proj);
+        free(c.in), free(c.w), free(c.b), free(c.out), free(c.scratch), free(din), free(dw);
+        free(db);
+    }
+}
+END_TEST
+
+START_TEST(conv2d_many_chunks_match_naive)
+{
+    /* One sample needs (16*9 + 8) * 48 * 48 = 350,208 floats of scratch: two samples per chunk,
+     * so a batch of 5 runs as chunks of 2, 2 and 1. */
+    const cx_conv2d_dims d = {.cin = 16, .h = 48, .w = 48, .cout = 8, .k = 3, .pad = 1};
+    const int B = 5;
+    size_t per = (size_t)(16 * 9 + 8) * 48 * 48;
+    ck_assert_uint_eq(cx_conv2d_scratch_floats(&d, B), 2 * per);
+    ck_assert_uint_eq(cx_conv2d_scratch_floats(&d, 1), per);
+    size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
+    float *in = gc_frand(nin, 40, 1.0), *w = gc_frand(nw, 41, 0.1), *b = gc_frand(d.cout, 42, 0.5);
+    float *out = gc_fbuf(nout), *dout = gc_frand(nout, 43, 1.0), *din = gc_fbuf(nin);
+    float *dw = gc_fbuf(nw);
+    float *db = gc_fbuf(d.cout), *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
+    double *ref = gc_dbuf(nout), *rin = gc_dbuf(nin), *rw = gc_dbuf(nw), *rb = gc_dbuf(d.cout);
+    cx_conv2d_forward(out, scratch, in, w, b, B, &d);
+    naive_conv(ref, in, w, b, B, &d);
+    gc_assert_close(out, ref, nout, 1e-5, 1e-5, "chunked conv out");
+    cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
+    naive_conv_backward(rin, rw, rb, dout, in, w, B, &d);
+    gc_assert_close(din, rin, nin, 1e-5, 1e-5, "chunked conv din");
+    gc_assert_close(dw, rw, nw, 1e-5, 2e-4, "chunked conv dw"); /* sums of 11,520 products */
+    gc_assert_close(db, rb, d.cout, 1e-5, 1e-4, "chunked conv db");
+    free(in), free(w), free(b), free(out), free(dout), free(din), free(dw), free(db), free(scratch);
+    free(ref), free(rin), free(rw), free(rb);
+}
+END_TEST
+
+START_TEST(conv2d_scratch_bound)
+{
+    /* The training shapes (batch 256 of 28x28, channels [32, 64]) stay within the bound. */
+    const cx_conv2d_dims c1 = {.cin = 1, .h = 28, .w = 28, .cout = 32, .k = 3, .pad = 1};
+    const cx_conv2d_dims c2 = {.cin = 32, .h = 14, .w = 14, .cout = 64, .k = 3, .pad = 1};
+    size_t s1 = cx_conv2d_scratch_floats(&c1, 256), s2 = cx_conv2d_scratch_floats(&c2, 256);
+    ck_assert_uint_le(s1, CX_CONV2D_CHUNK_FLOATS);
+    ck_assert_uint_le(s2, CX_CONV2D_CHUNK_FLOATS);
+    /* ...and fill most of it (chunks are not needlessly small): 32 and 15 samples. */
+    ck_assert_uint_eq(s1, 32 * (size_t)(9 + 32) * 784);
+    ck_assert_uint_eq(s2, 15 * (size_t)(288 + 64) * 196);
+    /* A small batch needs only its own samples. */
+    ck_assert_uint_eq(cx_conv2d_scratch_floats(&c1, 3), 3 * (size_t)(9 + 32) * 784);
+    /* A kernel larger than the padded input: no output, no scratch, and a zero input
+     * gradient (din is still overwritten). */
+    const cx_conv2d_dims none = {.cin = 2, .h = 2, .w = 2, .cout = 3, .k = 5, .pad = 0};
+    ck_assert_int_le(cx_conv2d_out_h(&none), 0);
+    ck_assert_uint_eq(cx_conv2d_scratch_floats(&none, 4), 0);
+    float x[16], dx[16], wt[150], dwt[150] = {0}, dbias[3] = {0}, one = 0.0f, dummy = 1.0f;
+    for (int i = 0; i < 16; i++)
+        x[i] = 1.0f, dx[i] = NAN;
+    for (int i = 0; i < 150; i++)
+        wt[i] = 1.0f;
+    cx_conv2d_forward(&dummy, &one, x, wt, NULL, 2, &none);
+    ck_assert_float_eq(dummy, 1.0f); /* nothing written */
+    cx_conv2d_backward(dx, dwt, dbias, &one, &dummy, x, wt, 2, &none);
+    for (int i = 0; i < 16; i++)
+        ck_assert_float_eq(dx[i], 0.0f);
+    for (int i = 0; i < 150; i++)
+        ck_assert_float_eq(dwt[i], 0.0f);
+}
+END_TEST
+
+/* PyTorch's float32 results, as tests/check_reference.c: 2e-6 of max(1, max |torch|). */
+#define TORCH_TOL 2e-6
+
+static float *fx_floats(const fx_file *f, const char *prefix, const char *name, size_t n)
+{
+    const fx_tensor *t = fx_need(f, prefix, name, n);
+    float *p = gc_fbuf(t->n);
+    fx_to_float(t, p);
+    return p;
+}
+
+START_TEST(conv2d_matches_pytorch)
+{
+    fx_file f;
+    fx_load_named(&f, "conv2d.fx");
+    const char *cases[] = {"a", "b", "c", "d", "e"};
+    for (int ci = 0; ci < 5; ci++) {
+        const char *pf = cases[ci];
+        const fx_tensor *dims = fx_need(&f, pf, "dims", 6);
+        cx_conv2d_dims d = {.cin = (int)dims->v[0], .h = (int)dims->v[1], .w = (int)dims->v[2],
+                            .cout = (int)dims->v[3], .k = (int)dims->v[4], .pad = (int)dims->v[5]};
+        const fx_tensor *tin = fx_need(&f, pf, "in", (size_t)-1);
+        ck_assert_int_eq(tin->ndim, 4);
+        int B = (int)tin->dims[0];
+        size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
+        float *in = fx_floats(&f, pf, "in", nin), *w = fx_floats(&f, pf, "w", nw);
+        float *b = fx_floats(&f, pf, "b", d.cout), *dout = fx_floats(&f, pf, "dout", nout);
+        float *out = gc_fbuf(nout), *din = gc_fbuf(nin), *dw = gc_fbuf(nw), *db = gc_fbuf(d.cout);
+        float *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
+        cx_conv2d_forward(out, scratch, in, w, b, B, &d);
+        fx_assert_close(out, &f, pf, "out", nout, TORCH_TOL);
+        cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
+        fx_assert_close(din, &f, pf, "din", nin, TORCH_TOL);
+        fx_assert_close(dw, &f, pf, "dw", nw, TORCH_TOL);
+        fx_assert_close(db, &f, pf, "db", d.cout, TORCH_TOL);
+        free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
+        free(scratch);
+    }
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- max pooling -------------------------------------------------------------------------- */
+
+START_TEST(maxpool2d_forward_backward_odd_sizes_ties_nan)
+{
+    const int sizes[][2] = {{7, 9}, {8, 8}, {3, 2}, {2, 5}, {1, 4}};
+    for (int si = 0; si < 5; si++) {
+        const int B = 3, C = 2, H = sizes[si][0], W = sizes[si][1], Ho = H / 2, Wo = W / 2;
+        size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * Ho * Wo;
+        float *in = gc_frand(nin, 50 + si, 1.0), *out = gc_fbuf(nout), *din = gc_fbuf(nin);
+        float *dout = gc_frand(nout, 51, 1.0);
+        int32_t *idx = calloc(nout ? nout : 1, sizeof *idx);
+        double *din_in = gc_dbuf(nin), *ref = gc_dbuf(nout);
+        int32_t *ridx = calloc(nout ? nout : 1, sizeof *ridx);
+        if (H >= 2 && W >= 4) {
+            in[0] = in[1] = in[W] = in[W + 1] = 0.75f; /* four equal: the first wins */
+            in[2] = in[3] = 2.5f;                      /* a tie on the top row */
+        }
+        for (size_t i = 0; i < nin; i++)
+            din_in[i] = in[i];
+        cx_maxpool2d_forward(out, idx, in, B, C, H, W);
+        gc_naive_maxpool2x2(ref, ridx, din_in, B, C, H, W);
+        gc_assert_close(out, ref, nout, 0, 0, "pool out");
+        for (size_t i = 0; i < nout; i++)
+            ck_assert_int_eq(idx[i], ridx[i]);
+        if (H >= 2 && W >= 4) {
+            ck_assert_int_eq(idx[0], 0);
+            ck_assert_int_eq(idx[1], 2);
+        }
+        /* Backward: dout at each maximum, zero elsewhere (the dropped row and column too). */
+        gc_fill_nan(din, nin);
+        cx_maxpool2d_backward(din, dout, idx, B, C, H, W);
+        for (size_t t = 0; t < (size_t)B * C; t++)
+            for (int i = 0; i < H * W; i++) {
+                double want = 0.0;
+                for (int j = 0; j < Ho * Wo; j++)
+                    if (ridx[t * Ho * Wo + j] == i)
+                        want = dout[t * Ho * Wo + j];
+                ck_assert_msg(din[t * H * W + i] == (float)want, "pool din[%zu][%d] = %g, want %g",
+                              t, i, (double)din[t * H * W + i], want);
+            }
+        free(in), free(out), free(din), free(dout), free(idx), free(din_in), free(ref), free(ridx);
+    }
+    /* NaN wins its window (the last NaN, as torch), so divergence propagates. */
+    float x[8] = {1.0f, NAN, 3.0f, NAN, 5.0f, 6.0f, 7.0f, 8.0f}, o[2];
+    int32_t ix[2];
+    cx_maxpool2d_forward(o, ix, x, 1, 1, 2, 4);
+    ck_assert(isnan(o[0]));
+    ck_assert_int_eq(ix[0], 1);
+    ck_assert(isnan(o[1]));
+    ck_assert_int_eq(ix[1], 3);
+    x[1] = x[3] = 0.0f;
+    x[2] = NAN;
+    x[6] = NAN;
+    cx_maxpool2d_forward(o, ix, x, 1, 1, 2, 4);
+    ck_assert_int_eq(ix[1], 6); /* the last of two NaN in the window */
+    ck_assert_float_eq(o[0], 6.0f);
+    ck_assert_int_eq(ix[0], 5);
+}
+END_TEST
+
+START_TEST(maxpool2d_matches_pytorch)
+{
+    fx_file f;
+    fx_load_named(&f, "maxpool2d.fx");
+    const fx_tensor *dims = fx_need(&f, "", "dims", 4);
+    int B = (int)dims->v[0], C = (int)dims->v[1], H = (int)dims->v[2], W = (int)dims->v[3];
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * (H / 2) * (W / 2);
+    float *in = fx_floats(&f, "", "in", nin), *dout = fx_floats(&f, "p", "dout", nout);
+    float *out = gc_fbuf(nout), *din = gc_fbuf(nin);
+    int32_t *idx = calloc(nout, sizeof *idx), *tidx = calloc(nout, sizeof *tidx);
+    cx_err err = {0};
+    ck_assert_int_eq(fx_to_int32(fx_need(&f, "", "idx", nout), tidx, &err), CX_OK);
+    cx_maxpool2d_forward(out, idx, in, B, C, H, W);
+    fx_assert_close(out, &f, "", "out", nout, TORCH_TOL);
+    for (size_t i = 0; i < nout; i++)
+        ck_assert_msg(idx[i] == tidx[i], "idx[%zu] = %d, torch %d", i, idx[i], tidx[i]);
+    cx_maxpool2d_backward(din, dout, idx, B, C, H, W);
+    fx_assert_close(din, &f, "", "din", nin, TORCH_TOL);
+    free(in), free(dout), free(out), free(din), free(idx), free(tidx);
+    fx_free(&f);
+}
+END_TEST
+
+typedef struct {
+    int B, C, H, W;
+    float *in, *out;
+    int32_t *idx;
+    gc_proj proj;
+} pool_ctx;
+
+static double pool_f(void *p)
+{
+    pool_ctx *c = p;
+    cx_maxpool2d_forward(c->out, c->idx, c->in, c->B, c->C, c->H, c->W);
+    return gc_proj_dot(&c->proj, c->out);
+}
+
+START_TEST(maxpool2d_gradient_matches_finite_differences)
+{
+    pool_ctx c = {.B = 2, .C = 3, .H = 7, .W = 9};
+    size_t nin = (size_t)c.B * c.C * c.H * c.W, nout = (size_t)c.B * c.C * (c.H / 2) * (c.W / 2);
+    c.in = gc_frand(nin, 60, 1.0);
+    c.out = gc_fbuf(nout);
+    c.idx = calloc(nout, sizeof *c.idx);
+    ck_assert_int_eq(gc_proj_init(&c.proj, nout, 61), 0);
+    float *din = gc_fbuf(nin);
+    pool_f(&c);
+    cx_maxpool2d_backward(din, c.proj.r, c.idx, c.B, c.C, c.H, c.W);
+    gc_var v = {"din", c.in, din, nin};
+    gc_opts o = gc_opts_default();
+    o.max_coords = 0; /* all 378, the dropped row and column included */
+    o.h = 1e-3;
+    gc_report rep;
+    gc_assert_passed(gc_check(pool_f, NULL, &c, &v, 1, &o, &rep), &rep, "maxpool");
+    ck_assert_uint_ge(rep.checked, nin * 9 / 10);
+    gc_proj_free(&c.proj);
+    free(c.in), free(c.out), free(c.idx), free(din);
+}
+END_TEST
+
+START_TEST(conv2d_maxpool_bit_identical_on_two_threads)
+{
+    /* Shapes that cross the OpenMP thresholds of ops_internal.h (checked, so raising one cannot
+     * quietly make this single-threaded): one sample's column matrix of 32 x 9 x 128 x 128
+     * floats exceeds a chunk, so im2col and col2im run threaded on whole samples; pooling runs
+     * threaded over 16 x 64 planes of 128 x 128. */
+    const cx_conv2d_dims d = {.cin = 32, .h = 128, .w = 128, .cout = 8, .k = 3, .pad = 1};
+    const int B = 2, PB = 16, PC = 64, PH = 128, PW = 128;
+    ck_assert_uint_ge((size_t)d.cin * 9 * d.h * d.w, CX_OPS_PAR_ELEMS);
+    ck_assert_uint_ge((size_t)PB * PC * PH * PW, 4 * CX_OPS_PAR_ELEMS); /* maxpool2d.c */
+    size_t nin = conv_in_n(&d, B), nout = conv_out_n(&d, B), nw = conv_w_n(&d);
+    size_t npin = (size_t)PB * PC * PH * PW, npool = npin / 4;
+    float *in = gc_frand(nin, 70, 1.0), *w = gc_frand(nw, 71, 0.05), *b = gc_frand(d.cout, 72, 0.1);
+    float *dout = gc_frand(nout, 73, 1.0), *scratch = gc_fbuf(cx_conv2d_scratch_floats(&d, B));
+    float *out = gc_fbuf(nout), *din = gc_fbuf(nin), *pin = gc_frand(npin, 74, 1.0);
+    float *pool = gc_fbuf(npool), *dpool = gc_frand(npool, 75, 1.0), *dpin = gc_fbuf(npin);
+    int32_t *idx = calloc(npool, sizeof *idx);
+    ck_assert_ptr_nonnull(idx);
+    uint64_t h[3][8] = {{0}};
+    for (int run = 0; run < 3; run++) {
+        /* Runs 0 and 1 on two threads; run 2 on one, for the pooling (no matrix product). */
+        cx_threads_set(run < 2 ? 2 : 1);
+        float *dw = gc_fbuf(nw), *db = gc_fbuf(d.cout);
+        cx_conv2d_forward(out, scratch, in, w, b, B, &d);
+        cx_conv2d_backward(din, dw, db, scratch, dout, in, w, B, &d);
+        cx_maxpool2d_forward(pool, idx, pin, PB, PC, PH, PW);
+        cx_maxpool2d_backward(dpin, dpool, idx, PB, PC, PH, PW);
+        h[run][0] = gc_hash_bytes(out, sizeof *out * nout);
+        h[run][1] = gc_hash_bytes(din, sizeof *din * nin);
+        h[run][2] = gc_hash_bytes(dw, sizeof *dw * nw);
+        h[run][3] = gc_hash_bytes(db, sizeof *db * d.cout);
+        h[run][4] = gc_hash_bytes(pool, sizeof *pool * npool);
+        h[run][5] = gc_hash_bytes(idx, sizeof *idx * npool);
+        h[run][6] = gc_hash_bytes(dpin, sizeof *dpin * npin);
+        free(dw), free(db);
+    }
+    for (int i = 0; i < 7; i++)
+        ck_assert_msg(h[0][i] == h[1][i], "output %d differs between two runs on 2 threads", i);
+    for (int i = 4; i < 7; i++)
+        ck_assert_msg(h[0][i] == h[2][i], "pooling output %d differs between 1 and 2 threads", i);
+    /* The threaded passes computed the right thing: a few output values against the naive
+     * sum (the full naive convolution of this size would be slow). */
+    for (int t = 0; t < 5; t++) {
+        int s = t % B, co = (3 * t) % d.cout, oh = (37 * t) % d.h, ow = (91 * t + 5) % d.w;
+        double acc = b[co];
+        for (int ci = 0; ci < d.cin; ci++)
+            for (int ki = 0; ki < 3; ki++)
+                for (int kj = 0; kj < 3; kj++)
+                    acc += at_in(in, &d, s, ci, oh + ki - 1, ow + kj - 1) *
+                           w[((co * d.cin + ci) * 3 + ki) * 3 + kj];
+        float got = out[(((size_t)s * d.cout + co) * d.h + oh) * d.w + ow];
+        ck_assert_double_eq_tol(got, acc, 1e-5 * (1 + fabs(acc)));
+    }
+    free(in), free(w), free(b), free(dout), free(scratch), free(out), free(din), free(pin);
+    free(pool), free(dpool), free(dpin), free(idx);
 }
 END_TEST
 
@@ -1387,15 +1840,32 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, wide_softmax_ce_many_row_blocks);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("conv2d");
+    tcase_add_test(tc, conv2d_forward_matches_naive);
+    tcase_add_test(tc, conv2d_backward_matches_naive_adds_and_skips);
+    tcase_add_test(tc, conv2d_gradients_match_finite_differences);
+    tcase_add_test(tc, conv2d_many_chunks_match_naive);
+    tcase_add_test(tc, conv2d_scratch_bound);
+    tcase_add_test(tc, conv2d_matches_pytorch);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("maxpool2d");
+    tcase_add_test(tc, maxpool2d_forward_backward_odd_sizes_ties_nan);
+    tcase_add_test(tc, maxpool2d_matches_pytorch);
+    tcase_add_test(tc, maxpool2d_gradient_matches_finite_differences);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, gradcheck_catches_wrong_gradients);
     tcase_add_test(tc, gradcheck_skip_budget_and_subset);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("determinism");
-    tcase_set_timeout(tc, 60);
+    /* 2.9 s under ASan and UBSan at most (every op on 1 and 2 threads); about 5x that. */
+    tcase_set_timeout(tc, 15);
     tcase_add_test(tc, ops_bit_identical_on_two_threads);
     tcase_add_test(tc, ops_independent_of_thread_count);
+    tcase_add_test(tc, conv2d_maxpool_bit_identical_on_two_threads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,5 @@
-/* Parameter store, optimisers (against an independent double-precision reference of PyTorch's
- * update rules), gradient clipping and learning-rate schedules. */
+/* Optimisers (against an independent double-precision reference of PyTorch's update rules),
+ * gradient clipping and learning-rate schedules. The parameter store is tested in check_model. */
 #include "config.h"
 
 #include <check.h>
@@ -34,30 +34,6 @@ static void random_grads(cx_params *p, cx_rng *r)
         for (size_t i = 0; i < p->info[t].size; i++)
             cx_param_grad(p, t)[i] = (float)cx_rng_normal(r);
 }
-
-START_TEST(params_layout_is_aligned_and_contiguous)
-{
-    cx_params p;
-    make_params(&p, 2);
-    ck_assert_uint_eq(p.info[0].offset, 0);
-    ck_assert_uint_eq(p.info[1].offset % 16, 0);
-    ck_assert_uint_eq(p.info[1].offset, 16);
-    ck_assert_uint_eq(p.info[2].offset, 32);
-    ck_assert_uint_eq(p.total, 48);
-    ck_assert_int_eq(cx_params_find(&p, "b"), 1);
-    ck_assert_int_eq(cx_params_find(&p, "nope"), -1);
-    ck_assert_uint_eq(cx_params_trainable(&p), 22);
-    ck_assert_ptr_eq(cx_param_state(&p, 1, 1), p.state + 48 + 16);
-    cx_err err;
-    ck_assert_int_eq(cx_params_declare(&p, "late", 1, (int[]){2}, 0, &err), -1);
-    cx_params_free(&p);
-    cx_params_init(&p);
-    ck_assert_int_eq(cx_params_declare(&p, "x", 1, (int[]){2}, 0, &err), 0);
-    ck_assert_int_eq(cx_params_declare(&p, "x", 1, (int[]){2}, 0, &err), -1);
-    ck_assert_int_eq(cx_params_declare(&p, "y", 1, (int[]){0}, 0, &err), -1);
-    cx_params_free(&p);
-}
-END_TEST
 
 START_TEST(adamw_matches_reference_over_steps)
 {
@@ -263,10 +239,7 @@ END_TEST
 static Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
-    TCase *tc = tcase_create("params");
-    tcase_add_test(tc, params_layout_is_aligned_and_contiguous);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("optimisers");
+    TCase *tc = tcase_create("optimisers");
     tcase_add_test(tc, adamw_matches_reference_over_steps);
     tcase_add_test(tc, adamw_first_step_is_signed_lr);
     tcase_add_test(tc, sgd_momentum_and_nesterov_match_reference);

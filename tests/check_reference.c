@@ -18,30 +18,10 @@
 #define LOSS_RTOL 1e-6
 #define GRAD_TOL 2e-6
 
-static void load(fx_file *f, const char *name)
-{
-    char path[4096];
-    fx_path(path, sizeof path, name);
-    cx_err err = {0};
-    cx_status st = fx_load(f, path, &err);
-    ck_assert_msg(st == CX_OK, "%s", err.msg);
-}
-
-static const fx_tensor *need(const fx_file *f, const char *prefix, const char *name, size_t n)
-{
-    char full[FX_NAME_MAX * 2];
-    snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "_" : "", name);
-    const fx_tensor *t = fx_get(f, full);
-    ck_assert_msg(t != NULL, "fixture has no tensor '%s'", full);
-    if (n != (size_t)-1)
-        ck_assert_msg(t->n == n, "tensor '%s' has %zu values, want %zu", full, t->n, n);
-    return t;
-}
-
 /* A tensor as a fresh float array (caller frees); NULL when absent and optional. */
 static float *floats(const fx_file *f, const char *prefix, const char *name, size_t n)
 {
-    const fx_tensor *t = need(f, prefix, name, n);
+    const fx_tensor *t = fx_need(f, prefix, name, n);
     float *p = malloc(sizeof *p * (t->n ? t->n : 1));
     ck_assert_ptr_nonnull(p);
     fx_to_float(t, p);
@@ -50,7 +30,7 @@ static float *floats(const fx_file *f, const char *prefix, const char *name, siz
 
 static int32_t *ints(const fx_file *f, const char *prefix, const char *name, size_t n)
 {
-    const fx_tensor *t = need(f, prefix, name, n);
+    const fx_tensor *t = fx_need(f, prefix, name, n);
     int32_t *p = malloc(sizeof *p * (t->n ? t->n : 1));
     ck_assert_ptr_nonnull(p);
     cx_err err = {0};
@@ -60,28 +40,14 @@ static int32_t *ints(const fx_file *f, const char *prefix, const char *name, siz
 
 static int64_t dim(const fx_file *f, const char *prefix, const char *name, int d)
 {
-    const fx_tensor *t = need(f, prefix, name, (size_t)-1);
+    const fx_tensor *t = fx_need(f, prefix, name, (size_t)-1);
     ck_assert_int_gt(t->ndim, d);
     return t->dims[d];
 }
 
-static void assert_tensor(const float *got, const fx_file *f, const char *prefix,
-                          const char *name, size_t n)
-{
-    const fx_tensor *t = need(f, prefix, name, n);
-    double scale = 1.0;
-    for (size_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(t->v[i]));
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - t->v[i]) <= GRAD_TOL * scale,
-                      "%s%s%s[%zu]: got %.9g, torch %.9g (tolerance %.3g)", prefix,
-                      *prefix ? "_" : "", name, i,
-                      (double)got[i], t->v[i], GRAD_TOL * scale);
-}
-
 static void assert_loss(double got, const fx_file *f, const char *prefix)
 {
-    double want = need(f, prefix, "loss", 1)->v[0];
+    double want = fx_need(f, prefix, "loss", 1)->v[0];
     ck_assert_msg(fabs(got - want) <= LOSS_RTOL * fabs(want), "%s loss: got %.12g, torch %.12g",
                   prefix, got, want);
 }
@@ -103,14 +69,14 @@ static void check_ce_case(const fx_file *f, const char *prefix)
     double loss = cx_softmax_ce_forward(p, z, y, w, off, B, C);
     assert_loss(loss, f, prefix);
     cx_softmax_ce_backward(dz, p, y, w, B, C, 1.0f);
-    assert_tensor(dz, f, prefix, "dlogits", n);
+    fx_assert_close(dz, f, prefix, "dlogits", n, GRAD_TOL);
     free(z), free(y), free(w), free(off), free(p), free(dz);
 }
 
 START_TEST(reference_softmax_ce_plain_and_large)
 {
     fx_file f;
-    load(&f, "softmax_ce.fx");
+    fx_load_named(&f, "softmax_ce.fx");
     check_ce_case(&f, "plain");
     check_ce_case(&f, "large");
     fx_free(&f);
@@ -120,7 +86,7 @@ END_TEST
 START_TEST(reference_softmax_ce_weights)
 {
     fx_file f;
-    load(&f, "softmax_ce.fx");
+    fx_load_named(&f, "softmax_ce.fx");
     check_ce_case(&f, "weighted"); /* per-sample weights, two of them zero */
     check_ce_case(&f, "classw");   /* F.cross_entropy(weight=) normalisation */
     fx_free(&f);
@@ -130,7 +96,7 @@ END_TEST
 START_TEST(reference_softmax_ce_balanced_offsets)
 {
     fx_file f;
-    load(&f, "softmax_ce.fx");
+    fx_load_named(&f, "softmax_ce.fx");
     check_ce_case(&f, "balanced");
     check_ce_case(&f, "balanced_weighted");
     fx_free(&f);
@@ -144,7 +110,7 @@ static void check_infonce_case(const fx_file *f, const char *prefix)
     int B = (int)dim(f, prefix, "img", 0), D = (int)dim(f, prefix, "img", 1);
     size_t n = (size_t)B * D, bb = (size_t)B * B;
     float *img = floats(f, prefix, "img", n), *txt = floats(f, prefix, "txt", n);
-    float theta = (float)need(f, prefix, "theta", 1)->v[0];
+    float theta = (float)fx_need(f, prefix, "theta", 1)->v[0];
     float *fi = malloc(sizeof *fi * n), *ft = malloc(sizeof *ft * n);
     float *ni = malloc(sizeof *ni * B), *nt = malloc(sizeof *nt * B);
     float *lg = malloc(sizeof *lg * bb), *pr = malloc(sizeof *pr * bb), *pc = malloc(sizeof *pc * bb);
@@ -156,13 +122,13 @@ static void check_infonce_case(const fx_file *f, const char *prefix)
     cx_l2norm_forward(ft, nt, txt, B, D, 1e-12f);
     double loss = cx_infonce_forward(lg, pr, pc, fi, ft, scale, B, D);
     assert_loss(loss, f, prefix);
-    assert_tensor(lg, f, prefix, "logits", bb);
+    fx_assert_close(lg, f, prefix, "logits", bb, GRAD_TOL);
     cx_infonce_backward(dfi, dft, &dtheta, sc, pr, pc, lg, fi, ft, scale, B, D, 1.0f);
     cx_l2norm_backward(di, dfi, fi, ni, B, D, 1e-12f);
     cx_l2norm_backward(dt, dft, ft, nt, B, D, 1e-12f);
-    assert_tensor(di, f, prefix, "dimg", n);
-    assert_tensor(dt, f, prefix, "dtxt", n);
-    assert_tensor(&dtheta, f, prefix, "dtheta", 1);
+    fx_assert_close(di, f, prefix, "dimg", n, GRAD_TOL);
+    fx_assert_close(dt, f, prefix, "dtxt", n, GRAD_TOL);
+    fx_assert_close(&dtheta, f, prefix, "dtheta", 1, GRAD_TOL);
     free(img), free(txt), free(fi), free(ft), free(ni), free(nt), free(lg), free(pr), free(pc);
     free(sc), free(dfi), free(dft), free(di), free(dt);
 }
@@ -170,7 +136,7 @@ static void check_infonce_case(const fx_file *f, const char *prefix)
 START_TEST(reference_infonce_after_normalize)
 {
     fx_file f;
-    load(&f, "infonce.fx");
+    fx_load_named(&f, "infonce.fx");
     check_infonce_case(&f, "b3_d8");
     check_infonce_case(&f, "b17_d8");
     check_infonce_case(&f, "b17_d5");
@@ -183,7 +149,7 @@ END_TEST
 START_TEST(reference_layernorm)
 {
     fx_file f;
-    load(&f, "layernorm.fx");
+    fx_load_named(&f, "layernorm.fx");
     const char *cases[] = {"b3_d17", "b17_d64"};
     for (int c = 0; c < 2; c++) {
         const char *pf = cases[c];
@@ -191,16 +157,16 @@ START_TEST(reference_layernorm)
         size_t n = (size_t)B * D;
         float *in = floats(&f, pf, "in", n), *g = floats(&f, pf, "gamma", D);
         float *b = floats(&f, pf, "beta", D), *dout = floats(&f, pf, "dout", n);
-        float eps = (float)need(&f, pf, "eps", 1)->v[0];
+        float eps = (float)fx_need(&f, pf, "eps", 1)->v[0];
         float *out = malloc(sizeof *out * n), *din = malloc(sizeof *din * n);
         float *m = malloc(sizeof *m * B), *r = malloc(sizeof *r * B);
         float *dg = calloc(D, sizeof *dg), *db = calloc(D, sizeof *db);
         cx_layernorm_forward(out, m, r, in, g, b, B, D, eps);
-        assert_tensor(out, &f, pf, "out", n);
+        fx_assert_close(out, &f, pf, "out", n, GRAD_TOL);
         cx_layernorm_backward(din, dg, db, dout, in, m, r, g, B, D);
-        assert_tensor(din, &f, pf, "din", n);
-        assert_tensor(dg, &f, pf, "dgamma", D);
-        assert_tensor(db, &f, pf, "dbeta", D);
+        fx_assert_close(din, &f, pf, "din", n, GRAD_TOL);
+        fx_assert_close(dg, &f, pf, "dgamma", D, GRAD_TOL);
+        fx_assert_close(db, &f, pf, "dbeta", D, GRAD_TOL);
         free(in), free(g), free(b), free(dout), free(out), free(din), free(m), free(r), free(dg),
             free(db);
     }
@@ -211,14 +177,14 @@ END_TEST
 START_TEST(reference_gelu)
 {
     fx_file f;
-    load(&f, "gelu.fx");
-    size_t n = need(&f, "", "x", (size_t)-1)->n;
+    fx_load_named(&f, "gelu.fx");
+    size_t n = fx_need(&f, "", "x", (size_t)-1)->n;
     float *x = floats(&f, "", "x", n), *dout = floats(&f, "", "g_dout", n);
     float *y = malloc(sizeof *y * n), *din = malloc(sizeof *din * n);
     cx_gelu_forward(y, x, n);
     cx_gelu_backward(din, dout, x, n);
-    assert_tensor(y, &f, "", "out", n);
-    assert_tensor(din, &f, "", "din", n);
+    fx_assert_close(y, &f, "", "out", n, GRAD_TOL);
+    fx_assert_close(din, &f, "", "din", n, GRAD_TOL);
     free(x), free(dout), free(y), free(din);
     fx_free(&f);
 }
@@ -227,7 +193,7 @@ END_TEST
 START_TEST(reference_embag_mean_padding)
 {
     fx_file f;
-    load(&f, "embag.fx");
+    fx_load_named(&f, "embag.fx");
     int B = (int)dim(&f, "", "tokens", 0), T = (int)dim(&f, "", "tokens", 1);
     int V = (int)dim(&f, "", "table", 0), D = (int)dim(&f, "", "table", 1);
     int32_t *pad = ints(&f, "", "pad", 1), *tok = ints(&f, "", "tokens", (size_t)B * T);
@@ -235,9 +201,9 @@ START_TEST(reference_embag_mean_padding)
     float *dout = floats(&f, "", "e_dout", (size_t)B * D);
     float *out = malloc(sizeof *out * B * D), *dtable = calloc((size_t)V * D, sizeof *dtable);
     cx_embag_mean_forward(out, tok, table, B, T, D, *pad);
-    assert_tensor(out, &f, "", "out", (size_t)B * D);
+    fx_assert_close(out, &f, "", "out", (size_t)B * D, GRAD_TOL);
     cx_embag_mean_backward(dtable, dout, tok, B, T, D, *pad);
-    assert_tensor(dtable, &f, "", "dtable", (size_t)V * D);
+    fx_assert_close(dtable, &f, "", "dtable", (size_t)V * D, GRAD_TOL);
     free(pad), free(tok), free(table), free(dout), free(out), free(dtable);
     fx_free(&f);
 }
@@ -246,18 +212,18 @@ END_TEST
 START_TEST(reference_linear)
 {
     fx_file f;
-    load(&f, "linear.fx");
+    fx_load_named(&f, "linear.fx");
     int B = (int)dim(&f, "", "in", 0), K = (int)dim(&f, "", "in", 1), N = (int)dim(&f, "", "w", 0);
     float *in = floats(&f, "", "in", (size_t)B * K), *w = floats(&f, "", "w", (size_t)N * K);
     float *b = floats(&f, "", "b", N), *dout = floats(&f, "", "l_dout", (size_t)B * N);
     float *out = malloc(sizeof *out * B * N), *din = malloc(sizeof *din * B * K);
     float *dw = calloc((size_t)N * K, sizeof *dw), *db = calloc(N, sizeof *db);
     cx_linear_forward(out, in, w, b, B, K, N);
-    assert_tensor(out, &f, "", "out", (size_t)B * N);
+    fx_assert_close(out, &f, "", "out", (size_t)B * N, GRAD_TOL);
     cx_linear_backward(din, dw, db, dout, in, w, B, K, N);
-    assert_tensor(din, &f, "", "din", (size_t)B * K);
-    assert_tensor(dw, &f, "", "dw", (size_t)N * K);
-    assert_tensor(db, &f, "", "db", N);
+    fx_assert_close(din, &f, "", "din", (size_t)B * K, GRAD_TOL);
+    fx_assert_close(dw, &f, "", "dw", (size_t)N * K, GRAD_TOL);
+    fx_assert_close(db, &f, "", "db", N, GRAD_TOL);
     free(in), free(w), free(b), free(dout), free(out), free(din), free(dw), free(db);
     fx_free(&f);
 }

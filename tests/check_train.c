@@ -292,9 +292,7 @@ static void two_steps(const char *which)
 {
     fx_file f;
     cx_err err;
-    char path[512];
-    fx_path(path, sizeof path, "train_step.fx");
-    ck_assert_msg(fx_load(&f, path, &err) == CX_OK, "%s", err.msg);
+    fx_load_named(&f, "train_step.fx");
     int clip = strcmp(which, "clip") == 0;
     cx_model m;
     cx_model_spec s = small_spec(clip ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL);
@@ -354,7 +352,6 @@ static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("gradients");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, clip_step_gradients);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, sl_step_gradients_linear_ce);

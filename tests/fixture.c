@@ -3,6 +3,7 @@
 #include "config.h"
 #include "tests/fixture.h"
 
+#include <check.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -309,4 +310,37 @@ void fx_path(char *buf, size_t len, const char *name)
 {
     const char *top = getenv("TOP_SRCDIR");
     snprintf(buf, len, "%s/tests/fixtures/%s", top && *top ? top : ".", name);
+}
+
+void fx_load_named(fx_file *f, const char *name)
+{
+    char path[4096];
+    fx_path(path, sizeof path, name);
+    cx_err err = {0};
+    cx_status st = fx_load(f, path, &err);
+    ck_assert_msg(st == CX_OK, "%s", err.msg);
+}
+
+const fx_tensor *fx_need(const fx_file *f, const char *prefix, const char *name, size_t n)
+{
+    char full[FX_NAME_MAX * 2];
+    snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "_" : "", name);
+    const fx_tensor *t = fx_get(f, full);
+    ck_assert_msg(t != NULL, "fixture has no tensor '%s'", full);
+    if (n != (size_t)-1)
+        ck_assert_msg(t->n == n, "tensor '%s' has %zu values, want %zu", full, t->n, n);
+    return t;
+}
+
+void fx_assert_close(const float *got, const fx_file *f, const char *prefix, const char *name,
+                     size_t n, double tol)
+{
+    const fx_tensor *t = fx_need(f, prefix, name, n);
+    double scale = 1.0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(t->v[i]));
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - t->v[i]) <= tol * scale,
+                      "%s%s%s[%zu]: got %.9g, torch %.9g (tolerance %.3g)", prefix,
+                      *prefix ? "_" : "", name, i, (double)got[i], t->v[i], tol * scale);
 }

@@ -55,4 +55,14 @@ cx_status fx_to_int32(const fx_tensor *t, int32_t *out, cx_err *err);
 /* $TOP_SRCDIR/tests/fixtures/NAME (TOP_SRCDIR defaults to "."); into buf of size len. */
 void fx_path(char *buf, size_t len, const char *name);
 
+/* For Check tests: load the fixture called name, or fail the test with the reader's message. */
+void fx_load_named(fx_file *f, const char *name);
+/* Tensor PREFIX_NAME (NAME when prefix is ""), failing the test when it is absent or, unless n
+ * is (size_t)-1, when it does not hold n values. */
+const fx_tensor *fx_need(const fx_file *f, const char *prefix, const char *name, size_t n);
+/* got (n) against tensor PREFIX_NAME: |got - torch| <= tol max(1, max |torch|) elementwise,
+ * failing the test at the first offender. */
+void fx_assert_close(const float *got, const fx_file *f, const char *prefix, const char *name,
+                     size_t n, double tol);
+
 #endif

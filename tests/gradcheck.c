@@ -181,3 +181,58 @@ float *gc_frand(size_t n, uint64_t seed, double sd)
     gc_fill_normal(p, n, seed, sd);
     return p;
 }
+
+void gc_fill_nan(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = NAN;
+}
+
+uint64_t gc_hash_bytes(const void *p, size_t bytes)
+{
+    const unsigned char *c = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < bytes; i++)
+        h = (h ^ c[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* 2x2 stride-2 max pooling, the first maximum winning; idx as the op's. Input in double. */
+void gc_naive_maxpool2x2(double *out, int32_t *idx, const double *in, int B, int C, int H, int W)
+{
+    int Ho = H / 2, Wo = W / 2;
+    for (int t = 0; t < B * C; t++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                double m = -INFINITY;
+                int32_t at = -1;
+                for (int a = 0; a < 2; a++)
+                    for (int c = 0; c < 2; c++) {
+                        int ih = 2 * oh + a, iw = 2 * ow + c;
+                        double v = in[(size_t)t * H * W + (size_t)ih * W + iw];
+                        if (at < 0 || v > m) {
+                            m = v;
+                            at = ih * W + iw;
+                        }
+                    }
+                out[(size_t)t * Ho * Wo + (size_t)oh * Wo + ow] = m;
+                if (idx)
+                    idx[(size_t)t * Ho * Wo + (size_t)oh * Wo + ow] = at;
+            }
+}
+
+void gc_assert_close(const float *got, const double *want, size_t n, double rtol, double atol,
+                     const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i];
+        ck_assert_msg(fabs(g - w) <= atol + rtol * fabs(w), "%s[%zu]: got %.9g, want %.9g", what,
+                      i, g, w);
+    }
+}
+
+void gc_assert_passed(int rc, const gc_report *rep, const char *what)
+{
+    ck_assert_msg(rc == 0, "%s: %s", what, rep->msg);
+    ck_assert_msg(rep->checked > 0, "%s: nothing checked", what);
+}

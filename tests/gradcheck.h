@@ -91,4 +91,20 @@ float *gc_fbuf(size_t n);
 double *gc_dbuf(size_t n);
 float *gc_frand(size_t n, uint64_t seed, double sd);
 
+/* |got - want| <= atol + rtol |want| elementwise, failing the test at the first offender. */
+void gc_assert_close(const float *got, const double *want, size_t n, double rtol, double atol,
+                     const char *what);
+/* Fail the test unless gc_check passed (rc 0) and checked something. */
+void gc_assert_passed(int rc, const gc_report *rep, const char *what);
+
+/* x (n) = NaN: an output buffer whose old contents must not matter. */
+void gc_fill_nan(float *x, size_t n);
+
+/* FNV-1a hash of bytes, to compare outputs bit for bit across runs. */
+uint64_t gc_hash_bytes(const void *p, size_t bytes);
+
+/* The naive reference of 2x2 stride-2 max pooling (the ops tests and the CNN tower's): the first
+ * maximum wins; idx (may be NULL) as cx_maxpool2d's. Input in double. */
+void gc_naive_maxpool2x2(double *out, int32_t *idx, const double *in, int B, int C, int H, int W);
+
 #endif

@@ -11,29 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The folder part of path ("." when there is none), in a new string. */
-static char *folder_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    size_t n = (size_t)(slash - path);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, path, n);
-        d[n] = '\0';
-    }
-    return d;
-}
+#include "lib/base/path.h"
 
 /* A hidden sibling name: DIR/.NAME.XXXXXX (the suffix chosen by mkstemp, or by the caller). */
 static char *sibling_name(const char *path, const char *suffix)
 {
-    const char *slash = strrchr(path, '/');
-    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-    const char *base = path + dir_len;
+    const char *base = cx_path_leaf(path);
+    size_t dir_len = (size_t)(base - path);
     size_t n = dir_len + 1 + strlen(base) + 1 + strlen(suffix) + 1;
     char *d = malloc(n);
     if (d)
@@ -49,7 +33,7 @@ cx_status cx_afile_open(cx_afile *f, const char *path, cx_err *err)
     if (!f->path)
         return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
 #ifdef O_TMPFILE
-    char *dir = folder_of(path);
+    char *dir = cx_path_dir(path);
     if (!dir) {
         cx_afile_abort(f);
         return cx_fail(err, CX_ENOMEM, "%s: out of memory", path);

@@ -2,6 +2,9 @@
 #include "lib/base/json.h"
 
 #include <math.h>
+#include <stdint.h>
+
+#include "lib/base/utf8.h"
 
 void cx_json_init(cx_json *j, FILE *fp, int pretty)
 {
@@ -81,10 +84,22 @@ void cx_json_write_string(FILE *fp, const char *s)
             fputs("\\t", fp);
             break;
         default:
-            if (*p < 0x20)
+            if (*p < 0x20) {
                 fprintf(fp, "\\u%04x", *p);
-            else
+            } else if (*p < 0x80) {
                 fputc(*p, fp);
+            } else {
+                /* JSON text is UTF-8: a byte that is not (a path from the command line may
+                 * hold one) becomes U+FFFD, as in the configuration writer. */
+                uint32_t cp;
+                size_t len = cx_utf8_next((const char *)p, SIZE_MAX, &cp);
+                if (len == 0) {
+                    fputs("\\ufffd", fp);
+                } else {
+                    fwrite(p, 1, len, fp);
+                    p += len - 1;
+                }
+            }
         }
     }
     fputc('"', fp);

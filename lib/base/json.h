@@ -29,7 +29,7 @@ void cx_json_double(cx_json *j, double v);
 void cx_json_int(cx_json *j, long long v);
 void cx_json_bool(cx_json *j, int v);
 void cx_json_null(cx_json *j);
-/* Write s to fp as a JSON string literal with quotes. */
+/* Write s to fp as a JSON string literal with quotes; a byte that is not UTF-8 becomes U+FFFD. */
 void cx_json_write_string(FILE *fp, const char *s);
 
 #endif

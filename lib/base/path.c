@@ -45,6 +45,12 @@ char *cx_path_dir(const char *path)
     return d;
 }
 
+const char *cx_path_leaf(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
 cx_status cx_mkdir_p(const char *path, cx_err *err)
 {
     size_t n = strlen(path);

@@ -10,6 +10,9 @@ char *cx_path_join(const char *base, const char *rel);
 /* The folder part of path: "." when path has no slash. NULL on OOM. */
 char *cx_path_dir(const char *path);
 
+/* The last component of path: what follows its last slash, or path itself. */
+const char *cx_path_leaf(const char *path);
+
 /* Create path and its missing parents (like mkdir -p). */
 cx_status cx_mkdir_p(const char *path, cx_err *err);
 

@@ -13,6 +13,7 @@
 
 #include "lib/base/afile.h"
 #include "lib/base/path.h"
+#include "lib/base/utf8.h"
 
 enum { KEY_MAX = 128 }; /* longest dotted key, checked by cx_conf_schema_check */
 
@@ -465,39 +466,10 @@ static int parse_double(const char *t, double *out)
     return 1;
 }
 
-static int utf8_valid(const char *str)
+static int utf8_valid(const char *s)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s;
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
+    size_t n = strlen(s);
+    return cx_utf8_check(s, n) == n;
 }
 
 /* ---- paths ----------------------------------------------------------------------------------- */
@@ -1201,39 +1173,28 @@ static void format_double(double v, char *buf, size_t n)
  * code) becomes U+FFFD, since YAML text cannot hold it. */
 static void write_quoted(FILE *fp, const char *str)
 {
-    const unsigned char *s = (const unsigned char *)str;
+    const char *s = str, *end = str + strlen(str);
     fputc('"', fp);
-    while (*s) {
-        unsigned c = *s, cp = c;
-        size_t n = 1;
-        if (c >= 0x80) {
-            n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-            cp = n ? c & (n == 2 ? 0x1f : n == 3 ? 0x0f : 0x07) : 0;
-            for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80) {
-                    n = 0;
-                    break;
-                }
-                cp = (cp << 6) | (s[i] & 0x3f);
-            }
-            if (n == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-                fputs("\\ufffd", fp);
-                s++;
-                continue;
-            }
+    while (s < end) {
+        uint32_t cp;
+        size_t n = cx_utf8_next(s, (size_t)(end - s), &cp);
+        if (n == 0) {
+            fputs("\\ufffd", fp);
+            s++;
+            continue;
         }
-        if (c == '"' || c == '\\')
-            fprintf(fp, "\\%c", c);
-        else if (c == '\n')
+        if (cp == '"' || cp == '\\')
+            fprintf(fp, "\\%c", (int)cp);
+        else if (cp == '\n')
             fputs("\\n", fp);
-        else if (c == '\t')
+        else if (cp == '\t')
             fputs("\\t", fp);
-        else if (c == '\r')
+        else if (cp == '\r')
             fputs("\\r", fp);
         else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f))
-            fprintf(fp, "\\x%02x", cp);
+            fprintf(fp, "\\x%02x", (unsigned)cp);
         else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
-            fprintf(fp, "\\u%04x", cp);
+            fprintf(fp, "\\u%04x", (unsigned)cp);
         else
             fwrite(s, 1, n, fp);
         s += n;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/path.h"
 #include "lib/data/idx.h"
 #include "lib/data/npy.h"
 
@@ -23,8 +24,7 @@ cx_array_format cx_array_sniff(const char *path, const unsigned char *head, size
     static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (n >= 6 && memcmp(head, npy_magic, 6) == 0)
         return CX_FORMAT_NPY;
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
+    const char *base = cx_path_leaf(path);
     size_t len = strlen(base);
     if (ends_with(base, len, ".gz"))
         len -= 3;

@@ -6,6 +6,7 @@
 
 #include "lib/base/gzfile.h"
 #include "lib/base/strmap.h"
+#include "lib/base/utf8.h"
 #include "lib/data/annotations.h"
 
 typedef struct {
@@ -33,9 +34,19 @@ struct cx_matcher {
     int num_hits;
 };
 
-static int is_letter(unsigned char c)
+/* ASCII letters and every non-ASCII code point, so non-English words stay whole. */
+static int is_letter(uint32_t cp)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+    return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp >= 0x80;
+}
+
+/* Length of the letter at s[0..n), or 0 when there is none (a separator, a byte that is not
+ * UTF-8, the end). */
+static size_t letter_at(const char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len = cx_utf8_next(s, n, &cp);
+    return len && is_letter(cp) ? len : 0;
 }
 
 /* Crude English plural folding, applied alike to synonyms and captions: returns the new
@@ -63,13 +74,15 @@ size_t cx_caption_words(const char *s, size_t n, unsigned flags,
     char word[256];
     size_t count = 0, i = 0;
     while (i < n) {
-        while (i < n && !is_letter((unsigned char)s[i]))
+        while (i < n && !letter_at(s + i, n - i))
             i++;
-        size_t len = 0;
-        while (i < n && is_letter((unsigned char)s[i])) {
-            char c = s[i++];
-            if (len < sizeof word)
-                word[len++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        size_t len = 0, k;
+        while ((k = letter_at(s + i, n - i)) > 0) {
+            for (; k > 0; k--) {
+                char c = s[i++];
+                if (len < sizeof word)
+                    word[len++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+            }
         }
         if (!len)
             continue;

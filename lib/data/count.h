@@ -14,8 +14,9 @@ typedef struct cx_matcher cx_matcher;
 
 enum { CX_MATCH_PLURALS = 1u }; /* fold simple English plurals (boxes -> box, ponies -> pony) */
 
-/* Words of s[0..n): runs of letters, ASCII lower-cased; bytes of UTF-8 sequences count as
- * letters (so non-English words stay whole); everything else separates. Calls fn for each word
+/* Words of s[0..n): runs of letters, ASCII lower-cased; every non-ASCII code point counts as a
+ * letter (so non-English words stay whole); everything else, a byte that is not UTF-8 too,
+ * separates. Calls fn for each word
  * (w is not NUL-terminated and is only valid during the call). Returns the number of words. */
 size_t cx_caption_words(const char *s, size_t n, unsigned flags,
                         void (*fn)(void *ctx, const char *w, size_t len), void *ctx);

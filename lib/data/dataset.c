@@ -346,8 +346,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     if (name) {
         ds->name = strdup(name->scalar);
     } else {
-        const char *base = strrchr(yaml_path, '/');
-        base = base ? base + 1 : yaml_path;
+        const char *base = cx_path_leaf(yaml_path);
         size_t n = strlen(base);
         if (n > 5 && !strcmp(base + n - 5, ".yaml"))
             n -= 5;

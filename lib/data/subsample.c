@@ -34,33 +34,46 @@ void cx_subsample_defaults(cx_subsample_opts *o)
     o->n_min = 1;
 }
 
-void cx_profile_exp(int64_t n_max, double rho, int C, int64_t *sizes)
-{
-    /* As the CIFAR-LT code computes it (n_max * (1/rho)^(i/(C-1)), truncated), so counts match
-     * the literature's exactly, e.g. 6000, 3596, ..., 60 for 10 classes and rho 100. */
-    for (int i = 0; i < C; i++)
-        sizes[i] =
-            C == 1 ? n_max : (int64_t)((double)n_max * pow(1.0 / rho, (double)i / (C - 1.0)));
-}
-
 double cx_profile_pareto_alpha(double rho, int C)
 {
     return C > 1 ? log(rho) / log((double)C) : 0.0;
 }
 
+double cx_profile_size(cx_profile p, double head, int i, int C, double rho, double alpha,
+                       double mu)
+{
+    switch (p) {
+    case CX_PROFILE_EXP:
+        /* As the CIFAR-LT code computes it (n_max * (1/rho)^(i/(C-1))), so truncated counts
+         * match the literature's exactly, e.g. 6000, 3596, ..., 60 for 10 classes and rho 100. */
+        return C > 1 ? head * pow(1.0 / rho, (double)i / (C - 1.0)) : head;
+    case CX_PROFILE_PARETO:
+        return head * pow((double)(i + 1), -alpha);
+    case CX_PROFILE_STEP:
+        return i < (int)floor(mu * C + 1e-9) ? head : head / rho;
+    default:
+        return head;
+    }
+}
+
+void cx_profile_exp(int64_t n_max, double rho, int C, int64_t *sizes)
+{
+    for (int i = 0; i < C; i++)
+        sizes[i] = (int64_t)cx_profile_size(CX_PROFILE_EXP, (double)n_max, i, C, rho, 0, 0);
+}
+
 void cx_profile_pareto(int64_t n_max, double alpha, int64_t n_min, int C, int64_t *sizes)
 {
     for (int i = 0; i < C; i++) {
-        int64_t v = (int64_t)((double)n_max * pow((double)(i + 1), -alpha));
+        int64_t v = (int64_t)cx_profile_size(CX_PROFILE_PARETO, (double)n_max, i, C, 0, alpha, 0);
         sizes[i] = v < n_min ? n_min : v;
     }
 }
 
 void cx_profile_step(int64_t n_max, double rho, double mu, int C, int64_t *sizes)
 {
-    int head = (int)floor(mu * C + 1e-9);
     for (int i = 0; i < C; i++)
-        sizes[i] = i < head ? n_max : (int64_t)((double)n_max / rho);
+        sizes[i] = (int64_t)cx_profile_size(CX_PROFILE_STEP, (double)n_max, i, C, rho, 0, mu);
 }
 
 /* ---- apportionment ------------------------------------------------------------------------- */

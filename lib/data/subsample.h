@@ -41,6 +41,13 @@ typedef struct {
 
 void cx_subsample_defaults(cx_subsample_opts *o);
 
+/* The size at position i = 0..C-1 of profile p (exp, pareto, step or uniform) for a head class
+ * of size head, before any truncation: head rho^(-i/(C-1)), head (i+1)^(-alpha), head or
+ * head / rho, head. synth's weights (head 1) and subsample's sizes (head n_max,
+ * truncated) both come from it. */
+double cx_profile_size(cx_profile p, double head, int i, int C, double rho, double alpha,
+                       double mu);
+
 /* Profile sizes by position i = 0..C-1 (before capping at what each class has). */
 void cx_profile_exp(int64_t n_max, double rho, int C, int64_t *sizes);
 void cx_profile_pareto(int64_t n_max, double alpha, int64_t n_min, int C, int64_t *sizes);

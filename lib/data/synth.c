@@ -386,24 +386,9 @@ static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
         if (count == 0)
             continue;
         int64_t total = part ? open_samples(o) : o->n - open_samples(o);
-        for (int i = 0; i < count; i++) {
-            double v;
-            switch (o->profile) {
-            case CX_PROFILE_EXP:
-                v = count > 1 ? pow(1.0 / o->rho, (double)i / (count - 1.0)) : 1.0;
-                break;
-            case CX_PROFILE_STEP:
-                v = i < (int)floor(o->mu * count + 1e-9) ? 1.0 : 1.0 / o->rho;
-                break;
-            case CX_PROFILE_UNIFORM:
-                v = 1.0;
-                break;
-            default:
-                v = pow((double)(i + 1),
-                        -(o->alpha > 0 ? o->alpha : cx_profile_pareto_alpha(o->rho, count)));
-            }
-            wt[i] = v;
-        }
+        double alpha = o->alpha > 0 ? o->alpha : cx_profile_pareto_alpha(o->rho, count);
+        for (int i = 0; i < count; i++)
+            wt[i] = cx_profile_size(o->profile, 1.0, i, count, o->rho, alpha, o->mu);
         cx_apportion(wt, count, total, 1, sz);
         for (int i = 0; i < count; i++)
             w->train_counts[first + i] = sz[i];

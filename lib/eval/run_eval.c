@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "lib/base/clock.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/internal.h"
 #include "lib/eval/score.h"
@@ -295,13 +295,6 @@ void cx_run_eval_info_free(cx_run_eval_info *info)
     memset(info, 0, sizeof *info);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static char *dup_or_null(const char *s)
 {
     if (!s)
@@ -390,7 +383,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     eval_state s;
     memset(&s, 0, sizeof s);
     cx_status st;
-    double t0 = now_seconds();
+    double t0 = cx_clock_seconds();
 
     if (o->batch < 1)
         return cx_fail(err, CX_EUSAGE, "feature batch %d: must be at least 1", o->batch);
@@ -441,7 +434,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         goto done;
     }
     info->n_test = (int64_t)test->n;
-    double t1 = now_seconds();
+    double t1 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_LOAD] = t1 - t0;
 
     char what[512];
@@ -458,7 +451,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         if ((st = training_features(&s, what, &info->n_train, err)))
             goto done;
     }
-    double t2 = now_seconds();
+    double t2 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_FEATURES] = t2 - t1;
 
     if ((st = cx_run_classifier(run, &s.ds, mode, s.train_feat, s.train_y, (int)info->n_train,
@@ -471,12 +464,12 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     /* The training features are not needed any more: give their memory back before scoring. */
     free(s.train_feat);
     s.train_feat = NULL;
-    double t3 = now_seconds();
+    double t3 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_CLASSIFIER] = t3 - t2;
 
     if ((st = cx_eval_score(&s.clf, s.test_feat, test->y, (int)test->n, 0, &s.pred, err)))
         goto done;
-    double t4 = now_seconds();
+    double t4 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_SCORING] = t4 - t3;
 
     if ((st = cx_eval_report_build(report, &s.pred, test->y, run->meta.class_counts,
@@ -487,7 +480,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                                   err)) ||
         (st = cx_eval_report_attach_collapse(report, &s.col, err)))
         goto done;
-    info->seconds[CX_EVAL_PHASE_METRICS] = now_seconds() - t4;
+    info->seconds[CX_EVAL_PHASE_METRICS] = cx_clock_seconds() - t4;
 done:
     state_free(&s);
     if (st) {

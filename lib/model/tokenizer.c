@@ -4,39 +4,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_word_byte(unsigned char c)
+#include "lib/base/utf8.h"
+
+/* Letters and digits: ASCII ones and every non-ASCII code point, so non-English words stay whole. */
+static int is_word_char(uint32_t cp)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+    return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9') ||
+           cp >= 0x80;
 }
 
-static unsigned char lower(unsigned char c)
+/* Length of the word character at text + i, or 0 when there is none (a separator, a byte that
+ * is not UTF-8, the end). */
+static size_t word_char_at(const char *text, size_t i)
 {
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+    uint32_t cp;
+    size_t len = cx_utf8_next(text + i, SIZE_MAX, &cp);
+    return len && is_word_char(cp) ? len : 0;
 }
 
-static uint64_t hash_word(const char *w, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)w[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-/* Next word of text starting at *pos: lower-cased into buf (truncated to cap - 1 bytes).
+/* Next word of text starting at *pos: ASCII lower-cased into buf (truncated to cap - 1 bytes).
  * Returns the word's length, 0 at the end. */
 static size_t next_word(const char *text, size_t *pos, char *buf, size_t cap)
 {
-    const unsigned char *t = (const unsigned char *)text;
-    size_t i = *pos;
-    while (t[i] && !is_word_byte(t[i]))
+    size_t i = *pos, len;
+    while (text[i] && !word_char_at(text, i))
         i++;
     size_t n = 0;
-    while (t[i] && is_word_byte(t[i])) {
-        if (n + 1 < cap)
-            buf[n++] = (char)lower(t[i]);
-        i++;
+    while ((len = word_char_at(text, i)) > 0) {
+        for (size_t k = 0; k < len; k++, i++) {
+            char c = text[i];
+            if (n + 1 < cap)
+                buf[n++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
     }
     buf[n] = '\0';
     *pos = i;
@@ -50,30 +49,8 @@ enum { WORD_MAX = 256 };
 cx_status cx_vocab_builder_init(cx_vocab_builder *b, cx_err *err)
 {
     memset(b, 0, sizeof *b);
-    b->nslots = 1024;
-    b->slots = malloc(sizeof *b->slots * b->nslots);
-    if (!b->slots)
+    if (cx_strmap_init(&b->index, 512) != 0)
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    memset(b->slots, 0xff, sizeof *b->slots * b->nslots);
-    return CX_OK;
-}
-
-static cx_status builder_grow(cx_vocab_builder *b, cx_err *err)
-{
-    size_t ns = b->nslots * 2;
-    int32_t *slots = malloc(sizeof *slots * ns);
-    if (!slots)
-        return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    memset(slots, 0xff, sizeof *slots * ns);
-    for (size_t i = 0; i < b->n; i++) {
-        size_t s = hash_word(b->words[i], strlen(b->words[i])) & (ns - 1);
-        while (slots[s] >= 0)
-            s = (s + 1) & (ns - 1);
-        slots[s] = (int32_t)i;
-    }
-    free(b->slots);
-    b->slots = slots;
-    b->nslots = ns;
     return CX_OK;
 }
 
@@ -82,13 +59,6 @@ cx_status cx_vocab_builder_add(cx_vocab_builder *b, const char *text, cx_err *er
     char w[WORD_MAX];
     size_t pos = 0, n;
     while ((n = next_word(text, &pos, w, sizeof w)) > 0) {
-        size_t s = hash_word(w, n) & (b->nslots - 1);
-        while (b->slots[s] >= 0 && strcmp(b->words[b->slots[s]], w) != 0)
-            s = (s + 1) & (b->nslots - 1);
-        if (b->slots[s] >= 0) {
-            b->counts[b->slots[s]]++;
-            continue;
-        }
         if (b->n == b->cap) {
             size_t ncap = b->cap ? 2 * b->cap : 256;
             char **nw = realloc(b->words, sizeof *nw * ncap);
@@ -101,16 +71,16 @@ cx_status cx_vocab_builder_add(cx_vocab_builder *b, const char *text, cx_err *er
             b->counts = nc;
             b->cap = ncap;
         }
+        int at = cx_strmap_put(&b->index, w, n, (int)b->n);
+        if (at < 0)
+            return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
+        if ((size_t)at < b->n) {
+            b->counts[at]++;
+            continue;
+        }
         if (!(b->words[b->n] = strndup(w, n)))
             return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-        b->counts[b->n] = 1;
-        b->slots[s] = (int32_t)b->n;
-        b->n++;
-        if (2 * b->n > b->nslots) {
-            cx_status st = builder_grow(b, err);
-            if (st)
-                return st;
-        }
+        b->counts[b->n++] = 1;
     }
     return CX_OK;
 }
@@ -121,7 +91,7 @@ void cx_vocab_builder_free(cx_vocab_builder *b)
         free(b->words[i]);
     free(b->words);
     free(b->counts);
-    free(b->slots);
+    cx_strmap_free(&b->index);
     memset(b, 0, sizeof *b);
 }
 
@@ -129,22 +99,14 @@ void cx_vocab_builder_free(cx_vocab_builder *b)
 
 static cx_status vocab_index(cx_vocab *v, cx_err *err)
 {
-    size_t ns = 64;
-    while (ns < 2 * (size_t)v->size)
-        ns *= 2;
-    v->slots = malloc(sizeof *v->slots * ns);
-    if (!v->slots)
+    if (cx_strmap_init(&v->ids, (size_t)v->size) != 0)
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    memset(v->slots, 0xff, sizeof *v->slots * ns);
-    v->nslots = ns;
     for (int i = 2; i < v->size; i++) {
-        size_t s = hash_word(v->words[i], strlen(v->words[i])) & (ns - 1);
-        while (v->slots[s] >= 0) {
-            if (strcmp(v->words[v->slots[s]], v->words[i]) == 0)
-                return cx_fail(err, CX_EDATA, "vocabulary: word '%s' appears twice", v->words[i]);
-            s = (s + 1) & (ns - 1);
-        }
-        v->slots[s] = i;
+        int id = cx_strmap_put(&v->ids, v->words[i], strlen(v->words[i]), i);
+        if (id < 0)
+            return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
+        if (id != i)
+            return cx_fail(err, CX_EDATA, "vocabulary: word '%s' appears twice", v->words[i]);
     }
     return CX_OK;
 }
@@ -205,14 +167,8 @@ cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_voc
 
 int32_t cx_vocab_lookup(const cx_vocab *v, const char *word, size_t len)
 {
-    size_t s = hash_word(word, len) & (v->nslots - 1);
-    while (v->slots[s] >= 0) {
-        const char *w = v->words[v->slots[s]];
-        if (strlen(w) == len && memcmp(w, word, len) == 0)
-            return v->slots[s];
-        s = (s + 1) & (v->nslots - 1);
-    }
-    return CX_TOKEN_UNK;
+    int id = cx_strmap_get(&v->ids, word, len);
+    return id >= 0 ? id : CX_TOKEN_UNK;
 }
 
 int cx_tokenize(const cx_vocab *v, const char *text, int32_t *out, int max_tokens)
@@ -282,6 +238,6 @@ void cx_vocab_free(cx_vocab *v)
     for (int i = 0; v->words && i < v->size; i++)
         free(v->words[i]);
     free(v->words);
-    free(v->slots);
+    cx_strmap_free(&v->ids);
     memset(v, 0, sizeof *v);
 }

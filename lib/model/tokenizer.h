@@ -1,5 +1,5 @@
-/* Word tokenizer for captions and prompts: lower-cased runs of letters and digits (bytes of
- * multi-byte UTF-8 characters count as letters), a vocabulary built from the training text,
+/* Word tokenizer for captions and prompts: ASCII lower-cased runs of letters and digits (every
+ * non-ASCII code point counts as a letter; a byte that is not UTF-8 separates), a vocabulary built from the training text,
  * fixed-length id sequences padded with CX_TOKEN_PAD. */
 #ifndef CX_MODEL_TOKENIZER_H
 #define CX_MODEL_TOKENIZER_H
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "lib/base/err.h"
+#include "lib/base/strmap.h"
 
 #define CX_TOKEN_PAD 0 /* "<pad>": ignored by the text tower */
 #define CX_TOKEN_UNK 1 /* "<unk>": words outside the vocabulary */
@@ -15,8 +16,7 @@
 typedef struct {
     char **words;     /* (size) owned; words[0] = "<pad>", words[1] = "<unk>" */
     int size;
-    int32_t *slots;   /* (nslots) open-addressing hash of word -> id, -1 empty; owned */
-    size_t nslots;
+    cx_strmap ids;    /* word -> id for words[2..size); owned */
 } cx_vocab;
 
 /* Counts words over many texts, then keeps those seen at least min_count times. */
@@ -24,8 +24,7 @@ typedef struct {
     char **words;     /* owned */
     int64_t *counts;
     size_t n, cap;
-    int32_t *slots;
-    size_t nslots;
+    cx_strmap index; /* word -> its position in words; owned */
 } cx_vocab_builder;
 
 cx_status cx_vocab_builder_init(cx_vocab_builder *b, cx_err *err);

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/base/afile.h"
+#include "lib/base/clock.h"
 #include "lib/base/json.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
@@ -54,13 +54,6 @@ typedef struct {
     char **log_lines;
     int64_t nlog;
 } trainer;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void trainer_free(trainer *t)
 {
@@ -465,7 +458,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
         int64_t epoch = meta->step / spe; /* 0-based */
         cx_sampler_epoch(t->sampler, epoch, t->order);
         uint64_t caption_seed = cx_rng_stream(TAG_CAPTIONS, (uint64_t)cfg->seed, (uint64_t)epoch);
-        double epoch_start = now_seconds(), io_seconds = 0.0;
+        double epoch_start = cx_clock_seconds(), io_seconds = 0.0;
         int64_t samples_this_session = 0;
         for (int64_t k = meta->step % spe; k < spe; k++) {
             size_t first = (size_t)(k * t->batch);
@@ -513,7 +506,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             meta->epoch_loss_sum += loss;
             meta->epoch_loss_steps++;
             samples_this_session += G;
-            double elapsed = now_seconds() - epoch_start;
+            double elapsed = cx_clock_seconds() - epoch_start;
             status.step = meta->step;
             status.epoch = epoch + 1;
             status.loss = meta->epoch_loss_sum / (double)meta->epoch_loss_steps;
@@ -524,10 +517,10 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             status.logit_scale = cx_model_logit_scale(&t->model);
             int last = k + 1 == spe;
             if (cfg->ckpt.every > 0 && meta->step % cfg->ckpt.every == 0 && !last) {
-                double t0 = now_seconds();
+                double t0 = cx_clock_seconds();
                 if ((st = save_ckpt(t, err)))
                     return st;
-                io_seconds += now_seconds() - t0;
+                io_seconds += cx_clock_seconds() - t0;
             }
             if (hooks && hooks->on_progress && !last)
                 hooks->on_progress(hooks->ctx, &status, 0);
@@ -626,8 +619,9 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
             remove(t.ckpt_path);
             remove(t.log_path);
         }
+        /* config.yaml is the text the checkpoints record: the configuration serialised once. */
         if (!st)
-            st = cx_train_config_write(cfg, t.config_path, err);
+            st = cx_afile_write_all(t.config_path, t.config_text, strlen(t.config_text), err);
     }
     if (t.dist.size > 1)
         st = cx_dist_agree(&t.dist, st, err);

@@ -379,10 +379,9 @@ END_TEST
 
 static Suite *synth_suite(void)
 {
-    Suite *s = suite_create("data_synth");
+    Suite *s = suite_create("synth");
     TCase *tc = tcase_create("synth");
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, synth_files_load_with_promised_shapes_and_counts);
     tcase_add_test(tc, synth_same_bytes_for_any_thread_count);
     tcase_add_test(tc, synth_caption_modes_change_text_not_images);
