@@ -8,6 +8,7 @@
 
 #include "lib/base/blas.h"
 
+#include "blas_core.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -96,7 +97,7 @@ static int cmd_version(int argc, char **argv)
     int rc = cli_parse(&cmd_version_spec, argc, argv, &res);
     if (rc == CLI_OK) {
         printf("clipx %s\n", PACKAGE_VERSION);
-        printf("blas: %s\n", cx_blas_describe());
+        clipx_blas_core_print(stdout);
 #ifdef _OPENMP
         printf("openmp: yes\n");
 #else
@@ -130,6 +131,7 @@ static int close_stdout(const char *cmd, int status)
 
 int main(int argc, char **argv)
 {
+    clipx_blas_core_choose(argv);
     if (argc < 2) {
         print_overview(stderr);
         return EXIT_USAGE;

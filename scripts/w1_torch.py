@@ -63,6 +63,21 @@ class Vocab:
         return ids + [0] * (max_tokens - len(ids))
 
 
+def blas_core():
+    """The OpenBLAS core torch's matrix products run on (it links Debian's libopenblas)."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "libopenblas" in line}
+    for path in sorted(paths):
+        try:
+            get = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        get.restype = ctypes.c_char_p
+        return get().decode()
+    return "unknown"
+
+
 def mlp():
     return nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
                          nn.Linear(1024, 256))
@@ -177,7 +192,7 @@ def main():
     acc = [float((pred[y_test == c] == c).mean()) for c in range(10)]
     head_acc, mid_acc, tail_acc = thirds(acc, counts.tolist())
     print(json.dumps({
-        "impl": "pytorch", "variant": args.variant, "threads": args.threads,
+        "impl": "pytorch", "variant": args.variant, "threads": args.threads, "blas_core": blas_core(),
         "samples": steps_per_epoch * args.epochs * args.batch, "train_seconds": seconds,
         "samples_per_s": steps_per_epoch * args.epochs * args.batch / seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,

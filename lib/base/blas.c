@@ -66,6 +66,30 @@ void cx_blas_serial_end(int n)
         cx_blas_set_threads(n);
 }
 
+const char *cx_blas_core_name(void)
+{
+#ifdef HAVE_OPENBLAS_GET_CORENAME
+    return openblas_get_corename();
+#else
+    return NULL;
+#endif
+}
+
+const char *cx_blas_threading(void)
+{
+#ifdef HAVE_OPENBLAS_GET_PARALLEL
+    switch (openblas_get_parallel()) {
+    case 0:
+        return "serial";
+    case 1:
+        return "pthreads";
+    case 2:
+        return "openmp";
+    }
+#endif
+    return "unknown";
+}
+
 const char *cx_blas_describe(void)
 {
     static char buf[256];

@@ -23,6 +23,12 @@ void cx_blas_set_threads(int n);
 void cx_blas_serial_begin(void);
 void cx_blas_serial_end(int n);
 
+/* The core (kernel set) OpenBLAS runs, e.g. "SkylakeX"; NULL when the BLAS cannot say. */
+const char *cx_blas_core_name(void);
+
+/* Its threading build: "openmp", "pthreads", "serial", or "unknown". */
+const char *cx_blas_threading(void);
+
 /* The BLAS in use, e.g. "OpenBLAS 0.3.21 ... (openmp)", for `clipx version`. */
 const char *cx_blas_describe(void);
 

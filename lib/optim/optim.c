@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { NORM_BLOCK = 4096 };
 
@@ -86,15 +87,17 @@ double cx_optim_clip_grad(cx_optim *o, cx_params *p, double max_norm)
 #endif
 
 CX_VECTOR_CLONES
-static void adamw_tensor(float *restrict w, const float *restrict g, float *restrict m,
+static void adamw_tensor(float *restrict w, float *restrict g, float *restrict m,
                          float *restrict v, size_t n, float decay_mult, float b1, float b2,
-                         float step_size, float bc2_sqrt, float eps)
+                         float step_size, float bc2_sqrt, float eps, int zero_grad)
 {
     const float one_b1 = 1.0f - b1, one_b2 = 1.0f - b2;
     long len = (long)n;
 #pragma omp parallel for simd schedule(static) if (parallel : len > 32768)
     for (long i = 0; i < len; i++) {
         float gi = g[i];
+        if (zero_grad)
+            g[i] = 0.0f;
         float mi = m[i] * b1 + gi * one_b1;
         float vi = v[i] * b2 + gi * gi * one_b2;
         m[i] = mi;
@@ -105,13 +108,15 @@ static void adamw_tensor(float *restrict w, const float *restrict g, float *rest
 }
 
 CX_VECTOR_CLONES
-static void sgd_tensor(float *restrict w, const float *restrict g, float *restrict buf, size_t n,
-                       float lr, float wd, float momentum, int nesterov, int first)
+static void sgd_tensor(float *restrict w, float *restrict g, float *restrict buf, size_t n,
+                       float lr, float wd, float momentum, int nesterov, int first, int zero_grad)
 {
     long len = (long)n;
 #pragma omp parallel for simd schedule(static) if (parallel : len > 32768)
     for (long i = 0; i < len; i++) {
         float d = g[i];
+        if (zero_grad)
+            g[i] = 0.0f;
         if (wd != 0.0f)
             d += wd * w[i];
         if (buf) {
@@ -123,7 +128,7 @@ static void sgd_tensor(float *restrict w, const float *restrict g, float *restri
     }
 }
 
-void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi)
+static void step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi, int zero_grad)
 {
     const cx_optim_config *c = &o->cfg;
     o->step++;
@@ -133,8 +138,13 @@ void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t
         const cx_param_info *in = &p->info[t];
         size_t a = in->offset > lo ? in->offset : lo;
         size_t e = in->offset + in->size < hi ? in->offset + in->size : hi;
-        if ((in->flags & CX_PARAM_FROZEN) || a >= e)
+        if (a >= e)
             continue;
+        if (in->flags & CX_PARAM_FROZEN) {
+            if (zero_grad)
+                memset(p->grad + a, 0, sizeof(float) * (e - a));
+            continue;
+        }
         /* Elements [a, e) of tensor t; its state slots sit at the same offsets. */
         size_t at = a - in->offset;
         double wd = in->flags & CX_PARAM_NO_DECAY ? 0.0 : c->wd;
@@ -142,13 +152,23 @@ void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t
             adamw_tensor(p->value + a, p->grad + a, cx_param_state(p, 0, t) + at,
                          cx_param_state(p, 1, t) + at, e - a, (float)(1.0 - lr * wd),
                          (float)c->beta1, (float)c->beta2, (float)(lr / bc1), (float)sqrt(bc2),
-                         (float)c->eps);
+                         (float)c->eps, zero_grad);
         } else {
             float *buf = c->momentum != 0.0 ? cx_param_state(p, 0, t) + at : NULL;
             sgd_tensor(p->value + a, p->grad + a, buf, e - a, (float)lr, (float)wd,
-                       (float)c->momentum, c->nesterov, o->step == 1);
+                       (float)c->momentum, c->nesterov, o->step == 1, zero_grad);
         }
     }
+}
+
+void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi)
+{
+    step_range(o, p, lr, lo, hi, 0);
+}
+
+void cx_optim_step_range_zero(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi)
+{
+    step_range(o, p, lr, lo, hi, 1);
 }
 
 void cx_optim_step(cx_optim *o, cx_params *p, double lr)

@@ -50,4 +50,10 @@ void cx_optim_step(cx_optim *o, cx_params *p, double lr);
  * those elements is exactly cx_optim_step's. */
 void cx_optim_step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi);
 
+/* cx_optim_step_range that also leaves the gradient's elements [lo, hi) zero (frozen tensors'
+ * too), in the same pass: the update reads each gradient element once anyway, and a separate
+ * zeroing pass over the whole gradient is a memory-bound few percent of a W1 step. The
+ * parameters and state come out exactly as cx_optim_step_range's. */
+void cx_optim_step_range_zero(cx_optim *o, cx_params *p, double lr, size_t lo, size_t hi);
+
 #endif

@@ -50,6 +50,10 @@ typedef struct {
     float *shard_buf;  /* (largest gradient shard) reduce-scatter scratch, several processes */
     float *own_grad;   /* the params' own gradient and value buffers while the shared ones */
     float *own_value;  /* stand in (several processes on one machine) */
+    /* The last update left the gradient's [zeroed_lo, zeroed_hi) zero (it zeroes what it
+     * reads), so the next step zeroes only the rest. */
+    int grad_zeroed;
+    size_t zeroed_lo, zeroed_hi;
     /* log lines of finished epochs, owned */
     char **log_lines;
     int64_t nlog;
@@ -429,7 +433,10 @@ static cx_status update(trainer *t, double lr, cx_err *err)
     if (t->dist.size <= 1) {
         if (clip)
             cx_optim_clip_grad(&t->optim, p, t->cfg->optim.clip_grad);
-        cx_optim_step(&t->optim, p, lr);
+        cx_optim_step_range_zero(&t->optim, p, lr, 0, p->total);
+        t->grad_zeroed = 1;
+        t->zeroed_lo = 0;
+        t->zeroed_hi = p->total;
         return CX_OK;
     }
     if (clip) {
@@ -441,8 +448,23 @@ static cx_status update(trainer *t, double lr, cx_err *err)
     }
     size_t lo, hi;
     cx_dist_shard(&t->dist, p->total, &lo, &hi);
-    cx_optim_step_range(&t->optim, p, lr, lo, hi);
+    cx_optim_step_range_zero(&t->optim, p, lr, lo, hi);
+    t->grad_zeroed = 1;
+    t->zeroed_lo = lo;
+    t->zeroed_hi = hi;
     return cx_dist_allgather_shards(&t->dist, p->value, p->total, err);
+}
+
+/* A zero gradient for the next step: what the last update did not zero already. */
+static void zero_grad(trainer *t)
+{
+    cx_params *p = &t->model.params;
+    if (!t->grad_zeroed) {
+        cx_params_zero_grad(p);
+        return;
+    }
+    memset(p->grad, 0, sizeof(float) * t->zeroed_lo);
+    memset(p->grad + t->zeroed_hi, 0, sizeof(float) * (p->total - t->zeroed_hi));
 }
 
 static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err)
@@ -470,7 +492,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             cx_split_gather_f32(s, rows, (size_t)B, t->x);
             for (int i = 0; i < G; i++)
                 t->labels[i] = s->y[global_rows[i]];
-            cx_params_zero_grad(&t->model.params);
+            zero_grad(t);
             double loss;
             cx_status st;
             if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
