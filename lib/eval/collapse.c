@@ -205,11 +205,26 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
 #pragma omp for schedule(static, 1) nowait
             for (int i = 0; i < n; i++) {
                 double *restrict ai = a + (size_t)i * n;
-                for (int c = c0; c < c1; c++) {
+                int c = c0;
+                /* Four classes a pass over the row (the same additions in the same order,
+                 * a quarter of the loads and stores of ai). */
+                for (; c + 4 <= c1; c += 4) {
+                    const double *restrict m0 = m + (size_t)c * D, *restrict m1 = m0 + D,
+                                           *restrict m2 = m1 + D, *restrict m3 = m2 + D;
+                    double f0 = m0[i], f1 = m1[i], f2 = m2[i], f3 = m3[i];
+#pragma omp simd
+                    for (int j = 0; j <= i; j++) {
+                        double t = ai[j];
+                        t += f0 * m0[j];
+                        t += f1 * m1[j];
+                        t += f2 * m2[j];
+                        t += f3 * m3[j];
+                        ai[j] = t;
+                    }
+                }
+                for (; c < c1; c++) {
                     const double *restrict mc = m + (size_t)c * D;
                     double f = mc[i];
-                    if (f == 0.0)
-                        continue;
 #pragma omp simd
                     for (int j = 0; j <= i; j++)
                         ai[j] += f * mc[j];
