@@ -86,6 +86,24 @@ void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,
     key_string(fp, "subset", info->subset);
     fprintf(fp, "\n  \"n_train_features\": %lld,", (long long)info->n_train);
     key_number(fp, "probe_lambda", info->probe_lambda);
+    if (info->probe.grid > 1) {
+        /* What another solver needs to repeat the search: the grid, its validation
+         * accuracies, and the validation rows (indices into the training features, the
+         * order of `clipx embed --split train`). */
+        const cx_probe_info *p = &info->probe;
+        fputs("\n  \"probe\": {\"lambda\": ", fp);
+        fprintf(fp, "%.17g, \"n_train\": %d, \"n_val\": %d, \"grid\": [", p->lambda,
+                p->n_train, p->n_val);
+        for (int g = 0; g < p->grid; g++)
+            fprintf(fp, "%s%.17g", g ? ", " : "", p->grid_lambda[g]);
+        fputs("], \"grid_val_acc\": [", fp);
+        for (int g = 0; g < p->grid; g++)
+            fprintf(fp, "%s%.17g", g ? ", " : "", p->grid_val_acc[g]);
+        fputs("], \"val_rows\": [", fp);
+        for (int i = 0; p->val_rows && i < p->n_val; i++)
+            fprintf(fp, "%s%d", i ? "," : "", (int)p->val_rows[i]);
+        fprintf(fp, "], \"iterations\": %d},", p->fit.iters);
+    }
     fputs(body + 1, fp);
     free(text);
 }

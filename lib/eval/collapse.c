@@ -35,6 +35,15 @@ void cx_collapse_free(cx_collapse *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Square tiles of the Gram matrix: n = 8,142 rows would make G 265 MB, and only the lower
+ * triangle of tiles is needed (G is symmetric), half the product. */
+enum { COH_TILE = 512 };
+
+typedef struct {
+    double row_sum[COH_TILE], row_max[COH_TILE]; /* over the tile's columns, per row */
+    double col_sum[COH_TILE], col_max[COH_TILE]; /* over the tile's rows, per column */
+} coh_partial;
+
 cx_status cx_coherence(const float *v, int n, int D, double *cos_all, double *cos_nearest,
                        cx_err *err)
 {
@@ -42,11 +51,16 @@ cx_status cx_coherence(const float *v, int n, int D, double *cos_all, double *co
         cos_all[i] = cos_nearest[i] = NAN;
     if (n < 2)
         return CX_OK;
+    int tiles = (n + COH_TILE - 1) / COH_TILE;
+    size_t pairs = (size_t)tiles * (tiles + 1) / 2;
+    int nth = cx_eval_max_threads();
     float *vn = malloc(sizeof *vn * (size_t)n * D);
-    float *g = malloc(sizeof *g * (size_t)n * n);
-    if (!vn || !g) {
+    float *g = malloc(sizeof *g * (size_t)nth * COH_TILE * COH_TILE);
+    coh_partial *part = malloc(sizeof *part * pairs);
+    if (!vn || !g || !part) {
         free(vn);
         free(g);
+        free(part);
         return cx_fail(err, CX_ENOMEM, "coherence: out of memory for %d vectors", n);
     }
     for (int i = 0; i < n; i++) {
@@ -58,23 +72,70 @@ cx_status cx_coherence(const float *v, int n, int D, double *cos_all, double *co
         for (int d = 0; d < D; d++)
             vn[(size_t)i * D + d] = vi[d] * inv;
     }
-    cx_sgemm(0, 1, n, n, D, 1.0f, vn, D, vn, D, 0.0f, g, n);
     double shift = 1.0 / (n - 1);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        double sum = 0.0, mx = 0.0;
-        for (int j = 0; j < n; j++) {
-            if (j == i)
-                continue;
-            double a = fabs((double)g[(size_t)i * n + j] + shift);
-            sum += a;
-            mx = a > mx ? a : mx;
+    /* Tile pair q = (I, J), J <= I, in row-major order of the lower triangle. Each thread
+     * multiplies its own tiles (single-threaded sgemm) and reduces them to partial sums and
+     * maxima; the partials are combined below in a fixed order, so the bits do not depend on
+     * the thread count. */
+    cx_eval_blas_serial();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t q = 0; q < pairs; q++) {
+        int I = (int)((sqrt(8.0 * (double)q + 1.0) - 1.0) / 2.0);
+        while ((size_t)I * (I + 1) / 2 > q)
+            I--;
+        while ((size_t)(I + 1) * (I + 2) / 2 <= q)
+            I++;
+        int J = (int)(q - (size_t)I * (I + 1) / 2);
+        int i0 = I * COH_TILE, j0 = J * COH_TILE;
+        int ni = n - i0 < COH_TILE ? n - i0 : COH_TILE;
+        int nj = n - j0 < COH_TILE ? n - j0 : COH_TILE;
+        float *gt = g + (size_t)cx_eval_thread_id() * COH_TILE * COH_TILE;
+        coh_partial *pp = part + q;
+        cx_sgemm(0, 1, ni, nj, D, 1.0f, vn + (size_t)i0 * D, D, vn + (size_t)j0 * D, D, 0.0f, gt,
+                 nj);
+        for (int b = 0; b < nj; b++)
+            pp->col_sum[b] = pp->col_max[b] = 0.0;
+        for (int a = 0; a < ni; a++) {
+            const float *ga = gt + (size_t)a * nj;
+            double sum = 0.0, mx = 0.0;
+            for (int b = 0; b < nj; b++) {
+                if (I == J && b >= a)
+                    break; /* the diagonal tile: its strict lower triangle only */
+                double x = fabs((double)ga[b] + shift);
+                sum += x;
+                mx = x > mx ? x : mx;
+                pp->col_sum[b] += x;
+                pp->col_max[b] = x > pp->col_max[b] ? x : pp->col_max[b];
+            }
+            pp->row_sum[a] = sum;
+            pp->row_max[a] = mx;
         }
-        cos_all[i] = sum / (n - 1);
-        cos_nearest[i] = mx;
+    }
+    cx_eval_blas_restore();
+    /* Row i of tile row I: tiles (I, 0..I) give its columns j <= i, tiles (K, I) for K > I
+     * (transposed) the columns after; on the diagonal tile the upper part comes from its own
+     * column partials. Tiles are added in column order. */
+    for (int I = 0; I < tiles; I++) {
+        int i0 = I * COH_TILE, ni = n - i0 < COH_TILE ? n - i0 : COH_TILE;
+        for (int a = 0; a < ni; a++) {
+            double sum = 0.0, mx = 0.0;
+            for (int J = 0; J <= I; J++) {
+                const coh_partial *pp = part + (size_t)I * (I + 1) / 2 + J;
+                sum += pp->row_sum[a];
+                mx = pp->row_max[a] > mx ? pp->row_max[a] : mx;
+            }
+            for (int K = I; K < tiles; K++) {
+                const coh_partial *pp = part + (size_t)K * (K + 1) / 2 + I;
+                sum += pp->col_sum[a];
+                mx = pp->col_max[a] > mx ? pp->col_max[a] : mx;
+            }
+            cos_all[i0 + a] = sum / (n - 1);
+            cos_nearest[i0 + a] = mx;
+        }
     }
     free(vn);
     free(g);
+    free(part);
     return CX_OK;
 }
 
@@ -131,19 +192,43 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
                 a[(size_t)i * n + j] = s;
             }
     } else {
-        /* a = M^T M: row i accumulates m[c][i] * m[c][0..i] over classes in order. */
-#pragma omp parallel for schedule(static, 1)
-        for (int i = 0; i < n; i++) {
-            double *restrict ai = a + (size_t)i * n;
-            memset(ai, 0, sizeof *ai * (size_t)(i + 1));
-            for (int c = 0; c < Cp; c++) {
-                const double *restrict mc = m + (size_t)c * D;
-                double f = mc[i];
-                if (f == 0.0)
-                    continue;
+        /* a = M^T M: row i accumulates m[c][i] * m[c][0..i] over classes in order. Classes
+         * go in blocks that stay in cache while every row takes them (M is 33 MB for 8,142
+         * classes: reading it once per row was most of NC1's time); each sum still runs over
+         * c in increasing order. */
+        enum { CLASS_BLOCK = 32 };
+        for (int i = 0; i < n; i++)
+            memset(a + (size_t)i * n, 0, sizeof *a * (size_t)(i + 1));
+#pragma omp parallel
+        for (int c0 = 0; c0 < Cp; c0 += CLASS_BLOCK) {
+            int c1 = c0 + CLASS_BLOCK < Cp ? c0 + CLASS_BLOCK : Cp;
+#pragma omp for schedule(static, 1) nowait
+            for (int i = 0; i < n; i++) {
+                double *restrict ai = a + (size_t)i * n;
+                int c = c0;
+                /* Four classes a pass over the row (the same additions in the same order,
+                 * a quarter of the loads and stores of ai). */
+                for (; c + 4 <= c1; c += 4) {
+                    const double *restrict m0 = m + (size_t)c * D, *restrict m1 = m0 + D,
+                                           *restrict m2 = m1 + D, *restrict m3 = m2 + D;
+                    double f0 = m0[i], f1 = m1[i], f2 = m2[i], f3 = m3[i];
 #pragma omp simd
-                for (int j = 0; j <= i; j++)
-                    ai[j] += f * mc[j];
+                    for (int j = 0; j <= i; j++) {
+                        double t = ai[j];
+                        t += f0 * m0[j];
+                        t += f1 * m1[j];
+                        t += f2 * m2[j];
+                        t += f3 * m3[j];
+                        ai[j] = t;
+                    }
+                }
+                for (; c < c1; c++) {
+                    const double *restrict mc = m + (size_t)c * D;
+                    double f = mc[i];
+#pragma omp simd
+                    for (int j = 0; j <= i; j++)
+                        ai[j] += f * mc[j];
+                }
             }
         }
     }
@@ -356,17 +441,29 @@ cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y
     }
     out->n_present = Cp;
     /* M over present classes, centred on the unweighted mean of their means. */
-    for (int d = 0; d < D; d++) {
-        double g = 0.0;
-        for (int k = 0; k < Cp; k++)
-            g += mu[(size_t)present[k] * D + d];
-        g = Cp ? g / Cp : 0.0;
-        for (int k = 0; k < Cp; k++) {
-            double v = mu[(size_t)present[k] * D + d] - g;
+    /* Row by row (the same sums in the same order as per column, without striding over
+     * C x D doubles). */
+    double *gmean = calloc((size_t)D, sizeof *gmean);
+    if (!gmean) {
+        st = cx_fail(err, CX_ENOMEM, "neural collapse: out of memory for %d classes", C);
+        goto done;
+    }
+    for (int k = 0; k < Cp; k++) {
+        const double *mk = mu + (size_t)present[k] * D;
+        for (int d = 0; d < D; d++)
+            gmean[d] += mk[d];
+    }
+    for (int d = 0; d < D; d++)
+        gmean[d] = Cp ? gmean[d] / Cp : 0.0;
+    for (int k = 0; k < Cp; k++) {
+        const double *mk = mu + (size_t)present[k] * D;
+        for (int d = 0; d < D; d++) {
+            double v = mk[d] - gmean[d];
             m[(size_t)k * D + d] = v;
             mf[(size_t)k * D + d] = (float)v;
         }
     }
+    free(gmean);
     if (Cp >= 2) {
         double *ca = tmp, *cn = tmp + C;
         if ((st = cx_coherence(mf, Cp, D, ca, cn, err)))

@@ -37,6 +37,7 @@ void cx_probe_info_free(cx_probe_info *info)
         return;
     free(info->grid_lambda);
     free(info->grid_val_acc);
+    free(info->val_rows);
     memset(info, 0, sizeof *info);
 }
 
@@ -417,6 +418,17 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
         info->grid_val_acc = grid_acc;
         info->fit = fit_info;
         grid_lambda = grid_acc = NULL;
+        if (n_va > 0) {
+            if (!(info->val_rows = malloc(sizeof *info->val_rows * (size_t)n_va))) {
+                cx_eval_classifier_free(clf);
+                cx_probe_info_free(info);
+                st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory");
+                goto done;
+            }
+            for (int i = 0, v = 0; i < N; i++)
+                if (is_val[i])
+                    info->val_rows[v++] = i;
+        }
     }
 done:
     objective_free(&o);

@@ -32,6 +32,8 @@ typedef struct {
     int grid;
     double *grid_lambda;  /* (grid), owned: the strengths tried, in increasing order */
     double *grid_val_acc; /* (grid), owned: class-mean validation accuracy of each */
+    int32_t *val_rows;    /* (n_val), owned: the validation rows (indices into x), increasing;
+                             NULL if grid == 1. The rest of x is the search's training part. */
     cx_lbfgs_info fit;    /* solver report of the final fit on all training vectors */
 } cx_probe_info;
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "lib/base/afile.h"
 #include "lib/eval/report.h"
@@ -203,23 +204,35 @@ cx_status cx_eval_write_confusion_tsv(const cx_eval_report *r, FILE *fp, const c
         put_name(fp, r->names[c]);
     }
     fputc('\n', fp);
-    /* C^2 numbers (a million for 1,000 classes): formatted by hand, fprintf costs 10x more. */
-    char buf[32];
+    /* C^2 numbers (66 million for 8,142 classes): formatted by hand into one row buffer and
+     * written with one fwrite a row; fprintf costs 10x more, an fwrite a number 5x. */
+    char *line = malloc((size_t)r->C * 21 + 1);
+    if (!line)
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory for a row of %d counts", what, r->C);
     for (int t = 0; t < r->C; t++) {
         put_name(fp, r->names[t]);
         const int64_t *row = r->confusion + (size_t)t * r->C;
+        char *q = line;
         for (int p = 0; p < r->C; p++) {
             uint64_t v = row[p] < 0 ? 0 : (uint64_t)row[p]; /* counts are never negative */
-            char *e = buf + sizeof buf, *q = e;
+            *q++ = '\t';
+            if (v < 10) {
+                *q++ = (char)('0' + v);
+                continue;
+            }
+            char digits[20];
+            int k = 0;
             do {
-                *--q = (char)('0' + v % 10);
+                digits[k++] = (char)('0' + v % 10);
                 v /= 10;
             } while (v);
-            *--q = '\t';
-            fwrite(q, 1, (size_t)(e - q), fp);
+            while (k)
+                *q++ = digits[--k];
         }
-        fputc('\n', fp);
+        *q++ = '\n';
+        fwrite(line, 1, (size_t)(q - line), fp);
     }
+    free(line);
     return check_stream(fp, what, err);
 }
 

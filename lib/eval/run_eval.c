@@ -292,6 +292,7 @@ void cx_run_eval_info_free(cx_run_eval_info *info)
         return;
     free(info->data);
     free(info->subset);
+    cx_probe_info_free(&info->probe);
     memset(info, 0, sizeof *info);
 }
 
@@ -460,6 +461,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     if (mode == CX_EVAL_MODE_LINEAR_PROBE) {
         info->probe_lambda = s.probe.lambda;
         info->probe_val_acc = s.probe.val_acc;
+        info->probe = s.probe;
+        memset(&s.probe, 0, sizeof s.probe);
     }
     /* The training features are not needed any more: give their memory back before scoring. */
     free(s.train_feat);

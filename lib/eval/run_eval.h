@@ -114,6 +114,8 @@ typedef struct {
     int64_t n_train;         /* training features used (probe, ncm, knn), else 0 */
     double probe_lambda;     /* linear-probe: the chosen L2 strength, else NaN */
     double probe_val_acc;    /* linear-probe: its validation accuracy, else NaN */
+    cx_probe_info probe;     /* linear-probe: the search (grid, validation rows as indices
+                                into the training features), else zeroed; owned */
     double seconds[CX_EVAL_PHASES]; /* wall time of each phase */
 } cx_run_eval_info;
 

@@ -224,57 +224,78 @@ void cx_eval_pred_free(cx_eval_pred *p)
 /* sum_c e^(s[c] - m) for finite s[c] <= m, to about 3e-7 relative. libm's expf does not
  * vectorise without -ffast-math and was a third of the scoring time, so e^x = 2^k 2^f with
  * k = round(x log2 e), |f| <= 1/2 and 2^f by its Taylor series in f ln 2, on 8 lanes (GCC and
- * Clang vector extensions, SSE2 on x86-64). x below -87 counts as -87: e^-87 is far below
- * the 1 that the maximum contributes. The lanes are summed in one fixed order, so the result
- * is the same on every thread. */
+ * Clang vector extensions: two SSE2 halves by default, one AVX2 register where the CPU has
+ * it, chosen at load time; no FMA either way, so every lane computes the same bits). x below
+ * -87 counts as -87: e^-87 is far below the 1 that the maximum contributes. Lane l sums the
+ * elements c = l mod 8 and the lanes are summed in one fixed order, so the result is the
+ * same on every thread and every CPU. */
 #if defined(__GNUC__)
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-#define V4(x) {x, x, x, x}
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+#define V8(x) {x, x, x, x, x, x, x, x}
 
-static inline v4f exp4_nonpos(v4f x)
+#if !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CX_SCORE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CX_SCORE_CLONES
+#endif
+
+/* Static and inlined: the vector ABI GCC warns about never crosses a call. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+static inline v8f exp8_nonpos(v8f x)
 {
-    const v4f lo = V4(-87.0f), log2e = V4(1.44269504f), magic = V4(12582912.0f),
-              ln2 = V4(0.693147181f);
-    v4i below = x < lo;
-    x = (v4f)(((v4i)x & ~below) | ((v4i)lo & below));
-    v4f t = x * log2e;
-    v4f k = (t + magic) - magic; /* round to nearest: 1.5 * 2^23 */
-    v4f f = (t - k) * ln2;
-    v4f p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 +
+    const v8f lo = V8(-87.0f), log2e = V8(1.44269504f), magic = V8(12582912.0f),
+              ln2 = V8(0.693147181f);
+    v8i below = x < lo;
+    x = (v8f)(((v8i)x & ~below) | ((v8i)lo & below));
+    v8f t = x * log2e;
+    v8f k = (t + magic) - magic; /* round to nearest: 1.5 * 2^23 */
+    v8f f = (t - k) * ln2;
+    v8f p = 1.0f + f * (1.0f + f * (0.5f + f * (1.0f / 6 +
                                        f * (1.0f / 24 + f * (1.0f / 120 + f * (1.0f / 720))))));
-    v4i bits = (__builtin_convertvector(k, v4i) + 127) << 23; /* 2^k from exponent bits */
-    return p * (v4f)bits;
+    v8i bits = (__builtin_convertvector(k, v8i) + 127) << 23; /* 2^k from exponent bits */
+    return p * (v8f)bits;
 }
 
+CX_SCORE_CLONES
 static float softmax_sum(const float *s, int C, float m)
 {
-    v4f a = V4(0.0f), b = V4(0.0f), mv = V4(0.0f);
+    v8f a = V8(0.0f), mv = V8(0.0f);
     mv += m;
     int c = 0;
     for (; c + 8 <= C; c += 8) {
-        v4f x, y;
+        v8f x;
         memcpy(&x, s + c, sizeof x);
-        memcpy(&y, s + c + 4, sizeof y);
-        a += exp4_nonpos(x - mv);
-        b += exp4_nonpos(y - mv);
+        a += exp8_nonpos(x - mv);
     }
     if (c < C) {
         /* The tail: padding lanes hold m (e^0) and are masked out. */
-        v4f x = mv, y = mv, kx = V4(0.0f), ky = V4(0.0f);
+        v8f x = mv, keep = V8(0.0f);
         for (int j = 0; c + j < C; j++) {
-            if (j < 4) {
-                x[j] = s[c + j];
-                kx[j] = 1.0f;
-            } else {
-                y[j - 4] = s[c + j];
-                ky[j - 4] = 1.0f;
-            }
+            x[j] = s[c + j];
+            keep[j] = 1.0f;
         }
-        a += exp4_nonpos(x - mv) * kx;
-        b += exp4_nonpos(y - mv) * ky;
+        a += exp8_nonpos(x - mv) * keep;
     }
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* Whether all of s[0..8) are finite, and their maximum (meaningful only then). */
+CX_SCORE_CLONES
+static int block_max8(const float *s, float *mx)
+{
+    v8f x;
+    memcpy(&x, s, sizeof x);
+    v8i fin = (x - x) == (x - x); /* inf - inf and NaN are NaN */
+    v8f m = x;
+    for (int w = 0; w < 8; w++)
+        if (!fin[w])
+            return 0;
+    float best = m[0];
+    for (int w = 1; w < 8; w++)
+        best = m[w] > best ? m[w] : best;
+    *mx = best;
+    return 1;
 }
 #else
 static float softmax_sum(const float *s, int C, float m)
@@ -283,6 +304,18 @@ static float softmax_sum(const float *s, int C, float m)
     for (int c = 0; c < C; c++)
         lane[c % 8] += expf(s[c] - m);
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+static int block_max8(const float *s, float *mx)
+{
+    float best = s[0];
+    for (int w = 0; w < 8; w++) {
+        if (!isfinite(s[w]))
+            return 0;
+        best = s[w] > best ? s[w] : best;
+    }
+    *mx = best;
+    return 1;
 }
 #endif
 
@@ -294,10 +327,23 @@ static int finish_row(const cx_eval_classifier *clf, float *s, int K, int32_t *t
     const float *b = clf->kind == CX_CLF_LINEAR ? clf->b : NULL;
     float ts[CX_EVAL_TOPK];
     int filled = 0;
+    if (b)
+        for (int c = 0; c < C; c++)
+            s[c] += b[c];
     for (int c = 0; c < C; c++) {
+        /* Once the top K is full, a block of 8 whose maximum does not beat its last entry
+         * changes nothing (the scan below skips each of them): only its finiteness is
+         * checked. Thousands of classes make this most of the row. */
+        float bm;
+        if (filled == K && (c & 7) == 0 && c + 8 <= C) {
+            if (!block_max8(s + c, &bm))
+                return 0;
+            if (!(bm > ts[K - 1])) {
+                c += 7;
+                continue;
+            }
+        }
         float v = s[c];
-        if (b)
-            s[c] = v = v + b[c];
         if (!isfinite(v))
             return 0;
         /* Strictly better only: equal scores keep the smaller class index first. */
@@ -319,6 +365,16 @@ static int finish_row(const cx_eval_classifier *clf, float *s, int K, int32_t *t
     float sum = softmax_sum(s, C, ts[0]);
     *conf = 1.0f / sum;
     return 1;
+}
+
+/* Rows per block. sgemm packs the classifier's weights again for every block, a cost of 1 /
+ * rows of the product's; past 4,096 classes a block of scores no longer fits any cache
+ * anyway, so the blocks grow to 1,024 rows (8,142 classes: 32 MB of scores per thread). */
+static int score_block_rows(int chunk, int C)
+{
+    if (chunk > 0)
+        return chunk;
+    return C > 4096 ? 1024 : CX_EVAL_CHUNK_DEFAULT;
 }
 
 cx_status cx_eval_score(const cx_eval_classifier *clf, const float *x, const int32_t *y, int N,
@@ -347,7 +403,7 @@ cx_status cx_eval_score(const cx_eval_classifier *clf, const float *x, const int
         return cx_fail(err, CX_ENOMEM, "scoring: out of memory for %d test vectors", N);
     }
     workspace ws;
-    if ((st = ws_alloc(&ws, clf, chunk > 0 ? chunk : CX_EVAL_CHUNK_DEFAULT, N, 1, err))) {
+    if ((st = ws_alloc(&ws, clf, score_block_rows(chunk, clf->C), N, 1, err))) {
         cx_eval_pred_free(out);
         return st;
     }
