@@ -452,6 +452,48 @@ def train_steps(fx):
 FIXTURES.append(("train_step.fx", "two full training steps (forward, backward, AdamW) of a small "
                  "SL model and a small CLIP model (logit scale clamped)", train_steps))
 
+
+def block(fx):
+    """One pre-norm block as open_clip's ResidualAttentionBlock: nn.MultiheadAttention on
+    LayerNorm(x) with a causal mask, then LayerNorm -> Linear -> exact GELU -> Linear; both
+    residual. Forward y and the gradients for a random projection dy."""
+    g = torch.Generator().manual_seed(131)
+    B, T, D, H, Fw = 3, 5, 8, 2, 16
+    x = randn(g, B, T, D).requires_grad_(True)
+    attn = torch.nn.MultiheadAttention(D, H, batch_first=True)
+    ln1, ln2 = torch.nn.LayerNorm(D), torch.nn.LayerNorm(D)
+    fc, proj = torch.nn.Linear(D, Fw), torch.nn.Linear(Fw, D)
+    params = {
+        "ln1_g": ln1.weight, "ln1_b": ln1.bias, "w_qkv": attn.in_proj_weight,
+        "b_qkv": attn.in_proj_bias, "w_out": attn.out_proj.weight, "b_out": attn.out_proj.bias,
+        "ln2_g": ln2.weight, "ln2_b": ln2.bias, "w_fc": fc.weight, "b_fc": fc.bias,
+        "w_proj": proj.weight, "b_proj": proj.bias,
+    }
+    with torch.no_grad():
+        for name, p in params.items():
+            sd = 1.0 if name.endswith("_b") or name.startswith("b_") else 0.4
+            p.copy_(randn(g, *p.shape, sd=sd) + (1.0 if name.endswith("_g") else 0.0))
+    mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+    h = ln1(x)
+    x1 = x + attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+    y = x1 + proj(F.gelu(fc(ln2(x1))))
+    dy = randn(g, B, T, D)
+    y.backward(dy)
+    fx.add("heads", torch.tensor(H), integer=True)
+    fx.add("x", x)
+    for name, p in params.items():
+        fx.add(name, p)
+    fx.add("y", y)
+    fx.add("dy", dy)
+    fx.add("dx", x.grad)
+    for name, p in params.items():
+        fx.add("d" + name, p.grad)
+
+
+FIXTURES.append(("block.fx", "a pre-norm transformer block (open_clip ResidualAttentionBlock, "
+                 "causal nn.MultiheadAttention, exact GELU): forward and gradients", block))
+
+
 def main(argv):
     check = "--check" in argv[1:]
     torch.set_default_dtype(torch.float64)
