@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/rng.h"
 #include "lib/base/threads.h"
+#include "lib/model/cnn.h"
+#include "lib/model/seq_tower.h"
+#include "lib/model/tokenizer.h"
 #include "lib/ops/ops.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -503,6 +507,230 @@ START_TEST(block_bit_identical_on_two_threads)
 }
 END_TEST
 
+/* ---- towers -------------------------------------------------------------------------------- */
+
+typedef struct {
+    cx_params p;
+    cx_seq_tower t;
+    const void *in;
+    int B;
+    gc_proj proj;
+} tw_ctx;
+
+static double tw_f(void *v)
+{
+    tw_ctx *c = v;
+    return gc_proj_dot(&c->proj, cx_seq_tower_forward(&c->t, &c->p, c->in, c->B));
+}
+
+/* Every tensor of the tower against finite differences (a subset of coordinates each). */
+static void tower_gradcheck(tw_ctx *c, int out_dim, const char *what)
+{
+    ck_assert_int_eq(gc_proj_init(&c->proj, (size_t)c->B * out_dim, 77), 0);
+    cx_rng rng;
+    cx_rng_seed(&rng, 3, 0);
+    cx_seq_tower_init_params(&c->t, &c->p, &rng);
+    /* Biases and LayerNorm shifts start at zero; move them so their gradients are generic. */
+    for (size_t i = 0; i < c->p.total; i++)
+        c->p.value[i] += 0.05f * (float)((i * 2654435761u) % 17) / 17.0f;
+    /* Token and position tables of unit scale: at init scale (0.02) the final LayerNorm makes
+     * the function too curved for a step of 1e-2. */
+    for (int i = 0; i < c->p.count; i++)
+        if (strstr(c->p.info[i].name, "embed.weight") && c->t.is_text)
+            gc_fill_normal(cx_param_value(&c->p, i), c->p.info[i].size, 100 + i, 1.0);
+    tw_f(c);
+    float *dout = gc_fbuf((size_t)c->B * out_dim);
+    gc_proj_dout(&c->proj, dout);
+    cx_params_zero_grad(&c->p);
+    cx_seq_tower_backward(&c->t, &c->p, c->in, dout);
+    gc_var *v = calloc((size_t)c->p.count, sizeof *v);
+    for (int i = 0; i < c->p.count; i++)
+        v[i] = (gc_var){c->p.info[i].name, cx_param_value(&c->p, i), cx_param_grad(&c->p, i),
+                        c->p.info[i].size};
+    gc_opts o = gc_opts_default();
+    o.max_coords = 24;
+    gc_report rep;
+    assert_gc(gc_check(tw_f, NULL, c, v, c->p.count, &o, &rep), &rep, what);
+    free(v), free(dout);
+    gc_proj_free(&c->proj);
+}
+
+static void text_tower_case(int causal, cx_pool pool, const char *what)
+{
+    /* Sequences as the tokenizer makes them: SOT words EOT padding, one truncated. */
+    static const int32_t tok[] = {2, 5, 6, 3, 0, 0, 2, 7, 3, 0, 0, 0,
+                                  2, 5, 5, 6, 7, 3, 2, 3, 0, 0, 0, 0};
+    tw_ctx c = {.in = tok, .B = 4};
+    cx_params_init(&c.p);
+    cx_err err;
+    ck_assert_int_eq(cx_seq_tower_declare_text(&c.t, &c.p, "text", 8, 6, 8, 2, 2, 12, causal,
+                                               pool, 5, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_params_alloc(&c.p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, 4, &err), CX_OK);
+    tower_gradcheck(&c, 5, what);
+    /* Padding after EOT changes nothing: the feature reads SOT..EOT only. */
+    float a[20], b[20];
+    memcpy(a, cx_seq_tower_forward(&c.t, &c.p, tok, 4), sizeof a);
+    int32_t tok2[24];
+    memcpy(tok2, tok, sizeof tok2);
+    tok2[5] = 7, tok2[11] = 1;
+    memcpy(b, cx_seq_tower_forward(&c.t, &c.p, tok2, 4), sizeof b);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    /* Word order matters (not a bag of words). */
+    tok2[1] = 6, tok2[2] = 5;
+    memcpy(b, cx_seq_tower_forward(&c.t, &c.p, tok2, 4), sizeof b);
+    ck_assert(memcmp(a, b, 5 * sizeof(float)) != 0);
+    cx_seq_tower_free(&c.t);
+    cx_params_free(&c.p);
+}
+
+START_TEST(text_transformer_causal_eot_gradients) { text_tower_case(1, CX_POOL_TOKEN, "text causal eot"); }
+END_TEST
+START_TEST(text_transformer_mean_gradients) { text_tower_case(0, CX_POOL_MEAN, "text mean"); }
+END_TEST
+
+static void vit_case(cx_pool pool, const char *what)
+{
+    int B = 3, C = 2, H = 4, W = 6;
+    float *img = gc_frand((size_t)B * C * H * W, 8, 1.0);
+    tw_ctx c = {.in = img, .B = B};
+    cx_params_init(&c.p);
+    cx_err err;
+    ck_assert_int_eq(cx_seq_tower_declare_vit(&c.t, &c.p, "image", C, H, W, 2, 8, 2, 2, 16, pool,
+                                              6, 0, &err), CX_OK);
+    ck_assert_int_eq(c.t.tokens, 7);
+    ck_assert_int_eq(cx_params_alloc(&c.p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, B, &err), CX_OK);
+    tower_gradcheck(&c, 6, what);
+    /* Tokens out: (B, 7, 8), and the CLS feature is token 0 projected. */
+    int T, D;
+    const float *tk = cx_seq_tower_tokens(&c.t, &T, &D);
+    ck_assert(T == 7 && D == 8 && tk == c.t.tok_out);
+    if (pool == CX_POOL_TOKEN)
+        for (int b = 0; b < B; b++)
+            ck_assert(memcmp(c.t.pooled + (size_t)b * D, tk + (size_t)b * T * D, sizeof(float) * 8) == 0);
+    cx_seq_tower_free(&c.t);
+    cx_params_free(&c.p);
+    free(img);
+}
+
+START_TEST(vit_cls_gradients) { vit_case(CX_POOL_TOKEN, "vit cls"); }
+END_TEST
+START_TEST(vit_mean_gradients) { vit_case(CX_POOL_MEAN, "vit mean"); }
+END_TEST
+
+START_TEST(vit_refuses_patch_that_does_not_divide)
+{
+    cx_params p;
+    cx_params_init(&p);
+    cx_seq_tower t;
+    cx_err err;
+    ck_assert_int_eq(cx_seq_tower_declare_vit(&t, &p, "image", 1, 28, 28, 5, 8, 1, 2, 16,
+                                              CX_POOL_TOKEN, 8, 0, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.image.patch") != NULL, "%s", err.msg);
+    cx_params_free(&p);
+    cx_params_init(&p);
+    ck_assert_int_eq(cx_seq_tower_declare_vit(&t, &p, "image", 1, 28, 28, 7, 8, 1, 3, 16,
+                                              CX_POOL_TOKEN, 8, 0, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.image.heads") != NULL, "%s", err.msg);
+    cx_params_free(&p);
+}
+END_TEST
+
+START_TEST(text_tokens_out_eot_row_is_the_feature)
+{
+    static const int32_t tok[] = {2, 5, 3, 0, 2, 6, 7, 3};
+    cx_params p;
+    cx_params_init(&p);
+    cx_seq_tower t;
+    cx_err err;
+    ck_assert_int_eq(cx_seq_tower_declare_text(&t, &p, "text", 8, 4, 8, 1, 2, 16, 1,
+                                               CX_POOL_TOKEN, 8, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_params_alloc(&p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&t, 2, &err), CX_OK);
+    cx_rng rng;
+    cx_rng_seed(&rng, 1, 0);
+    cx_seq_tower_init_params(&t, &p, &rng);
+    cx_seq_tower_forward(&t, &p, tok, 2);
+    int T, D;
+    const float *tk = cx_seq_tower_tokens(&t, &T, &D);
+    ck_assert(T == 4 && D == 8);
+    ck_assert(memcmp(t.pooled, tk + 2 * D, sizeof(float) * 8) == 0);           /* EOT at 2 */
+    ck_assert(memcmp(t.pooled + D, tk + (size_t)(4 + 3) * D, sizeof(float) * 8) == 0); /* at 3 */
+    cx_seq_tower_free(&t);
+    cx_params_free(&p);
+}
+END_TEST
+
+START_TEST(cnn_positions_as_tokens)
+{
+    cx_params p;
+    cx_params_init(&p);
+    cx_cnn c;
+    cx_err err;
+    int64_t ch[] = {3};
+    ck_assert_int_eq(cx_cnn_declare(&c, &p, "image", 1, 6, 4, ch, 1, NULL, 0, 5, CX_ACT_RELU,
+                                    CX_NORM_NONE, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_params_alloc(&p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_cnn_alloc(&c, 2, &err), CX_OK);
+    cx_rng rng;
+    cx_rng_seed(&rng, 1, 0);
+    cx_cnn_init_params(&c, &p, &rng);
+    float *img = gc_frand(2 * 24, 4, 1.0), out[2 * 6 * 3];
+    cx_cnn_forward(&c, &p, img, 2);
+    int T, D;
+    ck_assert(cx_cnn_tokens(&c, 2, out, &T, &D) == out);
+    ck_assert(T == 6 && D == 3); /* a 3 x 2 map of 3 channels */
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 6; t++)
+            for (int k = 0; k < 3; k++)
+                ck_assert(out[(b * 6 + t) * 3 + k] == c.act[0][(b * 3 + k) * 6 + t]);
+    free(img);
+    cx_cnn_free(&c);
+    cx_params_free(&p);
+}
+END_TEST
+
+START_TEST(tokenizer_sequences_and_format_2)
+{
+    cx_vocab_builder b;
+    cx_vocab v, w;
+    cx_err err;
+    ck_assert_int_eq(cx_vocab_builder_init(&b, &err), CX_OK);
+    ck_assert_int_eq(cx_vocab_builder_add(&b, "a photo of a cat", &err), CX_OK);
+    ck_assert_int_eq(cx_vocab_builder_finish_seq(&b, 1, &v, &err), CX_OK);
+    cx_vocab_builder_free(&b);
+    ck_assert(v.specials && v.size == 5 + 4);
+    ck_assert_str_eq(v.words[CX_TOKEN_SOT], "<sot>");
+    ck_assert_str_eq(v.words[CX_TOKEN_EOT], "<eot>");
+    ck_assert_str_eq(v.words[CX_TOKEN_MASK], "<mask>");
+    int32_t ids[6];
+    ck_assert_int_eq(cx_tokenize(&v, "A cat", ids, 6), 2);
+    int32_t a = cx_vocab_lookup(&v, "a", 1), cat = cx_vocab_lookup(&v, "cat", 3);
+    ck_assert(ids[0] == CX_TOKEN_SOT && ids[1] == a && ids[2] == cat && ids[3] == CX_TOKEN_EOT &&
+              ids[4] == CX_TOKEN_PAD && ids[5] == CX_TOKEN_PAD);
+    /* Truncation keeps EOT last. */
+    ck_assert_int_eq(cx_tokenize(&v, "a photo of a cat", ids, 4), 5);
+    ck_assert(ids[0] == CX_TOKEN_SOT && ids[1] == a && ids[3] == CX_TOKEN_EOT);
+    char *s = cx_vocab_serialize(&v);
+    ck_assert(strncmp(s, "#clipx-vocab 2\n<pad>\n<unk>\n<sot>\n<eot>\n<mask>\n", 45) == 0);
+    ck_assert_int_eq(cx_vocab_deserialize(s, &w, &err), CX_OK);
+    ck_assert(w.specials && w.size == v.size);
+    ck_assert_int_eq(cx_vocab_lookup(&w, "cat", 3), cat);
+    cx_vocab_free(&w);
+    free(s);
+    /* Format 1 (old checkpoints) still reads, without the sequence tokens. */
+    ck_assert_int_eq(cx_vocab_deserialize("<pad>\n<unk>\ncat\n", &w, &err), CX_OK);
+    ck_assert(!w.specials && w.size == 3);
+    ck_assert_int_eq(cx_tokenize(&w, "cat", ids, 3), 1);
+    ck_assert(ids[0] == 2 && ids[1] == CX_TOKEN_PAD);
+    cx_vocab_free(&w);
+    ck_assert_int_eq(cx_vocab_deserialize("#clipx-vocab 3\n<pad>\n<unk>\n", &w, &err), CX_EDATA);
+    ck_assert_int_eq(cx_vocab_deserialize("#clipx-vocab 2\n<pad>\n<unk>\ncat\n", &w, &err), CX_EDATA);
+    cx_vocab_free(&v);
+}
+END_TEST
+
 static Suite *attention_suite(void)
 {
     Suite *s = suite_create("attention");
@@ -522,6 +750,17 @@ static Suite *attention_suite(void)
     tcase_add_test(tc, attention_independent_of_thread_count);
     tcase_add_test(tc, block_bit_identical_on_two_threads);
     suite_add_tcase(s, tc);
+    TCase *tt = tcase_create("towers");
+    tcase_set_timeout(tt, 120);
+    tcase_add_test(tt, text_transformer_causal_eot_gradients);
+    tcase_add_test(tt, text_transformer_mean_gradients);
+    tcase_add_test(tt, vit_cls_gradients);
+    tcase_add_test(tt, vit_mean_gradients);
+    tcase_add_test(tt, vit_refuses_patch_that_does_not_divide);
+    tcase_add_test(tt, text_tokens_out_eot_row_is_the_feature);
+    tcase_add_test(tt, cnn_positions_as_tokens);
+    tcase_add_test(tt, tokenizer_sequences_and_format_2);
+    suite_add_tcase(s, tt);
     return s;
 }
 
