@@ -566,7 +566,7 @@ static void text_tower_case(int causal, cx_pool pool, const char *what)
     ck_assert_int_eq(cx_seq_tower_declare_text(&c.t, &c.p, "text", 8, 6, 8, 2, 2, 12, causal,
                                                pool, 5, 0, &err), CX_OK);
     ck_assert_int_eq(cx_params_alloc(&c.p, 0, &err), CX_OK);
-    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, 4, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, 4, NULL, &err), CX_OK);
     tower_gradcheck(&c, 5, what);
     /* Padding after EOT changes nothing: the feature reads SOT..EOT only. */
     float a[20], b[20];
@@ -600,7 +600,7 @@ static void vit_case(cx_pool pool, const char *what)
                                               6, 0, &err), CX_OK);
     ck_assert_int_eq(c.t.tokens, 7);
     ck_assert_int_eq(cx_params_alloc(&c.p, 0, &err), CX_OK);
-    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, B, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&c.t, B, NULL, &err), CX_OK);
     tower_gradcheck(&c, 6, what);
     /* Tokens out: (B, 7, 8), and the CLS feature is token 0 projected. */
     int T, D;
@@ -647,7 +647,7 @@ START_TEST(text_tokens_out_eot_row_is_the_feature)
     ck_assert_int_eq(cx_seq_tower_declare_text(&t, &p, "text", 8, 4, 8, 1, 2, 16, 1,
                                                CX_POOL_TOKEN, 8, 0, &err), CX_OK);
     ck_assert_int_eq(cx_params_alloc(&p, 0, &err), CX_OK);
-    ck_assert_int_eq(cx_seq_tower_alloc(&t, 2, &err), CX_OK);
+    ck_assert_int_eq(cx_seq_tower_alloc(&t, 2, NULL, &err), CX_OK);
     cx_rng rng;
     cx_rng_seed(&rng, 1, 0);
     cx_seq_tower_init_params(&t, &p, &rng);

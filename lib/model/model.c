@@ -61,8 +61,16 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     }
     if ((st = cx_params_alloc(p, optim_slots, err)))
         goto fail;
+    /* The towers run one after the other, so their blocks share one scratch. */
+    int text_seq = s->objective == CX_OBJECTIVE_CLIP && s->text_kind == CX_TEXT_TRANSFORMER;
+    size_t need = 0, tneed = text_seq ? cx_seq_tower_scratch_floats(&m->text_seq, s->max_batch) : 0;
+    if (s->image_kind == CX_IMAGE_VIT)
+        need = cx_seq_tower_scratch_floats(&m->image_vit, s->max_batch);
+    need = need > tneed ? need : tneed;
+    if (need && !(m->seq_scratch = malloc(sizeof(float) * need)))
+        goto oom;
     st = s->image_kind == CX_IMAGE_CNN   ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
-         : s->image_kind == CX_IMAGE_VIT ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, err)
+         : s->image_kind == CX_IMAGE_VIT ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, m->seq_scratch, err)
                                          : cx_mlp_alloc(&m->image, s->max_batch, err);
     if (st)
         goto fail;
@@ -75,7 +83,7 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     if (!m->img_unit || !m->img_norm || !m->d_img)
         goto oom;
     if (s->objective == CX_OBJECTIVE_CLIP) {
-        st = s->text_kind == CX_TEXT_TRANSFORMER ? cx_seq_tower_alloc(&m->text_seq, s->max_batch, err)
+        st = s->text_kind == CX_TEXT_TRANSFORMER ? cx_seq_tower_alloc(&m->text_seq, s->max_batch, m->seq_scratch, err)
                                                  : cx_text_tower_alloc(&m->text, s->max_batch, err);
         if (st)
             goto fail;
@@ -302,5 +310,6 @@ void cx_model_free(cx_model *m)
     free(m->dlogits);
     free(m->classes);
     free(m->targets);
+    free(m->seq_scratch);
     memset(m, 0, sizeof *m);
 }

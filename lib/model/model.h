@@ -80,6 +80,7 @@ typedef struct {
     float *d_img, *d_txt;             /* (G, D) */
     float *dlogits;                   /* (B, C) SL */
     int32_t *classes, *targets;       /* (max(C, G)), (G) vocabulary subsampling */
+    float *seq_scratch;               /* block scratch shared by the transformer towers */
 } cx_model;
 
 /* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers. */

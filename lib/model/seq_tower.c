@@ -83,11 +83,16 @@ cx_status cx_seq_tower_declare_vit(cx_seq_tower *t, cx_params *p, const char *pr
     return declare_rest(t, p, prefix, layers, heads, mlp, 0, flags, err);
 }
 
-cx_status cx_seq_tower_alloc(cx_seq_tower *t, int max_batch, cx_err *err)
+size_t cx_seq_tower_scratch_floats(const cx_seq_tower *t, int max_batch)
+{
+    return cx_transformer_scratch_floats(&t->tf, max_batch, t->tokens);
+}
+
+cx_status cx_seq_tower_alloc(cx_seq_tower *t, int max_batch, float *scratch, cx_err *err)
 {
     t->max_batch = max_batch;
     size_t B = (size_t)max_batch, D = (size_t)t->width, N = B * (size_t)t->tokens;
-    cx_status st = cx_transformer_alloc(&t->tf, max_batch, t->tokens, err);
+    cx_status st = cx_transformer_alloc(&t->tf, max_batch, t->tokens, scratch, err);
     if (st)
         return st;
     t->tok_out = malloc(sizeof(float) * N * D);

@@ -57,7 +57,9 @@ cx_status cx_seq_tower_declare_vit(cx_seq_tower *t, cx_params *p, const char *pr
                                    int in_h, int in_w, int patch, int width, int layers,
                                    int heads, int mlp, cx_pool pool, int out_dim, unsigned flags,
                                    cx_err *err);
-cx_status cx_seq_tower_alloc(cx_seq_tower *t, int max_batch, cx_err *err);
+/* Buffers for max_batch samples; scratch as cx_transformer_alloc's (NULL: owned). */
+size_t cx_seq_tower_scratch_floats(const cx_seq_tower *t, int max_batch);
+cx_status cx_seq_tower_alloc(cx_seq_tower *t, int max_batch, float *scratch, cx_err *err);
 /* Text: token embeddings N(0, 0.02), positions N(0, 0.01); image: patch weights
  * U(-1/sqrt(C p p), 1/sqrt(C p p)) (Conv2d's default), CLS and positions N(0, D^-1/2); then the
  * blocks (cx_transformer_init_params), final LayerNorm 1 and 0, projection N(0, D^-1/2). */

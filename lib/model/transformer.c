@@ -53,7 +53,14 @@ static cx_block_dims dims_for(const cx_transformer *t, int B, int T, const int32
                            .causal = t->causal, .lengths = lengths, .eps = 1e-5f};
 }
 
-cx_status cx_transformer_alloc(cx_transformer *t, int max_batch, int tokens, cx_err *err)
+size_t cx_transformer_scratch_floats(const cx_transformer *t, int max_batch, int tokens)
+{
+    cx_block_dims d = dims_for(t, max_batch, tokens, NULL);
+    return cx_block_scratch_floats(&d);
+}
+
+cx_status cx_transformer_alloc(cx_transformer *t, int max_batch, int tokens, float *scratch,
+                               cx_err *err)
 {
     t->max_batch = max_batch;
     t->tokens = tokens;
@@ -62,7 +69,8 @@ cx_status cx_transformer_alloc(cx_transformer *t, int max_batch, int tokens, cx_
     t->saved_floats = cx_block_saved_floats(&d);
     t->xs = malloc(sizeof(float) * nd * (size_t)(t->layers + 1));
     t->saved = malloc(sizeof(float) * t->saved_floats * (size_t)t->layers);
-    t->scratch = malloc(sizeof(float) * cx_block_scratch_floats(&d));
+    t->scratch_owned = scratch == NULL;
+    t->scratch = scratch ? scratch : malloc(sizeof(float) * cx_block_scratch_floats(&d));
     t->dbuf = malloc(sizeof(float) * nd);
     if (!t->xs || !t->saved || !t->scratch || !t->dbuf) {
         cx_transformer_free(t);
@@ -139,7 +147,8 @@ void cx_transformer_free(cx_transformer *t)
 {
     free(t->xs);
     free(t->saved);
-    free(t->scratch);
+    if (t->scratch_owned)
+        free(t->scratch);
     free(t->dbuf);
     t->xs = t->saved = t->scratch = t->dbuf = NULL;
 }

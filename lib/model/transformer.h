@@ -26,6 +26,7 @@ typedef struct {
     float *scratch;                /* cx_block_scratch_floats, shared by the blocks */
     float *dbuf;                   /* (max_batch, tokens, D) the gradient flowing down */
     size_t saved_floats;
+    int scratch_owned;
 } cx_transformer;
 
 /* PREFIX.blocksI.{ln1,attn_qkv,attn_out,ln2,fc,proj}.{weight,bias} for I < layers.
@@ -33,7 +34,13 @@ typedef struct {
 cx_status cx_transformer_declare(cx_transformer *t, cx_params *p, const char *prefix, int layers,
                                  int width, int heads, int mlp, int causal, unsigned flags,
                                  cx_err *err);
-cx_status cx_transformer_alloc(cx_transformer *t, int max_batch, int tokens, cx_err *err);
+/* Floats of block scratch for batches of max_batch sequences of tokens. */
+size_t cx_transformer_scratch_floats(const cx_transformer *t, int max_batch, int tokens);
+/* Buffers for max_batch sequences of up to tokens. scratch (cx_transformer_scratch_floats) may
+ * be shared with other stacks that never run at the same time (the two towers of a CLIP
+ * step), or NULL for an owned one. */
+cx_status cx_transformer_alloc(cx_transformer *t, int max_batch, int tokens, float *scratch,
+                               cx_err *err);
 /* open_clip's text-transformer initialisation: weights N(0, s) with s = D^-1/2 for QKV,
  * (2D)^-1/2 for the MLP's first layer, D^-1/2 (2 layers)^-1/2 for both output projections;
  * biases 0; LayerNorm gains 1, shifts 0. */
