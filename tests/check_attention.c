@@ -14,6 +14,8 @@
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
 #include "lib/model/cnn.h"
+#include "lib/model/model.h"
+#include "lib/optim/optim.h"
 #include "lib/model/seq_tower.h"
 #include "lib/model/tokenizer.h"
 #include "lib/ops/ops.h"
@@ -731,6 +733,119 @@ START_TEST(tokenizer_sequences_and_format_2)
 }
 END_TEST
 
+/* ---- two whole W2 steps against PyTorch (w2_step.fx) ---------------------------------------- */
+
+static cx_model_spec w2_small_spec(void)
+{
+    cx_model_spec s;
+    memset(&s, 0, sizeof s);
+    s.objective = CX_OBJECTIVE_CLIP;
+    s.max_batch = 4;
+    s.image_kind = CX_IMAGE_VIT;
+    s.in_dim = 16;
+    s.in_c = 1, s.in_h = 4, s.in_w = 4;
+    s.vit = (cx_seq_spec){.width = 8, .layers = 2, .heads = 2, .mlp = 16, .patch = 2,
+                          .pool = CX_POOL_TOKEN};
+    s.embed_dim = 6;
+    s.text_kind = CX_TEXT_TRANSFORMER;
+    s.vocab_size = 9;
+    s.token_dim = 8;
+    s.max_tokens = 6;
+    s.text_seq = (cx_seq_spec){.width = 8, .layers = 2, .heads = 2, .mlp = 16, .causal = 1,
+                               .pool = CX_POOL_TOKEN};
+    s.logit_scale_init = 1 / 0.07;
+    s.logit_scale_max = 100;
+    s.logit_scale_learn = 1;
+    return s;
+}
+
+static const fx_tensor *named(const fx_file *f, const char *prefix, const char *name, char *key)
+{
+    snprintf(key, 128, "%s%s", prefix, name);
+    for (char *q = key; *q; q++)
+        if (*q == '.')
+            *q = '_';
+    const fx_tensor *t = fx_get(f, key);
+    ck_assert_msg(t != NULL, "fixture lacks %s", key);
+    return t;
+}
+
+START_TEST(w2_two_steps_match_pytorch)
+{
+    fx_file f;
+    cx_err err;
+    char path[4096], key[128];
+    fx_path(path, sizeof path, "w2_step.fx");
+    ck_assert_msg(fx_load(&f, path, &err) == CX_OK, "%s", err.msg);
+    cx_model m;
+    cx_model_spec s = w2_small_spec();
+    ck_assert_msg(cx_model_build(&m, &s, 2, &err) == CX_OK, "%s", err.msg);
+    cx_params *p = &m.params;
+    for (int t = 0; t < p->count; t++) {
+        const fx_tensor *ft = named(&f, "w2_init_", p->info[t].name, key);
+        ck_assert_uint_eq(ft->n, p->info[t].size);
+        fx_to_float(ft, cx_param_value(p, t));
+    }
+    float x[4 * 16];
+    int32_t tok[4 * 6];
+    fx_to_float(fx_get(&f, "w2_x"), x);
+    ck_assert_int_eq(fx_to_int32(fx_get(&f, "w2_tokens"), tok, &err), CX_OK);
+    cx_optim_config oc = {.kind = CX_OPTIM_ADAMW, .wd = 0.1, .beta1 = 0.9, .beta2 = 0.98, .eps = 1e-6};
+    cx_optim o;
+    ck_assert_int_eq(cx_optim_init(&o, &oc, p, &err), CX_OK);
+    for (int step = 0; step < 2; step++) {
+        cx_params_zero_grad(p);
+        double l = cx_model_clip_step(&m, x, tok, 4);
+        snprintf(key, sizeof key, "w2_loss%d", step);
+        double want = fx_get(&f, key)->v[0];
+        ck_assert_msg(fabs(l - want) <= 1e-5 * fabs(want), "%s: %.9g, torch %.9g", key, l, want);
+        cx_optim_step(&o, p, 1e-2);
+        cx_model_clamp_logit_scale(&m);
+    }
+    for (int t = 0; t < p->count; t++) {
+        const fx_tensor *ft = named(&f, "w2_final_", p->info[t].name, key);
+        const float *w = cx_param_value(p, t);
+        double scale = 0;
+        for (size_t i = 0; i < ft->n; i++)
+            scale = fmax(scale, fabs(ft->v[i]));
+        /* The key bias adds a constant to each score row, which the softmax cancels: its exact
+         * gradient is 0, so both sides hold rounding noise that AdamW scales up to steps of
+         * the learning rate in either direction. Those 8 values are not comparable. */
+        int key_bias = strstr(p->info[t].name, "attn_qkv.bias") != NULL;
+        for (size_t i = 0; i < ft->n; i++) {
+            if (key_bias && i >= 8 && i < 16)
+                continue;
+            ck_assert_msg(fabs(w[i] - ft->v[i]) <= 1e-5 * scale, "%s[%zu]: %.9g, torch %.9g", key,
+                          i, w[i], ft->v[i]);
+        }
+    }
+    cx_optim_free(&o);
+    cx_model_free(&m);
+    fx_free(&f);
+}
+END_TEST
+
+/* Tokens out through the model: the ViT's tokens and the text transformer's. */
+START_TEST(model_tokens_out)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = w2_small_spec();
+    ck_assert_int_eq(cx_model_build(&m, &s, 0, &err), CX_OK);
+    cx_model_init_params(&m, 1);
+    float *x = gc_frand(4 * 16, 3, 1.0);
+    static const int32_t tok[] = {2, 5, 3, 0, 0, 0, 2, 3, 0, 0, 0, 0,
+                                  2, 5, 6, 7, 8, 3, 2, 6, 3, 0, 0, 0};
+    cx_model_image_forward(&m, x, 4);
+    cx_model_text_forward(&m, tok, 4);
+    int T, D;
+    ck_assert(cx_model_image_tokens(&m, 4, NULL, &T, &D) != NULL && T == 5 && D == 8);
+    ck_assert(cx_model_text_tokens(&m, &T, &D) != NULL && T == 6 && D == 8);
+    cx_model_free(&m);
+    free(x);
+}
+END_TEST
+
 static Suite *attention_suite(void)
 {
     Suite *s = suite_create("attention");
@@ -760,6 +875,8 @@ static Suite *attention_suite(void)
     tcase_add_test(tt, text_tokens_out_eot_row_is_the_feature);
     tcase_add_test(tt, cnn_positions_as_tokens);
     tcase_add_test(tt, tokenizer_sequences_and_format_2);
+    tcase_add_test(tt, w2_two_steps_match_pytorch);
+    tcase_add_test(tt, model_tokens_out);
     suite_add_tcase(s, tt);
     return s;
 }
