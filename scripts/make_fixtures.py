@@ -452,6 +452,145 @@ def train_steps(fx):
 FIXTURES.append(("train_step.fx", "two full training steps (forward, backward, AdamW) of a small "
                  "SL model and a small CLIP model (logit scale clamped)", train_steps))
 
+
+def block(fx):
+    """One pre-norm block as open_clip's ResidualAttentionBlock: nn.MultiheadAttention on
+    LayerNorm(x) with a causal mask, then LayerNorm -> Linear -> exact GELU -> Linear; both
+    residual. Forward y and the gradients for a random projection dy."""
+    g = torch.Generator().manual_seed(131)
+    B, T, D, H, Fw = 3, 5, 8, 2, 16
+    x = randn(g, B, T, D).requires_grad_(True)
+    attn = torch.nn.MultiheadAttention(D, H, batch_first=True)
+    ln1, ln2 = torch.nn.LayerNorm(D), torch.nn.LayerNorm(D)
+    fc, proj = torch.nn.Linear(D, Fw), torch.nn.Linear(Fw, D)
+    params = {
+        "ln1_g": ln1.weight, "ln1_b": ln1.bias, "w_qkv": attn.in_proj_weight,
+        "b_qkv": attn.in_proj_bias, "w_out": attn.out_proj.weight, "b_out": attn.out_proj.bias,
+        "ln2_g": ln2.weight, "ln2_b": ln2.bias, "w_fc": fc.weight, "b_fc": fc.bias,
+        "w_proj": proj.weight, "b_proj": proj.bias,
+    }
+    with torch.no_grad():
+        for name, p in params.items():
+            sd = 1.0 if name.endswith("_b") or name.startswith("b_") else 0.4
+            p.copy_(randn(g, *p.shape, sd=sd) + (1.0 if name.endswith("_g") else 0.0))
+    mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+    h = ln1(x)
+    x1 = x + attn(h, h, h, need_weights=False, attn_mask=mask)[0]
+    y = x1 + proj(F.gelu(fc(ln2(x1))))
+    dy = randn(g, B, T, D)
+    y.backward(dy)
+    fx.add("heads", torch.tensor(H), integer=True)
+    fx.add("x", x)
+    for name, p in params.items():
+        fx.add(name, p)
+    fx.add("y", y)
+    fx.add("dy", dy)
+    fx.add("dx", x.grad)
+    for name, p in params.items():
+        fx.add("d" + name, p.grad)
+
+
+FIXTURES.append(("block.fx", "a pre-norm transformer block (open_clip ResidualAttentionBlock, "
+                 "causal nn.MultiheadAttention, exact GELU): forward and gradients", block))
+
+
+BLOCK_TENSORS = ["ln1_weight", "ln1_bias", "attn_qkv_weight", "attn_qkv_bias", "attn_out_weight",
+                 "attn_out_bias", "ln2_weight", "ln2_bias", "fc_weight", "fc_bias", "proj_weight",
+                 "proj_bias"]
+
+
+def block_params(g, prefix, D, Fw, params):
+    shapes = [(D,), (D,), (3 * D, D), (3 * D,), (D, D), (D,), (D,), (D,), (Fw, D), (Fw,), (D, Fw),
+              (D,)]
+    for name, shape in zip(BLOCK_TENSORS, shapes):
+        t = randn(g, *shape, sd=0.4 if len(shape) == 2 else 0.1)
+        if name.startswith("ln") and name.endswith("weight"):
+            t = t + 1.0
+        params[prefix + name] = t
+
+
+def block_forward(p, prefix, x, H, mask):
+    """The pre-norm block, spelled out in float64 (block.fx checks it against
+    nn.MultiheadAttention)."""
+    B, T, D = x.shape
+    h = F.layer_norm(x, (D,), p[prefix + "ln1_weight"], p[prefix + "ln1_bias"])
+    qkv = h @ p[prefix + "attn_qkv_weight"].t() + p[prefix + "attn_qkv_bias"]
+    q, k, v = (t.reshape(B, T, H, D // H).transpose(1, 2) for t in qkv.split(D, -1))
+    s = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+    if mask is not None:
+        s = s + mask
+    ctx = (F.softmax(s, -1) @ v).transpose(1, 2).reshape(B, T, D)
+    x = x + ctx @ p[prefix + "attn_out_weight"].t() + p[prefix + "attn_out_bias"]
+    h = F.layer_norm(x, (D,), p[prefix + "ln2_weight"], p[prefix + "ln2_bias"])
+    h = F.gelu(h @ p[prefix + "fc_weight"].t() + p[prefix + "fc_bias"])
+    return x + h @ p[prefix + "proj_weight"].t() + p[prefix + "proj_bias"]
+
+
+def w2_steps(fx):
+    """Two whole steps (forward, backward, AdamW) of a shrunken W2 model: a ViT (1x4x4 images,
+    patch 2, width 8, 2 blocks of 2 heads, MLP 16, CLS, projection 8 -> 6 without bias) and a
+    causal text transformer (vocabulary 9, 6 tokens SOT .. EOT, width 8, 2 blocks of 2 heads,
+    MLP 16, feature at EOT, projection without bias), symmetric InfoNCE with the logit scale
+    clamped; AdamW lr 1e-2, betas (0.9, 0.98), eps 1e-6, weight decay 0.1 on matrices only."""
+    g = torch.Generator().manual_seed(1313)
+    B, D, Fw, H, E, L, V, T = 4, 8, 16, 2, 6, 2, 9, 6
+    x = randn(g, B, 1, 4, 4)
+    tokens = torch.tensor([[2, 5, 6, 3, 0, 0], [2, 7, 3, 0, 0, 0], [2, 5, 5, 6, 7, 3],
+                           [2, 8, 3, 0, 0, 0]])
+    p = {"image_patch_embed_weight": randn(g, D, 4, sd=0.5), "image_cls": randn(g, D, sd=0.5),
+         "image_pos_embed": randn(g, 5, D, sd=0.5)}
+    for l in range(L):
+        block_params(g, "image_blocks%d_" % l, D, Fw, p)
+    p.update({"image_ln_final_weight": randn(g, D, sd=0.1) + 1, "image_ln_final_bias": randn(g, D, sd=0.1),
+              "image_proj_weight": randn(g, E, D, sd=0.4),
+              "text_embed_weight": randn(g, V, D), "text_pos_embed": randn(g, T, D, sd=0.5)})
+    for l in range(L):
+        block_params(g, "text_blocks%d_" % l, D, Fw, p)
+    p.update({"text_ln_final_weight": randn(g, D, sd=0.1) + 1, "text_ln_final_bias": randn(g, D, sd=0.1),
+              "text_proj_weight": randn(g, E, D, sd=0.4),
+              "logit_scale": f32(torch.tensor([math.log(1 / 0.07)]))})
+    fx.add("w2_x", x)
+    fx.add("w2_tokens", tokens, integer=True)
+    for name, t in p.items():
+        fx.add("w2_init_" + name, t)
+
+    def decay(name):
+        return name.endswith("weight") and p[name].ndim == 2 and name != "text_embed_weight"
+
+    mask = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+    eot = (tokens == 3).int().argmax(1)
+    state = {"t": 0}
+    targets = torch.arange(B)
+    for step in range(2):
+        ps = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+        patches = x.unfold(2, 2, 2).unfold(3, 2, 2).reshape(B, 1, 4, 4).permute(0, 2, 1, 3)
+        patches = patches.reshape(B, 4, 4)  # (B, patch, c ky kx)
+        h = torch.cat([ps["image_cls"].expand(B, 1, D), patches @ ps["image_patch_embed_weight"].t()], 1)
+        h = h + ps["image_pos_embed"]
+        for l in range(L):
+            h = block_forward(ps, "image_blocks%d_" % l, h, H, None)
+        h = F.layer_norm(h[:, 0], (D,), ps["image_ln_final_weight"], ps["image_ln_final_bias"])
+        f = F.normalize(h @ ps["image_proj_weight"].t(), dim=-1)
+        t = ps["text_embed_weight"][tokens] + ps["text_pos_embed"]
+        for l in range(L):
+            t = block_forward(ps, "text_blocks%d_" % l, t, H, mask)
+        t = F.layer_norm(t[torch.arange(B), eot], (D,), ps["text_ln_final_weight"],
+                         ps["text_ln_final_bias"])
+        t = F.normalize(t @ ps["text_proj_weight"].t(), dim=-1)
+        logits = ps["logit_scale"].exp() * f @ t.t()
+        loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+        loss.backward()
+        fx.add("w2_loss%d" % step, loss)
+        adamw_step(p, {k: v.grad for k, v in ps.items()}, state, 1e-2, 0.1, (0.9, 0.98), 1e-6, decay)
+        p["logit_scale"].clamp_(0, math.log(100))
+    for name, t in p.items():
+        fx.add("w2_final_" + name, t)
+
+
+FIXTURES.append(("w2_step.fx", "two whole steps (forward, backward, AdamW) of a shrunken W2 CLIP: "
+                 "ViT and causal text transformer, logit scale clamped", w2_steps))
+
+
 def main(argv):
     check = "--check" in argv[1:]
     torch.set_default_dtype(torch.float64)

@@ -37,11 +37,15 @@ expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WO
 
 # Killed in the middle of an epoch (SIGKILL at step 13 of 27, between checkpoints every 4
 # steps), then resumed: the same final checkpoint and log history as an uninterrupted run.
-for objective in sl clip; do
+# A tiny transformer text tower (tx) too.
+tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
+for objective in sl clip tx; do
     ref=$WORK/ref-$objective
     run=$WORK/kill-$objective
-    expect_exit 0 "$CLIPX" train $small --objective $objective --epochs 3 --set ckpt.every=4 --out "$ref"
-    CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small --objective $objective --epochs 3 \
+    obj=$objective extra=""
+    [ "$objective" = tx ] && obj=clip extra=$tx
+    expect_exit 0 "$CLIPX" train $small $extra --objective $obj --epochs 3 --set ckpt.every=4 --out "$ref"
+    CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small $extra --objective $obj --epochs 3 \
         --set ckpt.every=4 --out "$run" >/dev/null 2>&1
     status=$?
     [ $status -ne 0 ] || fail "$objective: the run was not killed"

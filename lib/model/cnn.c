@@ -150,6 +150,19 @@ void cx_cnn_backward(cx_cnn *c, cx_params *p, const float *in, const float *dout
     }
 }
 
+const float *cx_cnn_tokens(const cx_cnn *c, int B, float *out, int *T, int *D)
+{
+    int l = c->nblocks - 1, C = c->conv[l].cout, hw = c->pool_h[l] * c->pool_w[l];
+    *T = hw;
+    *D = C;
+    const float *a = c->act[l];
+    for (int b = 0; b < B; b++)
+        for (int ch = 0; ch < C; ch++)
+            for (int t = 0; t < hw; t++)
+                out[((size_t)b * hw + t) * C + ch] = a[((size_t)b * C + ch) * hw + t];
+    return out;
+}
+
 void cx_cnn_free(cx_cnn *c)
 {
     for (int i = 0; i < CX_CNN_MAX_BLOCKS; i++) {

@@ -65,6 +65,10 @@ const float *cx_cnn_forward(cx_cnn *c, const cx_params *p, const float *in, int 
 void cx_cnn_backward(cx_cnn *c, cx_params *p, const float *in, const float *dout, float *din,
                      int B);
 
+/* The last block's output of the last forward as tokens: out (B, h w, C) holds map position
+ * (y, x) of sample b at row b h w + y w + x, its C channels as features. Returns out. */
+const float *cx_cnn_tokens(const cx_cnn *c, int B, float *out, int *T, int *D);
+
 void cx_cnn_free(cx_cnn *c);
 
 #endif

@@ -26,6 +26,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         st = cx_cnn_declare(&m->image_cnn, p, "image", s->in_c, s->in_h, s->in_w,
                             s->image_channels, s->image_nchannels, s->image_hidden, nhidden,
                             s->embed_dim, s->act, s->norm, 0, err);
+    else if (s->image_kind == CX_IMAGE_VIT)
+        st = cx_seq_tower_declare_vit(&m->image_vit, p, "image", s->in_c, s->in_h, s->in_w,
+                                      s->vit.patch, s->vit.width, s->vit.layers, s->vit.heads,
+                                      s->vit.mlp, s->vit.pool, s->embed_dim, 0, err);
     else
         st = cx_mlp_declare(&m->image, p, "image", s->in_dim, s->image_hidden, nhidden,
                             s->embed_dim, s->act, s->norm, 0, err);
@@ -34,9 +38,17 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     unsigned scale_flags = CX_PARAM_NO_DECAY | (s->logit_scale_learn ? 0 : CX_PARAM_FROZEN);
     if (s->objective == CX_OBJECTIVE_CLIP) {
         int tn = s->text_kind == CX_TEXT_LINEAR ? 0 : s->text_nhidden;
-        if ((st = cx_text_tower_declare(&m->text, p, "text", s->vocab_size, s->token_dim,
-                                        s->max_tokens, s->text_hidden, tn, s->embed_dim, s->act,
-                                        s->text_frozen ? CX_PARAM_FROZEN : 0, err)))
+        unsigned tf = s->text_frozen ? CX_PARAM_FROZEN : 0;
+        const cx_seq_spec *ts = &s->text_seq;
+        if (s->text_kind == CX_TEXT_TRANSFORMER)
+            st = cx_seq_tower_declare_text(&m->text_seq, p, "text", s->vocab_size, s->max_tokens,
+                                           s->token_dim, ts->layers, ts->heads, ts->mlp,
+                                           ts->causal, ts->pool, s->embed_dim, tf, err);
+        else
+            st = cx_text_tower_declare(&m->text, p, "text", s->vocab_size, s->token_dim,
+                                       s->max_tokens, s->text_hidden, tn, s->embed_dim, s->act,
+                                       tf, err);
+        if (st)
             goto fail;
         if ((m->logit_scale = cx_params_declare(p, "logit_scale", 1, (int[]){1}, scale_flags, err)) < 0) {
             st = err ? err->code : CX_EUSAGE;
@@ -49,8 +61,17 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     }
     if ((st = cx_params_alloc(p, optim_slots, err)))
         goto fail;
-    st = s->image_kind == CX_IMAGE_CNN ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
-                                       : cx_mlp_alloc(&m->image, s->max_batch, err);
+    /* The towers run one after the other, so their blocks share one scratch. */
+    int text_seq = s->objective == CX_OBJECTIVE_CLIP && s->text_kind == CX_TEXT_TRANSFORMER;
+    size_t need = 0, tneed = text_seq ? cx_seq_tower_scratch_floats(&m->text_seq, s->max_batch) : 0;
+    if (s->image_kind == CX_IMAGE_VIT)
+        need = cx_seq_tower_scratch_floats(&m->image_vit, s->max_batch);
+    need = need > tneed ? need : tneed;
+    if (need && !(m->seq_scratch = malloc(sizeof(float) * need)))
+        goto oom;
+    st = s->image_kind == CX_IMAGE_CNN   ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
+         : s->image_kind == CX_IMAGE_VIT ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, m->seq_scratch, err)
+                                         : cx_mlp_alloc(&m->image, s->max_batch, err);
     if (st)
         goto fail;
     if (m->spec.world < 1)
@@ -62,7 +83,9 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     if (!m->img_unit || !m->img_norm || !m->d_img)
         goto oom;
     if (s->objective == CX_OBJECTIVE_CLIP) {
-        if ((st = cx_text_tower_alloc(&m->text, s->max_batch, err)))
+        st = s->text_kind == CX_TEXT_TRANSFORMER ? cx_seq_tower_alloc(&m->text_seq, s->max_batch, m->seq_scratch, err)
+                                                 : cx_text_tower_alloc(&m->text, s->max_batch, err);
+        if (st)
             goto fail;
         m->txt_unit = malloc(sizeof(float) * G * D);
         m->txt_norm = malloc(sizeof(float) * B);
@@ -99,10 +122,15 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
     cx_rng_seed(&rng, seed, cx_rng_stream(RNG_TAG_INIT, 0, 0));
     if (m->spec.image_kind == CX_IMAGE_CNN)
         cx_cnn_init_params(&m->image_cnn, &m->params, &rng);
+    else if (m->spec.image_kind == CX_IMAGE_VIT)
+        cx_seq_tower_init_params(&m->image_vit, &m->params, &rng);
     else
         cx_mlp_init_params(&m->image, &m->params, &rng);
     if (m->spec.objective == CX_OBJECTIVE_CLIP) {
-        cx_text_tower_init_params(&m->text, &m->params, &rng);
+        if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
+            cx_seq_tower_init_params(&m->text_seq, &m->params, &rng);
+        else
+            cx_text_tower_init_params(&m->text, &m->params, &rng);
         cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
     } else {
         cx_head_init_params(&m->head, &m->params, &rng, m->spec.logit_scale_init);
@@ -113,7 +141,27 @@ const float *cx_model_image_forward(cx_model *m, const float *x, int B)
 {
     if (m->spec.image_kind == CX_IMAGE_CNN)
         return cx_cnn_forward(&m->image_cnn, &m->params, x, B);
+    if (m->spec.image_kind == CX_IMAGE_VIT)
+        return cx_seq_tower_forward(&m->image_vit, &m->params, x, B);
     return cx_mlp_forward(&m->image, &m->params, x, B);
+}
+
+const float *cx_model_image_tokens(cx_model *m, int B, float *out, int *T, int *D)
+{
+    if (m->spec.image_kind == CX_IMAGE_VIT)
+        return cx_seq_tower_tokens(&m->image_vit, T, D);
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        return cx_cnn_tokens(&m->image_cnn, B, out, T, D);
+    *T = *D = 0;
+    return NULL;
+}
+
+const float *cx_model_text_tokens(const cx_model *m, int *T, int *D)
+{
+    if (m->spec.objective == CX_OBJECTIVE_CLIP && m->spec.text_kind == CX_TEXT_TRANSFORMER)
+        return cx_seq_tower_tokens(&m->text_seq, T, D);
+    *T = *D = 0;
+    return NULL;
 }
 
 /* Gradients of the image tower for the last forward; the input needs none. */
@@ -121,12 +169,16 @@ static void image_backward(cx_model *m, const float *x, const float *dfeat, int 
 {
     if (m->spec.image_kind == CX_IMAGE_CNN)
         cx_cnn_backward(&m->image_cnn, &m->params, x, dfeat, NULL, B);
+    else if (m->spec.image_kind == CX_IMAGE_VIT)
+        cx_seq_tower_backward(&m->image_vit, &m->params, x, dfeat);
     else
         cx_mlp_backward(&m->image, &m->params, x, dfeat, NULL, B);
 }
 
 const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
 {
+    if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
+        return cx_seq_tower_forward(&m->text_seq, &m->params, tokens, B);
     return cx_text_tower_forward(&m->text, &m->params, tokens, B);
 }
 
@@ -164,7 +216,10 @@ cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *to
     if (!text_frozen) {
         float *d_txt = m->d_txt + mine;
         cx_l2norm_backward(d_txt, d_txt, txt, m->txt_norm, B, D, unit_eps);
-        cx_text_tower_backward(&m->text, &m->params, tokens, d_txt, B);
+        if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
+            cx_seq_tower_backward(&m->text_seq, &m->params, tokens, d_txt);
+        else
+            cx_text_tower_backward(&m->text, &m->params, tokens, d_txt, B);
     }
     return CX_OK;
 }
@@ -237,7 +292,9 @@ void cx_model_free(cx_model *m)
 {
     cx_mlp_free(&m->image);
     cx_cnn_free(&m->image_cnn);
+    cx_seq_tower_free(&m->image_vit);
     cx_text_tower_free(&m->text);
+    cx_seq_tower_free(&m->text_seq);
     cx_head_free(&m->head);
     cx_params_free(&m->params);
     free(m->img_unit);
@@ -253,5 +310,6 @@ void cx_model_free(cx_model *m)
     free(m->dlogits);
     free(m->classes);
     free(m->targets);
+    free(m->seq_scratch);
     memset(m, 0, sizeof *m);
 }

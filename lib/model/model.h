@@ -10,13 +10,22 @@
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
+#include "lib/model/seq_tower.h"
 #include "lib/model/text_tower.h"
 #include "lib/objective/loss.h"
 #include "lib/objective/vocab_sampler.h"
 
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
-typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN } cx_image_kind;
-typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP } cx_text_kind;
+typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN, CX_IMAGE_VIT } cx_image_kind;
+typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP, CX_TEXT_TRANSFORMER } cx_text_kind;
+
+/* A transformer tower's shape (ViT or text). */
+typedef struct {
+    int width, layers, heads, mlp; /* mlp: the MLP's hidden width */
+    int causal;                    /* text only */
+    int patch;                     /* ViT only */
+    cx_pool pool;
+} cx_seq_spec;
 
 enum { CX_MODEL_MAX_LIST = 15 };
 
@@ -35,12 +44,14 @@ typedef struct {
     int embed_dim;                    /* output of both towers */
     cx_act act;
     cx_norm norm;
+    cx_seq_spec vit;                  /* CX_IMAGE_VIT (in_c, in_h, in_w the image) */
     /* text tower: CLIP only */
     cx_text_kind text_kind;
     int vocab_size, token_dim, max_tokens;
     int64_t text_hidden[CX_MODEL_MAX_LIST];
     int text_nhidden;
     int text_frozen;
+    cx_seq_spec text_seq;             /* CX_TEXT_TRANSFORMER: width is token_dim */
     /* head: SL only */
     int num_classes;
     cx_head_kind head_kind;
@@ -56,7 +67,9 @@ typedef struct {
     cx_params params;
     cx_mlp image;                     /* linear = an MLP without hidden layers */
     cx_cnn image_cnn;                 /* CX_IMAGE_CNN: convolution blocks, then an MLP */
-    cx_text_tower text;               /* CLIP */
+    cx_seq_tower image_vit;           /* CX_IMAGE_VIT */
+    cx_text_tower text;               /* CLIP, bag of words */
+    cx_seq_tower text_seq;            /* CLIP, CX_TEXT_TRANSFORMER */
     cx_head head;                     /* SL */
     int logit_scale;                  /* CLIP: parameter index of theta, scale = exp(theta) */
     /* Step buffers, owned, for B = spec.max_batch local rows and G = B * spec.world rows of
@@ -67,6 +80,7 @@ typedef struct {
     float *d_img, *d_txt;             /* (G, D) */
     float *dlogits;                   /* (B, C) SL */
     int32_t *classes, *targets;       /* (max(C, G)), (G) vocabulary subsampling */
+    float *seq_scratch;               /* block scratch shared by the transformer towers */
 } cx_model;
 
 /* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers. */
@@ -78,6 +92,15 @@ void cx_model_init_params(cx_model *m, uint64_t seed);
 const float *cx_model_image_forward(cx_model *m, const float *x, int B);
 /* Text tower output (B, embed_dim), unnormalised. */
 const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B);
+
+/* Per-token outputs of the last image forward, (B, *T, *D): a ViT's tokens after its final
+ * LayerNorm (CLS first), or the CNN's last feature map as its positions (rows of the map in
+ * row-major order, channels as features; written into out, which holds B T D floats, and
+ * returned). NULL for a tower without tokens (linear, MLP). */
+const float *cx_model_image_tokens(cx_model *m, int B, float *out, int *T, int *D);
+/* Per-token outputs of the last text forward of a transformer text tower, (B, *T, *D) after
+ * the final LayerNorm (positions after EOT are padding); NULL for a bag-of-words tower. */
+const float *cx_model_text_tokens(const cx_model *m, int *T, int *D);
 
 /* One CLIP step on B pairs: symmetric InfoNCE; adds all gradients; returns the loss. */
 double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B);

@@ -101,7 +101,7 @@ static cx_status vocab_index(cx_vocab *v, cx_err *err)
 {
     if (cx_strmap_init(&v->ids, (size_t)v->size) != 0)
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    for (int i = 2; i < v->size; i++) {
+    for (int i = v->specials ? 5 : 2; i < v->size; i++) {
         int id = cx_strmap_put(&v->ids, v->words[i], strlen(v->words[i]), i);
         if (id < 0)
             return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
@@ -124,22 +124,27 @@ static int by_count_then_word(const void *a, const void *b)
     return strcmp(x->word, y->word);
 }
 
-static cx_status vocab_start(cx_vocab *v, int size, cx_err *err)
+/* The reserved words, in id order: 2 of every vocabulary, 5 of a sequence vocabulary. */
+static const char *const reserved[] = {"<pad>", "<unk>", "<sot>", "<eot>", "<mask>"};
+
+static cx_status vocab_start(cx_vocab *v, int size, int specials, cx_err *err)
 {
     memset(v, 0, sizeof *v);
     v->words = calloc((size_t)size, sizeof *v->words);
     if (!v->words)
         return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
-    v->words[0] = strndup("<pad>", 5);
-    v->words[1] = strndup("<unk>", 5);
-    v->size = 2;
-    if (!v->words[0] || !v->words[1])
-        return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
+    v->specials = specials;
+    int n = specials ? 5 : 2;
+    for (int i = 0; i < n; i++) {
+        if (!(v->words[i] = strndup(reserved[i], strlen(reserved[i]))))
+            return cx_fail(err, CX_ENOMEM, "vocabulary: out of memory");
+        v->size++;
+    }
     return CX_OK;
 }
 
-cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_vocab *v,
-                                  cx_err *err)
+static cx_status builder_finish(cx_vocab_builder *b, int64_t min_count, int specials,
+                                cx_vocab *v, cx_err *err)
 {
     ranked_word *ranked = malloc(sizeof *ranked * (b->n ? b->n : 1));
     if (!ranked)
@@ -149,7 +154,7 @@ cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_voc
         if (b->counts[i] >= min_count)
             ranked[kept++] = (ranked_word){b->counts[i], b->words[i]};
     qsort(ranked, kept, sizeof *ranked, by_count_then_word);
-    cx_status st = vocab_start(v, (int)kept + 2, err);
+    cx_status st = vocab_start(v, (int)kept + (specials ? 5 : 2), specials, err);
     for (size_t k = 0; !st && k < kept; k++) {
         v->words[v->size] = strndup(ranked[k].word, strlen(ranked[k].word));
         if (!v->words[v->size])
@@ -165,6 +170,18 @@ cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_voc
     return st;
 }
 
+cx_status cx_vocab_builder_finish(cx_vocab_builder *b, int64_t min_count, cx_vocab *v,
+                                  cx_err *err)
+{
+    return builder_finish(b, min_count, 0, v, err);
+}
+
+cx_status cx_vocab_builder_finish_seq(cx_vocab_builder *b, int64_t min_count, cx_vocab *v,
+                                      cx_err *err)
+{
+    return builder_finish(b, min_count, 1, v, err);
+}
+
 int32_t cx_vocab_lookup(const cx_vocab *v, const char *word, size_t len)
 {
     int id = cx_strmap_get(&v->ids, word, len);
@@ -176,25 +193,41 @@ int cx_tokenize(const cx_vocab *v, const char *text, int32_t *out, int max_token
     char w[WORD_MAX];
     size_t pos = 0, n;
     int count = 0;
+    /* A sequence is SOT words EOT; truncation keeps EOT as the last token (open_clip). */
+    int first = v->specials && max_tokens > 1 ? 1 : 0;
+    int room = v->specials ? max_tokens - 1 - first : max_tokens;
+    if (first)
+        out[0] = CX_TOKEN_SOT;
     while ((n = next_word(text, &pos, w, sizeof w)) > 0) {
-        if (count < max_tokens)
-            out[count] = cx_vocab_lookup(v, w, n);
+        if (count < room)
+            out[first + count] = cx_vocab_lookup(v, w, n);
         count++;
     }
-    for (int i = count; i < max_tokens; i++)
+    int used = first + (count < room ? count : room);
+    if (v->specials && max_tokens > 0)
+        out[used++] = CX_TOKEN_EOT;
+    for (int i = used; i < max_tokens; i++)
         out[i] = CX_TOKEN_PAD;
     return count;
 }
 
+/* Format 2 (a vocabulary with the sequence tokens) starts with this line; format 1 (words only,
+ * from <pad> and <unk>) is still written for the others, so their checkpoints are unchanged. */
+static const char header_v2[] = "#clipx-vocab 2\n";
+
 char *cx_vocab_serialize(const cx_vocab *v)
 {
-    size_t total = 1;
+    size_t total = 1 + (v->specials ? sizeof header_v2 - 1 : 0);
     for (int i = 0; i < v->size; i++)
         total += strlen(v->words[i]) + 1;
     char *s = malloc(total);
     if (!s)
         return NULL;
     size_t pos = 0;
+    if (v->specials) {
+        memcpy(s, header_v2, sizeof header_v2 - 1);
+        pos = sizeof header_v2 - 1;
+    }
     for (int i = 0; i < v->size; i++) {
         size_t n = strlen(v->words[i]);
         memcpy(s + pos, v->words[i], n);
@@ -207,14 +240,26 @@ char *cx_vocab_serialize(const cx_vocab *v)
 
 cx_status cx_vocab_deserialize(const char *text, cx_vocab *v, cx_err *err)
 {
+    int specials = strncmp(text, header_v2, sizeof header_v2 - 1) == 0;
+    if (specials)
+        text += sizeof header_v2 - 1;
+    else if (text[0] == '#')
+        return cx_fail(err, CX_EDATA, "vocabulary: unknown format '%.20s' (this clipx reads "
+                       "formats 1 and 2)", text);
     int lines = 0;
     for (const char *p = text; *p; p++)
         lines += *p == '\n';
-    if (lines < 2 || strncmp(text, "<pad>\n<unk>\n", 12) != 0)
-        return cx_fail(err, CX_EDATA, "vocabulary: does not start with <pad> and <unk>");
-    cx_status st = vocab_start(v, lines, err);
-    const char *p = text + 12;
-    for (int i = 2; !st && i < lines; i++) {
+    static const char start_v1[] = "<pad>\n<unk>\n";
+    static const char start_v2[] = "<pad>\n<unk>\n<sot>\n<eot>\n<mask>\n";
+    const char *start = specials ? start_v2 : start_v1;
+    size_t start_len = strlen(start);
+    if (lines < (specials ? 5 : 2) || strncmp(text, start, start_len) != 0)
+        return cx_fail(err, CX_EDATA, specials ? "vocabulary: format 2 does not start with <pad>, "
+                       "<unk>, <sot>, <eot> and <mask>" : "vocabulary: does not start with <pad> "
+                       "and <unk>");
+    cx_status st = vocab_start(v, lines, specials, err);
+    const char *p = text + start_len;
+    for (int i = specials ? 5 : 2; !st && i < lines; i++) {
         const char *nl = strchr(p, '\n');
         if (nl == p) {
             st = cx_fail(err, CX_EDATA, "vocabulary: line %d is empty", i + 1);

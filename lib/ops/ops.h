@@ -149,4 +149,83 @@ void cx_maxpool2d_forward(float *out, int32_t *idx, const float *in, int B, int 
 void cx_maxpool2d_backward(float *din, const float *dout, const int32_t *idx, int B, int C,
                            int H, int W);
 
+/* ---- transformer: attention, embeddings, the pre-norm block -------------------------------- */
+/* Their naive references, gradient checks and PyTorch fixture are in tests/check_attention.c. */
+
+/* Multi-head scaled dot-product self-attention over B sequences of T tokens, H heads of Dh
+ * (D = H Dh). qkv (B, T, 3D) is a fused projection, each row [q | k | v], head h at columns
+ * h Dh .. (h + 1) Dh of each part (torch.nn.MultiheadAttention's in_proj layout). Query i of
+ * sequence b sees keys j < lengths[b] (all T when lengths is NULL: a key padding mask), and
+ * with causal only j <= i as well. probs (B, H, T, T) saves the row softmax of
+ * q k^T / sqrt(Dh), zero at masked keys; ctx (B, T, D) = probs v, heads side by side. A query
+ * that sees no key gets zero probabilities and a zero context (no NaN). */
+void cx_attention_forward(float *ctx, float *probs, const float *qkv, const int32_t *lengths,
+                          int B, int T, int H, int Dh, int causal);
+/* dqkv (B, T, 3D) overwritten from dctx (B, T, D); dscores (B, H, T, T) is scratch. */
+void cx_attention_backward(float *dqkv, float *dscores, const float *dctx, const float *probs,
+                           const float *qkv, const int32_t *lengths, int B, int T, int H, int Dh,
+                           int causal);
+
+/* out (N, D) = table rows tokens[0..N) (torch.nn.Embedding); ids in [0, V). */
+void cx_embed_forward(float *out, const int32_t *tokens, const float *table, int N, int D);
+/* dtable (V, D) += dout scattered to each token's row, in token order per column. */
+void cx_embed_backward(float *dtable, const float *dout, const int32_t *tokens, int N, int D);
+
+/* Learned positional embeddings: out (B, T, D) = in + pos (T, D) for every b; out may equal in. */
+void cx_posembed_forward(float *out, const float *in, const float *pos, int B, int T, int D);
+/* dpos (T, D) += sum over b of dout (B, T, D). */
+void cx_posembed_backward(float *dpos, const float *dout, int B, int T, int D);
+
+/* Images (B, C, H, W) -> patches (B, (H/p) (W/p), C p p), patches in row-major grid order and
+ * each patch's values in (c, ky, kx) order, so a linear layer on them is torch's
+ * Conv2d(kernel_size = p, stride = p) with its weight flattened. p must divide H and W. */
+void cx_patchify(float *out, const float *in, int B, int C, int H, int W, int p);
+
+/* A pre-norm block, x1 = x + Attn(LN1(x)), y = x1 + MLP(LN2(x1)) with MLP = Linear(D, F),
+ * exact GELU, Linear(F, D) (open_clip's ResidualAttentionBlock, timm's Block). */
+typedef struct {
+    int B, T, D, H, F; /* sequences, tokens, width, heads (dividing D), MLP width */
+    int causal;
+    const int32_t *lengths; /* (B) key padding, or NULL */
+    float eps;              /* LayerNorm (1e-5 as torch's default) */
+} cx_block_dims;
+
+/* Pointers to a block's tensors (values, or their gradients) in torch's layouts. */
+typedef struct {
+    float *ln1_g, *ln1_b;   /* (D) */
+    float *w_qkv, *b_qkv;   /* (3D, D), (3D) */
+    float *w_out, *b_out;   /* (D, D), (D) */
+    float *ln2_g, *ln2_b;   /* (D) */
+    float *w_fc, *b_fc;     /* (F, D), (F) */
+    float *w_proj, *b_proj; /* (D, F), (D) */
+} cx_block_params;
+
+/* What forward keeps for backward, per block; carved from one buffer of
+ * cx_block_saved_floats(d) floats. */
+typedef struct {
+    float *mean1, *rstd1, *mean2, *rstd2; /* (N = B T) */
+    float *qkv;                           /* (N, 3D) */
+    float *ctx, *x1;                      /* (N, D) */
+    float *h;                             /* (N, F) MLP pre-activation */
+    float *probs;                         /* (B, H, T, T) */
+} cx_block_saved;
+
+/* Scratch shared by all blocks of a stack (cx_block_scratch_floats(d) floats). */
+typedef struct {
+    float *ln, *g, *dg, *dqkv, *dx1, *dctx, *dscores;
+} cx_block_scratch;
+
+size_t cx_block_saved_floats(const cx_block_dims *d);
+size_t cx_block_scratch_floats(const cx_block_dims *d);
+void cx_block_saved_carve(cx_block_saved *s, float *buf, const cx_block_dims *d);
+void cx_block_scratch_carve(cx_block_scratch *s, float *buf, const cx_block_dims *d);
+
+/* y (B, T, D) from x (B, T, D); y must not alias x (backward takes x). */
+void cx_block_forward(float *y, const float *x, const cx_block_params *w, const cx_block_saved *s,
+                      const cx_block_scratch *sc, const cx_block_dims *d);
+/* dx (B, T, D) overwritten from dy (dx may equal dy); parameter gradients added into g. */
+void cx_block_backward(float *dx, const float *dy, const float *x, const cx_block_params *w,
+                       const cx_block_params *g, const cx_block_saved *s,
+                       const cx_block_scratch *sc, const cx_block_dims *d);
+
 #endif

@@ -1,7 +1,15 @@
 /* Configuration -> model, loss, optimiser and schedule settings. */
 #include "lib/run/spec.h"
 
+#include <math.h>
 #include <string.h>
+
+/* The MLP width of a transformer: ratio x width, rounded, at least 1. */
+static int mlp_width(double ratio, int64_t width)
+{
+    double f = floor(ratio * (double)width + 0.5);
+    return f < 1 ? 1 : f > 1 << 20 ? 1 << 20 : (int)f;
+}
 
 cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, int max_batch,
                         cx_model_spec *spec, cx_err *err)
@@ -23,17 +31,37 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
     case CX_CFG_IMAGE_MLP:
         spec->image_kind = CX_IMAGE_MLP;
         break;
+    case CX_CFG_IMAGE_VIT:
     case CX_CFG_IMAGE_CNN: {
-        spec->image_kind = CX_IMAGE_CNN;
+        int vit = cfg->model.image.type == CX_CFG_IMAGE_VIT;
+        spec->image_kind = vit ? CX_IMAGE_VIT : CX_IMAGE_CNN;
         /* IDX images are (H, W); NPY images (C, H, W), channels first as in PyTorch. */
         if (shape->in_rank < 2)
-            return cx_fail(err, CX_EUSAGE, "model.image.type: cnn needs image inputs (a sample "
+            return cx_fail(err, CX_EUSAGE, "model.image.type: %s needs image inputs (a sample "
                            "shape H x W or C x H x W); this data holds vectors of %lld features; "
-                           "use mlp or linear", (long long)in_dim);
+                           "use mlp or linear", vit ? "vit" : "cnn", (long long)in_dim);
         int r = shape->in_rank;
         spec->in_c = r == 3 ? (int)shape->in_shape[0] : 1;
         spec->in_h = (int)shape->in_shape[r - 2];
         spec->in_w = (int)shape->in_shape[r - 1];
+        if (vit) {
+            cx_seq_spec *v = &spec->vit;
+            v->patch = (int)cfg->model.image.patch;
+            if (spec->in_h % v->patch != 0 || spec->in_w % v->patch != 0)
+                return cx_fail(err, CX_EUSAGE, "model.image.patch: %d does not divide the %d x %d "
+                               "images; choose a patch size that divides both", v->patch,
+                               spec->in_h, spec->in_w);
+            int64_t width = cfg->model.image.width ? cfg->model.image.width : cfg->model.image.dim;
+            v->width = (int)width;
+            v->layers = (int)cfg->model.image.layers;
+            v->heads = (int)cfg->model.image.heads;
+            if (width % v->heads != 0)
+                return cx_fail(err, CX_EUSAGE, "model.image.heads: %d heads do not divide the ViT "
+                               "width %lld; choose heads that divide it", v->heads, (long long)width);
+            v->mlp = mlp_width(cfg->model.image.mlp_ratio, width);
+            v->pool = cfg->model.image.pool == CX_CFG_POOL_MEAN ? CX_POOL_MEAN : CX_POOL_TOKEN;
+            break;
+        }
         const cx_conf_ints *ch = &cfg->model.image.channels;
         if (ch->n < 1 || ch->n > CX_MODEL_MAX_LIST)
             return cx_fail(err, CX_EUSAGE, "model.image.channels: 1 to %d convolution blocks, not %zu",
@@ -60,7 +88,26 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
         if (th->n > CX_MODEL_MAX_LIST)
             return cx_fail(err, CX_EUSAGE, "model.text.hidden: at most %d layers, not %zu",
                            CX_MODEL_MAX_LIST, th->n);
-        spec->text_kind = cfg->model.text.type == CX_CFG_TEXT_MLP ? CX_TEXT_MLP : CX_TEXT_LINEAR;
+        spec->text_kind = cfg->model.text.type == CX_CFG_TEXT_MLP           ? CX_TEXT_MLP
+                          : cfg->model.text.type == CX_CFG_TEXT_TRANSFORMER ? CX_TEXT_TRANSFORMER
+                                                                            : CX_TEXT_LINEAR;
+        if (spec->text_kind == CX_TEXT_TRANSFORMER) {
+            cx_seq_spec *t = &spec->text_seq;
+            t->width = (int)cfg->model.text.dim;
+            t->layers = (int)cfg->model.text.layers;
+            t->heads = (int)cfg->model.text.heads;
+            if (cfg->model.text.dim % t->heads != 0)
+                return cx_fail(err, CX_EUSAGE, "model.text.heads: %d heads do not divide "
+                               "model.text.dim %lld; choose heads that divide it", t->heads,
+                               (long long)cfg->model.text.dim);
+            t->mlp = mlp_width(cfg->model.text.mlp_ratio, cfg->model.text.dim);
+            t->causal = cfg->model.text.causal;
+            t->pool = cfg->model.text.pool == CX_CFG_POOL_MEAN ? CX_POOL_MEAN : CX_POOL_TOKEN;
+            if (cfg->model.text.max_tokens < 2)
+                return cx_fail(err, CX_EUSAGE, "model.text.max_tokens: a transformer sequence "
+                               "holds SOT and EOT, so at least 2 tokens, not %lld",
+                               (long long)cfg->model.text.max_tokens);
+        }
         for (size_t i = 0; i < th->n; i++)
             spec->text_hidden[i] = th->v[i];
         spec->text_nhidden = (int)th->n;

@@ -13,6 +13,7 @@ _Static_assert(sizeof(cx_cfg_head) == sizeof(int), "enum fields are stored as in
 _Static_assert(sizeof(cx_cfg_image_tower) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(cx_cfg_text_tower) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(cx_cfg_act) == sizeof(int), "enum fields are stored as int");
+_Static_assert(sizeof(cx_cfg_pool) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(cx_cfg_norm) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(cx_cfg_optim_name) == sizeof(int), "enum fields are stored as int");
 _Static_assert(sizeof(cx_cfg_schedule) == sizeof(int), "enum fields are stored as int");
@@ -56,19 +57,30 @@ static const cx_conf_key keys[] = {
     {"logit_scale.init", CX_CONF_DOUBLE, AT(logit_scale.init), "14.285714285714286", GT(0), .doc = "initial logit scale s (1/0.07)"},
     {"logit_scale.max", CX_CONF_DOUBLE, AT(logit_scale.max), "100", GT(0), .doc = "the logit scale is clamped to at most this"},
     {"logit_scale.learn", CX_CONF_BOOL, AT(logit_scale.learn), "true", .doc = "learn the logit scale (false: keep it at init)"},
-    {"model.image.type", CX_CONF_ENUM, AT(model.image.type), "mlp", .choices = CHOICES("linear", "mlp", "cnn"), .doc = "image tower"},
+    {"model.image.type", CX_CONF_ENUM, AT(model.image.type), "mlp", .choices = CHOICES("linear", "mlp", "cnn", "vit"), .doc = "image tower"},
     {"model.image.hidden", CX_CONF_INT_LIST, AT(model.image.hidden), "[1024, 1024]", WIDTH, .max_len = 64, .doc = "MLP hidden layer widths"},
     {"model.image.dim", CX_CONF_INT, AT(model.image.dim), "256", WIDTH, .doc = "embedding size: the image tower's output"},
     {"model.image.act", CX_CONF_ENUM, AT(model.image.act), "relu", .choices = CHOICES("relu", "gelu"), .doc = "activation after each hidden layer"},
     {"model.image.norm", CX_CONF_ENUM, AT(model.image.norm), "none", .choices = CHOICES("none", "layernorm"), .doc = "normalisation after each hidden layer"},
     {"model.image.channels", CX_CONF_INT_LIST, AT(model.image.channels), "[32, 64]", IN(1, 4096), .min_len = 1, .max_len = 16, .doc = "CNN convolution channels, one per conv layer"},
-    {"model.text.type", CX_CONF_ENUM, AT(model.text.type), "linear", .choices = CHOICES("linear", "mlp"), .doc = "text tower on the mean of the token embeddings"},
-    {"model.text.dim", CX_CONF_INT, AT(model.text.dim), "256", WIDTH, .doc = "token embedding size"},
+    {"model.image.patch", CX_CONF_INT, AT(model.image.patch), "7", IN(1, 4096), .doc = "ViT: side of the square patches; must divide the image height and width"},
+    {"model.image.width", CX_CONF_INT, AT(model.image.width), "0", IN(0, 65536), .doc = "ViT: token width; 0: model.image.dim"},
+    {"model.image.layers", CX_CONF_INT, AT(model.image.layers), "4", IN(1, 48), .doc = "ViT: pre-norm transformer blocks"},
+    {"model.image.heads", CX_CONF_INT, AT(model.image.heads), "4", IN(1, 4096), .doc = "ViT: attention heads; must divide the width"},
+    {"model.image.mlp_ratio", CX_CONF_DOUBLE, AT(model.image.mlp_ratio), "4", GT(0), .doc = "ViT: MLP hidden width over the token width"},
+    {"model.image.pool", CX_CONF_ENUM, AT(model.image.pool), "cls", .choices = CHOICES("cls", "mean"), .doc = "ViT: the feature is the CLS token's, or the mean of the patch tokens"},
+    {"model.text.type", CX_CONF_ENUM, AT(model.text.type), "linear", .choices = CHOICES("linear", "mlp", "transformer"), .doc = "text tower: linear or mlp on the mean of the token embeddings, or a transformer over the token sequence"},
+    {"model.text.dim", CX_CONF_INT, AT(model.text.dim), "256", WIDTH, .doc = "token embedding size (the transformer's width)"},
     {"model.text.hidden", CX_CONF_INT_LIST, AT(model.text.hidden), "[]", WIDTH, .max_len = 64, .doc = "text MLP hidden layer widths"},
     {"model.text.init", CX_CONF_STRING, AT(model.text.init), "random", .doc = "random, or a run folder to copy the text tower from"},
     {"model.text.freeze", CX_CONF_BOOL, AT(model.text.freeze), "false", .doc = "keep the text tower fixed"},
     {"model.text.max_tokens", CX_CONF_INT, AT(model.text.max_tokens), "32", IN(1, 4096), .doc = "tokens kept per caption"},
     {"model.text.min_count", CX_CONF_INT, AT(model.text.min_count), "1", GE(1), .doc = "tokens seen fewer times in the training captions are out of vocabulary"},
+    {"model.text.layers", CX_CONF_INT, AT(model.text.layers), "2", IN(1, 48), .doc = "transformer: pre-norm blocks"},
+    {"model.text.heads", CX_CONF_INT, AT(model.text.heads), "4", IN(1, 4096), .doc = "transformer: attention heads; must divide model.text.dim"},
+    {"model.text.mlp_ratio", CX_CONF_DOUBLE, AT(model.text.mlp_ratio), "4", GT(0), .doc = "transformer: MLP hidden width over model.text.dim"},
+    {"model.text.causal", CX_CONF_BOOL, AT(model.text.causal), "true", .doc = "transformer: each token attends only to itself and earlier tokens (CLIP)"},
+    {"model.text.pool", CX_CONF_ENUM, AT(model.text.pool), "eot", .choices = CHOICES("eot", "mean"), .doc = "transformer: the feature is the EOT token's, or the mean over SOT..EOT"},
     {"optim.name", CX_CONF_ENUM, AT(optim.name), "adamw", .choices = CHOICES("adamw", "sgd"), .doc = "optimiser"},
     {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.001", GT(0), .doc = "peak learning rate"},
     {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0001", GE(0), .doc = "weight decay (decoupled for adamw, L2 for sgd)"},

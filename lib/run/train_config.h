@@ -26,8 +26,9 @@ typedef enum {
 typedef enum { CX_CFG_SAMPLER_NONE, CX_CFG_SAMPLER_CLASS_BALANCED, CX_CFG_SAMPLER_SQRT } cx_cfg_sampler;
 typedef enum { CX_CFG_VOCAB_UNIFORM, CX_CFG_VOCAB_LINEAR, CX_CFG_VOCAB_SQRT } cx_cfg_vocab_weight;
 typedef enum { CX_CFG_HEAD_LINEAR, CX_CFG_HEAD_COSINE, CX_CFG_HEAD_TEXT } cx_cfg_head;
-typedef enum { CX_CFG_IMAGE_LINEAR, CX_CFG_IMAGE_MLP, CX_CFG_IMAGE_CNN } cx_cfg_image_tower;
-typedef enum { CX_CFG_TEXT_LINEAR, CX_CFG_TEXT_MLP } cx_cfg_text_tower;
+typedef enum { CX_CFG_IMAGE_LINEAR, CX_CFG_IMAGE_MLP, CX_CFG_IMAGE_CNN, CX_CFG_IMAGE_VIT } cx_cfg_image_tower;
+typedef enum { CX_CFG_TEXT_LINEAR, CX_CFG_TEXT_MLP, CX_CFG_TEXT_TRANSFORMER } cx_cfg_text_tower;
+typedef enum { CX_CFG_POOL_TOKEN, CX_CFG_POOL_MEAN } cx_cfg_pool; /* cls|eot, mean */
 typedef enum { CX_CFG_ACT_RELU, CX_CFG_ACT_GELU } cx_cfg_act;
 typedef enum { CX_CFG_NORM_NONE, CX_CFG_NORM_LAYERNORM } cx_cfg_norm;
 typedef enum { CX_CFG_OPTIM_ADAMW, CX_CFG_OPTIM_SGD } cx_cfg_optim_name;
@@ -86,6 +87,9 @@ typedef struct {
             cx_cfg_act act;
             cx_cfg_norm norm;
             cx_conf_ints channels; /* CNN conv channels */
+            int64_t patch, width, layers, heads; /* ViT */
+            double mlp_ratio;
+            cx_cfg_pool pool;
         } image;
         struct {
             cx_cfg_text_tower type;
@@ -95,6 +99,10 @@ typedef struct {
             bool freeze;
             int64_t max_tokens;
             int64_t min_count; /* tokens seen fewer times are out of the vocabulary */
+            int64_t layers, heads; /* transformer */
+            double mlp_ratio;
+            bool causal;
+            cx_cfg_pool pool;
         } text;
     } model;
     struct {

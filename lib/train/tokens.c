@@ -24,7 +24,8 @@ static cx_status add_prompts(const cx_dataset *ds, cx_vocab_builder *b, cx_err *
     return CX_OK;
 }
 
-cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, cx_vocab *v, cx_err *err)
+cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, int sequences, cx_vocab *v,
+                          cx_err *err)
 {
     cx_vocab_builder b;
     cx_status st = cx_vocab_builder_init(&b, err);
@@ -38,7 +39,8 @@ cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, cx_vocab *v, 
     for (int64_t r = 0; r < (min_count < 1 ? 1 : min_count) && !st; r++)
         st = add_prompts(ds, &b, err);
     if (!st)
-        st = cx_vocab_builder_finish(&b, min_count, v, err);
+        st = sequences ? cx_vocab_builder_finish_seq(&b, min_count, v, err)
+                       : cx_vocab_builder_finish(&b, min_count, v, err);
     cx_vocab_builder_free(&b);
     return st;
 }

@@ -13,8 +13,10 @@
 
 /* Vocabulary from the training captions (when the split has them) and from every prompt a
  * template makes with every class name and synonym, keeping words seen min_count times (prompt
- * words are always kept, so zero-shot prompts never fall out of the vocabulary). */
-cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, cx_vocab *v, cx_err *err);
+ * words are always kept, so zero-shot prompts never fall out of the vocabulary). With sequences,
+ * a sequence vocabulary (SOT, EOT and MASK tokens) for the transformer text tower. */
+cx_status cx_tokens_vocab(const cx_dataset *ds, int64_t min_count, int sequences, cx_vocab *v,
+                          cx_err *err);
 
 /* Token ids (n, max_tokens) of the captions of rows[0..n) of the training split: stored captions,
  * or captions composed from class names and templates with caption_seed (lib/data/dataset.h).

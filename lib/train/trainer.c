@@ -228,7 +228,8 @@ static cx_status build_model(trainer *t, cx_err *err)
                       : cx_fail(err, CX_ENOMEM, "out of memory");
             free(text);
         } else {
-            st = cx_tokens_vocab(&t->ds, cfg->model.text.min_count, &t->vocab, err);
+            st = cx_tokens_vocab(&t->ds, cfg->model.text.min_count,
+                                 cfg->model.text.type == CX_CFG_TEXT_TRANSFORMER, &t->vocab, err);
         }
         if (st)
             goto done;
@@ -248,6 +249,15 @@ static cx_status build_model(trainer *t, cx_err *err)
         goto done;
     cx_model_init_params(&t->model, (uint64_t)cfg->seed);
     if (have_text_src) {
+        if (text_src.cfg.model.text.type != cfg->model.text.type) {
+            st = cx_fail(err, CX_EUSAGE, "model.text.init: %s has a %s text tower, this run a %s "
+                         "one; set model.text.type to match", cfg->model.text.init,
+                         cx_conf_enum_name(&cx_train_config_schema, "model.text.type",
+                                           (int)text_src.cfg.model.text.type),
+                         cx_conf_enum_name(&cx_train_config_schema, "model.text.type",
+                                           (int)cfg->model.text.type));
+            goto done;
+        }
         if (text_src.cfg.model.text.dim != cfg->model.text.dim ||
             text_src.cfg.model.image.dim != cfg->model.image.dim) {
             st = cx_fail(err, CX_EUSAGE, "model.text.init: %s has token dimension %lld and "
