@@ -53,7 +53,7 @@ const cli_spec cmd_train_spec = {
     train_opts,
     0,
     0,
-    1};
+    CLI_COMPUTES_OWN_THREADS};
 
 typedef struct {
     cli_progress bar;
@@ -106,7 +106,7 @@ static cx_status apply_flags(cx_train_config *cfg, cx_err *err)
     return CX_OK;
 }
 
-static int run(const cli_result *res)
+int cmd_train(const cli_result *res)
 {
     cx_err err;
     cx_err_clear(&err);
@@ -128,7 +128,7 @@ static int run(const cli_result *res)
     cx_dist dist;
     cx_status st = cx_dist_init(&dist, &err);
     if (st)
-        return cli_fail("train", &err);
+        return cli_fail("train", st, &err);
     /* Under mpirun only rank 0 speaks (its progress, its errors). */
     if (dist.rank != 0) {
         pc.bar.enabled = 0;
@@ -151,21 +151,11 @@ static int run(const cli_result *res)
     cli_progress_end(&pc.bar);
     int code = EXIT_OK;
     if (st)
-        code = dist.rank == 0 ? cli_fail("train", &err) : cx_status_exit_code(st);
+        code = dist.rank == 0 ? cli_fail("train", st, &err) : cli_exit_code(st);
     /* Every rank waits until rank 0 has said why: mpirun kills the job as soon as one process
      * exits with a failure, which could otherwise cut rank 0's message. */
     fflush(stderr);
     cx_dist_barrier(&dist, NULL);
     cx_dist_finish(&dist);
     return code;
-}
-
-int cmd_train(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_train_spec, argc, argv, &res);
-    if (rc == CLI_OK)
-        rc = run(&res);
-    cli_free(&cmd_train_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

@@ -74,30 +74,7 @@ enum { NUM_ADJECTIVES = sizeof adjectives / sizeof adjectives[0] };
 
 void cx_synth_defaults(cx_synth_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    o->classes = 100;
-    o->superclasses = 0;
-    o->modes = 4;
-    o->profile = CX_PROFILE_PARETO;
-    o->rho = 100;
-    o->mu = 0.5;
-    o->n = 50000;
-    o->test_per_class = 50;
-    o->dim = 128;
-    o->latent = 16;
-    o->super_sep = 1.0;
-    o->class_sep = 0.8;
-    o->spread = 0.5;
-    o->fold = 1.0;
-    o->noise = 0.05;
-    o->captions = CX_CAPTIONS_DESCRIPTIVE;
-    o->synonyms = 2;
-    o->attributes = 32;
-    o->attr_rate = 0.7;
-    o->attr_strength = 0.3;
-    o->cooccur = 0.3;
-    o->cooccur_strength = 0.25;
-    o->dtype = CX_DTYPE_F32;
+    *o = (cx_synth_opts)CX_SYNTH_DEFAULTS;
 }
 
 static int open_count(const cx_synth_opts *o)
@@ -110,53 +87,64 @@ static int64_t open_samples(const cx_synth_opts *o)
     return o->open_world > 0 ? (int64_t)floor((double)o->n * o->open_world + 0.5) : 0;
 }
 
-#define RANGE(field, lo, hi, name)                                                                 \
-    if (!((field) >= (lo) && (field) <= (hi)))                                                     \
-        return cx_fail(err, CX_EUSAGE, "--%s: %g is out of range [%g, %g]", name, (double)(field), \
-                       (double)(lo), (double)(hi));
+static cx_status check_range(cx_err *err, const char *field, double v, double lo, double hi)
+{
+    if (!(v >= lo && v <= hi))
+        return cx_fail(err, CX_EUSAGE, "%s: %g is out of range [%g, %g]", field, v, lo, hi);
+    return CX_OK;
+}
+
+/* The field against its range CX_SYNTH_RANGE_FIELD. */
+#define RANGE(field, range)                                                                        \
+    if ((st = check_range(err, #field, (double)o->field, range)))                                  \
+        return st;
 
 cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
 {
-    RANGE(o->classes, 2, CX_SYNTH_MAX_CLASSES, "classes");
-    RANGE(o->open_classes, 0, CX_SYNTH_MAX_CLASSES, "open-classes");
-    RANGE(o->open_world, 0, 0.9, "open-world");
-    RANGE(o->superclasses, 0, o->classes, "superclasses");
-    RANGE(o->modes, 1, 64, "modes");
-    RANGE(o->rho, 1, 1e6, "rho");
-    RANGE(o->alpha, 0, 10, "alpha");
-    RANGE(o->mu, 0, 1, "mu");
-    RANGE(o->n, 1, 100000000, "n");
-    RANGE(o->test_per_class, 0, 100000, "test-per-class");
-    RANGE(o->dim, 1, 65536, "dim");
-    RANGE(o->latent, 1, 4096, "latent");
-    RANGE(o->hidden, 0, 65536, "hidden");
-    RANGE(o->super_sep, 0, 100, "super-sep");
-    RANGE(o->class_sep, 0, 100, "class-sep");
-    RANGE(o->spread, 0, 100, "spread");
-    RANGE(o->fold, 0, 100, "fold");
-    RANGE(o->noise, 0, 100, "noise");
-    RANGE(o->synonyms, 0, 8, "synonyms");
-    RANGE(o->attributes, 1, 1024, "attributes");
-    RANGE(o->attr_rate, 0, 1, "attr-rate");
-    RANGE(o->attr_strength, 0, 100, "attr-strength");
-    RANGE(o->cooccur, 0, 1, "cooccur");
-    RANGE(o->cooccur_strength, 0, 1, "cooccur-strength");
-    RANGE(o->label_noise, 0, 1, "label-noise");
+    cx_status st;
+    RANGE(classes, CX_SYNTH_RANGE_CLASSES);
+    RANGE(open_classes, CX_SYNTH_RANGE_OPEN_CLASSES);
+    RANGE(open_world, CX_SYNTH_RANGE_OPEN_WORLD);
+    RANGE(superclasses, CX_SYNTH_RANGE_SUPERCLASSES);
+    if ((st = check_range(err, "superclasses", o->superclasses, 0, o->classes)))
+        return st;
+    RANGE(modes, CX_SYNTH_RANGE_MODES);
+    RANGE(rho, CX_SYNTH_RANGE_RHO);
+    RANGE(alpha, CX_SYNTH_RANGE_ALPHA);
+    RANGE(mu, CX_SYNTH_RANGE_MU);
+    RANGE(n, CX_SYNTH_RANGE_N);
+    RANGE(test_per_class, CX_SYNTH_RANGE_TEST_PER_CLASS);
+    RANGE(dim, CX_SYNTH_RANGE_DIM);
+    RANGE(latent, CX_SYNTH_RANGE_LATENT);
+    RANGE(hidden, CX_SYNTH_RANGE_HIDDEN);
+    RANGE(super_sep, CX_SYNTH_RANGE_SUPER_SEP);
+    RANGE(class_sep, CX_SYNTH_RANGE_CLASS_SEP);
+    RANGE(spread, CX_SYNTH_RANGE_SPREAD);
+    RANGE(fold, CX_SYNTH_RANGE_FOLD);
+    RANGE(noise, CX_SYNTH_RANGE_NOISE);
+    RANGE(synonyms, CX_SYNTH_RANGE_SYNONYMS);
+    RANGE(attributes, CX_SYNTH_RANGE_ATTRIBUTES);
+    RANGE(attr_rate, CX_SYNTH_RANGE_ATTR_RATE);
+    RANGE(attr_strength, CX_SYNTH_RANGE_ATTR_STRENGTH);
+    RANGE(cooccur, CX_SYNTH_RANGE_COOCCUR);
+    RANGE(cooccur_strength, CX_SYNTH_RANGE_COOCCUR_STRENGTH);
+    RANGE(label_noise, CX_SYNTH_RANGE_LABEL_NOISE);
+#undef RANGE
     if (o->profile != CX_PROFILE_EXP && o->profile != CX_PROFILE_PARETO &&
         o->profile != CX_PROFILE_STEP && o->profile != CX_PROFILE_UNIFORM)
         return cx_fail(err, CX_EUSAGE,
-                       "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
+                       "profile: synth draws exp, pareto, step or uniform frequencies, not %s",
                        cx_profile_name(o->profile));
     if ((unsigned)o->captions > CX_CAPTIONS_DESCRIPTIVE)
-        return cx_fail(err, CX_EUSAGE, "--captions: unknown caption mode");
+        return cx_fail(err, CX_EUSAGE, "captions: unknown caption mode");
     int64_t n_open = open_samples(o), n_eval = o->n - n_open;
     if (n_eval < o->classes)
         return cx_fail(err, CX_EUSAGE,
-                       "--n: %lld training samples cannot give each of the %d classes one",
+                       "n: %lld training samples cannot give each of the %d classes one",
                        (long long)n_eval, o->classes);
     if (o->open_world > 0 && n_open < open_count(o))
         return cx_fail(err, CX_EUSAGE,
-                       "--open-world: %lld open-world samples cannot give each of the %d "
+                       "open_world: %lld open-world samples cannot give each of the %d "
                        "open-world concepts one",
                        (long long)n_open, open_count(o));
     return CX_OK;

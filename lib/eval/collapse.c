@@ -177,14 +177,14 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
         if (st) {
             free(a);
             free(w);
-            return cx_err_prefix(err, "NC1");
+            return cx_err_prefix(err, st, "NC1");
         }
     }
     cx_status st = cx_symeig(a, w, n, err);
     if (st) {
         free(a);
         free(w);
-        return cx_err_prefix(err, "NC1");
+        return cx_err_prefix(err, st, "NC1");
     }
     double lmax = w[n - 1];
     double tol = lmax * RANK_TOL(Cp, D);

@@ -268,7 +268,7 @@ static cx_status fit(objective *o, double lambda, double *theta, const cx_lbfgs_
     o->lambda = lambda;
     cx_status st = cx_lbfgs_minimize(objective_eval, o, theta, o->C * o->D + o->C, lo, info, err);
     if (st)
-        return cx_err_prefix(err, "linear probe (lambda %g)", lambda);
+        return cx_err_prefix(err, st, "linear probe (lambda %g)", lambda);
     return CX_OK;
 }
 

@@ -32,13 +32,9 @@ int cx_eval_mode_parse(const char *name)
 
 /* A usage error inside a run folder (its configuration cannot build a model) is bad data from
  * the evaluating command's point of view: nothing its user typed was wrong. */
-static cx_status as_data(cx_status st, cx_err *err)
+static cx_status as_data(cx_status st)
 {
-    if (st != CX_EUSAGE)
-        return st;
-    if (err)
-        err->code = CX_EDATA;
-    return CX_EDATA;
+    return st == CX_EUSAGE ? CX_EDATA : st;
 }
 
 static int is_clip(const cx_run *run)
@@ -187,9 +183,7 @@ static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_
     if (!is_clip(run)) {
         /* The head was made by this run's text tower: zero-shot uses it with ds's templates. */
         if ((st = cx_run_open(run->cfg.head_from, 256, &src, err))) {
-            st = as_data(st, err);
-            cx_err_prefix(err, "head_from of %s", run->dir);
-            return st;
+            return cx_err_prefix(err, as_data(st), "head_from of %s", run->dir);
         }
         if (src.cfg.objective != CX_CFG_OBJECTIVE_CLIP ||
             src.model.spec.embed_dim != run->model.spec.embed_dim) {
@@ -396,10 +390,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         return cx_fail(err, CX_EUSAGE, "feature batch %d: must be at least 1", o->batch);
     if ((st = cx_run_open(run_dir, o->batch, &s.run, err))) {
         /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
-        if (st == CX_EUSAGE) {
-            st = as_data(st, err);
-            cx_err_prefix(err, "%s", run_dir);
-        }
+        if (st == CX_EUSAGE)
+            st = cx_err_prefix(err, as_data(st), "%s", run_dir);
         goto done;
     }
     cx_run *run = &s.run;

@@ -59,8 +59,8 @@ cx_status cx_cnn_declare(cx_cnn *c, cx_params *p, const char *prefix, int in_c, 
                                     err);
         snprintf(name, sizeof name, "%s.conv%d.bias", prefix, i);
         c->b[i] = cx_params_declare(p, name, 1, (int[]){cout}, flags | CX_PARAM_NO_DECAY, err);
-        if (c->w[i] < 0 || c->b[i] < 0)
-            return err ? err->code : CX_EUSAGE;
+        if (c->w[i] < 0 || c->b[i] < 0) /* err holds the last failure's message */
+            return cx_params_failure(c->b[i] < 0 ? c->b[i] : c->w[i]);
     }
     c->flat = cin * h * w;
     return cx_mlp_declare(&c->mlp, p, prefix, c->flat, hidden, nhidden, out_dim, act, norm, flags,

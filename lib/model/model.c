@@ -39,7 +39,7 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
                                         s->text_frozen ? CX_PARAM_FROZEN : 0, err)))
             goto fail;
         if ((m->logit_scale = cx_params_declare(p, "logit_scale", 1, (int[]){1}, scale_flags, err)) < 0) {
-            st = err ? err->code : CX_EUSAGE;
+            st = cx_params_failure(m->logit_scale);
             goto fail;
         }
     } else {

@@ -255,7 +255,7 @@ cx_status cx_run_open(const char *dir, int max_batch, cx_run *run, cx_err *err)
     }
     if ((st = cx_train_config_load(&run->cfg, config_path, NULL, 0, err))) {
         if (st == CX_EUSAGE)
-            st = err ? (err->code = CX_EDATA) : CX_EDATA;
+            st = CX_EDATA;
         goto done;
     }
     if ((st = cx_run_read_ckpt(ckpt_path, &ck, &run->meta, err)))
@@ -269,7 +269,7 @@ cx_status cx_run_open(const char *dir, int max_batch, cx_run *run, cx_err *err)
         goto done;
     if (run->meta.vocab_text) {
         if ((st = cx_vocab_deserialize(run->meta.vocab_text, &run->vocab, err))) {
-            cx_err_prefix(err, "%s", ckpt_path);
+            st = cx_err_prefix(err, st, "%s", ckpt_path);
             goto done;
         }
         if (run->vocab.size != run->meta.shape.vocab_size) {

@@ -177,7 +177,7 @@ static cx_status open_source_run(const char *dir, const char *key, cx_run *src, 
 {
     cx_status st = cx_run_open(dir, 256, src, err);
     if (st)
-        return cx_err_prefix(err, "%s", key);
+        return cx_err_prefix(err, st, "%s", key);
     if (src->cfg.objective != CX_CFG_OBJECTIVE_CLIP) {
         cx_run_close(src);
         return cx_fail(err, CX_EUSAGE, "%s: %s is not a CLIP run (it has no text tower)", key, dir);
@@ -655,7 +655,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
         st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
     /* A run folder whose configuration does not load is bad data, not a bad command line. */
     if (!st && (st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err)) == CX_EUSAGE)
-        st = err ? (err->code = CX_EDATA) : CX_EDATA;
+        st = CX_EDATA;
     /* The checkpoint records the configuration as config.yaml holds it, threads included. */
     if (!st && !(t.config_text = cx_run_config_text(&cfg)))
         st = cx_fail(err, CX_ENOMEM, "out of memory");
