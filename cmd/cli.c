@@ -39,6 +39,29 @@ int cli_fail(const char *cmd, cx_status st, const cx_err *err)
     return code ? code : EXIT_RUNTIME;
 }
 
+void cli_err_prepend(cx_err *err, const char *text)
+{
+    size_t n = strlen(text), len = strlen(err->msg);
+    if (n >= sizeof err->msg)
+        n = sizeof err->msg - 1;
+    if (n + len >= sizeof err->msg)
+        len = sizeof err->msg - 1 - n;
+    memmove(err->msg + n, err->msg, len);
+    memcpy(err->msg, text, n);
+    err->msg[n + len] = '\0';
+}
+
+void cli_word_as_option(cx_err *err)
+{
+    size_t n = strspn(err->msg, "abcdefghijklmnopqrstuvwxyz_");
+    if (n == 0 || err->msg[n] != ':')
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (err->msg[i] == '_')
+            err->msg[i] = '-';
+    cli_err_prepend(err, "--");
+}
+
 double cli_now(void)
 {
     struct timespec ts;

@@ -85,6 +85,14 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Print err's message as an error of cmd and return the exit status of st (a failure). */
 int cli_fail(const char *cmd, cx_status st, const cx_err *err);
 
+/* Put text in front of err's message, with no separator: "--set " + "KEY=VALUE: ...". */
+void cli_err_prepend(cx_err *err, const char *text);
+
+/* lib/'s refusals of a parameter start with the field at fault ("test_per_class: 0 is out of
+ * range ..."); where that field is an option of the command, the user typed the option:
+ * "--test-per-class: ...". Leaves any other message (a path, a sentence) as it is. */
+void cli_word_as_option(cx_err *err);
+
 /* Seconds on a monotonic clock. */
 double cli_now(void);
 

@@ -245,6 +245,7 @@ int cmd_compare(const cli_result *res)
             fprintf(stderr, "compare: evaluating %s (%d/%d)\n", res->args[i], i + 1, n);
         cx_status st = cx_run_evaluate(res->args[i], &o, &runs[i].report, &runs[i].info, &err);
         if (st) {
+            cli_eval_word_mode(&err);
             rc = cli_fail("compare", st, &err);
             goto fail;
         }

@@ -77,10 +77,14 @@ int cmd_config(const cli_result *res)
     cx_err err;
     cx_err_clear(&err);
     cx_train_config cfg;
-    cx_status st = cx_train_config_load(&cfg, config_path, sets.items, (size_t)sets.count, &err);
+    cx_status st = cx_train_config_load(&cfg, config_path, NULL, 0, &err);
     if (st)
         return cli_fail("config", st, &err);
-    st = cx_train_config_validate(&cfg, &err);
+    for (int i = 0; !st && i < sets.count; i++)
+        if ((st = cx_conf_set(&cx_train_config_schema, &cfg, sets.items[i], &err)))
+            cli_err_prepend(&err, "--set "); /* the message starts with the assignment */
+    if (!st)
+        st = cx_train_config_validate(&cfg, &err);
     if (!st && out_path)
         st = cx_train_config_write(&cfg, out_path, &err);
     else if (!st)

@@ -191,8 +191,10 @@ int cmd_eval(const cli_result *res)
     if (res->progress)
         fprintf(stderr, "eval: %s ...\n", run_dir);
     cx_status st = cx_run_evaluate(run_dir, &o, &r, &info, &err);
-    if (st)
+    if (st) {
+        cli_eval_word_mode(&err);
         return cli_fail("eval", st, &err);
+    }
     if (out_dir && (st = write_out(&r, run_dir, &info, &err))) {
         rc = cli_fail("eval", st, &err);
     } else if (as_json) {

@@ -191,8 +191,12 @@ int cmd_subsample(const cli_result *res)
         cx_rng_permutation(&r, order, (size_t)CE);
         o.order = order;
     }
-    if ((st = cx_subsample_targets(&o, avail, C, CE, target, &err)) ||
-        (st = cx_subsample_select(ds.train.y, ds.train.n, C, target, (uint64_t)seed, &kept,
+    if ((st = cx_subsample_targets(&o, avail, C, CE, target, &err))) {
+        if (st == CX_EUSAGE)
+            cli_word_as_option(&err); /* "n: ..." is about --n */
+        goto fail;
+    }
+    if ((st = cx_subsample_select(ds.train.y, ds.train.n, C, target, (uint64_t)seed, &kept,
                                   &nkept, &err)))
         goto fail;
     idx = malloc((nkept ? nkept : 1) * sizeof *idx);

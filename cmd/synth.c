@@ -110,24 +110,6 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
     cli_progress_update(ctx, (long)done, NULL);
 }
 
-/* cx_synth_check's messages start with the field at fault, whose option the user typed:
- * "test_per_class: ..." reads "--test-per-class: ...". */
-static void word_as_option(cx_err *err)
-{
-    size_t n = strspn(err->msg, "abcdefghijklmnopqrstuvwxyz_");
-    if (n == 0 || err->msg[n] != ':')
-        return;
-    size_t len = strlen(err->msg);
-    if (len + 2 >= sizeof err->msg)
-        len = sizeof err->msg - 3;
-    memmove(err->msg + 2, err->msg, len);
-    err->msg[len + 2] = '\0';
-    err->msg[0] = err->msg[1] = '-';
-    for (size_t i = 2; i < n + 2; i++)
-        if (err->msg[i] == '_')
-            err->msg[i] = '-';
-}
-
 int cmd_synth(const cli_result *res)
 {
     cx_synth_opts o = synth.params;
@@ -140,7 +122,7 @@ int cmd_synth(const cli_result *res)
     cx_err_clear(&err);
     cx_status st = cx_synth_check(&o, &err);
     if (st) {
-        word_as_option(&err);
+        cli_word_as_option(&err); /* its messages start with the field at fault */
         return cli_fail("synth", st, &err);
     }
     cli_progress prog;

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "lib/base/dist.h"
+#include "lib/base/path.h"
 #include "lib/conf/conf.h"
+#include "lib/run/run.h"
 #include "lib/run/train_config.h"
 #include "lib/train/trainer.h"
 
@@ -100,9 +102,35 @@ static cx_status apply_flags(cx_train_config *cfg, cx_err *err)
     }
     for (int i = 0; i < sets.count; i++) {
         cx_status st = cx_conf_set(&cx_train_config_schema, cfg, sets.items[i], err);
-        if (st)
+        if (st) {
+            cli_err_prepend(err, "--set "); /* the message starts with the assignment */
             return st;
+        }
     }
+    return CX_OK;
+}
+
+static int holds_run(const char *dir)
+{
+    char *config = cx_run_path(dir, CX_RUN_CONFIG), *ckpt = cx_run_path(dir, CX_RUN_CKPT);
+    int held = (config && cx_path_exists(config)) || (ckpt && cx_path_exists(ckpt));
+    free(config);
+    free(ckpt);
+    return held;
+}
+
+/* The refusals of cx_train_new that a user answers with an option, in the same order as it
+ * checks them, so the message can name the option. */
+static cx_status check_new_run(const cx_train_config *cfg, cx_err *err)
+{
+    cx_status st = cx_train_config_validate(cfg, err);
+    if (st)
+        return st;
+    if (!force && holds_run(out_dir))
+        return cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "
+                       "start over with --force", out_dir, out_dir);
+    if (!cfg->data)
+        return cx_fail(err, CX_EUSAGE, "no dataset: set data in the config, --data or --set data=FILE");
     return CX_OK;
 }
 
@@ -143,6 +171,8 @@ int cmd_train(const cli_result *res)
             st = apply_flags(&cfg, &err);
             if (!st && res->threads > 0)
                 cfg.threads = res->threads;
+            if (!st)
+                st = check_new_run(&cfg, &err);
             if (!st)
                 st = cx_train_new(&cfg, out_dir, force, &hooks, &dist, &err);
             cx_train_config_free(&cfg);

@@ -615,13 +615,13 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
     cx_status st = CX_OK;
     if (!fpath || !cpath || !obs || !xb || (o->dtype == CX_DTYPE_U8 && !x8) || !bufs) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     uint64_t shape[2] = {n, D};
     if ((st = cx_npy_writer_open(&fw, fpath, o->dtype == CX_DTYPE_U8 ? CX_ELEM_U8 : CX_ELEM_F32, 2,
                                  shape, err)) ||
         (st = cx_afile_open(&cf, cpath, err)))
-        goto done;
+        goto fail;
     for (size_t b0 = 0; b0 < nchunks; b0 += BLOCK_CHUNKS) {
         size_t nb = nchunks - b0 < BLOCK_CHUNKS ? nchunks - b0 : BLOCK_CHUNKS;
         int failed = 0;
@@ -652,31 +652,31 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
             failed |= bufs[k].oom;
         if (failed) {
             st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto done;
+            goto fail;
         }
         size_t first = b0 * CX_SYNTH_CHUNK;
         size_t m = n - first < nb * CX_SYNTH_CHUNK ? n - first : nb * CX_SYNTH_CHUNK;
         if ((st = x8 ? cx_npy_writer_write(&fw, x8, m * D, err)
                      : cx_npy_writer_write(&fw, xb, m * D * sizeof *xb, err)))
-            goto done;
+            goto fail;
         for (size_t k = 0; k < nb; k++)
             if (bufs[k].len && fwrite(bufs[k].s, 1, bufs[k].len, cf.fp) != bufs[k].len) {
                 st = cx_fail_errno(err, CX_EIO, errno, "%s: write failed", cpath);
-                goto done;
+                goto fail;
             }
         *done += m;
         if (o->progress)
             o->progress(o->progress_ctx, *done, total);
     }
     if ((st = cx_npy_writer_commit(&fw, err)))
-        goto done;
+        goto fail;
     st = cx_afile_commit(&cf, err);
     cf.fp = NULL;
     if (st)
-        goto done;
+        goto fail;
     *obs_out = obs;
     obs = NULL;
-done:
+fail:
     cx_npy_writer_abort(&fw);
     if (cf.fp)
         cx_afile_abort(&cf);
@@ -900,12 +900,12 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     int64_t *test_counts = NULL;
     int threads = cx_threads_get();
     if ((st = world_build(&w, o, err)))
-        goto done;
+        goto fail;
     size_t n_train = (size_t)o->n, n_test = (size_t)o->test_per_class * (size_t)w.C;
     test_counts = calloc((size_t)w.C, sizeof *test_counts);
     if (!test_counts) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     for (int c = 0; c < w.C; c++)
         test_counts[c] = o->test_per_class;
@@ -913,10 +913,10 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     test_cls = sample_classes(test_counts, w.C, n_test, o->seed, 1);
     if (!train_cls || !test_cls) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     if ((st = write_text_files(&w, dir, err)))
-        goto done;
+        goto fail;
     /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
      * thread count. */
     cx_blas_set_threads(1);
@@ -928,25 +928,25 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         st = write_split(&w, &test, &done_n, total, &test_obs, err);
     cx_blas_set_threads(threads);
     if (st)
-        goto done;
+        goto fail;
     size_t noisy = 0;
     for (size_t i = 0; i < n_train; i++)
         noisy += train_obs[i] != train_cls[i];
     if ((st = write_labels(dir, "train-labels.npy", train_obs, n_train, err)) ||
         (st = write_labels(dir, "train-true-labels.npy", train_cls, n_train, err)) ||
         (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))))
-        goto done;
+        goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     st = cx_freq_write(cp, w.names, w.train_counts, w.CK, err);
     free(cp);
     if (st || (st = write_meta(&w, dir, test_counts, noisy, err)) ||
         (st = write_yaml(&w, dir, n_test, err)))
-        goto done;
-done:
+        goto fail;
+fail:
     world_free(&w);
     free(train_cls);
     free(test_cls);

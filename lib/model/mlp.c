@@ -62,21 +62,21 @@ cx_status cx_mlp_alloc(cx_mlp *m, int max_batch, cx_err *err)
             widest = m->dims[i + 1];
         m->z[i] = malloc(sizeof(float) * rows * d);
         if (!m->z[i])
-            goto oom;
+            goto fail;
         if (i + 1 < m->nlayers) {
             if (!(m->a[i] = malloc(sizeof(float) * rows * d)))
-                goto oom;
+                goto fail;
             if (m->norm == CX_NORM_LAYER &&
                 (!(m->n[i] = malloc(sizeof(float) * rows * d)) ||
                  !(m->mean[i] = malloc(sizeof(float) * rows)) ||
                  !(m->rstd[i] = malloc(sizeof(float) * rows))))
-                goto oom;
+                goto fail;
         }
     }
     if (!(m->grad_buf = malloc(sizeof(float) * (size_t)max_batch * (size_t)widest * 2)))
-        goto oom;
+        goto fail;
     return CX_OK;
-oom:
+fail: /* every jump here is a failed allocation */
     cx_mlp_free(m);
     return cx_fail(err, CX_ENOMEM, "out of memory for MLP activations (batch %d)", max_batch);
 }

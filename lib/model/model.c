@@ -12,6 +12,12 @@ static const float unit_eps = 1e-12f;
 
 enum { RNG_TAG_INIT = 0x1417 };
 
+static cx_status step_buffers_oom(const cx_model_spec *s, cx_err *err)
+{
+    return cx_fail(err, CX_ENOMEM, "out of memory for the model's step buffers (batch %d)",
+                   s->max_batch);
+}
+
 cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err)
 {
     memset(m, 0, sizeof *m);
@@ -59,8 +65,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     m->img_unit = malloc(sizeof(float) * G * D);
     m->img_norm = malloc(sizeof(float) * B);
     m->d_img = malloc(sizeof(float) * G * D);
-    if (!m->img_unit || !m->img_norm || !m->d_img)
-        goto oom;
+    if (!m->img_unit || !m->img_norm || !m->d_img) {
+        st = step_buffers_oom(s, err);
+        goto fail;
+    }
     if (s->objective == CX_OBJECTIVE_CLIP) {
         if ((st = cx_text_tower_alloc(&m->text, s->max_batch, err)))
             goto fail;
@@ -72,8 +80,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         m->p_col = malloc(sizeof(float) * G * G);
         m->scratch = malloc(sizeof(float) * G * G);
         if (!m->txt_unit || !m->txt_norm || !m->d_txt || !m->logits || !m->p_row || !m->p_col ||
-            !m->scratch)
-            goto oom;
+            !m->scratch) {
+            st = step_buffers_oom(s, err);
+            goto fail;
+        }
     } else {
         if ((st = cx_head_alloc(&m->head, s->max_batch, err)))
             goto fail;
@@ -81,13 +91,12 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         m->dlogits = malloc(sizeof(float) * B * C);
         m->classes = malloc(sizeof(int32_t) * cap);
         m->targets = malloc(sizeof(int32_t) * G);
-        if (!m->dlogits || !m->classes || !m->targets)
-            goto oom;
+        if (!m->dlogits || !m->classes || !m->targets) {
+            st = step_buffers_oom(s, err);
+            goto fail;
+        }
     }
     return CX_OK;
-oom:
-    st = cx_fail(err, CX_ENOMEM, "out of memory for the model's step buffers (batch %d)",
-                 s->max_batch);
 fail:
     cx_model_free(m);
     return st;

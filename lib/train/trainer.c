@@ -110,7 +110,7 @@ static cx_status load_data(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
     if (!cfg->data)
-        return cx_fail(err, CX_EUSAGE, "no dataset: set data in the config, --data or --set data=FILE");
+        return cx_fail(err, CX_EUSAGE, "no dataset: the configuration's key data is not set");
     cx_load_options opt = {0};
     opt.parts = CX_LOAD_TRAIN | CX_LOAD_IMAGES;
     if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
@@ -234,21 +234,21 @@ static cx_status build_model(trainer *t, cx_err *err)
             st = cx_tokens_vocab(&t->ds, cfg->model.text.min_count, &t->vocab, err);
         }
         if (st)
-            goto done;
+            goto fail;
         t->meta.shape.vocab_size = t->vocab.size;
         if (!(t->meta.vocab_text = cx_vocab_serialize(&t->vocab))) {
             st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto done;
+            goto fail;
         }
     }
     cx_model_spec spec;
     if ((st = cx_spec_model(cfg, &t->meta.shape, t->local_batch, &spec, err)))
-        goto done;
+        goto fail;
     spec.world = t->dist.size;
     cx_optim_config ocfg;
     cx_spec_optim(cfg, &ocfg);
     if ((st = cx_model_build(&t->model, &spec, cx_optim_slots(&ocfg), err)))
-        goto done;
+        goto fail;
     cx_model_init_params(&t->model, (uint64_t)cfg->seed);
     if (have_text_src) {
         if (text_src.cfg.model.text.dim != cfg->model.text.dim ||
@@ -257,16 +257,16 @@ static cx_status build_model(trainer *t, cx_err *err)
                          "embedding dimension %lld; set model.text.dim and model.image.dim to match",
                          cfg->model.text.init, (long long)text_src.cfg.model.text.dim,
                          (long long)text_src.cfg.model.image.dim);
-            goto done;
+            goto fail;
         }
         if ((st = copy_params(&text_src.model.params, &t->model.params, "text.",
                               cfg->model.text.init, err)))
-            goto done;
+            goto fail;
     }
     if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
         cx_run head_src;
         if ((st = open_source_run(cfg->head_from, "head_from", &head_src, err)))
-            goto done;
+            goto fail;
         if (!same_class_list(&head_src.meta, &t->ds)) {
             st = cx_fail(err, CX_EUSAGE, "head_from: %s was trained on another class list (%d "
                          "classes) than %s (%d classes); use a CLIP run of the same dataset",
@@ -284,7 +284,7 @@ static cx_status build_model(trainer *t, cx_err *err)
         }
         cx_run_close(&head_src);
     }
-done:
+fail:
     if (have_text_src)
         cx_run_close(&text_src);
     return st;
@@ -613,8 +613,8 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
     if (!st)
         st = make_paths(&t, run_dir, err);
     if (!st && !force && (cx_path_exists(t.ckpt_path) || cx_path_exists(t.config_path)))
-        st = cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "
-                     "start over with --force", run_dir, run_dir);
+        st = cx_fail(err, CX_EUSAGE, "%s already holds a run: resume it, or replace it (force)",
+                     run_dir);
     /* Everything that can be refused is checked before the folder is touched. */
     if (!st)
         st = prepare(&t, err);
