@@ -19,11 +19,46 @@ void cli_error(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-int cli_fail(const char *cmd, const cx_err *err)
+int cli_exit_code(cx_status st)
+{
+    switch (st) {
+    case CX_OK:
+        return EXIT_OK;
+    case CX_EUSAGE:
+        return EXIT_USAGE;
+    default:
+        return EXIT_RUNTIME;
+    }
+}
+
+int cli_fail(const char *cmd, cx_status st, const cx_err *err)
 {
     cli_error(cmd, "%s", err->msg[0] ? err->msg : "failed");
-    int code = cx_status_exit_code(err->code);
+    int code = cli_exit_code(st);
     return code ? code : EXIT_RUNTIME;
+}
+
+void cli_err_prepend(cx_err *err, const char *text)
+{
+    size_t n = strlen(text), len = strlen(err->msg);
+    if (n >= sizeof err->msg)
+        n = sizeof err->msg - 1;
+    if (n + len >= sizeof err->msg)
+        len = sizeof err->msg - 1 - n;
+    memmove(err->msg + n, err->msg, len);
+    memcpy(err->msg, text, n);
+    err->msg[n + len] = '\0';
+}
+
+void cli_word_as_option(cx_err *err)
+{
+    size_t n = strspn(err->msg, "abcdefghijklmnopqrstuvwxyz_");
+    if (n == 0 || err->msg[n] != ':')
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (err->msg[i] == '_')
+            err->msg[i] = '-';
+    cli_err_prepend(err, "--");
 }
 
 int cli_parse_thresholds(const char *s, long *many, long *few)
@@ -45,20 +80,26 @@ static const cli_opt common_opts[] = {
     {"progress", CLI_FLAG, NULL, NULL, "progress on stderr even when it is not a terminal", 0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
-static int choice_ok(const char *choices, const char *value)
+/* The index of value among choices "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *value)
 {
     size_t n = strlen(value);
     const char *p = choices;
-    while (*p) {
+    for (int index = 0; *p; index++) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
         if (len == n && strncmp(p, value, n) == 0)
-            return 1;
+            return index;
         if (!bar)
             break;
         p = bar + 1;
     }
-    return 0;
+    return -1;
+}
+
+static int choice_ok(const char *choices, const char *value)
+{
+    return choice_index(choices, value) >= 0;
 }
 
 static int set_value(const cli_spec *spec, const cli_opt *o, void *dest, const char *value)
@@ -75,7 +116,10 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *dest, const c
         }
         *(const char **)dest = value;
         return CLI_OK;
-    case CLI_INT: {
+    case CLI_INT:
+    case CLI_INT32:
+    case CLI_INT64:
+    case CLI_UINT64: {
         errno = 0;
         long v = strtol(value, &end, 10);
         if (errno || end == value || *end) {
@@ -86,7 +130,14 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *dest, const c
             cli_error(spec->name, "--%s: %ld is out of range [%.15g, %.15g]", o->name, v, o->min, o->max);
             return EXIT_USAGE;
         }
-        *(long *)dest = v;
+        if (o->kind == CLI_INT32)
+            *(int *)dest = (int)v;
+        else if (o->kind == CLI_INT64)
+            *(int64_t *)dest = v;
+        else if (o->kind == CLI_UINT64)
+            *(uint64_t *)dest = (uint64_t)v;
+        else
+            *(long *)dest = v;
         return CLI_OK;
     }
     case CLI_DOUBLE: {
@@ -101,6 +152,15 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *dest, const c
             return EXIT_USAGE;
         }
         *(double *)dest = v;
+        return CLI_OK;
+    }
+    case CLI_CHOICE: {
+        int index = choice_index(o->choices, value);
+        if (index < 0) {
+            cli_error(spec->name, "--%s: '%s' is not one of %s", o->name, value, o->choices);
+            return EXIT_USAGE;
+        }
+        *(int *)dest = index;
         return CLI_OK;
     }
     case CLI_LIST: {

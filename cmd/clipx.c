@@ -1,4 +1,5 @@
-/* clipx: the command table and main. Only this file exits; every command returns its status. */
+/* clipx: the command table and main, which runs the commands (parse, threads, run, free, exit
+ * status). Only this file exits; every command returns its status. */
 #include "config.h"
 
 #include <errno.h>
@@ -7,20 +8,21 @@
 #include <string.h>
 
 #include "lib/base/blas.h"
+#include "lib/base/threads.h"
 
 #include "blas_core.h"
 #include "cli.h"
 #include "commands.h"
 
-static int cmd_help(int argc, char **argv);
-static int cmd_version(int argc, char **argv);
+static int cmd_help(const cli_result *res);
+static int cmd_version(const cli_result *res);
 static const cli_spec cmd_help_spec;
 static const cli_spec cmd_version_spec;
 
 typedef struct {
     const char *name;
-    int (*run)(int argc, char **argv);
-    const cli_spec *spec;
+    int (*run)(const cli_result *res); /* returns the exit status */
+    const cli_spec *spec;              /* options, arguments and help of the command */
 } command;
 
 /* Sorted by name; `clipx --help` lists them in this order. */
@@ -67,50 +69,55 @@ static const cli_opt help_opts[] = {{NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NU
 static const cli_spec cmd_help_spec = {
     "help", "describe clipx or one of its commands", "[COMMAND]", NULL, help_opts, 0, 1, 0};
 
-static int cmd_help(int argc, char **argv)
+static int cmd_help(const cli_result *res)
 {
-    cli_result res;
-    int rc = cli_parse(&cmd_help_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        if (res.nargs == 0) {
-            print_overview(stdout);
-        } else {
-            const command *c = find_command(res.args[0]);
-            if (c) {
-                cli_print_help(c->spec, stdout);
-            } else {
-                cli_error("help", "unknown command '%s' (see 'clipx --help')", res.args[0]);
-                rc = EXIT_USAGE;
-            }
-        }
+    if (res->nargs == 0) {
+        print_overview(stdout);
+        return EXIT_OK;
     }
-    cli_free(&cmd_help_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
+    const command *c = find_command(res->args[0]);
+    if (!c) {
+        cli_error("help", "unknown command '%s' (see 'clipx --help')", res->args[0]);
+        return EXIT_USAGE;
+    }
+    cli_print_help(c->spec, stdout);
+    return EXIT_OK;
 }
 
 static const cli_spec cmd_version_spec = {
     "version", "print the version of clipx and its build options", "", NULL, help_opts, 0, 0, 0};
 
-static int cmd_version(int argc, char **argv)
+static int cmd_version(const cli_result *res)
 {
-    cli_result res;
-    int rc = cli_parse(&cmd_version_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        printf("clipx %s\n", PACKAGE_VERSION);
-        clipx_blas_core_print(stdout);
+    (void)res;
+    printf("clipx %s\n", PACKAGE_VERSION);
+    clipx_blas_core_print(stdout);
 #ifdef _OPENMP
-        printf("openmp: yes\n");
+    printf("openmp: yes\n");
 #else
-        printf("openmp: no\n");
+    printf("openmp: no\n");
 #endif
 #ifdef HAVE_MPI
-        printf("mpi: yes\n");
+    printf("mpi: yes\n");
 #else
-        printf("mpi: no\n");
+    printf("mpi: no\n");
 #endif
+    return EXIT_OK;
+}
+
+/* git's run_builtin: the options by the command's spec, the thread count when the command
+ * computes, the command, and -h/--help (printed by cli_parse) as success. */
+static int run_command(const command *c, int argc, char **argv)
+{
+    cli_result res;
+    int status = cli_parse(c->spec, argc, argv, &res);
+    if (status == CLI_OK) {
+        if (c->spec->computes == CLI_COMPUTES)
+            cx_threads_set((int)res.threads);
+        status = c->run(&res);
     }
-    cli_free(&cmd_version_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
+    cli_free(c->spec, &res);
+    return status == CLI_HELP ? EXIT_OK : status;
 }
 
 /* A full disk or closed pipe on stdout must not end in exit 0. */
@@ -150,7 +157,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "clipx: '%s' is not a clipx command (see 'clipx --help')\n", name);
             return EXIT_USAGE;
         }
-        status = c->run(argc - 1, argv + 1);
+        status = run_command(c, argc - 1, argv + 1);
     }
     return close_stdout(name, status);
 }

@@ -1,5 +1,6 @@
 /* The subcommands: each lives in cmd/NAME.c and exports its spec (options, help) and entry point.
- * argv[0] is the subcommand's name; the return value is the process exit status. */
+ * main parses the command line by the spec (the options land in the spec's destinations) before
+ * calling cmd_NAME with the result; the return value is the process exit status. */
 #ifndef CLIPX_COMMANDS_H
 #define CLIPX_COMMANDS_H
 
@@ -7,7 +8,7 @@
 
 #define CLIPX_COMMAND(name)                                                                       \
     extern const cli_spec cmd_##name##_spec;                                                      \
-    int cmd_##name(int argc, char **argv)
+    int cmd_##name(const cli_result *res)
 
 CLIPX_COMMAND(config);
 

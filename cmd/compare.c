@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "lib/base/json.h"
-#include "lib/base/threads.h"
 #include "lib/eval/plot.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
@@ -57,7 +56,7 @@ const cli_spec cmd_compare_spec = {
     compare_opts,
     1,
     -1,
-    1};
+    CLI_COMPUTES};
 
 enum { NCOLS = 6 };
 static const char *const col_keys[NCOLS] = {"top1", "head", "mid", "tail", "corr_acc", "corr_pred"};
@@ -207,7 +206,7 @@ static int print_table(const compared *runs, int n)
     return 0;
 }
 
-static int run(const cli_result *res)
+int cmd_compare(const cli_result *res)
 {
     cx_run_eval_opts o;
     int rc = cli_eval_options("compare", &args, &o);
@@ -239,14 +238,16 @@ static int run(const cli_result *res)
     if (!runs || name_runs(runs, res->args, n)) {
         cli_error("compare", "out of memory");
         rc = EXIT_RUNTIME;
-        goto done;
+        goto fail;
     }
     for (int i = 0; i < n; i++) {
         if (res->progress)
             fprintf(stderr, "compare: evaluating %s (%d/%d)\n", res->args[i], i + 1, n);
-        if (cx_run_evaluate(res->args[i], &o, &runs[i].report, &runs[i].info, &err)) {
-            rc = cli_fail("compare", &err);
-            goto done;
+        cx_status st = cx_run_evaluate(res->args[i], &o, &runs[i].report, &runs[i].info, &err);
+        if (st) {
+            cli_eval_word_mode(&err);
+            rc = cli_fail("compare", st, &err);
+            goto fail;
         }
     }
     if (plot_path) {
@@ -260,8 +261,8 @@ static int run(const cli_result *res)
             st = cx_plot_compare(gnuplot, pr, n, plot_path, &err);
         free(pr);
         if (st) {
-            rc = cli_fail("compare", &err);
-            goto done;
+            rc = cli_fail("compare", st, &err);
+            goto fail;
         }
     }
     if (as_json) {
@@ -272,7 +273,7 @@ static int run(const cli_result *res)
     }
     if (!rc && plot_path && !res->quiet)
         fprintf(stderr, "compare: wrote %s\n", plot_path);
-done:
+fail:
     for (int i = 0; runs && i < n; i++) {
         free(runs[i].name);
         cx_eval_report_free(&runs[i].report);
@@ -281,16 +282,4 @@ done:
     free(runs);
     free(gnuplot);
     return rc;
-}
-
-int cmd_compare(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_compare_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_compare_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

@@ -43,8 +43,9 @@ static int print_keys(void)
     cx_err_clear(&err);
     cx_conf_row *rows = NULL;
     const cx_conf_schema *s = &cx_train_config_schema;
-    if (cx_conf_list(s, &rows, &err))
-        return cli_fail("config", &err);
+    cx_status st = cx_conf_list(s, &rows, &err);
+    if (st)
+        return cli_fail("config", st, &err);
     cli_table t;
     static const char *const headers[] = {"KEY", "TYPE", "DEFAULT", "DESCRIPTION"};
     int failed = cli_table_init(&t, 4, headers) != 0;
@@ -63,8 +64,9 @@ static int print_keys(void)
     return EXIT_OK;
 }
 
-static int run(void)
+int cmd_config(const cli_result *res)
 {
+    (void)res;
     if (list_keys) {
         if (config_path || sets.count || out_path) {
             cli_error("config", "--keys lists the schema and takes no --config, --set or --out");
@@ -75,24 +77,19 @@ static int run(void)
     cx_err err;
     cx_err_clear(&err);
     cx_train_config cfg;
-    if (cx_train_config_load(&cfg, config_path, sets.items, (size_t)sets.count, &err))
-        return cli_fail("config", &err);
-    cx_status st = cx_train_config_validate(&cfg, &err);
+    cx_status st = cx_train_config_load(&cfg, config_path, NULL, 0, &err);
+    if (st)
+        return cli_fail("config", st, &err);
+    for (int i = 0; !st && i < sets.count; i++)
+        if ((st = cx_conf_set(&cx_train_config_schema, &cfg, sets.items[i], &err)))
+            cli_err_prepend(&err, "--set "); /* the message starts with the assignment */
+    if (!st)
+        st = cx_train_config_validate(&cfg, &err);
     if (!st && out_path)
         st = cx_train_config_write(&cfg, out_path, &err);
     else if (!st)
         /* A failed write to stdout is reported once, by main's check of stdout. */
         (void)cx_conf_write(&cx_train_config_schema, &cfg, stdout, "standard output", &err);
     cx_train_config_free(&cfg);
-    return st ? cli_fail("config", &err) : EXIT_OK;
-}
-
-int cmd_config(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_config_spec, argc, argv, &res);
-    if (rc == CLI_OK)
-        rc = run();
-    cli_free(&cmd_config_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
+    return st ? cli_fail("config", st, &err) : EXIT_OK;
 }

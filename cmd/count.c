@@ -5,7 +5,6 @@
 
 #include "commands.h"
 
-#include "lib/base/threads.h"
 #include "lib/data/count.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subset.h"
@@ -40,9 +39,9 @@ const cli_spec cmd_count_spec = {
     count_opts,
     1,
     1,
-    1};
+    CLI_COMPUTES};
 
-static int run(const cli_result *res)
+int cmd_count(const cli_result *res)
 {
     if (!out_path) {
         cli_error("count", "--out FREQS is required");
@@ -57,77 +56,63 @@ static int run(const cli_result *res)
     cx_err err;
     cx_err_clear(&err);
     cx_dataset ds;
-    /* Labels only: the captions stream through the matcher without being stored. */
     /* With --captions only the class list is needed; otherwise the split's labels (not its
      * captions: they stream through the matcher without being stored). */
     cx_load_options lo = {captions_path ? CX_LOAD_NONE
                           : test        ? CX_LOAD_TEST
                                         : CX_LOAD_TRAIN,
                           subset_path, NULL, 0};
-    if (cx_dataset_load(res->args[0], &lo, &ds, &err))
-        return cli_fail("count", &err);
+    cx_status st = cx_dataset_load(res->args[0], &lo, &ds, &err);
+    if (st)
+        return cli_fail("count", st, &err);
     const cx_split *s = test ? &ds.test : &ds.train;
     const char *path = captions_path ? captions_path : s->captions_path;
-    int rc = EXIT_OK;
+    int rc;
     int64_t *counts = calloc((size_t)ds.num_classes, sizeof *counts);
     uint32_t *keep = NULL;
     cx_matcher *m = NULL;
     if (!counts) {
-        cx_fail(&err, CX_ENOMEM, "out of memory");
+        st = cx_fail(&err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     if (!path) {
-        cx_fail(&err, CX_EDATA,
-                "%s: the %s split has no captions (name a caption file with --captions)", ds.path,
-                test ? "test" : "train");
+        st = cx_fail(&err, CX_EDATA,
+                     "%s: the %s split has no captions (name a caption file with --captions)",
+                     ds.path, test ? "test" : "train");
         goto fail;
     }
     if (subset_path) {
         if (!(keep = malloc((s->n ? s->n : 1) * sizeof *keep))) {
-            cx_fail(&err, CX_ENOMEM, "out of memory");
+            st = cx_fail(&err, CX_ENOMEM, "out of memory");
             goto fail;
         }
         for (size_t i = 0; i < s->n; i++)
             keep[i] = (uint32_t)s->source_index[i];
     }
-    if (cx_matcher_new(ds.synonyms, ds.num_synonyms, ds.vetoes, ds.num_vetoes, ds.num_classes,
-                       plurals ? CX_MATCH_PLURALS : 0u, &m, &err)) {
-        cx_err_prefix(&err, "%s", ds.classes_path);
+    if ((st = cx_matcher_new(ds.synonyms, ds.num_synonyms, ds.vetoes, ds.num_vetoes,
+                             ds.num_classes, plurals ? CX_MATCH_PLURALS : 0u, &m, &err))) {
+        st = cx_err_prefix(&err, st, "%s", ds.classes_path);
         goto fail;
     }
     size_t lines = 0, matched = 0;
-    if (cx_count_file(m, path, keep, keep ? s->n : 0, counts, &lines, &matched, &err))
+    if ((st = cx_count_file(m, path, keep, keep ? s->n : 0, counts, &lines, &matched, &err)))
         goto fail;
     if (!captions_path && lines != s->stored_n) {
-        cx_fail(&err, CX_EDATA, "%s: line %zu: %zu captions for the %zu samples of %s", path,
-                (lines < s->stored_n ? lines : s->stored_n) + 1, lines, s->stored_n,
-                s->labels_path);
+        st = cx_fail(&err, CX_EDATA, "%s: line %zu: %zu captions for the %zu samples of %s", path,
+                     (lines < s->stored_n ? lines : s->stored_n) + 1, lines, s->stored_n,
+                     s->labels_path);
         goto fail;
     }
-    if (cx_freq_write(out_path, ds.class_names, counts, ds.num_classes, &err))
+    if ((st = cx_freq_write(out_path, ds.class_names, counts, ds.num_classes, &err)))
         goto fail;
     if (!res->quiet)
         fprintf(stderr, "count: %zu of %zu captions matched at least one of %d classes; wrote %s\n",
                 matched, keep ? s->n : lines, ds.num_classes, out_path);
-    goto done;
 fail:
-    rc = cli_fail("count", &err);
-done:
+    rc = st ? cli_fail("count", st, &err) : EXIT_OK;
     cx_matcher_free(m);
     free(counts);
     free(keep);
     cx_dataset_free(&ds);
     return rc;
-}
-
-int cmd_count(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_count_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_count_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

@@ -9,7 +9,6 @@
 #include "lib/base/afile.h"
 #include "lib/base/clock.h"
 #include "lib/base/path.h"
-#include "lib/base/threads.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
 
@@ -71,7 +70,7 @@ const cli_spec cmd_eval_spec = {
     eval_opts,
     1,
     1,
-    1};
+    CLI_COMPUTES};
 
 static int split_index(const char *name)
 {
@@ -177,7 +176,7 @@ static cx_status write_out(const cx_eval_report *r, const char *run_dir,
     return st;
 }
 
-static int run(const cli_result *res)
+int cmd_eval(const cli_result *res)
 {
     cx_run_eval_opts o;
     int rc = cli_eval_options("eval", &args, &o);
@@ -192,10 +191,13 @@ static int run(const cli_result *res)
     double t0 = cx_clock_seconds();
     if (res->progress)
         fprintf(stderr, "eval: %s ...\n", run_dir);
-    if (cx_run_evaluate(run_dir, &o, &r, &info, &err))
-        return cli_fail("eval", &err);
-    if (out_dir && write_out(&r, run_dir, &info, &err)) {
-        rc = cli_fail("eval", &err);
+    cx_status st = cx_run_evaluate(run_dir, &o, &r, &info, &err);
+    if (st) {
+        cli_eval_word_mode(&err);
+        return cli_fail("eval", st, &err);
+    }
+    if (out_dir && (st = write_out(&r, run_dir, &info, &err))) {
+        rc = cli_fail("eval", st, &err);
     } else if (as_json) {
         cli_eval_json(stdout, &r, run_dir, &info);
     } else if (print_table(&r, run_dir, &info)) {
@@ -210,16 +212,4 @@ static int run(const cli_result *res)
     cx_eval_report_free(&r);
     cx_run_eval_info_free(&info);
     return rc;
-}
-
-int cmd_eval(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_eval_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_eval_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

@@ -34,6 +34,18 @@ int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *
     return EXIT_OK;
 }
 
+void cli_eval_word_mode(cx_err *err)
+{
+    for (int m = 0; m < CX_EVAL_MODE_COUNT; m++) {
+        char lead[64];
+        snprintf(lead, sizeof lead, "mode %s: ", cx_eval_mode_name((cx_eval_mode)m));
+        if (strncmp(err->msg, lead, strlen(lead)) == 0) {
+            cli_err_prepend(err, "--");
+            return;
+        }
+    }
+}
+
 static void key_string(FILE *fp, const char *key, const char *value)
 {
     fprintf(fp, "\n  \"%s\": ", key);

@@ -18,6 +18,10 @@ typedef struct {
 /* Fill o from the arguments, or print one error line naming the option and return EXIT_USAGE. */
 int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *o);
 
+/* cx_run_evaluate's messages about the mode start "mode NAME: " (lib/eval/run_eval.h): the
+ * user's --mode, so they read "--mode NAME: ". */
+void cli_eval_word_mode(cx_err *err);
+
 /* The report as one JSON object (pretty): the run's path, its objective, the mode, the
  * dataset and subset, then every key of cx_eval_report_json (the contract's keys first). */
 void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,

@@ -8,7 +8,6 @@
 #include "table.h"
 
 #include "lib/base/json.h"
-#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
 
@@ -42,9 +41,9 @@ const cli_spec cmd_stats_spec = {
     stats_opts,
     1,
     1,
-    1};
+    CLI_COMPUTES};
 
-static int run(const cli_result *res)
+int cmd_stats(const cli_result *res)
 {
     long many, few;
     if (cli_parse_thresholds(thresholds, &many, &few)) {
@@ -58,28 +57,26 @@ static int run(const cli_result *res)
     cx_err_clear(&err);
     cx_dataset ds;
     cx_load_options lo = {CX_LOAD_TRAIN, subset_path, NULL, 0};
-    if (cx_dataset_load(res->args[0], &lo, &ds, &err))
-        return cli_fail("stats", &err);
+    cx_status st = cx_dataset_load(res->args[0], &lo, &ds, &err);
+    if (st)
+        return cli_fail("stats", st, &err);
     const int C = ds.num_classes, CE = ds.num_eval_classes;
     int64_t *counts = calloc((size_t)C, sizeof *counts);
     int64_t *test_counts = calloc((size_t)C, sizeof *test_counts);
     cx_class_split *split = calloc((size_t)C, sizeof *split);
-    int rc = EXIT_OK;
+    int rc;
     int have_test = 0;
     if (!counts || !test_counts || !split) {
-        cx_fail(&err, CX_ENOMEM, "out of memory");
-        rc = cli_fail("stats", &err);
-        goto done;
+        st = cx_fail(&err, CX_ENOMEM, "out of memory");
+        goto fail;
     }
     if (check_all) {
         /* Everything the YAML names, as a trainer would load it: one error line if any part is bad.
          */
         cx_dataset full;
         cx_load_options flo = {0, subset_path, NULL, 0};
-        if (cx_dataset_load(res->args[0], &flo, &full, &err)) {
-            rc = cli_fail("stats", &err);
-            goto done;
-        }
+        if ((st = cx_dataset_load(res->args[0], &flo, &full, &err)))
+            goto fail;
         if (!res->quiet)
             fprintf(stderr,
                     "stats: checked %s: train %zu samples of %zu features%s, test %zu samples\n",
@@ -92,10 +89,8 @@ static int run(const cli_result *res)
         /* Test labels only (no images): cheap, and the table is more useful with them. */
         cx_dataset td;
         cx_load_options tlo = {CX_LOAD_TEST, NULL, NULL, 0};
-        if (cx_dataset_load(res->args[0], &tlo, &td, &err)) {
-            rc = cli_fail("stats", &err);
-            goto done;
-        }
+        if ((st = cx_dataset_load(res->args[0], &tlo, &td, &err)))
+            goto fail;
         cx_stats_counts(td.test.y, td.test.n, C, test_counts);
         cx_dataset_free(&td);
         have_test = 1;
@@ -179,9 +174,8 @@ static int run(const cli_result *res)
         static const char *const heads[] = {">class", "name", ">count", ">share", "split", ">test"};
         cli_table t;
         if (cli_table_init(&t, have_test ? 6 : 5, heads)) {
-            cx_fail(&err, CX_ENOMEM, "out of memory");
-            rc = cli_fail("stats", &err);
-            goto done;
+            st = cx_fail(&err, CX_ENOMEM, "out of memory");
+            goto fail;
         }
         for (int c = 0; c < CE; c++) {
             char idx[16], cnt[32], share[32], tc[32];
@@ -194,9 +188,8 @@ static int run(const cli_result *res)
                                  tc};
             if (cli_table_add(&t, row)) {
                 cli_table_free(&t);
-                cx_fail(&err, CX_ENOMEM, "out of memory");
-                rc = cli_fail("stats", &err);
-                goto done;
+                st = cx_fail(&err, CX_ENOMEM, "out of memory");
+                goto fail;
             }
         }
         cli_table_print(&t, stdout);
@@ -220,22 +213,11 @@ static int run(const cli_result *res)
             printf("head (top third): %d classes, mid: %d, tail (bottom third): %d\n", s.head,
                    s.mid, s.tail);
     }
-done:
+fail:
+    rc = st ? cli_fail("stats", st, &err) : EXIT_OK;
     free(counts);
     free(test_counts);
     free(split);
     cx_dataset_free(&ds);
     return rc;
-}
-
-int cmd_stats(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_stats_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_stats_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

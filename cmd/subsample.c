@@ -7,7 +7,6 @@
 #include "commands.h"
 
 #include "lib/base/rng.h"
-#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subsample.h"
 #include "lib/data/subset.h"
@@ -75,7 +74,7 @@ const cli_spec cmd_subsample_spec = {
     subsample_opts,
     1,
     1,
-    1};
+    CLI_COMPUTES};
 
 /* Refuse an option that the chosen profile would ignore. */
 static int check_applies(const char *opt, int given, const char *profiles, const char *profile)
@@ -92,7 +91,7 @@ static int check_applies(const char *opt, int given, const char *profiles, const
     return 1;
 }
 
-static int run(const cli_result *res)
+int cmd_subsample(const cli_result *res)
 {
     cx_err err;
     cx_err_clear(&err);
@@ -136,17 +135,18 @@ static int run(const cli_result *res)
 
     cx_dataset ds;
     cx_load_options lo = {CX_LOAD_TRAIN, subset_in, NULL, 0};
-    if (cx_dataset_load(res->args[0], &lo, &ds, &err))
-        return cli_fail("subsample", &err);
+    cx_status st = cx_dataset_load(res->args[0], &lo, &ds, &err);
+    if (st)
+        return cli_fail("subsample", st, &err);
     const int C = ds.num_classes, CE = ds.num_eval_classes;
     int64_t *avail = calloc((size_t)C, sizeof *avail), *target = calloc((size_t)C, sizeof *target),
             *file_counts = NULL;
     uint32_t *order = NULL, *kept = NULL, *idx = NULL;
     int32_t *labels = NULL;
     size_t nkept = 0;
-    int rc = EXIT_OK;
+    int rc;
     if (!avail || !target) {
-        cx_fail(&err, CX_ENOMEM, "out of memory");
+        st = cx_fail(&err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < ds.train.n; i++)
@@ -174,16 +174,16 @@ static int run(const cli_result *res)
     o.cap = cap >= 0 ? cap : 0;
     if (p == CX_PROFILE_MATCH) {
         if (!(file_counts = calloc((size_t)C, sizeof *file_counts))) {
-            cx_fail(&err, CX_ENOMEM, "out of memory");
+            st = cx_fail(&err, CX_ENOMEM, "out of memory");
             goto fail;
         }
-        if (cx_freq_read(counts_path, ds.class_names, C, file_counts, &err))
+        if ((st = cx_freq_read(counts_path, ds.class_names, C, file_counts, &err)))
             goto fail;
         o.counts = file_counts;
     }
     if (permute) {
         if (!(order = malloc((size_t)CE * sizeof *order))) {
-            cx_fail(&err, CX_ENOMEM, "out of memory");
+            st = cx_fail(&err, CX_ENOMEM, "out of memory");
             goto fail;
         }
         cx_rng r;
@@ -191,20 +191,25 @@ static int run(const cli_result *res)
         cx_rng_permutation(&r, order, (size_t)CE);
         o.order = order;
     }
-    if (cx_subsample_targets(&o, avail, C, CE, target, &err) ||
-        cx_subsample_select(ds.train.y, ds.train.n, C, target, (uint64_t)seed, &kept, &nkept, &err))
+    if ((st = cx_subsample_targets(&o, avail, C, CE, target, &err))) {
+        if (st == CX_EUSAGE)
+            cli_word_as_option(&err); /* "n: ..." is about --n */
+        goto fail;
+    }
+    if ((st = cx_subsample_select(ds.train.y, ds.train.n, C, target, (uint64_t)seed, &kept,
+                                  &nkept, &err)))
         goto fail;
     idx = malloc((nkept ? nkept : 1) * sizeof *idx);
     labels = malloc((nkept ? nkept : 1) * sizeof *labels);
     if (!idx || !labels) {
-        cx_fail(&err, CX_ENOMEM, "out of memory");
+        st = cx_fail(&err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < nkept; i++) {
         idx[i] = (uint32_t)ds.train.source_index[kept[i]];
         labels[i] = ds.train.y[kept[i]];
     }
-    if (cx_subset_write(out_path, idx, labels, nkept, &err))
+    if ((st = cx_subset_write(out_path, idx, labels, nkept, &err)))
         goto fail;
     if (!res->quiet) {
         int64_t hi = 0, lo_n = -1;
@@ -219,10 +224,8 @@ static int run(const cli_result *res)
                 "smallest %lld)\n",
                 nkept, ds.train.n, out_path, profile_name, (long long)hi, (long long)lo_n);
     }
-    goto done;
 fail:
-    rc = cli_fail("subsample", &err);
-done:
+    rc = st ? cli_fail("subsample", st, &err) : EXIT_OK;
     free(avail);
     free(target);
     free(file_counts);
@@ -232,16 +235,4 @@ done:
     free(labels);
     cx_dataset_free(&ds);
     return rc;
-}
-
-int cmd_subsample(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_subsample_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_subsample_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "lib/base/dist.h"
+#include "lib/base/path.h"
 #include "lib/conf/conf.h"
+#include "lib/run/run.h"
 #include "lib/run/train_config.h"
 #include "lib/train/trainer.h"
 
@@ -53,7 +55,7 @@ const cli_spec cmd_train_spec = {
     train_opts,
     0,
     0,
-    1};
+    CLI_COMPUTES_OWN_THREADS};
 
 typedef struct {
     cli_progress bar;
@@ -100,13 +102,39 @@ static cx_status apply_flags(cx_train_config *cfg, cx_err *err)
     }
     for (int i = 0; i < sets.count; i++) {
         cx_status st = cx_conf_set(&cx_train_config_schema, cfg, sets.items[i], err);
-        if (st)
+        if (st) {
+            cli_err_prepend(err, "--set "); /* the message starts with the assignment */
             return st;
+        }
     }
     return CX_OK;
 }
 
-static int run(const cli_result *res)
+static int holds_run(const char *dir)
+{
+    char *config = cx_run_path(dir, CX_RUN_CONFIG), *ckpt = cx_run_path(dir, CX_RUN_CKPT);
+    int held = (config && cx_path_exists(config)) || (ckpt && cx_path_exists(ckpt));
+    free(config);
+    free(ckpt);
+    return held;
+}
+
+/* The refusals of cx_train_new that a user answers with an option, in the same order as it
+ * checks them, so the message can name the option. */
+static cx_status check_new_run(const cx_train_config *cfg, cx_err *err)
+{
+    cx_status st = cx_train_config_validate(cfg, err);
+    if (st)
+        return st;
+    if (!force && holds_run(out_dir))
+        return cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "
+                       "start over with --force", out_dir, out_dir);
+    if (!cfg->data)
+        return cx_fail(err, CX_EUSAGE, "no dataset: set data in the config, --data or --set data=FILE");
+    return CX_OK;
+}
+
+int cmd_train(const cli_result *res)
 {
     cx_err err;
     cx_err_clear(&err);
@@ -128,7 +156,7 @@ static int run(const cli_result *res)
     cx_dist dist;
     cx_status st = cx_dist_init(&dist, &err);
     if (st)
-        return cli_fail("train", &err);
+        return cli_fail("train", st, &err);
     /* Under mpirun only rank 0 speaks (its progress, its errors). */
     if (dist.rank != 0) {
         pc.bar.enabled = 0;
@@ -144,6 +172,8 @@ static int run(const cli_result *res)
             if (!st && res->threads > 0)
                 cfg.threads = res->threads;
             if (!st)
+                st = check_new_run(&cfg, &err);
+            if (!st)
                 st = cx_train_new(&cfg, out_dir, force, &hooks, &dist, &err);
             cx_train_config_free(&cfg);
         }
@@ -151,21 +181,11 @@ static int run(const cli_result *res)
     cli_progress_end(&pc.bar);
     int code = EXIT_OK;
     if (st)
-        code = dist.rank == 0 ? cli_fail("train", &err) : cx_status_exit_code(st);
+        code = dist.rank == 0 ? cli_fail("train", st, &err) : cli_exit_code(st);
     /* Every rank waits until rank 0 has said why: mpirun kills the job as soon as one process
      * exits with a failure, which could otherwise cut rank 0's message. */
     fflush(stderr);
     cx_dist_barrier(&dist, NULL);
     cx_dist_finish(&dist);
     return code;
-}
-
-int cmd_train(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_train_spec, argc, argv, &res);
-    if (rc == CLI_OK)
-        rc = run(&res);
-    cli_free(&cmd_train_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

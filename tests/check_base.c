@@ -12,6 +12,7 @@
 
 #include "lib/base/afile.h"
 #include "lib/base/err.h"
+#include "lib/base/gzfile.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
 
@@ -329,21 +330,32 @@ START_TEST(mkdir_p_creates_parents)
 }
 END_TEST
 
-START_TEST(err_messages_and_exit_codes)
+START_TEST(err_messages)
 {
     cx_err err;
     ck_assert_int_eq(cx_fail(&err, CX_EDATA, "%s: byte %d: bad magic", "f.idx", 4), CX_EDATA);
     ck_assert_str_eq(err.msg, "f.idx: byte 4: bad magic");
-    cx_err_prefix(&err, "reading %s", "train");
+    ck_assert_int_eq(cx_err_prefix(&err, CX_EDATA, "reading %s", "train"), CX_EDATA);
     ck_assert_str_eq(err.msg, "reading train: f.idx: byte 4: bad magic");
     ck_assert_int_eq(cx_fail_errno(&err, CX_EIO, 2, "x"), CX_EIO);
     ck_assert_ptr_nonnull(strstr(err.msg, "x: "));
-    ck_assert_int_eq(cx_status_exit_code(CX_OK), 0);
-    ck_assert_int_eq(cx_status_exit_code(CX_EUSAGE), 2);
-    ck_assert_int_eq(cx_status_exit_code(CX_EDATA), 1);
-    ck_assert_int_eq(cx_status_exit_code(CX_EIO), 1);
-    ck_assert_int_eq(cx_status_exit_code(CX_EDIVERGED), 1);
+    cx_err_clear(&err);
+    ck_assert_str_eq(err.msg, "");
+}
+END_TEST
+
+/* The status lives in the return value alone: a caller that wants no message (err NULL) still
+ * learns that the call failed, also through `return cx_err_prefix(...)`. */
+START_TEST(err_null_keeps_the_failure)
+{
     ck_assert_int_eq(cx_fail(NULL, CX_EDATA, "ignored"), CX_EDATA);
+    ck_assert_int_eq(cx_fail_errno(NULL, CX_EIO, 2, "ignored"), CX_EIO);
+    ck_assert_int_eq(cx_err_prefix(NULL, CX_EDATA, "context %d", 1), CX_EDATA);
+    ck_assert_int_eq(cx_err_prefix(NULL, CX_ENOMEM, "context"), CX_ENOMEM);
+    /* A reader's failure, not only the reporting helpers'. */
+    cx_gzfile f;
+    ck_assert_int_ne(cx_gzfile_open(&f, "/nonexistent/clipx/missing.bin", NULL), CX_OK);
+    ck_assert_int_eq(cx_afile_write_all("/nonexistent/clipx/out.bin", "x", 1, NULL), CX_EIO);
 }
 END_TEST
 
@@ -373,7 +385,8 @@ static Suite *base_suite(void)
 
     tc = tcase_create("path_err");
     tcase_add_test(tc, path_join_and_dir);
-    tcase_add_test(tc, err_messages_and_exit_codes);
+    tcase_add_test(tc, err_messages);
+    tcase_add_test(tc, err_null_keeps_the_failure);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -350,12 +350,12 @@ START_TEST(unknown_keys_name_line_column_and_a_suggestion)
     cx_train_config c;
     ck_assert_int_eq(cx_train_config_load(&c, NULL, (const char *const[]){"model.image.hiden=3"}, 1, &err),
                      CX_EUSAGE);
-    ck_assert_str_eq(err.msg, "--set model.image.hiden=3: unknown key 'model.image.hiden' (did you "
+    ck_assert_str_eq(err.msg, "model.image.hiden=3: unknown key 'model.image.hiden' (did you "
                               "mean 'model.image.hidden'?)");
     ck_assert_int_eq(cx_train_config_load(&c, NULL, (const char *const[]){"lr=0.1"}, 1, &err), CX_EUSAGE);
-    ck_assert_str_eq(err.msg, "--set lr=0.1: unknown key 'lr' (did you mean 'optim.lr'?)");
+    ck_assert_str_eq(err.msg, "lr=0.1: unknown key 'lr' (did you mean 'optim.lr'?)");
     ck_assert_int_eq(cx_train_config_load(&c, NULL, (const char *const[]){"gamma=0.1"}, 1, &err), CX_EUSAGE);
-    ck_assert_str_eq(err.msg, "--set gamma=0.1: unknown key 'gamma' (did you mean 'focal.gamma' or "
+    ck_assert_str_eq(err.msg, "gamma=0.1: unknown key 'gamma' (did you mean 'focal.gamma' or "
                               "'optim.gamma'?)");
 }
 END_TEST
@@ -504,23 +504,23 @@ END_TEST
 
 START_TEST(set_errors_name_the_assignment)
 {
-    ck_assert_str_eq(toy_set_error("n=abc"), "--set n=abc: n: 'abc' is not an integer");
-    ck_assert_str_eq(toy_set_error("n"), "--set n: expected KEY=VALUE");
-    ck_assert_str_eq(toy_set_error("=3"), "--set =3: the key is empty");
-    ck_assert_str_eq(toy_set_error("colr=red"), "--set colr=red: unknown key 'colr' (did you mean 'color'?)");
+    ck_assert_str_eq(toy_set_error("n=abc"), "n=abc: n: 'abc' is not an integer");
+    ck_assert_str_eq(toy_set_error("n"), "n: expected KEY=VALUE");
+    ck_assert_str_eq(toy_set_error("=3"), "=3: the key is empty");
+    ck_assert_str_eq(toy_set_error("colr=red"), "colr=red: unknown key 'colr' (did you mean 'color'?)");
     ck_assert_str_eq(toy_set_error("a=3"),
-                     "--set a=3: 'a' is a group of keys (such as 'a.b.depth'): set one key, or give a mapping like {b.depth: ...}");
-    ck_assert_str_eq(toy_set_error("a={b: {depth: x}}"), "--set a={b: {depth: x}}: a.b.depth: 'x' is not an integer");
-    ck_assert_str_eq(toy_set_error("a={qqqq: 1}"), "--set a={qqqq: 1}: unknown key 'a.qqqq'");
-    ck_assert_str_eq(toy_set_error("ints=1,,2"), "--set ints=1,,2: ints: an empty item in the list");
-    ck_assert_str_eq(toy_set_error("ints=1,2,3,4"), "--set ints=1,2,3,4: ints: 4 values given, at most 3 allowed");
-    ck_assert_str_eq(toy_set_error("pair=0.5,1"), "--set pair=0.5,1: pair[1]: 1 is out of range (must be in [0, 1))");
-    ck_assert_str_eq(toy_set_error("n=\"3\""), "--set n=\"3\": n: \"3\" is a quoted string, not an integer");
-    ck_assert_str_eq(toy_set_error("name=\xff\xfe"), "--set name=\xff\xfe: name: '\xff\xfe' is not valid UTF-8");
-    ck_assert_str_eq(toy_set_error("req="), "--set req=: req: null is not allowed (expected a path)");
+                     "a=3: 'a' is a group of keys (such as 'a.b.depth'): set one key, or give a mapping like {b.depth: ...}");
+    ck_assert_str_eq(toy_set_error("a={b: {depth: x}}"), "a={b: {depth: x}}: a.b.depth: 'x' is not an integer");
+    ck_assert_str_eq(toy_set_error("a={qqqq: 1}"), "a={qqqq: 1}: unknown key 'a.qqqq'");
+    ck_assert_str_eq(toy_set_error("ints=1,,2"), "ints=1,,2: ints: an empty item in the list");
+    ck_assert_str_eq(toy_set_error("ints=1,2,3,4"), "ints=1,2,3,4: ints: 4 values given, at most 3 allowed");
+    ck_assert_str_eq(toy_set_error("pair=0.5,1"), "pair=0.5,1: pair[1]: 1 is out of range (must be in [0, 1))");
+    ck_assert_str_eq(toy_set_error("n=\"3\""), "n=\"3\": n: \"3\" is a quoted string, not an integer");
+    ck_assert_str_eq(toy_set_error("name=\xff\xfe"), "name=\xff\xfe: name: '\xff\xfe' is not valid UTF-8");
+    ck_assert_str_eq(toy_set_error("req="), "req=: req: null is not allowed (expected a path)");
     /* Broken YAML inside quotes or brackets is reported by the YAML reader, still one line. */
     const char *m = toy_set_error("ints=[1, 2");
-    ck_assert_msg(strncmp(m, "--set ints=[1, 2:", 17) == 0 && strstr(m, "invalid YAML"), "%s", m);
+    ck_assert_msg(strncmp(m, "ints=[1, 2:", 11) == 0 && strstr(m, "invalid YAML"), "%s", m);
 }
 END_TEST
 
@@ -562,7 +562,7 @@ START_TEST(failed_load_unwinds_to_a_zeroed_struct)
     /* The file's strings and lists are allocated before the bad --set fails. */
     ck_assert_int_eq(cx_train_config_load(&c, path, (const char *const[]){"subset=s.txt", "batch=0"}, 2, &err),
                      CX_EUSAGE);
-    ck_assert_str_eq(err.msg, "--set batch=0: batch: 0 is out of range (must be in [1, 16777216])");
+    ck_assert_str_eq(err.msg, "batch=0: batch: 0 is out of range (must be in [1, 16777216])");
     ck_assert_int_eq(memcmp(&c, &zero, sizeof c), 0);
     write_text(path, "data: d.yaml\nmodel: {text: {init: runs/a}, image: {dim: -4}}\n");
     ck_assert_int_eq(cx_train_config_load(&c, path, NULL, 0, &err), CX_EUSAGE);

@@ -234,8 +234,6 @@ static void check_case(const target *t, const char *mutant, uint64_t original, c
                           t->name, what);
         return;
     }
-    ck_assert_msg(err.code == st, "%s %s: status %d, message code %d", t->name, what, (int)st,
-                  (int)err.code);
     ck_assert_msg(err.msg[0] != '\0', "%s %s: failure without a message", t->name, what);
     ck_assert_msg(!strchr(err.msg, '\n'), "%s %s: message has a newline: %s", t->name, what,
                   err.msg);

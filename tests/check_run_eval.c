@@ -576,6 +576,30 @@ START_TEST(pipeline_options_and_restriction)
 }
 END_TEST
 
+/* A training run whose head_from folder is missing fails with the status of the failed open,
+ * with or without a message wanted (a NULL err once turned this failure into success). */
+START_TEST(training_from_a_missing_run_fails_with_null_err)
+{
+    char missing[160], head_from[200], out[160], data_set[160];
+    path_in(missing, sizeof missing, "no-such-run");
+    path_in(out, sizeof out, "never-written");
+    snprintf(head_from, sizeof head_from, "head_from=%s", missing);
+    snprintf(data_set, sizeof data_set, "data=%s", data_yaml);
+    const char *sets[] = {data_set, "objective=sl", "head=text", head_from, "epochs=1",
+                          "threads=1"};
+    cx_train_config cfg;
+    cx_err err;
+    ck_assert_msg(cx_train_config_load(&cfg, NULL, sets, 6, &err) == CX_OK, "%s", err.msg);
+    ck_assert_int_eq(cx_train_new(&cfg, out, 0, NULL, NULL, NULL), CX_EDATA);
+    ck_assert_int_eq(cx_train_new(&cfg, out, 0, NULL, NULL, &err), CX_EDATA);
+    ck_assert_msg(strstr(err.msg, "head_from: ") == err.msg && strstr(err.msg, missing), "%s",
+                  err.msg);
+    cx_train_config_free(&cfg);
+    struct stat sb;
+    ck_assert_int_ne(stat(out, &sb), 0);
+}
+END_TEST
+
 START_TEST(pipeline_refusals)
 {
     cx_eval_report r;
@@ -841,6 +865,7 @@ static Suite *run_eval_suite(void)
     tcase_add_test(tc, pipeline_equals_its_pieces_in_every_mode);
     tcase_add_test(tc, pipeline_options_and_restriction);
     tcase_add_test(tc, pipeline_refusals);
+    tcase_add_test(tc, training_from_a_missing_run_fails_with_null_err);
     tcase_add_test(tc, same_bits_for_the_same_threads);
     tcase_add_test(tc, plot_format_by_extension);
     tcase_add_test(tc, plot_files_and_script);

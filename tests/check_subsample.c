@@ -110,7 +110,7 @@ START_TEST(targets_exp_caps_orders_and_spares_open_world)
     o.order = NULL;
     o.rho = 0.5;
     ck_assert_fail_msg(cx_subsample_targets(&o, avail, 5, 4, t, &err), err, CX_EUSAGE,
-                       "--rho must be at least 1, not 0.5");
+                       "rho: must be at least 1, not 0.5");
 }
 END_TEST
 
@@ -132,7 +132,7 @@ START_TEST(targets_scale_gives_vanished_classes_one_back)
     assert_sizes(t, avail, 4);
     o.n = 1505;
     ck_assert_fail_msg(cx_subsample_targets(&o, avail, 4, 4, t, &err), err, CX_EUSAGE,
-                       "--n 1505 exceeds the 1504 samples available");
+                       "n: 1505 exceeds the 1504 samples available");
     o.n = 3;
     ck_assert_fail_msg(cx_subsample_targets(&o, avail, 4, 4, t, &err), err, CX_EUSAGE,
                        "keeping 3 samples cannot give each of the 4 non-empty classes one");
@@ -158,7 +158,7 @@ START_TEST(targets_trim_tail_match_and_uniform)
     assert_sizes(t, w2, 4);
     o.tail_k = 5;
     ck_assert_fail_msg(cx_subsample_targets(&o, avail, 4, 4, t, &err), err, CX_EUSAGE,
-                       "--tail-k 5 is out of range [0, 4]");
+                       "tail_k: 5 is out of range [0, 4]");
 
     cx_subsample_defaults(&o);
     o.profile = CX_PROFILE_MATCH;

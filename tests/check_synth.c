@@ -354,21 +354,21 @@ START_TEST(synth_rejects_bad_options)
     small_opts(&o);
     o.classes = 1;
     ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
-                       "--classes: 1 is out of range [2, 10000]");
+                       "classes: 1 is out of range [2, 10000]");
     small_opts(&o);
     o.n = 5;
     ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
-                       "--n: 5 training samples cannot give each of the 6 classes one");
+                       "n: 5 training samples cannot give each of the 6 classes one");
     small_opts(&o);
     o.profile = CX_PROFILE_MATCH;
     ck_assert_fail_msg(
         cx_synth_check(&o, &err), err, CX_EUSAGE,
-        "--profile: synth draws exp, pareto, step or uniform frequencies, not match");
+        "profile: synth draws exp, pareto, step or uniform frequencies, not match");
     small_opts(&o);
     o.open_world = 0.5;
     o.open_classes = 400;
     ck_assert_fail_has(cx_synth_check(&o, &err), err, CX_EUSAGE,
-                       "--open-world: 300 open-world samples");
+                       "open_world: 300 open-world samples");
     /* A file where the folder should be. */
     write_text(tmp("file"), "x");
     small_opts(&o);

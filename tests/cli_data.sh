@@ -15,7 +15,12 @@ expect_exit 2 "$CLIPX" synth && expect_one_error_line && expect_grep 'out DIR is
 expect_exit 2 "$CLIPX" synth --out "$D" --classes 1 && expect_one_error_line
 expect_exit 2 "$CLIPX" synth --out "$D" --captions fancy && expect_one_error_line
 expect_exit 2 "$CLIPX" synth --out "$D" --n 10 && expect_one_error_line &&
-    expect_grep 'cannot give each of the 100 classes one' "$WORK/err"
+    expect_grep '^clipx: synth: --n: 10 training samples cannot give each of the 100 classes one$' "$WORK/err"
+# lib/ names the field (superclasses, open_world); synth words it as the option.
+expect_exit 2 "$CLIPX" synth --out "$D" --classes 6 --superclasses 20 && expect_one_error_line &&
+    expect_grep '^clipx: synth: --superclasses: 20 is out of range \[0, 6\]$' "$WORK/err"
+expect_exit 2 "$CLIPX" synth --out "$D" --classes 6 --n 600 --open-world 0.5 --open-classes 400 &&
+    expect_one_error_line && expect_grep '^clipx: synth: --open-world: 300 open-world samples' "$WORK/err"
 [ -e "$D" ] && fail "a refused synth created $D"
 # shellcheck disable=SC2086
 expect_exit 0 "$CLIPX" synth --out "$D" $SYNTH --quiet --threads 1
@@ -88,6 +93,10 @@ expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile exp --counts x --ou
 expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile scale --out "$S" && expect_one_error_line
 expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile zipf --out "$S" && expect_one_error_line
 expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile scale --n 2 --out "$S" && expect_one_error_line
+expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile scale --n 100000 --out "$S" && expect_one_error_line &&
+    expect_grep '^clipx: subsample: --n: 100000 exceeds the 3000 samples available$' "$WORK/err"
+expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile trim-tail --tail-k 50 --out "$S" &&
+    expect_one_error_line && expect_grep '^clipx: subsample: --tail-k: 50 is out of range \[0, 20\]$' "$WORK/err"
 # Failures leave the earlier output as it was, and create nothing.
 cp "$S" "$WORK/S.before"
 expect_exit 1 "$CLIPX" subsample "$WORK/nope.yaml" --profile exp --out "$S" && expect_one_error_line

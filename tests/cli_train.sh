@@ -31,7 +31,7 @@ cmp -s "$WORK/sl/model.ckpt" "$WORK/sl3/model.ckpt" && fail "another seed gave t
 # A folder that holds a run is refused without --force, and left intact.
 cp "$WORK/sl/model.ckpt" "$WORK/before.ckpt"
 expect_exit 2 "$CLIPX" train $small --objective sl --epochs 3 --out "$WORK/sl" && expect_one_error_line
-expect_grep 'resume' "$WORK/err" "refusal"
+expect_grep "^clipx: train: $WORK/sl already holds a run; continue it with --resume $WORK/sl, or start over with --force\$" "$WORK/err" "refusal"
 cmp -s "$WORK/sl/model.ckpt" "$WORK/before.ckpt" || fail "refused run changed the old checkpoint"
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WORK/sl"
 
@@ -84,6 +84,10 @@ refuse() {
 refuse "objective" --objective regression
 refuse "vocab.k" --objective sl --set vocab.k=6
 refuse "no-such-key" --set no-such-key=1
+refuse "^clipx: train: --set no-such-key=1: unknown key" --set no-such-key=1
+expect_exit 2 "$CLIPX" train --objective sl --out "$WORK/refused" && expect_one_error_line &&
+    expect_grep '^clipx: train: no dataset: set data in the config, --data or --set data=FILE$' "$WORK/err"
+[ -e "$WORK/refused" ] && fail "a run without a dataset created its folder"
 refuse "head_from" --objective sl --set head=text
 refuse "another class list" --objective sl --set head=text --set head_from="$WORK/ref-clip" \
     --data "$OTHER/dataset.yaml"

@@ -12,7 +12,6 @@ cx_status cx_fail(cx_err *err, cx_status code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
-        err->code = code;
     }
     return code;
 }
@@ -26,15 +25,14 @@ cx_status cx_fail_errno(cx_err *err, cx_status code, int errnum, const char *fmt
         va_end(ap);
         if (n >= 0 && (size_t)n < sizeof err->msg)
             snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", strerror(errnum));
-        err->code = code;
     }
     return code;
 }
 
-cx_status cx_err_prefix(cx_err *err, const char *fmt, ...)
+cx_status cx_err_prefix(cx_err *err, cx_status status, const char *fmt, ...)
 {
     if (!err)
-        return CX_OK;
+        return status;
     char prefix[CX_ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -43,25 +41,11 @@ cx_status cx_err_prefix(cx_err *err, const char *fmt, ...)
     char old[CX_ERR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%.500s: %.500s", prefix, old);
-    return err->code;
+    return status;
 }
 
 void cx_err_clear(cx_err *err)
 {
-    if (err) {
-        err->code = CX_OK;
+    if (err)
         err->msg[0] = '\0';
-    }
-}
-
-int cx_status_exit_code(cx_status code)
-{
-    switch (code) {
-    case CX_OK:
-        return 0;
-    case CX_EUSAGE:
-        return 2;
-    default:
-        return 1;
-    }
 }

@@ -1,4 +1,5 @@
-/* Error reporting for lib/: functions return a cx_status and fill a cx_err; only cmd/ prints or exits. */
+/* Error reporting for lib/: functions return a cx_status and fill a cx_err; only cmd/ prints or exits.
+ * The return value is the status, the only copy of it; cx_err holds the message, nothing else. */
 #ifndef CX_BASE_ERR_H
 #define CX_BASE_ERR_H
 
@@ -17,12 +18,11 @@ typedef enum {
 
 /* Message form: "WHAT: WHY", where WHAT names the file and the line, record or byte offset. */
 typedef struct {
-    cx_status code;
     char msg[CX_ERR_MSG_MAX];
 } cx_err;
 
-/* Record a failure and return its code, so callers can write `return cx_fail(err, ...)`.
- * err may be NULL when the caller does not want details. */
+/* Record a failure's message and return code, so callers can write `return cx_fail(err, ...)`.
+ * err may be NULL when the caller does not want details: the status is returned all the same. */
 cx_status cx_fail(cx_err *err, cx_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -30,12 +30,12 @@ cx_status cx_fail(cx_err *err, cx_status code, const char *fmt, ...)
 cx_status cx_fail_errno(cx_err *err, cx_status code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Put context in front of an existing message: "CONTEXT: old message". */
-cx_status cx_err_prefix(cx_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Put context in front of an existing message ("CONTEXT: old message") and return status, the
+ * failure being passed on: `return cx_err_prefix(err, st, "%s", path);`. With err NULL only
+ * status is returned. */
+cx_status cx_err_prefix(cx_err *err, cx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 void cx_err_clear(cx_err *err);
-
-/* Process exit status for a code: 2 for usage errors, 1 for all other failures, 0 for CX_OK. */
-int cx_status_exit_code(cx_status code);
 
 #endif

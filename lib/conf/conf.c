@@ -858,7 +858,7 @@ static cx_status set_node(source *S, const cx_conf_key *k, const char *text, cx_
     int list = k && (k->type == CX_CONF_INT_LIST || k->type == CX_CONF_DOUBLE_LIST);
     int yaml = n && (text[0] == '"' || text[0] == '\'' || (list && text[0] == '[') ||
                      (!k && text[0] == '{'));
-    if (yaml) /* positions inside it are not reported: "--set KEY=VALUE" says enough */
+    if (yaml) /* positions inside it are not reported: the assignment shown says enough */
         return cx_yaml_parse_string(text, n, S->name, out, S->err);
     cx_yaml_node *node = calloc(1, sizeof *node);
     if (!node)
@@ -942,7 +942,7 @@ cx_status cx_conf_set(const cx_conf_schema *s, void *obj, const char *assignment
 {
     char where[320];
     char shown[256];
-    snprintf(where, sizeof where, "--set %s", show(assignment, shown, sizeof shown));
+    snprintf(where, sizeof where, "%s", show(assignment, shown, sizeof shown));
     const char *eq = strchr(assignment, '=');
     if (!eq)
         return cx_fail(err, CX_EUSAGE, "%s: expected KEY=VALUE", where);

@@ -78,12 +78,13 @@ cx_status cx_conf_apply_file(const cx_conf_schema *s, void *obj, const char *pat
 cx_status cx_conf_apply_yaml(const cx_conf_schema *s, void *obj, const cx_yaml_node *root,
                              const char *name, const char *base_dir, cx_err *err);
 
-/* One override "KEY=VALUE" as given to --set. VALUE reads like a YAML scalar of the key's type
+/* One override "KEY=VALUE" (clipx's --set). VALUE reads like a YAML scalar of the key's type
  * ("null", quotes, "[1, 2]" or "1,2" for lists, "{a: 1}" for a group of keys); relative paths
- * resolve against the current folder. Messages start "--set KEY=VALUE: ". */
+ * resolve against the current folder. Messages start with the assignment: "KEY=VALUE: ". */
 cx_status cx_conf_set(const cx_conf_schema *s, void *obj, const char *assignment, cx_err *err);
 
-/* The same with the key and value apart; where names the origin in messages (e.g. "--data"). */
+/* The same with the key and value apart; where names the origin in messages (the caller's
+ * word for it, e.g. clipx's "--data"). */
 cx_status cx_conf_set_value(const cx_conf_schema *s, void *obj, const char *key,
                             const char *value, const char *where, cx_err *err);
 

@@ -298,7 +298,7 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
     cx_status st = cx_array_open(&a, path, CX_FORMAT_ANY, err);
     int64_t *wide = NULL;
     if (st)
-        goto done;
+        goto fail;
     if (a.rank != 1) {
         st = a.format == CX_FORMAT_IDX
                  ? cx_fail(err, CX_EDATA, "%s: byte 3: IDX rank %d where labels need rank 1 (idx1)",
@@ -306,16 +306,16 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
                  : cx_fail(err, CX_EDATA,
                            "%s: byte 10: NPY labels need shape (n,), this array has rank %d", path,
                            a.rank);
-        goto done;
+        goto fail;
     }
     if (a.elem == CX_ELEM_F32 || a.elem == CX_ELEM_F64) {
         st = cx_fail(err, CX_EDATA, "%s: byte 10: NPY labels must be integers, not %s", path,
                      cx_elem_name(a.elem));
-        goto done;
+        goto fail;
     }
     if (a.records == 0) {
         st = cx_fail(err, CX_EDATA, "%s: no labels", path);
-        goto done;
+        goto fail;
     }
     uint64_t data_at = a.f.offset;
     size_t es = cx_elem_size(a.elem);
@@ -323,22 +323,22 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
     *labels = malloc((size_t)a.records * sizeof **labels);
     if (!wide || !*labels) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
-        goto done;
+        goto fail;
     }
     if ((st = cx_array_read(&a, NULL, 0, CX_ELEM_I64, wide, err)))
-        goto done;
+        goto fail;
     for (size_t i = 0; i < a.records; i++) {
         if (wide[i] < 0 || wide[i] >= num_classes) {
             st = cx_fail(err, CX_EDATA,
                          "%s: byte %llu: label %lld (record %zu) is outside the %d classes of %s",
                          path, (unsigned long long)(data_at + i * es), (long long)wide[i], i,
                          num_classes, classes_path);
-            goto done;
+            goto fail;
         }
         (*labels)[i] = (int32_t)wide[i];
     }
     *n = (size_t)a.records;
-done:
+fail:
     free(wide);
     cx_array_close(&a);
     return st;

@@ -202,29 +202,29 @@ static cx_status array_read_raw(cx_array_file *a, const uint32_t *keep, size_t n
             st = cx_fail(err, CX_EUSAGE,
                          "%s: kept record %llu is out of order or beyond the %llu records",
                          a->f.path, (unsigned long long)r, (unsigned long long)a->records);
-            goto done;
+            goto fail;
         }
         if (r > a->next_record &&
             (st =
                  cx_gzfile_skip(&a->f, (r - a->next_record) * a->record_bytes, "the records", err)))
-            goto done;
+            goto fail;
         unsigned char *dst = o + i * out_rec;
         if (scratch) {
             if ((st = cx_gzfile_read(&a->f, scratch, (size_t)a->record_bytes, "a record", err)))
-                goto done;
+                goto fail;
             convert(a->elem, scratch, out_elem, dst, (size_t)a->record_elems);
         } else if ((st = cx_gzfile_read(&a->f, dst, (size_t)a->record_bytes, "a record", err))) {
-            goto done;
+            goto fail;
         }
         a->next_record = r + 1;
     }
     if (a->next_record < a->records &&
         (st = cx_gzfile_skip(&a->f, (a->records - a->next_record) * a->record_bytes, "the records",
                              err)))
-        goto done;
+        goto fail;
     a->next_record = a->records;
     st = cx_gzfile_expect_end(&a->f, err);
-done:
+fail:
     free(scratch);
     return st;
 }

@@ -161,7 +161,7 @@ cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char *
         total += num_synonyms[c] + (vetoes && num_vetoes ? num_vetoes[c] : 0);
     m->phrases = calloc((size_t)(total ? total : 1), sizeof *m->phrases);
     if (!m->phrases)
-        goto oom;
+        goto fail;
     for (int c = 0; c < C; c++) {
         int nv = vetoes && num_vetoes ? num_vetoes[c] : 0;
         for (int k = 0; k < num_synonyms[c] + nv; k++) {
@@ -171,7 +171,7 @@ cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char *
             cx_caption_words(text, strlen(text), flags, add_phrase_word, &b);
             if (b.oom) {
                 free(b.ids);
-                goto oom;
+                goto fail;
             }
             if (b.n == 0) {
                 free(b.ids);
@@ -197,21 +197,21 @@ cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char *
     m->hits = malloc((size_t)C * sizeof *m->hits);
     if (!m->first_start || !m->first_list || !m->word_seen || !m->present || !m->cls_hit ||
         !m->cls_veto || !m->hits)
-        goto oom;
+        goto fail;
     for (int i = 0; i < m->num_phrases; i++)
         m->first_start[m->phrases[i].words[0] + 1]++;
     for (int w = 0; w < V; w++)
         m->first_start[w + 1] += m->first_start[w];
     int *fill = malloc(((size_t)V + 1) * sizeof *fill);
     if (!fill)
-        goto oom;
+        goto fail;
     memcpy(fill, m->first_start, ((size_t)V + 1) * sizeof *fill);
     for (int i = 0; i < m->num_phrases; i++)
         m->first_list[fill[m->phrases[i].words[0]]++] = i;
     free(fill);
     *out = m;
     return CX_OK;
-oom:
+fail: /* every jump here is a failed allocation */
     cx_matcher_free(m);
     return cx_fail(err, CX_ENOMEM, "out of memory");
 }

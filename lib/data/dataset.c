@@ -163,11 +163,11 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     cx_status st = cx_labels_read(s->labels_path, ds->num_classes, ds->classes_path, &y_all,
                                   &s->stored_n, err);
     if (st)
-        goto done;
+        goto fail;
     if (sp->n_node && (long long)s->stored_n != sp->n) {
         st = cx_fail(err, CX_EDATA, "%s: %zu labels, but %s:%d:%d promises n: %lld", s->labels_path,
                      s->stored_n, yaml, sp->n_node->line, sp->n_node->col, sp->n);
-        goto done;
+        goto fail;
     }
     if (!is_train)
         for (size_t i = 0; i < s->stored_n; i++)
@@ -177,7 +177,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
                     "%s: record %zu: label %d is the open-world concept '%s'; a test split holds "
                     "evaluated classes only (eval_classes: %d)",
                     s->labels_path, i, y_all[i], ds->class_names[y_all[i]], ds->num_eval_classes);
-                goto done;
+                goto fail;
             }
 
     /* Which stored rows stay. */
@@ -186,7 +186,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     if (is_train && opt && opt->subset_path) {
         if ((st = cx_subset_read(opt->subset_path, y_all, s->stored_n, s->labels_path, &subset,
                                  &nkeep, err)))
-            goto done;
+            goto fail;
         keep = subset;
     } else if (is_train && opt && opt->keep) {
         keep = opt->keep;
@@ -197,7 +197,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
                     err, CX_EUSAGE,
                     "%s: kept index %u (entry %zu) is not ascending or beyond the %zu samples",
                     s->labels_path, keep[i], i, s->stored_n);
-                goto done;
+                goto fail;
             }
     }
     s->n = keep ? nkeep : s->stored_n;
@@ -206,7 +206,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     s->source_index = malloc(nalloc * sizeof *s->source_index);
     if (!s->y || !s->source_index) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml);
-        goto done;
+        goto fail;
     }
     for (size_t i = 0; i < s->n; i++) {
         s->source_index[i] = keep ? keep[i] : i;
@@ -217,18 +217,18 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
 
     if (parts & CX_LOAD_IMAGES) {
         if ((st = cx_array_open(&a, s->images_path, CX_FORMAT_ANY, err)))
-            goto done;
+            goto fail;
         if (a.records != s->stored_n) {
             st = cx_fail(err, CX_EDATA,
                          "%s: byte %d: header claims %llu images, but %s holds %zu labels",
                          s->images_path, a.format == CX_FORMAT_IDX ? 4 : 10,
                          (unsigned long long)a.records, s->labels_path, s->stored_n);
-            goto done;
+            goto fail;
         }
         if (a.rank > 4) {
             st = cx_fail(err, CX_EDATA, "%s: byte 10: %d dimensions per sample (at most 3)",
                          s->images_path, a.rank - 1);
-            goto done;
+            goto fail;
         }
         s->rank = a.rank > 1 ? a.rank - 1 : 1;
         s->dim = (size_t)a.record_elems;
@@ -249,7 +249,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
                 st = cx_fail(
                     err, CX_EDATA, "%s: samples of shape [%s], but %s:%d:%d promises shape: [%s]",
                     s->images_path, got, yaml, sp->shape_node->line, sp->shape_node->col, want);
-                goto done;
+                goto fail;
             }
         }
         cx_elem out = a.elem == CX_ELEM_U8 ? CX_ELEM_U8 : CX_ELEM_F32;
@@ -258,19 +258,19 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         if (!s->x) {
             st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples of %zu features",
                          s->images_path, s->n, s->dim);
-            goto done;
+            goto fail;
         }
         /* With a kept list, the skipped rows stream past without being stored. */
         if ((st = cx_array_read(&a, keep, nkeep, out, s->x, err)))
-            goto done;
+            goto fail;
     }
     if ((parts & CX_LOAD_CAPTIONS) && s->captions_path) {
         if ((st = cx_captions_read(s->captions_path, s->stored_n, s->images_path, keep,
                                    keep ? nkeep : 0, &s->caption_store, err)))
-            goto done;
+            goto fail;
         s->captions = s->caption_store.items;
     }
-done:
+fail:
     cx_array_close(&a);
     free(y_all);
     free(subset);

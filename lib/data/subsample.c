@@ -202,7 +202,7 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
     if ((o->profile == CX_PROFILE_EXP || o->profile == CX_PROFILE_PARETO ||
          o->profile == CX_PROFILE_STEP) &&
         !(o->rho >= 1.0))
-        return cx_fail(err, CX_EUSAGE, "--rho must be at least 1, not %g", o->rho);
+        return cx_fail(err, CX_EUSAGE, "rho: must be at least 1, not %g", o->rho);
 
     int64_t *sizes = malloc((size_t)C * sizeof *sizes);
     if (!sizes)
@@ -219,7 +219,7 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
                               o->alpha > 0 ? o->alpha : cx_profile_pareto_alpha(o->rho, C_eval),
                               o->n_min, C_eval, sizes);
         else if (o->mu < 0 || o->mu > 1)
-            st = cx_fail(err, CX_EUSAGE, "--mu must lie in [0, 1], not %g", o->mu);
+            st = cx_fail(err, CX_EUSAGE, "mu: must lie in [0, 1], not %g", o->mu);
         else
             cx_profile_step(n_max, o->rho, o->mu, C_eval, sizes);
         for (int i = 0; !st && i < C_eval; i++) {
@@ -238,7 +238,7 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
     }
     case CX_PROFILE_MATCH:
         if (!o->counts) {
-            st = cx_fail(err, CX_EUSAGE, "the match profile needs --counts FREQS");
+            st = cx_fail(err, CX_EUSAGE, "the match profile needs counts");
             break;
         }
         for (int c = 0; c < C; c++)
@@ -250,9 +250,9 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
         for (int c = 0; c < C; c++)
             nonempty += avail[c] > 0;
         if (o->n <= 0 && !(o->frac > 0 && o->frac <= 1))
-            st = cx_fail(err, CX_EUSAGE, "the scale profile needs --n N or --frac F in (0, 1]");
+            st = cx_fail(err, CX_EUSAGE, "the scale profile needs n, or frac in (0, 1]");
         else if (n > total)
-            st = cx_fail(err, CX_EUSAGE, "--n %lld exceeds the %lld samples available",
+            st = cx_fail(err, CX_EUSAGE, "n: %lld exceeds the %lld samples available",
                          (long long)n, (long long)total);
         else if (n < nonempty)
             st = cx_fail(err, CX_EUSAGE,
@@ -273,11 +273,11 @@ cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail,
     }
     case CX_PROFILE_TRIM_TAIL: {
         if (o->tail_k < 0 || o->tail_k > C_eval) {
-            st = cx_fail(err, CX_EUSAGE, "--tail-k %d is out of range [0, %d]", o->tail_k, C_eval);
+            st = cx_fail(err, CX_EUSAGE, "tail_k: %d is out of range [0, %d]", o->tail_k, C_eval);
             break;
         }
         if (o->cap < 0) {
-            st = cx_fail(err, CX_EUSAGE, "--cap must not be negative");
+            st = cx_fail(err, CX_EUSAGE, "cap: must not be negative");
             break;
         }
         /* The k rarest: fewest samples first; among equals the later class is the rarer one. */
@@ -324,7 +324,7 @@ cx_status cx_subsample_select(const int32_t *labels, size_t n, int C, const int6
     cx_status st = CX_OK;
     if (!start || !by_class || !keep) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     /* Counting sort of positions by class, ascending within a class. */
     for (size_t i = 0; i < n; i++)
@@ -335,7 +335,7 @@ cx_status cx_subsample_select(const int32_t *labels, size_t n, int C, const int6
         size_t *fill = malloc(((size_t)C + 1) * sizeof *fill);
         if (!fill) {
             st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto done;
+            goto fail;
         }
         memcpy(fill, start, ((size_t)C + 1) * sizeof *fill);
         for (size_t i = 0; i < n; i++)
@@ -364,12 +364,12 @@ cx_status cx_subsample_select(const int32_t *labels, size_t n, int C, const int6
     *kept = malloc((total ? total : 1) * sizeof **kept);
     if (!*kept) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     for (size_t i = 0; i < n; i++)
         if (keep[i])
             (*kept)[(*nkept)++] = (uint32_t)i;
-done:
+fail:
     free(start);
     free(by_class);
     free(keep);

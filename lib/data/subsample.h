@@ -63,7 +63,7 @@ void cx_apportion(const double *w, int C, int64_t total, int64_t min_each, int64
 /* Target count of every class from the available counts avail (C). Classes >= C_eval are
  * open-world concepts: every profile but match and scale keeps all their samples (match and
  * scale treat them like any class). A class never gets more than it has. Errors (CX_EUSAGE)
- * name the option at fault. */
+ * name the field of o at fault, most at the start of the message: "tail_k: 5 is out of ...". */
 cx_status cx_subsample_targets(const cx_subsample_opts *o, const int64_t *avail, int C, int C_eval,
                                int64_t *target, cx_err *err);
 

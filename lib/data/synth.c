@@ -74,30 +74,7 @@ enum { NUM_ADJECTIVES = sizeof adjectives / sizeof adjectives[0] };
 
 void cx_synth_defaults(cx_synth_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    o->classes = 100;
-    o->superclasses = 0;
-    o->modes = 4;
-    o->profile = CX_PROFILE_PARETO;
-    o->rho = 100;
-    o->mu = 0.5;
-    o->n = 50000;
-    o->test_per_class = 50;
-    o->dim = 128;
-    o->latent = 16;
-    o->super_sep = 1.0;
-    o->class_sep = 0.8;
-    o->spread = 0.5;
-    o->fold = 1.0;
-    o->noise = 0.05;
-    o->captions = CX_CAPTIONS_DESCRIPTIVE;
-    o->synonyms = 2;
-    o->attributes = 32;
-    o->attr_rate = 0.7;
-    o->attr_strength = 0.3;
-    o->cooccur = 0.3;
-    o->cooccur_strength = 0.25;
-    o->dtype = CX_DTYPE_F32;
+    *o = (cx_synth_opts)CX_SYNTH_DEFAULTS;
 }
 
 static int open_count(const cx_synth_opts *o)
@@ -110,53 +87,64 @@ static int64_t open_samples(const cx_synth_opts *o)
     return o->open_world > 0 ? (int64_t)floor((double)o->n * o->open_world + 0.5) : 0;
 }
 
-#define RANGE(field, lo, hi, name)                                                                 \
-    if (!((field) >= (lo) && (field) <= (hi)))                                                     \
-        return cx_fail(err, CX_EUSAGE, "--%s: %g is out of range [%g, %g]", name, (double)(field), \
-                       (double)(lo), (double)(hi));
+static cx_status check_range(cx_err *err, const char *field, double v, double lo, double hi)
+{
+    if (!(v >= lo && v <= hi))
+        return cx_fail(err, CX_EUSAGE, "%s: %g is out of range [%g, %g]", field, v, lo, hi);
+    return CX_OK;
+}
+
+/* The field against its range CX_SYNTH_RANGE_FIELD. */
+#define RANGE(field, range)                                                                        \
+    if ((st = check_range(err, #field, (double)o->field, range)))                                  \
+        return st;
 
 cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
 {
-    RANGE(o->classes, 2, CX_SYNTH_MAX_CLASSES, "classes");
-    RANGE(o->open_classes, 0, CX_SYNTH_MAX_CLASSES, "open-classes");
-    RANGE(o->open_world, 0, 0.9, "open-world");
-    RANGE(o->superclasses, 0, o->classes, "superclasses");
-    RANGE(o->modes, 1, 64, "modes");
-    RANGE(o->rho, 1, 1e6, "rho");
-    RANGE(o->alpha, 0, 10, "alpha");
-    RANGE(o->mu, 0, 1, "mu");
-    RANGE(o->n, 1, 100000000, "n");
-    RANGE(o->test_per_class, 0, 100000, "test-per-class");
-    RANGE(o->dim, 1, 65536, "dim");
-    RANGE(o->latent, 1, 4096, "latent");
-    RANGE(o->hidden, 0, 65536, "hidden");
-    RANGE(o->super_sep, 0, 100, "super-sep");
-    RANGE(o->class_sep, 0, 100, "class-sep");
-    RANGE(o->spread, 0, 100, "spread");
-    RANGE(o->fold, 0, 100, "fold");
-    RANGE(o->noise, 0, 100, "noise");
-    RANGE(o->synonyms, 0, 8, "synonyms");
-    RANGE(o->attributes, 1, 1024, "attributes");
-    RANGE(o->attr_rate, 0, 1, "attr-rate");
-    RANGE(o->attr_strength, 0, 100, "attr-strength");
-    RANGE(o->cooccur, 0, 1, "cooccur");
-    RANGE(o->cooccur_strength, 0, 1, "cooccur-strength");
-    RANGE(o->label_noise, 0, 1, "label-noise");
+    cx_status st;
+    RANGE(classes, CX_SYNTH_RANGE_CLASSES);
+    RANGE(open_classes, CX_SYNTH_RANGE_OPEN_CLASSES);
+    RANGE(open_world, CX_SYNTH_RANGE_OPEN_WORLD);
+    RANGE(superclasses, CX_SYNTH_RANGE_SUPERCLASSES);
+    if ((st = check_range(err, "superclasses", o->superclasses, 0, o->classes)))
+        return st;
+    RANGE(modes, CX_SYNTH_RANGE_MODES);
+    RANGE(rho, CX_SYNTH_RANGE_RHO);
+    RANGE(alpha, CX_SYNTH_RANGE_ALPHA);
+    RANGE(mu, CX_SYNTH_RANGE_MU);
+    RANGE(n, CX_SYNTH_RANGE_N);
+    RANGE(test_per_class, CX_SYNTH_RANGE_TEST_PER_CLASS);
+    RANGE(dim, CX_SYNTH_RANGE_DIM);
+    RANGE(latent, CX_SYNTH_RANGE_LATENT);
+    RANGE(hidden, CX_SYNTH_RANGE_HIDDEN);
+    RANGE(super_sep, CX_SYNTH_RANGE_SUPER_SEP);
+    RANGE(class_sep, CX_SYNTH_RANGE_CLASS_SEP);
+    RANGE(spread, CX_SYNTH_RANGE_SPREAD);
+    RANGE(fold, CX_SYNTH_RANGE_FOLD);
+    RANGE(noise, CX_SYNTH_RANGE_NOISE);
+    RANGE(synonyms, CX_SYNTH_RANGE_SYNONYMS);
+    RANGE(attributes, CX_SYNTH_RANGE_ATTRIBUTES);
+    RANGE(attr_rate, CX_SYNTH_RANGE_ATTR_RATE);
+    RANGE(attr_strength, CX_SYNTH_RANGE_ATTR_STRENGTH);
+    RANGE(cooccur, CX_SYNTH_RANGE_COOCCUR);
+    RANGE(cooccur_strength, CX_SYNTH_RANGE_COOCCUR_STRENGTH);
+    RANGE(label_noise, CX_SYNTH_RANGE_LABEL_NOISE);
+#undef RANGE
     if (o->profile != CX_PROFILE_EXP && o->profile != CX_PROFILE_PARETO &&
         o->profile != CX_PROFILE_STEP && o->profile != CX_PROFILE_UNIFORM)
         return cx_fail(err, CX_EUSAGE,
-                       "--profile: synth draws exp, pareto, step or uniform frequencies, not %s",
+                       "profile: synth draws exp, pareto, step or uniform frequencies, not %s",
                        cx_profile_name(o->profile));
     if ((unsigned)o->captions > CX_CAPTIONS_DESCRIPTIVE)
-        return cx_fail(err, CX_EUSAGE, "--captions: unknown caption mode");
+        return cx_fail(err, CX_EUSAGE, "captions: unknown caption mode");
     int64_t n_open = open_samples(o), n_eval = o->n - n_open;
     if (n_eval < o->classes)
         return cx_fail(err, CX_EUSAGE,
-                       "--n: %lld training samples cannot give each of the %d classes one",
+                       "n: %lld training samples cannot give each of the %d classes one",
                        (long long)n_eval, o->classes);
     if (o->open_world > 0 && n_open < open_count(o))
         return cx_fail(err, CX_EUSAGE,
-                       "--open-world: %lld open-world samples cannot give each of the %d "
+                       "open_world: %lld open-world samples cannot give each of the %d "
                        "open-world concepts one",
                        (long long)n_open, open_count(o));
     return CX_OK;
@@ -612,13 +600,13 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
     cx_status st = CX_OK;
     if (!fpath || !cpath || !obs || !xb || (o->dtype == CX_DTYPE_U8 && !x8) || !bufs) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     uint64_t shape[2] = {n, D};
     if ((st = cx_npy_writer_open(&fw, fpath, o->dtype == CX_DTYPE_U8 ? CX_ELEM_U8 : CX_ELEM_F32, 2,
                                  shape, err)) ||
         (st = cx_afile_open(&cf, cpath, err)))
-        goto done;
+        goto fail;
     for (size_t b0 = 0; b0 < nchunks; b0 += BLOCK_CHUNKS) {
         size_t nb = nchunks - b0 < BLOCK_CHUNKS ? nchunks - b0 : BLOCK_CHUNKS;
         int failed = 0;
@@ -649,31 +637,31 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
             failed |= bufs[k].oom;
         if (failed) {
             st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto done;
+            goto fail;
         }
         size_t first = b0 * CX_SYNTH_CHUNK;
         size_t m = n - first < nb * CX_SYNTH_CHUNK ? n - first : nb * CX_SYNTH_CHUNK;
         if ((st = x8 ? cx_npy_writer_write(&fw, x8, m * D, err)
                      : cx_npy_writer_write(&fw, xb, m * D * sizeof *xb, err)))
-            goto done;
+            goto fail;
         for (size_t k = 0; k < nb; k++)
             if (bufs[k].len && fwrite(bufs[k].s, 1, bufs[k].len, cf.fp) != bufs[k].len) {
                 st = cx_fail_errno(err, CX_EIO, errno, "%s: write failed", cpath);
-                goto done;
+                goto fail;
             }
         *done += m;
         if (o->progress)
             o->progress(o->progress_ctx, *done, total);
     }
     if ((st = cx_npy_writer_commit(&fw, err)))
-        goto done;
+        goto fail;
     st = cx_afile_commit(&cf, err);
     cf.fp = NULL;
     if (st)
-        goto done;
+        goto fail;
     *obs_out = obs;
     obs = NULL;
-done:
+fail:
     cx_npy_writer_abort(&fw);
     if (cf.fp)
         cx_afile_abort(&cf);
@@ -897,12 +885,12 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     int64_t *test_counts = NULL;
     int threads = cx_threads_get();
     if ((st = world_build(&w, o, err)))
-        goto done;
+        goto fail;
     size_t n_train = (size_t)o->n, n_test = (size_t)o->test_per_class * (size_t)w.C;
     test_counts = calloc((size_t)w.C, sizeof *test_counts);
     if (!test_counts) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     for (int c = 0; c < w.C; c++)
         test_counts[c] = o->test_per_class;
@@ -910,10 +898,10 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     test_cls = sample_classes(test_counts, w.C, n_test, o->seed, 1);
     if (!train_cls || !test_cls) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     if ((st = write_text_files(&w, dir, err)))
-        goto done;
+        goto fail;
     /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
      * thread count. */
     cx_blas_set_threads(1);
@@ -925,25 +913,25 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         st = write_split(&w, &test, &done_n, total, &test_obs, err);
     cx_blas_set_threads(threads);
     if (st)
-        goto done;
+        goto fail;
     size_t noisy = 0;
     for (size_t i = 0; i < n_train; i++)
         noisy += train_obs[i] != train_cls[i];
     if ((st = write_labels(dir, "train-labels.npy", train_obs, n_train, err)) ||
         (st = write_labels(dir, "train-true-labels.npy", train_cls, n_train, err)) ||
         (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))))
-        goto done;
+        goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     st = cx_freq_write(cp, w.names, w.train_counts, w.CK, err);
     free(cp);
     if (st || (st = write_meta(&w, dir, test_counts, noisy, err)) ||
         (st = write_yaml(&w, dir, n_test, err)))
-        goto done;
-done:
+        goto fail;
+fail:
     world_free(&w);
     free(train_cls);
     free(test_cls);

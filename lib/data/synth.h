@@ -88,9 +88,49 @@ typedef struct {
     void *progress_ctx;
 } cx_synth_opts;
 
+/* The defaults as an initializer: `cx_synth_opts o = CX_SYNTH_DEFAULTS;`. */
+#define CX_SYNTH_DEFAULTS                                                                          \
+    {                                                                                              \
+        .classes = 100, .modes = 4, .profile = CX_PROFILE_PARETO, .rho = 100, .mu = 0.5,           \
+        .n = 50000, .test_per_class = 50, .dim = 128, .latent = 16, .super_sep = 1.0,              \
+        .class_sep = 0.8, .spread = 0.5, .fold = 1.0, .noise = 0.05,                               \
+        .captions = CX_CAPTIONS_DESCRIPTIVE, .synonyms = 2, .attributes = 32, .attr_rate = 0.7,    \
+        .attr_strength = 0.3, .cooccur = 0.3, .cooccur_strength = 0.25, .dtype = CX_DTYPE_F32      \
+    }
+
 void cx_synth_defaults(cx_synth_opts *o);
 
-/* Check the options (CX_EUSAGE naming the option at fault). */
+/* The allowed range of each numeric field, stated here once as "MIN, MAX": cx_synth_check
+ * refuses a value outside it, and clipx synth's option table takes its bounds from here.
+ * superclasses is also at most classes. */
+#define CX_SYNTH_RANGE_CLASSES 2, CX_SYNTH_MAX_CLASSES
+#define CX_SYNTH_RANGE_OPEN_CLASSES 0, CX_SYNTH_MAX_CLASSES
+#define CX_SYNTH_RANGE_OPEN_WORLD 0, 0.9
+#define CX_SYNTH_RANGE_SUPERCLASSES 0, CX_SYNTH_MAX_CLASSES
+#define CX_SYNTH_RANGE_MODES 1, 64
+#define CX_SYNTH_RANGE_RHO 1, 1e6
+#define CX_SYNTH_RANGE_ALPHA 0, 10
+#define CX_SYNTH_RANGE_MU 0, 1
+#define CX_SYNTH_RANGE_N 1, 100000000
+#define CX_SYNTH_RANGE_TEST_PER_CLASS 0, 100000
+#define CX_SYNTH_RANGE_DIM 1, 65536
+#define CX_SYNTH_RANGE_LATENT 1, 4096
+#define CX_SYNTH_RANGE_HIDDEN 0, 65536
+#define CX_SYNTH_RANGE_SUPER_SEP 0, 100
+#define CX_SYNTH_RANGE_CLASS_SEP 0, 100
+#define CX_SYNTH_RANGE_SPREAD 0, 100
+#define CX_SYNTH_RANGE_FOLD 0, 100
+#define CX_SYNTH_RANGE_NOISE 0, 100
+#define CX_SYNTH_RANGE_SYNONYMS 0, 8
+#define CX_SYNTH_RANGE_ATTRIBUTES 1, 1024
+#define CX_SYNTH_RANGE_ATTR_RATE 0, 1
+#define CX_SYNTH_RANGE_ATTR_STRENGTH 0, 100
+#define CX_SYNTH_RANGE_COOCCUR 0, 1
+#define CX_SYNTH_RANGE_COOCCUR_STRENGTH 0, 1
+#define CX_SYNTH_RANGE_LABEL_NOISE 0, 1
+
+/* Check the options: CX_EUSAGE with a message that starts with the name of the field at fault
+ * ("classes: 1 is out of range [2, 10000]"). */
 cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err);
 
 /* Generate the dataset into folder dir (created when missing). The parts are made in a hidden

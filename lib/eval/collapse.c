@@ -262,14 +262,14 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
         if (st) {
             free(a);
             free(w);
-            return cx_err_prefix(err, "NC1");
+            return cx_err_prefix(err, st, "NC1");
         }
     }
     cx_status st = cx_symeig(a, w, n, err);
     if (st) {
         free(a);
         free(w);
-        return cx_err_prefix(err, "NC1");
+        return cx_err_prefix(err, st, "NC1");
     }
     double lmax = w[n - 1];
     double tol = lmax * RANK_TOL(Cp, D);
@@ -425,7 +425,7 @@ cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y
         !out->means_cos_nearest_class || (want_nc1 && !out->nc1_class) ||
         (w && (!out->weights_cos_all_class || !out->weights_cos_nearest_class))) {
         st = cx_fail(err, CX_ENOMEM, "neural collapse: out of memory for %d classes", C);
-        goto done;
+        goto fail;
     }
     class_sums(h, y, N, C, D, mu, count);
     int Cp = 0;
@@ -446,7 +446,7 @@ cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y
     double *gmean = calloc((size_t)D, sizeof *gmean);
     if (!gmean) {
         st = cx_fail(err, CX_ENOMEM, "neural collapse: out of memory for %d classes", C);
-        goto done;
+        goto fail;
     }
     for (int k = 0; k < Cp; k++) {
         const double *mk = mu + (size_t)present[k] * D;
@@ -467,7 +467,7 @@ cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y
     if (Cp >= 2) {
         double *ca = tmp, *cn = tmp + C;
         if ((st = cx_coherence(mf, Cp, D, ca, cn, err)))
-            goto done;
+            goto fail;
         for (int k = 0; k < Cp; k++) {
             out->means_cos_all_class[present[k]] = ca[k];
             out->means_cos_nearest_class[present[k]] = cn[k];
@@ -480,29 +480,29 @@ cx_status cx_collapse_compute(cx_collapse *out, const float *h, const int32_t *y
             if (!isfinite(w[i])) {
                 st = cx_fail(err, CX_EDATA, "neural collapse: class %ld: weights are not finite",
                              i / D);
-                goto done;
+                goto fail;
             }
         if ((st = cx_coherence(w, C, D, out->weights_cos_all_class,
                                out->weights_cos_nearest_class, err)))
-            goto done;
+            goto fail;
         out->weights_cos_all = mean_of(out->weights_cos_all_class, C);
         out->weights_cos_nearest = mean_of(out->weights_cos_nearest_class, C);
     }
     if (want_nc1 && Cp >= 2) {
         int r, upper;
         if ((st = pinv_factor(m, Cp, D, &p, &r, &upper, err)))
-            goto done;
+            goto fail;
         out->rank = r;
         for (int k = 0; k < Cp; k++)
             out->nc1_class[present[k]] = 0.0;
         if (r > 0 && (st = project_within(h, y, N, C, D, mu, p, r, upper, Cp, out->nc1_class, err)))
-            goto done;
+            goto fail;
         out->nc1 = r > 0 ? mean_of(out->nc1_class, C) : NAN;
         if (r == 0)
             for (int k = 0; k < Cp; k++)
                 out->nc1_class[present[k]] = NAN;
     }
-done:
+fail:
     free(mu);
     free(m);
     free(mf);

@@ -269,7 +269,7 @@ static cx_status fit(objective *o, double lambda, double *theta, const cx_lbfgs_
     o->lambda = lambda;
     cx_status st = cx_lbfgs_minimize(objective_eval, o, theta, o->C * o->D + o->C, lo, info, err);
     if (st)
-        return cx_err_prefix(err, "linear probe (lambda %g)", lambda);
+        return cx_err_prefix(err, st, "linear probe (lambda %g)", lambda);
     return CX_OK;
 }
 
@@ -320,14 +320,14 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
     cx_lbfgs_info fit_info = {0};
     if (!order || !start || !hits || !is_val || !theta || !best || !grid_lambda || !grid_acc) {
         st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory");
-        goto done;
+        goto fail;
     }
     const float *xs = x;
     if (opts->normalize) {
         xn = malloc(sizeof *xn * (size_t)N * D);
         if (!xn) {
             st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory for %d x %d features", N, D);
-            goto done;
+            goto fail;
         }
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < N; i++)
@@ -346,7 +346,7 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
                          "linear probe: %d training vectors leave none for validation "
                          "(val_frac %g); use a single lambda",
                          N, opts->val_frac);
-            goto done;
+            goto fail;
         }
         xtr = malloc(sizeof *xtr * (size_t)n_tr * D);
         xva = malloc(sizeof *xva * (size_t)n_va * D);
@@ -354,7 +354,7 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
         yva = malloc(sizeof *yva * (size_t)n_va);
         if (!xtr || !xva || !ytr || !yva) {
             st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory for the validation split");
-            goto done;
+            goto fail;
         }
         for (int i = 0, a = 0, v = 0; i < N; i++) {
             if (is_val[i]) {
@@ -366,14 +366,14 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
             }
         }
         if ((st = objective_init(&o, xtr, ytr, n_tr, C, D, opts->chunk, err)))
-            goto done;
+            goto fail;
         /* Strongest first: each fit starts from the previous (smoother) solution. */
         double best_acc = -1.0;
         for (int g = G - 1; g >= 0; g--) {
             double lg = opts->log10_min + (opts->log10_max - opts->log10_min) * g / (G - 1);
             grid_lambda[g] = pow(10.0, lg);
             if ((st = fit(&o, grid_lambda[g], theta, &opts->lbfgs, NULL, err)))
-                goto done;
+                goto fail;
             grid_acc[g] = class_mean_accuracy(&o, theta, xva, yva, n_va, hits, hits + C);
             if (grid_acc[g] > best_acc) {
                 best_acc = grid_acc[g];
@@ -390,7 +390,7 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
     }
     if ((st = objective_init(&o, xs, y, N, C, D, opts->chunk, err)) ||
         (st = fit(&o, lambda, theta, &opts->lbfgs, &fit_info, err)))
-        goto done;
+        goto fail;
 
     clf->kind = CX_CLF_LINEAR;
     clf->C = C;
@@ -402,7 +402,7 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
     if (!clf->w || !clf->b) {
         cx_eval_classifier_free(clf);
         st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory");
-        goto done;
+        goto fail;
     }
     for (size_t i = 0; i < (size_t)C * D; i++)
         clf->w[i] = (float)theta[i];
@@ -423,14 +423,14 @@ cx_status cx_eval_linear_probe(cx_eval_classifier *clf, const float *x, const in
                 cx_eval_classifier_free(clf);
                 cx_probe_info_free(info);
                 st = cx_fail(err, CX_ENOMEM, "linear probe: out of memory");
-                goto done;
+                goto fail;
             }
             for (int i = 0, v = 0; i < N; i++)
                 if (is_val[i])
                     info->val_rows[v++] = i;
         }
     }
-done:
+fail:
     objective_free(&o);
     free(xn);
     free(xtr);

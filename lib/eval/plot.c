@@ -173,7 +173,7 @@ static cx_status write_trend(const char *path, const cx_eval_report *r, cx_err *
     cx_status st = CX_OK;
     if (!sx || !sa || !cnt) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
-        goto done;
+        goto fail;
     }
     for (int c = 0; have && c < C; c++) {
         if (!isfinite(r->class_acc[c]))
@@ -186,13 +186,13 @@ static cx_status write_trend(const char *path, const cx_eval_report *r, cx_err *
     }
     cx_afile f;
     if ((st = cx_afile_open(&f, path, err)))
-        goto done;
+        goto fail;
     fprintf(f.fp, "# training_count_x\tmean_accuracy\tclasses\n");
     for (int b = 0; have && b < nb; b++)
         if (cnt[b])
             fprintf(f.fp, "%.17g\t%.17g\t%d\n", pow(10.0, sx[b] / cnt[b]), sa[b] / cnt[b], cnt[b]);
     st = cx_afile_commit(&f, err);
-done:
+fail:
     free(sx);
     free(sa);
     free(cnt);
@@ -511,13 +511,13 @@ static cx_status run_gnuplot(const char *gnuplot, const char *dir, cx_err *err)
     posix_spawn_file_actions_destroy(&fa);
     if (rc) {
         st = cx_fail_errno(err, CX_EIO, rc, "%s: cannot start gnuplot", gnuplot);
-        goto done;
+        goto fail;
     }
     int status;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             st = cx_fail_errno(err, CX_EIO, errno, "%s: waiting for gnuplot", gnuplot);
-            goto done;
+            goto fail;
         }
     }
     char line[400];
@@ -528,7 +528,7 @@ static cx_status run_gnuplot(const char *gnuplot, const char *dir, cx_err *err)
         st = cx_fail(err, CX_EIO, "%s: gnuplot failed (exit status %d)%s%s", gnuplot,
                      WEXITSTATUS(status), line[0] ? ": " : "", line);
     }
-done:
+fail:
     free(log);
     free(cd);
     return st;
@@ -581,10 +581,10 @@ cx_status cx_plot_compare(const char *gnuplot, const cx_plot_run *runs, int n, c
 {
     int fmt = cx_plot_format_of(path);
     if (fmt < 0)
-        return cx_fail(err, CX_EUSAGE, "--plot %s: the figure's name must end in .svg or .png",
+        return cx_fail(err, CX_EUSAGE, "%s: the figure's name must end in .svg or .png",
                        path);
     if (n < 1 || n > CX_PLOT_MAX_RUNS)
-        return cx_fail(err, CX_EUSAGE, "--plot: a figure draws 1 to %d runs, not %d",
+        return cx_fail(err, CX_EUSAGE, "a figure draws 1 to %d runs, not %d",
                        CX_PLOT_MAX_RUNS, n);
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)

@@ -32,13 +32,9 @@ int cx_eval_mode_parse(const char *name)
 
 /* A usage error inside a run folder (its configuration cannot build a model) is bad data from
  * the evaluating command's point of view: nothing its user typed was wrong. */
-static cx_status as_data(cx_status st, cx_err *err)
+static cx_status as_data(cx_status st)
 {
-    if (st != CX_EUSAGE)
-        return st;
-    if (err)
-        err->code = CX_EDATA;
-    return CX_EDATA;
+    return st == CX_EUSAGE ? CX_EDATA : st;
 }
 
 static int is_clip(const cx_run *run)
@@ -60,13 +56,13 @@ cx_eval_mode cx_run_default_mode(const cx_run *run)
 cx_status cx_run_check_mode(const cx_run *run, cx_eval_mode mode, cx_err *err)
 {
     if (mode < 0 || mode >= CX_EVAL_MODE_COUNT)
-        return cx_fail(err, CX_EUSAGE, "--mode: unknown mode %d (%s)", (int)mode,
+        return cx_fail(err, CX_EUSAGE, "mode %d: unknown (%s)", (int)mode,
                        CX_EVAL_MODE_CHOICES);
     if (mode == CX_EVAL_MODE_HEAD && is_clip(run))
-        return cx_fail(err, CX_EUSAGE, "--mode head: %s is a CLIP run and has no classifier head; "
+        return cx_fail(err, CX_EUSAGE, "mode head: %s is a CLIP run and has no classifier head; "
                        "use zeroshot, linear-probe, ncm or knn", run->dir);
     if (mode == CX_EVAL_MODE_ZEROSHOT && !is_clip(run) && !has_text_head(run))
-        return cx_fail(err, CX_EUSAGE, "--mode zeroshot: %s is a supervised run without a text "
+        return cx_fail(err, CX_EUSAGE, "mode zeroshot: %s is a supervised run without a text "
                        "tower; use head, linear-probe, ncm or knn", run->dir);
     return CX_OK;
 }
@@ -187,9 +183,7 @@ static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_
     if (!is_clip(run)) {
         /* The head was made by this run's text tower: zero-shot uses it with ds's templates. */
         if ((st = cx_run_open(run->cfg.head_from, 256, &src, err))) {
-            st = as_data(st, err);
-            cx_err_prefix(err, "head_from of %s", run->dir);
-            return st;
+            return cx_err_prefix(err, as_data(st), "head_from of %s", run->dir);
         }
         if (src.cfg.objective != CX_CFG_OBJECTIVE_CLIP ||
             src.model.spec.embed_dim != run->model.spec.embed_dim) {
@@ -257,7 +251,7 @@ cx_status cx_run_classifier(cx_run *run, const cx_dataset *ds, cx_eval_mode mode
         break;
     }
     if (n < 1 || !feat || !y)
-        return cx_fail(err, CX_EDATA, "--mode %s: no training features of the evaluated classes",
+        return cx_fail(err, CX_EDATA, "mode %s: no training features of the evaluated classes",
                        cx_eval_mode_name(mode));
     if ((st = cx_eval_check_labels(y, n, E, "training labels", err)))
         return st;
@@ -390,23 +384,21 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         return cx_fail(err, CX_EUSAGE, "feature batch %d: must be at least 1", o->batch);
     if ((st = cx_run_open(run_dir, o->batch, &s.run, err))) {
         /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
-        if (st == CX_EUSAGE) {
-            st = as_data(st, err);
-            cx_err_prefix(err, "%s", run_dir);
-        }
-        goto done;
+        if (st == CX_EUSAGE)
+            st = cx_err_prefix(err, as_data(st), "%s", run_dir);
+        goto fail;
     }
     cx_run *run = &s.run;
     cx_eval_mode mode = o->mode == CX_EVAL_MODE_DEFAULT ? cx_run_default_mode(run)
                                                          : (cx_eval_mode)o->mode;
     if ((st = cx_run_check_mode(run, mode, err)))
-        goto done;
+        goto fail;
     const char *data = o->data ? o->data : run->cfg.data;
     const char *subset = o->data ? NULL : run->cfg.subset;
     if (!data) {
-        st = cx_fail(err, CX_EDATA, "%s/%s names no dataset; give one with --data", run_dir,
+        st = cx_fail(err, CX_EDATA, "%s/%s names no dataset, and none was given to evaluate on", run_dir,
                      CX_RUN_CONFIG);
-        goto done;
+        goto fail;
     }
     int train_feats = uses_training_features(mode);
     cx_load_options lo = {0};
@@ -414,7 +406,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     lo.subset_path = train_feats ? subset : NULL;
     if ((st = cx_dataset_load(data, &lo, &s.ds, err)) ||
         (st = cx_run_check_dataset(run, &s.ds, err)))
-        goto done;
+        goto fail;
     info->mode = mode;
     info->objective = (int)run->cfg.objective;
     info->num_classes = run->meta.num_eval_classes;
@@ -422,17 +414,17 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     if (!(info->data = dup_or_null(data)) ||
         (train_feats && subset && !(info->subset = dup_or_null(subset)))) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     const cx_split *test = &s.ds.test;
     const int E = run->meta.num_eval_classes, D = run->model.spec.embed_dim;
     if (test->n == 0) {
         st = cx_fail(err, CX_EDATA, "%s: the test split holds no samples", data);
-        goto done;
+        goto fail;
     }
     if (test->n > (size_t)INT32_MAX) {
         st = cx_fail(err, CX_EDATA, "%s: %zu test samples, at most %d", data, test->n, INT32_MAX);
-        goto done;
+        goto fail;
     }
     info->n_test = (int64_t)test->n;
     double t1 = cx_clock_seconds();
@@ -442,22 +434,22 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     snprintf(what, sizeof what, "%.500s (test)", test->images_path ? test->images_path : data);
     if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)D))) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, test->n);
-        goto done;
+        goto fail;
     }
     if ((st = cx_run_features(&run->model, test, NULL, test->n, s.test_feat, what, err)))
-        goto done;
+        goto fail;
     if (train_feats) {
         snprintf(what, sizeof what, "%.500s (train)",
                  s.ds.train.images_path ? s.ds.train.images_path : data);
         if ((st = training_features(&s, what, &info->n_train, err)))
-            goto done;
+            goto fail;
     }
     double t2 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_FEATURES] = t2 - t1;
 
     if ((st = cx_run_classifier(run, &s.ds, mode, s.train_feat, s.train_y, (int)info->n_train,
                                 &o->clf, &s.clf, &s.probe, err)))
-        goto done;
+        goto fail;
     if (mode == CX_EVAL_MODE_LINEAR_PROBE) {
         info->probe_lambda = s.probe.lambda;
         info->probe_val_acc = s.probe.val_acc;
@@ -471,20 +463,20 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     info->seconds[CX_EVAL_PHASE_CLASSIFIER] = t3 - t2;
 
     if ((st = cx_eval_score(&s.clf, s.test_feat, test->y, (int)test->n, 0, &s.pred, err)))
-        goto done;
+        goto fail;
     double t4 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_SCORING] = t4 - t3;
 
     if ((st = cx_eval_report_build(report, &s.pred, test->y, run->meta.class_counts,
                                    (const char *const *)run->meta.class_names, &o->report, err)))
-        goto done;
+        goto fail;
     const float *w = s.clf.kind == CX_CLF_LINEAR ? s.clf.w : NULL;
     if ((st = cx_collapse_compute(&s.col, s.test_feat, test->y, (int)test->n, E, D, w, o->nc1,
                                   err)) ||
         (st = cx_eval_report_attach_collapse(report, &s.col, err)))
-        goto done;
+        goto fail;
     info->seconds[CX_EVAL_PHASE_METRICS] = cx_clock_seconds() - t4;
-done:
+fail:
     state_free(&s);
     if (st) {
         cx_eval_report_free(report);

@@ -41,7 +41,7 @@ cx_eval_mode cx_run_default_mode(const cx_run *run);
 
 /* CX_OK when mode applies to the run; CX_EUSAGE naming the modes that do otherwise: head needs
  * an SL run; zeroshot needs a text tower (a CLIP run, or an SL run whose head is the text of
- * a CLIP run named by head_from). */
+ * a CLIP run named by head_from). A message about the mode starts "mode NAME: ". */
 cx_status cx_run_check_mode(const cx_run *run, cx_eval_mode mode, cx_err *err);
 
 /* CX_EDATA naming the dataset and the run unless ds has the run's evaluated classes: the same
@@ -124,7 +124,8 @@ void cx_run_eval_info_free(cx_run_eval_info *info);
 /* Evaluate the run in folder run_dir on the test split of o->data (or of the run's dataset):
  * the run is opened (a missing folder, config.yaml or model.ckpt, or a corrupt checkpoint is
  * CX_EDATA naming the file), the dataset checked against it (cx_run_check_dataset), the mode
- * checked (cx_run_check_mode, CX_EUSAGE), the test split scored and the report built with the
+ * checked (cx_run_check_mode, CX_EUSAGE; a mode without training features is CX_EDATA, also
+ * "mode NAME: ..."), the test split scored and the report built with the
  * run's training counts (from its checkpoint) for head/mid/tail. info may be NULL. On success
  * *report is filled (cx_eval_report_free); on failure both are left empty. Threads: the count
  * in force (lib/threads.h); same inputs and thread count give the same bits. */

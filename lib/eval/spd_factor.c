@@ -104,7 +104,7 @@ cx_status cx_spd_inverse_factor(const double *a, int n, double max_cond, double 
     for (int i = 0; i < n; i++)
         memcpy(l + (size_t)i * n, a + (size_t)i * n, sizeof *l * (size_t)(i + 1));
     if (!cholesky(l, n))
-        goto done;
+        goto fail;
     /* Rayleigh quotients: lambda_max from below, lambda_min from above, so the estimate of the
      * condition number can only be low by the iterations' shortfall, which is far inside the
      * margin callers leave below the rounding-noise level. */
@@ -126,7 +126,7 @@ cx_status cx_spd_inverse_factor(const double *a, int n, double max_cond, double 
         normalise(x, n);
     }
     if (!(lmax > 0.0) || !(inv_lmin > 0.0) || !(lmax * inv_lmin <= max_cond))
-        goto done;
+        goto fail;
     /* L^-1 row by row from L X = I: X[i][j] = (delta_ij - sum_{k<i} L[i][k] X[k][j]) / L[i][i],
      * with X[k][j] = 0 for j > k. */
     memset(linv, 0, sizeof *linv * (size_t)n * n);
@@ -145,7 +145,7 @@ cx_status cx_spd_inverse_factor(const double *a, int n, double max_cond, double 
         ri[i] = inv;
     }
     *ok = 1;
-done:
+fail:
     free(l);
     free(x);
     free(y);

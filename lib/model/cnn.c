@@ -59,8 +59,8 @@ cx_status cx_cnn_declare(cx_cnn *c, cx_params *p, const char *prefix, int in_c, 
                                     err);
         snprintf(name, sizeof name, "%s.conv%d.bias", prefix, i);
         c->b[i] = cx_params_declare(p, name, 1, (int[]){cout}, flags | CX_PARAM_NO_DECAY, err);
-        if (c->w[i] < 0 || c->b[i] < 0)
-            return err ? err->code : CX_EUSAGE;
+        if (c->w[i] < 0 || c->b[i] < 0) /* err holds the last failure's message */
+            return cx_params_failure(c->b[i] < 0 ? c->b[i] : c->w[i]);
     }
     c->flat = cin * h * w;
     return cx_mlp_declare(&c->mlp, p, prefix, c->flat, hidden, nhidden, out_dim, act, norm, flags,
@@ -70,6 +70,7 @@ cx_status cx_cnn_declare(cx_cnn *c, cx_params *p, const char *prefix, int in_c, 
 cx_status cx_cnn_alloc(cx_cnn *c, int max_batch, cx_err *err)
 {
     size_t B = (size_t)(max_batch > 0 ? max_batch : 1), conv_max = 0, block_max = 0;
+    cx_status st;
     c->max_batch = max_batch;
     c->scratch_floats = 0;
     for (int i = 0; i < c->nblocks; i++) {
@@ -84,22 +85,25 @@ cx_status cx_cnn_alloc(cx_cnn *c, int max_batch, cx_err *err)
         if (s > c->scratch_floats)
             c->scratch_floats = s;
         if (!(c->act[i] = malloc(sizeof(float) * B * block_n)) ||
-            !(c->arg[i] = malloc(sizeof(int32_t) * B * block_n)))
-            goto oom;
+            !(c->arg[i] = malloc(sizeof(int32_t) * B * block_n))) {
+            st = cx_fail(err, CX_ENOMEM, "out of memory for CNN activations (batch %d)", max_batch);
+            goto fail;
+        }
     }
     /* The largest block input other than the image is a block output, so grad_buf also holds
      * the gradient flowing into every block but the first. */
     if (!(c->conv_buf = malloc(sizeof(float) * B * conv_max)) ||
         !(c->grad_buf = malloc(sizeof(float) * B * block_max)) ||
-        !(c->scratch = malloc(sizeof(float) * (c->scratch_floats ? c->scratch_floats : 1))))
-        goto oom;
-    cx_status st = cx_mlp_alloc(&c->mlp, max_batch, err);
-    if (st)
-        cx_cnn_free(c);
-    return st;
-oom:
+        !(c->scratch = malloc(sizeof(float) * (c->scratch_floats ? c->scratch_floats : 1)))) {
+        st = cx_fail(err, CX_ENOMEM, "out of memory for CNN activations (batch %d)", max_batch);
+        goto fail;
+    }
+    if ((st = cx_mlp_alloc(&c->mlp, max_batch, err)))
+        goto fail;
+    return CX_OK;
+fail:
     cx_cnn_free(c);
-    return cx_fail(err, CX_ENOMEM, "out of memory for CNN activations (batch %d)", max_batch);
+    return st;
 }
 
 void cx_cnn_init_params(const cx_cnn *c, cx_params *p, cx_rng *rng)

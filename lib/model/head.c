@@ -22,7 +22,7 @@ cx_status cx_head_declare(cx_head *h, cx_params *p, const char *prefix, cx_head_
     char name[CX_PARAM_NAME_MAX];
     snprintf(name, sizeof name, "%s.weight", prefix);
     if ((h->w = cx_params_declare(p, name, 2, (int[]){C, D}, flags, err)) < 0)
-        return err ? err->code : CX_EUSAGE;
+        return cx_params_failure(h->w);
     if (kind == CX_HEAD_LINEAR) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         h->b = cx_params_declare(p, name, 1, (int[]){C}, flags | CX_PARAM_NO_DECAY, err);
@@ -30,8 +30,8 @@ cx_status cx_head_declare(cx_head *h, cx_params *p, const char *prefix, cx_head_
         snprintf(name, sizeof name, "%s.logit_scale", prefix);
         h->scale = cx_params_declare(p, name, 1, (int[]){1}, scale_flags | CX_PARAM_NO_DECAY, err);
     }
-    if (h->b < 0 && h->scale < 0)
-        return err ? err->code : CX_EUSAGE;
+    if (h->b < 0 && h->scale < 0) /* the one declared failed */
+        return cx_params_failure(kind == CX_HEAD_LINEAR ? h->b : h->scale);
     return CX_OK;
 }
 

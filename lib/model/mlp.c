@@ -35,8 +35,8 @@ cx_status cx_mlp_declare(cx_mlp *m, cx_params *p, const char *prefix, int in_dim
         snprintf(name, sizeof name, "%s.fc%d.bias", prefix, i);
         m->b[i] = cx_params_declare(p, name, 1, (int[]){m->dims[i + 1]},
                                     flags | CX_PARAM_NO_DECAY, err);
-        if (m->w[i] < 0 || m->b[i] < 0)
-            return err ? err->code : CX_EUSAGE;
+        if (m->w[i] < 0 || m->b[i] < 0) /* err holds the last failure's message */
+            return cx_params_failure(m->b[i] < 0 ? m->b[i] : m->w[i]);
         m->gain[i] = m->shift[i] = -1;
         if (norm == CX_NORM_LAYER && i + 1 < m->nlayers) {
             snprintf(name, sizeof name, "%s.ln%d.weight", prefix, i);
@@ -46,7 +46,7 @@ cx_status cx_mlp_declare(cx_mlp *m, cx_params *p, const char *prefix, int in_dim
             m->shift[i] = cx_params_declare(p, name, 1, (int[]){m->dims[i + 1]},
                                             flags | CX_PARAM_NO_DECAY, err);
             if (m->gain[i] < 0 || m->shift[i] < 0)
-                return err ? err->code : CX_EUSAGE;
+                return cx_params_failure(m->shift[i] < 0 ? m->shift[i] : m->gain[i]);
         }
     }
     return CX_OK;
@@ -62,21 +62,21 @@ cx_status cx_mlp_alloc(cx_mlp *m, int max_batch, cx_err *err)
             widest = m->dims[i + 1];
         m->z[i] = malloc(sizeof(float) * rows * d);
         if (!m->z[i])
-            goto oom;
+            goto fail;
         if (i + 1 < m->nlayers) {
             if (!(m->a[i] = malloc(sizeof(float) * rows * d)))
-                goto oom;
+                goto fail;
             if (m->norm == CX_NORM_LAYER &&
                 (!(m->n[i] = malloc(sizeof(float) * rows * d)) ||
                  !(m->mean[i] = malloc(sizeof(float) * rows)) ||
                  !(m->rstd[i] = malloc(sizeof(float) * rows))))
-                goto oom;
+                goto fail;
         }
     }
     if (!(m->grad_buf = malloc(sizeof(float) * (size_t)max_batch * (size_t)widest * 2)))
-        goto oom;
+        goto fail;
     return CX_OK;
-oom:
+fail: /* every jump here is a failed allocation */
     cx_mlp_free(m);
     return cx_fail(err, CX_ENOMEM, "out of memory for MLP activations (batch %d)", max_batch);
 }

@@ -12,6 +12,12 @@ static const float unit_eps = 1e-12f;
 
 enum { RNG_TAG_INIT = 0x1417 };
 
+static cx_status step_buffers_oom(const cx_model_spec *s, cx_err *err)
+{
+    return cx_fail(err, CX_ENOMEM, "out of memory for the model's step buffers (batch %d)",
+                   s->max_batch);
+}
+
 cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err)
 {
     memset(m, 0, sizeof *m);
@@ -51,7 +57,7 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         if (st)
             goto fail;
         if ((m->logit_scale = cx_params_declare(p, "logit_scale", 1, (int[]){1}, scale_flags, err)) < 0) {
-            st = err ? err->code : CX_EUSAGE;
+            st = cx_params_failure(m->logit_scale);
             goto fail;
         }
     } else {
@@ -67,8 +73,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     if (s->image_kind == CX_IMAGE_VIT)
         need = cx_seq_tower_scratch_floats(&m->image_vit, s->max_batch);
     need = need > tneed ? need : tneed;
-    if (need && !(m->seq_scratch = malloc(sizeof(float) * need)))
-        goto oom;
+    if (need && !(m->seq_scratch = malloc(sizeof(float) * need))) {
+        st = step_buffers_oom(s, err);
+        goto fail;
+    }
     st = s->image_kind == CX_IMAGE_CNN   ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
          : s->image_kind == CX_IMAGE_VIT ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, m->seq_scratch, err)
                                          : cx_mlp_alloc(&m->image, s->max_batch, err);
@@ -80,8 +88,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     m->img_unit = malloc(sizeof(float) * G * D);
     m->img_norm = malloc(sizeof(float) * B);
     m->d_img = malloc(sizeof(float) * G * D);
-    if (!m->img_unit || !m->img_norm || !m->d_img)
-        goto oom;
+    if (!m->img_unit || !m->img_norm || !m->d_img) {
+        st = step_buffers_oom(s, err);
+        goto fail;
+    }
     if (s->objective == CX_OBJECTIVE_CLIP) {
         st = s->text_kind == CX_TEXT_TRANSFORMER ? cx_seq_tower_alloc(&m->text_seq, s->max_batch, m->seq_scratch, err)
                                                  : cx_text_tower_alloc(&m->text, s->max_batch, err);
@@ -95,8 +105,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         m->p_col = malloc(sizeof(float) * G * G);
         m->scratch = malloc(sizeof(float) * G * G);
         if (!m->txt_unit || !m->txt_norm || !m->d_txt || !m->logits || !m->p_row || !m->p_col ||
-            !m->scratch)
-            goto oom;
+            !m->scratch) {
+            st = step_buffers_oom(s, err);
+            goto fail;
+        }
     } else {
         if ((st = cx_head_alloc(&m->head, s->max_batch, err)))
             goto fail;
@@ -104,13 +116,12 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         m->dlogits = malloc(sizeof(float) * B * C);
         m->classes = malloc(sizeof(int32_t) * cap);
         m->targets = malloc(sizeof(int32_t) * G);
-        if (!m->dlogits || !m->classes || !m->targets)
-            goto oom;
+        if (!m->dlogits || !m->classes || !m->targets) {
+            st = step_buffers_oom(s, err);
+            goto fail;
+        }
     }
     return CX_OK;
-oom:
-    st = cx_fail(err, CX_ENOMEM, "out of memory for the model's step buffers (batch %d)",
-                 s->max_batch);
 fail:
     cx_model_free(m);
     return st;

@@ -14,23 +14,17 @@ void cx_params_init(cx_params *p)
 int cx_params_declare(cx_params *p, const char *name, int ndim, const int *shape, unsigned flags,
                       cx_err *err)
 {
-    if (p->value) {
-        cx_fail(err, CX_EUSAGE, "parameter %s: declared after allocation", name);
-        return -1;
-    }
-    if (strlen(name) >= CX_PARAM_NAME_MAX || ndim < 1 || ndim > CX_PARAM_MAX_DIMS) {
-        cx_fail(err, CX_EUSAGE, "parameter %s: bad name or rank", name);
-        return -1;
-    }
-    if (cx_params_find(p, name) >= 0) {
-        cx_fail(err, CX_EUSAGE, "parameter %s: declared twice", name);
-        return -1;
-    }
+    if (p->value)
+        return -(int)cx_fail(err, CX_EUSAGE, "parameter %s: declared after allocation", name);
+    if (strlen(name) >= CX_PARAM_NAME_MAX || ndim < 1 || ndim > CX_PARAM_MAX_DIMS)
+        return -(int)cx_fail(err, CX_EUSAGE, "parameter %s: bad name or rank", name);
+    if (cx_params_find(p, name) >= 0)
+        return -(int)cx_fail(err, CX_EUSAGE, "parameter %s: declared twice", name);
     size_t size = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 1) {
-            cx_fail(err, CX_EUSAGE, "parameter %s: dimension %d is %d", name, d, shape[d]);
-            return -1;
+            return -(int)cx_fail(err, CX_EUSAGE, "parameter %s: dimension %d is %d", name, d,
+                                 shape[d]);
         }
         size *= (size_t)shape[d];
     }
@@ -38,8 +32,7 @@ int cx_params_declare(cx_params *p, const char *name, int ndim, const int *shape
         int ncap = p->cap ? 2 * p->cap : 16;
         cx_param_info *ni = realloc(p->info, sizeof *ni * (size_t)ncap);
         if (!ni) {
-            cx_fail(err, CX_ENOMEM, "parameter %s: out of memory", name);
-            return -1;
+            return -(int)cx_fail(err, CX_ENOMEM, "parameter %s: out of memory", name);
         }
         p->info = ni;
         p->cap = ncap;

@@ -37,10 +37,16 @@ typedef struct {
 
 void cx_params_init(cx_params *p);
 
-/* Declare a tensor; returns its index (>= 0) or -1 with err set (duplicate name, bad shape,
- * already allocated, out of memory). */
+/* Declare a tensor; returns its index (>= 0), or minus the failure's status with err set
+ * (-CX_EUSAGE: duplicate name, bad shape, already allocated; -CX_ENOMEM). */
 int cx_params_declare(cx_params *p, const char *name, int ndim, const int *shape, unsigned flags,
                       cx_err *err);
+
+/* The status of a failed declaration, from the index cx_params_declare returned (< 0). */
+static inline cx_status cx_params_failure(int index)
+{
+    return (cx_status)-index;
+}
 
 /* One allocation each for values, gradients and nslots optimiser slots, all zeroed. */
 cx_status cx_params_alloc(cx_params *p, int nslots, cx_err *err);

@@ -9,12 +9,14 @@
 #include "lib/model/tokenizer.h"
 #include "lib/ops/ops.h"
 
-static int declare(cx_params *p, const char *prefix, const char *what, int ndim, int d0, int d1,
-                   unsigned flags, cx_err *err)
+/* Declares PREFIX.WHAT and stores its index; the status of a failed declaration. */
+static cx_status declare(cx_params *p, const char *prefix, const char *what, int ndim, int d0,
+                         int d1, unsigned flags, int *index, cx_err *err)
 {
     char name[CX_PARAM_NAME_MAX];
     snprintf(name, sizeof name, "%s.%s", prefix, what);
-    return cx_params_declare(p, name, ndim, (int[]){d0, d1}, flags, err);
+    *index = cx_params_declare(p, name, ndim, (int[]){d0, d1}, flags, err);
+    return *index < 0 ? cx_params_failure(*index) : CX_OK;
 }
 
 /* The tensors both towers have after the embeddings: blocks, final LayerNorm, projection. */
@@ -26,11 +28,11 @@ static cx_status declare_rest(cx_seq_tower *t, cx_params *p, const char *prefix,
     if (st)
         return st;
     unsigned nd = flags | CX_PARAM_NO_DECAY;
-    if ((t->pos = declare(p, prefix, "pos_embed", 2, t->tokens, t->width, nd, err)) < 0 ||
-        (t->ln_g = declare(p, prefix, "ln_final.weight", 1, t->width, 0, nd, err)) < 0 ||
-        (t->ln_b = declare(p, prefix, "ln_final.bias", 1, t->width, 0, nd, err)) < 0 ||
-        (t->proj = declare(p, prefix, "proj.weight", 2, t->out_dim, t->width, flags, err)) < 0)
-        return err ? err->code : CX_EUSAGE;
+    if ((st = declare(p, prefix, "pos_embed", 2, t->tokens, t->width, nd, &t->pos, err)) ||
+        (st = declare(p, prefix, "ln_final.weight", 1, t->width, 0, nd, &t->ln_g, err)) ||
+        (st = declare(p, prefix, "ln_final.bias", 1, t->width, 0, nd, &t->ln_b, err)) ||
+        (st = declare(p, prefix, "proj.weight", 2, t->out_dim, t->width, flags, &t->proj, err)))
+        return st;
     return CX_OK;
 }
 
@@ -52,9 +54,10 @@ cx_status cx_seq_tower_declare_text(cx_seq_tower *t, cx_params *p, const char *p
     if (max_tokens < 2)
         return cx_fail(err, CX_EUSAGE, "model.text.max_tokens: a transformer sequence holds SOT "
                        "and EOT, so at least 2 tokens, not %d", max_tokens);
-    if ((t->embed = declare(p, prefix, "embed.weight", 2, vocab_size, width,
-                            flags | CX_PARAM_NO_DECAY, err)) < 0)
-        return err ? err->code : CX_EUSAGE;
+    cx_status st = declare(p, prefix, "embed.weight", 2, vocab_size, width,
+                           flags | CX_PARAM_NO_DECAY, &t->embed, err);
+    if (st)
+        return st;
     return declare_rest(t, p, prefix, layers, heads, mlp, causal, flags, err);
 }
 
@@ -77,9 +80,11 @@ cx_status cx_seq_tower_declare_vit(cx_seq_tower *t, cx_params *p, const char *pr
     t->npatch = (in_h / patch) * (in_w / patch);
     t->patch_dim = in_c * patch * patch;
     t->tokens = t->npatch + 1;
-    if ((t->embed = declare(p, prefix, "patch_embed.weight", 2, width, t->patch_dim, flags, err)) < 0 ||
-        (t->cls = declare(p, prefix, "cls", 1, width, 0, flags | CX_PARAM_NO_DECAY, err)) < 0)
-        return err ? err->code : CX_EUSAGE;
+    cx_status st;
+    if ((st = declare(p, prefix, "patch_embed.weight", 2, width, t->patch_dim, flags, &t->embed,
+                      err)) ||
+        (st = declare(p, prefix, "cls", 1, width, 0, flags | CX_PARAM_NO_DECAY, &t->cls, err)))
+        return st;
     return declare_rest(t, p, prefix, layers, heads, mlp, 0, flags, err);
 }
 

@@ -21,7 +21,7 @@ cx_status cx_text_tower_declare(cx_text_tower *t, cx_params *p, const char *pref
     snprintf(name, sizeof name, "%s.embed.weight", prefix);
     t->table = cx_params_declare(p, name, 2, (int[]){vocab_size, token_dim}, flags, err);
     if (t->table < 0)
-        return err ? err->code : CX_EUSAGE;
+        return cx_params_failure(t->table);
     char proj[CX_PARAM_NAME_MAX];
     snprintf(proj, sizeof proj, "%s.proj", prefix);
     return cx_mlp_declare(&t->proj, p, proj, token_dim, hidden, nhidden, out_dim, act,

@@ -42,7 +42,7 @@ cx_status cx_transformer_declare(cx_transformer *t, cx_params *p, const char *pr
             /* Only the four matrices decay (open_clip: biases and norm gains do not). */
             unsigned f = flags | (nd == 1 ? CX_PARAM_NO_DECAY : 0);
             if ((t->idx[l][k] = cx_params_declare(p, name, nd, shapes[k], f, err)) < 0)
-                return err ? err->code : CX_EUSAGE;
+                return cx_params_failure(t->idx[l][k]);
         }
     return CX_OK;
 }

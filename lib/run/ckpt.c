@@ -41,23 +41,18 @@ static size_t dtype_size(cx_ckpt_dtype d)
     return 0;
 }
 
-static cx_ckpt_entry *push(cx_ckpt *c, const char *name, cx_err *err)
+/* A new entry named name at the end of c, in *out. */
+static cx_status push(cx_ckpt *c, const char *name, cx_ckpt_entry **out, cx_err *err)
 {
-    if (strlen(name) > 0xffff || !name[0]) {
-        cx_fail(err, CX_EUSAGE, "checkpoint entry name '%.40s' is empty or too long", name);
-        return NULL;
-    }
-    if (cx_ckpt_find(c, name)) {
-        cx_fail(err, CX_EUSAGE, "checkpoint entry '%s' added twice", name);
-        return NULL;
-    }
+    if (strlen(name) > 0xffff || !name[0])
+        return cx_fail(err, CX_EUSAGE, "checkpoint entry name '%.40s' is empty or too long", name);
+    if (cx_ckpt_find(c, name))
+        return cx_fail(err, CX_EUSAGE, "checkpoint entry '%s' added twice", name);
     if (c->count == c->cap) {
         int ncap = c->cap ? 2 * c->cap : 32;
         cx_ckpt_entry *ne = realloc(c->entries, sizeof *ne * (size_t)ncap);
-        if (!ne) {
-            cx_fail(err, CX_ENOMEM, "checkpoint: out of memory");
-            return NULL;
-        }
+        if (!ne)
+            return cx_fail(err, CX_ENOMEM, "checkpoint: out of memory");
         c->entries = ne;
         c->cap = ncap;
     }
@@ -65,13 +60,12 @@ static cx_ckpt_entry *push(cx_ckpt *c, const char *name, cx_err *err)
     memset(e, 0, sizeof *e);
     size_t n = strlen(name) + 1;
     e->name = malloc(n);
-    if (!e->name) {
-        cx_fail(err, CX_ENOMEM, "checkpoint: out of memory");
-        return NULL;
-    }
+    if (!e->name)
+        return cx_fail(err, CX_ENOMEM, "checkpoint: out of memory");
     memcpy(e->name, name, n);
     c->count++;
-    return e;
+    *out = e;
+    return CX_OK;
 }
 
 cx_status cx_ckpt_add(cx_ckpt *c, const char *name, cx_ckpt_dtype dtype, int ndim,
@@ -79,9 +73,10 @@ cx_status cx_ckpt_add(cx_ckpt *c, const char *name, cx_ckpt_dtype dtype, int ndi
 {
     if (ndim < 0 || ndim > CX_CKPT_MAX_DIMS || !dtype_size(dtype))
         return cx_fail(err, CX_EUSAGE, "checkpoint entry '%s': bad rank or type", name);
-    cx_ckpt_entry *e = push(c, name, err);
-    if (!e)
-        return err ? err->code : CX_EUSAGE;
+    cx_ckpt_entry *e = NULL;
+    cx_status st = push(c, name, &e, err);
+    if (st)
+        return st;
     e->dtype = dtype;
     e->ndim = ndim;
     size_t count = 1;

@@ -69,7 +69,7 @@ cx_status cx_run_write_ckpt(const char *path, const cx_run_meta *meta, const cha
     char key[CX_PARAM_NAME_MAX + 32];
     if (!names) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
-        goto done;
+        goto fail;
     }
     int64_t shape_c[1] = {meta->shape.num_classes};
     int64_t shape_r[1] = {meta->shape.in_rank};
@@ -86,9 +86,9 @@ cx_status cx_run_write_ckpt(const char *path, const cx_run_meta *meta, const cha
         (st = cx_ckpt_add_i64(&ck, "meta/steps_per_epoch", meta->steps_per_epoch, err)) ||
         (st = cx_ckpt_add_f64(&ck, "meta/epoch_loss_sum", meta->epoch_loss_sum, err)) ||
         (st = cx_ckpt_add_i64(&ck, "meta/epoch_loss_steps", meta->epoch_loss_steps, err)))
-        goto done;
+        goto fail;
     if (meta->vocab_text && (st = cx_ckpt_add_string(&ck, "meta/vocab", meta->vocab_text, err)))
-        goto done;
+        goto fail;
     const cx_params *p = &m->params;
     for (int t = 0; t < p->count; t++) {
         const cx_param_info *in = &p->info[t];
@@ -97,18 +97,18 @@ cx_status cx_run_write_ckpt(const char *path, const cx_run_meta *meta, const cha
             shape[d] = in->shape[d];
         snprintf(key, sizeof key, "param/%s", in->name);
         if ((st = cx_ckpt_add(&ck, key, CX_CKPT_F32, in->ndim, shape, p->value + in->offset, err)))
-            goto done;
+            goto fail;
         for (int slot = 0; o && slot < p->nslots; slot++) {
             snprintf(key, sizeof key, "optim/%d/%s", slot, in->name);
             if ((st = cx_ckpt_add(&ck, key, CX_CKPT_F32, in->ndim, shape,
                                   cx_param_state(p, slot, t), err)))
-                goto done;
+                goto fail;
         }
     }
     if (o && (st = cx_ckpt_add_i64(&ck, "optim/step", o->step, err)))
-        goto done;
+        goto fail;
     st = cx_ckpt_write(&ck, path, err);
-done:
+fail:
     free(names);
     cx_ckpt_free(&ck);
     return st;
@@ -243,42 +243,42 @@ cx_status cx_run_open(const char *dir, int max_batch, cx_run *run, cx_err *err)
     cx_ckpt_init(&ck);
     if (!config_path || !ckpt_path || !run->dir) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", dir);
-        goto done;
+        goto fail;
     }
     if (!cx_path_exists(dir)) {
         st = cx_fail(err, CX_EDATA, "%s: no such run folder", dir);
-        goto done;
+        goto fail;
     }
     if (!cx_path_exists(ckpt_path)) {
         st = cx_fail(err, CX_EDATA, "%s: no checkpoint: the run has not finished a step", ckpt_path);
-        goto done;
+        goto fail;
     }
     if ((st = cx_train_config_load(&run->cfg, config_path, NULL, 0, err))) {
         if (st == CX_EUSAGE)
-            st = err ? (err->code = CX_EDATA) : CX_EDATA;
-        goto done;
+            st = CX_EDATA;
+        goto fail;
     }
     if ((st = cx_run_read_ckpt(ckpt_path, &ck, &run->meta, err)))
-        goto done;
+        goto fail;
     cx_model_spec spec;
     if ((st = cx_spec_model(&run->cfg, &run->meta.shape, max_batch, &spec, err)))
-        goto done;
+        goto fail;
     if ((st = cx_model_build(&run->model, &spec, 0, err)))
-        goto done;
+        goto fail;
     if ((st = cx_run_load_params(&ck, ckpt_path, &run->model, NULL, err)))
-        goto done;
+        goto fail;
     if (run->meta.vocab_text) {
         if ((st = cx_vocab_deserialize(run->meta.vocab_text, &run->vocab, err))) {
-            cx_err_prefix(err, "%s", ckpt_path);
-            goto done;
+            st = cx_err_prefix(err, st, "%s", ckpt_path);
+            goto fail;
         }
         if (run->vocab.size != run->meta.shape.vocab_size) {
             st = cx_fail(err, CX_EDATA, "%s: vocabulary of %d words, the model expects %d",
                          ckpt_path, run->vocab.size, run->meta.shape.vocab_size);
-            goto done;
+            goto fail;
         }
     }
-done:
+fail:
     cx_ckpt_free(&ck);
     free(config_path);
     free(ckpt_path);

@@ -107,7 +107,7 @@ static cx_status load_data(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
     if (!cfg->data)
-        return cx_fail(err, CX_EUSAGE, "no dataset: set data in the config, --data or --set data=FILE");
+        return cx_fail(err, CX_EUSAGE, "no dataset: the configuration's key data is not set");
     cx_load_options opt = {0};
     opt.parts = CX_LOAD_TRAIN | CX_LOAD_IMAGES;
     if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
@@ -174,7 +174,7 @@ static cx_status open_source_run(const char *dir, const char *key, cx_run *src, 
 {
     cx_status st = cx_run_open(dir, 256, src, err);
     if (st)
-        return cx_err_prefix(err, "%s", key);
+        return cx_err_prefix(err, st, "%s", key);
     if (src->cfg.objective != CX_CFG_OBJECTIVE_CLIP) {
         cx_run_close(src);
         return cx_fail(err, CX_EUSAGE, "%s: %s is not a CLIP run (it has no text tower)", key, dir);
@@ -232,21 +232,21 @@ static cx_status build_model(trainer *t, cx_err *err)
                                  cfg->model.text.type == CX_CFG_TEXT_TRANSFORMER, &t->vocab, err);
         }
         if (st)
-            goto done;
+            goto fail;
         t->meta.shape.vocab_size = t->vocab.size;
         if (!(t->meta.vocab_text = cx_vocab_serialize(&t->vocab))) {
             st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto done;
+            goto fail;
         }
     }
     cx_model_spec spec;
     if ((st = cx_spec_model(cfg, &t->meta.shape, t->local_batch, &spec, err)))
-        goto done;
+        goto fail;
     spec.world = t->dist.size;
     cx_optim_config ocfg;
     cx_spec_optim(cfg, &ocfg);
     if ((st = cx_model_build(&t->model, &spec, cx_optim_slots(&ocfg), err)))
-        goto done;
+        goto fail;
     cx_model_init_params(&t->model, (uint64_t)cfg->seed);
     if (have_text_src) {
         if (text_src.cfg.model.text.type != cfg->model.text.type) {
@@ -256,7 +256,7 @@ static cx_status build_model(trainer *t, cx_err *err)
                                            (int)text_src.cfg.model.text.type),
                          cx_conf_enum_name(&cx_train_config_schema, "model.text.type",
                                            (int)cfg->model.text.type));
-            goto done;
+            goto fail;
         }
         if (text_src.cfg.model.text.dim != cfg->model.text.dim ||
             text_src.cfg.model.image.dim != cfg->model.image.dim) {
@@ -264,16 +264,16 @@ static cx_status build_model(trainer *t, cx_err *err)
                          "embedding dimension %lld; set model.text.dim and model.image.dim to match",
                          cfg->model.text.init, (long long)text_src.cfg.model.text.dim,
                          (long long)text_src.cfg.model.image.dim);
-            goto done;
+            goto fail;
         }
         if ((st = copy_params(&text_src.model.params, &t->model.params, "text.",
                               cfg->model.text.init, err)))
-            goto done;
+            goto fail;
     }
     if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
         cx_run head_src;
         if ((st = open_source_run(cfg->head_from, "head_from", &head_src, err)))
-            goto done;
+            goto fail;
         if (!same_class_list(&head_src.meta, &t->ds)) {
             st = cx_fail(err, CX_EUSAGE, "head_from: %s was trained on another class list (%d "
                          "classes) than %s (%d classes); use a CLIP run of the same dataset",
@@ -291,7 +291,7 @@ static cx_status build_model(trainer *t, cx_err *err)
         }
         cx_run_close(&head_src);
     }
-done:
+fail:
     if (have_text_src)
         cx_run_close(&text_src);
     return st;
@@ -638,8 +638,8 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
     if (!st)
         st = make_paths(&t, run_dir, err);
     if (!st && !force && (cx_path_exists(t.ckpt_path) || cx_path_exists(t.config_path)))
-        st = cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "
-                     "start over with --force", run_dir, run_dir);
+        st = cx_fail(err, CX_EUSAGE, "%s already holds a run: resume it, or replace it (force)",
+                     run_dir);
     /* Everything that can be refused is checked before the folder is touched. */
     if (!st)
         st = prepare(&t, err);
@@ -681,7 +681,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
         st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
     /* A run folder whose configuration does not load is bad data, not a bad command line. */
     if (!st && (st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err)) == CX_EUSAGE)
-        st = err ? (err->code = CX_EDATA) : CX_EDATA;
+        st = CX_EDATA;
     /* The checkpoint records the configuration as config.yaml holds it, threads included. */
     if (!st && !(t.config_text = cx_run_config_text(&cfg)))
         st = cx_fail(err, CX_ENOMEM, "out of memory");
