@@ -30,6 +30,7 @@ static const command commands[] = {
     {"compare", cmd_compare, &cmd_compare_spec},
     {"config", cmd_config, &cmd_config_spec},
     {"count", cmd_count, &cmd_count_spec},
+    {"embed", cmd_embed, &cmd_embed_spec},
     {"eval", cmd_eval, &cmd_eval_spec},
     {"help", cmd_help, &cmd_help_spec},
     {"stats", cmd_stats, &cmd_stats_spec},

@@ -19,6 +19,7 @@ CLIPX_COMMAND(synth);
 CLIPX_COMMAND(train);
 
 CLIPX_COMMAND(compare);
+CLIPX_COMMAND(embed);
 CLIPX_COMMAND(eval);
 
 #endif

@@ -157,3 +157,6 @@ echo "W1-sl thread scaling (best of 3):     1 thread $one  2 threads $two  ratio
 # Evaluation: zero-shot over 1,000 classes and 50,000 vectors of dimension 512, metrics
 # included, end to end through `clipx eval`, and the library part alone.
 scripts/bench_eval.sh --threads $threads --repeat 5
+
+# The linear probe against scikit-learn on W1-SL features (a W1-SL run of its own, ~30 s).
+scripts/bench_probe.sh

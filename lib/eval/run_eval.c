@@ -171,10 +171,12 @@ void cx_run_clf_defaults(cx_run_clf_opts *o)
     cx_probe_defaults(&o->probe);
 }
 
-/* Class embeddings (E, D) of the run's evaluated class names through a CLIP text tower. */
-static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_classifier *clf,
-                                     cx_err *err)
+/* Class embeddings *out (E, D), malloc'd, of the run's evaluated class names through a CLIP
+ * text tower: the zero-shot classifier's rows before normalisation. */
+static cx_status class_embeddings(cx_run *run, const cx_dataset *ds, float **out, int *dim,
+                                  cx_err *err)
 {
+    *out = NULL;
     int E = run->meta.num_eval_classes;
     cx_run src;
     memset(&src, 0, sizeof src);
@@ -201,11 +203,27 @@ static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_
     else
         st = cx_tokens_class_embeddings(&text->model, &text->vocab, run->meta.class_names, E,
                                       ds->templates, ds->num_templates, emb, err);
-    if (!st)
-        st = cx_eval_zeroshot(clf, emb, 1, E, D, CX_EVAL_COSINE_SCALE, err);
-    free(emb);
     if (text == &src)
         cx_run_close(&src);
+    if (st) {
+        free(emb);
+        return st;
+    }
+    *out = emb;
+    *dim = D;
+    return CX_OK;
+}
+
+static cx_status zeroshot_classifier(cx_run *run, const cx_dataset *ds, cx_eval_classifier *clf,
+                                     cx_err *err)
+{
+    float *emb;
+    int D;
+    cx_status st = class_embeddings(run, ds, &emb, &D, err);
+    if (!st)
+        st = cx_eval_zeroshot(clf, emb, 1, run->meta.num_eval_classes, D, CX_EVAL_COSINE_SCALE,
+                              err);
+    free(emb);
     return st;
 }
 
@@ -484,5 +502,93 @@ fail:
     } else if (info == &local) {
         cx_run_eval_info_free(info);
     }
+    return st;
+}
+
+/* ---- embeddings ------------------------------------------------------------------------- */
+
+void cx_run_embedding_free(cx_run_embedding *e)
+{
+    if (!e)
+        return;
+    free(e->x);
+    free(e->y);
+    free(e->data);
+    free(e->subset);
+    memset(e, 0, sizeof *e);
+}
+
+cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_embedding *out,
+                       cx_err *err)
+{
+    memset(out, 0, sizeof *out);
+    cx_run run;
+    cx_dataset ds;
+    memset(&run, 0, sizeof run);
+    memset(&ds, 0, sizeof ds);
+    int batch = o->batch > 0 ? o->batch : CX_RUN_FEATURE_BATCH;
+    cx_status st = cx_run_open(run_dir, batch, &run, err);
+    if (st) {
+        if (st == CX_EUSAGE) {
+            st = as_data(st, err);
+            cx_err_prefix(err, "%s", run_dir);
+        }
+        return st;
+    }
+    const char *data = o->data ? o->data : run.cfg.data;
+    const char *subset = !o->data && o->split == CX_EMBED_TRAIN ? run.cfg.subset : NULL;
+    if (o->text && (st = cx_run_check_mode(&run, CX_EVAL_MODE_ZEROSHOT, err))) {
+        cx_fail(err, CX_EUSAGE, "--text: %s is a supervised run without a text tower", run_dir);
+        goto done;
+    }
+    if (!data) {
+        st = cx_fail(err, CX_EDATA, "%s/%s names no dataset; give one with --data", run_dir,
+                     CX_RUN_CONFIG);
+        goto done;
+    }
+    cx_load_options lo = {0};
+    lo.parts = o->text ? CX_LOAD_NONE
+                       : CX_LOAD_IMAGES | (o->split == CX_EMBED_TRAIN ? CX_LOAD_TRAIN
+                                                                      : CX_LOAD_TEST);
+    lo.subset_path = subset;
+    if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
+        (st = cx_run_check_dataset(&run, &ds, err)))
+        goto done;
+    if (!(out->data = dup_or_null(data)) || (subset && !(out->subset = dup_or_null(subset)))) {
+        st = cx_fail(err, CX_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (o->text) {
+        int D;
+        if ((st = class_embeddings(&run, &ds, &out->x, &D, err)))
+            goto done;
+        out->n = run.meta.num_eval_classes;
+        out->dim = D;
+        goto done;
+    }
+    const cx_split *s = o->split == CX_EMBED_TRAIN ? &ds.train : &ds.test;
+    const int D = run.model.spec.embed_dim;
+    char what[512];
+    snprintf(what, sizeof what, "%.490s (%s)", s->images_path ? s->images_path : data,
+             o->split == CX_EMBED_TRAIN ? "train" : "test");
+    if (s->n == 0) {
+        st = cx_fail(err, CX_EDATA, "%s: the split holds no samples", what);
+        goto done;
+    }
+    out->x = malloc(sizeof *out->x * s->n * (size_t)D);
+    out->y = malloc(sizeof *out->y * s->n);
+    if (!out->x || !out->y) {
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, s->n);
+        goto done;
+    }
+    memcpy(out->y, s->y, sizeof *out->y * s->n);
+    out->n = (int64_t)s->n;
+    out->dim = D;
+    st = cx_run_features(&run.model, s, NULL, s->n, out->x, what, err);
+done:
+    cx_dataset_free(&ds);
+    cx_run_close(&run);
+    if (st)
+        cx_run_embedding_free(out);
     return st;
 }

@@ -132,4 +132,34 @@ void cx_run_eval_info_free(cx_run_eval_info *info);
 cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eval_report *report,
                           cx_run_eval_info *info, cx_err *err);
 
+/* ---- embeddings (`clipx embed`) --------------------------------------------------------- */
+
+enum { CX_EMBED_TRAIN, CX_EMBED_TEST };
+
+typedef struct {
+    const char *data; /* dataset YAML; NULL: the run's (training rows then from its subset) */
+    int split;        /* CX_EMBED_TRAIN or CX_EMBED_TEST */
+    int text;         /* 1: the zero-shot class embeddings instead of image features */
+    int batch;        /* rows per forward pass; 0: CX_RUN_FEATURE_BATCH */
+} cx_run_embed_opts;
+
+typedef struct {
+    float *x;       /* (n, dim), owned */
+    int32_t *y;     /* (n) labels of the split's rows, owned; NULL for class embeddings */
+    int64_t n;
+    int dim;
+    char *data;     /* owned: the dataset YAML */
+    char *subset;   /* owned: the SUBSET applied to the training split, or NULL */
+} cx_run_embedding;
+
+void cx_run_embedding_free(cx_run_embedding *e);
+
+/* The run's image-tower features (cx_run_features, unnormalised) of every row of a split in
+ * its order (the training split restricted to the run's SUBSET when o->data is NULL, every
+ * label included), or with o->text the class embeddings the zero-shot classifier is built
+ * from (E, D) before normalisation. Errors as cx_run_evaluate's; o->text on a run without a
+ * text tower is CX_EUSAGE. On failure out is left empty. */
+cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_embedding *out,
+                       cx_err *err);
+
 #endif
