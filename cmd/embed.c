@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lib/base/threads.h"
 #include "lib/data/npy.h"
 #include "lib/eval/run_eval.h"
 
@@ -42,9 +41,9 @@ const cli_spec cmd_embed_spec = {
     embed_opts,
     1,
     1,
-    1};
+    CLI_COMPUTES};
 
-static int run(const cli_result *res)
+int cmd_embed(const cli_result *res)
 {
     if (!out_path) {
         cli_error("embed", "--out F.npy is required");
@@ -63,56 +62,47 @@ static int run(const cli_result *res)
     cx_run_embedding e;
     if (res->progress)
         fprintf(stderr, "embed: %s ...\n", res->args[0]);
-    if (cx_run_embed(res->args[0], &o, &e, &err))
-        return cli_fail("embed", &err);
+    cx_status st = cx_run_embed(res->args[0], &o, &e, &err);
+    if (st == CX_EUSAGE && text && strstr(err.msg, "text tower"))
+        cli_err_prepend(&err, "--text: ");
+    if (st)
+        return cli_fail("embed", st, &err);
     uint64_t shape[2] = {(uint64_t)e.n, (uint64_t)e.dim};
     cx_npy_writer fw, lw;
     int rc = EXIT_OK, lopen = 0;
     /* Both files are written before either is committed: a failure leaves neither. */
-    if (cx_npy_writer_open(&fw, out_path, CX_ELEM_F32, 2, shape, &err)) {
-        rc = cli_fail("embed", &err);
-        goto done;
+    if ((st = cx_npy_writer_open(&fw, out_path, CX_ELEM_F32, 2, shape, &err))) {
+        rc = cli_fail("embed", st, &err);
+        goto fail;
     }
     if (labels_path) {
-        if (cx_npy_writer_open(&lw, labels_path, CX_ELEM_I32, 1, shape, &err)) {
-            rc = cli_fail("embed", &err);
+        if ((st = cx_npy_writer_open(&lw, labels_path, CX_ELEM_I32, 1, shape, &err))) {
+            rc = cli_fail("embed", st, &err);
             cx_npy_writer_abort(&fw);
-            goto done;
+            goto fail;
         }
         lopen = 1;
     }
-    if (cx_npy_writer_write(&fw, e.x, sizeof *e.x * (size_t)e.n * (size_t)e.dim, &err) ||
-        (lopen && cx_npy_writer_write(&lw, e.y, sizeof *e.y * (size_t)e.n, &err))) {
-        rc = cli_fail("embed", &err);
+    if ((st = cx_npy_writer_write(&fw, e.x, sizeof *e.x * (size_t)e.n * (size_t)e.dim, &err)) ||
+        (lopen && (st = cx_npy_writer_write(&lw, e.y, sizeof *e.y * (size_t)e.n, &err)))) {
+        rc = cli_fail("embed", st, &err);
         cx_npy_writer_abort(&fw);
         if (lopen)
             cx_npy_writer_abort(&lw);
-        goto done;
+        goto fail;
     }
     /* A failed commit has cleaned up after itself. */
-    if (cx_npy_writer_commit(&fw, &err)) {
-        rc = cli_fail("embed", &err);
+    if ((st = cx_npy_writer_commit(&fw, &err))) {
+        rc = cli_fail("embed", st, &err);
         if (lopen)
             cx_npy_writer_abort(&lw);
-        goto done;
+        goto fail;
     }
-    if (lopen && cx_npy_writer_commit(&lw, &err))
-        rc = cli_fail("embed", &err);
+    if (lopen && (st = cx_npy_writer_commit(&lw, &err)))
+        rc = cli_fail("embed", st, &err);
     if (!rc && res->progress)
         fprintf(stderr, "embed: %lld x %d to %s\n", (long long)e.n, e.dim, out_path);
-done:
+fail:
     cx_run_embedding_free(&e);
     return rc;
-}
-
-int cmd_embed(int argc, char **argv)
-{
-    cli_result res;
-    int rc = cli_parse(&cmd_embed_spec, argc, argv, &res);
-    if (rc == CLI_OK) {
-        cx_threads_set((int)res.threads);
-        rc = run(&res);
-    }
-    cli_free(&cmd_embed_spec, &res);
-    return rc == CLI_HELP ? EXIT_OK : rc;
 }

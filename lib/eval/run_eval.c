@@ -529,22 +529,23 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     int batch = o->batch > 0 ? o->batch : CX_RUN_FEATURE_BATCH;
     cx_status st = cx_run_open(run_dir, batch, &run, err);
     if (st) {
-        if (st == CX_EUSAGE) {
-            st = as_data(st, err);
-            cx_err_prefix(err, "%s", run_dir);
-        }
+        /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
+        if (st == CX_EUSAGE)
+            st = cx_err_prefix(err, as_data(st), "%s", run_dir);
         return st;
     }
     const char *data = o->data ? o->data : run.cfg.data;
     const char *subset = !o->data && o->split == CX_EMBED_TRAIN ? run.cfg.subset : NULL;
     if (o->text && (st = cx_run_check_mode(&run, CX_EVAL_MODE_ZEROSHOT, err))) {
-        cx_fail(err, CX_EUSAGE, "--text: %s is a supervised run without a text tower", run_dir);
-        goto done;
+        st = cx_fail(err, CX_EUSAGE,
+                     "%s is a supervised run without a text tower: it has no class embeddings",
+                     run_dir);
+        goto fail;
     }
     if (!data) {
-        st = cx_fail(err, CX_EDATA, "%s/%s names no dataset; give one with --data", run_dir,
+        st = cx_fail(err, CX_EDATA, "%s/%s names no dataset, and none was given to embed", run_dir,
                      CX_RUN_CONFIG);
-        goto done;
+        goto fail;
     }
     cx_load_options lo = {0};
     lo.parts = o->text ? CX_LOAD_NONE
@@ -553,18 +554,18 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     lo.subset_path = subset;
     if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
         (st = cx_run_check_dataset(&run, &ds, err)))
-        goto done;
+        goto fail;
     if (!(out->data = dup_or_null(data)) || (subset && !(out->subset = dup_or_null(subset)))) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-        goto done;
+        goto fail;
     }
     if (o->text) {
         int D;
         if ((st = class_embeddings(&run, &ds, &out->x, &D, err)))
-            goto done;
+            goto fail;
         out->n = run.meta.num_eval_classes;
         out->dim = D;
-        goto done;
+        goto fail;
     }
     const cx_split *s = o->split == CX_EMBED_TRAIN ? &ds.train : &ds.test;
     const int D = run.model.spec.embed_dim;
@@ -573,19 +574,19 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
              o->split == CX_EMBED_TRAIN ? "train" : "test");
     if (s->n == 0) {
         st = cx_fail(err, CX_EDATA, "%s: the split holds no samples", what);
-        goto done;
+        goto fail;
     }
     out->x = malloc(sizeof *out->x * s->n * (size_t)D);
     out->y = malloc(sizeof *out->y * s->n);
     if (!out->x || !out->y) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, s->n);
-        goto done;
+        goto fail;
     }
     memcpy(out->y, s->y, sizeof *out->y * s->n);
     out->n = (int64_t)s->n;
     out->dim = D;
     st = cx_run_features(&run.model, s, NULL, s->n, out->x, what, err);
-done:
+fail:
     cx_dataset_free(&ds);
     cx_run_close(&run);
     if (st)
