@@ -24,6 +24,7 @@ typedef struct {
     const char *what;
     int ta, tb, m, n, k;
     float beta;
+    int count; /* calls per step (0 means 1): W2's attention is one product per sample and head */
 } product;
 
 /* One W1 step at batch B: per linear layer (in K, out N) the forward out = in W^T (+ bias, so
@@ -34,25 +35,82 @@ static int w1_products(product *p, int B, int clip)
     int n = 0;
     for (int l = 0; l < 3; l++) {
         int K = layers[l][0], N = layers[l][1];
-        p[n++] = (product){"image fwd", 0, 1, B, N, K, 1.0f};
+        p[n++] = (product){"image fwd", 0, 1, B, N, K, 1.0f, 0};
         if (l > 0)
-            p[n++] = (product){"image dx", 0, 0, B, K, N, 0.0f};
-        p[n++] = (product){"image dW", 1, 0, N, K, B, 1.0f};
+            p[n++] = (product){"image dx", 0, 0, B, K, N, 0.0f, 0};
+        p[n++] = (product){"image dW", 1, 0, N, K, B, 1.0f, 0};
     }
     if (!clip) {
-        p[n++] = (product){"head fwd", 0, 1, B, 10, 256, 1.0f};
-        p[n++] = (product){"head dx", 0, 0, B, 256, 10, 0.0f};
-        p[n++] = (product){"head dW", 1, 0, 10, 256, B, 1.0f};
+        p[n++] = (product){"head fwd", 0, 1, B, 10, 256, 1.0f, 0};
+        p[n++] = (product){"head dx", 0, 0, B, 256, 10, 0.0f, 0};
+        p[n++] = (product){"head dW", 1, 0, 10, 256, B, 1.0f, 0};
         return n;
     }
     /* Text tower's linear 256 -> 256 over the batch's captions (its input gradient feeds the
      * embedding gradient), then InfoNCE's logits and their two gradients. */
-    p[n++] = (product){"text fwd", 0, 1, B, 256, 256, 1.0f};
-    p[n++] = (product){"text dx", 0, 0, B, 256, 256, 0.0f};
-    p[n++] = (product){"text dW", 1, 0, 256, 256, B, 1.0f};
-    p[n++] = (product){"logits", 0, 1, B, B, 256, 0.0f};
-    p[n++] = (product){"dimage", 0, 0, B, 256, B, 0.0f};
-    p[n++] = (product){"dtext", 1, 0, B, 256, B, 0.0f};
+    p[n++] = (product){"text fwd", 0, 1, B, 256, 256, 1.0f, 0};
+    p[n++] = (product){"text dx", 0, 0, B, 256, 256, 0.0f, 0};
+    p[n++] = (product){"text dW", 1, 0, 256, 256, B, 1.0f, 0};
+    p[n++] = (product){"logits", 0, 1, B, B, 256, 0.0f, 0};
+    p[n++] = (product){"dimage", 0, 0, B, 256, B, 0.0f, 0};
+    p[n++] = (product){"dtext", 1, 0, B, 256, B, 0.0f, 0};
+    return n;
+}
+
+/* One pre-norm block's linear products over R = batch * tokens rows (width D, MLP M): QKV,
+ * output projection, MLP up and down, each forward, input gradient and weight gradient. */
+static int block_products(product *p, int n, const char *tower, int R, int D, int M)
+{
+    static const int mult[][2] = {{1, 3}, {1, 1}, {1, 4}, {4, 1}};
+    (void)tower;
+    for (int l = 0; l < 4; l++) {
+        int K = D * mult[l][0], N = (l == 2 ? M : l == 3 ? D : D * mult[l][1]);
+        if (l == 3)
+            K = M;
+        p[n++] = (product){"blk fwd", 0, 1, R, N, K, 1.0f, 0};
+        p[n++] = (product){"blk dx", 0, 0, R, K, N, 0.0f, 0};
+        p[n++] = (product){"blk dW", 1, 0, N, K, R, 1.0f, 0};
+    }
+    return n;
+}
+
+/* Per (sample, head) attention over T tokens of head width h: S = Q K^T, O = P V, and in the
+ * backward dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q, each called B * H times. */
+static int attention_products(product *p, int n, int T, int h, int calls)
+{
+    p[n++] = (product){"attn QK^T", 0, 1, T, T, h, 0.0f, calls};
+    p[n++] = (product){"attn PV", 0, 0, T, h, T, 0.0f, calls};
+    p[n++] = (product){"attn dP", 0, 1, T, T, h, 0.0f, calls};
+    p[n++] = (product){"attn dV", 1, 0, T, h, T, 0.0f, calls};
+    p[n++] = (product){"attn dQ", 0, 0, T, h, T, 0.0f, calls};
+    p[n++] = (product){"attn dK", 1, 0, T, h, T, 0.0f, calls};
+    return n;
+}
+
+/* One W2 step (../shared/bench.md) at batch B: ViT patch 7 on 28 x 28 (16 patches + CLS),
+ * width 128, 4 blocks of 4 heads, MLP 512; text 16 tokens, 2 blocks; projections 128 -> 128
+ * without bias; InfoNCE's logits and their two gradients. */
+static int w2_products(product *p, int B)
+{
+    int n = 0, D = 128, M = 512, H = 4;
+    p[n++] = (product){"patch fwd", 0, 1, B * 16, D, 49, 1.0f, 0};
+    p[n++] = (product){"patch dW", 1, 0, D, 49, B * 16, 1.0f, 0};
+    for (int l = 0; l < 4; l++) {
+        n = block_products(p, n, "image", B * 17, D, M);
+        n = attention_products(p, n, 17, D / H, B * H);
+    }
+    for (int l = 0; l < 2; l++) {
+        n = block_products(p, n, "text", B * 16, D, M);
+        n = attention_products(p, n, 16, D / H, B * H);
+    }
+    for (int t = 0; t < 2; t++) {
+        p[n++] = (product){"proj fwd", 0, 1, B, D, D, 0.0f, 0};
+        p[n++] = (product){"proj dx", 0, 0, B, D, D, 0.0f, 0};
+        p[n++] = (product){"proj dW", 1, 0, D, D, B, 1.0f, 0};
+    }
+    p[n++] = (product){"logits", 0, 1, B, B, D, 0.0f, 0};
+    p[n++] = (product){"dimage", 0, 0, B, D, B, 0.0f, 0};
+    p[n++] = (product){"dtext", 1, 0, B, D, B, 0.0f, 0};
     return n;
 }
 
@@ -86,21 +144,21 @@ int main(int argc, char **argv)
     cx_threads_set(threads);
     const char *core = cx_blas_core_name();
     printf("core %s threads %d batch %d\n", core ? core : "unknown", threads, B);
-    for (int clip = 0; clip <= 1; clip++) {
-        product p[32];
-        int np = w1_products(p, B, clip);
+    for (int clip = 0; clip <= 2; clip++) {
+        product p[160];
+        int np = clip == 2 ? w2_products(p, B) : w1_products(p, B, clip);
         /* Each product its own operands, as in a step: a step's weights and activations
          * (about 12 MB) do not all stay in cache, and the floor must not pretend they do. */
-        float *a[32], *b[32], *c[32];
+        float *a[160], *b[160], *c[160];
         for (int j = 0; j < np; j++) {
             a[j] = filled((size_t)p[j].m * p[j].k, 3u * j + 1);
             b[j] = filled((size_t)p[j].k * p[j].n, 3u * j + 2);
             c[j] = filled((size_t)p[j].m * p[j].n, 3u * j + 3);
         }
-        double best[32], flops = 0;
+        double best[160], flops = 0;
         for (int j = 0; j < np; j++) {
             best[j] = 1e30;
-            flops += 2.0 * p[j].m * p[j].n * p[j].k;
+            flops += 2.0 * p[j].m * p[j].n * p[j].k * (p[j].count ? p[j].count : 1);
         }
         for (int r = 0; r < repeat + 2; r++) {
             for (int j = 0; j < np; j++) {
@@ -116,8 +174,8 @@ int main(int argc, char **argv)
         /* The first two steps warmed the caches and the thread pool. */
         double best_step = 0;
         for (int j = 0; j < np; j++)
-            best_step += best[j];
-        const char *name = clip ? "clip" : "sl";
+            best_step += best[j] * (p[j].count ? p[j].count : 1);
+        const char *name = clip == 2 ? "w2" : clip ? "clip" : "sl";
         for (int j = 0; j < np; j++)
             printf("%s %-9s %c%c m %4d n %4d k %4d  %6.1f GFLOP/s\n", name, p[j].what,
                    p[j].ta ? 'T' : 'N', p[j].tb ? 'T' : 'N', p[j].m, p[j].n, p[j].k,

@@ -57,6 +57,22 @@ for objective in sl clip tx; do
     cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
     cmp -s "$WORK/a" "$WORK/b" || fail "$objective: resumed log differs (epoch, step, loss, lr)"
 done
+# A ViT image tower on image-shaped data (the tiny IDX set, 4 x 3 images): killed mid-run
+# (step 9 of 18, checkpoints every 4) and resumed gives the uninterrupted run's bytes.
+tiny="--data $TOP_SRCDIR/tests/fixtures/data/tiny.yaml --objective clip --batch 2 --epochs 6 --threads 1 --quiet"
+vit="--set model.image.type=vit --set model.image.layers=1 --set model.image.heads=2 --set model.image.width=8 --set model.image.dim=8 --set model.text.dim=8"
+expect_exit 0 "$CLIPX" train $tiny $vit --set model.image.patch=1 --set ckpt.every=4 --out "$WORK/ref-vit"
+CLIPX_TEST_KILL_AT_STEP=9 "$CLIPX" train $tiny $vit --set model.image.patch=1 --set ckpt.every=4 \
+    --out "$WORK/kill-vit" >/dev/null 2>&1 && fail "vit: the run was not killed"
+[ -s "$WORK/kill-vit/model.ckpt" ] || fail "vit: no checkpoint before the kill"
+cmp -s "$WORK/ref-vit/model.ckpt" "$WORK/kill-vit/model.ckpt" && fail "vit: the killed run had already finished"
+expect_exit 0 "$CLIPX" train --resume "$WORK/kill-vit" --quiet
+cmp -s "$WORK/ref-vit/model.ckpt" "$WORK/kill-vit/model.ckpt" || fail "vit: resumed run differs from uninterrupted"
+# A patch that does not divide the image is a usage error naming the key, before any output.
+expect_exit 2 "$CLIPX" train $tiny $vit --set model.image.patch=2 --out "$WORK/badpatch" && expect_one_error_line
+expect_grep 'model.image.patch' "$WORK/err" "patch refusal"
+[ -e "$WORK/badpatch" ] && fail "a refused ViT run created its folder"
+
 # Resuming a finished run leaves it as it is.
 cp "$WORK/ref-sl/model.ckpt" "$WORK/before.ckpt"
 expect_exit 0 "$CLIPX" train --resume "$WORK/ref-sl" --quiet

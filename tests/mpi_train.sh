@@ -34,7 +34,9 @@ compare_logs() {
         END { exit bad || n != 3 }' || fail "$3: MPI loss curve differs from one process"
 }
 
-for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal"; do
+# A tiny transformer text tower too (gathered features through attention and the EOT pool).
+tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
+for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal" "clip $tx"; do
     name=$(echo "$variant" | tr -c 'a-z0-9\n' '_')
     ASAN_OPTIONS= expect_exit 0 "$CLIPX" train $small --objective $variant --out "$WORK/one-$name"
     # CLIPX_MPI_SHM=1: the shared-memory path, or an error (so a silent fallback fails here).
