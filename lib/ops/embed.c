@@ -56,21 +56,8 @@ void cx_posembed_backward(float *dpos, const float *dout, int B, int T, int D)
     size_t td = (size_t)T * D;
     if (B <= 0 || td == 0)
         return;
-    long nblk = (long)((td + CX_OPS_COL_BLOCK - 1) / CX_OPS_COL_BLOCK);
-#pragma omp parallel for schedule(static) if ((size_t)B * td >= CX_OPS_PAR_ELEMS)
-    for (long blk = 0; blk < nblk; blk++) {
-        size_t k0 = (size_t)blk * CX_OPS_COL_BLOCK;
-        size_t nk = td - k0 < CX_OPS_COL_BLOCK ? td - k0 : CX_OPS_COL_BLOCK;
-        float acc[CX_OPS_COL_BLOCK] = {0};
-        for (int b = 0; b < B; b++) {
-            const float *d = dout + (size_t)b * td + k0;
-#pragma omp simd
-            for (size_t k = 0; k < nk; k++)
-                acc[k] += d[k];
-        }
-        for (size_t k = 0; k < nk; k++)
-            dpos[k0 + k] += acc[k];
-    }
+    /* The positional table is a bias over the (T, D) grid: its gradient sums the batch. */
+    cx_ops_colsum_add(dpos, dout, B, td);
 }
 
 void cx_patchify(float *out, const float *in, int B, int C, int H, int W, int p)

@@ -26,23 +26,22 @@ void cx_linear_forward(float *out, const float *in, const float *w, const float 
     cx_sgemm(0, 1, B, N, K, 1.0f, in, K, w, K, beta, out, N);
 }
 
-/* db (N) += sum over rows of dout (B, N), each column summed in double in row order. */
-static void bias_backward(float *db, const float *dout, int B, int N)
+void cx_ops_colsum_add(float *dst, const float *src, int rows, size_t cols)
 {
-    int nblk = (N + CX_OPS_COL_BLOCK - 1) / CX_OPS_COL_BLOCK;
-#pragma omp parallel for schedule(static) if ((size_t)B * N >= CX_OPS_PAR_ELEMS)
-    for (int blk = 0; blk < nblk; blk++) {
-        int j0 = blk * CX_OPS_COL_BLOCK;
-        int nj = N - j0 < CX_OPS_COL_BLOCK ? N - j0 : CX_OPS_COL_BLOCK;
+    long nblk = (long)((cols + CX_OPS_COL_BLOCK - 1) / CX_OPS_COL_BLOCK);
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= CX_OPS_PAR_ELEMS)
+    for (long blk = 0; blk < nblk; blk++) {
+        size_t j0 = (size_t)blk * CX_OPS_COL_BLOCK;
+        size_t nj = cols - j0 < CX_OPS_COL_BLOCK ? cols - j0 : CX_OPS_COL_BLOCK;
         double acc[CX_OPS_COL_BLOCK] = {0};
-        for (int i = 0; i < B; i++) {
-            const float *d = dout + (size_t)i * N + j0;
+        for (int i = 0; i < rows; i++) {
+            const float *d = src + (size_t)i * cols + j0;
 #pragma omp simd
-            for (int j = 0; j < nj; j++)
+            for (size_t j = 0; j < nj; j++)
                 acc[j] += d[j];
         }
-        for (int j = 0; j < nj; j++)
-            db[j0 + j] += (float)acc[j];
+        for (size_t j = 0; j < nj; j++)
+            dst[j0 + j] += (float)acc[j];
     }
 }
 
@@ -56,5 +55,5 @@ void cx_linear_backward(float *din, float *dw, float *db, const float *dout, con
         cx_sgemm(0, 0, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K);
     cx_sgemm(1, 0, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
     if (db)
-        bias_backward(db, dout, B, N);
+        cx_ops_colsum_add(db, dout, B, (size_t)N);
 }

@@ -40,4 +40,8 @@ static inline int cx_ops_block_rows(int n, int min_rows)
  * cache lines. */
 #define CX_OPS_COL_BLOCK 64
 
+/* dst (cols) += the column sums of src (rows, cols), each column summed in double in row
+ * order over blocks of CX_OPS_COL_BLOCK columns (bias and positional-table gradients). */
+void cx_ops_colsum_add(float *dst, const float *src, int rows, size_t cols);
+
 #endif
