@@ -3,6 +3,9 @@
 #include "lib/base/blas.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +28,34 @@ void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void gemm_run(const cx_gemm *g)
+{
+    cx_sgemm(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b, g->ldb,
+             g->beta, g->c, g->ldc);
+}
+
+void cx_sgemm_pair(const cx_gemm *first, const cx_gemm *second)
+{
+#ifdef _OPENMP
+    /* Below ~64 kflop a product is over before a region's threads wake. */
+    int threads = omp_get_max_threads();
+    double flops = 2.0 * first->m * first->n * first->k;
+    if (threads == 2 && !omp_in_parallel() && flops >= 65536.0) {
+        /* OpenBLAS to one thread for the region: with its OpenMP build this also sets the
+         * calling thread's OpenMP count, so the region names its two threads itself. Left at
+         * two threads, two concurrent calls run at half speed here (OpenBLAS 0.3.21). */
+        cx_blas_set_threads(1);
+#pragma omp parallel num_threads(2)
+        gemm_run(omp_get_thread_num() == 0 ? first : second);
+        omp_set_num_threads(threads);
+        cx_blas_set_threads(threads);
+        return;
+    }
+#endif
+    gemm_run(first);
+    gemm_run(second);
 }
 
 void cx_strmm_right_upper(int m, int n, const float *u, int ldu, float *b, int ldb)

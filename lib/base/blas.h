@@ -9,6 +9,27 @@
 void cx_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* One product's arguments, as cx_sgemm takes them. */
+typedef struct {
+    int trans_a, trans_b, m, n, k;
+    float alpha;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float beta;
+    float *c; /* must not overlap the other product's a, b or c */
+    int ldc;
+} cx_gemm;
+
+/* Two independent products. With two threads in force and OpenMP, they run side by side, each
+ * on one thread: a layer's input and weight gradients cost the same flops, and two one-thread
+ * products finish sooner than the same two in turn, each split over both cores (no partition
+ * into thin blocks, no join). Each product then has the bits it has on one thread, which at
+ * some shapes differ in rounding from OpenBLAS's two-thread split (W1's shapes: the same bits;
+ * tests/check_blas.c). Otherwise, in turn. Deterministic either way. */
+void cx_sgemm_pair(const cx_gemm *first, const cx_gemm *second);
+
 /* B (m x n) = B * U in place, U (n x n) upper triangular (entries below the diagonal are not
  * read), row-major: half the flops of a general product for a triangular factor. */
 void cx_strmm_right_upper(int m, int n, const float *u, int ldu, float *b, int ldb);

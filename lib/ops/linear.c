@@ -51,9 +51,13 @@ void cx_linear_backward(float *din, float *dw, float *db, const float *dout, con
     if (B <= 0)
         return;
     /* cx_sgemm treats the empty cases (N == 0 leaves din zero, K == 0 has nothing to touch). */
-    if (din)
-        cx_sgemm(0, 0, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K);
-    cx_sgemm(1, 0, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    const cx_gemm weight_grad = {1, 0, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K};
+    if (din) {
+        const cx_gemm input_grad = {0, 0, B, K, N, 1.0f, dout, N, w, K, 0.0f, din, K};
+        cx_sgemm_pair(&input_grad, &weight_grad);
+    } else {
+        cx_sgemm(1, 0, N, K, B, 1.0f, dout, N, in, K, 1.0f, dw, K);
+    }
     if (db)
         cx_ops_colsum_add(db, dout, B, (size_t)N);
 }
