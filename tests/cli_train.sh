@@ -37,13 +37,19 @@ expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WO
 
 # Killed in the middle of an epoch (SIGKILL at step 13 of 27, between checkpoints every 4
 # steps), then resumed: the same final checkpoint and log history as an uninterrupted run.
-# A tiny transformer text tower (tx) too.
+# A tiny transformer text tower (tx) too; an image tower copied from the SL run and frozen,
+# under SL (fsl: its features cached once, a head on top) and CLIP (fclip); and an identity
+# image tower (id: the inputs are the features, a text tower learns to match them).
 tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
-for objective in sl clip tx; do
+frozen="--set model.image.init=$WORK/sl --set model.image.freeze=true"
+for objective in sl clip tx fsl fclip id; do
     ref=$WORK/ref-$objective
     run=$WORK/kill-$objective
     obj=$objective extra=""
     [ "$objective" = tx ] && obj=clip extra=$tx
+    [ "$objective" = fsl ] && obj=sl extra=$frozen
+    [ "$objective" = fclip ] && obj=clip extra=$frozen
+    [ "$objective" = id ] && obj=clip extra="--set model.image.type=identity"
     expect_exit 0 "$CLIPX" train $small $extra --objective $obj --epochs 3 --set ckpt.every=4 --out "$ref"
     CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small $extra --objective $obj --epochs 3 \
         --set ckpt.every=4 --out "$run" >/dev/null 2>&1

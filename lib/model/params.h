@@ -10,7 +10,10 @@
 
 enum {
     CX_PARAM_NO_DECAY = 1u << 0, /* biases, norm gains, logit scale: no weight decay */
-    CX_PARAM_FROZEN = 1u << 1    /* never updated by the optimiser */
+    CX_PARAM_FROZEN = 1u << 1,   /* never updated by the optimiser */
+    CX_PARAM_NO_STATE = 1u << 2  /* with FROZEN: checkpoints hold no optimiser state for it
+                                    (a frozen image tower; the older frozen tensors keep
+                                    theirs so their checkpoints stay byte-identical) */
 };
 
 #define CX_PARAM_NAME_MAX 64
