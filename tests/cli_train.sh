@@ -63,6 +63,19 @@ for objective in sl clip tx fsl fclip id; do
     cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
     cmp -s "$WORK/a" "$WORK/b" || fail "$objective: resumed log differs (epoch, step, loss, lr)"
 done
+# The frozen tower is the SL run's, bit for bit: the same features.
+expect_exit 0 "$CLIPX" embed "$WORK/sl" --out "$WORK/sl-feat.npy" --threads 2
+expect_exit 0 "$CLIPX" embed "$WORK/ref-fsl" --out "$WORK/fsl-feat.npy" --threads 2
+cmp -s "$WORK/sl-feat.npy" "$WORK/fsl-feat.npy" || fail "the frozen tower's features differ from its source run's"
+expect_grep '^    init: "?'"$WORK"'/sl"?$' "$WORK/ref-fsl/config.yaml" "config.yaml records model.image.init"
+# Another tower than the source run's: exit 2 naming the key and the mismatch, no folder.
+expect_exit 2 "$CLIPX" train $small --set model.image.hidden=[8] $frozen --epochs 1 --out "$WORK/badinit" &&
+    expect_one_error_line
+expect_grep "^clipx: train: model\.image\.init: $WORK/sl holds image\.fc0\.weight of shape \(32, 16\), this run's is \(8, 16\)" "$WORK/err"
+expect_exit 2 "$CLIPX" train $small --set model.image.type=linear $frozen --epochs 1 --out "$WORK/badinit" &&
+    expect_one_error_line
+expect_grep "model\.image\.init: $WORK/sl has a mlp image tower, this run a linear one" "$WORK/err"
+[ -e "$WORK/badinit" ] && fail "a refused model.image.init created the run folder"
 # A ViT image tower on image-shaped data (the tiny IDX set, 4 x 3 images): killed mid-run
 # (step 9 of 18, checkpoints every 4) and resumed gives the uninterrupted run's bytes.
 tiny="--data $TOP_SRCDIR/tests/fixtures/data/tiny.yaml --objective clip --batch 2 --epochs 6 --threads 1 --quiet"
