@@ -63,6 +63,13 @@ for objective in sl clip tx fsl fclip id; do
     cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
     cmp -s "$WORK/a" "$WORK/b" || fail "$objective: resumed log differs (epoch, step, loss, lr)"
 done
+# A resumed run takes the tower from its checkpoint: the source run may be gone by then.
+CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small $frozen --objective sl --epochs 3 \
+    --set ckpt.every=4 --out "$WORK/kill-fsl2" >/dev/null 2>&1 && fail "fsl2: the run was not killed"
+mv "$WORK/sl" "$WORK/sl-moved"
+expect_exit 0 "$CLIPX" train --resume "$WORK/kill-fsl2" --quiet
+cmp -s "$WORK/ref-fsl/model.ckpt" "$WORK/kill-fsl2/model.ckpt" || fail "fsl2: resumed without its source run, it differs"
+mv "$WORK/sl-moved" "$WORK/sl"
 # The frozen tower is the SL run's, bit for bit: the same features.
 expect_exit 0 "$CLIPX" embed "$WORK/sl" --out "$WORK/sl-feat.npy" --threads 2
 expect_exit 0 "$CLIPX" embed "$WORK/ref-fsl" --out "$WORK/fsl-feat.npy" --threads 2

@@ -41,6 +41,7 @@ typedef struct {
     int batch;         /* the global batch */
     int local_batch;   /* this process's rows of it: batch / dist.size */
     int64_t last_ckpt_step; /* step of the newest checkpoint on disk, -1 when none */
+    int resuming;      /* a checkpoint will replace the initial weights */
     /* per-step buffers */
     uint32_t *order;   /* (n) this epoch's sample order */
     float *x;          /* (batch, in_dim) */
@@ -369,7 +370,9 @@ static cx_status build_model(trainer *t, cx_err *err)
                               cfg->model.text.init, "model.text.init", "text", err)))
             goto fail;
     }
-    if (strcmp(cfg->model.image.init, "random") != 0 && (st = copy_image_tower(t, err)))
+    /* On resume the checkpoint holds the tower: the source run need not exist any more. */
+    if (strcmp(cfg->model.image.init, "random") != 0 && !t->resuming &&
+        (st = copy_image_tower(t, err)))
         goto fail;
     if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from) {
         st = head_from_class_embeddings(t, err);
@@ -836,6 +839,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     if (!st && threads > 0)
         cfg.threads = threads;
     t.cfg = &cfg;
+    t.resuming = !st && cx_path_exists(t.ckpt_path);
     if (!st)
         st = prepare(&t, err);
     cfg.threads = saved_threads;
