@@ -323,7 +323,8 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
-                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, class_embeddings, train, test)",
+                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, "
+                "class_embeddings, train, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }

@@ -592,7 +592,8 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
         (st = cx_run_check_dataset(&run, &ds, err)))
         goto fail;
-    if (o->text && zeroshot_from_dataset(&run, CX_EVAL_MODE_ZEROSHOT) && !ds.class_embeddings_path) {
+    if (o->text && zeroshot_from_dataset(&run, CX_EVAL_MODE_ZEROSHOT) &&
+        !ds.class_embeddings_path) {
         st = cx_fail(err, CX_EUSAGE, "%s is a supervised run without a text tower, and %s names "
                      "no class_embeddings: it has no class embeddings", run_dir, data);
         goto fail;

@@ -18,7 +18,13 @@
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
 /* CX_IMAGE_IDENTITY: no parameters, the flattened inputs are the features (embed_dim = in_dim):
  * features exported from an external model. */
-typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN, CX_IMAGE_VIT, CX_IMAGE_IDENTITY } cx_image_kind;
+typedef enum {
+    CX_IMAGE_LINEAR,
+    CX_IMAGE_MLP,
+    CX_IMAGE_CNN,
+    CX_IMAGE_VIT,
+    CX_IMAGE_IDENTITY
+} cx_image_kind;
 typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP, CX_TEXT_TRANSFORMER } cx_text_kind;
 
 /* A transformer tower's shape (ViT or text). */

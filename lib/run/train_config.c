@@ -209,7 +209,8 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         return cx_fail(err, CX_EUSAGE,
                        "model.image.init: give random or the folder of a run to copy the image "
                        "tower from");
-    if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY && strcmp(cfg->model.image.init, "random") != 0)
+    if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY &&
+        strcmp(cfg->model.image.init, "random") != 0)
         return cx_fail(err, CX_EUSAGE,
                        "model.image.init: an identity image tower has no parameters to copy from "
                        "%s; set model.image.init: random or another model.image.type",

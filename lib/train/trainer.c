@@ -659,12 +659,13 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             } else {
                 cx_rng rng;
                 cx_rng_seed(&rng, (uint64_t)cfg->seed, cx_rng_stream(TAG_VOCAB, (uint64_t)meta->step, 0));
-                loss = t->feat ? cx_model_sl_step_global_feat(&t->model, t->feat_x, t->labels + offset,
-                                                              B, t->labels, G, offset, t->loss,
+                const int32_t *mine = t->labels + offset;
+                loss = t->feat ? cx_model_sl_step_global_feat(&t->model, t->feat_x, mine, B,
+                                                              t->labels, G, offset, t->loss,
                                                               t->vocab_sampler, &rng, (int)epoch)
-                               : cx_model_sl_step_global(&t->model, t->x, t->labels + offset, B,
-                                                         t->labels, G, offset, t->loss,
-                                                         t->vocab_sampler, &rng, (int)epoch);
+                               : cx_model_sl_step_global(&t->model, t->x, mine, B, t->labels, G,
+                                                         offset, t->loss, t->vocab_sampler,
+                                                         &rng, (int)epoch);
                 st = cx_dist_allreduce_sum_f64(&t->dist, &loss, 1, err);
                 loss /= (double)t->dist.size;
             }
