@@ -169,7 +169,7 @@ START_TEST(schemas_pass_their_own_check)
     cx_err_clear(&err);
     ck_assert_int_eq(cx_conf_schema_check(T, &err), CX_OK);
     ck_assert_int_eq(cx_conf_schema_check(&cx_train_config_schema, &err), CX_OK);
-    ck_assert_uint_eq(cx_train_config_schema.count, 62);
+    ck_assert_uint_eq(cx_train_config_schema.count, 64);
 }
 END_TEST
 

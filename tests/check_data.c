@@ -566,7 +566,7 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
              fixture("tiny-labels.txt"));
     write_yaml("u.yaml", y);
     snprintf(want, sizeof want,
-             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, train, test)",
+             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, class_embeddings, train, test)",
              tmp("u.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
@@ -796,6 +796,87 @@ START_TEST(freq_round_trip_and_validation)
 }
 END_TEST
 
+/* class_embeddings: one row per class of the class list, any numeric type as float32, read
+ * only when asked; wrong shapes and values are refused naming the file. */
+static const char *cemb_yaml(const char *name, const char *line)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "classes: %s\n%stest: {images: %s, labels: %s}\n",
+             fixture("tiny-classes.txt"), line, fixture("f32-features.npy"),
+             fixture("tiny-labels.txt"));
+    const char *p = tmp(name);
+    write_text(p, text);
+    return p;
+}
+
+START_TEST(dataset_class_embeddings)
+{
+    cx_dataset ds;
+    cx_err err;
+    float *w;
+    int dim;
+    /* float64 (3, 4): converted, row-major, class-list order. */
+    double v[12];
+    for (int i = 0; i < 12; i++)
+        v[i] = 0.25 * i - 1.0;
+    ck_assert_int_eq(cx_npy_write(tmp("e.npy"), CX_ELEM_F64, 2, (uint64_t[]){3, 4}, v, &err), CX_OK);
+    const char *y = cemb_yaml("ok.yaml", "class_embeddings: e.npy\n");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    ck_assert_str_eq(ds.class_embeddings_path, tmp("e.npy"));
+    ck_assert_int_eq(cx_dataset_class_embeddings(&ds, &w, &dim, &err), CX_OK);
+    ck_assert_int_eq(dim, 4);
+    for (int i = 0; i < 12; i++)
+        ck_assert_float_eq(w[i], (float)v[i]);
+    free(w);
+    cx_dataset_free(&ds);
+
+    /* Loaded on demand: a dataset naming a missing file loads; asking for it fails. */
+    y = cemb_yaml("missing.yaml", "class_embeddings: none.npy\n");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    cx_err_clear(&err);
+    ck_assert_int_ne(cx_dataset_class_embeddings(&ds, &w, &dim, &err), CX_OK);
+    ck_assert_ptr_null(w);
+    ck_assert_ptr_nonnull(strstr(err.msg, tmp("none.npy")));
+    cx_dataset_free(&ds);
+
+    /* Two rows for three classes; a vector; a NaN: data errors naming the file. */
+    float f[12] = {0};
+    ck_assert_int_eq(cx_npy_write(tmp("two.npy"), CX_ELEM_F32, 2, (uint64_t[]){2, 4}, f, &err), CX_OK);
+    ck_assert_int_eq(cx_npy_write(tmp("vec.npy"), CX_ELEM_F32, 1, (uint64_t[]){3}, f, &err), CX_OK);
+    f[6] = NAN;
+    ck_assert_int_eq(cx_npy_write(tmp("nan.npy"), CX_ELEM_F32, 2, (uint64_t[]){3, 4}, f, &err), CX_OK);
+    char want[2048];
+    y = cemb_yaml("two.yaml", "class_embeddings: two.npy\n");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    snprintf(want, sizeof want, "%s: class_embeddings of shape (2, 4); %s needs (3, D), one row "
+             "per class of %s", tmp("two.npy"), y, fixture("tiny-classes.txt"));
+    ck_assert_fail_msg(cx_dataset_class_embeddings(&ds, &w, &dim, &err), err, CX_EDATA, want);
+    cx_dataset_free(&ds);
+    y = cemb_yaml("vec.yaml", "class_embeddings: vec.npy\n");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    ck_assert_fail_has(cx_dataset_class_embeddings(&ds, &w, &dim, &err), err, CX_EDATA,
+                       tmp("vec.npy"), "shape (3)");
+    cx_dataset_free(&ds);
+    y = cemb_yaml("nan.yaml", "class_embeddings: nan.npy\n");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    ck_assert_fail_has(cx_dataset_class_embeddings(&ds, &w, &dim, &err), err, CX_EDATA,
+                       tmp("nan.npy"), "record 1", "NaN");
+    ck_assert_ptr_null(w);
+    cx_dataset_free(&ds);
+
+    /* None named: a usage error; a null value: the YAML's line and column. */
+    y = cemb_yaml("none.yaml", "");
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    ck_assert_ptr_null(ds.class_embeddings_path);
+    ck_assert_fail_has(cx_dataset_class_embeddings(&ds, &w, &dim, &err), err, CX_EUSAGE,
+                       "names no class_embeddings");
+    cx_dataset_free(&ds);
+    y = cemb_yaml("null.yaml", "class_embeddings: null\n");
+    snprintf(want, sizeof want, "%s:2:19: 'class_embeddings' must be a file name", y);
+    ck_assert_fail_msg(cx_dataset_load(y, NULL, &ds, &err), err, CX_EUSAGE, want);
+}
+END_TEST
+
 static Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
@@ -827,6 +908,7 @@ static Suite *data_suite(void)
     tcase_add_test(tc, dataset_gather_and_captions);
     tcase_add_test(tc, subset_round_trip_and_validation);
     tcase_add_test(tc, freq_round_trip_and_validation);
+    tcase_add_test(tc, dataset_class_embeddings);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -73,8 +73,16 @@ static double sl_loss(void *ctx)
     return cx_model_sl_step(c->m, c->x, labels, B, c->loss, c->vs, &rng, 0);
 }
 
-/* Check the gradient of every trainable tensor of m for the scalar f. */
+/* Check the gradient of every trainable tensor of m for the scalar f (at least min_checked
+ * elements). */
+static void check_params_min(cx_model *m, double (*f)(void *), void *ctx, unsigned min_checked);
+
 static void check_all_params(cx_model *m, double (*f)(void *), void *ctx)
+{
+    check_params_min(m, f, ctx, 41);
+}
+
+static void check_params_min(cx_model *m, double (*f)(void *), void *ctx, unsigned min_checked)
 {
     cx_params *p = &m->params;
     cx_params_zero_grad(p);
@@ -99,7 +107,7 @@ static void check_all_params(cx_model *m, double (*f)(void *), void *ctx)
     gc_report rep;
     int rc = gc_check(f, NULL, ctx, vars, n, &o, &rep);
     ck_assert_msg(rc == 0, "%s", rep.msg);
-    ck_assert_uint_gt(rep.checked, 40);
+    ck_assert_uint_ge(rep.checked, min_checked);
     free(grad);
 }
 
@@ -149,6 +157,111 @@ START_TEST(clip_step_frozen_text_tower_gets_no_gradient)
         sum += fabs(cx_param_grad(&m.params, w)[i]);
     ck_assert_double_gt(sum, 0);
     cx_model_free(&m);
+}
+END_TEST
+
+/* An identity image tower: no parameters, the inputs are the features; the head (SL) and the
+ * text tower (CLIP) get their finite-difference gradients. */
+START_TEST(identity_tower_steps_gradients)
+{
+    for (int k = 0; k < 2; k++) {
+        cx_model m;
+        cx_err err;
+        cx_model_spec s = small_spec(k ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL);
+        s.image_kind = CX_IMAGE_IDENTITY;
+        s.image_nhidden = 0;
+        s.embed_dim = IN;
+        s.logit_scale_init = 3.0;
+        ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+        random_params(&m, 6);
+        for (int t = 0; t < m.params.count; t++)
+            ck_assert_msg(strncmp(m.params.info[t].name, "image.", 6) != 0, "%s",
+                          m.params.info[t].name);
+        float x[B * IN];
+        gc_fill_normal(x, B * IN, 13, 1.0);
+        ck_assert_ptr_eq(cx_model_image_forward(&m, x, B), x);
+        ck_assert_int_eq(cx_model_image_trainable(&m), 0);
+        int64_t counts[C] = {50, 10, 2};
+        cx_loss_config lc = loss_config(CX_LOSS_CE);
+        cx_loss *loss = NULL;
+        if (!k)
+            ck_assert_int_eq(cx_loss_create(&loss, &lc, counts, C, B, &err), CX_OK);
+        step_ctx c = {&m, x, loss, NULL};
+        /* SL: the linear head's C x IN + C values; CLIP: the text tower and the scale. */
+        check_params_min(&m, k ? clip_loss : sl_loss, &c, k ? 41 : C * IN + C);
+        cx_loss_free(loss);
+        cx_model_free(&m);
+    }
+    /* The embedding size is the input size. */
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_SL);
+    s.image_kind = CX_IMAGE_IDENTITY;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_EUSAGE);
+    ck_assert_str_eq(err.msg, "an identity image tower outputs its 5 input features, not 4");
+}
+END_TEST
+
+/* A frozen image tower: its tensors are FROZEN and NO_STATE and get no gradient; the steps on
+ * precomputed features (what the trainer caches) give the same loss and the same gradient
+ * bits as the steps on the inputs. */
+START_TEST(frozen_image_tower_steps)
+{
+    for (int k = 0; k < 2; k++) {
+        cx_model m;
+        cx_err err;
+        cx_model_spec s = small_spec(k ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL);
+        s.image_frozen = 1;
+        ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+        random_params(&m, 7);
+        cx_params *p = &m.params;
+        int nimage = 0;
+        for (int t = 0; t < p->count; t++)
+            if (!strncmp(p->info[t].name, "image.", 6)) {
+                nimage++;
+                ck_assert_uint_eq(p->info[t].flags & (CX_PARAM_FROZEN | CX_PARAM_NO_STATE),
+                                  CX_PARAM_FROZEN | CX_PARAM_NO_STATE);
+            } else {
+                ck_assert(!(p->info[t].flags & CX_PARAM_NO_STATE));
+            }
+        ck_assert_int_eq(nimage, 4);
+        float x[B * IN], feat[B * D];
+        gc_fill_normal(x, B * IN, 14, 1.0);
+        memcpy(feat, cx_model_image_forward(&m, x, B), sizeof feat);
+        int64_t counts[C] = {50, 10, 2};
+        cx_loss_config lc = loss_config(CX_LOSS_CE);
+        cx_loss *loss = NULL;
+        if (!k)
+            ck_assert_int_eq(cx_loss_create(&loss, &lc, counts, C, B, &err), CX_OK);
+        cx_params_zero_grad(p);
+        double l1, l2;
+        if (k)
+            ck_assert_int_eq(cx_model_clip_step_dist(&m, x, tokens, B, NULL, &l1, &err), CX_OK);
+        else
+            l1 = cx_model_sl_step_global(&m, x, labels, B, labels, B, 0, loss, NULL, NULL, 0);
+        float *g1 = malloc(sizeof(float) * p->total);
+        memcpy(g1, p->grad, sizeof(float) * p->total);
+        cx_params_zero_grad(p);
+        if (k)
+            ck_assert_int_eq(cx_model_clip_step_dist_feat(&m, feat, tokens, B, NULL, &l2, &err), CX_OK);
+        else
+            l2 = cx_model_sl_step_global_feat(&m, feat, labels, B, labels, B, 0, loss, NULL, NULL, 0);
+        ck_assert(l1 == l2 && isfinite(l1));
+        ck_assert_int_eq(memcmp(g1, p->grad, sizeof(float) * p->total), 0);
+        double image = 0, rest = 0;
+        for (int t = 0; t < p->count; t++)
+            for (size_t i = 0; i < p->info[t].size; i++)
+                *(strncmp(p->info[t].name, "image.", 6) ? &rest : &image) +=
+                    fabs(cx_param_grad(p, t)[i]);
+        ck_assert_double_eq(image, 0);
+        ck_assert_double_gt(rest, 0);
+        /* The head or text tower still gets exact gradients. */
+        step_ctx c = {&m, x, loss, NULL};
+        check_params_min(&m, k ? clip_loss : sl_loss, &c, k ? 38 : C * D + C);
+        free(g1);
+        cx_loss_free(loss);
+        cx_model_free(&m);
+    }
 }
 END_TEST
 
@@ -354,6 +467,8 @@ static Suite *train_suite(void)
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, clip_step_gradients);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
+    tcase_add_test(tc, identity_tower_steps_gradients);
+    tcase_add_test(tc, frozen_image_tower_steps);
     tcase_add_test(tc, sl_step_gradients_linear_ce);
     tcase_add_test(tc, sl_step_gradients_cosine_balanced_softmax);
     tcase_add_test(tc, sl_step_gradients_cosine_ldam);

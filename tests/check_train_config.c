@@ -129,7 +129,7 @@ START_TEST(validation_says_what_to_change)
         const char *sets[3];
         const char *want;
     } cases[] = {
-        {{"head=text"}, "head: text needs head_from: the folder of a CLIP run whose text tower embeds the class prompts"},
+        {{"model.image.type=identity", "model.image.init=/r"}, "model.image.init: an identity image tower has no parameters to copy from /r; set model.image.init: random or another model.image.type"},
         {{"head_from=/r"}, "head_from is used only with head: text (head is linear); set head: text or head_from: null"},
         {{"optim.schedule=step"}, "optim.schedule: step needs optim.milestones, the epochs after which the learning rate drops, e.g. [30, 60]"},
         {{"optim.milestones=3"}, "optim.milestones is used only with optim.schedule: step (schedule is cosine); set optim.schedule: step or optim.milestones: []"},

@@ -86,8 +86,10 @@ expect_exit 2 "$CLIPX" config --set seed && expect_one_error_line
 expect_exit 2 "$CLIPX" config --set effnum.beta=1 && expect_one_error_line
 expect_grep 'out of range \(must be in \[0, 1\)\)' "$WORK/err"
 # The checks across keys.
-expect_exit 2 "$CLIPX" config --set head=text && expect_one_error_line
-expect_grep 'head: text needs head_from' "$WORK/err"
+expect_exit 2 "$CLIPX" config --set head_from=/r && expect_one_error_line
+expect_grep 'head_from is used only with head: text' "$WORK/err"
+expect_exit 2 "$CLIPX" config --set model.image.type=identity --set model.image.init=/r && expect_one_error_line
+expect_grep '^clipx: config: model.image.init: an identity image tower has no parameters to copy' "$WORK/err"
 expect_exit 2 "$CLIPX" config --set objective=clip --set vocab.k=100 && expect_one_error_line
 # Usage.
 expect_exit 2 "$CLIPX" config extra-argument && expect_one_error_line
@@ -114,7 +116,7 @@ expect_grep '^    init: "a \\"b\\": #c"$' "$WORK/again.yaml" "quoted strings"
 cp "$WORK/run.yaml" "$WORK/saved.yaml"
 expect_exit 2 "$CLIPX" config --config "$WORK/cfg/train.yaml" --set epochs=0 --out "$WORK/run.yaml" \
     && expect_one_error_line
-expect_exit 2 "$CLIPX" config --set head=text --out "$WORK/run.yaml" && expect_one_error_line
+expect_exit 2 "$CLIPX" config --set head_from=/r --out "$WORK/run.yaml" && expect_one_error_line
 cmp -s "$WORK/run.yaml" "$WORK/saved.yaml" || fail "a failed run changed the earlier --out file"
 leftovers=$(find "$WORK" -maxdepth 1 -name '.run.yaml*' | wc -l)
 [ "$leftovers" -eq 0 ] || fail "temporary files left behind"

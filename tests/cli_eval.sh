@@ -164,7 +164,7 @@ cmp -s "$WORK/k1" "$WORK/k20" && fail "--k changes nothing"
 expect_exit 2 "$CLIPX" eval "$CLIP" --mode head && expect_one_error_line &&
     expect_grep "clipx: eval: --mode head: $CLIP is a CLIP run .*zeroshot, linear-probe, ncm or knn" "$WORK/err"
 expect_exit 2 "$CLIPX" eval "$SL" --mode zeroshot && expect_one_error_line &&
-    expect_grep 'supervised run without a text tower; use head, linear-probe, ncm or knn' "$WORK/err"
+    expect_grep 'supervised run without a text tower, and .*dataset.yaml names no class_embeddings; use head, linear-probe, ncm or knn' "$WORK/err"
 expect_exit 2 "$CLIPX" eval "$SL" --mode bogus && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$SL" --split body && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$SL" --split-rule thirds && expect_one_error_line

@@ -37,13 +37,19 @@ expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WO
 
 # Killed in the middle of an epoch (SIGKILL at step 13 of 27, between checkpoints every 4
 # steps), then resumed: the same final checkpoint and log history as an uninterrupted run.
-# A tiny transformer text tower (tx) too.
+# A tiny transformer text tower (tx) too; an image tower copied from the SL run and frozen,
+# under SL (fsl: its features cached once, a head on top) and CLIP (fclip); and an identity
+# image tower (id: the inputs are the features, a text tower learns to match them).
 tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
-for objective in sl clip tx; do
+frozen="--set model.image.init=$WORK/sl --set model.image.freeze=true"
+for objective in sl clip tx fsl fclip id; do
     ref=$WORK/ref-$objective
     run=$WORK/kill-$objective
     obj=$objective extra=""
     [ "$objective" = tx ] && obj=clip extra=$tx
+    [ "$objective" = fsl ] && obj=sl extra=$frozen
+    [ "$objective" = fclip ] && obj=clip extra=$frozen
+    [ "$objective" = id ] && obj=clip extra="--set model.image.type=identity"
     expect_exit 0 "$CLIPX" train $small $extra --objective $obj --epochs 3 --set ckpt.every=4 --out "$ref"
     CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small $extra --objective $obj --epochs 3 \
         --set ckpt.every=4 --out "$run" >/dev/null 2>&1
@@ -57,6 +63,26 @@ for objective in sl clip tx; do
     cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
     cmp -s "$WORK/a" "$WORK/b" || fail "$objective: resumed log differs (epoch, step, loss, lr)"
 done
+# A resumed run takes the tower from its checkpoint: the source run may be gone by then.
+CLIPX_TEST_KILL_AT_STEP=13 "$CLIPX" train $small $frozen --objective sl --epochs 3 \
+    --set ckpt.every=4 --out "$WORK/kill-fsl2" >/dev/null 2>&1 && fail "fsl2: the run was not killed"
+mv "$WORK/sl" "$WORK/sl-moved"
+expect_exit 0 "$CLIPX" train --resume "$WORK/kill-fsl2" --quiet
+cmp -s "$WORK/ref-fsl/model.ckpt" "$WORK/kill-fsl2/model.ckpt" || fail "fsl2: resumed without its source run, it differs"
+mv "$WORK/sl-moved" "$WORK/sl"
+# The frozen tower is the SL run's, bit for bit: the same features.
+expect_exit 0 "$CLIPX" embed "$WORK/sl" --out "$WORK/sl-feat.npy" --threads 2
+expect_exit 0 "$CLIPX" embed "$WORK/ref-fsl" --out "$WORK/fsl-feat.npy" --threads 2
+cmp -s "$WORK/sl-feat.npy" "$WORK/fsl-feat.npy" || fail "the frozen tower's features differ from its source run's"
+expect_grep '^    init: "?'"$WORK"'/sl"?$' "$WORK/ref-fsl/config.yaml" "config.yaml records model.image.init"
+# Another tower than the source run's: exit 2 naming the key and the mismatch, no folder.
+expect_exit 2 "$CLIPX" train $small --set model.image.hidden=[8] $frozen --epochs 1 --out "$WORK/badinit" &&
+    expect_one_error_line
+expect_grep "^clipx: train: model\.image\.init: $WORK/sl holds image\.fc0\.weight of shape \(32, 16\), this run's is \(8, 16\)" "$WORK/err"
+expect_exit 2 "$CLIPX" train $small --set model.image.type=linear $frozen --epochs 1 --out "$WORK/badinit" &&
+    expect_one_error_line
+expect_grep "model\.image\.init: $WORK/sl has a mlp image tower, this run a linear one" "$WORK/err"
+[ -e "$WORK/badinit" ] && fail "a refused model.image.init created the run folder"
 # A ViT image tower on image-shaped data (the tiny IDX set, 4 x 3 images): killed mid-run
 # (step 9 of 18, checkpoints every 4) and resumed gives the uninterrupted run's bytes.
 tiny="--data $TOP_SRCDIR/tests/fixtures/data/tiny.yaml --objective clip --batch 2 --epochs 6 --threads 1 --quiet"

@@ -36,8 +36,11 @@ compare_logs() {
 
 # A tiny transformer text tower too (gathered features through attention and the EOT pool).
 tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
-for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal" "clip $tx"; do
-    name=$(echo "$variant" | tr -c 'a-z0-9\n' '_')
+# And the SL run's image tower frozen under SL and CLIP (every rank caches all features).
+frozen="--set model.image.init=$WORK/one-sl --set model.image.freeze=true"
+for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal" "clip $tx" \
+    "sl $frozen" "clip $frozen"; do
+    name=$(echo "$variant" | sed "s|$WORK/||g" | tr -c 'a-z0-9\n' '_')
     ASAN_OPTIONS= expect_exit 0 "$CLIPX" train $small --objective $variant --out "$WORK/one-$name"
     # CLIPX_MPI_SHM=1: the shared-memory path, or an error (so a silent fallback fails here).
     CLIPX_MPI_SHM=1 expect_exit 0 mpi -x CLIPX_MPI_SHM "$CLIPX" train $small --objective $variant \

@@ -1,6 +1,7 @@
 /* Dataset YAML -> class list, templates and splits in memory (only the kept training rows). */
 #include "lib/data/dataset.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ void cx_dataset_free(cx_dataset *ds)
     free(ds->name);
     free(ds->path);
     free(ds->classes_path);
+    free(ds->class_embeddings_path);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -301,7 +303,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     const cx_yaml_node *name = NULL, *cls = NULL, *tmpl = NULL, *train = NULL, *test = NULL,
-                       *evalc = NULL;
+                       *evalc = NULL, *cemb = NULL;
     for (size_t i = 0; i < root->count; i++) {
         const cx_yaml_pair *p = &root->pairs[i];
         if (!strcmp(p->key, "name"))
@@ -316,10 +318,13 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             test = p->value;
         else if (!strcmp(p->key, "eval_classes"))
             evalc = p->value;
+        else if (!strcmp(p->key, "class_embeddings"))
+            cemb = p->value;
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
-                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, train, test)",
+                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, "
+                "class_embeddings, train, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }
@@ -336,6 +341,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     split_spec train_sp, test_sp;
     if ((st = want_path(yaml_path, cls, "classes", err)) ||
         (tmpl && (st = want_path(yaml_path, tmpl, "templates", err))) ||
+        (cemb && (st = want_path(yaml_path, cemb, "class_embeddings", err))) ||
         (train && (st = parse_split(yaml_path, "train", train, &train_sp, err))) ||
         (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))))
         goto fail;
@@ -358,6 +364,10 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         }
     }
     if (!ds->name || !(ds->classes_path = cx_path_join(dir, cls->scalar))) {
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
+        goto fail;
+    }
+    if (cemb && !(ds->class_embeddings_path = cx_path_join(dir, cemb->scalar))) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
         goto fail;
     }
@@ -430,6 +440,53 @@ fail:
     cx_yaml_free(root);
     free(dir);
     cx_dataset_free(ds);
+    return st;
+}
+
+cx_status cx_dataset_class_embeddings(const cx_dataset *ds, float **out, int *dim, cx_err *err)
+{
+    *out = NULL;
+    *dim = 0;
+    const char *path = ds->class_embeddings_path;
+    if (!path)
+        return cx_fail(err, CX_EUSAGE, "%s names no class_embeddings", ds->path);
+    cx_array_file a;
+    float *w = NULL;
+    cx_status st = cx_array_open(&a, path, CX_FORMAT_ANY, err);
+    if (st)
+        goto fail;
+    if (a.rank != 2 || a.records != (uint64_t)ds->num_classes || a.record_elems < 1 ||
+        a.record_elems > (1u << 24)) {
+        char shape[160] = "";
+        for (int k = 0; k < a.rank && k < CX_ARRAY_MAX_RANK; k++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", k ? ", " : "",
+                     (unsigned long long)a.shape[k]);
+        st = cx_fail(err, CX_EDATA, "%s: class_embeddings of shape (%s); %s needs (%d, D), one "
+                     "row per class of %s", path, shape, ds->path, ds->num_classes,
+                     ds->classes_path);
+        goto fail;
+    }
+    size_t n = (size_t)a.records * (size_t)a.record_elems;
+    if (!(w = malloc(sizeof *w * n))) {
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu values", path, n);
+        goto fail;
+    }
+    if ((st = cx_array_read(&a, NULL, 0, CX_ELEM_F32, w, err)))
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) {
+            st = cx_fail(err, CX_EDATA, "%s: row %zu (class '%s'), column %zu: %g is not finite",
+                         path, i / a.record_elems, ds->class_names[i / a.record_elems],
+                         (size_t)(i % a.record_elems), (double)w[i]);
+            goto fail;
+        }
+    *out = w;
+    *dim = (int)a.record_elems;
+    cx_array_close(&a);
+    return CX_OK;
+fail:
+    cx_array_close(&a);
+    free(w);
     return st;
 }
 

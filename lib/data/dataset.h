@@ -9,6 +9,8 @@
  *                                  #   are open-world concepts that appear only in training
  *   train: {images: ..., labels: ..., captions: ..., n: 60000, shape: [28, 28]}
  *   test:  {images: ..., labels: ...}
+ *   class_embeddings: F.npy        # optional: (classes, D) an external CLIP's zero-shot
+ *                                  #   classifier, rows in class-list order (read on demand)
  *
  * Paths are relative to the YAML's folder unless absolute; `n` and `shape` are optional
  * promises the loader checks. Unknown keys are errors naming their line and column.
@@ -65,6 +67,7 @@ typedef struct {
                          the YAML names none) */
     int num_templates;
     char *classes_path;      /* owned resolved path of the class list */
+    char *class_embeddings_path; /* owned resolved path of class_embeddings, or NULL */
     int has_train, has_test; /* the YAML names the split */
     cx_split train, test;    /* zeroed unless loaded */
 } cx_dataset;
@@ -95,6 +98,12 @@ typedef struct {
 cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_dataset *ds,
                           cx_err *err);
 void cx_dataset_free(cx_dataset *ds);
+
+/* The dataset's class_embeddings (one row per class of the class list, every numeric NPY or
+ * IDX type converted to float32) into *out (num_classes, *dim), malloc'd, owned by the caller.
+ * CX_EUSAGE when the dataset names none; CX_EDATA naming the file when it is not a matrix of
+ * num_classes rows of 1 .. 2^24 finite values. */
+cx_status cx_dataset_class_embeddings(const cx_dataset *ds, float **out, int *dim, cx_err *err);
 
 /* Rows idx[0..n) of a split (idx NULL: rows 0..n) as float32 into out (n, dim): uint8 values
  * v become v / 255.0f (as torchvision's ToTensor), floats are copied. OpenMP over rows. */

@@ -53,6 +53,25 @@ cx_eval_mode cx_run_default_mode(const cx_run *run)
     return is_clip(run) ? CX_EVAL_MODE_ZEROSHOT : CX_EVAL_MODE_HEAD;
 }
 
+/* Zero-shot of a run without a text tower of its own: scored against the dataset's
+ * class_embeddings, so the check waits for the dataset. */
+static int zeroshot_from_dataset(const cx_run *run, cx_eval_mode mode)
+{
+    return mode == CX_EVAL_MODE_ZEROSHOT && !is_clip(run) && !has_text_head(run);
+}
+
+cx_status cx_run_check_mode_ds(const cx_run *run, const cx_dataset *ds, cx_eval_mode mode,
+                               cx_err *err)
+{
+    if (!zeroshot_from_dataset(run, mode))
+        return cx_run_check_mode(run, mode, err);
+    if (!ds || !ds->class_embeddings_path)
+        return cx_fail(err, CX_EUSAGE, "mode zeroshot: %s is a supervised run without a text "
+                       "tower, and %s names no class_embeddings; use head, linear-probe, ncm or "
+                       "knn", run->dir, ds ? ds->path : "the dataset");
+    return CX_OK;
+}
+
 cx_status cx_run_check_mode(const cx_run *run, cx_eval_mode mode, cx_err *err)
 {
     if (mode < 0 || mode >= CX_EVAL_MODE_COUNT)
@@ -172,7 +191,8 @@ void cx_run_clf_defaults(cx_run_clf_opts *o)
 }
 
 /* Class embeddings *out (E, D), malloc'd, of the run's evaluated class names through a CLIP
- * text tower: the zero-shot classifier's rows before normalisation. */
+ * text tower, or for a run without one the dataset's class_embeddings: the zero-shot
+ * classifier's rows before normalisation. */
 static cx_status class_embeddings(cx_run *run, const cx_dataset *ds, float **out, int *dim,
                                   cx_err *err)
 {
@@ -182,6 +202,21 @@ static cx_status class_embeddings(cx_run *run, const cx_dataset *ds, float **out
     memset(&src, 0, sizeof src);
     cx_run *text = run;
     cx_status st;
+    if (zeroshot_from_dataset(run, CX_EVAL_MODE_ZEROSHOT)) {
+        /* An external model's classifier: its first E rows are the evaluated classes'. */
+        int D;
+        if ((st = cx_dataset_class_embeddings(ds, out, &D, err)))
+            return st;
+        if (D != run->model.spec.embed_dim) {
+            free(*out);
+            *out = NULL;
+            return cx_fail(err, CX_EDATA, "%s: class embeddings of %d dimensions, but the image "
+                           "tower of %s outputs %d", ds->class_embeddings_path, D, run->dir,
+                           run->model.spec.embed_dim);
+        }
+        *dim = D;
+        return CX_OK;
+    }
     if (!is_clip(run)) {
         /* The head was made by this run's text tower: zero-shot uses it with ds's templates. */
         if ((st = cx_run_open(run->cfg.head_from, 256, &src, err))) {
@@ -256,7 +291,7 @@ cx_status cx_run_classifier(cx_run *run, const cx_dataset *ds, cx_eval_mode mode
         cx_run_clf_defaults(&def);
         o = &def;
     }
-    cx_status st = cx_run_check_mode(run, mode, err);
+    cx_status st = cx_run_check_mode_ds(run, ds, mode, err);
     if (st)
         return st;
     int E = run->meta.num_eval_classes, D = run->model.spec.embed_dim;
@@ -409,7 +444,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     cx_run *run = &s.run;
     cx_eval_mode mode = o->mode == CX_EVAL_MODE_DEFAULT ? cx_run_default_mode(run)
                                                          : (cx_eval_mode)o->mode;
-    if ((st = cx_run_check_mode(run, mode, err)))
+    if (!zeroshot_from_dataset(run, mode) && (st = cx_run_check_mode(run, mode, err)))
         goto fail;
     const char *data = o->data ? o->data : run->cfg.data;
     const char *subset = o->data ? NULL : run->cfg.subset;
@@ -423,7 +458,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     lo.parts = CX_LOAD_TEST | CX_LOAD_IMAGES | (train_feats ? CX_LOAD_TRAIN : 0);
     lo.subset_path = train_feats ? subset : NULL;
     if ((st = cx_dataset_load(data, &lo, &s.ds, err)) ||
-        (st = cx_run_check_dataset(run, &s.ds, err)))
+        (st = cx_run_check_dataset(run, &s.ds, err)) ||
+        (st = cx_run_check_mode_ds(run, &s.ds, mode, err)))
         goto fail;
     info->mode = mode;
     info->objective = (int)run->cfg.objective;
@@ -536,7 +572,8 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     }
     const char *data = o->data ? o->data : run.cfg.data;
     const char *subset = !o->data && o->split == CX_EMBED_TRAIN ? run.cfg.subset : NULL;
-    if (o->text && (st = cx_run_check_mode(&run, CX_EVAL_MODE_ZEROSHOT, err))) {
+    if (o->text && !zeroshot_from_dataset(&run, CX_EVAL_MODE_ZEROSHOT) &&
+        (st = cx_run_check_mode(&run, CX_EVAL_MODE_ZEROSHOT, err))) {
         st = cx_fail(err, CX_EUSAGE,
                      "%s is a supervised run without a text tower: it has no class embeddings",
                      run_dir);
@@ -555,6 +592,12 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
         (st = cx_run_check_dataset(&run, &ds, err)))
         goto fail;
+    if (o->text && zeroshot_from_dataset(&run, CX_EVAL_MODE_ZEROSHOT) &&
+        !ds.class_embeddings_path) {
+        st = cx_fail(err, CX_EUSAGE, "%s is a supervised run without a text tower, and %s names "
+                     "no class_embeddings: it has no class embeddings", run_dir, data);
+        goto fail;
+    }
     if (!(out->data = dup_or_null(data)) || (subset && !(out->subset = dup_or_null(subset)))) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;

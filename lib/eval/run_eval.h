@@ -44,6 +44,11 @@ cx_eval_mode cx_run_default_mode(const cx_run *run);
  * a CLIP run named by head_from). A message about the mode starts "mode NAME: ". */
 cx_status cx_run_check_mode(const cx_run *run, cx_eval_mode mode, cx_err *err);
 
+/* cx_run_check_mode, except that zeroshot of an SL run without a text tower is accepted when
+ * ds (NULL: none yet) names class_embeddings, the classifier of an external model. */
+cx_status cx_run_check_mode_ds(const cx_run *run, const cx_dataset *ds, cx_eval_mode mode,
+                               cx_err *err);
+
 /* CX_EDATA naming the dataset and the run unless ds has the run's evaluated classes: the same
  * number, the same names in the same order (open-world concepts after them may differ), and
  * samples of the size the image tower takes. */
@@ -69,7 +74,8 @@ void cx_run_clf_defaults(cx_run_clf_opts *o);
 /* The classifier of `mode` over the run's E = meta.num_eval_classes evaluated classes:
  * - zeroshot: cx_tokens_class_embeddings of the run's evaluated class names with ds's templates
  *   through the run's text tower (or, for an SL run with a text head, the tower of its
- *   head_from run), then logits = 100 cos (methods.md section 7);
+ *   head_from run; for another SL run the first E rows of ds's class_embeddings, whose width
+ *   must be the tower's output, else CX_EDATA), then logits = 100 cos (methods.md section 7);
  * - head: the first E rows of the SL head (cosine heads with their learnt scale);
  * - linear-probe, ncm, knn: fitted on the training features feat (n, D) with labels y (n) in
  *   [0, E) (the caller drops open-world samples); probe may be NULL, else it receives the

@@ -28,17 +28,24 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
     const cx_model_spec *s = &m->spec;
     cx_status st;
     int nhidden = s->image_kind == CX_IMAGE_LINEAR ? 0 : s->image_nhidden;
-    if (s->image_kind == CX_IMAGE_CNN)
+    /* A frozen tower is never updated: its tensors need no optimiser state in checkpoints. */
+    unsigned imf = s->image_frozen ? CX_PARAM_FROZEN | CX_PARAM_NO_STATE : 0;
+    if (s->image_kind == CX_IMAGE_IDENTITY) {
+        if (s->embed_dim != s->in_dim)
+            return cx_fail(err, CX_EUSAGE, "an identity image tower outputs its %d input features, "
+                           "not %d", s->in_dim, s->embed_dim);
+        st = CX_OK;
+    } else if (s->image_kind == CX_IMAGE_CNN)
         st = cx_cnn_declare(&m->image_cnn, p, "image", s->in_c, s->in_h, s->in_w,
                             s->image_channels, s->image_nchannels, s->image_hidden, nhidden,
-                            s->embed_dim, s->act, s->norm, 0, err);
+                            s->embed_dim, s->act, s->norm, imf, err);
     else if (s->image_kind == CX_IMAGE_VIT)
         st = cx_seq_tower_declare_vit(&m->image_vit, p, "image", s->in_c, s->in_h, s->in_w,
                                       s->vit.patch, s->vit.width, s->vit.layers, s->vit.heads,
-                                      s->vit.mlp, s->vit.pool, s->embed_dim, 0, err);
+                                      s->vit.mlp, s->vit.pool, s->embed_dim, imf, err);
     else
         st = cx_mlp_declare(&m->image, p, "image", s->in_dim, s->image_hidden, nhidden,
-                            s->embed_dim, s->act, s->norm, 0, err);
+                            s->embed_dim, s->act, s->norm, imf, err);
     if (st)
         goto fail;
     unsigned scale_flags = CX_PARAM_NO_DECAY | (s->logit_scale_learn ? 0 : CX_PARAM_FROZEN);
@@ -77,9 +84,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
         st = step_buffers_oom(s, err);
         goto fail;
     }
-    st = s->image_kind == CX_IMAGE_CNN   ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
-         : s->image_kind == CX_IMAGE_VIT ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, m->seq_scratch, err)
-                                         : cx_mlp_alloc(&m->image, s->max_batch, err);
+    st = s->image_kind == CX_IMAGE_IDENTITY ? CX_OK
+         : s->image_kind == CX_IMAGE_CNN    ? cx_cnn_alloc(&m->image_cnn, s->max_batch, err)
+         : s->image_kind == CX_IMAGE_VIT    ? cx_seq_tower_alloc(&m->image_vit, s->max_batch, m->seq_scratch, err)
+                                            : cx_mlp_alloc(&m->image, s->max_batch, err);
     if (st)
         goto fail;
     if (m->spec.world < 1)
@@ -131,7 +139,9 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
 {
     cx_rng rng;
     cx_rng_seed(&rng, seed, cx_rng_stream(RNG_TAG_INIT, 0, 0));
-    if (m->spec.image_kind == CX_IMAGE_CNN)
+    if (m->spec.image_kind == CX_IMAGE_IDENTITY)
+        ; /* no parameters, no draws: the text tower's or head's initialisation is unchanged */
+    else if (m->spec.image_kind == CX_IMAGE_CNN)
         cx_cnn_init_params(&m->image_cnn, &m->params, &rng);
     else if (m->spec.image_kind == CX_IMAGE_VIT)
         cx_seq_tower_init_params(&m->image_vit, &m->params, &rng);
@@ -150,6 +160,8 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
 
 const float *cx_model_image_forward(cx_model *m, const float *x, int B)
 {
+    if (m->spec.image_kind == CX_IMAGE_IDENTITY)
+        return x;
     if (m->spec.image_kind == CX_IMAGE_CNN)
         return cx_cnn_forward(&m->image_cnn, &m->params, x, B);
     if (m->spec.image_kind == CX_IMAGE_VIT)
@@ -175,9 +187,16 @@ const float *cx_model_text_tokens(const cx_model *m, int *T, int *D)
     return NULL;
 }
 
+int cx_model_image_trainable(const cx_model *m)
+{
+    return m->spec.image_kind != CX_IMAGE_IDENTITY && !m->spec.image_frozen;
+}
+
 /* Gradients of the image tower for the last forward; the input needs none. */
 static void image_backward(cx_model *m, const float *x, const float *dfeat, int B)
 {
+    if (!cx_model_image_trainable(m))
+        return;
     if (m->spec.image_kind == CX_IMAGE_CNN)
         cx_cnn_backward(&m->image_cnn, &m->params, x, dfeat, NULL, B);
     else if (m->spec.image_kind == CX_IMAGE_VIT)
@@ -193,14 +212,16 @@ const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
     return cx_text_tower_forward(&m->text, &m->params, tokens, B);
 }
 
-cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *tokens, int B,
-                                  const cx_dist *d, double *loss, cx_err *err)
+/* feat_given: x holds the image features (no image forward or backward). */
+static cx_status clip_step(cx_model *m, const float *x, int feat_given, const int32_t *tokens,
+                           int B, const cx_dist *d, double *loss, cx_err *err)
 {
     int D = m->spec.embed_dim;
     int rank = d ? d->rank : 0, world = d ? d->size : 1, G = B * world;
     size_t mine = (size_t)rank * (size_t)B * (size_t)D;
     float *img = m->img_unit + mine, *txt = m->txt_unit + mine;
-    const float *f = cx_model_image_forward(m, x, B);
+    int image_grad = !feat_given && cx_model_image_trainable(m);
+    const float *f = feat_given ? x : cx_model_image_forward(m, x, B);
     cx_l2norm_forward(img, m->img_norm, f, B, D, unit_eps);
     const float *g = cx_model_text_forward(m, tokens, B);
     cx_l2norm_forward(txt, m->txt_norm, g, B, D, unit_eps);
@@ -217,13 +238,16 @@ cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *to
     /* Every rank computes the same logit-scale gradient: each adds its 1/world share. */
     float *dtheta = cx_param_grad(&m->params, m->logit_scale);
     float theta_before = dtheta[0];
-    cx_infonce_backward(m->d_img, text_frozen ? NULL : m->d_txt, dtheta, m->scratch, m->p_row,
-                        m->p_col, m->logits, m->img_unit, m->txt_unit, scale, G, D, 1.0f);
+    cx_infonce_backward(image_grad ? m->d_img : NULL, text_frozen ? NULL : m->d_txt, dtheta,
+                        m->scratch, m->p_row, m->p_col, m->logits, m->img_unit, m->txt_unit, scale,
+                        G, D, 1.0f);
     if (world > 1)
         dtheta[0] = theta_before + (dtheta[0] - theta_before) / (float)world;
-    float *d_img = m->d_img + mine;
-    cx_l2norm_backward(d_img, d_img, img, m->img_norm, B, D, unit_eps);
-    image_backward(m, x, d_img, B);
+    if (image_grad) {
+        float *d_img = m->d_img + mine;
+        cx_l2norm_backward(d_img, d_img, img, m->img_norm, B, D, unit_eps);
+        image_backward(m, x, d_img, B);
+    }
     if (!text_frozen) {
         float *d_txt = m->d_txt + mine;
         cx_l2norm_backward(d_txt, d_txt, txt, m->txt_norm, B, D, unit_eps);
@@ -235,6 +259,18 @@ cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *to
     return CX_OK;
 }
 
+cx_status cx_model_clip_step_dist(cx_model *m, const float *x, const int32_t *tokens, int B,
+                                  const cx_dist *d, double *loss, cx_err *err)
+{
+    return clip_step(m, x, 0, tokens, B, d, loss, err);
+}
+
+cx_status cx_model_clip_step_dist_feat(cx_model *m, const float *feat, const int32_t *tokens,
+                                       int B, const cx_dist *d, double *loss, cx_err *err)
+{
+    return clip_step(m, feat, 1, tokens, B, d, loss, err);
+}
+
 double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, int B)
 {
     double loss = 0.0;
@@ -242,11 +278,12 @@ double cx_model_clip_step(cx_model *m, const float *x, const int32_t *tokens, in
     return loss;
 }
 
-double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
-                               const int32_t *all_labels, int G, int offset, cx_loss *l,
-                               cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+static double sl_step(cx_model *m, const float *x, int feat_given, const int32_t *labels, int B,
+                      const int32_t *all_labels, int G, int offset, cx_loss *l,
+                      cx_vocab_sampler *vs, cx_rng *rng, int epoch)
 {
-    const float *f = cx_model_image_forward(m, x, B);
+    int image_grad = !feat_given && cx_model_image_trainable(m);
+    const float *f = feat_given ? x : cx_model_image_forward(m, x, B);
     const int32_t *classes = NULL, *targets = labels;
     int K = m->spec.num_classes;
     if (vs) {
@@ -264,9 +301,24 @@ double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *label
         for (size_t i = 0; i < n; i++)
             m->dlogits[i] *= share;
     }
-    cx_head_backward(&m->head, &m->params, f, m->dlogits, m->d_img, B);
-    image_backward(m, x, m->d_img, B);
+    cx_head_backward(&m->head, &m->params, f, m->dlogits, image_grad ? m->d_img : NULL, B);
+    if (image_grad)
+        image_backward(m, x, m->d_img, B);
     return loss;
+}
+
+double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
+                               const int32_t *all_labels, int G, int offset, cx_loss *l,
+                               cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+{
+    return sl_step(m, x, 0, labels, B, all_labels, G, offset, l, vs, rng, epoch);
+}
+
+double cx_model_sl_step_global_feat(cx_model *m, const float *feat, const int32_t *labels, int B,
+                                    const int32_t *all_labels, int G, int offset, cx_loss *l,
+                                    cx_vocab_sampler *vs, cx_rng *rng, int epoch)
+{
+    return sl_step(m, feat, 1, labels, B, all_labels, G, offset, l, vs, rng, epoch);
 }
 
 double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int B, cx_loss *l,

@@ -16,7 +16,15 @@
 #include "lib/objective/vocab_sampler.h"
 
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
-typedef enum { CX_IMAGE_LINEAR, CX_IMAGE_MLP, CX_IMAGE_CNN, CX_IMAGE_VIT } cx_image_kind;
+/* CX_IMAGE_IDENTITY: no parameters, the flattened inputs are the features (embed_dim = in_dim):
+ * features exported from an external model. */
+typedef enum {
+    CX_IMAGE_LINEAR,
+    CX_IMAGE_MLP,
+    CX_IMAGE_CNN,
+    CX_IMAGE_VIT,
+    CX_IMAGE_IDENTITY
+} cx_image_kind;
 typedef enum { CX_TEXT_LINEAR, CX_TEXT_MLP, CX_TEXT_TRANSFORMER } cx_text_kind;
 
 /* A transformer tower's shape (ViT or text). */
@@ -45,6 +53,8 @@ typedef struct {
     cx_act act;
     cx_norm norm;
     cx_seq_spec vit;                  /* CX_IMAGE_VIT (in_c, in_h, in_w the image) */
+    int image_frozen;                 /* tower fixed: CX_PARAM_FROZEN | CX_PARAM_NO_STATE, and
+                                         the steps run no image backward */
     /* text tower: CLIP only */
     cx_text_kind text_kind;
     int vocab_size, token_dim, max_tokens;
@@ -88,7 +98,8 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
 /* PyTorch-default initialisation from the seed (its own RNG stream). */
 void cx_model_init_params(cx_model *m, uint64_t seed);
 
-/* Image tower output (B, embed_dim), unnormalised; a buffer of the model. */
+/* Image tower output (B, embed_dim), unnormalised; a buffer of the model (x itself for an
+ * identity tower). */
 const float *cx_model_image_forward(cx_model *m, const float *x, int B);
 /* Text tower output (B, embed_dim), unnormalised. */
 const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B);
@@ -126,6 +137,18 @@ double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int 
 double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
                                const int32_t *all_labels, int G, int offset, cx_loss *l,
                                cx_vocab_sampler *vs, cx_rng *rng, int epoch);
+
+/* 1 when the image tower has trainable parameters (not identity, not frozen). */
+int cx_model_image_trainable(const cx_model *m);
+
+/* The two steps on precomputed image features feat (B, embed_dim), the output of a tower that
+ * does not train (frozen or identity): no image forward, no image backward. Same losses and
+ * gradients as the steps above given the inputs whose features feat holds. */
+cx_status cx_model_clip_step_dist_feat(cx_model *m, const float *feat, const int32_t *tokens,
+                                       int B, const cx_dist *d, double *loss, cx_err *err);
+double cx_model_sl_step_global_feat(cx_model *m, const float *feat, const int32_t *labels, int B,
+                                    const int32_t *all_labels, int G, int offset, cx_loss *l,
+                                    cx_vocab_sampler *vs, cx_rng *rng, int epoch);
 
 /* The current logit scale: CLIP's or the cosine head's exp(theta); 1 for a linear head. */
 float cx_model_logit_scale(const cx_model *m);

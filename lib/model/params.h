@@ -10,7 +10,12 @@
 
 enum {
     CX_PARAM_NO_DECAY = 1u << 0, /* biases, norm gains, logit scale: no weight decay */
-    CX_PARAM_FROZEN = 1u << 1    /* never updated by the optimiser */
+    CX_PARAM_FROZEN = 1u << 1,   /* never updated by the optimiser */
+    CX_PARAM_NO_STATE = 1u << 2  /* with FROZEN: checkpoints hold no optimiser state for it
+                                    (a frozen image tower; the older frozen tensors keep
+                                    theirs so their checkpoints stay byte-identical), and
+                                    nothing writes its gradient (the model runs no backward
+                                    into it), so the optimiser does not zero it each step */
 };
 
 #define CX_PARAM_NAME_MAX 64

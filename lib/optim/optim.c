@@ -141,7 +141,10 @@ static void step_range(cx_optim *o, cx_params *p, double lr, size_t lo, size_t h
         if (a >= e)
             continue;
         if (in->flags & CX_PARAM_FROZEN) {
-            if (zero_grad)
+            /* A NO_STATE tensor's gradient is never written (its tower runs no backward): it
+             * is still the zero of the allocation, and a frozen image tower is most of a
+             * head-on-features run's parameters, so it is not swept every step. */
+            if (zero_grad && !(in->flags & CX_PARAM_NO_STATE))
                 memset(p->grad + a, 0, sizeof(float) * (e - a));
             continue;
         }

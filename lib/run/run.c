@@ -98,7 +98,7 @@ cx_status cx_run_write_ckpt(const char *path, const cx_run_meta *meta, const cha
         snprintf(key, sizeof key, "param/%s", in->name);
         if ((st = cx_ckpt_add(&ck, key, CX_CKPT_F32, in->ndim, shape, p->value + in->offset, err)))
             goto fail;
-        for (int slot = 0; o && slot < p->nslots; slot++) {
+        for (int slot = 0; o && !(in->flags & CX_PARAM_NO_STATE) && slot < p->nslots; slot++) {
             snprintf(key, sizeof key, "optim/%d/%s", slot, in->name);
             if ((st = cx_ckpt_add(&ck, key, CX_CKPT_F32, in->ndim, shape,
                                   cx_param_state(p, slot, t), err)))
@@ -221,7 +221,7 @@ cx_status cx_run_load_params(const cx_ckpt *ck, const char *path, cx_model *m, c
         cx_status st = cx_ckpt_get_f32(ck, path, key, p->value + in->offset, in->size, err);
         if (st)
             return st;
-        for (int slot = 0; o && slot < p->nslots; slot++) {
+        for (int slot = 0; o && !(in->flags & CX_PARAM_NO_STATE) && slot < p->nslots; slot++) {
             snprintf(key, sizeof key, "optim/%d/%s", slot, in->name);
             if ((st = cx_ckpt_get_f32(ck, path, key, cx_param_state(p, slot, t), in->size, err)))
                 return st;

@@ -31,6 +31,10 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
     case CX_CFG_IMAGE_MLP:
         spec->image_kind = CX_IMAGE_MLP;
         break;
+    case CX_CFG_IMAGE_IDENTITY:
+        /* The inputs, flattened, are the features: model.image.dim does not apply. */
+        spec->image_kind = CX_IMAGE_IDENTITY;
+        break;
     case CX_CFG_IMAGE_VIT:
     case CX_CFG_IMAGE_CNN: {
         int vit = cfg->model.image.type == CX_CFG_IMAGE_VIT;
@@ -79,7 +83,9 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
     for (size_t i = 0; i < hidden->n; i++)
         spec->image_hidden[i] = hidden->v[i];
     spec->image_nhidden = (int)hidden->n;
-    spec->embed_dim = (int)cfg->model.image.dim;
+    spec->embed_dim =
+        spec->image_kind == CX_IMAGE_IDENTITY ? spec->in_dim : (int)cfg->model.image.dim;
+    spec->image_frozen = cfg->model.image.freeze;
     spec->act = cfg->model.image.act == CX_CFG_ACT_GELU ? CX_ACT_GELU : CX_ACT_RELU;
     spec->norm = cfg->model.image.norm == CX_CFG_NORM_LAYERNORM ? CX_NORM_LAYER : CX_NORM_NONE;
 

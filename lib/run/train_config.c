@@ -52,12 +52,12 @@ static const cx_conf_key keys[] = {
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "draw samples with probability proportional to 1/n_y (class-balanced) or n_y^-1/2 (sqrt)"},
     {"vocab.k", CX_CONF_INT, AT(vocab.k), "0", IN(0, 16777216), .doc = "sl: classes per step (the batch's labels plus sampled others); 0: all classes"},
     {"vocab.weight", CX_CONF_ENUM, AT(vocab.weight), "linear", .choices = CHOICES("uniform", "linear", "sqrt"), .doc = "weight of a class drawn into the step's vocabulary: 1, n_c or sqrt(n_c)"},
-    {"head", CX_CONF_ENUM, AT(head), "linear", .choices = CHOICES("linear", "cosine", "text"), .doc = "sl classifier: linear, cosine (learnable scale) or text (frozen class-prompt embeddings)"},
-    {"head_from", CX_CONF_PATH, AT(head_from), "null", NULLABLE, .doc = "head text: CLIP run folder whose text tower embeds the class prompts"},
+    {"head", CX_CONF_ENUM, AT(head), "linear", .choices = CHOICES("linear", "cosine", "text"), .doc = "sl classifier: linear, cosine (learnable scale) or text (frozen class-prompt embeddings of head_from, or the dataset's class_embeddings)"},
+    {"head_from", CX_CONF_PATH, AT(head_from), "null", NULLABLE, .doc = "head text: CLIP run folder whose text tower embeds the class prompts; null: the dataset's class_embeddings"},
     {"logit_scale.init", CX_CONF_DOUBLE, AT(logit_scale.init), "14.285714285714286", GT(0), .doc = "initial logit scale s (1/0.07)"},
     {"logit_scale.max", CX_CONF_DOUBLE, AT(logit_scale.max), "100", GT(0), .doc = "the logit scale is clamped to at most this"},
     {"logit_scale.learn", CX_CONF_BOOL, AT(logit_scale.learn), "true", .doc = "learn the logit scale (false: keep it at init)"},
-    {"model.image.type", CX_CONF_ENUM, AT(model.image.type), "mlp", .choices = CHOICES("linear", "mlp", "cnn", "vit"), .doc = "image tower"},
+    {"model.image.type", CX_CONF_ENUM, AT(model.image.type), "mlp", .choices = CHOICES("linear", "mlp", "cnn", "vit", "identity"), .doc = "image tower; identity: none, the (flattened) inputs are the features, e.g. an external CLIP's"},
     {"model.image.hidden", CX_CONF_INT_LIST, AT(model.image.hidden), "[1024, 1024]", WIDTH, .max_len = 64, .doc = "MLP hidden layer widths"},
     {"model.image.dim", CX_CONF_INT, AT(model.image.dim), "256", WIDTH, .doc = "embedding size: the image tower's output"},
     {"model.image.act", CX_CONF_ENUM, AT(model.image.act), "relu", .choices = CHOICES("relu", "gelu"), .doc = "activation after each hidden layer"},
@@ -69,6 +69,8 @@ static const cx_conf_key keys[] = {
     {"model.image.heads", CX_CONF_INT, AT(model.image.heads), "4", IN(1, 4096), .doc = "ViT: attention heads; must divide the width"},
     {"model.image.mlp_ratio", CX_CONF_DOUBLE, AT(model.image.mlp_ratio), "4", GT(0), .doc = "ViT: MLP hidden width over the token width"},
     {"model.image.pool", CX_CONF_ENUM, AT(model.image.pool), "cls", .choices = CHOICES("cls", "mean"), .doc = "ViT: the feature is the CLS token's, or the mean of the patch tokens"},
+    {"model.image.init", CX_CONF_STRING, AT(model.image.init), "random", .doc = "random, or a run folder to copy the image tower from (same type and shapes)"},
+    {"model.image.freeze", CX_CONF_BOOL, AT(model.image.freeze), "false", .doc = "keep the image tower fixed: no gradient, no optimiser state; its features are computed once (linear probing, a head on a frozen tower)"},
     {"model.text.type", CX_CONF_ENUM, AT(model.text.type), "linear", .choices = CHOICES("linear", "mlp", "transformer"), .doc = "text tower: linear or mlp on the mean of the token embeddings, or a transformer over the token sequence"},
     {"model.text.dim", CX_CONF_INT, AT(model.text.dim), "256", WIDTH, .doc = "token embedding size (the transformer's width)"},
     {"model.text.hidden", CX_CONF_INT_LIST, AT(model.text.hidden), "[]", WIDTH, .max_len = 64, .doc = "text MLP hidden layer widths"},
@@ -142,10 +144,6 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                        "head: %s applies to objective: sl (objective clip has no classifier "
                        "head); set objective: sl or head: linear",
                        name_of("head", (int)cfg->head));
-    if (cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from)
-        return cx_fail(err, CX_EUSAGE,
-                       "head: text needs head_from: the folder of a CLIP run whose text tower "
-                       "embeds the class prompts");
     if (cfg->head != CX_CFG_HEAD_TEXT && cfg->head_from)
         return cx_fail(err, CX_EUSAGE,
                        "head_from is used only with head: text (head is %s); set head: text or "
@@ -207,5 +205,15 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         return cx_fail(err, CX_EUSAGE,
                        "model.text.init: give random or the folder of a run to copy the text "
                        "tower from");
+    if (!cfg->model.image.init || !cfg->model.image.init[0])
+        return cx_fail(err, CX_EUSAGE,
+                       "model.image.init: give random or the folder of a run to copy the image "
+                       "tower from");
+    if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY &&
+        strcmp(cfg->model.image.init, "random") != 0)
+        return cx_fail(err, CX_EUSAGE,
+                       "model.image.init: an identity image tower has no parameters to copy from "
+                       "%s; set model.image.init: random or another model.image.type",
+                       cfg->model.image.init);
     return CX_OK;
 }

@@ -26,7 +26,13 @@ typedef enum {
 typedef enum { CX_CFG_SAMPLER_NONE, CX_CFG_SAMPLER_CLASS_BALANCED, CX_CFG_SAMPLER_SQRT } cx_cfg_sampler;
 typedef enum { CX_CFG_VOCAB_UNIFORM, CX_CFG_VOCAB_LINEAR, CX_CFG_VOCAB_SQRT } cx_cfg_vocab_weight;
 typedef enum { CX_CFG_HEAD_LINEAR, CX_CFG_HEAD_COSINE, CX_CFG_HEAD_TEXT } cx_cfg_head;
-typedef enum { CX_CFG_IMAGE_LINEAR, CX_CFG_IMAGE_MLP, CX_CFG_IMAGE_CNN, CX_CFG_IMAGE_VIT } cx_cfg_image_tower;
+typedef enum {
+    CX_CFG_IMAGE_LINEAR,
+    CX_CFG_IMAGE_MLP,
+    CX_CFG_IMAGE_CNN,
+    CX_CFG_IMAGE_VIT,
+    CX_CFG_IMAGE_IDENTITY
+} cx_cfg_image_tower;
 typedef enum { CX_CFG_TEXT_LINEAR, CX_CFG_TEXT_MLP, CX_CFG_TEXT_TRANSFORMER } cx_cfg_text_tower;
 typedef enum { CX_CFG_POOL_TOKEN, CX_CFG_POOL_MEAN } cx_cfg_pool; /* cls|eot, mean */
 typedef enum { CX_CFG_ACT_RELU, CX_CFG_ACT_GELU } cx_cfg_act;
@@ -90,6 +96,8 @@ typedef struct {
             int64_t patch, width, layers, heads; /* ViT */
             double mlp_ratio;
             cx_cfg_pool pool;
+            char *init;            /* "random", or a run folder to copy the image tower from */
+            bool freeze;           /* keep the image tower fixed (features computed once) */
         } image;
         struct {
             cx_cfg_text_tower type;

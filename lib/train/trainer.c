@@ -41,9 +41,14 @@ typedef struct {
     int batch;         /* the global batch */
     int local_batch;   /* this process's rows of it: batch / dist.size */
     int64_t last_ckpt_step; /* step of the newest checkpoint on disk, -1 when none */
+    int resuming;      /* a checkpoint will replace the initial weights */
     /* per-step buffers */
     uint32_t *order;   /* (n) this epoch's sample order */
     float *x;          /* (batch, in_dim) */
+    /* A frozen image tower's features of every training row, computed once before the first
+     * step (no augmentation exists, so they are the same every epoch): (n, D), owned, or NULL.
+     * feat_x holds one batch of them, (local_batch, D). */
+    float *feat, *feat_x;
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     char *caption;     /* (CAPTION_MAX) */
@@ -81,6 +86,8 @@ static void trainer_free(trainer *t)
     free(t->milestones);
     free(t->order);
     free(t->x);
+    free(t->feat);
+    free(t->feat_x);
     free(t->labels);
     free(t->tokens);
     free(t->caption);
@@ -192,22 +199,115 @@ static int same_class_list(const cx_run_meta *a, const cx_dataset *ds)
     return 1;
 }
 
-/* Copy every tensor whose name starts with prefix from src's parameters into dst's. */
+/* "(a, b, c)" of a tensor's shape into buf. */
+static const char *shape_text(const cx_param_info *in, char *buf, size_t cap)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < in->ndim && pos + 1 < cap; d++) {
+        int w = snprintf(buf + pos, cap - pos, "%s%d", d ? ", " : "(", in->shape[d]);
+        pos += w > 0 ? (size_t)w : 0;
+    }
+    if (pos + 1 < cap)
+        snprintf(buf + pos, cap - pos, ")");
+    return buf;
+}
+
+/* Copy every tensor whose name starts with prefix from src's parameters into dst's; key names
+ * the setting (model.text.init, model.image.init) and what (text, image) the tower in messages.
+ * Both must hold the same tensors of that prefix with the same shapes. */
 static cx_status copy_params(const cx_params *src, cx_params *dst, const char *prefix,
-                             const char *from, cx_err *err)
+                             const char *from, const char *key, const char *what, cx_err *err)
 {
     size_t np = strlen(prefix);
+    int nsrc = 0, ndst = 0;
+    for (int t = 0; t < src->count; t++)
+        nsrc += strncmp(src->info[t].name, prefix, np) == 0;
     for (int t = 0; t < dst->count; t++) {
         const cx_param_info *in = &dst->info[t];
         if (strncmp(in->name, prefix, np) != 0)
             continue;
+        ndst++;
         int s = cx_params_find(src, in->name);
-        if (s < 0 || src->info[s].size != in->size)
-            return cx_fail(err, CX_EUSAGE, "model.text.init: %s has no tensor %s of this shape; "
-                           "the text tower settings must match that run's", from, in->name);
+        if (s < 0)
+            return cx_fail(err, CX_EUSAGE, "%s: %s has no tensor %s; the %s tower settings must "
+                           "match that run's", key, from, in->name, what);
+        const cx_param_info *si = &src->info[s];
+        int same = si->ndim == in->ndim;
+        for (int d = 0; same && d < in->ndim; d++)
+            same = si->shape[d] == in->shape[d];
+        if (!same) {
+            char a[96], b[96];
+            return cx_fail(err, CX_EUSAGE, "%s: %s holds %s of shape %s, this run's is %s; the %s "
+                           "tower settings must match that run's", key, from, in->name,
+                           shape_text(si, a, sizeof a), shape_text(in, b, sizeof b), what);
+        }
         memcpy(cx_param_value(dst, t), cx_param_value(src, s), sizeof(float) * in->size);
     }
+    if (nsrc != ndst)
+        return cx_fail(err, CX_EUSAGE, "%s: %s's %s tower has %d tensors, this run's %d; the %s "
+                       "tower settings must match that run's", key, from, what, nsrc, ndst, what);
     return CX_OK;
+}
+
+/* model.image.init: the image tower of another run (any objective), same type and shapes. */
+static cx_status copy_image_tower(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    const char *from = cfg->model.image.init;
+    cx_run src;
+    cx_status st = cx_run_open(from, 1, &src, err);
+    if (st)
+        return cx_err_prefix(err, st, "model.image.init");
+    if (src.cfg.model.image.type != cfg->model.image.type) {
+        st = cx_fail(err, CX_EUSAGE, "model.image.init: %s has a %s image tower, this run a %s "
+                     "one; set model.image.type to match", from,
+                     cx_conf_enum_name(&cx_train_config_schema, "model.image.type",
+                                       (int)src.cfg.model.image.type),
+                     cx_conf_enum_name(&cx_train_config_schema, "model.image.type",
+                                       (int)cfg->model.image.type));
+    } else if (src.model.spec.in_dim != t->model.spec.in_dim) {
+        st = cx_fail(err, CX_EUSAGE, "model.image.init: %s's image tower takes %d input values, "
+                     "this data's samples hold %d", from, src.model.spec.in_dim,
+                     t->model.spec.in_dim);
+    } else {
+        st = copy_params(&src.model.params, &t->model.params, "image.", from, "model.image.init",
+                         "image", err);
+    }
+    cx_run_close(&src);
+    return st;
+}
+
+/* head: text without head_from: the dataset's class_embeddings are the frozen head. */
+static cx_status head_from_class_embeddings(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    if (!t->ds.class_embeddings_path)
+        return cx_fail(err, CX_EUSAGE, "head: text needs head_from: the folder of a CLIP run "
+                       "whose text tower embeds the class prompts, or a dataset that names "
+                       "class_embeddings (%s names none)", cfg->data);
+    float *w;
+    int D;
+    cx_status st = cx_dataset_class_embeddings(&t->ds, &w, &D, err);
+    if (st)
+        return st;
+    int want = t->model.spec.embed_dim;
+    if (D != want) {
+        /* Against an identity tower both sides are data; against a tower, its configured size. */
+        if (t->model.spec.image_kind == CX_IMAGE_IDENTITY)
+            st = cx_fail(err, CX_EDATA, "%s: class embeddings of %d dimensions, but the training "
+                         "features (%s) have %d", t->ds.class_embeddings_path, D,
+                         t->ds.train.images_path, want);
+        else
+            st = cx_fail(err, CX_EUSAGE, "head: text: %s holds class embeddings of %d "
+                         "dimensions, the image tower outputs %d; set model.image.dim: %d",
+                         t->ds.class_embeddings_path, D, want, D);
+    } else {
+        memcpy(cx_param_value(&t->model.params, t->model.head.w), w,
+               sizeof *w * (size_t)t->ds.num_classes * (size_t)D);
+    }
+    free(w);
+    return st;
 }
 
 static cx_status build_model(trainer *t, cx_err *err)
@@ -259,18 +359,24 @@ static cx_status build_model(trainer *t, cx_err *err)
             goto fail;
         }
         if (text_src.cfg.model.text.dim != cfg->model.text.dim ||
-            text_src.cfg.model.image.dim != cfg->model.image.dim) {
+            text_src.model.spec.embed_dim != t->model.spec.embed_dim) {
             st = cx_fail(err, CX_EUSAGE, "model.text.init: %s has token dimension %lld and "
-                         "embedding dimension %lld; set model.text.dim and model.image.dim to match",
+                         "embedding dimension %d; set model.text.dim and model.image.dim to match",
                          cfg->model.text.init, (long long)text_src.cfg.model.text.dim,
-                         (long long)text_src.cfg.model.image.dim);
+                         text_src.model.spec.embed_dim);
             goto fail;
         }
         if ((st = copy_params(&text_src.model.params, &t->model.params, "text.",
-                              cfg->model.text.init, err)))
+                              cfg->model.text.init, "model.text.init", "text", err)))
             goto fail;
     }
-    if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
+    /* On resume the checkpoint holds the tower: the source run need not exist any more. */
+    if (strcmp(cfg->model.image.init, "random") != 0 && !t->resuming &&
+        (st = copy_image_tower(t, err)))
+        goto fail;
+    if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from) {
+        st = head_from_class_embeddings(t, err);
+    } else if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
         cx_run head_src;
         if ((st = open_source_run(cfg->head_from, "head_from", &head_src, err)))
             goto fail;
@@ -279,11 +385,10 @@ static cx_status build_model(trainer *t, cx_err *err)
                          "classes) than %s (%d classes); use a CLIP run of the same dataset",
                          cfg->head_from, head_src.meta.shape.num_classes, cfg->data,
                          t->ds.num_classes);
-        } else if (head_src.cfg.model.image.dim != cfg->model.image.dim) {
-            st = cx_fail(err, CX_EUSAGE, "head_from: %s embeds into %lld dimensions; set "
-                         "model.image.dim: %lld", cfg->head_from,
-                         (long long)head_src.cfg.model.image.dim,
-                         (long long)head_src.cfg.model.image.dim);
+        } else if (head_src.model.spec.embed_dim != t->model.spec.embed_dim) {
+            st = cx_fail(err, CX_EUSAGE, "head_from: %s embeds into %d dimensions; set "
+                         "model.image.dim: %d", cfg->head_from, head_src.model.spec.embed_dim,
+                         head_src.model.spec.embed_dim);
         } else {
             st = cx_tokens_class_embeddings(&head_src.model, &head_src.vocab, t->ds.class_names,
                                           t->ds.num_classes, t->ds.templates, t->ds.num_templates,
@@ -477,6 +582,32 @@ static void zero_grad(trainer *t)
     memset(p->grad + t->zeroed_hi, 0, sizeof(float) * (p->total - t->zeroed_hi));
 }
 
+/* The frozen tower's features of all training rows, in batches of the model's size (the same
+ * chunks in every process and on resume, so the same bits). */
+static cx_status feature_cache(trainer *t, cx_err *err)
+{
+    const cx_split *s = &t->ds.train;
+    size_t D = (size_t)t->model.spec.embed_dim, B = (size_t)t->local_batch;
+    t->feat = malloc(sizeof *t->feat * s->n * D);
+    t->feat_x = malloc(sizeof *t->feat_x * B * D);
+    uint32_t *idx = malloc(sizeof *idx * B);
+    if (!t->feat || !t->feat_x || !idx) {
+        free(idx);
+        return cx_fail(err, CX_ENOMEM, "out of memory for the frozen image tower's features of "
+                       "%zu training samples (%zu floats each)", s->n, D);
+    }
+    for (size_t start = 0; start < s->n; start += B) {
+        size_t nb = s->n - start < B ? s->n - start : B;
+        for (size_t i = 0; i < nb; i++)
+            idx[i] = (uint32_t)(start + i);
+        cx_split_gather_f32(s, idx, nb, t->x);
+        const float *f = cx_model_image_forward(&t->model, t->x, (int)nb);
+        memcpy(t->feat + start * D, f, sizeof *f * nb * D);
+    }
+    free(idx);
+    return CX_OK;
+}
+
 static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
@@ -486,6 +617,13 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
     cx_train_status status = {0};
     status.total_steps = meta->total_steps;
     status.epochs = cfg->epochs;
+    if (t->model.spec.image_frozen && t->model.spec.image_kind != CX_IMAGE_IDENTITY &&
+        meta->step < meta->total_steps && !t->feat) {
+        cx_status st = feature_cache(t, err);
+        if ((st = cx_dist_agree(&t->dist, st, err)))
+            return st;
+    }
+    const size_t D = (size_t)t->model.spec.embed_dim;
     while (meta->step < meta->total_steps) {
         int64_t epoch = meta->step / spe; /* 0-based */
         cx_sampler_epoch(t->sampler, epoch, t->order);
@@ -499,7 +637,12 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             /* Every process knows the whole global batch's order; it computes its own rows. */
             int B = G / t->dist.size, offset = t->dist.rank * B;
             const uint32_t *rows = global_rows + offset;
-            cx_split_gather_f32(s, rows, (size_t)B, t->x);
+            if (t->feat)
+                for (int i = 0; i < B; i++)
+                    memcpy(t->feat_x + (size_t)i * D, t->feat + (size_t)rows[i] * D,
+                           sizeof *t->feat_x * D);
+            else
+                cx_split_gather_f32(s, rows, (size_t)B, t->x);
             for (int i = 0; i < G; i++)
                 t->labels[i] = s->y[global_rows[i]];
             zero_grad(t);
@@ -509,12 +652,20 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 cx_tokens_captions(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
                                      (int)cfg->model.text.max_tokens, t->tokens, t->caption,
                                      CAPTION_MAX);
-                st = cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist, &loss, err);
+                st = t->feat ? cx_model_clip_step_dist_feat(&t->model, t->feat_x, t->tokens, B,
+                                                            &t->dist, &loss, err)
+                             : cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist,
+                                                       &loss, err);
             } else {
                 cx_rng rng;
                 cx_rng_seed(&rng, (uint64_t)cfg->seed, cx_rng_stream(TAG_VOCAB, (uint64_t)meta->step, 0));
-                loss = cx_model_sl_step_global(&t->model, t->x, t->labels + offset, B, t->labels, G,
-                                               offset, t->loss, t->vocab_sampler, &rng, (int)epoch);
+                const int32_t *mine = t->labels + offset;
+                loss = t->feat ? cx_model_sl_step_global_feat(&t->model, t->feat_x, mine, B,
+                                                              t->labels, G, offset, t->loss,
+                                                              t->vocab_sampler, &rng, (int)epoch)
+                               : cx_model_sl_step_global(&t->model, t->x, mine, B, t->labels, G,
+                                                         offset, t->loss, t->vocab_sampler,
+                                                         &rng, (int)epoch);
                 st = cx_dist_allreduce_sum_f64(&t->dist, &loss, 1, err);
                 loss /= (double)t->dist.size;
             }
@@ -689,6 +840,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     if (!st && threads > 0)
         cfg.threads = threads;
     t.cfg = &cfg;
+    t.resuming = !st && cx_path_exists(t.ckpt_path);
     if (!st)
         st = prepare(&t, err);
     cfg.threads = saved_threads;
