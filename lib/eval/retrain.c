@@ -12,6 +12,7 @@
 #include "lib/base/clock.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
+#include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/run_eval.h"
@@ -674,6 +675,46 @@ static cx_status append_log(rt_state *t, const char *line, cx_err *err)
 
 /* ---- the whole job ------------------------------------------------------------------------ */
 
+static cx_status train_epochs(rt_state *t, const cx_schedule *sch, int64_t spe, int64_t gstep,
+                              float theta_max, const cx_retrain_hooks *hooks, cx_err *err)
+{
+    cx_status st;
+    for (int64_t e = t->epochs_done; e < t->cfg.epochs; e++) {
+        double t0 = cx_clock_seconds(), sum = 0, lr = 0;
+        cx_sampler_epoch(t->sampler, e, t->order);
+        for (int64_t s = 0; s < spe; s++, gstep++) {
+            size_t lo = (size_t)s * (size_t)t->B;
+            int B = (int)((t->n - lo) < (size_t)t->B ? (t->n - lo) : (size_t)t->B);
+            double l = step(t, lo, B, (int)e);
+            if (!isfinite(l))
+                return cx_fail(err, CX_EDIVERGED, "epoch %lld step %lld: the loss is %g",
+                               (long long)e + 1, (long long)s + 1, l);
+            sum += l;
+            lr = cx_schedule_lr(sch, gstep);
+            cx_optim_step(&t->opt, &t->p, lr);
+            cx_params_zero_grad(&t->p);
+            if (t->has_head && t->head.kind == CX_HEAD_COSINE) {
+                float *th = cx_param_value(&t->p, t->head.scale);
+                th[0] = th[0] < 0 ? 0 : th[0] > theta_max ? theta_max : th[0];
+            }
+        }
+        t->epochs_done = e + 1;
+        t->last_loss = sum / (double)spe;
+        double secs = cx_clock_seconds() - t0;
+        char line[256];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"seconds\": %.6f, "
+                 "\"samples_per_s\": %.1f}",
+                 (long long)t->epochs_done, t->last_loss, lr, secs,
+                 secs > 0 ? (double)t->n / secs : 0.0);
+        if ((st = write_ckpt(t, err)) || (st = append_log(t, line, err)))
+            return st;
+        if (hooks && hooks->on_epoch)
+            hooks->on_epoch(hooks->ctx, t->epochs_done, t->cfg.epochs, t->last_loss, lr);
+    }
+    return CX_OK;
+}
+
 static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
                          cx_retrain_info *info, cx_err *err)
 {
@@ -767,39 +808,15 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
     sch.gamma = 0.1;
     int64_t gstep = t->epochs_done * spe;
     float theta_max = logf((float)t->run.cfg.logit_scale.max);
-    for (int64_t e = t->epochs_done; e < t->cfg.epochs; e++) {
-        double t0 = cx_clock_seconds(), sum = 0, lr = 0;
-        cx_sampler_epoch(t->sampler, e, t->order);
-        for (int64_t s = 0; s < spe; s++, gstep++) {
-            size_t lo = (size_t)s * (size_t)t->B;
-            int B = (int)((t->n - lo) < (size_t)t->B ? (t->n - lo) : (size_t)t->B);
-            double l = step(t, lo, B, (int)e);
-            if (!isfinite(l))
-                return cx_fail(err, CX_EDIVERGED, "epoch %lld step %lld: the loss is %g",
-                               (long long)e + 1, (long long)s + 1, l);
-            sum += l;
-            lr = cx_schedule_lr(&sch, gstep);
-            cx_optim_step(&t->opt, &t->p, lr);
-            cx_params_zero_grad(&t->p);
-            if (t->has_head && t->head.kind == CX_HEAD_COSINE) {
-                float *th = cx_param_value(&t->p, t->head.scale);
-                th[0] = th[0] < 0 ? 0 : th[0] > theta_max ? theta_max : th[0];
-            }
-        }
-        t->epochs_done = e + 1;
-        t->last_loss = sum / (double)spe;
-        double secs = cx_clock_seconds() - t0;
-        char line[256];
-        snprintf(line, sizeof line,
-                 "{\"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"seconds\": %.6f, "
-                 "\"samples_per_s\": %.1f}",
-                 (long long)t->epochs_done, t->last_loss, lr, secs,
-                 secs > 0 ? (double)t->n / secs : 0.0);
-        if ((st = write_ckpt(t, err)) || (st = append_log(t, line, err)))
-            return st;
-        if (hooks && hooks->on_epoch)
-            hooks->on_epoch(hooks->ctx, t->epochs_done, t->cfg.epochs, t->last_loss, lr);
-    }
+    /* The products of a step are a few hundred rows by the classes: threading them costs
+     * more than it brings (and spins against other processes on a shared machine), so the
+     * epochs run on one thread, and their bits do not depend on --threads. */
+    int threads = cx_threads_get();
+    cx_threads_set(1);
+    st = train_epochs(t, &sch, spe, gstep, theta_max, hooks, err);
+    cx_threads_set(threads);
+    if (st)
+        return st;
 done:
     if (info) {
         info->method = (int)t->cfg.method;
