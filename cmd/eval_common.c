@@ -124,19 +124,19 @@ void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,
         fputs(", \"from\": ", fp);
         cx_json_write_string(fp, info->retrain_from ? info->retrain_from : "");
         if (isfinite(info->retrain_tau))
-            fprintf(fp, ", \"tau\": %.17g},", info->retrain_tau);
+            fprintf(fp, ", \"tau\": %.9g},", info->retrain_tau);
         else
             fputs(", \"tau\": null},", fp);
     }
     if (info->posthoc) {
         fputs("\n  \"posthoc\": {\"method\": ", fp);
         cx_json_write_string(fp, cx_posthoc_name((cx_posthoc_kind)info->posthoc));
-        fprintf(fp, ", \"tau\": %.17g, \"tau_from\": ", info->posthoc_tau);
+        fprintf(fp, ", \"tau\": %.9g, \"tau_from\": ", info->posthoc_tau);
         cx_json_write_string(fp, info->posthoc_tau_chosen ? cx_val_source_name(info->posthoc_val)
                                                           : "given");
         fprintf(fp, ", \"n_val\": %lld, \"val_acc\": ", (long long)info->posthoc_n_val);
         if (isfinite(info->posthoc_val_acc))
-            fprintf(fp, "%.17g},", info->posthoc_val_acc);
+            fprintf(fp, "%.9g},", info->posthoc_val_acc);
         else
             fputs("null},", fp);
     }
