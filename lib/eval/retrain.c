@@ -707,7 +707,9 @@ static cx_status train_epochs(rt_state *t, const cx_schedule *sch, int64_t spe, 
                  "\"samples_per_s\": %.1f}",
                  (long long)t->epochs_done, t->last_loss, lr, secs,
                  secs > 0 ? (double)t->n / secs : 0.0);
-        if ((st = write_ckpt(t, err)) || (st = append_log(t, line, err)))
+        /* The log line first: a kill between the two leaves a log one epoch ahead of the
+         * checkpoint, and a resume keeps only the lines of the epochs the checkpoint holds. */
+        if ((st = append_log(t, line, err)) || (st = write_ckpt(t, err)))
             return st;
         if (hooks && hooks->on_epoch)
             hooks->on_epoch(hooks->ctx, t->epochs_done, t->cfg.epochs, t->last_loss, lr);
