@@ -322,7 +322,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
-                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, train, val, test)",
+                "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, train, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }
