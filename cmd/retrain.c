@@ -20,7 +20,7 @@ static const cli_opt retrain_opts[] = {
     {"method", CLI_STRING, &method, "M", "the second stage (required for a new run)", 0, -1,
      CX_RETRAIN_METHOD_CHOICES},
     {"set", CLI_LIST, &sets, "KEY=VALUE",
-     "one key of the method (see below); repeatable, applied in order", 0, -1, NULL},
+     "one key of the method (see above); repeatable, applied in order", 0, -1, NULL},
     {"out", CLI_STRING, &out_dir, "RUN2",
      "run folder to create: config.yaml, features.ckpt, model.ckpt, log.jsonl", 0, -1, NULL},
     {"resume", CLI_STRING, &resume_dir, "RUN2",
@@ -44,12 +44,13 @@ const cli_spec cmd_retrain_spec = {
     "            (a note on stderr says which); never the test split\n"
     "  disalign  (1 + g alpha_c) z_c + g beta_c, g = sigmoid(w . f + b), GRW-weighted CE\n"
     "  marc      a_c z_c + b_c ||W_c||, GRW-weighted CE\n"
-    "Keys (--set; 'clipx help retrain' lists which method reads which): seed, epochs,\n"
-    "batch, optim.name (sgd|adamw), optim.lr, optim.momentum (crt, lws, disalign, marc),\n"
-    "optim.wd (crt), grw.p (disalign, marc), tau_norm.tau, tau_norm.grid, val.per_class\n"
-    "(tau-norm), data and subset (default: RUN's). A key of another method is refused\n"
-    "(status 2, naming the key), as is a method RUN has no classifier for (lws, tau-norm,\n"
-    "disalign and marc need an SL run's head; tau-norm a linear one).\n"
+    "Keys (--set KEY=VALUE): seed, data and subset (every method; default RUN's); epochs\n"
+    "(10), batch (256), optim.name (sgd|adamw), optim.lr (0.1), optim.momentum (0.9)\n"
+    "(crt, lws, disalign, marc); optim.wd (crt, 5e-4); grw.p (disalign, marc, 1.2);\n"
+    "tau_norm.tau (auto or [0, 2]), tau_norm.grid, val.per_class (tau-norm, 50). A key of\n"
+    "another method is refused (status 2, naming the key), as is a method RUN has no\n"
+    "classifier for (lws, tau-norm, disalign and marc need an SL run's head; tau-norm a\n"
+    "linear one).\n"
     "RUN2/config.yaml records the method and RUN's path; RUN2/model.ckpt (written at every\n"
     "epoch end) holds the retrained classifier: 'clipx eval RUN2' scores it on RUN's\n"
     "features, 'clipx compare RUN RUN2' compares them. --resume RUN2 continues from the last\n"
