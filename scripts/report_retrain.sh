@@ -144,6 +144,14 @@ for m in $METHODS la; do
             printf "| %s | %s | %s | %s | %s |\n", name, t1, t2, t3, (d2 >= 0.03 && d1 >= 0) ? "yes" : "no"
         }' "$rows"
 done
+taus=$(awk -F'\t' '$1 == "tau-norm" { printf "%s%s", n++ ? "," : "", $8 }' "$rows")
+if [ -z "$(echo "$taus" | tr -d '0,')" ]; then
+    echo
+    echo "tau-normalisation chose tau = 0 on every seed, i.e. it left the head as it was: the"
+    echo "AdamW-trained linear head's row norms do not grow with class frequency here (the imbalance sits"
+    echo "mostly in its bias, which tau-norm keeps), and a larger tau lowers the validation accuracy. The"
+    echo "methods that learn a per-class correction (LWS, MARC) or a new classifier (cRT) do raise the tail."
+fi
 echo
 echo "Commands: \`scripts/report_retrain.sh\` ($(( $(date +%s) - t_start )) s here; runs under \`$(realpath --relative-to="$top" "$work" 2>/dev/null || echo "$work")\`)."
 }
