@@ -147,9 +147,9 @@ done
 taus=$(awk -F'\t' '$1 == "tau-norm" { printf "%s%s", n++ ? "," : "", $8 }' "$rows")
 if [ -z "$(echo "$taus" | tr -d '0,')" ]; then
     echo
-    echo "tau-normalisation chose tau = 0 on every seed, i.e. it left the head as it was: the"
+    echo "tau-normalisation chose tau = 0 on every seed, i.e. it left the head as it was, and a larger tau lowers the validation accuracy. A likely reason: the"
     echo "AdamW-trained linear head's row norms do not grow with class frequency here (the imbalance sits"
-    echo "mostly in its bias, which tau-norm keeps), and a larger tau lowers the validation accuracy. The"
+    echo "mostly in its bias, which tau-norm keeps; not measured here). The"
     echo "methods that learn a per-class correction (LWS, MARC) or a new classifier (cRT) do raise the tail."
 fi
 echo
