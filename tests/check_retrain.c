@@ -2,7 +2,8 @@
  * MARC; one DisAlign and one MARC step (GRW loss, SGD) against PyTorch (rebalance.fx);
  * tau-normalisation and logit adjustment against hand-computed values; the choice of tau on
  * validation data; the held-out validation rows (balanced, outside the subset, seeded,
- * refused when a class has none); the retrain schema's per-method keys. */
+ * refused when a class has none); the val: split synth writes; the retrain schema's per-method
+ * keys. */
 #include "config.h"
 
 #include <check.h>
@@ -11,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lib/data/dataset.h"
+#include "lib/data/synth.h"
 #include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/posthoc.h"
@@ -389,6 +393,61 @@ START_TEST(heldout_rows_balanced_outside_the_subset)
 }
 END_TEST
 
+/* ---- the val: split ----------------------------------------------------------------------- */
+
+START_TEST(val_split_loads_balanced)
+{
+    cx_err err;
+    char dir[] = "/tmp/clipx-check-retrain-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    cx_synth_opts o = CX_SYNTH_DEFAULTS;
+    o.classes = 5;
+    o.n = 300;
+    o.dim = 4;
+    o.test_per_class = 3;
+    o.seed = 5;
+    must(cx_synth_write(&o, a, &err), &err);
+    o.val_per_class = 7;
+    must(cx_synth_write(&o, b, &err), &err);
+    char ya[300], yb[300];
+    snprintf(ya, sizeof ya, "%s/dataset.yaml", a);
+    snprintf(yb, sizeof yb, "%s/dataset.yaml", b);
+    cx_dataset ds;
+    cx_load_options lo = {0};
+    lo.parts = CX_LOAD_VAL | CX_LOAD_TEST | CX_LOAD_IMAGES;
+    must(cx_dataset_load(yb, &lo, &ds, &err), &err);
+    ck_assert(ds.has_val);
+    ck_assert_uint_eq(ds.val.n, 35);
+    ck_assert_uint_eq(ds.val.dim, 4);
+    int per[5] = {0};
+    for (size_t i = 0; i < ds.val.n; i++)
+        per[ds.val.y[i]]++;
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_eq(per[c], 7);
+    /* Not the test split's samples. */
+    ck_assert_int_ne(memcmp(ds.val.x, ds.test.x, sizeof(float) * 4 * 3), 0);
+    cx_dataset_free(&ds);
+    /* Without a val split: has_val 0, and asking for it is an error naming the YAML. */
+    lo.parts = CX_LOAD_NONE;
+    must(cx_dataset_load(ya, &lo, &ds, &err), &err);
+    ck_assert(!ds.has_val);
+    cx_dataset_free(&ds);
+    lo.parts = CX_LOAD_VAL;
+    ck_assert_int_ne(cx_dataset_load(ya, &lo, &ds, &err), CX_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no 'val' split"));
+    /* Parts 0 (every split) leaves val alone: it is asked for, never implied. */
+    must(cx_dataset_load(yb, NULL, &ds, &err), &err);
+    ck_assert_uint_eq(ds.val.n, 0);
+    cx_dataset_free(&ds);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- the retrain schema ------------------------------------------------------------------- */
 
 START_TEST(retrain_keys_belong_to_methods)
@@ -436,6 +495,7 @@ static Suite *retrain_suite(void)
     tc = tcase_create("validation");
     tcase_add_test(tc, heldout_rows_balanced_outside_the_subset);
     tcase_add_test(tc, retrain_keys_belong_to_methods);
+    tcase_add_test(tc, val_split_loads_balanced);
     suite_add_tcase(s, tc);
     return s;
 }
