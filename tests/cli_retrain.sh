@@ -1,5 +1,5 @@
 #!/bin/sh
-# clipx retrain (cRT, LWS, tau-norm, DisAlign, MARC on a run's frozen features), the
+# clipx retrain (cRT, LWS, tau-norm, DisAlign, MARC, the MLP decoder on a run's frozen features), the
 # validation split (synth --val-per-class, val: in the YAML, held-out training rows) and
 # clipx eval --posthoc: run folders, eval and compare of RUN2, resume after SIGKILL
 # byte-identical, cached features, refusals (a key of another method, a run without the
@@ -11,7 +11,7 @@ MAN="$TOP_SRCDIR/doc/clipx.1"
 
 # ---- help and man page ---------------------------------------------------------------------
 if expect_exit 0 "$CLIPX" retrain --help; then
-    expect_grep 'crt[|]lws[|]tau-norm[|]disalign[|]marc' "$WORK/out" "retrain --help"
+    expect_grep 'crt[|]lws[|]tau-norm[|]disalign[|]marc[|]decoder' "$WORK/out" "retrain --help"
     sed -n '/^\.SS retrain$/,/^\.S[SH] /p' "$MAN" | awk '/^\.TP/ {getline; print $2}' |
         sed 's/\\-/-/g' >"$WORK/man"
     for opt in $(grep -Eo '^  --[a-z0-9-]+' "$WORK/out"); do
@@ -45,8 +45,10 @@ common="--subset $WORK/lt.subset --epochs 3 --batch 32 --set model.image.hidden=
 SL="$WORK/sl"
 
 # ---- every method: a run folder that eval and compare read ---------------------------------
-for m in crt lws tau-norm disalign marc; do
-    expect_exit 0 "$CLIPX" retrain "$SL" --method $m --set seed=3 --out "$WORK/$m" --threads 1 --quiet || continue
+for m in crt lws tau-norm disalign marc decoder; do
+    extra=""
+    [ $m = decoder ] && extra="--set loss=balanced-softmax --set decoder.hidden=[12,10]"
+    expect_exit 0 "$CLIPX" retrain "$SL" --method $m --set seed=3 $extra --out "$WORK/$m" --threads 1 --quiet || continue
     for f in config.yaml model.ckpt features.ckpt; do
         [ -s "$WORK/$m/$f" ] || fail "$m: no $f"
     done
@@ -83,6 +85,8 @@ expect_exit 0 "$CLIPX" retrain "$SL" --method tau-norm --set tau_norm.tau=0 --ou
 expect_exit 0 "$CLIPX" retrain "$SL" --method crt --set seed=3 --out "$WORK/crt2" --threads 2 --quiet
 cmp -s "$WORK/crt/model.ckpt" "$WORK/crt2/model.ckpt" || fail "crt: a rerun differs"
 expect_exit 0 "$CLIPX" retrain "$WORK/clip" --method crt --out "$WORK/clip-crt" --threads 1 --quiet
+expect_exit 0 "$CLIPX" retrain "$WORK/clip" --method decoder --out "$WORK/clip-dec" --threads 1 --quiet
+expect_exit 0 "$CLIPX" eval "$WORK/clip-dec" --threads 1
 expect_exit 0 "$CLIPX" retrain "$WORK/cos" --method lws --out "$WORK/cos-lws" --threads 1 --quiet
 expect_exit 0 "$CLIPX" eval "$WORK/cos-lws" --threads 1
 
@@ -118,8 +122,10 @@ expect_exit 2 "$CLIPX" eval "$WORK/full" --posthoc logit-adjust --threads 1 && e
 expect_exit 0 "$CLIPX" retrain "$WORK/full" --method tau-norm --set tau_norm.tau=1 --out "$WORK/tn-given" --threads 1 --quiet
 
 # ---- resume after SIGKILL: byte-identical ---------------------------------------------------
-for m in crt disalign; do
-    CLIPX_TEST_KILL_AT_EPOCH=4 "$CLIPX" retrain "$SL" --method $m --set seed=3 --out "$WORK/kill-$m" \
+for m in crt disalign decoder; do
+    extra=""
+    [ $m = decoder ] && extra="--set loss=balanced-softmax --set decoder.hidden=[12,10]"
+    CLIPX_TEST_KILL_AT_EPOCH=4 "$CLIPX" retrain "$SL" --method $m --set seed=3 $extra --out "$WORK/kill-$m" \
         --threads 1 --quiet >/dev/null 2>&1
     [ -s "$WORK/kill-$m/model.ckpt" ] || fail "$m: killed run has no checkpoint"
     cmp -s "$WORK/$m/model.ckpt" "$WORK/kill-$m/model.ckpt" && fail "$m: killed run already finished"
@@ -147,7 +153,11 @@ expect_exit 2 "$CLIPX" retrain "$WORK/clip" --method lws --out "$WORK/x" &&
     expect_one_error_line && expect_grep 'method lws: .* CLIP run' "$WORK/err" "head refusal"
 expect_exit 2 "$CLIPX" retrain "$WORK/cos" --method tau-norm --set tau_norm.tau=1 --out "$WORK/x" &&
     expect_one_error_line && expect_grep 'tau-norm needs head: linear' "$WORK/err" "cosine refusal"
-expect_exit 2 "$CLIPX" retrain "$SL" --method decoder --out "$WORK/x" && expect_one_error_line
+expect_exit 2 "$CLIPX" retrain "$SL" --method prompt --out "$WORK/x" && expect_one_error_line
+expect_exit 2 "$CLIPX" retrain "$SL" --method decoder --set loss=ldam --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'ldam needs a cosine head' "$WORK/err" "ldam refusal"
+expect_exit 2 "$CLIPX" retrain "$SL" --method crt --set loss=focal --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'loss: not a key of method crt \(it belongs to decoder\)' "$WORK/err" "loss refusal"
 expect_exit 2 "$CLIPX" retrain "$SL" --out "$WORK/x" && expect_one_error_line
 expect_exit 2 "$CLIPX" retrain "$SL" --method crt && expect_one_error_line
 expect_exit 2 "$CLIPX" retrain "$SL" --method crt --out "$WORK/crt" && expect_one_error_line

@@ -17,6 +17,7 @@
 #include "lib/eval/posthoc.h"
 #include "lib/eval/run_eval.h"
 #include "lib/model/head.h"
+#include "lib/model/mlp.h"
 #include "lib/model/params.h"
 #include "lib/model/rebalance_head.h"
 #include "lib/objective/loss.h"
@@ -25,6 +26,7 @@
 #include "lib/optim/schedule.h"
 #include "lib/run/ckpt.h"
 #include "lib/run/run.h"
+#include "lib/run/train_config.h"
 
 enum { TAG_RETRAIN_INIT = 0x52455452 /* "RETR" */ };
 
@@ -51,6 +53,8 @@ typedef struct {
     cx_params p;
     cx_head head;
     int has_head;
+    cx_mlp mlp; /* decoder */
+    int has_mlp;
     int i_s, i_gw, i_gb, i_al, i_be, i_a, i_b;
     cx_optim opt;
     int opt_init;
@@ -90,6 +94,8 @@ static void rt_free(rt_state *t)
         cx_optim_free(&t->opt);
     if (t->has_head)
         cx_head_free(&t->head);
+    if (t->has_mlp)
+        cx_mlp_free(&t->mlp);
     cx_params_free(&t->p);
     free(t->wnorm);
     cx_eval_classifier_free(&t->base);
@@ -137,7 +143,7 @@ static cx_status check_run(const rt_state *t, cx_err *err)
 {
     const cx_run *r = &t->run;
     const char *m = cx_retrain_method_name((int)t->cfg.method);
-    if (t->cfg.method == CX_RETRAIN_CRT)
+    if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER)
         return CX_OK;
     if (r->cfg.objective != CX_CFG_OBJECTIVE_SL)
         return cx_fail(err, CX_EUSAGE,
@@ -330,6 +336,16 @@ static cx_status build(rt_state *t, cx_err *err)
         DECL(t->i_a, "marc.a", E);
         DECL(t->i_b, "marc.b", E);
         break;
+    case CX_RETRAIN_DECODER:
+        if ((int)t->cfg.decoder.hidden.n > CX_RETRAIN_MAX_HIDDEN)
+            return cx_fail(err, CX_EUSAGE, "decoder.hidden: at most %d layers",
+                           CX_RETRAIN_MAX_HIDDEN);
+        if ((st = cx_mlp_declare(&t->mlp, &t->p, "decoder", D, t->cfg.decoder.hidden.v,
+                                 (int)t->cfg.decoder.hidden.n, E, CX_ACT_RELU, CX_NORM_NONE, 0,
+                                 err)))
+            return st;
+        t->has_mlp = 1;
+        break;
     default:
         return CX_OK;
     }
@@ -351,6 +367,10 @@ static cx_status build(rt_state *t, cx_err *err)
         cx_rng r;
         cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 0, 0));
         cx_head_init_params(&t->head, &t->p, &r, t->run.cfg.logit_scale.init);
+    } else if (m == CX_RETRAIN_DECODER) {
+        cx_rng r;
+        cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 1, 0));
+        cx_mlp_init_params(&t->mlp, &t->p, &r);
     } else if (m == CX_RETRAIN_LWS) {
         for (int c = 0; c < E; c++)
             cx_param_value(&t->p, t->i_s)[c] = 1.0f;
@@ -365,9 +385,17 @@ static cx_status build(rt_state *t, cx_err *err)
     t->B = (int)B;
     if (t->has_head && (st = cx_head_alloc(&t->head, t->B, err)))
         return st;
+    if (t->has_mlp && (st = cx_mlp_alloc(&t->mlp, t->B, err)))
+        return st;
     cx_loss_config lc;
     memset(&lc, 0, sizeof lc);
-    lc.kind = (m == CX_RETRAIN_DISALIGN || m == CX_RETRAIN_MARC) ? CX_LOSS_GRW : CX_LOSS_CE;
+    /* The decoder trains with any stage-1 loss (the config's enum is in cx_loss_kind's order). */
+    static const cx_loss_kind losses[] = {CX_LOSS_CE,  CX_LOSS_FOCAL,  CX_LOSS_BALANCED_SOFTMAX,
+                                          CX_LOSS_LOGIT_ADJUST, CX_LOSS_CBW, CX_LOSS_EFFNUM,
+                                          CX_LOSS_GRW, CX_LOSS_LDAM,   CX_LOSS_LADE};
+    lc.kind = (m == CX_RETRAIN_DISALIGN || m == CX_RETRAIN_MARC) ? CX_LOSS_GRW
+              : m == CX_RETRAIN_DECODER                           ? losses[t->cfg.loss]
+                                                                  : CX_LOSS_CE;
     lc.focal_gamma = 2;
     lc.la_tau = 1;
     lc.effnum_beta = 0.999;
@@ -376,6 +404,10 @@ static cx_status build(rt_state *t, cx_err *err)
     lc.lade_lambda = 0.1;
     cx_sampler_kind sk = (m == CX_RETRAIN_CRT || m == CX_RETRAIN_LWS) ? CX_SAMPLER_CLASS_BALANCED
                                                                       : CX_SAMPLER_SHUFFLE;
+    if (m == CX_RETRAIN_DECODER)
+        sk = t->cfg.sampler == CX_CFG_SAMPLER_CLASS_BALANCED ? CX_SAMPLER_CLASS_BALANCED
+             : t->cfg.sampler == CX_CFG_SAMPLER_SQRT         ? CX_SAMPLER_SQRT
+                                                             : CX_SAMPLER_SHUFFLE;
     if ((st = cx_loss_create(&t->loss, &lc, t->counts, E, t->B, err)) ||
         (st = cx_sampler_create(&t->sampler, sk, t->y, t->n, E, (uint64_t)t->cfg.seed, err)))
         return st;
@@ -425,6 +457,9 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
     case CX_RETRAIN_CRT:
         logits = cx_head_forward(&t->head, p, t->xb, B, NULL, E);
         break;
+    case CX_RETRAIN_DECODER:
+        logits = cx_mlp_forward(&t->mlp, p, t->xb, B);
+        break;
     case CX_RETRAIN_LWS:
         base_logits(t, B);
         cx_lws_forward(t->z, cx_param_value(p, t->i_s), B, E, t->out);
@@ -448,6 +483,9 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
     switch ((int)t->cfg.method) {
     case CX_RETRAIN_CRT:
         cx_head_backward(&t->head, p, t->xb, t->dout, NULL, B);
+        break;
+    case CX_RETRAIN_DECODER:
+        cx_mlp_backward(&t->mlp, p, t->xb, t->dout, NULL, B);
         break;
     case CX_RETRAIN_LWS:
         cx_lws_backward(t->z, t->dout, B, E, cx_param_grad(p, t->i_s));
@@ -479,6 +517,28 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
     r->method = m;
     r->tau = m == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
     r->gated = m == CX_RETRAIN_DISALIGN;
+    if (m == CX_RETRAIN_DECODER) {
+        const cx_mlp *ml = &t->mlp;
+        r->nhidden = ml->nlayers - 1;
+        for (int i = 0; i <= r->nhidden; i++)
+            r->hdims[i] = ml->dims[i];
+        for (int i = 0; i < r->nhidden; i++) {
+            size_t wn = (size_t)ml->dims[i + 1] * ml->dims[i];
+            if (!(r->hw[i] = malloc(sizeof(float) * wn)) ||
+                !(r->hb[i] = malloc(sizeof(float) * (size_t)ml->dims[i + 1])))
+                return cx_fail(err, CX_ENOMEM, "out of memory");
+            memcpy(r->hw[i], cx_param_value(p, ml->w[i]), sizeof(float) * wn);
+            memcpy(r->hb[i], cx_param_value(p, ml->b[i]), sizeof(float) * (size_t)ml->dims[i + 1]);
+        }
+        int L = ml->nlayers - 1, H = ml->dims[L];
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * H)) || !(r->b = malloc(sizeof(float) * (size_t)E)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, cx_param_value(p, ml->w[L]), sizeof(float) * (size_t)E * H);
+        memcpy(r->b, cx_param_value(p, ml->b[L]), sizeof(float) * (size_t)E);
+        r->normalize = 0;
+        r->scale = 1.0f;
+        return CX_OK;
+    }
     int Dx = r->gated ? 2 * D + 1 : D;
     r->w = calloc((size_t)E * Dx, sizeof *r->w);
     r->b = calloc((size_t)E, sizeof *r->b);
@@ -565,7 +625,8 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
     cx_ckpt_init(&ck);
     if (st)
         goto fail;
-    int64_t ws[2] = {r.C, r.gated ? 2 * r.D + 1 : r.D}, bs[1] = {r.C}, gs[1] = {r.D};
+    int64_t ws[2] = {r.C, r.gated ? 2 * r.D + 1 : r.nhidden ? r.hdims[r.nhidden] : r.D};
+    int64_t bs[1] = {r.C}, gs[1] = {r.D};
     if ((st = cx_ckpt_add_i64(&ck, "retrain.method", (int64_t)t->cfg.method, err)) ||
         (st = cx_ckpt_add_i64(&ck, "retrain.epochs_done", t->epochs_done, err)) ||
         (st = cx_ckpt_add_i64(&ck, "retrain.epochs", trained((int)t->cfg.method) ? t->cfg.epochs : 0, err)) ||
@@ -578,8 +639,19 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
         (st = cx_ckpt_add(&ck, "clf.w", CX_CKPT_F32, 2, ws, r.w, err)) ||
         (st = cx_ckpt_add(&ck, "clf.b", CX_CKPT_F32, 1, bs, r.b, err)) ||
         (r.gated && ((st = cx_ckpt_add(&ck, "clf.gate_w", CX_CKPT_F32, 1, gs, r.gate_w, err)) ||
-                     (st = cx_ckpt_add_f64(&ck, "clf.gate_b", r.gate_b, err)))))
+                     (st = cx_ckpt_add_f64(&ck, "clf.gate_b", r.gate_b, err)))) ||
+        (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))))
         goto fail;
+    for (int i = 0; i < r.nhidden; i++) {
+        char name[32];
+        int64_t hs[2] = {r.hdims[i + 1], r.hdims[i]}, hbs[1] = {r.hdims[i + 1]};
+        snprintf(name, sizeof name, "clf.dec_w%d", i);
+        if ((st = cx_ckpt_add(&ck, name, CX_CKPT_F32, 2, hs, r.hw[i], err)))
+            goto fail;
+        snprintf(name, sizeof name, "clf.dec_b%d", i);
+        if ((st = cx_ckpt_add(&ck, name, CX_CKPT_F32, 1, hbs, r.hb[i], err)))
+            goto fail;
+    }
     for (int i = 0; i < t->p.count; i++) {
         const cx_param_info *pi = &t->p.info[i];
         int64_t sh[1] = {(int64_t)pi->size};

@@ -17,6 +17,7 @@ typedef enum {
     CX_RETRAIN_TAU_NORM,
     CX_RETRAIN_DISALIGN,
     CX_RETRAIN_MARC,
+    CX_RETRAIN_DECODER,
     CX_RETRAIN_METHODS
 } cx_retrain_method;
 
@@ -43,14 +44,19 @@ typedef struct {
     struct {
         int64_t per_class; /* held-out training rows per class when the dataset has no val */
     } val;
+    int loss;    /* decoder: a cx_cfg_loss of train_config.h (ldam excluded) */
+    int sampler; /* decoder: a cx_cfg_sampler */
+    struct {
+        cx_conf_ints hidden; /* decoder: the MLP's hidden widths */
+    } decoder;
 } cx_retrain_config;
 
 extern const cx_conf_schema cx_retrain_config_schema;
 
-/* "crt", "lws", "tau-norm", "disalign", "marc"; NULL out of range. */
+/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder"; NULL out of range. */
 const char *cx_retrain_method_name(int m);
 /* The choices as one string "crt|lws|tau-norm|disalign|marc". */
-#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc"
+#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder"
 
 /* 1 when method m reads key (a schema key); the keys every method reads (method, from, data,
  * subset, seed, threads) too. */
