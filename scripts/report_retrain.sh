@@ -1,7 +1,7 @@
 #!/bin/bash
 # The two-stage and post-hoc section of experiments/REPORT.md (issue 14): on W1's SL
 # configuration (experiments/w1-sl.yaml) trained on Fashion-MNIST-LT, the stage-1 CE run
-# against cRT, LWS, tau-normalisation, DisAlign and MARC (clipx retrain on its frozen
+# against cRT, LWS, tau-normalisation, DisAlign, MARC and the MLP decoder (clipx retrain on its frozen
 # features) and post-hoc logit adjustment (clipx eval --posthoc), over several seeds: class-mean
 # top-1, the tail (the rarest third of the classes), many/medium/few (> 100, 20..100, < 20
 # training samples), paired differences against CE.
@@ -48,7 +48,7 @@ t_start=$(date +%s)
 DATA=experiments/data/fashion-mnist.yaml
 SUB=$work/fmnist-lt100-5000.subset
 [ -s "$SUB" ] || "$X" subsample "$DATA" --profile exp --rho 100 --n-max 5000 --seed 0 --out "$SUB" --quiet
-METHODS="crt lws tau-norm disalign marc"
+METHODS="crt lws tau-norm disalign marc decoder"
 rows=$work/rows.tsv
 : >"$rows"
 for s in ${seeds//,/ }; do
@@ -63,7 +63,9 @@ for s in ${seeds//,/ }; do
         if [ ! -s "$r/model.ckpt" ]; then
             say "$m, seed $s"
             rm -rf "$r"
-            "$X" retrain "$ce" --method $m --set "seed=$s" --out "$r" --threads "$jobs" --quiet 2>/dev/null
+            extra=()
+            [ "$m" = decoder ] && extra=(--set loss=balanced-softmax)
+            "$X" retrain "$ce" --method $m --set "seed=$s" "${extra[@]}" --out "$r" --threads "$jobs" --quiet 2>/dev/null
         fi
     done
     for m in ce $METHODS la; do
@@ -99,9 +101,10 @@ echo
 echo "W1's SL configuration (\`experiments/w1-sl.yaml\`: MLP 784 → 1024 → 1024 → 256, linear head,"
 echo "cross-entropy, AdamW, 10 epochs) on Fashion-MNIST-LT with the exponential profile, imbalance ratio"
 echo "100 and the largest class at 5,000 images (training counts $counts), then on its frozen"
-echo "features: \`clipx retrain --method crt|lws|tau-norm|disalign|marc\` with the defaults (10 epochs,"
+echo "features: \`clipx retrain --method crt|lws|tau-norm|disalign|marc|decoder\` with the defaults (10 epochs,"
 echo "SGD lr 0.1 with momentum 0.9, cosine, batch 256; class-balanced sampling for cRT and LWS, GRW"
-echo "weights p = 1.2 for DisAlign and MARC; tau-norm's tau chosen over 0, 0.1, ..., 1) and post-hoc"
+echo "weights p = 1.2 for DisAlign and MARC; tau-norm's tau chosen over 0, 0.1, ..., 1; the decoder an"
+echo "MLP 256 → 256 → 10 with balanced softmax, the feature-vector analogue of Imbalance-VLM's decoder) and post-hoc"
 echo "logit adjustment (\`clipx eval --posthoc logit-adjust\`, tau chosen over 0, 0.1, ..., 2). Both choices"
 echo "use 50 training images per class held out of the subset (Fashion-MNIST has no val split; the test"
 echo "split is never used). $nseeds seeds (the stage-1 run's and the second stage's); evaluation on the"
@@ -121,7 +124,7 @@ for m in ce $METHODS la; do
             return sprintf("%.3f ± %.3f", mu, sd) }
         $1 == m { n++; for (k = 3; k <= 8; k++) v[n, k] = $k; taus = taus (n > 1 ? ", " : "") $8 }
         END {
-            name = m == "ce" ? "CE (stage 1)" : m == "la" ? "CE + post-hoc logit adjustment" : m == "crt" ? "cRT" : m == "lws" ? "LWS" : m == "tau-norm" ? "tau-norm" : m == "disalign" ? "DisAlign" : "MARC"
+            name = m == "ce" ? "CE (stage 1)" : m == "la" ? "CE + post-hoc logit adjustment" : m == "crt" ? "cRT" : m == "lws" ? "LWS" : m == "tau-norm" ? "tau-norm" : m == "disalign" ? "DisAlign" : m == "marc" ? "MARC" : "MLP decoder (balanced softmax)"
             printf "| %s | %d | %s | %s | %s | %s | %s | %s |\n", name, n, ms(3), ms(4), ms(5), ms(6), ms(7), (m == "la" || m == "tau-norm") ? taus : "–"
         }' "$rows"
 done
@@ -139,7 +142,7 @@ for m in $METHODS la; do
             mu = sm / n; sd = n > 1 ? sqrt((q - n * mu * mu) / (n - 1) > 0 ? (q - n * mu * mu) / (n - 1) : 0) : 0
             last = mu; return sprintf("%+.3f ± %.3f", mu, sd) }
         END {
-            name = m == "la" ? "post-hoc logit adjustment" : m == "crt" ? "cRT" : m == "lws" ? "LWS" : m == "tau-norm" ? "tau-norm" : m == "disalign" ? "DisAlign" : "MARC"
+            name = m == "la" ? "post-hoc logit adjustment" : m == "crt" ? "cRT" : m == "lws" ? "LWS" : m == "tau-norm" ? "tau-norm" : m == "disalign" ? "DisAlign" : m == "marc" ? "MARC" : "MLP decoder (balanced softmax)"
             t1 = pd(a3, ce3); d1 = last; t2 = pd(a4, ce4); d2 = last; t3 = pd(a6, ce6)
             printf "| %s | %s | %s | %s | %s |\n", name, t1, t2, t3, (d2 >= 0.03 && d1 >= 0) ? "yes" : "no"
         }' "$rows"
@@ -150,10 +153,10 @@ if [ -z "$(echo "$taus" | tr -d '0,')" ]; then
     echo "tau-normalisation chose tau = 0 on every seed, i.e. it left the head as it was, and a larger tau lowers the validation accuracy. A likely reason: the"
     echo "AdamW-trained linear head's row norms do not grow with class frequency here (the imbalance sits"
     echo "mostly in its bias, which tau-norm keeps; not measured here). The"
-    echo "methods that learn a per-class correction (LWS, MARC) or a new classifier (cRT) do raise the tail."
+    echo "methods that learn a per-class correction (LWS, MARC) or a new classifier (cRT, the decoder) do raise the tail."
 fi
 echo
-echo "Commands: \`scripts/report_retrain.sh\` ($(( $(date +%s) - t_start )) s here; runs under \`$(realpath --relative-to="$top" "$work" 2>/dev/null || echo "$work")\`)."
+echo "Commands: \`scripts/report_retrain.sh\` ($(( $(date +%s) - t_start )) s for this invocation, which reuses finished runs; runs under \`$(realpath --relative-to="$top" "$work" 2>/dev/null || echo "$work")\`)."
 }
 if [ -n "$update" ]; then
     section >"$work/section.md"
