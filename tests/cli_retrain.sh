@@ -169,7 +169,16 @@ expect_exit 2 "$CLIPX" retrain "$WORK/crt" --method crt --out "$WORK/x" && expec
 [ ! -e "$WORK/x" ] || fail "a refused retrain left $WORK/x"
 expect_exit 2 "$CLIPX" eval "$WORK/crt" --mode knn && expect_one_error_line &&
     expect_grep '^clipx: eval: --mode knn: ' "$WORK/err" "mode refusal"
-expect_exit 2 "$CLIPX" eval "$WORK/disalign" --posthoc logit-adjust=1 && expect_one_error_line
+expect_exit 2 "$CLIPX" eval "$WORK/disalign" --posthoc tau-norm=1 && expect_one_error_line
+# Post-hoc adjustment of retrained classifiers, gated or decoded ones included, tau chosen on
+# validation features transformed like the test features.
+for m in crt disalign decoder; do
+    expect_exit 0 "$CLIPX" eval "$WORK/$m" --posthoc logit-adjust --json --threads 1 &&
+        [ "$("$JSONQ" "$WORK/out" .posthoc.tau_from)" = train-heldout ] || fail "$m: posthoc on a retrained run"
+done
+expect_exit 0 "$CLIPX" eval "$WORK/decoder" --posthoc logit-adjust=0 --json --threads 1 &&
+    [ "$("$JSONQ" "$WORK/out" .top1)" = "$("$CLIPX" eval "$WORK/decoder" --json --threads 1 | "$JSONQ" - .top1)" ] ||
+    fail "decoder: logit-adjust 0 changes top1"
 expect_exit 2 "$CLIPX" eval "$SL" --posthoc nope && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$SL" --posthoc tau-norm=-1 && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$WORK/cos" --posthoc tau-norm=1 && expect_one_error_line

@@ -439,10 +439,10 @@ static cx_status posthoc_step(eval_state *s, const cx_run_eval_opts *o, const ch
     if (s->clf.kind != CX_CLF_LINEAR)
         return cx_fail(err, CX_EUSAGE, "posthoc %s: mode %s has no linear classifier to adjust",
                        cx_posthoc_name(kind), cx_eval_mode_name(info->mode));
-    if (s->score_feat)
+    if (kind == CX_POSTHOC_TAU_NORM && s->rclf.gated)
         return cx_fail(err, CX_EUSAGE,
-                       "posthoc %s: a DisAlign run's classifier is gated by its features; "
-                       "adjust the stage-1 run instead", cx_posthoc_name(kind));
+                       "posthoc tau-norm: a DisAlign run's classifier is gated by its features, "
+                       "its rows are not a head's; use logit-adjust");
     if (kind == CX_POSTHOC_TAU_NORM && s->clf.normalize)
         return cx_fail(err, CX_EUSAGE,
                        "posthoc tau-norm: the classifier's rows are normalised (a cosine, text "
@@ -456,8 +456,21 @@ static cx_status posthoc_step(eval_state *s, const cx_run_eval_opts *o, const ch
             return cx_err_prefix(err, st, "posthoc %s", cx_posthoc_name(kind));
         double grid[32], acc = NAN;
         int ng = cx_posthoc_default_grid(kind, grid, 32);
-        if ((st = cx_posthoc_select(&s->clf, kind, grid, ng, counts, s->val_x, s->val_y, nv,
-                                    &tau, &acc, NULL, err)))
+        /* A retrained classifier that scores transformed features (DisAlign's gate, the
+         * decoder's layers) is chosen on the validation features transformed alike. */
+        const float *vx = s->val_x;
+        float *vxs = NULL;
+        if (s->score_feat) {
+            cx_eval_classifier tmp;
+            if ((st = cx_retrain_eval_setup(&s->rclf, s->val_x, nv, &tmp, &vxs, err)))
+                return st;
+            cx_eval_classifier_free(&tmp);
+            vx = vxs;
+        }
+        st = cx_posthoc_select(&s->clf, kind, grid, ng, counts, vx, s->val_y, nv, &tau, &acc,
+                               NULL, err);
+        free(vxs);
+        if (st)
             return st;
         info->posthoc_tau_chosen = 1;
         info->posthoc_val = src;
