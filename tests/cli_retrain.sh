@@ -182,6 +182,16 @@ expect_exit 0 "$CLIPX" eval "$WORK/decoder" --posthoc logit-adjust=0 --json --th
 expect_exit 2 "$CLIPX" eval "$SL" --posthoc nope && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$SL" --posthoc tau-norm=-1 && expect_one_error_line
 expect_exit 2 "$CLIPX" eval "$WORK/cos" --posthoc tau-norm=1 && expect_one_error_line
+expect_exit 2 "$CLIPX" embed "$WORK/crt" --out "$WORK/e.npy" && expect_one_error_line &&
+    expect_grep 'is a retrained run' "$WORK/err" "embed refusal"
+# A checkpoint of another method than the configuration's, a corrupt cache: status 1.
+cp -r "$WORK/crt" "$WORK/mix"
+sed -i 's/^method: crt$/method: lws/' "$WORK/mix/config.yaml"
+expect_exit 1 "$CLIPX" eval "$WORK/mix" && expect_one_error_line
+expect_exit 1 "$CLIPX" retrain --resume "$WORK/mix" && expect_one_error_line
+head -c 200 "$WORK/crt/features.ckpt" >"$WORK/kill-crt/features.ckpt"
+rm "$WORK/kill-crt/model.ckpt"
+expect_exit 1 "$CLIPX" retrain --resume "$WORK/kill-crt" && expect_one_error_line
 rm "$WORK/lws/model.ckpt"
 expect_exit 1 "$CLIPX" eval "$WORK/lws" && expect_one_error_line
 

@@ -418,6 +418,10 @@ static cx_status open_retrained(eval_state *s, const char *run_dir, const cx_run
                        cx_eval_mode_name((cx_eval_mode)o->mode), run_dir, s->rcfg.from);
     if ((st = cx_retrain_read_clf(run_dir, &s->rclf, err)))
         return st;
+    if (s->rclf.method != (int)s->rcfg.method)
+        return cx_fail(err, CX_EDATA, "%s/%s: a classifier of method %s, %s/%s names %s", run_dir,
+                       CX_RUN_CKPT, cx_retrain_method_name(s->rclf.method), run_dir,
+                       CX_RUN_CONFIG, cx_retrain_method_name((int)s->rcfg.method));
     info->retrained = 1;
     info->retrain_method = (int)s->rcfg.method;
     info->retrain_tau = s->rclf.tau;
@@ -650,6 +654,11 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     memset(&run, 0, sizeof run);
     memset(&ds, 0, sizeof ds);
     int batch = o->batch > 0 ? o->batch : CX_RUN_FEATURE_BATCH;
+    if (cx_retrain_is_run(run_dir))
+        return cx_fail(err, CX_EUSAGE,
+                       "%s is a retrained run (clipx retrain): its features are those of its "
+                       "stage-1 run, the 'from' of %s/%s; embed that run",
+                       run_dir, run_dir, CX_RUN_CONFIG);
     cx_status st = cx_run_open(run_dir, batch, &run, err);
     if (st) {
         /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
