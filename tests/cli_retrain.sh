@@ -7,6 +7,7 @@
 . "$TOP_SRCDIR/tests/lib.sh"
 
 JSONQ="${TOP_BUILDDIR:-.}/tests/jsonq"
+[ -x "$JSONQ" ] || { echo "cli_retrain: $JSONQ missing (make tests/jsonq)" >&2; exit 1; }
 MAN="$TOP_SRCDIR/doc/clipx.1"
 
 # ---- help and man page ---------------------------------------------------------------------
