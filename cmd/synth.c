@@ -35,6 +35,9 @@ static const cli_opt synth_opts[] = {
     {"test-per-class", CLI_INT32, P(test_per_class), "N",
      "balanced test samples per class (default 50; 0: no test split)",
      CX_SYNTH_RANGE_TEST_PER_CLASS, NULL},
+    {"val-per-class", CLI_INT32, P(val_per_class), "N",
+     "also a balanced validation split (val: in dataset.yaml) of N samples per class (default "
+     "0: none, and the other files are as without it)", CX_SYNTH_RANGE_VAL_PER_CLASS, NULL},
     {"dim", CLI_INT32, P(dim), "D", "observed feature dimension (default 128)",
      CX_SYNTH_RANGE_DIM, NULL},
     {"latent", CLI_INT32, P(latent), "L", "latent dimension (default 16)", CX_SYNTH_RANGE_LATENT,
@@ -127,7 +130,7 @@ int cmd_synth(const cli_result *res)
         return cli_fail("synth", st, &err);
     }
     cli_progress prog;
-    long total = (long)(o.n + (int64_t)o.test_per_class * o.classes);
+    long total = (long)(o.n + (int64_t)(o.test_per_class + o.val_per_class) * o.classes);
     cli_progress_start(&prog, res->progress, "synth", total);
     o.progress = on_progress;
     o.progress_ctx = &prog;

@@ -129,6 +129,7 @@ void cx_dataset_free(cx_dataset *ds)
 {
     split_free(&ds->train);
     split_free(&ds->test);
+    split_free(&ds->val);
     for (int c = 0; c < ds->num_classes; c++) {
         if (ds->synonyms)
             cx_strings_free(ds->synonyms[c], ds->num_synonyms[c]);
@@ -303,7 +304,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     const cx_yaml_node *name = NULL, *cls = NULL, *tmpl = NULL, *train = NULL, *test = NULL,
-                       *evalc = NULL, *cemb = NULL;
+                       *evalc = NULL, *cemb = NULL, *val = NULL;
     for (size_t i = 0; i < root->count; i++) {
         const cx_yaml_pair *p = &root->pairs[i];
         if (!strcmp(p->key, "name"))
@@ -320,11 +321,13 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             evalc = p->value;
         else if (!strcmp(p->key, "class_embeddings"))
             cemb = p->value;
+        else if (!strcmp(p->key, "val"))
+            val = p->value;
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
                 "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, "
-                "class_embeddings, train, test)",
+                "class_embeddings, train, val, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }
@@ -338,12 +341,13 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             node_fail(err, yaml_path, root, "the dataset has neither a 'train' nor a 'test' split");
         goto fail;
     }
-    split_spec train_sp, test_sp;
+    split_spec train_sp, test_sp, val_sp;
     if ((st = want_path(yaml_path, cls, "classes", err)) ||
         (tmpl && (st = want_path(yaml_path, tmpl, "templates", err))) ||
         (cemb && (st = want_path(yaml_path, cemb, "class_embeddings", err))) ||
         (train && (st = parse_split(yaml_path, "train", train, &train_sp, err))) ||
-        (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))))
+        (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))) ||
+        (val && (st = parse_split(yaml_path, "val", val, &val_sp, err))))
         goto fail;
     if (name && (name->kind != CX_YAML_SCALAR || !name->scalar[0])) {
         st = node_fail(err, yaml_path, name, "'name' must be a string");
@@ -414,6 +418,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     }
     ds->has_train = train != NULL;
     ds->has_test = test != NULL;
+    ds->has_val = val != NULL;
     if (everything && !train)
         parts &= ~(unsigned)CX_LOAD_TRAIN;
     if (everything && !test)
@@ -426,8 +431,16 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         st = node_fail(err, yaml_path, root, "the dataset has no 'test' split");
         goto fail;
     }
+    if ((parts & CX_LOAD_VAL) && !val) {
+        st = node_fail(err, yaml_path, root, "the dataset has no 'val' split");
+        goto fail;
+    }
     if ((parts & CX_LOAD_TRAIN) &&
         (st = load_split(ds, dir, &train_sp, 1, parts, opt, &ds->train, err)))
+        goto fail;
+    /* A validation split is held like a test split: evaluated classes only, never a subset. */
+    if ((parts & CX_LOAD_VAL) &&
+        (st = load_split(ds, dir, &val_sp, 0, parts, opt, &ds->val, err)))
         goto fail;
     if ((parts & CX_LOAD_TEST) &&
         (st = load_split(ds, dir, &test_sp, 0, parts, opt, &ds->test, err)))

@@ -30,6 +30,7 @@ enum {
     TAG_ORDER = 0x4f524452,   /* "ORDR" */
     TAG_TRAIN = 0x54524e20,   /* "TRN " */
     TAG_TEST = 0x54535420,    /* "TST " */
+    TAG_VAL = 0x56414c20,     /* "VAL " */
     TAG_CAPTIONS = 0x43415053 /* "CAPS": caption wording, apart from what the images hold */
 };
 
@@ -114,6 +115,7 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(mu, CX_SYNTH_RANGE_MU);
     RANGE(n, CX_SYNTH_RANGE_N);
     RANGE(test_per_class, CX_SYNTH_RANGE_TEST_PER_CLASS);
+    RANGE(val_per_class, CX_SYNTH_RANGE_VAL_PER_CLASS);
     RANGE(dim, CX_SYNTH_RANGE_DIM);
     RANGE(latent, CX_SYNTH_RANGE_LATENT);
     RANGE(hidden, CX_SYNTH_RANGE_HIDDEN);
@@ -771,6 +773,9 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     NUM("mu", o->mu);
     INT("n", o->n);
     INT("test_per_class", o->test_per_class);
+    if (o->val_per_class > 0) { /* absent without a val split: the file keeps its old bytes */
+        INT("val_per_class", o->val_per_class);
+    }
     INT("dim", w->D);
     INT("latent", w->L);
     INT("hidden", w->H);
@@ -840,7 +845,8 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     return cx_afile_commit(&f, err);
 }
 
-static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_err *err)
+static cx_status write_yaml(const world *w, const char *dir, size_t n_test, size_t n_val,
+                           cx_err *err)
 {
     const cx_synth_opts *o = w->o;
     char *p = join2(dir, "dataset.yaml", "");
@@ -870,6 +876,11 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_e
                 "test-captions.txt, "
                 "n: %zu, shape: [%d]}\n",
                 n_test, w->D);
+    if (n_val)
+        fprintf(f.fp,
+                "val: {images: val-features.npy, labels: val-labels.npy, captions: "
+                "val-captions.txt, n: %zu, shape: [%d]}\n",
+                n_val, w->D);
     return cx_afile_commit(&f, err);
 }
 
@@ -882,21 +893,27 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     cx_status st;
     world w;
     int32_t *train_cls = NULL, *test_cls = NULL, *train_obs = NULL, *test_obs = NULL;
-    int64_t *test_counts = NULL;
+    int32_t *val_cls = NULL, *val_obs = NULL;
+    int64_t *test_counts = NULL, *val_counts = NULL;
     int threads = cx_threads_get();
     if ((st = world_build(&w, o, err)))
         goto fail;
     size_t n_train = (size_t)o->n, n_test = (size_t)o->test_per_class * (size_t)w.C;
+    size_t n_val = (size_t)o->val_per_class * (size_t)w.C;
     test_counts = calloc((size_t)w.C, sizeof *test_counts);
-    if (!test_counts) {
+    val_counts = calloc((size_t)w.C, sizeof *val_counts);
+    if (!test_counts || !val_counts) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     for (int c = 0; c < w.C; c++)
         test_counts[c] = o->test_per_class;
+    for (int c = 0; c < w.C; c++)
+        val_counts[c] = o->val_per_class;
     train_cls = sample_classes(w.train_counts, w.CK, n_train, o->seed, 0);
     test_cls = sample_classes(test_counts, w.C, n_test, o->seed, 1);
-    if (!train_cls || !test_cls) {
+    val_cls = sample_classes(val_counts, w.C, n_val, o->seed, 2);
+    if (!train_cls || !test_cls || !val_cls) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;
     }
@@ -905,12 +922,15 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
      * thread count. */
     cx_blas_set_threads(1);
-    uint64_t done_n = 0, total = n_train + n_test;
+    uint64_t done_n = 0, total = n_train + n_test + n_val;
     split_job train = {dir, "train", TAG_TRAIN, train_cls, n_train};
     split_job test = {dir, "test", TAG_TEST, test_cls, n_test};
+    split_job val = {dir, "val", TAG_VAL, val_cls, n_val};
     st = write_split(&w, &train, &done_n, total, &train_obs, err);
     if (!st && n_test)
         st = write_split(&w, &test, &done_n, total, &test_obs, err);
+    if (!st && n_val)
+        st = write_split(&w, &val, &done_n, total, &val_obs, err);
     cx_blas_set_threads(threads);
     if (st)
         goto fail;
@@ -919,7 +939,8 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         noisy += train_obs[i] != train_cls[i];
     if ((st = write_labels(dir, "train-labels.npy", train_obs, n_train, err)) ||
         (st = write_labels(dir, "train-true-labels.npy", train_cls, n_train, err)) ||
-        (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))))
+        (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))) ||
+        (n_val && (st = write_labels(dir, "val-labels.npy", val_obs, n_val, err))))
         goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
@@ -929,7 +950,7 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     st = cx_freq_write(cp, w.names, w.train_counts, w.CK, err);
     free(cp);
     if (st || (st = write_meta(&w, dir, test_counts, noisy, err)) ||
-        (st = write_yaml(&w, dir, n_test, err)))
+        (st = write_yaml(&w, dir, n_test, n_val, err)))
         goto fail;
 fail:
     world_free(&w);
@@ -937,7 +958,10 @@ fail:
     free(test_cls);
     free(train_obs);
     free(test_obs);
+    free(val_cls);
+    free(val_obs);
     free(test_counts);
+    free(val_counts);
     return st;
 }
 
@@ -945,7 +969,8 @@ fail:
 static const char *const part_names[] = {
     "classes.txt",       "templates.txt",         "train-features.npy", "train-labels.npy",
     "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
-    "test-captions.txt", "train-counts.tsv",      "synth.json",         "dataset.yaml"};
+    "test-captions.txt", "val-features.npy",      "val-labels.npy",     "val-captions.txt",
+    "train-counts.tsv",  "synth.json",            "dataset.yaml"};
 enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
 
 static void remove_stage(const char *stage)

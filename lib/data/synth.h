@@ -32,7 +32,8 @@
  *   label in train-labels.npy (features and captions keep the truth; train-true-labels.npy has it).
  *
  * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
- * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test,
+ * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test
+ * (and for val with val_per_class),
  * train-counts.tsv (true training counts, a frequency file) and synth.json (parameters and
  * per-concept truth). Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
  * stream, so the output does not depend on the thread count. */
@@ -65,6 +66,9 @@ typedef struct {
     double mu;                /* step: fraction of head classes (0.5) */
     int64_t n;                /* training samples (50000) */
     int test_per_class;       /* (50); 0 writes no test split */
+    int val_per_class;        /* (0) a balanced validation split (val-*.npy, `val:` in the
+                                 YAML) drawn like the test split; 0 writes none, and then
+                                 every other file is byte for byte as without the option */
     int dim;                  /* observed features (128) */
     int latent;               /* latent dimension (16) */
     int hidden;               /* rendering width (0: dim) */
@@ -113,6 +117,7 @@ void cx_synth_defaults(cx_synth_opts *o);
 #define CX_SYNTH_RANGE_MU 0, 1
 #define CX_SYNTH_RANGE_N 1, 100000000
 #define CX_SYNTH_RANGE_TEST_PER_CLASS 0, 100000
+#define CX_SYNTH_RANGE_VAL_PER_CLASS 0, 100000
 #define CX_SYNTH_RANGE_DIM 1, 65536
 #define CX_SYNTH_RANGE_LATENT 1, 4096
 #define CX_SYNTH_RANGE_HIDDEN 0, 65536
