@@ -49,33 +49,41 @@ DATA=experiments/data/fashion-mnist.yaml
 SUB=$work/fmnist-lt100-5000.subset
 [ -s "$SUB" ] || "$X" subsample "$DATA" --profile exp --rho 100 --n-max 5000 --seed 0 --out "$SUB" --quiet
 METHODS="crt lws tau-norm disalign marc decoder"
-rows=$work/rows.tsv
+# part DIR DATA SUBSET CONFIG: the stage-1 runs (AdamW, and SGD for tau-norm), every second
+# stage and post-hoc logit adjustment on DATA (SUBSET may be empty) over the seeds, one row per
+# method and seed in DIR/rows.tsv.
+part() {
+pw=$1 PDATA=$2 CFG=$4
+PSUB=()
+[ -z "$3" ] || PSUB=(--set "subset=$3")
+rows=$pw/rows.tsv
+mkdir -p "$pw"
 : >"$rows"
 for s in ${seeds//,/ }; do
-    ce=$work/ce-s$s
+    ce=$pw/ce-s$s
     if [ ! -s "$ce/model.ckpt" ] || [ "$(wc -l <"$ce/log.jsonl" 2>/dev/null || echo 0)" -lt 10 ]; then
         say "stage 1, seed $s"
-        "$X" train --config experiments/w1-sl.yaml --set "subset=$SUB" --set "seed=$s" \
+        "$X" train --config "$CFG" --set "data=$PDATA" "${PSUB[@]}" --set "seed=$s" \
             --threads "$jobs" --quiet --force --out "$ce"
     fi
     # tau-norm's premise (row norms that grow with class frequency) comes from SGD with weight
     # decay (Kang et al.); AdamW's per-coordinate steps leave the norms even. So tau-norm also
     # runs on a stage 1 trained with SGD, paired against that run.
-    cesgd=$work/ce-sgd-s$s
+    cesgd=$pw/ce-sgd-s$s
     if [ ! -s "$cesgd/model.ckpt" ] || [ "$(wc -l <"$cesgd/log.jsonl" 2>/dev/null || echo 0)" -lt 10 ]; then
         say "stage 1 with SGD, seed $s"
-        "$X" train --config experiments/w1-sl.yaml --set "subset=$SUB" --set "seed=$s" \
+        "$X" train --config "$CFG" --set "data=$PDATA" "${PSUB[@]}" --set "seed=$s" \
             --set optim.name=sgd --set optim.lr=0.05 --set optim.wd=5e-4 \
             --threads "$jobs" --quiet --force --out "$cesgd"
     fi
-    r=$work/tau-norm-sgd-s$s
+    r=$pw/tau-norm-sgd-s$s
     if [ ! -s "$r/model.ckpt" ]; then
         say "tau-norm on the SGD stage 1, seed $s"
         rm -rf "$r"
         "$X" retrain "$cesgd" --method tau-norm --set "seed=$s" --out "$r" --threads "$jobs" --quiet 2>/dev/null
     fi
     for m in $METHODS; do
-        r=$work/$m-s$s
+        r=$pw/$m-s$s
         if [ ! -s "$r/model.ckpt" ]; then
             say "$m, seed $s"
             rm -rf "$r"
@@ -85,11 +93,11 @@ for s in ${seeds//,/ }; do
         fi
     done
     for m in ce $METHODS la ce-sgd tau-norm-sgd; do
-        r=$work/$m-s$s ev=$work/eval/$m-s$s
+        r=$pw/$m-s$s ev=$pw/eval/$m-s$s
         extra=()
         [ "$m" = ce ] || [ "$m" = la ] && r=$ce
         [ "$m" = la ] && extra=(--posthoc logit-adjust)
-        mkdir -p "$work/eval"
+        mkdir -p "$pw/eval"
         "$X" eval "$r" "${extra[@]}" --json --out "$ev" --threads "$jobs" --no-nc1 >/dev/null 2>"$ev.note"
         tau=$(sed -n 's/.*"posthoc": {"method": "[a-z-]*", "tau": \([0-9.e-]*\).*/\1/p; s/.*"retrain": {"method": "tau-norm", "from": ".*", "tau": \([0-9.e-]*\)}.*/\1/p' "$ev/eval.json" | head -n 1)
         # class-mean top-1, tail (the rarest third), many (> 100), medium (20..100), few (< 20)
@@ -109,26 +117,22 @@ for s in ${seeds//,/ }; do
     done
 done
 
+}
+part "$work" "$DATA" "$SUB" experiments/w1-sl.yaml
+
+# The study's synthetic world (experiments/data/make-synth.sh's lt: 1,000 classes, Zipf with
+# imbalance ratio 500) with a balanced validation split of 5 per class; the training and test
+# files are the same bytes as lt's. Stage 1 is the study's SL baseline.
+SDATA=$work/synth-lt
+[ -s "$SDATA/dataset.yaml" ] || "$X" synth --out "$SDATA" --classes 1000 --rho 500 --dim 64 \
+    --latent 16 --modes 2 --spread 0.35 --test-per-class 20 --seed 0 --n 60000 --synonyms 0 \
+    --captions descriptive --val-per-class 5 --quiet
+part "$work/synth" "$SDATA/dataset.yaml" "" experiments/clip-vs-sl/sl.yaml
+
 counts=$("$X" stats "$DATA" --subset "$SUB" --json | tr -d ' \n' | sed 's/.*"counts":\[\([0-9,]*\)\].*/\1/')
 nseeds=$(echo "$seeds" | tr ',' '\n' | wc -l)
-section() {
-echo "## 8. Two-stage and post-hoc rebalancing on frozen features"
-echo
-echo "W1's SL configuration (\`experiments/w1-sl.yaml\`: MLP 784 → 1024 → 1024 → 256, linear head,"
-echo "cross-entropy, AdamW, 10 epochs) on Fashion-MNIST-LT with the exponential profile, imbalance ratio"
-echo "100 and the largest class at 5,000 images (training counts $counts), then on its frozen"
-echo "features: \`clipx retrain --method crt|lws|tau-norm|disalign|marc|decoder\` with the defaults (10 epochs,"
-echo "SGD lr 0.1 with momentum 0.9, cosine, batch 256; class-balanced sampling for cRT and LWS, GRW"
-echo "weights p = 1.2 for DisAlign and MARC; tau-norm's tau chosen over 0, 0.1, ..., 1; the decoder an"
-echo "MLP 256 → 256 → 10 with balanced softmax, the feature-vector analogue of Imbalance-VLM's decoder) and post-hoc"
-echo "logit adjustment (\`clipx eval --posthoc logit-adjust\`, tau chosen over 0, 0.1, ..., 2). Both choices"
-echo "use 50 training images per class held out of the subset (Fashion-MNIST has no val split; the test"
-echo "split is never used). $nseeds seeds (the stage-1 run's and the second stage's); evaluation on the"
-echo "balanced 10,000-image test split. *top-1* is the class-mean accuracy, *tail* the mean accuracy of the"
-echo "rarest third of the classes ($(echo "$counts" | tr ',' '\n' | sort -n | head -n 3 | paste -sd, -) images), many/medium/few"
-echo "the shots rule (> 100, 20..100, < 20 training images; no class has fewer than 20 here, so few is"
-echo "empty). Mean ± standard deviation over the seeds; differences are paired by seed."
-echo
+tables() { # ROWS
+rows=$1
 echo "| method | seeds | top-1 | tail | many | medium | few | tau |"
 echo "|---|---|---|---|---|---|---|---|"
 for m in ce $METHODS la ce-sgd tau-norm-sgd; do
@@ -165,7 +169,27 @@ for m in $METHODS la tau-norm-sgd; do
             printf "| %s | %s | %s | %s | %s |\n", name, t1, t2, t3, (d2 >= 0.03 && d1 >= 0) ? "yes" : "no"
         }' "$rows"
 done
-taus=$(awk -F'\t' '$1 == "tau-norm" { printf "%s%s", n++ ? "," : "", $8 }' "$rows")
+}
+section() {
+echo "## 8. Two-stage and post-hoc rebalancing on frozen features"
+echo
+echo "W1's SL configuration (\`experiments/w1-sl.yaml\`: MLP 784 → 1024 → 1024 → 256, linear head,"
+echo "cross-entropy, AdamW, 10 epochs) on Fashion-MNIST-LT with the exponential profile, imbalance ratio"
+echo "100 and the largest class at 5,000 images (training counts $counts), then on its frozen"
+echo "features: \`clipx retrain --method crt|lws|tau-norm|disalign|marc|decoder\` with the defaults (10 epochs,"
+echo "SGD lr 0.1 with momentum 0.9, cosine, batch 256; class-balanced sampling for cRT and LWS, GRW"
+echo "weights p = 1.2 for DisAlign and MARC; tau-norm's tau chosen over 0, 0.1, ..., 1; the decoder an"
+echo "MLP 256 → 256 → 10 with balanced softmax, the feature-vector analogue of Imbalance-VLM's decoder) and post-hoc"
+echo "logit adjustment (\`clipx eval --posthoc logit-adjust\`, tau chosen over 0, 0.1, ..., 2). Both choices"
+echo "use 50 training images per class held out of the subset (Fashion-MNIST has no val split; the test"
+echo "split is never used). $nseeds seeds (the stage-1 run's and the second stage's); evaluation on the"
+echo "balanced 10,000-image test split. *top-1* is the class-mean accuracy, *tail* the mean accuracy of the"
+echo "rarest third of the classes ($(echo "$counts" | tr ',' '\n' | sort -n | head -n 3 | paste -sd, -) images), many/medium/few"
+echo "the shots rule (> 100, 20..100, < 20 training images; no class has fewer than 20 here, so few is"
+echo "empty). Mean ± standard deviation over the seeds; differences are paired by seed."
+echo
+tables "$work/rows.tsv"
+taus=$(awk -F'\t' '$1 == "tau-norm" { printf "%s%s", n++ ? "," : "", $8 }' "$work/rows.tsv")
 if [ -z "$(echo "$taus" | tr -d '0,')" ]; then
     echo
     echo "On the AdamW stage 1, tau-normalisation chose tau = 0 on every seed (it left the head as it was):"
@@ -176,6 +200,16 @@ if [ -z "$(echo "$taus" | tr -d '0,')" ]; then
     echo "The methods that learn a per-class correction (LWS, MARC) or a new classifier (cRT, the decoder)"
     echo "raise the tail on the AdamW stage 1 too."
 fi
+echo
+echo "### On the study's synthetic data"
+echo
+echo "The same comparison on the study's synthetic world (\`experiments/data/make-synth.sh\`'s lt: 1,000"
+echo "classes, Zipf with imbalance ratio 500, 60,000 training samples, 20 test samples per class) with a"
+echo "balanced validation split of 5 samples per class for the choices of tau; stage 1 is the study's SL"
+echo "baseline (\`experiments/clip-vs-sl/sl.yaml\`: MLP 64 → 256 → 64, linear head, CE, AdamW, 30 epochs),"
+echo "the second stages as above. The tail is the rarest third of the classes; many/medium/few by shots."
+echo
+tables "$work/synth/rows.tsv"
 echo
 echo "Commands: \`scripts/report_retrain.sh\` ($(( $(date +%s) - t_start )) s for this invocation, which reuses finished runs; runs under \`$(realpath --relative-to="$top" "$work" 2>/dev/null || echo "$work")\`)."
 }
