@@ -346,45 +346,62 @@ static cx_status build_prompt(rt_state *t, cx_err *err)
     return CX_OK;
 }
 
+/* The ids (M) of prompt.init's words in RUN's vocabulary; CX_EUSAGE naming the key when the
+ * phrase has another number of words than prompt.n_ctx or a word outside the vocabulary. */
+static cx_status init_phrase_ids(rt_state *t, int32_t *ids, cx_err *err)
+{
+    const char *phrase = t->cfg.prompt.init;
+    int M = (int)t->cfg.prompt.n_ctx, L = t->run.model.text_seq.tokens;
+    if (cx_tokenize(&t->run.vocab, phrase, ids, L) != M)
+        return cx_fail(err, CX_EUSAGE,
+                       "prompt.init: '%s' has %d words, prompt.n_ctx is %d; give as many (or "
+                       "random)", phrase, cx_tokenize(&t->run.vocab, phrase, ids, L), M);
+    for (int i = 0; i < M; i++)
+        if (ids[1 + i] == CX_TOKEN_UNK)
+            return cx_fail(err, CX_EUSAGE,
+                           "prompt.init: word %d of '%s' is not in the vocabulary of %s; use its "
+                           "words or random", i + 1, phrase, t->run.dir);
+    return CX_OK;
+}
+
+/* Before anything is written: the prompts fit the tower, the init phrase is in the vocabulary. */
+static cx_status check_prompt(rt_state *t, cx_err *err)
+{
+    cx_status st = build_prompt(t, err);
+    if (st || !strcmp(t->cfg.prompt.init, "random"))
+        return st;
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->prompt.T);
+    if (!ids)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    st = init_phrase_ids(t, ids, err);
+    free(ids);
+    return st;
+}
+
 /* N(0, 0.02), or every set from the token embeddings of prompt.init's words. */
 static cx_status init_context(rt_state *t, cx_err *err)
 {
     float *ctx = cx_param_value(&t->p, t->i_ctx);
     size_t n = cx_prompt_ctx_floats(&t->prompt), W = (size_t)t->prompt.W;
     int M = t->prompt.M;
-    const char *phrase = t->cfg.prompt.init;
-    if (!strcmp(phrase, "random")) {
+    if (!strcmp(t->cfg.prompt.init, "random")) {
         cx_rng r;
         cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 2, 0));
         for (size_t i = 0; i < n; i++)
             ctx[i] = (float)(0.02 * cx_rng_normal(&r));
         return CX_OK;
     }
-    int L = t->prompt.T;
-    int32_t *ids = malloc(sizeof *ids * (size_t)L);
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->prompt.T);
     if (!ids)
         return cx_fail(err, CX_ENOMEM, "out of memory");
-    int words = cx_tokenize(&t->run.vocab, phrase, ids, L);
-    cx_status st = CX_OK;
-    if (words != M) {
-        st = cx_fail(err, CX_EUSAGE,
-                     "prompt.init: '%s' has %d words, prompt.n_ctx is %d; give as many (or "
-                     "random)", phrase, words, M);
-        goto done;
+    cx_status st = init_phrase_ids(t, ids, err);
+    if (!st) {
+        const float *table = cx_param_value(&t->run.model.params, t->run.model.text_seq.embed);
+        for (size_t s = 0; s < n / ((size_t)M * W); s++)
+            for (int i = 0; i < M; i++)
+                memcpy(ctx + (s * (size_t)M + (size_t)i) * W, table + (size_t)ids[1 + i] * W,
+                       sizeof(float) * W);
     }
-    for (int i = 0; i < M; i++)
-        if (ids[1 + i] == CX_TOKEN_UNK) {
-            st = cx_fail(err, CX_EUSAGE,
-                         "prompt.init: word %d of '%s' is not in the vocabulary of %s; use its "
-                         "words or random", i + 1, phrase, t->run.dir);
-            goto done;
-        }
-    const float *table = cx_param_value(&t->run.model.params, t->run.model.text_seq.embed);
-    for (size_t s = 0; s < n / ((size_t)M * W); s++)
-        for (int i = 0; i < M; i++)
-            memcpy(ctx + (s * (size_t)M + (size_t)i) * W, table + (size_t)ids[1 + i] * W,
-                   sizeof(float) * W);
-done:
     free(ids);
     return st;
 }
@@ -444,9 +461,7 @@ static cx_status build(rt_state *t, cx_err *err)
             return st;
         t->has_mlp = 1;
         break;
-    case CX_RETRAIN_PROMPT:
-        if ((st = build_prompt(t, err)))
-            return st;
+    case CX_RETRAIN_PROMPT: /* the prompts are built (and checked) before the folder is */
         if ((t->i_ctx = cx_params_declare(&t->p, "prompt.ctx", 2,
                                           (int[]){(int)(cx_prompt_ctx_floats(&t->prompt) /
                                                         (size_t)t->prompt.W),
@@ -943,6 +958,8 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         return st;
     t->E = t->run.meta.num_eval_classes;
     t->D = t->run.model.spec.embed_dim;
+    if (t->cfg.method == CX_RETRAIN_PROMPT && (st = check_prompt(t, err)))
+        return st;
     if (!resume) {
         if (!t->cfg.data && !(t->cfg.data = dup_str(t->run.cfg.data)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
