@@ -245,6 +245,9 @@ START_TEST(init_refuses_another_tower)
         {"model.image.hidden=[16]", "model.image.dim=4", data_set, CX_EUSAGE,
          "model.image.init: %s holds image.fc1.weight of shape (8, 16), this run's is (4, 16); "
          "the image tower settings must match that run's"},
+        {"model.image.hidden=[16]", "model.image.act=gelu", data_set, CX_EUSAGE,
+         "model.image.init: %s's image tower has another model.image.act; set "
+         "model.image.act to match"},
         {"model.image.hidden=[]", "model.image.type=linear", data_set, CX_EUSAGE, NULL},
         {"model.image.hidden=[16]", "model.image.dim=8", NULL, CX_EUSAGE,
          "model.image.init: %s's image tower takes 8 input values, this data's samples hold 9"},

@@ -566,7 +566,8 @@ START_TEST(transformer_text_tower_init_and_freeze)
     cx_run_close(&c);
 
     /* Refusals, CX_EUSAGE (exit 2) naming the key: a bag-of-words source for a transformer
-     * run, a transformer source for a bag-of-words run, another depth, another token count. */
+     * run, a transformer source for a bag-of-words run, another depth, another token count,
+     * and settings that keep the shapes but change the function. */
     tf[NC] = init_bow;
     ck_assert_int_eq(train_run(refused, tf, NC + 1, &err), CX_EUSAGE);
     ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, "transformer"), "%s",
@@ -585,6 +586,16 @@ START_TEST(transformer_text_tower_init_and_freeze)
     ck_assert_int_eq(train_run(refused, tf, NC + 2, &err), CX_EUSAGE);
     ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, "pos_embed"), "%s",
                   err.msg);
+    /* Same shapes, another function: the head count, the mask, the pooled token. */
+    const char *same_shapes[] = {"model.text.heads=2", "model.text.causal=false",
+                                 "model.text.pool=mean"};
+    const char *named[] = {"model.text.heads", "model.text.causal", "model.text.pool"};
+    for (int i = 0; i < 3; i++) {
+        tf[NC + 1] = same_shapes[i];
+        ck_assert_int_eq(train_run(refused, tf, NC + 2, &err), CX_EUSAGE);
+        ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, named[i]), "%s",
+                      err.msg);
+    }
     ck_assert_msg(access(refused, F_OK) != 0, "a refused run left %s", refused);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -250,12 +250,41 @@ static cx_status copy_params(const cx_params *src, cx_params *dst, const char *p
     return CX_OK;
 }
 
+/* Settings of a copied tower that change what it computes but not its tensors' shapes: they
+ * must match, or the copy would pass the shape checks and compute another function. The key
+ * that differs, or NULL. */
+static const char *tower_function_mismatch(const cx_train_config *src, const cx_train_config *cfg,
+                                           int text)
+{
+    if (text) {
+        if (cfg->model.text.type != CX_CFG_TEXT_TRANSFORMER)
+            return NULL;
+        if (src->model.text.heads != cfg->model.text.heads)
+            return "model.text.heads";
+        if (src->model.text.causal != cfg->model.text.causal)
+            return "model.text.causal";
+        if (src->model.text.pool != cfg->model.text.pool)
+            return "model.text.pool";
+        return NULL;
+    }
+    if (cfg->model.image.type == CX_CFG_IMAGE_VIT) {
+        if (src->model.image.heads != cfg->model.image.heads)
+            return "model.image.heads";
+        if (src->model.image.pool != cfg->model.image.pool)
+            return "model.image.pool";
+    }
+    if (cfg->model.image.type == CX_CFG_IMAGE_MLP && src->model.image.act != cfg->model.image.act)
+        return "model.image.act";
+    return NULL;
+}
+
 /* model.image.init: the image tower of another run (any objective), same type and shapes. */
 static cx_status copy_image_tower(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
     const char *from = cfg->model.image.init;
     cx_run src;
+    const char *key;
     cx_status st = cx_run_open(from, 1, &src, err);
     if (st)
         return cx_err_prefix(err, st, "model.image.init");
@@ -266,6 +295,9 @@ static cx_status copy_image_tower(trainer *t, cx_err *err)
                                        (int)src.cfg.model.image.type),
                      cx_conf_enum_name(&cx_train_config_schema, "model.image.type",
                                        (int)cfg->model.image.type));
+    } else if ((key = tower_function_mismatch(&src.cfg, cfg, 0))) {
+        st = cx_fail(err, CX_EUSAGE, "model.image.init: %s's image tower has another %s; set "
+                     "%s to match", from, key, key);
     } else if (src.model.spec.in_dim != t->model.spec.in_dim) {
         st = cx_fail(err, CX_EUSAGE, "model.image.init: %s's image tower takes %d input values, "
                      "this data's samples hold %d", from, src.model.spec.in_dim,
@@ -364,6 +396,12 @@ static cx_status build_model(trainer *t, cx_err *err)
                          "embedding dimension %d; set model.text.dim and model.image.dim to match",
                          cfg->model.text.init, (long long)text_src.cfg.model.text.dim,
                          text_src.model.spec.embed_dim);
+            goto fail;
+        }
+        const char *key = tower_function_mismatch(&text_src.cfg, cfg, 1);
+        if (key) {
+            st = cx_fail(err, CX_EUSAGE, "model.text.init: %s's text tower has another %s; set %s "
+                         "to match", cfg->model.text.init, key, key);
             goto fail;
         }
         if ((st = copy_params(&text_src.model.params, &t->model.params, "text.",
