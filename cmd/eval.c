@@ -9,8 +9,10 @@
 #include "lib/base/afile.h"
 #include "lib/base/clock.h"
 #include "lib/base/path.h"
+#include "lib/eval/posthoc.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
+#include "lib/run/retrain_config.h"
 
 #include "cli.h"
 #include "commands.h"
@@ -18,7 +20,7 @@
 #include "table.h"
 
 static cli_eval_args args;
-static const char *split_name, *out_dir;
+static const char *split_name, *out_dir, *posthoc;
 static int as_json;
 
 static const cli_opt eval_opts[] = {
@@ -39,6 +41,9 @@ static const cli_opt eval_opts[] = {
     {"k", CLI_INT, &args.k, "K", "knn: neighbours that vote (default 20)", 1, CX_KNN_K_MAX, NULL},
     {"no-nc1", CLI_FLAG, &args.no_nc1, NULL, "skip neural collapse NC1 (nc1 is then null)", 0, -1,
      NULL},
+    {"posthoc", CLI_STRING, &posthoc, "M[=TAU]",
+     "adjust the classifier first: logit-adjust (z - tau log pi) or tau-norm (W_c / ||W_c||^tau); "
+     "without TAU it is chosen on validation data", 0, -1, NULL},
     {"json", CLI_FLAG, &as_json, NULL, "one JSON object on stdout instead of the table", 0, -1,
      NULL},
     {"out", CLI_STRING, &out_dir, "DIR",
@@ -49,7 +54,7 @@ static const cli_opt eval_opts[] = {
 const cli_spec cmd_eval_spec = {
     "eval",
     "per-class accuracy of a trained run, head/mid/tail, correlations, NC1",
-    "RUN [--data DATASET] [--mode MODE] [--split SPLIT] [--json] [--out DIR]",
+    "RUN [--data DATASET] [--mode MODE] [--split SPLIT] [--posthoc M[=TAU]] [--json] [--out DIR]",
     "Scores the test split of the run's dataset (or of --data, which must have the run's\n"
     "evaluated classes) with one classifier on the run's image features:\n"
     "  zeroshot      CLIP runs: class embeddings from the dataset's prompt templates\n"
@@ -66,7 +71,16 @@ const cli_spec cmd_eval_spec = {
     "tail, corr_acc, corr_pred, worst_class, ece, nc1 and classes[] (name, train_count,\n"
     "test_count, acc, pred_count, split); null where a value is undefined.\n"
     "A run folder without model.ckpt, or a dataset with another class list, is refused\n"
-    "(status 1).",
+    "(status 1).\n"
+    "\n"
+    "A retrained run (RUN2 of 'clipx retrain') is scored with its retrained classifier on\n"
+    "the features of its stage-1 run (mode head). --posthoc logit-adjust[=TAU] subtracts\n"
+    "TAU log pi_c (training priors) from the logits; --posthoc tau-norm[=TAU] divides the\n"
+    "head's rows by ||W_c||^TAU (linear heads only). Without TAU, TAU is the grid's best\n"
+    "class-mean accuracy (0, 0.1, ..., 2 for logit-adjust; 0 ... 1 for tau-norm) on the\n"
+    "dataset's val split, or on training rows held out of the run's subset (a note on stderr\n"
+    "says which); never the test split; with neither the command is refused (status 2).\n"
+    "The JSON then has \"posthoc\": {method, tau, tau_from, n_val, val_acc}.",
     eval_opts,
     1,
     1,
@@ -100,6 +114,12 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
                info->subset ? " of subset " : "", info->subset ? info->subset : "");
     if (isfinite(info->probe_lambda))
         printf(", probe lambda %.3g", info->probe_lambda);
+    if (info->retrained)
+        printf(", retrained (%s) from %s", cx_retrain_method_name(info->retrain_method),
+               info->retrain_from);
+    if (info->posthoc)
+        printf(", posthoc %s tau %.3g", cx_posthoc_name((cx_posthoc_kind)info->posthoc),
+               info->posthoc_tau);
     printf("\n");
     if (r->restrict_to != CX_REPORT_ALL)
         printf("%s classes only (%d): ", cx_eval_report_restrict_name(r->restrict_to), r->n_listed);
@@ -183,6 +203,28 @@ int cmd_eval(const cli_result *res)
     if (rc)
         return rc;
     o.report.restrict_to = split_index(split_name);
+    if (posthoc) {
+        const char *eq = strchr(posthoc, '=');
+        size_t n = eq ? (size_t)(eq - posthoc) : strlen(posthoc);
+        if (n == 12 && !strncmp(posthoc, "logit-adjust", n))
+            o.posthoc = CX_POSTHOC_LOGIT_ADJUST;
+        else if (n == 8 && !strncmp(posthoc, "tau-norm", n))
+            o.posthoc = CX_POSTHOC_TAU_NORM;
+        else {
+            cli_error("eval", "--posthoc: '%s' is not logit-adjust[=TAU] or tau-norm[=TAU]",
+                      posthoc);
+            return EXIT_USAGE;
+        }
+        if (eq) {
+            char *end = NULL;
+            double v = strtod(eq + 1, &end);
+            if (!eq[1] || *end || !isfinite(v) || v < 0 || v > 10) {
+                cli_error("eval", "--posthoc: TAU '%s' is not a number in [0, 10]", eq + 1);
+                return EXIT_USAGE;
+            }
+            o.posthoc_tau = v;
+        }
+    }
     const char *run_dir = res->args[0];
     cx_err err;
     cx_err_clear(&err);
@@ -194,8 +236,16 @@ int cmd_eval(const cli_result *res)
     cx_status st = cx_run_evaluate(run_dir, &o, &r, &info, &err);
     if (st) {
         cli_eval_word_mode(&err);
+        if (!strncmp(err.msg, "posthoc ", 8))
+            cli_err_prepend(&err, "--");
         return cli_fail("eval", st, &err);
     }
+    if (info.posthoc_tau_chosen)
+        fprintf(stderr, "eval: note: posthoc %s tau %.3g chosen on %lld validation rows from %s\n",
+                cx_posthoc_name((cx_posthoc_kind)info.posthoc), info.posthoc_tau,
+                (long long)info.posthoc_n_val,
+                info.posthoc_val == CX_VAL_SPLIT ? "the dataset's val split"
+                                                 : "training rows held out of the run's subset");
     if (out_dir && (st = write_out(&r, run_dir, &info, &err))) {
         rc = cli_fail("eval", st, &err);
     } else if (as_json) {

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "lib/base/json.h"
+#include "lib/eval/posthoc.h"
+#include "lib/run/retrain_config.h"
 #include "lib/run/train_config.h"
 
 #include "cli.h"
@@ -115,6 +117,28 @@ void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,
         for (int i = 0; p->val_rows && i < p->n_val; i++)
             fprintf(fp, "%s%d", i ? "," : "", (int)p->val_rows[i]);
         fprintf(fp, "], \"iterations\": %d},", p->fit.iters);
+    }
+    if (info->retrained) {
+        fputs("\n  \"retrain\": {\"method\": ", fp);
+        cx_json_write_string(fp, cx_retrain_method_name(info->retrain_method));
+        fputs(", \"from\": ", fp);
+        cx_json_write_string(fp, info->retrain_from ? info->retrain_from : "");
+        if (isfinite(info->retrain_tau))
+            fprintf(fp, ", \"tau\": %.9g},", info->retrain_tau);
+        else
+            fputs(", \"tau\": null},", fp);
+    }
+    if (info->posthoc) {
+        fputs("\n  \"posthoc\": {\"method\": ", fp);
+        cx_json_write_string(fp, cx_posthoc_name((cx_posthoc_kind)info->posthoc));
+        fprintf(fp, ", \"tau\": %.9g, \"tau_from\": ", info->posthoc_tau);
+        cx_json_write_string(fp, info->posthoc_tau_chosen ? cx_val_source_name(info->posthoc_val)
+                                                          : "given");
+        fprintf(fp, ", \"n_val\": %lld, \"val_acc\": ", (long long)info->posthoc_n_val);
+        if (isfinite(info->posthoc_val_acc))
+            fprintf(fp, "%.9g},", info->posthoc_val_acc);
+        else
+            fputs("null},", fp);
     }
     fputs(body + 1, fp);
     free(text);

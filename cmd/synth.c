@@ -35,6 +35,9 @@ static const cli_opt synth_opts[] = {
     {"test-per-class", CLI_INT32, P(test_per_class), "N",
      "balanced test samples per class (default 50; 0: no test split)",
      CX_SYNTH_RANGE_TEST_PER_CLASS, NULL},
+    {"val-per-class", CLI_INT32, P(val_per_class), "N",
+     "also a balanced validation split (val: in dataset.yaml) of N samples per class (default "
+     "0: none, and the other files are as without it)", CX_SYNTH_RANGE_VAL_PER_CLASS, NULL},
     {"dim", CLI_INT32, P(dim), "D", "observed feature dimension (default 128)",
      CX_SYNTH_RANGE_DIM, NULL},
     {"latent", CLI_INT32, P(latent), "L", "latent dimension (default 16)", CX_SYNTH_RANGE_LATENT,
@@ -113,8 +116,8 @@ const cli_spec cmd_synth_spec = {
     "only in training. --spurious P gives every sample a spurious attribute (Waterbirds'\n"
     "background): one of --spurious-values values shifts its features linearly by\n"
     "--spurious-strength; in training it is the class's own value (class mod V) with\n"
-    "probability P, in test independent of the class. Groups (class, value) are written as\n"
-    "train-groups.npy and test-groups.npy with group-names.txt, the truth in synth.json.\n"
+    "probability P, in val and test independent of the class. Groups (class, value) are\n"
+    "written as SPLIT-groups.npy with group-names.txt, the truth in synth.json.\n"
     "The same seed gives the same bytes for any thread count.",
     synth_opts,
     0,
@@ -143,7 +146,7 @@ int cmd_synth(const cli_result *res)
         return cli_fail("synth", st, &err);
     }
     cli_progress prog;
-    long total = (long)(o.n + (int64_t)o.test_per_class * o.classes);
+    long total = (long)(o.n + (int64_t)(o.test_per_class + o.val_per_class) * o.classes);
     cli_progress_start(&prog, res->progress, "synth", total);
     o.progress = on_progress;
     o.progress_ctx = &prog;

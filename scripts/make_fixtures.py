@@ -591,6 +591,62 @@ FIXTURES.append(("w2_step.fx", "two whole steps (forward, backward, AdamW) of a 
                  "ViT and causal text transformer, logit scale clamped", w2_steps))
 
 
+
+def rebalance_steps(fx):
+    """One training step of DisAlign and of MARC over frozen logits (methods.md section 5):
+    the frozen logits z and features f, labels, class counts, the parameters before the step,
+    the GRW-weighted cross-entropy (p = 1.2), the parameters' gradients, and the parameters
+    after one SGD step (lr 0.1, momentum 0.9: the first step is lr * grad)."""
+    g = torch.Generator().manual_seed(1414)
+    B, C, D, lr = 7, 4, 5, 0.1
+    z = randn(g, B, C, sd=2.0)
+    f = randn(g, B, D)
+    y = torch.tensor([0, 1, 3, 2, 0, 0, 1])
+    counts = torch.tensor([40, 12, 5, 2])
+    n = counts.double()
+    prior = n / n.sum()
+    w = prior ** -1.2
+    w = C * w / w.sum()
+    norms = f32(torch.rand(C, generator=g, dtype=torch.float64) + 0.5)
+    fx.add("z", z)
+    fx.add("f", f)
+    fx.add("y", y, integer=True)
+    fx.add("counts", counts, integer=True)
+    fx.add("norms", norms)
+    # DisAlign, with parameters away from their initial values so every term matters.
+    da = {"gate_w": randn(g, D, sd=0.3), "gate_b": randn(g, 1, sd=0.3),
+          "alpha": randn(g, C, sd=0.5) + 1, "beta": randn(g, C, sd=0.5)}
+    for k, v in da.items():
+        fx.add("disalign_init_" + k, v)
+    ps = {k: v.clone().requires_grad_(True) for k, v in da.items()}
+    gate = torch.sigmoid(f @ ps["gate_w"] + ps["gate_b"])[:, None]
+    out = (1 + gate * ps["alpha"]) * z + gate * ps["beta"]
+    loss = F.cross_entropy(out, y, weight=w)
+    loss.backward()
+    fx.add("disalign_logits", out)
+    fx.add("disalign_loss", loss)
+    for k, v in ps.items():
+        fx.add("disalign_grad_" + k, v.grad)
+        fx.add("disalign_final_" + k, da[k] - lr * v.grad)
+    # MARC.
+    mc = {"a": randn(g, C, sd=0.5) + 1, "b": randn(g, C, sd=0.5)}
+    for k, v in mc.items():
+        fx.add("marc_init_" + k, v)
+    ps = {k: v.clone().requires_grad_(True) for k, v in mc.items()}
+    out = ps["a"] * z + ps["b"] * norms
+    loss = F.cross_entropy(out, y, weight=w)
+    loss.backward()
+    fx.add("marc_logits", out)
+    fx.add("marc_loss", loss)
+    for k, v in ps.items():
+        fx.add("marc_grad_" + k, v.grad)
+        fx.add("marc_final_" + k, mc[k] - lr * v.grad)
+
+
+FIXTURES.append(("rebalance.fx", "one DisAlign and one MARC step over frozen logits (GRW "
+                 "cross-entropy, SGD)", rebalance_steps))
+
+
 def main(argv):
     check = "--check" in argv[1:]
     torch.set_default_dtype(torch.float64)

@@ -597,6 +597,9 @@ echo "  by \`scripts/sweep.sh\`) and a README; the runs are under \`$(realpath -
 echo "  \`results.tsv\` per sweep."
 echo
 cat "$body"
+echo
+# Issue 14's two-stage and post-hoc section (its own script; also runs alone).
+scripts/report_retrain.sh --work "$work/retrain" --seeds "$seeds" --jobs "$jobs"
 } >"$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
 say "wrote $out and $figs/*.svg in $(fmt_t "$(elapsed "$t_start")")"

@@ -678,7 +678,7 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
              fixture("tiny-labels.txt"));
     write_yaml("u.yaml", y);
     snprintf(want, sizeof want,
-             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, class_embeddings, group_names, train, test)",
+             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, class_embeddings, group_names, train, val, test)",
              tmp("u.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 

@@ -178,4 +178,12 @@ cmp -s "$WORK/cnn1/model.ckpt" "$WORK/cnn2/model.ckpt" || fail "CNN runs with th
 expect_exit 0 "$CLIPX" train $tiny --objective clip --set model.text.dim=4 --out "$WORK/cnn-clip"
 refuse "needs image inputs" --set model.image.type=cnn
 
+# The study's caption and text-tower factors run with the transformer text tower by --set
+# alone (issue 13): their configs train on it from scratch, and initialised from it, frozen.
+xf="--set data=$DATA/dataset.yaml --set epochs=1 --set batch=32 --set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --threads 2 --quiet"
+expect_exit 0 "$CLIPX" train --config "$TOP_SRCDIR/experiments/captions/clip.yaml" $xf --out "$WORK/study-xf"
+expect_exit 0 "$CLIPX" train --config "$TOP_SRCDIR/experiments/text-tower/clip.yaml" $xf \
+    --set model.text.init="$WORK/study-xf" --set model.text.freeze=true --out "$WORK/study-xf-init"
+expect_exit 0 "$CLIPX" eval "$WORK/study-xf-init" --json
+
 finish

@@ -137,6 +137,7 @@ void cx_dataset_free(cx_dataset *ds)
 {
     split_free(&ds->train);
     split_free(&ds->test);
+    split_free(&ds->val);
     for (int c = 0; c < ds->num_classes; c++) {
         if (ds->synonyms)
             cx_strings_free(ds->synonyms[c], ds->num_synonyms[c]);
@@ -346,7 +347,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     const cx_yaml_node *name = NULL, *cls = NULL, *tmpl = NULL, *train = NULL, *test = NULL,
-                       *evalc = NULL, *cemb = NULL, *gnames = NULL;
+                       *evalc = NULL, *cemb = NULL, *val = NULL, *gnames = NULL;
     for (size_t i = 0; i < root->count; i++) {
         const cx_yaml_pair *p = &root->pairs[i];
         if (!strcmp(p->key, "name"))
@@ -363,13 +364,15 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             evalc = p->value;
         else if (!strcmp(p->key, "class_embeddings"))
             cemb = p->value;
+        else if (!strcmp(p->key, "val"))
+            val = p->value;
         else if (!strcmp(p->key, "group_names"))
             gnames = p->value;
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
                 "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, "
-                "class_embeddings, group_names, train, test)",
+                "class_embeddings, group_names, train, val, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }
@@ -383,13 +386,14 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             node_fail(err, yaml_path, root, "the dataset has neither a 'train' nor a 'test' split");
         goto fail;
     }
-    split_spec train_sp, test_sp;
+    split_spec train_sp, test_sp, val_sp;
     if ((st = want_path(yaml_path, cls, "classes", err)) ||
         (tmpl && (st = want_path(yaml_path, tmpl, "templates", err))) ||
         (cemb && (st = want_path(yaml_path, cemb, "class_embeddings", err))) ||
         (gnames && (st = want_path(yaml_path, gnames, "group_names", err))) ||
         (train && (st = parse_split(yaml_path, "train", train, &train_sp, err))) ||
-        (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))))
+        (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))) ||
+        (val && (st = parse_split(yaml_path, "val", val, &val_sp, err))))
         goto fail;
     if (name && (name->kind != CX_YAML_SCALAR || !name->scalar[0])) {
         st = node_fail(err, yaml_path, name, "'name' must be a string");
@@ -467,6 +471,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     }
     ds->has_train = train != NULL;
     ds->has_test = test != NULL;
+    ds->has_val = val != NULL;
     if (everything && !train)
         parts &= ~(unsigned)CX_LOAD_TRAIN;
     if (everything && !test)
@@ -479,8 +484,16 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         st = node_fail(err, yaml_path, root, "the dataset has no 'test' split");
         goto fail;
     }
+    if ((parts & CX_LOAD_VAL) && !val) {
+        st = node_fail(err, yaml_path, root, "the dataset has no 'val' split");
+        goto fail;
+    }
     if ((parts & CX_LOAD_TRAIN) &&
         (st = load_split(ds, dir, &train_sp, 1, parts, opt, &ds->train, err)))
+        goto fail;
+    /* A validation split is held like a test split: evaluated classes only, never a subset. */
+    if ((parts & CX_LOAD_VAL) &&
+        (st = load_split(ds, dir, &val_sp, 0, parts, opt, &ds->val, err)))
         goto fail;
     if ((parts & CX_LOAD_TEST) &&
         (st = load_split(ds, dir, &test_sp, 0, parts, opt, &ds->test, err)))

@@ -8,6 +8,7 @@
  *   eval_classes: 10               # optional: the first N classes are evaluated, the rest
  *                                  #   are open-world concepts that appear only in training
  *   train: {images: ..., labels: ..., captions: ..., n: 60000, shape: [28, 28]}
+ *   val:   {images: ..., labels: ...}   # optional: a validation split (tau, model selection)
  *   test:  {images: ..., labels: ...}
  *   class_embeddings: F.npy        # optional: (classes, D) an external CLIP's zero-shot
  *                                  #   classifier, rows in class-list order (read on demand)
@@ -75,6 +76,8 @@ typedef struct {
     char *class_embeddings_path; /* owned resolved path of class_embeddings, or NULL */
     int has_train, has_test; /* the YAML names the split */
     cx_split train, test;    /* zeroed unless loaded */
+    int has_val;             /* the YAML names a 'val' split */
+    cx_split val;            /* zeroed unless loaded (CX_LOAD_VAL) */
     int num_groups;          /* group names (lib/data/groups.h); 0 without `group_names:` */
     char **group_names;      /* (num_groups) owned, or NULL */
     char *group_names_path;  /* owned resolved path, or NULL */
@@ -87,7 +90,9 @@ enum {
     CX_LOAD_IMAGES = 4u,   /* images/features of the loaded splits (else labels only) */
     CX_LOAD_CAPTIONS = 8u, /* captions of the loaded splits that have them */
     CX_LOAD_ALL = 15u,
-    CX_LOAD_NONE = 16u /* no split: the class list and templates only */
+    CX_LOAD_NONE = 16u, /* no split: the class list and templates only */
+    CX_LOAD_VAL = 32u   /* the validation split (an error when the YAML has none); never part
+                           of "every split" (parts 0): ask for it */
 };
 
 typedef struct {

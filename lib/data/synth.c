@@ -31,6 +31,7 @@ enum {
     TAG_ORDER = 0x4f524452,   /* "ORDR" */
     TAG_TRAIN = 0x54524e20,   /* "TRN " */
     TAG_TEST = 0x54535420,    /* "TST " */
+    TAG_VAL = 0x56414c20,     /* "VAL " */
     TAG_CAPTIONS = 0x43415053, /* "CAPS": caption wording, apart from what the images hold */
     TAG_SPURIOUS = 0x53505552  /* "SPUR": the spurious attribute, apart from everything else */
 };
@@ -116,6 +117,7 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(mu, CX_SYNTH_RANGE_MU);
     RANGE(n, CX_SYNTH_RANGE_N);
     RANGE(test_per_class, CX_SYNTH_RANGE_TEST_PER_CLASS);
+    RANGE(val_per_class, CX_SYNTH_RANGE_VAL_PER_CLASS);
     RANGE(dim, CX_SYNTH_RANGE_DIM);
     RANGE(latent, CX_SYNTH_RANGE_LATENT);
     RANGE(hidden, CX_SYNTH_RANGE_HIDDEN);
@@ -184,7 +186,7 @@ typedef struct {
     int V;                 /* spurious values, 0 without a spurious attribute */
     float *spur_dir;       /* (V, D) unit vectors, or NULL */
     char **spur_words;     /* (V) owned, or NULL */
-    double spur_agree[2];  /* share of train / test samples with their class's own value */
+    double spur_agree[3];  /* share of train / test / val samples with their class's own value */
 } world;
 
 static void world_free(world *w)
@@ -253,6 +255,7 @@ static cx_status spurious_build(world *w, cx_err *err)
     if (!w->spur_dir || !w->spur_words)
         return cx_fail(err, CX_ENOMEM, "out of memory");
     w->V = (int)V;
+    w->spur_agree[0] = w->spur_agree[1] = w->spur_agree[2] = NAN;
     cx_rng r;
     cx_rng_seed(&r, o->seed, cx_rng_stream(TAG_SPURIOUS, 0, 0));
     for (size_t v = 0; v < V; v++) {
@@ -859,6 +862,9 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     NUM("mu", o->mu);
     INT("n", o->n);
     INT("test_per_class", o->test_per_class);
+    if (o->val_per_class > 0) { /* absent without a val split: the file keeps its old bytes */
+        INT("val_per_class", o->val_per_class);
+    }
     INT("dim", w->D);
     INT("latent", w->L);
     INT("hidden", w->H);
@@ -915,6 +921,7 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
         cx_json_end_array(&j);
         NUM("train_agreement", w->spur_agree[0]);
         NUM("test_agreement", w->spur_agree[1]);
+        NUM("val_agreement", w->spur_agree[2]);
         cx_json_end_object(&j);
     }
     cx_json_key(&j, "concepts");
@@ -951,7 +958,8 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     return cx_afile_commit(&f, err);
 }
 
-static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_err *err)
+static cx_status write_yaml(const world *w, const char *dir, size_t n_test, size_t n_val,
+                           cx_err *err)
 {
     const cx_synth_opts *o = w->o;
     char *p = join2(dir, "dataset.yaml", "");
@@ -983,6 +991,11 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, cx_e
                 "test-captions.txt, "
                 "n: %zu, shape: [%d]%s}\n",
                 n_test, w->D, w->V ? ", groups: test-groups.npy" : "");
+    if (n_val)
+        fprintf(f.fp,
+                "val: {images: val-features.npy, labels: val-labels.npy, captions: "
+                "val-captions.txt, n: %zu, shape: [%d]%s}\n",
+                n_val, w->D, w->V ? ", groups: val-groups.npy" : "");
     return cx_afile_commit(&f, err);
 }
 
@@ -1048,38 +1061,48 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     cx_status st;
     world w;
     int32_t *train_cls = NULL, *test_cls = NULL, *train_obs = NULL, *test_obs = NULL;
-    int64_t *test_counts = NULL;
-    split_job train = {0}, test = {0};
+    int32_t *val_cls = NULL, *val_obs = NULL;
+    int64_t *test_counts = NULL, *val_counts = NULL;
+    split_job train = {0}, test = {0}, val = {0};
     int threads = cx_threads_get();
     if ((st = world_build(&w, o, err)))
         goto fail;
     size_t n_train = (size_t)o->n, n_test = (size_t)o->test_per_class * (size_t)w.C;
+    size_t n_val = (size_t)o->val_per_class * (size_t)w.C;
     test_counts = calloc((size_t)w.C, sizeof *test_counts);
-    if (!test_counts) {
+    val_counts = calloc((size_t)w.C, sizeof *val_counts);
+    if (!test_counts || !val_counts) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     for (int c = 0; c < w.C; c++)
         test_counts[c] = o->test_per_class;
+    for (int c = 0; c < w.C; c++)
+        val_counts[c] = o->val_per_class;
     train_cls = sample_classes(w.train_counts, w.CK, n_train, o->seed, 0);
     test_cls = sample_classes(test_counts, w.C, n_test, o->seed, 1);
-    if (!train_cls || !test_cls) {
+    val_cls = sample_classes(val_counts, w.C, n_val, o->seed, 2);
+    if (!train_cls || !test_cls || !val_cls) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;
     }
     if ((st = write_text_files(&w, dir, err)))
         goto fail;
-    /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
-     * thread count. */
     train = (split_job){dir, "train", TAG_TRAIN, train_cls, n_train, NULL};
     test = (split_job){dir, "test", TAG_TEST, test_cls, n_test, NULL};
-    if ((st = spurious_alloc(&w, &train, err)) || (st = spurious_alloc(&w, &test, err)))
+    val = (split_job){dir, "val", TAG_VAL, val_cls, n_val, NULL};
+    if ((st = spurious_alloc(&w, &train, err)) || (st = spurious_alloc(&w, &test, err)) ||
+        (st = spurious_alloc(&w, &val, err)))
         goto fail;
+    /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
+     * thread count. */
     cx_blas_set_threads(1);
-    uint64_t done_n = 0, total = n_train + n_test;
+    uint64_t done_n = 0, total = n_train + n_test + n_val;
     st = write_split(&w, &train, &done_n, total, &train_obs, err);
     if (!st && n_test)
         st = write_split(&w, &test, &done_n, total, &test_obs, err);
+    if (!st && n_val)
+        st = write_split(&w, &val, &done_n, total, &val_obs, err);
     cx_blas_set_threads(threads);
     if (st)
         goto fail;
@@ -1088,10 +1111,12 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         noisy += train_obs[i] != train_cls[i];
     if ((st = write_labels(dir, "train-labels.npy", train_obs, n_train, err)) ||
         (st = write_labels(dir, "train-true-labels.npy", train_cls, n_train, err)) ||
-        (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))))
+        (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))) ||
+        (n_val && (st = write_labels(dir, "val-labels.npy", val_obs, n_val, err))))
         goto fail;
-    if ((st = write_groups(&w, &train, 0, err)) || (n_test && (st = write_groups(&w, &test, 1, err))) ||
-        (st = write_group_names(&w, dir, err)))
+    if ((st = write_groups(&w, &train, 0, err)) ||
+        (n_test && (st = write_groups(&w, &test, 1, err))) ||
+        (n_val && (st = write_groups(&w, &val, 2, err))) || (st = write_group_names(&w, dir, err)))
         goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
@@ -1101,17 +1126,21 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     st = cx_freq_write(cp, w.names, w.train_counts, w.CK, err);
     free(cp);
     if (st || (st = write_meta(&w, dir, test_counts, noisy, err)) ||
-        (st = write_yaml(&w, dir, n_test, err)))
+        (st = write_yaml(&w, dir, n_test, n_val, err)))
         goto fail;
 fail:
     world_free(&w);
     free(train.spur);
     free(test.spur);
+    free(val.spur);
     free(train_cls);
     free(test_cls);
     free(train_obs);
     free(test_obs);
+    free(val_cls);
+    free(val_obs);
     free(test_counts);
+    free(val_counts);
     return st;
 }
 
@@ -1119,8 +1148,9 @@ fail:
 static const char *const part_names[] = {
     "classes.txt",       "templates.txt",         "train-features.npy", "train-labels.npy",
     "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
-    "test-captions.txt", "train-counts.tsv",      "train-groups.npy",   "val-groups.npy",
-    "test-groups.npy",   "group-names.txt",       "synth.json",         "dataset.yaml"};
+    "test-captions.txt", "val-features.npy",      "val-labels.npy",     "val-captions.txt",
+    "train-counts.tsv",  "train-groups.npy",      "val-groups.npy",     "test-groups.npy",
+    "group-names.txt",   "synth.json",            "dataset.yaml"};
 enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
 
 static void remove_stage(const char *stage)

@@ -35,14 +35,15 @@
  *   per value. The shift is linear in x while the class needs the nonlinear rendering undone,
  *   so at S >= 1 (the spread of x along any direction is about 1) the attribute is easier to
  *   see than the class. Concept c's own value is c mod V; a training sample has its class's
- *   value with probability P, else one of the other V - 1 uniformly; test samples draw theirs
- *   uniformly, independently of the class. A caption names the value's word ("... on a WORD
+ *   value with probability P, else one of the other V - 1 uniformly; val and test samples draw
+ *   theirs uniformly, independently of the class. A caption names the value's word ("... on a WORD
  *   background") with probability spurious_captions. Groups = class * V + value, written as
  *   SPLIT-groups.npy with group-names.txt ("CLASS/VALUE"); the draws come from their own RNG
  *   streams, so everything else is the dataset of spurious = 0 (which writes none of this).
  *
  * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
- * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test,
+ * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test
+ * (and for val with val_per_class),
  * train-counts.tsv (true training counts, a frequency file) and synth.json (parameters and
  * per-concept truth); with a spurious attribute also train-groups.npy, test-groups.npy and
  * group-names.txt. Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
@@ -76,6 +77,9 @@ typedef struct {
     double mu;                /* step: fraction of head classes (0.5) */
     int64_t n;                /* training samples (50000) */
     int test_per_class;       /* (50); 0 writes no test split */
+    int val_per_class;        /* (0) a balanced validation split (val-*.npy, `val:` in the
+                                 YAML) drawn like the test split; 0 writes none, and then
+                                 every other file is byte for byte as without the option */
     int dim;                  /* observed features (128) */
     int latent;               /* latent dimension (16) */
     int hidden;               /* rendering width (0: dim) */
@@ -129,6 +133,7 @@ void cx_synth_defaults(cx_synth_opts *o);
 #define CX_SYNTH_RANGE_MU 0, 1
 #define CX_SYNTH_RANGE_N 1, 100000000
 #define CX_SYNTH_RANGE_TEST_PER_CLASS 0, 100000
+#define CX_SYNTH_RANGE_VAL_PER_CLASS 0, 100000
 #define CX_SYNTH_RANGE_DIM 1, 65536
 #define CX_SYNTH_RANGE_LATENT 1, 4096
 #define CX_SYNTH_RANGE_HIDDEN 0, 65536

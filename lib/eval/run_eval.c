@@ -4,13 +4,18 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/base/clock.h"
+#include "lib/data/subset.h"
 #include "lib/eval/collapse.h"
 #include "lib/eval/internal.h"
+#include "lib/eval/posthoc.h"
+#include "lib/eval/retrain_clf.h"
 #include "lib/eval/score.h"
+#include "lib/run/retrain_config.h"
 #include "lib/run/train_config.h"
 #include "lib/train/tokens.h"
 
@@ -331,12 +336,15 @@ void cx_run_eval_defaults(cx_run_eval_opts *o)
     o->batch = CX_RUN_FEATURE_BATCH;
     cx_run_clf_defaults(&o->clf);
     cx_report_defaults(&o->report);
+    o->posthoc = CX_POSTHOC_NONE;
+    o->posthoc_tau = NAN;
 }
 
 void cx_run_eval_info_free(cx_run_eval_info *info)
 {
     if (!info)
         return;
+    free(info->retrain_from);
     free(info->data);
     free(info->subset);
     cx_probe_info_free(&info->probe);
@@ -371,10 +379,20 @@ typedef struct {
     cx_probe_info probe;
     cx_eval_pred pred;
     cx_collapse col;
+    cx_retrain_config rcfg; /* a retrained run's configuration */
+    cx_retrain_clf rclf;
+    float *score_feat;      /* features the classifier scores when not test_feat (gated) */
+    float *val_x;
+    int32_t *val_y;
 } eval_state;
 
 static void state_free(eval_state *s)
 {
+    free(s->val_x);
+    free(s->val_y);
+    free(s->score_feat);
+    cx_retrain_clf_free(&s->rclf);
+    cx_retrain_config_free(&s->rcfg);
     cx_collapse_free(&s->col);
     cx_eval_pred_free(&s->pred);
     cx_probe_info_free(&s->probe);
@@ -414,6 +432,94 @@ static cx_status training_features(eval_state *s, const char *what, int64_t *n_o
     return cx_run_features(&s->run.model, tr, s->train_rows, n, s->train_feat, what, err);
 }
 
+/* A retrained run: its configuration, its classifier, and the stage-1 run to open. */
+static cx_status open_retrained(eval_state *s, const char *run_dir, const cx_run_eval_opts *o,
+                                cx_run_eval_info *info, const char **open_dir, cx_err *err)
+{
+    char *path = cx_run_path(run_dir, CX_RUN_CONFIG);
+    if (!path)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_status st = cx_retrain_config_load(&s->rcfg, path, NULL, 0, err);
+    free(path);
+    if (st)
+        return as_data(st);
+    if (!s->rcfg.from)
+        return cx_fail(err, CX_EDATA, "%s/%s names no stage-1 run (from)", run_dir,
+                       CX_RUN_CONFIG);
+    if (o->mode != CX_EVAL_MODE_DEFAULT && o->mode != CX_EVAL_MODE_HEAD)
+        return cx_fail(err, CX_EUSAGE,
+                       "mode %s: %s is a retrained run, scored with its retrained classifier "
+                       "(mode head); evaluate %s for the other modes",
+                       cx_eval_mode_name((cx_eval_mode)o->mode), run_dir, s->rcfg.from);
+    if ((st = cx_retrain_read_clf(run_dir, &s->rclf, err)))
+        return st;
+    if (s->rclf.method != (int)s->rcfg.method)
+        return cx_fail(err, CX_EDATA, "%s/%s: a classifier of method %s, %s/%s names %s", run_dir,
+                       CX_RUN_CKPT, cx_retrain_method_name(s->rclf.method), run_dir,
+                       CX_RUN_CONFIG, cx_retrain_method_name((int)s->rcfg.method));
+    info->retrained = 1;
+    info->retrain_method = (int)s->rcfg.method;
+    info->retrain_tau = s->rclf.tau;
+    if (!(info->retrain_from = dup_or_null(s->rcfg.from)))
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    *open_dir = s->rcfg.from;
+    return CX_OK;
+}
+
+/* --posthoc: tau given, or chosen on validation data (never the test split). */
+static cx_status posthoc_step(eval_state *s, const cx_run_eval_opts *o, const char *data,
+                              const char *subset, cx_run_eval_info *info, cx_err *err)
+{
+    cx_posthoc_kind kind = (cx_posthoc_kind)o->posthoc;
+    const int64_t *counts = s->run.meta.class_counts;
+    double tau = o->posthoc_tau;
+    cx_status st;
+    info->posthoc = (int)kind;
+    if (s->clf.kind != CX_CLF_LINEAR)
+        return cx_fail(err, CX_EUSAGE, "posthoc %s: mode %s has no linear classifier to adjust",
+                       cx_posthoc_name(kind), cx_eval_mode_name(info->mode));
+    if (kind == CX_POSTHOC_TAU_NORM && s->rclf.gated)
+        return cx_fail(err, CX_EUSAGE,
+                       "posthoc tau-norm: a DisAlign run's classifier is gated by its features, "
+                       "its rows are not a head's; use logit-adjust");
+    if (kind == CX_POSTHOC_TAU_NORM && s->clf.normalize)
+        return cx_fail(err, CX_EUSAGE,
+                       "posthoc tau-norm: the classifier's rows are normalised (a cosine, text "
+                       "or zero-shot classifier) or gated; tau-norm needs a linear head");
+    if (isnan(tau)) {
+        size_t nv = 0;
+        cx_val_source src;
+        uint64_t seed = (uint64_t)(info->retrained ? s->rcfg.seed : s->run.cfg.seed);
+        if ((st = cx_run_val_features(&s->run, data, subset, seed, CX_VAL_PER_CLASS_DEFAULT,
+                                      &s->val_x, &s->val_y, &nv, &src, err)))
+            return cx_err_prefix(err, st, "posthoc %s", cx_posthoc_name(kind));
+        double grid[32], acc = NAN;
+        int ng = cx_posthoc_default_grid(kind, grid, 32);
+        /* A retrained classifier that scores transformed features (DisAlign's gate, the
+         * decoder's layers) is chosen on the validation features transformed alike. */
+        const float *vx = s->val_x;
+        float *vxs = NULL;
+        if (s->score_feat) {
+            cx_eval_classifier tmp;
+            if ((st = cx_retrain_eval_setup(&s->rclf, s->val_x, nv, &tmp, &vxs, err)))
+                return st;
+            cx_eval_classifier_free(&tmp);
+            vx = vxs;
+        }
+        st = cx_posthoc_select(&s->clf, kind, grid, ng, counts, vx, s->val_y, nv, &tau, &acc,
+                               NULL, err);
+        free(vxs);
+        if (st)
+            return st;
+        info->posthoc_tau_chosen = 1;
+        info->posthoc_val = src;
+        info->posthoc_n_val = (int64_t)nv;
+        info->posthoc_val_acc = acc;
+    }
+    info->posthoc_tau = tau;
+    return cx_posthoc_apply(&s->clf, kind, tau, counts, err);
+}
+
 cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eval_report *report,
                           cx_run_eval_info *info, cx_err *err)
 {
@@ -423,6 +529,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         info = &local;
     memset(info, 0, sizeof *info);
     info->probe_lambda = info->probe_val_acc = NAN;
+    info->retrain_tau = info->posthoc_tau = info->posthoc_val_acc = NAN;
     cx_run_eval_opts def;
     if (!o) {
         cx_run_eval_defaults(&def);
@@ -435,19 +542,24 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
 
     if (o->batch < 1)
         return cx_fail(err, CX_EUSAGE, "feature batch %d: must be at least 1", o->batch);
-    if ((st = cx_run_open(run_dir, o->batch, &s.run, err))) {
+    int retrained = cx_retrain_is_run(run_dir);
+    const char *open_dir = run_dir;
+    if (retrained && (st = open_retrained(&s, run_dir, o, info, &open_dir, err)))
+        goto fail;
+    if ((st = cx_run_open(open_dir, o->batch, &s.run, err))) {
         /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
         if (st == CX_EUSAGE)
-            st = cx_err_prefix(err, as_data(st), "%s", run_dir);
+            st = cx_err_prefix(err, as_data(st), "%s", open_dir);
         goto fail;
     }
     cx_run *run = &s.run;
-    cx_eval_mode mode = o->mode == CX_EVAL_MODE_DEFAULT ? cx_run_default_mode(run)
-                                                         : (cx_eval_mode)o->mode;
-    if (!zeroshot_from_dataset(run, mode) && (st = cx_run_check_mode(run, mode, err)))
+    cx_eval_mode mode = retrained                         ? CX_EVAL_MODE_HEAD
+                        : o->mode == CX_EVAL_MODE_DEFAULT ? cx_run_default_mode(run)
+                                                          : (cx_eval_mode)o->mode;
+    if (!retrained && !zeroshot_from_dataset(run, mode) && (st = cx_run_check_mode(run, mode, err)))
         goto fail;
-    const char *data = o->data ? o->data : run->cfg.data;
-    const char *subset = o->data ? NULL : run->cfg.subset;
+    const char *data = o->data ? o->data : retrained ? s.rcfg.data : run->cfg.data;
+    const char *subset = o->data ? NULL : retrained ? s.rcfg.subset : run->cfg.subset;
     if (!data) {
         st = cx_fail(err, CX_EDATA, "%s/%s names no dataset, and none was given to evaluate on", run_dir,
                      CX_RUN_CONFIG);
@@ -459,7 +571,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     lo.subset_path = train_feats ? subset : NULL;
     if ((st = cx_dataset_load(data, &lo, &s.ds, err)) ||
         (st = cx_run_check_dataset(run, &s.ds, err)) ||
-        (st = cx_run_check_mode_ds(run, &s.ds, mode, err)))
+        (!retrained && (st = cx_run_check_mode_ds(run, &s.ds, mode, err))))
         goto fail;
     info->mode = mode;
     info->objective = (int)run->cfg.objective;
@@ -501,8 +613,22 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     double t2 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_FEATURES] = t2 - t1;
 
-    if ((st = cx_run_classifier(run, &s.ds, mode, s.train_feat, s.train_y, (int)info->n_train,
-                                &o->clf, &s.clf, &s.probe, err)))
+    if (retrained) {
+        if (s.rclf.C != E || s.rclf.D != D) {
+            st = cx_fail(err, CX_EDATA, "%s/%s: a classifier of %d classes on %d features, the "
+                         "run %s has %d and %d", run_dir, CX_RUN_CKPT, s.rclf.C, s.rclf.D,
+                         open_dir, E, D);
+            goto fail;
+        }
+        if ((st = cx_retrain_eval_setup(&s.rclf, s.test_feat, test->n, &s.clf, &s.score_feat,
+                                        err)))
+            goto fail;
+    } else if ((st = cx_run_classifier(run, &s.ds, mode, s.train_feat, s.train_y,
+                                       (int)info->n_train, &o->clf, &s.clf, &s.probe, err))) {
+        goto fail;
+    }
+    if (o->posthoc != CX_POSTHOC_NONE &&
+        (st = posthoc_step(&s, o, data, subset, info, err)))
         goto fail;
     if (mode == CX_EVAL_MODE_LINEAR_PROBE) {
         info->probe_lambda = s.probe.lambda;
@@ -516,7 +642,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     double t3 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_CLASSIFIER] = t3 - t2;
 
-    if ((st = cx_eval_score(&s.clf, s.test_feat, test->y, (int)test->n, 0, &s.pred, err)))
+    if ((st = cx_eval_score(&s.clf, s.score_feat ? s.score_feat : s.test_feat, test->y,
+                            (int)test->n, 0, &s.pred, err)))
         goto fail;
     double t4 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_SCORING] = t4 - t3;
@@ -524,7 +651,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     if ((st = cx_eval_report_build(report, &s.pred, test->y, run->meta.class_counts,
                                    (const char *const *)run->meta.class_names, &o->report, err)))
         goto fail;
-    const float *w = s.clf.kind == CX_CLF_LINEAR ? s.clf.w : NULL;
+    const float *w = s.clf.kind == CX_CLF_LINEAR && s.clf.D == D ? s.clf.w : NULL;
     if ((st = cx_collapse_compute(&s.col, s.test_feat, test->y, (int)test->n, E, D, w, o->nc1,
                                   err)) ||
         (st = cx_eval_report_attach_collapse(report, &s.col, err)))
@@ -563,6 +690,11 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     memset(&run, 0, sizeof run);
     memset(&ds, 0, sizeof ds);
     int batch = o->batch > 0 ? o->batch : CX_RUN_FEATURE_BATCH;
+    if (cx_retrain_is_run(run_dir))
+        return cx_fail(err, CX_EUSAGE,
+                       "%s is a retrained run (clipx retrain): its features are those of its "
+                       "stage-1 run, the 'from' of %s/%s; embed that run",
+                       run_dir, run_dir, CX_RUN_CONFIG);
     cx_status st = cx_run_open(run_dir, batch, &run, err);
     if (st) {
         /* Nothing the caller typed was wrong: a run that cannot be rebuilt is bad data. */
@@ -636,3 +768,97 @@ fail:
         cx_run_embedding_free(out);
     return st;
 }
+
+/* ---- validation features ---------------------------------------------------------------- */
+
+static cx_status val_rows_features(cx_run *run, const cx_split *s, const uint32_t *rows, size_t n,
+                             const char *what, float **x, int32_t **y, cx_err *err)
+{
+    int D = run->model.spec.embed_dim;
+    *x = malloc(sizeof **x * (n ? n : 1) * (size_t)D);
+    *y = malloc(sizeof **y * (n ? n : 1));
+    if (!*x || !*y)
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, n);
+    for (size_t i = 0; i < n; i++)
+        (*y)[i] = s->y[rows ? rows[i] : i];
+    return cx_run_features(&run->model, s, rows, n, *x, what, err);
+}
+
+cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset, uint64_t seed,
+                              int per_class, float **x, int32_t **y, size_t *n,
+                              cx_val_source *src, cx_err *err)
+{
+    *x = NULL;
+    *y = NULL;
+    *n = 0;
+    *src = CX_VAL_NONE;
+    cx_dataset ds;
+    cx_load_options lo = {0};
+    lo.parts = CX_LOAD_NONE;
+    uint32_t *kept = NULL, *rows = NULL;
+    size_t nkept = 0, nrows = 0;
+    char what[600];
+    cx_status st = cx_dataset_load(data, &lo, &ds, err);
+    if (st)
+        return st;
+    int has_val = ds.has_val;
+    cx_dataset_free(&ds);
+    int E = run->meta.num_eval_classes;
+    if (has_val) {
+        lo.parts = CX_LOAD_VAL | CX_LOAD_IMAGES;
+        if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
+            (st = cx_run_check_dataset(run, &ds, err)))
+            goto fail;
+        snprintf(what, sizeof what, "%.500s (val)", ds.val.images_path);
+        if ((st = val_rows_features(run, &ds.val, NULL, ds.val.n, what, x, y, err)))
+            goto fail;
+        *n = ds.val.n;
+        *src = CX_VAL_SPLIT;
+        goto done;
+    }
+    if (!subset) {
+        st = cx_fail(err, CX_EUSAGE,
+                     "%s names no 'val' split, and the run trained on every training row (no "
+                     "subset), so none is left to validate on (the test split never is)",
+                     data);
+        goto fail;
+    }
+    lo.parts = CX_LOAD_TRAIN;
+    if ((st = cx_dataset_load(data, &lo, &ds, err)))
+        goto fail;
+    if ((st = cx_subset_read(subset, ds.train.y, ds.train.stored_n, ds.train.labels_path, &kept,
+                             &nkept, err)) ||
+        (st = cx_val_heldout_rows(ds.train.y, ds.train.stored_n, kept, nkept, E,
+                                  ds.class_names, per_class, seed, ds.train.labels_path, &rows,
+                                  &nrows, err)))
+        goto fail;
+    cx_dataset_free(&ds);
+    lo.parts = CX_LOAD_TRAIN | CX_LOAD_IMAGES;
+    lo.keep = rows;
+    lo.num_keep = nrows;
+    if ((st = cx_dataset_load(data, &lo, &ds, err)) ||
+        (st = cx_run_check_dataset(run, &ds, err)))
+        goto fail;
+    snprintf(what, sizeof what, "%.500s (train, held out of the subset)", ds.train.images_path);
+    if ((st = val_rows_features(run, &ds.train, NULL, ds.train.n, what, x, y, err)))
+        goto fail;
+    *n = ds.train.n;
+    *src = CX_VAL_TRAIN_HELDOUT;
+done:
+    cx_dataset_free(&ds);
+    free(kept);
+    free(rows);
+    return CX_OK;
+fail:
+    cx_dataset_free(&ds);
+    free(kept);
+    free(rows);
+    free(*x);
+    free(*y);
+    *x = NULL;
+    *y = NULL;
+    *n = 0;
+    *src = CX_VAL_NONE;
+    return st;
+}
+

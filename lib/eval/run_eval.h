@@ -9,6 +9,7 @@
 
 #include "lib/base/err.h"
 #include "lib/data/dataset.h"
+#include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/linprobe.h"
 #include "lib/eval/report.h"
@@ -96,6 +97,9 @@ typedef struct {
     int batch;              /* rows per forward pass (CX_RUN_FEATURE_BATCH) */
     cx_run_clf_opts clf;
     cx_report_opts report;  /* split rule, thresholds, restriction, ECE bins */
+    int posthoc;            /* a cx_posthoc_kind (lib/eval/posthoc.h): 0 none */
+    double posthoc_tau;     /* its tau; NaN: chosen on validation data (cx_run_val_features
+                               with the run's seed and CX_VAL_PER_CLASS_DEFAULT) */
 } cx_run_eval_opts;
 
 void cx_run_eval_defaults(cx_run_eval_opts *o);
@@ -123,6 +127,18 @@ typedef struct {
     cx_probe_info probe;     /* linear-probe: the search (grid, validation rows as indices
                                 into the training features), else zeroed; owned */
     double seconds[CX_EVAL_PHASES]; /* wall time of each phase */
+    /* A retrained run (lib/eval/retrain.h): its method and the stage-1 run it starts from. */
+    int retrained;
+    int retrain_method;      /* cx_retrain_method */
+    char *retrain_from;      /* owned, or NULL */
+    double retrain_tau;      /* tau-norm's tau, else NaN */
+    /* Post-hoc adjustment (opts.posthoc): */
+    int posthoc;             /* cx_posthoc_kind, 0 none */
+    double posthoc_tau;      /* the tau used */
+    int posthoc_tau_chosen;  /* 1: chosen on validation data */
+    cx_val_source posthoc_val; /* where validation came from (CX_VAL_NONE when tau was given) */
+    int64_t posthoc_n_val;
+    double posthoc_val_acc;  /* class-mean validation accuracy of the chosen tau, else NaN */
 } cx_run_eval_info;
 
 void cx_run_eval_info_free(cx_run_eval_info *info);
@@ -132,7 +148,11 @@ void cx_run_eval_info_free(cx_run_eval_info *info);
  * CX_EDATA naming the file), the dataset checked against it (cx_run_check_dataset), the mode
  * checked (cx_run_check_mode, CX_EUSAGE; a mode without training features is CX_EDATA, also
  * "mode NAME: ..."), the test split scored and the report built with the
- * run's training counts (from its checkpoint) for head/mid/tail. info may be NULL. On success
+ * run's training counts (from its checkpoint) for head/mid/tail. info may be NULL.
+ * A retrained run (RUN2 of `clipx retrain`, cx_retrain_is_run) is scored with its retrained
+ * classifier on the features of its stage-1 run's tower (mode head only; another mode is
+ * CX_EUSAGE "mode NAME: ..."). With o->posthoc the classifier is adjusted first
+ * (lib/eval/posthoc.h); a tau to choose without validation data is CX_EUSAGE. On success
  * *report is filled (cx_eval_report_free); on failure both are left empty. Threads: the count
  * in force (lib/threads.h); same inputs and thread count give the same bits. */
 cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eval_report *report,
@@ -167,5 +187,16 @@ void cx_run_embedding_free(cx_run_embedding *e);
  * text tower is CX_EUSAGE. On failure out is left empty. */
 cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_embedding *out,
                        cx_err *err);
+
+/* ---- validation data (`val:` or held out of the subset; never the test split) ------------ */
+
+/* Validation features (n, D) of the run's image tower and labels (n), malloc'd: the `val:`
+ * split of data when it names one (*src CX_VAL_SPLIT), else per_class rows per class held out
+ * of the training rows outside subset (lib/data/val_split.h, drawn from seed; *src
+ * CX_VAL_TRAIN_HELDOUT). CX_EUSAGE when there is neither (no val split, and no subset or a
+ * class with no row outside it). */
+cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset, uint64_t seed,
+                              int per_class, float **x, int32_t **y, size_t *n,
+                              cx_val_source *src, cx_err *err);
 
 #endif

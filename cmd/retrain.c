@@ -1,0 +1,167 @@
+/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder) on a run's frozen image
+ * features into a new run folder, or --resume of an interrupted one (lib/eval/retrain.h). */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/eval/retrain.h"
+#include "lib/run/retrain_config.h"
+
+#include "cli.h"
+#include "commands.h"
+
+static const char *method, *out_dir, *resume_dir;
+static cli_list sets;
+static int force;
+
+static const cli_opt retrain_opts[] = {
+    {"method", CLI_STRING, &method, "M", "the second stage (required for a new run)", 0, -1,
+     CX_RETRAIN_METHOD_CHOICES},
+    {"set", CLI_LIST, &sets, "KEY=VALUE",
+     "one key of the method (see above); repeatable, applied in order", 0, -1, NULL},
+    {"out", CLI_STRING, &out_dir, "RUN2",
+     "run folder to create: config.yaml, features.ckpt, model.ckpt, log.jsonl", 0, -1, NULL},
+    {"resume", CLI_STRING, &resume_dir, "RUN2",
+     "continue the interrupted retrain RUN2 (takes no other option but --threads)", 0, -1, NULL},
+    {"force", CLI_FLAG, &force, NULL, "replace a run already in the --out folder", 0, -1, NULL},
+    {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
+
+const cli_spec cmd_retrain_spec = {
+    "retrain",
+    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder) on a run's frozen features",
+    "RUN --method M [--set KEY=VALUE ...] --out RUN2 | --resume RUN2",
+    "Trains a new classifier, or rebalances RUN's, on RUN's frozen image features\n"
+    "(methods.md section 5). The features of RUN's training rows are computed once and\n"
+    "cached in RUN2/features.ckpt (a resume reuses them).\n"
+    "  crt       a re-initialised classifier (linear; cosine when RUN's head is cosine or\n"
+    "            text), class-balanced sampling, cross-entropy; any run with an image tower\n"
+    "  lws       one learned scale per class over RUN's head, class-balanced sampling, CE\n"
+    "  tau-norm  W_c / ||W_c||^tau of RUN's linear head; tau given (tau_norm.tau) or chosen\n"
+    "            over tau_norm.grid by class-mean accuracy on validation data: the dataset's\n"
+    "            val split, else val.per_class training rows per class outside RUN's subset\n"
+    "            (a note on stderr says which); never the test split\n"
+    "  disalign  (1 + g alpha_c) z_c + g beta_c, g = sigmoid(w . f + b), GRW-weighted CE\n"
+    "  marc      a_c z_c + b_c ||W_c||, GRW-weighted CE\n"
+    "  decoder   an MLP decoder (decoder.hidden, ReLU) and a linear head on the feature\n"
+    "            vector, trained with any stage-1 loss (loss) and sampler (sampler); any run\n"
+    "Keys (--set KEY=VALUE): seed, data and subset (every method; default RUN's); epochs\n"
+    "(10), batch (256), optim.name (sgd|adamw), optim.lr (0.1), optim.momentum (0.9)\n"
+    "(crt, lws, disalign, marc, decoder); optim.wd (crt, decoder, 5e-4); grw.p (disalign,\n"
+    "marc, decoder, 1.2); tau_norm.tau (auto or [0, 2]), tau_norm.grid, val.per_class\n"
+    "(tau-norm, 50); loss (ce), sampler (none), decoder.hidden ([256]) (decoder). A key of\n"
+    "another method is refused (status 2, naming the key), as is a method RUN has no\n"
+    "classifier for (lws, tau-norm, disalign and marc need an SL run's head; tau-norm a\n"
+    "linear one).\n"
+    "RUN2/config.yaml records the method and RUN's path; RUN2/model.ckpt (written at every\n"
+    "epoch end) holds the retrained classifier: 'clipx eval RUN2' scores it on RUN's\n"
+    "features, 'clipx compare RUN RUN2' compares them. --resume RUN2 continues from the last\n"
+    "epoch and ends byte-identical to an uninterrupted run with the same thread count.",
+    retrain_opts,
+    0,
+    1,
+    CLI_COMPUTES};
+
+typedef struct {
+    int quiet;
+    long kill_at_epoch; /* CLIPX_TEST_KILL_AT_EPOCH: SIGKILL ourselves there (resume tests) */
+} retrain_ctx;
+
+static void on_epoch(void *ctx, int64_t epoch, int64_t epochs, double loss, double lr)
+{
+    retrain_ctx *c = ctx;
+    if (!c->quiet)
+        fprintf(stderr, "epoch %lld/%lld  loss %.4f  lr %.3g\n", (long long)epoch,
+                (long long)epochs, loss, lr);
+    if (c->kill_at_epoch > 0 && epoch >= c->kill_at_epoch)
+        raise(SIGKILL);
+}
+
+static void on_val(void *ctx, cx_val_source src, size_t n)
+{
+    (void)ctx;
+    fprintf(stderr, "retrain: note: validation data: %zu rows from %s\n", n,
+            src == CX_VAL_SPLIT ? "the dataset's val split"
+                                : "training rows held out of the run's subset");
+}
+
+int cmd_retrain(const cli_result *res)
+{
+    cx_err err;
+    cx_err_clear(&err);
+    const char *kill_at = getenv("CLIPX_TEST_KILL_AT_EPOCH");
+    retrain_ctx ctx = {res->quiet, kill_at ? atol(kill_at) : 0};
+    cx_retrain_hooks hooks = {on_epoch, on_val, &ctx};
+    cx_retrain_info info;
+    cx_status st;
+    if (resume_dir) {
+        if (res->nargs || method || sets.count || out_dir || force) {
+            cli_error("retrain", "--resume takes only the run folder (and --threads); its "
+                                 "configuration is RUN2/config.yaml");
+            return EXIT_USAGE;
+        }
+        st = cx_retrain_resume(resume_dir, &hooks, &info, &err);
+    } else {
+        if (res->nargs != 1) {
+            cli_error("retrain", "missing RUN (the stage-1 run folder)");
+            return EXIT_USAGE;
+        }
+        if (!method) {
+            cli_error("retrain", "missing --method M (" CX_RETRAIN_METHOD_CHOICES ")");
+            return EXIT_USAGE;
+        }
+        if (!out_dir) {
+            cli_error("retrain", "missing --out RUN2 (the run folder to create)");
+            return EXIT_USAGE;
+        }
+        size_t n = (size_t)sets.count + 2;
+        char **all = calloc(n, sizeof *all);
+        size_t flen = strlen(res->args[0]) + 8, mlen = strlen(method) + 8;
+        char *from = malloc(flen), *meth = malloc(mlen);
+        if (!all || !from || !meth) {
+            free(all);
+            free(from);
+            free(meth);
+            cli_error("retrain", "out of memory");
+            return EXIT_RUNTIME;
+        }
+        snprintf(meth, mlen, "method=%s", method);
+        snprintf(from, flen, "from=%s", res->args[0]);
+        all[0] = meth;
+        all[1] = from;
+        for (int i = 0; i < sets.count; i++)
+            all[i + 2] = (char *)sets.items[i];
+        st = cx_retrain_new((const char *const *)all, n, out_dir, force, &hooks, &info, &err);
+        /* A message about a --set starts with its key or assignment. */
+        if (st == CX_EUSAGE)
+            for (int i = 0; i < sets.count; i++) {
+                const char *eq = strchr(sets.items[i], '=');
+                size_t k = eq ? (size_t)(eq - sets.items[i]) : strlen(sets.items[i]);
+                if (strncmp(err.msg, sets.items[i], k) == 0 &&
+                    (err.msg[k] == ':' || err.msg[k] == '=')) {
+                    cli_err_prepend(&err, "--set ");
+                    break;
+                }
+            }
+        free(all);
+        free(from);
+        free(meth);
+    }
+    if (st)
+        return cli_fail("retrain", st, &err);
+    if (!res->quiet) {
+        const char *name = cx_retrain_method_name(info.method);
+        fprintf(stderr, "retrain: %s on %lld features (%d classes, dim %d%s)", name,
+                (long long)info.n_train, info.classes, info.dim,
+                info.features_cached ? ", cached" : "");
+        if (isfinite(info.tau))
+            fprintf(stderr, ", tau %.3g", info.tau);
+        if (isfinite(info.val_acc))
+            fprintf(stderr, " (validation class-mean accuracy %.4f)", info.val_acc);
+        if (isfinite(info.loss))
+            fprintf(stderr, ", final loss %.4f", info.loss);
+        fputc('\n', stderr);
+    }
+    return EXIT_OK;
+}

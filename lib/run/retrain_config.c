@@ -1,0 +1,163 @@
+/* The retrain configuration's schema and which keys each method reads. */
+#include "lib/run/retrain_config.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/conf/yaml_doc.h"
+#include "lib/run/train_config.h"
+
+#define AT(f) offsetof(cx_retrain_config, f)
+#define CHOICES(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define GE(a) .flags = CX_CONF_MIN, .min = (a)
+#define GT(a) .flags = CX_CONF_MIN | CX_CONF_MIN_OPEN, .min = (a)
+#define IN(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
+#define IN_CO(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
+#define NULLABLE .flags = CX_CONF_NULLABLE
+
+static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign",
+                                           "marc", "decoder", NULL};
+
+static const cx_conf_key keys[] = {
+    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc or decoder (methods.md section 5)"},
+    {"from", CX_CONF_PATH, AT(from), "null", NULLABLE, .doc = "the stage-1 run folder whose frozen image features and classifier are used"},
+    {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML; null: the run's"},
+    {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET of training rows; null: the run's"},
+    {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of the sampler, the initialisation and the held-out validation draw"},
+    {"threads", CX_CONF_INT, AT(threads), "0", IN(0, 4096), .doc = "threads; 0: all cores"},
+    {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "crt, lws, disalign, marc, decoder: passes over the training features"},
+    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder: samples per step"},
+    {"optim.name", CX_CONF_ENUM, AT(optim.name), "sgd", .choices = CHOICES("sgd", "adamw"), .doc = "crt, lws, disalign, marc, decoder: optimiser (cosine schedule to 0)"},
+    {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.1", GT(0), .doc = "crt, lws, disalign, marc, decoder: peak learning rate"},
+    {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0005", GE(0), .doc = "crt, decoder: weight decay of the weights (scales, gates and biases have none)"},
+    {"optim.momentum", CX_CONF_DOUBLE, AT(optim.momentum), "0.9", IN_CO(0, 1), .doc = "sgd: momentum"},
+    {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "disalign, marc (and decoder with loss grw): GRW class weights proportional to pi_c^-p"},
+    {"tau_norm.tau", CX_CONF_STRING, AT(tau_norm.tau), "auto", .doc = "tau-norm: W_c / ||W_c||^tau with tau in [0, 2], or auto: the grid's best class-mean accuracy on validation"},
+    {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
+    {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm: training rows per class held out of the subset when the dataset names no val split"},
+    {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder: the stage-1 loss it trains with (not ldam: it needs a cosine head)"},
+    {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
+    {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
+};
+
+const cx_conf_schema cx_retrain_config_schema = {keys, sizeof keys / sizeof keys[0],
+                                                 sizeof(cx_retrain_config)};
+
+const char *cx_retrain_method_name(int m)
+{
+    return m >= 0 && m < CX_RETRAIN_METHODS ? method_names[m] : NULL;
+}
+
+/* Bit m: method m reads the key. */
+#define TRAINED ((1u << CX_RETRAIN_CRT) | (1u << CX_RETRAIN_LWS) | (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | (1u << CX_RETRAIN_DECODER))
+static unsigned key_methods(const char *key)
+{
+    if (!strcmp(key, "epochs") || !strcmp(key, "batch") || !strcmp(key, "optim.name") ||
+        !strcmp(key, "optim.lr") || !strcmp(key, "optim.momentum"))
+        return TRAINED;
+    if (!strcmp(key, "optim.wd"))
+        return (1u << CX_RETRAIN_CRT) | (1u << CX_RETRAIN_DECODER);
+    if (!strcmp(key, "grw.p"))
+        return (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | (1u << CX_RETRAIN_DECODER);
+    if (!strcmp(key, "loss") || !strcmp(key, "sampler") || !strncmp(key, "decoder.", 8) ||
+        !strcmp(key, "decoder"))
+        return 1u << CX_RETRAIN_DECODER;
+    if (!strncmp(key, "tau_norm.", 9) || !strcmp(key, "tau_norm") || !strncmp(key, "val.", 4) ||
+        !strcmp(key, "val"))
+        return 1u << CX_RETRAIN_TAU_NORM;
+    return ~0u;
+}
+
+int cx_retrain_key_applies(int m, const char *key)
+{
+    return (key_methods(key) >> m) & 1u;
+}
+
+static void methods_of(unsigned bits, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    size_t len = 0;
+    for (int m = 0; m < CX_RETRAIN_METHODS; m++)
+        if ((bits >> m) & 1u)
+            len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s%s", len ? ", " : "",
+                                    method_names[m]);
+}
+
+cx_status cx_retrain_config_load(cx_retrain_config *cfg, const char *path,
+                                 const char *const *sets, size_t nsets, cx_err *err)
+{
+    cx_status st = cx_conf_load(&cx_retrain_config_schema, cfg, path, sets, nsets, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < nsets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        size_t n = eq ? (size_t)(eq - sets[i]) : strlen(sets[i]);
+        char key[128];
+        if (n >= sizeof key)
+            n = sizeof key - 1;
+        memcpy(key, sets[i], n);
+        key[n] = '\0';
+        unsigned bits = key_methods(key);
+        if (!((bits >> cfg->method) & 1u)) {
+            char list[128];
+            methods_of(bits, list, sizeof list);
+            st = cx_fail(err, CX_EUSAGE, "%s: not a key of method %s (it belongs to %s)", key,
+                         method_names[cfg->method], list);
+            cx_retrain_config_free(cfg);
+            return st;
+        }
+    }
+    return CX_OK;
+}
+
+cx_status cx_retrain_config_validate(const cx_retrain_config *cfg, double *tau, cx_err *err)
+{
+    if (!cfg->from)
+        return cx_fail(err, CX_EUSAGE, "from: the stage-1 run folder is required");
+    *tau = NAN;
+    if (cfg->loss == CX_CFG_LOSS_LDAM)
+        return cx_fail(err, CX_EUSAGE,
+                       "loss: ldam needs a cosine head; the decoder's head is linear (use e.g. "
+                       "balanced-softmax or logit-adjust)");
+    if (cfg->method == CX_RETRAIN_TAU_NORM && strcmp(cfg->tau_norm.tau, "auto") != 0) {
+        char *end = NULL;
+        double v = strtod(cfg->tau_norm.tau, &end);
+        if (!end || end == cfg->tau_norm.tau || *end || !(v >= 0 && v <= 2))
+            return cx_fail(err, CX_EUSAGE,
+                           "tau_norm.tau: '%s' is neither auto nor a number in [0, 2]",
+                           cfg->tau_norm.tau);
+        *tau = v;
+    }
+    return CX_OK;
+}
+
+cx_status cx_retrain_config_write(const cx_retrain_config *cfg, const char *path, cx_err *err)
+{
+    return cx_conf_write_file(&cx_retrain_config_schema, cfg, path, err);
+}
+
+void cx_retrain_config_free(cx_retrain_config *cfg)
+{
+    cx_conf_free(&cx_retrain_config_schema, cfg);
+}
+
+int cx_retrain_is_run(const char *dir)
+{
+    size_t n = strlen(dir) + 16;
+    char *p = malloc(n);
+    if (!p)
+        return 0;
+    snprintf(p, n, "%s/config.yaml", dir);
+    cx_yaml_node *root = NULL;
+    int is = 0;
+    if (cx_yaml_parse_file(p, &root, NULL) == CX_OK && root && root->kind == CX_YAML_MAP)
+        for (size_t i = 0; i < root->count; i++)
+            if (!strcmp(root->pairs[i].key, "method") || !strcmp(root->pairs[i].key, "from"))
+                is = 1;
+    cx_yaml_free(root);
+    free(p);
+    return is;
+}

@@ -1,0 +1,510 @@
+/* The second stage and post-hoc pieces: finite-difference gradient checks of LWS, DisAlign and
+ * MARC; one DisAlign and one MARC step (GRW loss, SGD) against PyTorch (rebalance.fx);
+ * tau-normalisation and logit adjustment against hand-computed values; the choice of tau on
+ * validation data; the held-out validation rows (balanced, outside the subset, seeded,
+ * refused when a class has none); the val: split synth writes; the retrain schema's per-method
+ * keys. */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/data/dataset.h"
+#include "lib/data/synth.h"
+#include "lib/data/val_split.h"
+#include "lib/eval/classifier.h"
+#include "lib/eval/posthoc.h"
+#include "lib/model/params.h"
+#include "lib/model/rebalance_head.h"
+#include "lib/objective/loss.h"
+#include "lib/optim/optim.h"
+#include "lib/run/retrain_config.h"
+#include "tests/fixture.h"
+#include "tests/gradcheck.h"
+
+static void must(cx_status st, const cx_err *err)
+{
+    ck_assert_msg(st == CX_OK, "%s", err->msg);
+}
+
+/* ---- gradient checks ---------------------------------------------------------------------- */
+
+enum { GB = 5, GC = 4, GD = 3 };
+
+typedef struct {
+    float z[GB * GC], f[GB * GD], norms[GC];
+    float s[GC], gw[GD], gb[1], al[GC], be[GC], a[GC], b[GC];
+    float out[GB * GC], gate[GB];
+    gc_proj proj;
+    int which; /* 0 lws, 1 disalign, 2 marc */
+} rb_ctx;
+
+static double rb_f(void *ctx)
+{
+    rb_ctx *c = ctx;
+    if (c->which == 0)
+        cx_lws_forward(c->z, c->s, GB, GC, c->out);
+    else if (c->which == 1)
+        cx_disalign_forward(c->z, c->f, c->gw, c->gb, c->al, c->be, GB, GC, GD, c->gate, c->out);
+    else
+        cx_marc_forward(c->z, c->norms, c->a, c->b, GB, GC, c->out);
+    return gc_proj_dot(&c->proj, c->out);
+}
+
+static void rb_setup(rb_ctx *c, int which)
+{
+    memset(c, 0, sizeof *c);
+    c->which = which;
+    gc_fill_normal(c->z, GB * GC, 11, 1.5);
+    gc_fill_normal(c->f, GB * GD, 12, 1.0);
+    gc_fill_normal(c->s, GC, 13, 0.5);
+    gc_fill_normal(c->gw, GD, 14, 0.5);
+    gc_fill_normal(c->gb, 1, 15, 0.5);
+    gc_fill_normal(c->al, GC, 16, 0.5);
+    gc_fill_normal(c->be, GC, 17, 0.5);
+    gc_fill_normal(c->a, GC, 18, 0.5);
+    gc_fill_normal(c->b, GC, 19, 0.5);
+    for (int k = 0; k < GC; k++) {
+        c->s[k] += 1.0f;
+        c->al[k] += 1.0f;
+        c->a[k] += 1.0f;
+        c->norms[k] = 0.5f + 0.25f * (float)k;
+    }
+    ck_assert_int_eq(gc_proj_init(&c->proj, GB * GC, 20), 0);
+}
+
+START_TEST(gradient_lws)
+{
+    rb_ctx c;
+    rb_setup(&c, 0);
+    float ds[GC] = {0};
+    rb_f(&c);
+    cx_lws_backward(c.z, c.proj.r, GB, GC, ds);
+    gc_var v[] = {{"ds", c.s, ds, GC}};
+    gc_opts o = gc_opts_default();
+    gc_report rep;
+    gc_assert_passed(gc_check(rb_f, NULL, &c, v, 1, &o, &rep), &rep, "lws");
+    gc_proj_free(&c.proj);
+}
+END_TEST
+
+START_TEST(gradient_disalign)
+{
+    rb_ctx c;
+    rb_setup(&c, 1);
+    float dgw[GD] = {0}, dgb[1] = {0}, dal[GC] = {0}, dbe[GC] = {0};
+    rb_f(&c);
+    cx_disalign_backward(c.z, c.f, c.al, c.be, c.gate, c.proj.r, GB, GC, GD, dgw, dgb, dal, dbe);
+    gc_var v[] = {{"dgate_w", c.gw, dgw, GD},
+                  {"dgate_b", c.gb, dgb, 1},
+                  {"dalpha", c.al, dal, GC},
+                  {"dbeta", c.be, dbe, GC}};
+    gc_opts o = gc_opts_default();
+    o.h = 1e-3;
+    gc_report rep;
+    gc_assert_passed(gc_check(rb_f, NULL, &c, v, 4, &o, &rep), &rep, "disalign");
+    /* Gradients are added, not overwritten. */
+    float again[GC];
+    memcpy(again, dal, sizeof again);
+    cx_disalign_backward(c.z, c.f, c.al, c.be, c.gate, c.proj.r, GB, GC, GD, dgw, dgb, dal, dbe);
+    for (int k = 0; k < GC; k++)
+        ck_assert_float_eq_tol(dal[k], 2 * again[k], 1e-5 * (1 + fabsf(again[k])));
+    gc_proj_free(&c.proj);
+}
+END_TEST
+
+START_TEST(gradient_marc)
+{
+    rb_ctx c;
+    rb_setup(&c, 2);
+    float da[GC] = {0}, db[GC] = {0};
+    rb_f(&c);
+    cx_marc_backward(c.z, c.norms, c.proj.r, GB, GC, da, db);
+    gc_var v[] = {{"da", c.a, da, GC}, {"db", c.b, db, GC}};
+    gc_opts o = gc_opts_default();
+    gc_report rep;
+    gc_assert_passed(gc_check(rb_f, NULL, &c, v, 2, &o, &rep), &rep, "marc");
+    gc_proj_free(&c.proj);
+}
+END_TEST
+
+/* ---- one step against PyTorch ------------------------------------------------------------- */
+
+/* A parameter store of named 1-D tensors with one SGD momentum slot, initialised from fx. */
+static void store_from(cx_params *p, const fx_file *f, const char *prefix,
+                       const char *const *names, const size_t *sizes, int n, int *idx,
+                       cx_optim *o)
+{
+    cx_err err;
+    cx_params_init(p);
+    for (int i = 0; i < n; i++) {
+        idx[i] = cx_params_declare(p, names[i], 1, (int[]){(int)sizes[i]}, CX_PARAM_NO_DECAY,
+                                   &err);
+        ck_assert_int_ge(idx[i], 0);
+    }
+    cx_optim_config oc = {.kind = CX_OPTIM_SGD, .momentum = 0.9};
+    must(cx_params_alloc(p, cx_optim_slots(&oc), &err), &err);
+    must(cx_optim_init(o, &oc, p, &err), &err);
+    char key[96];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "init_%s", names[i]);
+        fx_to_float(fx_need(f, prefix, key, sizes[i]), cx_param_value(p, idx[i]));
+    }
+}
+
+START_TEST(disalign_and_marc_steps_match_torch)
+{
+    fx_file f;
+    fx_load_named(&f, "rebalance.fx");
+    const fx_tensor *tz = fx_need(&f, "", "z", (size_t)-1);
+    int B = (int)tz->dims[0], C = (int)tz->dims[1];
+    const fx_tensor *tf = fx_need(&f, "", "f", (size_t)-1);
+    int D = (int)tf->dims[1];
+    float *z = gc_fbuf((size_t)B * C), *feat = gc_fbuf((size_t)B * D), *norms = gc_fbuf(C);
+    float *out = gc_fbuf((size_t)B * C), *dout = gc_fbuf((size_t)B * C), *gate = gc_fbuf(B);
+    int32_t y[64];
+    int64_t counts[16];
+    cx_err err;
+    fx_to_float(tz, z);
+    fx_to_float(tf, feat);
+    fx_to_float(fx_need(&f, "", "norms", C), norms);
+    must(fx_to_int32(fx_need(&f, "", "y", B), y, &err), &err);
+    const fx_tensor *tc = fx_need(&f, "", "counts", C);
+    for (int c = 0; c < C; c++)
+        counts[c] = (int64_t)tc->v[c];
+    cx_loss_config lc = {.kind = CX_LOSS_GRW, .grw_p = 1.2, .focal_gamma = 2, .la_tau = 1,
+                         .effnum_beta = 0.999, .ldam_max_margin = 0.5, .lade_lambda = 0.1};
+    cx_loss *loss;
+    must(cx_loss_create(&loss, &lc, counts, C, B, &err), &err);
+
+    /* DisAlign */
+    const char *dn[] = {"gate_w", "gate_b", "alpha", "beta"};
+    size_t ds[] = {(size_t)D, 1, (size_t)C, (size_t)C};
+    int di[4];
+    cx_params p;
+    cx_optim o;
+    store_from(&p, &f, "disalign", dn, ds, 4, di, &o);
+    cx_disalign_forward(z, feat, cx_param_value(&p, di[0]), cx_param_value(&p, di[1]),
+                        cx_param_value(&p, di[2]), cx_param_value(&p, di[3]), B, C, D, gate, out);
+    fx_assert_close(out, &f, "disalign", "logits", (size_t)B * C, 1e-5);
+    float l = (float)cx_loss_compute(loss, out, y, NULL, B, C, 1.0f, 0, dout);
+    fx_assert_close(&l, &f, "disalign", "loss", 1, 1e-5);
+    cx_disalign_backward(z, feat, cx_param_value(&p, di[2]), cx_param_value(&p, di[3]), gate,
+                         dout, B, C, D, cx_param_grad(&p, di[0]), cx_param_grad(&p, di[1]),
+                         cx_param_grad(&p, di[2]), cx_param_grad(&p, di[3]));
+    char key[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "grad_%s", dn[i]);
+        fx_assert_close(cx_param_grad(&p, di[i]), &f, "disalign", key, ds[i], 1e-5);
+    }
+    cx_optim_step(&o, &p, 0.1);
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "final_%s", dn[i]);
+        fx_assert_close(cx_param_value(&p, di[i]), &f, "disalign", key, ds[i], 1e-5);
+    }
+    cx_optim_free(&o);
+    cx_params_free(&p);
+
+    /* MARC */
+    const char *mn[] = {"a", "b"};
+    size_t ms[] = {(size_t)C, (size_t)C};
+    int mi[2];
+    store_from(&p, &f, "marc", mn, ms, 2, mi, &o);
+    cx_marc_forward(z, norms, cx_param_value(&p, mi[0]), cx_param_value(&p, mi[1]), B, C, out);
+    fx_assert_close(out, &f, "marc", "logits", (size_t)B * C, 1e-5);
+    l = (float)cx_loss_compute(loss, out, y, NULL, B, C, 1.0f, 0, dout);
+    fx_assert_close(&l, &f, "marc", "loss", 1, 1e-5);
+    cx_marc_backward(z, norms, dout, B, C, cx_param_grad(&p, mi[0]), cx_param_grad(&p, mi[1]));
+    for (int i = 0; i < 2; i++) {
+        snprintf(key, sizeof key, "grad_%s", mn[i]);
+        fx_assert_close(cx_param_grad(&p, mi[i]), &f, "marc", key, ms[i], 1e-5);
+    }
+    cx_optim_step(&o, &p, 0.1);
+    for (int i = 0; i < 2; i++) {
+        snprintf(key, sizeof key, "final_%s", mn[i]);
+        fx_assert_close(cx_param_value(&p, mi[i]), &f, "marc", key, ms[i], 1e-5);
+    }
+    cx_optim_free(&o);
+    cx_params_free(&p);
+    cx_loss_free(loss);
+    free(z);
+    free(feat);
+    free(norms);
+    free(out);
+    free(dout);
+    free(gate);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- post-hoc by hand --------------------------------------------------------------------- */
+
+static cx_eval_classifier linear2(void)
+{
+    cx_eval_classifier c = {0};
+    c.kind = CX_CLF_LINEAR;
+    c.C = 2;
+    c.D = 2;
+    c.scale = 1;
+    c.w = malloc(4 * sizeof *c.w);
+    ck_assert_ptr_nonnull(c.w);
+    /* rows (3, 4) and (0, 2): norms 5 and 2 */
+    c.w[0] = 3;
+    c.w[1] = 4;
+    c.w[2] = 0;
+    c.w[3] = 2;
+    return c;
+}
+
+START_TEST(tau_norm_by_hand)
+{
+    cx_err err;
+    int64_t counts[2] = {30, 10};
+    cx_eval_classifier c = linear2();
+    must(cx_posthoc_apply(&c, CX_POSTHOC_TAU_NORM, 1.0, counts, &err), &err);
+    ck_assert_float_eq_tol(c.w[0], 0.6f, 1e-6);
+    ck_assert_float_eq_tol(c.w[1], 0.8f, 1e-6);
+    ck_assert_float_eq_tol(c.w[2], 0.0f, 1e-6);
+    ck_assert_float_eq_tol(c.w[3], 1.0f, 1e-6);
+    cx_eval_classifier_free(&c);
+    c = linear2();
+    /* tau 0.5: divided by sqrt(5) and sqrt(2) */
+    must(cx_posthoc_apply(&c, CX_POSTHOC_TAU_NORM, 0.5, counts, &err), &err);
+    ck_assert_float_eq_tol(c.w[0], 1.3416408f, 1e-6);
+    ck_assert_float_eq_tol(c.w[1], 1.7888544f, 1e-6);
+    ck_assert_float_eq_tol(c.w[3], 1.4142135f, 1e-6);
+    cx_eval_classifier_free(&c);
+    c = linear2();
+    must(cx_posthoc_apply(&c, CX_POSTHOC_TAU_NORM, 0.0, counts, &err), &err);
+    ck_assert_float_eq(c.w[0], 3.0f);
+    ck_assert_float_eq(c.w[3], 2.0f);
+    /* A cosine classifier's rows are unit already: refused. */
+    c.normalize = 1;
+    ck_assert_int_eq(cx_posthoc_apply(&c, CX_POSTHOC_TAU_NORM, 1.0, counts, &err), CX_EUSAGE);
+    cx_eval_classifier_free(&c);
+}
+END_TEST
+
+START_TEST(logit_adjust_by_hand)
+{
+    cx_err err;
+    int64_t counts[2] = {30, 10}; /* pi = 0.75, 0.25 */
+    cx_eval_classifier c = linear2();
+    must(cx_posthoc_apply(&c, CX_POSTHOC_LOGIT_ADJUST, 1.0, counts, &err), &err);
+    ck_assert_ptr_nonnull(c.b);
+    ck_assert_float_eq_tol(c.b[0], 0.28768207f, 1e-6); /* -log 0.75 */
+    ck_assert_float_eq_tol(c.b[1], 1.3862944f, 1e-6);  /* -log 0.25 */
+    /* Again with tau 0.5 on top: adds half as much. */
+    must(cx_posthoc_apply(&c, CX_POSTHOC_LOGIT_ADJUST, 0.5, counts, &err), &err);
+    ck_assert_float_eq_tol(c.b[0], 1.5f * 0.28768207f, 1e-6);
+    ck_assert_float_eq_tol(c.b[1], 1.5f * 1.3862944f, 1e-6);
+    /* The weights are untouched. */
+    ck_assert_float_eq(c.w[0], 3.0f);
+    cx_eval_classifier_free(&c);
+}
+END_TEST
+
+START_TEST(tau_chosen_on_validation)
+{
+    cx_err err;
+    int64_t counts[2] = {30, 10};
+    cx_eval_classifier c = linear2();
+    /* x0 = (1, 0) is class 0 (logits 3, 0); x1 = (0.35, 0.5): logits 1.05 + 2 = 3.05 vs 1.0,
+     * class 1 wins when 1 + 1.3863 tau > 3.05 + 0.2877 tau, tau > 1.866: the grid's first
+     * tau that gets both right is 1.9 (class 0 stays right: 3 + 0.2877 tau > 1.3863 tau for
+     * tau < 2.73). */
+    float x[4] = {1, 0, 0.35f, 0.5f};
+    int32_t y[2] = {0, 1};
+    double grid[32], acc[32], tau, best;
+    int ng = cx_posthoc_default_grid(CX_POSTHOC_LOGIT_ADJUST, grid, 32);
+    ck_assert_int_eq(ng, 21);
+    ck_assert_float_eq_tol(grid[20], 2.0, 1e-12);
+    must(cx_posthoc_select(&c, CX_POSTHOC_LOGIT_ADJUST, grid, ng, counts, x, y, 2, &tau, &best,
+                           acc, &err),
+         &err);
+    ck_assert_double_eq_tol(tau, 1.9, 1e-12);
+    ck_assert_double_eq_tol(best, 1.0, 1e-12);
+    ck_assert_double_eq_tol(acc[0], 0.5, 1e-12);
+    ck_assert_double_eq_tol(acc[18], 0.5, 1e-12);
+    ck_assert_double_eq_tol(acc[20], 1.0, 1e-12);
+    ck_assert_ptr_null(c.b); /* the classifier itself is not changed */
+    cx_eval_classifier_free(&c);
+}
+END_TEST
+
+/* ---- held-out validation rows ------------------------------------------------------------- */
+
+START_TEST(heldout_rows_balanced_outside_the_subset)
+{
+    cx_err err;
+    /* 3 classes, 40 rows: labels i % 3; the subset keeps every row below 20 and row 30. */
+    int32_t labels[40];
+    for (int i = 0; i < 40; i++)
+        labels[i] = i % 3;
+    uint32_t kept[21];
+    for (int i = 0; i < 20; i++)
+        kept[i] = (uint32_t)i;
+    kept[20] = 30;
+    char *names[3] = {"a", "b", "c"};
+    uint32_t *rows = NULL, *rows2 = NULL;
+    size_t n = 0, n2 = 0;
+    must(cx_val_heldout_rows(labels, 40, kept, 21, 3, names, 4, 7, "l.txt", &rows, &n, &err),
+         &err);
+    ck_assert_uint_eq(n, 12);
+    int per[3] = {0};
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_ge(rows[i], 20);
+        ck_assert_uint_ne(rows[i], 30);
+        if (i)
+            ck_assert_uint_gt(rows[i], rows[i - 1]);
+        per[labels[rows[i]]]++;
+    }
+    ck_assert_int_eq(per[0], 4);
+    ck_assert_int_eq(per[1], 4);
+    ck_assert_int_eq(per[2], 4);
+    /* Same seed, same rows; another seed, another draw; asking more than the smallest class
+     * has (rows 20..39 hold 7, 6 and 7 of classes 0, 1, 2, less row 30 of class 0) caps at 6. */
+    must(cx_val_heldout_rows(labels, 40, kept, 21, 3, names, 4, 7, "l.txt", &rows2, &n2, &err),
+         &err);
+    ck_assert_uint_eq(n2, n);
+    ck_assert_int_eq(memcmp(rows, rows2, n * sizeof *rows), 0);
+    free(rows2);
+    must(cx_val_heldout_rows(labels, 40, kept, 21, 3, names, 100, 8, "l.txt", &rows2, &n2, &err),
+         &err);
+    ck_assert_uint_eq(n2, 18);
+    free(rows2);
+    free(rows);
+    /* A class whose every row is in the subset: refused, naming it. */
+    uint32_t all[40];
+    size_t na = 0;
+    for (uint32_t i = 0; i < 40; i++)
+        if (labels[i] == 1 || i < 20)
+            all[na++] = i;
+    ck_assert_int_eq(cx_val_heldout_rows(labels, 40, all, na, 3, names, 4, 7, "l.txt", &rows,
+                                         &n, &err),
+                     CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "class 1 ('b')"));
+    ck_assert_ptr_null(rows);
+}
+END_TEST
+
+/* ---- the val: split ----------------------------------------------------------------------- */
+
+START_TEST(val_split_loads_balanced)
+{
+    cx_err err;
+    char dir[] = "/tmp/clipx-check-retrain-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    cx_synth_opts o = CX_SYNTH_DEFAULTS;
+    o.classes = 5;
+    o.n = 300;
+    o.dim = 4;
+    o.test_per_class = 3;
+    o.seed = 5;
+    must(cx_synth_write(&o, a, &err), &err);
+    o.val_per_class = 7;
+    must(cx_synth_write(&o, b, &err), &err);
+    char ya[300], yb[300];
+    snprintf(ya, sizeof ya, "%s/dataset.yaml", a);
+    snprintf(yb, sizeof yb, "%s/dataset.yaml", b);
+    cx_dataset ds;
+    cx_load_options lo = {0};
+    lo.parts = CX_LOAD_VAL | CX_LOAD_TEST | CX_LOAD_IMAGES;
+    must(cx_dataset_load(yb, &lo, &ds, &err), &err);
+    ck_assert(ds.has_val);
+    ck_assert_uint_eq(ds.val.n, 35);
+    ck_assert_uint_eq(ds.val.dim, 4);
+    int per[5] = {0};
+    for (size_t i = 0; i < ds.val.n; i++)
+        per[ds.val.y[i]]++;
+    for (int c = 0; c < 5; c++)
+        ck_assert_int_eq(per[c], 7);
+    /* Not the test split's samples. */
+    ck_assert_int_ne(memcmp(ds.val.x, ds.test.x, sizeof(float) * 4 * 3), 0);
+    cx_dataset_free(&ds);
+    /* Without a val split: has_val 0, and asking for it is an error naming the YAML. */
+    lo.parts = CX_LOAD_NONE;
+    must(cx_dataset_load(ya, &lo, &ds, &err), &err);
+    ck_assert(!ds.has_val);
+    cx_dataset_free(&ds);
+    lo.parts = CX_LOAD_VAL;
+    ck_assert_int_ne(cx_dataset_load(ya, &lo, &ds, &err), CX_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no 'val' split"));
+    /* Parts 0 (every split) leaves val alone: it is asked for, never implied. */
+    must(cx_dataset_load(yb, NULL, &ds, &err), &err);
+    ck_assert_uint_eq(ds.val.n, 0);
+    cx_dataset_free(&ds);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* ---- the retrain schema ------------------------------------------------------------------- */
+
+START_TEST(retrain_keys_belong_to_methods)
+{
+    cx_err err;
+    cx_retrain_config cfg;
+    const char *ok[] = {"method=tau-norm", "from=/tmp/x", "tau_norm.tau=0.5"};
+    must(cx_retrain_config_load(&cfg, NULL, ok, 3, &err), &err);
+    double tau;
+    must(cx_retrain_config_validate(&cfg, &tau, &err), &err);
+    ck_assert_double_eq(tau, 0.5);
+    cx_retrain_config_free(&cfg);
+    const char *bad[] = {"method=crt", "from=/tmp/x", "tau_norm.tau=0.5"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "tau_norm.tau: not a key of method crt"));
+    const char *bad2[] = {"method=tau-norm", "from=/tmp/x", "grw.p=1"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad2, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "grw.p: not a key of method tau-norm"));
+    const char *bad3[] = {"method=tau-norm", "from=/tmp/x", "tau_norm.tau=3"};
+    must(cx_retrain_config_load(&cfg, NULL, bad3, 3, &err), &err);
+    ck_assert_int_eq(cx_retrain_config_validate(&cfg, &tau, &err), CX_EUSAGE);
+    cx_retrain_config_free(&cfg);
+    ck_assert(cx_retrain_key_applies(CX_RETRAIN_MARC, "grw.p"));
+    ck_assert(!cx_retrain_key_applies(CX_RETRAIN_LWS, "grw.p"));
+    ck_assert(cx_retrain_key_applies(CX_RETRAIN_LWS, "seed"));
+}
+END_TEST
+
+static Suite *retrain_suite(void)
+{
+    Suite *s = suite_create("retrain");
+    TCase *tc = tcase_create("gradients");
+    tcase_add_test(tc, gradient_lws);
+    tcase_add_test(tc, gradient_disalign);
+    tcase_add_test(tc, gradient_marc);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("torch");
+    tcase_add_test(tc, disalign_and_marc_steps_match_torch);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("posthoc");
+    tcase_add_test(tc, tau_norm_by_hand);
+    tcase_add_test(tc, logit_adjust_by_hand);
+    tcase_add_test(tc, tau_chosen_on_validation);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("validation");
+    tcase_add_test(tc, heldout_rows_balanced_outside_the_subset);
+    tcase_add_test(tc, retrain_keys_belong_to_methods);
+    tcase_add_test(tc, val_split_loads_balanced);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(retrain_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
