@@ -1,4 +1,4 @@
-/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder) on a run's frozen image
+/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt) on a run's frozen image
  * features into a new run folder, or --resume of an interrupted one (lib/eval/retrain.h). */
 #include <math.h>
 #include <signal.h>
@@ -30,7 +30,7 @@ static const cli_opt retrain_opts[] = {
 
 const cli_spec cmd_retrain_spec = {
     "retrain",
-    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder) on a run's frozen features",
+    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt) on a run's frozen features",
     "RUN --method M [--set KEY=VALUE ...] --out RUN2 | --resume RUN2",
     "Trains a new classifier, or rebalances RUN's, on RUN's frozen image features\n"
     "(methods.md section 5). The features of RUN's training rows are computed once and\n"
@@ -46,14 +46,19 @@ const cli_spec cmd_retrain_spec = {
     "  marc      a_c z_c + b_c ||W_c||, GRW-weighted CE\n"
     "  decoder   an MLP decoder (decoder.hidden, ReLU) and a linear head on the feature\n"
     "            vector, trained with any stage-1 loss (loss) and sampler (sampler); any run\n"
+    "  prompt    CoOp prompt tuning of a CLIP run with the transformer text tower: prompt.n_ctx\n"
+    "            context vectors (shared, or prompt.per_class) before each class name through\n"
+    "            the frozen text tower, logits = RUN's logit scale x cos, any loss and sampler;\n"
+    "            prompt.init random (N(0, 0.02)) or a phrase of n_ctx words (\"a photo of a\")\n"
     "Keys (--set KEY=VALUE): seed, data and subset (every method; default RUN's); epochs\n"
     "(10), batch (256), optim.name (sgd|adamw), optim.lr (0.1), optim.momentum (0.9)\n"
-    "(crt, lws, disalign, marc, decoder); optim.wd (crt, decoder, 5e-4); grw.p (disalign,\n"
-    "marc, decoder, 1.2); tau_norm.tau (auto or [0, 2]), tau_norm.grid, val.per_class\n"
-    "(tau-norm, 50); loss (ce), sampler (none), decoder.hidden ([256]) (decoder). A key of\n"
-    "another method is refused (status 2, naming the key), as is a method RUN has no\n"
-    "classifier for (lws, tau-norm, disalign and marc need an SL run's head; tau-norm a\n"
-    "linear one).\n"
+    "(crt, lws, disalign, marc, decoder, prompt); optim.wd (crt, decoder, prompt, 5e-4);\n"
+    "grw.p (disalign, marc, decoder, prompt, 1.2); tau_norm.tau (auto or [0, 2]),\n"
+    "tau_norm.grid, val.per_class (tau-norm, 50); loss (ce), sampler (none) (decoder,\n"
+    "prompt); decoder.hidden ([256]) (decoder); prompt.n_ctx (4), prompt.per_class (false),\n"
+    "prompt.init (random) (prompt). A key of another method is refused (status 2, naming the\n"
+    "key), as is a method RUN has no classifier for (lws, tau-norm, disalign and marc need an\n"
+    "SL run's head; tau-norm a linear one; prompt a CLIP run with the transformer text tower).\n"
     "RUN2/config.yaml records the method and RUN's path; RUN2/model.ckpt (written at every\n"
     "epoch end) holds the retrained classifier: 'clipx eval RUN2' scores it on RUN's\n"
     "features, 'clipx compare RUN RUN2' compares them. --resume RUN2 continues from the last\n"

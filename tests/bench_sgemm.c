@@ -1,14 +1,24 @@
-/* sgemm at W1's own shapes (not a test; scripts/bench.sh runs it): every matrix product of one
- * W1 training step, with the transposes and accumulations clipx's ops use, timed in step order
- * R times. The compute floor is the batch over the sum of each product's best time: the
- * samples/s W1 would reach if a step were nothing but its matrix products, each at the rate
- * measured at its shape (the best of R, since on a shared machine a slow sample is other work). */
+/* sgemm at W1's and W2's own shapes (not a test; scripts/bench.sh and bench_w2.sh run it): every
+ * matrix product of one training step, with the transposes and accumulations clipx's ops use,
+ * timed in step order R times. The compute floor is the batch over the sum of each product's
+ * best time: the samples/s the workload would reach if a step were nothing but its matrix
+ * products, each at the rate measured at its shape (the best of R, since on a shared machine a
+ * slow sample is other work). W2's attention is one small product per sample and head: those
+ * B * H independent products are timed as one batch spread over the threads (one sgemm per
+ * product, each thread on its own output), as a step can run them, not one after another on
+ * one thread. */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num(void) { return 0; }
+#endif
 
 #include "lib/base/blas.h"
 #include "lib/base/threads.h"
@@ -153,7 +163,7 @@ int main(int argc, char **argv)
         for (int j = 0; j < np; j++) {
             a[j] = filled((size_t)p[j].m * p[j].k, 3u * j + 1);
             b[j] = filled((size_t)p[j].k * p[j].n, 3u * j + 2);
-            c[j] = filled((size_t)p[j].m * p[j].n, 3u * j + 3);
+            c[j] = filled((size_t)p[j].m * p[j].n * (p[j].count ? threads : 1), 3u * j + 3);
         }
         double best[160], flops = 0;
         for (int j = 0; j < np; j++) {
@@ -164,8 +174,19 @@ int main(int argc, char **argv)
             for (int j = 0; j < np; j++) {
                 int lda = p[j].ta ? p[j].m : p[j].k, ldb = p[j].tb ? p[j].k : p[j].n;
                 double t0 = now();
-                cx_sgemm(p[j].ta, p[j].tb, p[j].m, p[j].n, p[j].k, 1.0f, a[j], lda, b[j], ldb,
-                         p[j].beta, c[j], p[j].n);
+                if (p[j].count) {
+                    const product *q = &p[j];
+                    float *qa = a[j], *qb = b[j], *qc = c[j];
+                    cx_blas_serial_begin();
+#pragma omp parallel for schedule(static)
+                    for (int i = 0; i < q->count; i++)
+                        cx_sgemm(q->ta, q->tb, q->m, q->n, q->k, 1.0f, qa, lda, qb, ldb, q->beta,
+                                 qc + (size_t)omp_get_thread_num() * q->m * q->n, q->n);
+                    cx_blas_serial_end(threads);
+                } else {
+                    cx_sgemm(p[j].ta, p[j].tb, p[j].m, p[j].n, p[j].k, 1.0f, a[j], lda, b[j], ldb,
+                             p[j].beta, c[j], p[j].n);
+                }
                 double t = now() - t0;
                 if (r >= 2 && t < best[j])
                     best[j] = t;
@@ -174,12 +195,12 @@ int main(int argc, char **argv)
         /* The first two steps warmed the caches and the thread pool. */
         double best_step = 0;
         for (int j = 0; j < np; j++)
-            best_step += best[j] * (p[j].count ? p[j].count : 1);
+            best_step += best[j]; /* a batched product's time is its whole batch's */
         const char *name = clip == 2 ? "w2" : clip ? "clip" : "sl";
         for (int j = 0; j < np; j++)
             printf("%s %-9s %c%c m %4d n %4d k %4d  %6.1f GFLOP/s\n", name, p[j].what,
                    p[j].ta ? 'T' : 'N', p[j].tb ? 'T' : 'N', p[j].m, p[j].n, p[j].k,
-                   2.0 * p[j].m * p[j].n * p[j].k / best[j] / 1e9);
+                   2.0 * p[j].m * p[j].n * p[j].k * (p[j].count ? p[j].count : 1) / best[j] / 1e9);
         printf("%s step_mflop_per_sample %.2f step_gflops %.1f floor_samples_per_s %.0f\n", name,
                flops / B / 1e6, flops / best_step / 1e9, B / best_step);
         for (int j = 0; j < np; j++) {

@@ -1350,37 +1350,39 @@ static void invert_dense(double *a, int n, double *inv)
     }
 }
 
-START_TEST(nc1_full_rank_against_dense_inverse)
+/* NC1 of C classes in D dimensions, PER vectors each, against a dense inverse of Sigma_B
+ * (well conditioned: it goes through Cholesky). */
+static void nc1_against_dense_inverse(int C, int D, int PER, uint64_t seed)
 {
-    /* 12 classes in 5 dimensions, 10 vectors each: Sigma_B is of full rank and well
-     * conditioned, so NC1 goes through Cholesky; the reference inverts Sigma_B densely. */
-    enum { C = 12, D = 5, PER = 10, N = C * PER };
-    float h[N * D];
-    int32_t y[N];
-    double mu[C][D] = {{0}}, g[D] = {0}, a[D * D] = {0}, inv[D * D];
+    int N = C * PER;
+    float *h = malloc(sizeof *h * (size_t)N * D);
+    int32_t *y = malloc(sizeof *y * (size_t)N);
+    double *mu = calloc((size_t)C * D, sizeof *mu), *g = calloc((size_t)D, sizeof *g);
+    double *a = calloc((size_t)D * D, sizeof *a), *inv = malloc(sizeof *inv * (size_t)D * D);
+    double *want = calloc((size_t)C, sizeof *want), *x = malloc(sizeof *x * (size_t)D);
+    ck_assert(h && y && mu && g && a && inv && want && x);
     cx_rng r;
-    cx_rng_seed(&r, 11, 0);
+    cx_rng_seed(&r, seed, 0);
     for (int i = 0; i < N; i++) {
         y[i] = i / PER;
         for (int d = 0; d < D; d++)
-            h[i * D + d] = (float)(cx_rng_normal(&r) + 2.0 * cx_rng_normal(&r) * (d + 1 == y[i] % 6));
+            h[i * D + d] = (float)(cx_rng_normal(&r) +
+                                   2.0 * cx_rng_normal(&r) * (d + 1 == y[i] % (D + 1)));
     }
     for (int i = 0; i < N; i++)
         for (int d = 0; d < D; d++)
-            mu[y[i]][d] += h[i * D + d] / (double)PER;
+            mu[y[i] * D + d] += h[i * D + d] / (double)PER;
     for (int c = 0; c < C; c++)
         for (int d = 0; d < D; d++)
-            g[d] += mu[c][d] / C;
+            g[d] += mu[c * D + d] / C;
     for (int c = 0; c < C; c++)
         for (int i = 0; i < D; i++)
             for (int j = 0; j < D; j++)
-                a[i * D + j] += (mu[c][i] - g[i]) * (mu[c][j] - g[j]);
+                a[i * D + j] += (mu[c * D + i] - g[i]) * (mu[c * D + j] - g[j]);
     invert_dense(a, D, inv);
-    double want[C] = {0};
     for (int i = 0; i < N; i++) {
-        double x[D];
         for (int d = 0; d < D; d++)
-            x[d] = h[i * D + d] - mu[y[i]][d];
+            x[d] = h[i * D + d] - mu[y[i] * D + d];
         for (int p = 0; p < D; p++)
             for (int q = 0; q < D; q++)
                 want[y[i]] += x[p] * inv[p * D + q] * x[q] * C / N;
@@ -1392,6 +1394,25 @@ START_TEST(nc1_full_rank_against_dense_inverse)
     for (int k = 0; k < C; k++)
         ck_assert_double_eq_tol(c.nc1_class[k], want[k], 1e-5 * want[k]);
     cx_collapse_free(&c);
+    free(h);
+    free(y);
+    free(mu);
+    free(g);
+    free(a);
+    free(inv);
+    free(want);
+    free(x);
+}
+
+START_TEST(nc1_full_rank_against_dense_inverse)
+{
+    /* 12 classes in 5 dimensions, 10 vectors each: Sigma_B is of full rank and well
+     * conditioned, so NC1 goes through Cholesky; the reference inverts Sigma_B densely. */
+    nc1_against_dense_inverse(12, 5, 10, 11);
+    /* M^T M's register tiles (4 rows x 8 columns over blocks of 64 classes) with the edges
+     * done one by one: 21 dimensions (two panels of 8, five columns and one row group left)
+     * and 150 classes (three class blocks, the last one partial). */
+    nc1_against_dense_inverse(150, 21, 3, 12);
 }
 END_TEST
 

@@ -20,6 +20,9 @@
 #include "lib/eval/classifier.h"
 #include "lib/eval/posthoc.h"
 #include "lib/model/params.h"
+#include "lib/model/prompt.h"
+#include "lib/model/seq_tower.h"
+#include "lib/model/tokenizer.h"
 #include "lib/model/rebalance_head.h"
 #include "lib/objective/loss.h"
 #include "lib/optim/optim.h"
@@ -31,6 +34,7 @@ static void must(cx_status st, const cx_err *err)
 {
     ck_assert_msg(st == CX_OK, "%s", err->msg);
 }
+
 
 /* ---- gradient checks ---------------------------------------------------------------------- */
 
@@ -130,6 +134,139 @@ START_TEST(gradient_marc)
     gc_report rep;
     gc_assert_passed(gc_check(rb_f, NULL, &c, v, 2, &o, &rep), &rep, "marc");
     gc_proj_free(&c.proj);
+}
+END_TEST
+
+
+/* ---- prompt tuning: the context's gradient through a frozen transformer text tower ---------- */
+
+enum { PV = 12, PT = 8, PW = 8, PC = 3, PM = 2, PD = 6 };
+
+typedef struct {
+    cx_params p;
+    cx_seq_tower tw;
+    cx_prompt pr;
+    float ctx[PC * PM * PW];
+    gc_proj proj;
+} pt_ctx;
+
+static double pt_f(void *ctx)
+{
+    pt_ctx *c = ctx;
+    return gc_proj_dot(&c->proj, cx_prompt_forward(&c->pr, &c->p, c->ctx));
+}
+
+/* A 2-block causal text tower (EOT pooling) and three class names of 1, 2 and 3 words. */
+static void pt_setup(pt_ctx *c, int per_class, int causal)
+{
+    cx_err err;
+    memset(c, 0, sizeof *c);
+    cx_params_init(&c->p);
+    must(cx_seq_tower_declare_text(&c->tw, &c->p, "text", PV, PT, PW, 2, 2, 16, causal,
+                                   CX_POOL_TOKEN, PD, 0, &err), &err);
+    must(cx_params_alloc(&c->p, 0, &err), &err);
+    cx_rng r;
+    cx_rng_seed(&r, 7, 0);
+    cx_seq_tower_init_params(&c->tw, &c->p, &r);
+    /* Larger token embeddings than the init's so the blocks see O(1) inputs. */
+    float *tab = cx_param_value(&c->p, c->tw.embed);
+    for (int i = 0; i < PV * PW; i++)
+        tab[i] *= 25.0f;
+    int32_t names[PC * PT] = {0};
+    for (int k = 0; k < PC; k++) {
+        int32_t *row = names + k * PT;
+        row[0] = CX_TOKEN_SOT;
+        for (int w = 0; w <= k; w++)
+            row[1 + w] = 5 + (k + 2 * w) % (PV - 5);
+        row[2 + k] = CX_TOKEN_EOT;
+    }
+    must(cx_prompt_init(&c->pr, &c->tw, names, PC, PM, per_class, &err), &err);
+    ck_assert_uint_eq(cx_prompt_ctx_floats(&c->pr), (size_t)(per_class ? PC : 1) * PM * PW);
+    gc_fill_normal(c->ctx, PC * PM * PW, 31, 0.5);
+    ck_assert_int_eq(gc_proj_init(&c->proj, PC * PD, 32), 0);
+}
+
+static void pt_free(pt_ctx *c)
+{
+    gc_proj_free(&c->proj);
+    cx_prompt_free(&c->pr);
+    cx_params_free(&c->p);
+}
+
+static void prompt_gradient(int per_class, int causal)
+{
+    pt_ctx c;
+    pt_setup(&c, per_class, causal);
+    size_t n = cx_prompt_ctx_floats(&c.pr);
+    float dctx[PC * PM * PW] = {0};
+    pt_f(&c);
+    cx_prompt_backward(&c.pr, &c.p, c.proj.r, dctx);
+    double norm = 0;
+    for (size_t i = 0; i < n; i++)
+        norm += (double)dctx[i] * dctx[i];
+    ck_assert_msg(norm > 1e-6, "the context's gradient vanishes (%g)", norm);
+    gc_var v[] = {{"dctx", c.ctx, dctx, n}};
+    gc_opts o = gc_opts_default();
+    o.h = 5e-3;
+    o.max_coords = 0;
+    gc_report rep;
+    gc_assert_passed(gc_check(pt_f, NULL, &c, v, 1, &o, &rep), &rep,
+                     per_class ? "prompt (per class)" : "prompt (shared)");
+    pt_free(&c);
+}
+
+START_TEST(gradient_prompt_shared)
+{
+    prompt_gradient(0, 1);
+}
+END_TEST
+
+START_TEST(gradient_prompt_per_class)
+{
+    prompt_gradient(1, 0);
+}
+END_TEST
+
+/* A context equal to the token embeddings of words gives the plain tower's outputs of the
+ * sequence with those words, bit for bit; the class tokens are SOT, M placeholders, the
+ * name, EOT. */
+START_TEST(prompt_context_of_words_is_the_plain_forward)
+{
+    pt_ctx c;
+    pt_setup(&c, 0, 1);
+    const int32_t ctx_words[PM] = {6, 9};
+    const float *tab = cx_param_value(&c.p, c.tw.embed);
+    for (int m = 0; m < PM; m++)
+        memcpy(c.ctx + m * PW, tab + ctx_words[m] * PW, sizeof(float) * PW);
+    const int32_t *tok = c.pr.tokens;
+    ck_assert_int_eq(tok[0], CX_TOKEN_SOT);
+    ck_assert_int_eq(tok[1 + PM], 5);         /* class 0: one word */
+    ck_assert_int_eq(tok[2 + PM], CX_TOKEN_EOT);
+    ck_assert_int_eq(tok[2 * PT + 1 + PM + 3], CX_TOKEN_EOT); /* class 2: three words */
+    ck_assert_int_eq(cx_prompt_name_words(tok + 2 * PT, PT), PM + 3);
+    float emb[PC * PD];
+    memcpy(emb, cx_prompt_forward(&c.pr, &c.p, c.ctx), sizeof emb);
+    int32_t full[PC * PT];
+    memcpy(full, tok, sizeof full);
+    for (int k = 0; k < PC; k++)
+        for (int m = 0; m < PM; m++)
+            full[k * PT + 1 + m] = ctx_words[m];
+    cx_err err;
+    cx_seq_tower plain = c.tw;
+    must(cx_seq_tower_alloc(&plain, PC, NULL, &err), &err);
+    float g[PC * PD], norms[PC];
+    cx_l2norm_forward(g, norms, cx_seq_tower_forward(&plain, &c.p, full, PC), PC, PD, 1e-12f);
+    ck_assert_mem_eq(g, emb, sizeof g);
+    cx_seq_tower_free(&plain);
+    /* A name too long for the context and the tower is refused naming prompt.n_ctx. */
+    cx_prompt big;
+    int32_t names[PT] = {CX_TOKEN_SOT, 5, 6, 7, CX_TOKEN_EOT};
+    ck_assert_int_eq(cx_prompt_init(&big, &c.tw, names, 1, 4, 0, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "prompt.n_ctx") && strstr(err.msg, "need 9 tokens"), "%s",
+                  err.msg);
+    ck_assert_int_eq(cx_prompt_init(&big, &c.tw, names, 1, 3, 0, &err), CX_OK);
+    cx_prompt_free(&big);
+    pt_free(&c);
 }
 END_TEST
 
@@ -483,6 +620,9 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, gradient_lws);
     tcase_add_test(tc, gradient_disalign);
     tcase_add_test(tc, gradient_marc);
+    tcase_add_test(tc, gradient_prompt_shared);
+    tcase_add_test(tc, gradient_prompt_per_class);
+    tcase_add_test(tc, prompt_context_of_words_is_the_plain_forward);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);

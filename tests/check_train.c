@@ -1,5 +1,6 @@
 /* Whole-model training steps: gradients of the CLIP and SL steps (every parameter) against
- * finite differences, and two full steps (forward, backward, AdamW) against PyTorch. */
+ * finite differences, and two full steps (forward, backward, AdamW) against PyTorch; a text
+ * tower initialised from a run (model.text.init) and frozen, through the trainer. */
 #include "config.h"
 
 #include <check.h>
@@ -7,11 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "lib/base/threads.h"
+#include "lib/data/synth.h"
 #include "lib/model/model.h"
 #include "lib/objective/loss.h"
 #include "lib/objective/vocab_sampler.h"
 #include "lib/optim/optim.h"
+#include "lib/run/run.h"
+#include "lib/run/train_config.h"
+#include "lib/train/trainer.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
@@ -461,6 +468,130 @@ START_TEST(clip_two_steps_match_pytorch)
 }
 END_TEST
 
+/* ---- model.text.init and model.text.freeze with the transformer text tower ----------------- */
+
+static cx_status train_run(const char *out, const char *const *sets, size_t n, cx_err *err)
+{
+    cx_train_config cfg;
+    cx_status st = cx_train_config_load(&cfg, NULL, sets, n, err);
+    ck_assert_msg(st == CX_OK, "%s", err->msg);
+    st = cx_train_new(&cfg, out, 0, NULL, NULL, err);
+    cx_train_config_free(&cfg);
+    return st;
+}
+
+/* Tensors named text.* of run a and run b: how many there are, and how many differ in a bit. */
+static int text_tensors(const cx_run *a, const cx_run *b, int *differ)
+{
+    int n = 0;
+    *differ = 0;
+    for (int t = 0; t < a->model.params.count; t++) {
+        const cx_param_info *in = &a->model.params.info[t];
+        if (strncmp(in->name, "text.", 5) != 0)
+            continue;
+        int u = cx_params_find(&b->model.params, in->name);
+        ck_assert_msg(u >= 0, "%s missing", in->name);
+        ck_assert_int_eq(b->model.params.info[u].size, in->size);
+        n++;
+        *differ += memcmp(cx_param_value(&a->model.params, t), cx_param_value(&b->model.params, u),
+                          sizeof(float) * in->size) != 0;
+    }
+    return n;
+}
+
+START_TEST(transformer_text_tower_init_and_freeze)
+{
+    /* One thread: Check forks, and OpenMP's pool does not survive a fork. */
+    cx_threads_set(1);
+    char root[] = "/tmp/check_train_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char dir[64], data[96], src[64], bow[64], frozen[64], tuned[64], refused[64];
+    snprintf(dir, sizeof dir, "%s/data", root);
+    cx_err err;
+    cx_synth_opts so;
+    cx_synth_defaults(&so);
+    so.classes = 4;
+    so.n = 192;
+    so.test_per_class = 4;
+    so.dim = 6;
+    so.seed = 5;
+    ck_assert_msg(cx_synth_write(&so, dir, &err) == CX_OK, "%s", err.msg);
+    snprintf(data, sizeof data, "data=%s/dataset.yaml", dir);
+    snprintf(src, sizeof src, "%s/src", root);
+    snprintf(bow, sizeof bow, "%s/bow", root);
+    snprintf(frozen, sizeof frozen, "%s/frozen", root);
+    snprintf(tuned, sizeof tuned, "%s/tuned", root);
+    snprintf(refused, sizeof refused, "%s/refused", root);
+    char init_src[96], init_bow[96];
+    snprintf(init_src, sizeof init_src, "model.text.init=%s", src);
+    snprintf(init_bow, sizeof init_bow, "model.text.init=%s", bow);
+
+    enum { NC = 12 };
+    const char *tf[NC + 4] = {data, "objective=clip", "epochs=2", "batch=32", "threads=1",
+                              "optim.lr=0.01", "model.image.hidden=[8]", "model.image.dim=8",
+                              "model.text.dim=8", "model.text.type=transformer",
+                              "model.text.layers=1", "model.text.max_tokens=8"};
+    /* The source run, and a bag-of-words one (the first NC - 3 settings). */
+    ck_assert_msg(train_run(src, tf, NC, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(train_run(bow, tf, NC - 3, &err) == CX_OK, "%s", err.msg);
+
+    /* Initialised from src and frozen, with another seed (another random initialisation) and
+     * other data order: the text tower ends bit-identical to src's after its steps; initialised
+     * and not frozen, it trains away from src's values. */
+    tf[NC] = init_src;
+    tf[NC + 1] = "seed=7";
+    tf[NC + 2] = "model.text.freeze=true";
+    ck_assert_msg(train_run(frozen, tf, NC + 3, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(train_run(tuned, tf, NC + 2, &err) == CX_OK, "%s", err.msg);
+    cx_run a, b, c;
+    ck_assert_msg(cx_run_open(src, 8, &a, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(cx_run_open(frozen, 8, &b, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(cx_run_open(tuned, 8, &c, &err) == CX_OK, "%s", err.msg);
+    ck_assert_int_gt(b.meta.step, 0);
+    int differ;
+    /* embed, pos_embed, 12 per block, ln_final (2), proj */
+    ck_assert_int_eq(text_tensors(&a, &b, &differ), 2 + 12 + 2 + 1);
+    ck_assert_int_eq(differ, 0);
+    ck_assert_int_eq(text_tensors(&a, &c, &differ), 17);
+    ck_assert_int_gt(differ, 10);
+    /* The vocabulary came with the tower. */
+    ck_assert_str_eq(a.meta.vocab_text, b.meta.vocab_text);
+    /* The image tower did train in the frozen run. */
+    int w = cx_params_find(&b.model.params, "image.fc0.weight");
+    ck_assert_int_ge(w, 0);
+    ck_assert(memcmp(cx_param_value(&a.model.params, w), cx_param_value(&b.model.params, w),
+                     sizeof(float) * a.model.params.info[w].size) != 0);
+    cx_run_close(&a);
+    cx_run_close(&b);
+    cx_run_close(&c);
+
+    /* Refusals, CX_EUSAGE (exit 2) naming the key: a bag-of-words source for a transformer
+     * run, a transformer source for a bag-of-words run, another depth, another token count. */
+    tf[NC] = init_bow;
+    ck_assert_int_eq(train_run(refused, tf, NC + 1, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, "transformer"), "%s",
+                  err.msg);
+    const char *bow_from_tf[NC] = {data, "objective=clip", "epochs=1", "batch=32", "threads=1",
+                                   "model.image.hidden=[8]", "model.image.dim=8",
+                                   "model.text.dim=8", init_src};
+    ck_assert_int_eq(train_run(refused, bow_from_tf, 9, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.text.init"), "%s", err.msg);
+    tf[NC] = init_src;
+    tf[NC + 1] = "model.text.layers=2";
+    ck_assert_int_eq(train_run(refused, tf, NC + 2, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, "blocks1"), "%s",
+                  err.msg);
+    tf[NC + 1] = "model.text.max_tokens=6";
+    ck_assert_int_eq(train_run(refused, tf, NC + 2, &err), CX_EUSAGE);
+    ck_assert_msg(strstr(err.msg, "model.text.init") && strstr(err.msg, "pos_embed"), "%s",
+                  err.msg);
+    ck_assert_msg(access(refused, F_OK) != 0, "a refused run left %s", refused);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -478,6 +609,10 @@ static Suite *train_suite(void)
     tc = tcase_create("pytorch_steps");
     tcase_add_test(tc, sl_two_steps_match_pytorch);
     tcase_add_test(tc, clip_two_steps_match_pytorch);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("text_init");
+    tcase_add_test(tc, transformer_text_tower_init_and_freeze);
+    tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -91,6 +91,72 @@ expect_exit 0 "$CLIPX" eval "$WORK/clip-dec" --threads 1
 expect_exit 0 "$CLIPX" retrain "$WORK/cos" --method lws --out "$WORK/cos-lws" --threads 1 --quiet
 expect_exit 0 "$CLIPX" eval "$WORK/cos-lws" --threads 1
 
+# ---- prompt tuning (CoOp) of a CLIP run with the transformer text tower ---------------------
+# The data with one template, so the zero-shot classifier is the prompt "a photo of a NAME".
+cp -r "$D" "$WORK/d1"
+echo 'a photo of a {}.' >"$WORK/d1/templates.txt"
+tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=12"
+"$CLIPX" train --data "$WORK/d1/dataset.yaml" $common $tx --objective clip --out "$WORK/clipt" >/dev/null 2>&1 || fail "train clip (transformer)"
+CT="$WORK/clipt"
+pt="--set optim.name=adamw --set optim.lr=0.01 --set batch=64 --set seed=2"
+if expect_exit 0 "$CLIPX" retrain "$CT" --method prompt $pt --out "$WORK/prompt" --threads 1 --quiet; then
+    expect_grep '^method: prompt$' "$WORK/prompt/config.yaml" "prompt config"
+    expect_grep '^prompt:$' "$WORK/prompt/config.yaml" "prompt keys recorded"
+    if expect_exit 0 "$CLIPX" eval "$WORK/prompt" --json --threads 1; then
+        [ "$("$JSONQ" "$WORK/out" .retrain.method)" = prompt ] || fail "prompt: eval JSON retrain.method"
+        top1=$("$JSONQ" "$WORK/out" .top1)
+        awk -v t="$top1" 'BEGIN { exit !(t > 0 && t <= 1) }' || fail "prompt: top1 $top1"
+    fi
+    expect_exit 0 "$CLIPX" eval "$WORK/prompt" --threads 1 &&
+        expect_grep ", retrained \(prompt\) from $CT\$" "$WORK/out" "prompt table"
+    expect_exit 0 "$CLIPX" compare "$CT" "$WORK/prompt" --threads 1 &&
+        expect_grep '^prompt +head ' "$WORK/out" "compare row (prompt)"
+    [ "$(wc -l <"$WORK/prompt/log.jsonl")" -eq 10 ] || fail "prompt: log.jsonl lines"
+    # The loss falls over the epochs.
+    awk -F'"loss": ' 'NR == 1 {split($2, a, ","); f = a[1]} END {split($2, b, ","); exit !(b[1] < f)}' \
+        "$WORK/prompt/log.jsonl" || fail "prompt: the loss does not fall"
+fi
+# The context initialised from "a photo of a" and left in place is the zero-shot classifier of
+# that template: the same predictions (the class embeddings are the same bits).
+expect_exit 0 "$CLIPX" retrain "$CT" --method prompt --set prompt.init="a photo of a" --set epochs=1 \
+    --set optim.lr=1e-9 --out "$WORK/prompt0" --threads 1 --quiet
+"$CLIPX" eval "$CT" --json --threads 1 >"$WORK/zs.json" 2>/dev/null
+"$CLIPX" eval "$WORK/prompt0" --json --threads 1 >"$WORK/p0.json" 2>/dev/null
+[ "$("$JSONQ" "$WORK/zs.json" .mode)" = zeroshot ] || fail "clip run's eval mode"
+for k in .top1 .classes[0].pred_count .classes[1].pred_count .classes[2].pred_count .classes[3].pred_count .classes[4].pred_count .classes[5].pred_count; do
+    [ "$("$JSONQ" "$WORK/zs.json" $k)" = "$("$JSONQ" "$WORK/p0.json" $k)" ] ||
+        fail "prompt from 'a photo of a' at rest: $k differs from zero-shot"
+done
+# One context per class, any stage-1 loss and sampler; a rerun gives the same bytes.
+expect_exit 0 "$CLIPX" retrain "$CT" --method prompt $pt --set prompt.per_class=true \
+    --set loss=balanced-softmax --set sampler=class-balanced --set epochs=3 --out "$WORK/prompt-pc" --threads 1 --quiet
+expect_exit 0 "$CLIPX" eval "$WORK/prompt-pc" --threads 1
+expect_exit 0 "$CLIPX" retrain "$CT" --method prompt $pt --set prompt.per_class=true \
+    --set loss=balanced-softmax --set sampler=class-balanced --set epochs=3 --out "$WORK/prompt-pc2" --threads 2 --quiet
+cmp -s "$WORK/prompt-pc/model.ckpt" "$WORK/prompt-pc2/model.ckpt" || fail "prompt: a rerun differs"
+# Resume after SIGKILL: byte-identical.
+CLIPX_TEST_KILL_AT_EPOCH=4 "$CLIPX" retrain "$CT" --method prompt $pt --out "$WORK/kill-prompt" \
+    --threads 1 --quiet >/dev/null 2>&1
+[ -s "$WORK/kill-prompt/model.ckpt" ] || fail "prompt: killed run has no checkpoint"
+cmp -s "$WORK/prompt/model.ckpt" "$WORK/kill-prompt/model.ckpt" && fail "prompt: killed run already finished"
+expect_exit 0 "$CLIPX" retrain --resume "$WORK/kill-prompt" --threads 1 --quiet
+cmp -s "$WORK/prompt/model.ckpt" "$WORK/kill-prompt/model.ckpt" || fail "prompt: resumed run differs from uninterrupted"
+# Refusals: an SL run, a bag-of-words text tower, the init's words, the sequence length, keys.
+expect_exit 2 "$CLIPX" retrain "$SL" --method prompt --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'method prompt: .* is an SL run' "$WORK/err" "prompt on SL"
+expect_exit 2 "$CLIPX" retrain "$WORK/clip" --method prompt --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'method prompt: .* bag-of-words text tower .*model.text.type: transformer' "$WORK/err" "prompt on bag of words"
+expect_exit 2 "$CLIPX" retrain "$CT" --method prompt --set prompt.init="a zebra of a" --out "$WORK/x" &&
+    expect_one_error_line && expect_grep "prompt.init: word 2 of 'a zebra of a' is not in the vocabulary" "$WORK/err" "init word"
+expect_exit 2 "$CLIPX" retrain "$CT" --method prompt --set prompt.init="a photo" --out "$WORK/x" &&
+    expect_one_error_line && expect_grep "prompt.init: 'a photo' has 2 words, prompt.n_ctx is 4" "$WORK/err" "init length"
+expect_exit 2 "$CLIPX" retrain "$CT" --method prompt --set prompt.n_ctx=11 --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'prompt.n_ctx: 11 context tokens .* need 14 tokens .*model.text.max_tokens' "$WORK/err" "n_ctx too long"
+expect_exit 2 "$CLIPX" retrain "$CT" --method crt --set prompt.n_ctx=2 --out "$WORK/x" &&
+    expect_one_error_line && expect_grep 'prompt.n_ctx: not a key of method crt \(it belongs to prompt\)' "$WORK/err" "prompt key on crt"
+expect_exit 2 "$CLIPX" retrain "$CT" --method prompt --set decoder.hidden=[4] --out "$WORK/x" && expect_one_error_line
+[ ! -e "$WORK/x" ] || fail "a refused prompt retrain left $WORK/x"
+
 # ---- validation data -----------------------------------------------------------------------
 expect_exit 0 "$CLIPX" retrain "$SL" --method tau-norm --out "$WORK/tn-held" --threads 1
 expect_grep '^retrain: note: validation data: [0-9]+ rows from training rows held out of the run.s subset$' "$WORK/err" "held-out note"
@@ -154,11 +220,10 @@ expect_exit 2 "$CLIPX" retrain "$WORK/clip" --method lws --out "$WORK/x" &&
     expect_one_error_line && expect_grep 'method lws: .* CLIP run' "$WORK/err" "head refusal"
 expect_exit 2 "$CLIPX" retrain "$WORK/cos" --method tau-norm --set tau_norm.tau=1 --out "$WORK/x" &&
     expect_one_error_line && expect_grep 'tau-norm needs head: linear' "$WORK/err" "cosine refusal"
-expect_exit 2 "$CLIPX" retrain "$SL" --method prompt --out "$WORK/x" && expect_one_error_line
 expect_exit 2 "$CLIPX" retrain "$SL" --method decoder --set loss=ldam --out "$WORK/x" &&
     expect_one_error_line && expect_grep 'ldam needs a cosine head' "$WORK/err" "ldam refusal"
 expect_exit 2 "$CLIPX" retrain "$SL" --method crt --set loss=focal --out "$WORK/x" &&
-    expect_one_error_line && expect_grep 'loss: not a key of method crt \(it belongs to decoder\)' "$WORK/err" "loss refusal"
+    expect_one_error_line && expect_grep 'loss: not a key of method crt \(it belongs to decoder, prompt\)' "$WORK/err" "loss refusal"
 expect_exit 2 "$CLIPX" retrain "$SL" --out "$WORK/x" && expect_one_error_line
 expect_exit 2 "$CLIPX" retrain "$SL" --method crt && expect_one_error_line
 expect_exit 2 "$CLIPX" retrain "$SL" --method crt --out "$WORK/crt" && expect_one_error_line

@@ -87,14 +87,21 @@ static int blas_uses_openmp(void)
 
 void cx_blas_serial_begin(void)
 {
-    if (!blas_uses_openmp())
-        cx_blas_set_threads(1);
+#ifdef _OPENMP
+    /* With OpenBLAS's OpenMP build this also sets OpenMP's count: give it back, so the region
+     * that follows keeps its threads while each of its products runs on one. */
+    int threads = omp_get_max_threads();
+    cx_blas_set_threads(1);
+    if (blas_uses_openmp())
+        omp_set_num_threads(threads);
+#else
+    cx_blas_set_threads(1);
+#endif
 }
 
 void cx_blas_serial_end(int n)
 {
-    if (!blas_uses_openmp())
-        cx_blas_set_threads(n);
+    cx_blas_set_threads(n);
 }
 
 const char *cx_blas_core_name(void)

@@ -163,6 +163,116 @@ static void class_sums(const float *h, const int32_t *y, int N, int C, int D, do
     }
 }
 
+/* a = M^T M (n x n, n = D) from M (Cp, D): every entry a[i][j], j <= i, is
+ * sum_c m[c][i] m[c][j] added over c in increasing order, one rounded product and one rounded
+ * sum a class, the same bits whatever the blocking or the vector width (this sum used to be
+ * most of NC1's time for 8,142 classes). Blocks of GRAM_CLASSES classes are packed by each
+ * thread into panels of 8 columns, [panel][class][8], so that a register tile of 4 rows x 8
+ * columns reads two contiguous streams; the tile's entries above the diagonal are computed
+ * too (they equal their mirror images) and nothing reads them. Threads own groups of 4 rows,
+ * cyclically (the triangle is balanced), and walk the class blocks in order without waiting
+ * for each other. */
+enum { GRAM_CLASSES = 64, GRAM_ROWS = 4, GRAM_COLS = 8 };
+
+#if defined(__GNUC__)
+typedef double v4d __attribute__((vector_size(32)));
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+/* a0 (4 rows of stride n, 8 columns) += sum over nc classes of pi[c*8 + r] pj[c*8 + 0..7];
+ * the 8 accumulators are named so that GCC keeps them in registers. */
+CX_EVAL_CLONES
+static void gram_tile(const double *pi, const double *pj, int nc, double *a0, int n)
+{
+    double *a1 = a0 + n, *a2 = a1 + n, *a3 = a2 + n;
+    v4d s00, s01, s10, s11, s20, s21, s30, s31;
+    memcpy(&s00, a0, 32);
+    memcpy(&s01, a0 + 4, 32);
+    memcpy(&s10, a1, 32);
+    memcpy(&s11, a1 + 4, 32);
+    memcpy(&s20, a2, 32);
+    memcpy(&s21, a2 + 4, 32);
+    memcpy(&s30, a3, 32);
+    memcpy(&s31, a3 + 4, 32);
+    for (int c = 0; c < nc; c++) {
+        const double *bi = pi + (size_t)c * GRAM_COLS, *bj = pj + (size_t)c * GRAM_COLS;
+        v4d b0, b1;
+        memcpy(&b0, bj, sizeof b0);
+        memcpy(&b1, bj + 4, sizeof b1);
+        v4d f0 = {bi[0], bi[0], bi[0], bi[0]};
+        v4d f1 = {bi[1], bi[1], bi[1], bi[1]};
+        v4d f2 = {bi[2], bi[2], bi[2], bi[2]};
+        v4d f3 = {bi[3], bi[3], bi[3], bi[3]};
+        s00 += f0 * b0;
+        s01 += f0 * b1;
+        s10 += f1 * b0;
+        s11 += f1 * b1;
+        s20 += f2 * b0;
+        s21 += f2 * b1;
+        s30 += f3 * b0;
+        s31 += f3 * b1;
+    }
+    memcpy(a0, &s00, 32);
+    memcpy(a0 + 4, &s01, 32);
+    memcpy(a1, &s10, 32);
+    memcpy(a1 + 4, &s11, 32);
+    memcpy(a2, &s20, 32);
+    memcpy(a2 + 4, &s21, 32);
+    memcpy(a3, &s30, 32);
+    memcpy(a3 + 4, &s31, 32);
+}
+#else
+static void gram_tile(const double *pi, const double *pj, int nc, double *a0, int n)
+{
+    for (int r = 0; r < GRAM_ROWS; r++)
+        for (int j = 0; j < GRAM_COLS; j++) {
+            double t = a0[(size_t)r * n + j];
+            for (int c = 0; c < nc; c++)
+                t += pi[(size_t)c * GRAM_COLS + r] * pj[(size_t)c * GRAM_COLS + j];
+            a0[(size_t)r * n + j] = t;
+        }
+}
+#endif
+
+/* pack (nth, GRAM_CLASSES, D / 8 * 8) is scratch. */
+static void gram_lower(const double *m, int Cp, int D, double *a, double *pack)
+{
+    int n = D, groups = (n + GRAM_ROWS - 1) / GRAM_ROWS, panels = D / GRAM_COLS;
+    memset(a, 0, sizeof *a * (size_t)n * n);
+#pragma omp parallel
+    {
+        double *pk = pack + (size_t)cx_eval_thread_id() * GRAM_CLASSES * panels * GRAM_COLS;
+        for (int c0 = 0; c0 < Cp; c0 += GRAM_CLASSES) {
+            int nc = Cp - c0 < GRAM_CLASSES ? Cp - c0 : GRAM_CLASSES;
+            for (int c = 0; c < nc; c++) {
+                const double *mc = m + (size_t)(c0 + c) * D;
+                for (int q = 0; q < panels; q++)
+                    memcpy(pk + ((size_t)q * nc + c) * GRAM_COLS, mc + (size_t)q * GRAM_COLS,
+                           sizeof *pk * GRAM_COLS);
+            }
+#pragma omp for schedule(static, 1) nowait
+            for (int g = 0; g < groups; g++) {
+                int i0 = g * GRAM_ROWS, i1 = i0 + GRAM_ROWS < n ? i0 + GRAM_ROWS : n;
+                int j0 = 0;
+                /* Full tiles where rows and columns are packed; the rest one by one. */
+                if (i0 + GRAM_ROWS <= panels * GRAM_COLS) {
+                    const double *pi = pk + (size_t)(i0 / GRAM_COLS) * nc * GRAM_COLS +
+                                       i0 % GRAM_COLS;
+                    for (; j0 < i1 && j0 + GRAM_COLS <= panels * GRAM_COLS; j0 += GRAM_COLS)
+                        gram_tile(pi, pk + (size_t)(j0 / GRAM_COLS) * nc * GRAM_COLS, nc,
+                                  a + (size_t)i0 * n + j0, n);
+                }
+                for (int i = i0; i < i1; i++)
+                    for (int j = j0; j <= i; j++) {
+                        double t = a[(size_t)i * n + j];
+                        for (int c = c0; c < c0 + nc; c++)
+                            t += m[(size_t)c * D + i] * m[(size_t)c * D + j];
+                        a[(size_t)i * n + j] = t;
+                    }
+            }
+        }
+    }
+}
+
 /* P (D, r) as floats with (M^T M)^+ = P P^T, from M (Cp, D) in double. Returns the rank r
  * through *rank; *p is NULL when r == 0; *upper = 1 when P is upper triangular (r = D). */
 static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *rank, int *upper,
@@ -175,9 +285,13 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
     int n = gram ? Cp : D;
     double *a = malloc(sizeof *a * (size_t)n * n);
     double *w = malloc(sizeof *w * (size_t)n);
-    if (!a || !w) {
+    double *pack = gram ? NULL
+                        : malloc(sizeof *pack * (size_t)cx_eval_max_threads() * GRAM_CLASSES *
+                                 (D / GRAM_COLS * GRAM_COLS + 1));
+    if (!a || !w || (!gram && !pack)) {
         free(a);
         free(w);
+        free(pack);
         return cx_fail(err, CX_ENOMEM, "NC1: out of memory for a %d x %d matrix", n, n);
     }
     if (gram) {
@@ -192,45 +306,8 @@ static cx_status pinv_factor(const double *m, int Cp, int D, float **p, int *ran
                 a[(size_t)i * n + j] = s;
             }
     } else {
-        /* a = M^T M: row i accumulates m[c][i] * m[c][0..i] over classes in order. Classes
-         * go in blocks that stay in cache while every row takes them (M is 33 MB for 8,142
-         * classes: reading it once per row was most of NC1's time); each sum still runs over
-         * c in increasing order. */
-        enum { CLASS_BLOCK = 32 };
-        for (int i = 0; i < n; i++)
-            memset(a + (size_t)i * n, 0, sizeof *a * (size_t)(i + 1));
-#pragma omp parallel
-        for (int c0 = 0; c0 < Cp; c0 += CLASS_BLOCK) {
-            int c1 = c0 + CLASS_BLOCK < Cp ? c0 + CLASS_BLOCK : Cp;
-#pragma omp for schedule(static, 1) nowait
-            for (int i = 0; i < n; i++) {
-                double *restrict ai = a + (size_t)i * n;
-                int c = c0;
-                /* Four classes a pass over the row (the same additions in the same order,
-                 * a quarter of the loads and stores of ai). */
-                for (; c + 4 <= c1; c += 4) {
-                    const double *restrict m0 = m + (size_t)c * D, *restrict m1 = m0 + D,
-                                           *restrict m2 = m1 + D, *restrict m3 = m2 + D;
-                    double f0 = m0[i], f1 = m1[i], f2 = m2[i], f3 = m3[i];
-#pragma omp simd
-                    for (int j = 0; j <= i; j++) {
-                        double t = ai[j];
-                        t += f0 * m0[j];
-                        t += f1 * m1[j];
-                        t += f2 * m2[j];
-                        t += f3 * m3[j];
-                        ai[j] = t;
-                    }
-                }
-                for (; c < c1; c++) {
-                    const double *restrict mc = m + (size_t)c * D;
-                    double f = mc[i];
-#pragma omp simd
-                    for (int j = 0; j <= i; j++)
-                        ai[j] += f * mc[j];
-                }
-            }
-        }
+        gram_lower(m, Cp, D, a, pack);
+        free(pack);
     }
     if (!gram) {
         /* M^T M of full rank by the pseudo-inverse's own rule (every eigenvalue above the

@@ -9,6 +9,17 @@
 #include <omp.h>
 #endif
 
+/* Loops on doubles and floats that GCC vectorises: AVX2 where the CPU has it, chosen at load
+ * time. clipx compiles as ISO C (-std=c11), so GCC contracts no multiply-add into an FMA and
+ * every clone computes the same bits as the baseline SSE2 code. Not under ASan (its
+ * instrumentation and the resolver do not mix) nor with Clang. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define CX_EVAL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CX_EVAL_CLONES
+#endif
+
 /* Threads a parallel region may start, and the caller's slot inside one: per-thread scratch
  * is allocated before the region as cx_eval_max_threads() slots. */
 static inline int cx_eval_max_threads(void)

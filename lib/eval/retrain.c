@@ -19,6 +19,7 @@
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
+#include "lib/model/prompt.h"
 #include "lib/model/rebalance_head.h"
 #include "lib/objective/loss.h"
 #include "lib/objective/sampler.h"
@@ -55,6 +56,10 @@ typedef struct {
     int has_head;
     cx_mlp mlp; /* decoder */
     int has_mlp;
+    cx_prompt prompt; /* prompt: class embeddings from the context through RUN's text tower */
+    int has_prompt, i_ctx;
+    float pscale;     /* prompt: RUN's logit scale */
+    float *demb;      /* prompt: (E, D) */
     int i_s, i_gw, i_gb, i_al, i_be, i_a, i_b;
     cx_optim opt;
     int opt_init;
@@ -96,6 +101,9 @@ static void rt_free(rt_state *t)
         cx_head_free(&t->head);
     if (t->has_mlp)
         cx_mlp_free(&t->mlp);
+    if (t->has_prompt)
+        cx_prompt_free(&t->prompt);
+    free(t->demb);
     cx_params_free(&t->p);
     free(t->wnorm);
     cx_eval_classifier_free(&t->base);
@@ -145,6 +153,20 @@ static cx_status check_run(const rt_state *t, cx_err *err)
     const char *m = cx_retrain_method_name((int)t->cfg.method);
     if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER)
         return CX_OK;
+    if (t->cfg.method == CX_RETRAIN_PROMPT) {
+        if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
+            return cx_fail(err, CX_EUSAGE,
+                           "method prompt: %s is an SL run (objective sl) without a text tower; "
+                           "prompt tuning needs a CLIP run whose text tower is the transformer",
+                           r->dir);
+        if (r->model.spec.text_kind != CX_TEXT_TRANSFORMER)
+            return cx_fail(err, CX_EUSAGE,
+                           "method prompt: %s has a bag-of-words text tower (model.text.type: "
+                           "%s) without token inputs; prompt tuning needs model.text.type: "
+                           "transformer",
+                           r->dir, r->model.spec.text_kind == CX_TEXT_MLP ? "mlp" : "linear");
+        return CX_OK;
+    }
     if (r->cfg.objective != CX_CFG_OBJECTIVE_SL)
         return cx_fail(err, CX_EUSAGE,
                        "method %s: %s is a CLIP run (objective clip) without a classifier head "
@@ -303,6 +325,99 @@ fail:
 
 /* ---- the pieces that train ---------------------------------------------------------------- */
 
+/* Prompt tuning: the class names' tokens in RUN's vocabulary, the prompt buffers. */
+static cx_status build_prompt(rt_state *t, cx_err *err)
+{
+    cx_run *r = &t->run;
+    const cx_seq_tower *tw = &r->model.text_seq;
+    int E = t->E, L = tw->tokens;
+    int32_t *names = malloc(sizeof *names * (size_t)E * L);
+    if (!names)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    for (int c = 0; c < E; c++)
+        cx_tokenize(&r->vocab, r->meta.class_names[c], names + (size_t)c * L, L);
+    cx_status st = cx_prompt_init(&t->prompt, tw, names, E, (int)t->cfg.prompt.n_ctx,
+                                  t->cfg.prompt.per_class, err);
+    free(names);
+    if (st)
+        return cx_err_prefix(err, st, "%s", r->dir);
+    t->has_prompt = 1;
+    t->pscale = cx_model_logit_scale(&r->model);
+    return CX_OK;
+}
+
+/* The ids (M) of prompt.init's words in RUN's vocabulary; CX_EUSAGE naming the key when the
+ * phrase has another number of words than prompt.n_ctx or a word outside the vocabulary. */
+static cx_status init_phrase_ids(rt_state *t, int32_t *ids, cx_err *err)
+{
+    const char *phrase = t->cfg.prompt.init;
+    int M = (int)t->cfg.prompt.n_ctx, L = t->run.model.text_seq.tokens;
+    if (cx_tokenize(&t->run.vocab, phrase, ids, L) != M)
+        return cx_fail(err, CX_EUSAGE,
+                       "prompt.init: '%s' has %d words, prompt.n_ctx is %d; give as many (or "
+                       "random)", phrase, cx_tokenize(&t->run.vocab, phrase, ids, L), M);
+    for (int i = 0; i < M; i++)
+        if (ids[1 + i] == CX_TOKEN_UNK)
+            return cx_fail(err, CX_EUSAGE,
+                           "prompt.init: word %d of '%s' is not in the vocabulary of %s; use its "
+                           "words or random", i + 1, phrase, t->run.dir);
+    return CX_OK;
+}
+
+/* Before anything is written: the prompts fit the tower, the init phrase is in the vocabulary. */
+static cx_status check_prompt(rt_state *t, cx_err *err)
+{
+    cx_status st = build_prompt(t, err);
+    if (st || !strcmp(t->cfg.prompt.init, "random"))
+        return st;
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->prompt.T);
+    if (!ids)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    st = init_phrase_ids(t, ids, err);
+    free(ids);
+    return st;
+}
+
+/* N(0, 0.02), or every set from the token embeddings of prompt.init's words. */
+static cx_status init_context(rt_state *t, cx_err *err)
+{
+    float *ctx = cx_param_value(&t->p, t->i_ctx);
+    size_t n = cx_prompt_ctx_floats(&t->prompt), W = (size_t)t->prompt.W;
+    int M = t->prompt.M;
+    if (!strcmp(t->cfg.prompt.init, "random")) {
+        cx_rng r;
+        cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 2, 0));
+        for (size_t i = 0; i < n; i++)
+            ctx[i] = (float)(0.02 * cx_rng_normal(&r));
+        return CX_OK;
+    }
+    int32_t *ids = malloc(sizeof *ids * (size_t)t->prompt.T);
+    if (!ids)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_status st = init_phrase_ids(t, ids, err);
+    if (!st) {
+        const float *table = cx_param_value(&t->run.model.params, t->run.model.text_seq.embed);
+        for (size_t s = 0; s < n / ((size_t)M * W); s++)
+            for (int i = 0; i < M; i++)
+                memcpy(ctx + (s * (size_t)M + (size_t)i) * W, table + (size_t)ids[1 + i] * W,
+                       sizeof(float) * W);
+    }
+    free(ids);
+    return st;
+}
+
+/* The unit class embeddings of the current context, and logits z (B, E) = s xn emb^T of the
+ * unit features xn of xb. */
+static const float *prompt_logits(rt_state *t, int B)
+{
+    for (int i = 0; i < B; i++)
+        cx_eval_normalize_row(t->xn + (size_t)i * t->D, t->xb + (size_t)i * t->D, t->D);
+    const float *emb = cx_prompt_forward(&t->prompt, &t->run.model.params,
+                                         cx_param_value(&t->p, t->i_ctx));
+    cx_sgemm(0, 1, B, t->E, t->D, t->pscale, t->xn, t->D, emb, t->D, 0.0f, t->z, t->E);
+    return t->z;
+}
+
 static cx_status build(rt_state *t, cx_err *err)
 {
     int E = t->E, D = t->D;
@@ -346,6 +461,14 @@ static cx_status build(rt_state *t, cx_err *err)
             return st;
         t->has_mlp = 1;
         break;
+    case CX_RETRAIN_PROMPT: /* the prompts are built (and checked) before the folder is */
+        if ((t->i_ctx = cx_params_declare(&t->p, "prompt.ctx", 2,
+                                          (int[]){(int)(cx_prompt_ctx_floats(&t->prompt) /
+                                                        (size_t)t->prompt.W),
+                                                  t->prompt.W},
+                                          0, err)) < 0)
+            return cx_params_failure(t->i_ctx);
+        break;
     default:
         return CX_OK;
     }
@@ -371,6 +494,9 @@ static cx_status build(rt_state *t, cx_err *err)
         cx_rng r;
         cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 1, 0));
         cx_mlp_init_params(&t->mlp, &t->p, &r);
+    } else if (m == CX_RETRAIN_PROMPT) {
+        if ((st = init_context(t, err)))
+            return st;
     } else if (m == CX_RETRAIN_LWS) {
         for (int c = 0; c < E; c++)
             cx_param_value(&t->p, t->i_s)[c] = 1.0f;
@@ -394,7 +520,7 @@ static cx_status build(rt_state *t, cx_err *err)
                                           CX_LOSS_LOGIT_ADJUST, CX_LOSS_CBW, CX_LOSS_EFFNUM,
                                           CX_LOSS_GRW, CX_LOSS_LDAM,   CX_LOSS_LADE};
     lc.kind = (m == CX_RETRAIN_DISALIGN || m == CX_RETRAIN_MARC) ? CX_LOSS_GRW
-              : m == CX_RETRAIN_DECODER                           ? losses[t->cfg.loss]
+              : m == CX_RETRAIN_DECODER || m == CX_RETRAIN_PROMPT ? losses[t->cfg.loss]
                                                                   : CX_LOSS_CE;
     lc.focal_gamma = 2;
     lc.la_tau = 1;
@@ -404,7 +530,7 @@ static cx_status build(rt_state *t, cx_err *err)
     lc.lade_lambda = 0.1;
     cx_sampler_kind sk = (m == CX_RETRAIN_CRT || m == CX_RETRAIN_LWS) ? CX_SAMPLER_CLASS_BALANCED
                                                                       : CX_SAMPLER_SHUFFLE;
-    if (m == CX_RETRAIN_DECODER)
+    if (m == CX_RETRAIN_DECODER || m == CX_RETRAIN_PROMPT)
         sk = t->cfg.sampler == CX_CFG_SAMPLER_CLASS_BALANCED ? CX_SAMPLER_CLASS_BALANCED
              : t->cfg.sampler == CX_CFG_SAMPLER_SQRT         ? CX_SAMPLER_SQRT
                                                              : CX_SAMPLER_SHUFFLE;
@@ -420,7 +546,10 @@ static cx_status build(rt_state *t, cx_err *err)
     t->gate = malloc(sizeof(float) * Bz);
     t->yb = malloc(sizeof(int32_t) * Bz);
     t->order = malloc(sizeof(uint32_t) * t->n);
-    if (!t->xb || !t->xn || !t->z || !t->out || !t->dout || !t->gate || !t->yb || !t->order)
+    if (m == CX_RETRAIN_PROMPT)
+        t->demb = malloc(sizeof(float) * (size_t)E * D);
+    if (!t->xb || !t->xn || !t->z || !t->out || !t->dout || !t->gate || !t->yb || !t->order ||
+        (m == CX_RETRAIN_PROMPT && !t->demb))
         return cx_fail(err, CX_ENOMEM, "out of memory for the retrain buffers");
     return CX_OK;
 }
@@ -460,6 +589,9 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
     case CX_RETRAIN_DECODER:
         logits = cx_mlp_forward(&t->mlp, p, t->xb, B);
         break;
+    case CX_RETRAIN_PROMPT:
+        logits = prompt_logits(t, B);
+        break;
     case CX_RETRAIN_LWS:
         base_logits(t, B);
         cx_lws_forward(t->z, cx_param_value(p, t->i_s), B, E, t->out);
@@ -486,6 +618,13 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
         break;
     case CX_RETRAIN_DECODER:
         cx_mlp_backward(&t->mlp, p, t->xb, t->dout, NULL, B);
+        break;
+    case CX_RETRAIN_PROMPT:
+        /* d(unit class embeddings) = s dz^T xn; the tower's own gradients are discarded. */
+        cx_sgemm(1, 0, E, D, B, t->pscale, t->dout, E, t->xn, D, 0.0f, t->demb, D);
+        cx_prompt_backward(&t->prompt, &t->run.model.params, t->demb,
+                           cx_param_grad(p, t->i_ctx));
+        cx_params_zero_grad(&t->run.model.params);
         break;
     case CX_RETRAIN_LWS:
         cx_lws_backward(t->z, t->dout, B, E, cx_param_grad(p, t->i_s));
@@ -517,6 +656,18 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
     r->method = m;
     r->tau = m == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
     r->gated = m == CX_RETRAIN_DISALIGN;
+    if (m == CX_RETRAIN_PROMPT) {
+        /* The class embeddings of the context, cached: eval needs no text tower pass. */
+        const float *emb = cx_prompt_forward(&t->prompt, &t->run.model.params,
+                                             cx_param_value(p, t->i_ctx));
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * D)) ||
+            !(r->b = calloc((size_t)E, sizeof(float))))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, emb, sizeof(float) * (size_t)E * D);
+        r->normalize = 1;
+        r->scale = t->pscale;
+        return CX_OK;
+    }
     if (m == CX_RETRAIN_DECODER) {
         const cx_mlp *ml = &t->mlp;
         r->nhidden = ml->nlayers - 1;
@@ -807,6 +958,8 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         return st;
     t->E = t->run.meta.num_eval_classes;
     t->D = t->run.model.spec.embed_dim;
+    if (t->cfg.method == CX_RETRAIN_PROMPT && (st = check_prompt(t, err)))
+        return st;
     if (!resume) {
         if (!t->cfg.data && !(t->cfg.data = dup_str(t->run.cfg.data)))
             return cx_fail(err, CX_ENOMEM, "out of memory");

@@ -1,5 +1,6 @@
 /* `clipx retrain` without the printing: a second stage on a run's frozen image features
- * (methods.md section 5): cRT, LWS, tau-normalisation, DisAlign and MARC. The features of the
+ * (methods.md section 5): cRT, LWS, tau-normalisation, DisAlign, MARC, the MLP decoder, and
+ * CoOp prompt tuning of a CLIP run's frozen transformer text tower (section 9). The features of the
  * run's training rows (and, for tau-norm, of the validation data) are computed once and cached
  * in RUN2/features.ckpt; the stage trains with the library's sampler (lib/objective/sampler.h),
  * losses (lib/objective/loss.h: CE, GRW), optimiser and schedule (lib/optim/), checkpointing
@@ -42,7 +43,9 @@ typedef struct {
 /* A new second stage into out_dir from "KEY=VALUE" sets of the retrain schema (cmd/ passes
  * method= and from= first). A key of another method is CX_EUSAGE naming it; a run without
  * the classifier the method needs (lws, tau-norm, disalign, marc need an SL run's head;
- * tau-norm a linear one) is CX_EUSAGE naming the run and the method; a folder that already
+ * tau-norm a linear one; prompt a CLIP run with the transformer text tower) is CX_EUSAGE
+ * naming the run and the method, as are prompts longer than the tower or an init phrase of
+ * other words than the vocabulary's (all before out_dir is written); a folder that already
  * holds a run is refused unless force. info may be NULL. */
 cx_status cx_retrain_new(const char *const *sets, size_t nsets, const char *out_dir, int force,
                          const cx_retrain_hooks *hooks, cx_retrain_info *info, cx_err *err);

@@ -280,22 +280,49 @@ static float softmax_sum(const float *s, int C, float m)
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-/* Whether all of s[0..8) are finite, and their maximum (meaningful only then). */
-CX_SCORE_CLONES
-static int block_max8(const float *s, float *mx)
+/* Lane-wise maximum (the operands are finite where it matters). */
+static inline v8f max8v(v8f a, v8f b)
 {
-    v8f x;
-    memcpy(&x, s, sizeof x);
-    v8i fin = (x - x) == (x - x); /* inf - inf and NaN are NaN */
-    v8f m = x;
-    for (int w = 0; w < 8; w++)
-        if (!fin[w])
-            return 0;
+    v8i gt = a > b;
+    return (v8f)(((v8i)a & gt) | ((v8i)b & ~gt));
+}
+
+static inline float hmax8(v8f m)
+{
     float best = m[0];
     for (int w = 1; w < 8; w++)
         best = m[w] > best ? m[w] : best;
-    *mx = best;
+    return best;
+}
+
+/* Whether all of s[0..n) are finite (n a multiple of 8), and their maximum (meaningful only
+ * then): x - x is NaN exactly for inf and NaN, and one NaN makes the sum NaN. */
+CX_SCORE_CLONES
+static int block_max(const float *s, int n, float *mx)
+{
+    v8f m, z = V8(0.0f);
+    memcpy(&m, s, sizeof m);
+    z += m - m;
+    for (int j = 8; j < n; j += 8) {
+        v8f x;
+        memcpy(&x, s + j, sizeof x);
+        z += x - x;
+        m = max8v(x, m);
+    }
+    float zs = ((z[0] + z[1]) + (z[2] + z[3])) + ((z[4] + z[5]) + (z[6] + z[7]));
+    if (zs != 0.0f)
+        return 0;
+    *mx = hmax8(m);
     return 1;
+}
+
+/* The maximum of the finite s[0..8). */
+CX_SCORE_CLONES
+static float max_of8(const float *s)
+{
+    v8f x;
+    memcpy(&x, s, sizeof x);
+    return hmax8(x);
 }
 #else
 static float softmax_sum(const float *s, int C, float m)
@@ -306,10 +333,10 @@ static float softmax_sum(const float *s, int C, float m)
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-static int block_max8(const float *s, float *mx)
+static int block_max(const float *s, int n, float *mx)
 {
     float best = s[0];
-    for (int w = 0; w < 8; w++) {
+    for (int w = 0; w < n; w++) {
         if (!isfinite(s[w]))
             return 0;
         best = s[w] > best ? s[w] : best;
@@ -317,7 +344,37 @@ static int block_max8(const float *s, float *mx)
     *mx = best;
     return 1;
 }
+
+static float max_of8(const float *s)
+{
+    float best = s[0];
+    for (int w = 1; w < 8; w++)
+        best = s[w] > best ? s[w] : best;
+    return best;
+}
 #endif
+
+/* The running top K (scores ts, classes top, best first) after v = score of class c, when v
+ * is finite and the list is not full or v beats its last entry. Strictly better only: equal
+ * scores keep the smaller class index first. */
+static inline void topk_insert(float *ts, int32_t *top, int *filled, int K, float v, int c)
+{
+    int p = *filled < K ? (*filled)++ : K - 1;
+    while (p > 0 && ts[p - 1] < v) {
+        ts[p] = ts[p - 1];
+        top[p] = top[p - 1];
+        p--;
+    }
+    ts[p] = v;
+    top[p] = c;
+}
+
+/* Rows of thousands of classes are scanned in chunks of SCAN_CHUNK: once the top K is full,
+ * a chunk whose maximum does not beat its last entry changes nothing (the element-wise scan
+ * would skip each of its scores), so only its finiteness is checked; inside a chunk that
+ * does, blocks of 8 are skipped the same way. The list only grows stricter, so the same
+ * scores enter it in the same order as in a scan of every element. */
+enum { SCAN_CHUNK = 64 };
 
 /* Bias, top-K and confidence of one row. Returns 0 when a score is not finite. */
 static int finish_row(const cx_eval_classifier *clf, float *s, int K, int32_t *top, float *conf,
@@ -330,33 +387,38 @@ static int finish_row(const cx_eval_classifier *clf, float *s, int K, int32_t *t
     if (b)
         for (int c = 0; c < C; c++)
             s[c] += b[c];
-    for (int c = 0; c < C; c++) {
-        /* Once the top K is full, a block of 8 whose maximum does not beat its last entry
-         * changes nothing (the scan below skips each of them): only its finiteness is
-         * checked. Thousands of classes make this most of the row. */
+    int c = 0;
+    while (c < C) {
         float bm;
-        if (filled == K && (c & 7) == 0 && c + 8 <= C) {
-            if (!block_max8(s + c, &bm))
+        if (filled == K && c % SCAN_CHUNK == 0 && c + SCAN_CHUNK <= C) {
+            if (!block_max(s + c, SCAN_CHUNK, &bm))
+                return 0;
+            if (bm > ts[K - 1])
+                for (int e = c + SCAN_CHUNK; c < e; c += 8) {
+                    if (!(max_of8(s + c) > ts[K - 1]))
+                        continue;
+                    for (int j = c; j < c + 8; j++)
+                        if (s[j] > ts[K - 1])
+                            topk_insert(ts, top, &filled, K, s[j], j);
+                }
+            else
+                c += SCAN_CHUNK;
+            continue;
+        }
+        if (filled == K && c % 8 == 0 && c + 8 <= C) {
+            if (!block_max(s + c, 8, &bm))
                 return 0;
             if (!(bm > ts[K - 1])) {
-                c += 7;
+                c += 8;
                 continue;
             }
         }
         float v = s[c];
         if (!isfinite(v))
             return 0;
-        /* Strictly better only: equal scores keep the smaller class index first. */
-        if (filled == K && !(v > ts[K - 1]))
-            continue;
-        int p = filled < K ? filled++ : K - 1;
-        while (p > 0 && ts[p - 1] < v) {
-            ts[p] = ts[p - 1];
-            top[p] = top[p - 1];
-            p--;
-        }
-        ts[p] = v;
-        top[p] = c;
+        if (filled < K || v > ts[K - 1])
+            topk_insert(ts, top, &filled, K, v, c);
+        c++;
     }
     if (clf->kind == CX_CLF_KNN) {
         *conf = knn_votes / (float)clf->k;

@@ -11,11 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/eval/internal.h"
+
 enum { ROT_BLOCK = 64, MAX_SWEEPS = 60 };
 
 /* a . b with four running sums: independent chains (and SSE2 pairs) instead of one long
  * dependent chain; the order is fixed, so results do not depend on vectorisation. */
-static double dot(const double *a, const double *b, int n)
+#if defined(__GNUC__)
+__attribute__((always_inline)) /* into each vector clone of its callers */
+#endif
+static inline double dot(const double *a, const double *b, int n)
 {
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     int k = 0;
@@ -34,6 +39,7 @@ static double dot(const double *a, const double *b, int n)
  * Afterwards d (n) is T's diagonal, off[i] (n) couples i and i+1 (off[n-1] = 0), row i of a
  * holds the Householder vector v_i in a[i][0..i-1] and h[i] its scale (H_i = I - v v^T / h[i],
  * h[i] == 0 when no reflection was needed). p (n) is scratch. */
+CX_EVAL_CLONES
 static void tridiagonalise(double *a, int n, double *d, double *off, double *h, double *p)
 {
     for (int i = n - 1; i >= 1; i--) {
@@ -85,6 +91,7 @@ static void tridiagonalise(double *a, int n, double *d, double *off, double *h, 
 
 /* r (n, n) = Q^T = H_2 H_3 ... H_{n-1}, built by right products so that the identity part
  * beyond the current block is never touched. */
+CX_EVAL_CLONES
 static void accumulate(const double *a, const double *h, int n, double *r)
 {
     memset(r, 0, sizeof *r * (size_t)n * n);
@@ -108,6 +115,7 @@ static void accumulate(const double *a, const double *h, int n, double *r)
 
 /* Apply the plane rotations of one QL sweep to rows of r: rotation t mixes rows i = top - t
  * and i + 1. Column blocks keep the rows being mixed in cache across the whole sweep. */
+CX_EVAL_CLONES
 static void apply_rotations(double *r, int n, int top, int count, const double *rc,
                             const double *rs)
 {

@@ -297,3 +297,63 @@ void cx_seq_tower_free(cx_seq_tower *t)
     t->pooled = t->dpooled = t->out = NULL;
     t->lengths = NULL;
 }
+
+/* ---- prompt tuning: inputs replaced by learned vectors, gradients down to the inputs ------- */
+
+const float *cx_seq_tower_forward_ctx(cx_seq_tower *t, const cx_params *p, const int32_t *tokens,
+                                      int B, const float *ctx, int first, int n, int per_seq)
+{
+    int T = t->tokens, D = t->width;
+    t->last_B = B;
+    float *x = cx_transformer_input(&t->tf);
+    cx_embed_forward(x, tokens, cx_param_value(p, t->embed), B * T, D);
+    for (int b = 0; b < B; b++) {
+        const float *c = ctx + (per_seq ? (size_t)b * n * D : 0);
+        memcpy(x + ((size_t)b * T + first) * D, c, sizeof(float) * (size_t)n * D);
+        t->lengths[b] = seq_length(tokens + (size_t)b * T, T);
+    }
+    cx_posembed_forward(x, x, cx_param_value(p, t->pos), B, T, D);
+    const float *y = cx_transformer_forward(&t->tf, p, B, T, t->lengths);
+    t->blocks_out = y;
+    cx_layernorm_forward(t->tok_out, t->mean, t->rstd, y, cx_param_value(p, t->ln_g),
+                         cx_param_value(p, t->ln_b), B * T, D, 1e-5f);
+    for (int b = 0; b < B; b++) {
+        int f, count;
+        pool_rows(t, b, &f, &count);
+        float *o = t->pooled + (size_t)b * D;
+        const float *r = t->tok_out + ((size_t)b * T + f) * D;
+        memcpy(o, r, sizeof(float) * (size_t)D);
+        for (int i = 1; i < count; i++)
+            for (int j = 0; j < D; j++)
+                o[j] += r[(size_t)i * D + j];
+        if (count > 1)
+            for (int j = 0; j < D; j++)
+                o[j] /= (float)count;
+    }
+    cx_linear_forward(t->out, t->pooled, cx_param_value(p, t->proj), NULL, B, D, t->out_dim);
+    return t->out;
+}
+
+const float *cx_seq_tower_backward_input(cx_seq_tower *t, cx_params *p, const float *dout)
+{
+    int B = t->last_B, T = t->tokens, D = t->width;
+    size_t N = (size_t)B * T;
+    cx_linear_backward(t->dpooled, cx_param_grad(p, t->proj), NULL, dout, t->pooled,
+                       cx_param_value(p, t->proj), B, D, t->out_dim);
+    memset(t->dtok, 0, sizeof(float) * N * D);
+    for (int b = 0; b < B; b++) {
+        int first, count;
+        pool_rows(t, b, &first, &count);
+        const float *g = t->dpooled + (size_t)b * D;
+        float share = 1.0f / (float)count;
+        for (int i = 0; i < count; i++) {
+            float *r = t->dtok + ((size_t)b * T + first + i) * D;
+            for (int j = 0; j < D; j++)
+                r[j] = count > 1 ? g[j] * share : g[j];
+        }
+    }
+    cx_layernorm_backward(t->dtok, cx_param_grad(p, t->ln_g), cx_param_grad(p, t->ln_b), t->dtok,
+                          t->blocks_out, t->mean, t->rstd, cx_param_value(p, t->ln_g), (int)N, D);
+    /* The positional embeddings are added to the inputs: their gradient is the inputs'. */
+    return cx_transformer_backward(&t->tf, p, t->dtok);
+}

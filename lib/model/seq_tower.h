@@ -72,6 +72,18 @@ void cx_seq_tower_backward(cx_seq_tower *t, cx_params *p, const void *in, const 
 /* The per-token outputs of the last forward after the final LayerNorm, (B, *T, *D) with
  * *T = max_tokens (text; positions after EOT are padding) or npatch + 1 (image, CLS first). */
 const float *cx_seq_tower_tokens(const cx_seq_tower *t, int *T, int *D);
+/* Prompt tuning (text): the forward of tokens (B, max_tokens) whose input embeddings at
+ * positions [first, first + n) are replaced by the rows of ctx before the positional embeddings
+ * are added: ctx (n, width) shared by every sequence (per_seq 0) or (B, n, width). The tokens
+ * at those positions only matter by not being EOT or padding. Returns (B, out_dim) as
+ * cx_seq_tower_forward. */
+const float *cx_seq_tower_forward_ctx(cx_seq_tower *t, const cx_params *p, const int32_t *tokens,
+                                      int B, const float *ctx, int first, int n, int per_seq);
+/* Given dout (B, out_dim) of the last forward: the gradient of the input embeddings (B,
+ * tokens, width), a buffer of t valid until the next backward. The tower's parameter gradients
+ * above the embeddings are added to p's as a side effect (a caller that trains only the
+ * inputs zeroes or ignores them); the token and positional tables get none. */
+const float *cx_seq_tower_backward_input(cx_seq_tower *t, cx_params *p, const float *dout);
 void cx_seq_tower_free(cx_seq_tower *t);
 
 #endif

@@ -36,8 +36,17 @@ void cx_relu_backward(float *din, const float *dout, const float *out, size_t n)
 static inline float exp_neg(float x)
 {
     /* x <= 0; below -87 the result is 0 to float precision. */
-    x = x < -87.0f ? -87.0f : x;
-    float k = __builtin_roundf(x * 1.44269504088896341f);
+    /* x < -87 clamped in the integer domain: a float select may trap, so GCC keeps it a
+     * branch below AVX-512; for x <= 0 a larger signed bit pattern is a more negative x. */
+    union {
+        float f;
+        int32_t i;
+    } c = {.f = x};
+    c.i = c.i > (int32_t)0xC2AE0000 ? (int32_t)0xC2AE0000 : c.i; /* -87.0f */
+    x = c.f;
+    /* Round to nearest by the 1.5 * 2^23 trick (|x log2 e| < 2^22): roundf is a libm call
+     * below SSE4.1 and kept the loops scalar. */
+    float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -58,14 +67,23 @@ static inline float exp_neg(float x)
 #pragma omp declare simd
 static inline float normal_cdf(float x, float e /* exp(-x^2 / 2) */)
 {
-    float z = (x < 0.0f ? -x : x) * (float)GELU_RSQRT2;
+    float z = fabsf(x) * (float)GELU_RSQRT2;
     float t = 1.0f / (1.0f + 0.3275911f * z);
     float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
                  t * (-1.453152027f + t * 1.061405429f))));
     float erf_abs = 1.0f - poly * e;
-    return 0.5f * (1.0f + (x < 0.0f ? -erf_abs : erf_abs));
+    return 0.5f * (1.0f + copysignf(erf_abs, x));
 }
 
+/* The widest vector unit the machine has, chosen once at load time (as the optimiser does);
+ * contraction is off (-std=c11), so every clone gives the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CX_GELU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CX_GELU_CLONES
+#endif
+
+CX_GELU_CLONES
 void cx_gelu_forward(float *out, const float *in, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (parallel : n >= CX_OPS_PAR_ELEMS_DEAR)
@@ -75,6 +93,7 @@ void cx_gelu_forward(float *out, const float *in, size_t n)
     }
 }
 
+CX_GELU_CLONES
 void cx_gelu_backward(float *din, const float *dout, const float *in, size_t n)
 {
     /* d/dx x Phi(x) = Phi(x) + x phi(x); one exponential serves both. */

@@ -28,6 +28,16 @@ static inline int seq_len(const int32_t *lengths, int b, int T)
     return n < 0 ? 0 : n > T ? T : n;
 }
 
+/* Head-width loops of 32 are two AVX-512 vectors but eight SSE2 ones: compile for the widest
+ * unit the machine has, chosen once at load time (one clone per machine, so a machine's bits
+ * are fixed; the simd reductions sum in the clone's vector width). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CX_ATTN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CX_ATTN_CLONES
+#endif
+
+CX_ATTN_CLONES
 void cx_attention_forward(float *ctx, float *probs, const float *qkv, const int32_t *lengths,
                           int B, int T, int H, int Dh, int causal)
 {
@@ -80,6 +90,7 @@ void cx_attention_forward(float *ctx, float *probs, const float *qkv, const int3
     }
 }
 
+CX_ATTN_CLONES
 void cx_attention_backward(float *dqkv, float *dscores, const float *dctx, const float *probs,
                            const float *qkv, const int32_t *lengths, int B, int T, int H, int Dh,
                            int causal)

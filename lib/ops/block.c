@@ -3,8 +3,9 @@
  * Forward keeps what backward cannot cheaply redo (QKV, the attention probabilities, the
  * attention context, x1, the MLP's pre-activation); the LayerNorm outputs and the GELU output
  * are recomputed in backward into shared scratch, which saves 6 of 16 floats per token and
- * width a block would otherwise keep. Recomputing runs the same code on the same inputs, so the
- * values are the forward's bit for bit. */
+ * width a block would otherwise keep. The LayerNorm outputs come from the saved statistics by
+ * the forward's own float expression (no second pass over the rows in double), GELU runs the
+ * same code on the same inputs, so the values are the forward's bit for bit. */
 #include "config.h"
 #include "lib/ops/ops.h"
 
@@ -52,6 +53,22 @@ void cx_block_scratch_carve(cx_block_scratch *s, float *buf, const cx_block_dims
     s->dscores = s->dctx + N * D;
 }
 
+/* The LayerNorm output again from the statistics forward saved: the same float expression as
+ * cx_layernorm_forward's, so the same bits, without its two row passes in double. */
+static void ln_apply(float *out, const float *in, const float *mean, const float *rstd,
+                     const float *gamma, const float *beta, int N, int D)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * D >= CX_OPS_PAR_ELEMS_DEAR)
+    for (int i = 0; i < N; i++) {
+        const float *x = in + (size_t)i * D;
+        float *o = out + (size_t)i * D;
+        float mf = mean[i], rs = rstd[i];
+#pragma omp simd
+        for (int j = 0; j < D; j++)
+            o[j] = (x[j] - mf) * rs * gamma[j] + beta[j];
+    }
+}
+
 static void add_into(float *y, const float *a, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (parallel : n >= CX_OPS_PAR_ELEMS)
@@ -87,7 +104,7 @@ void cx_block_backward(float *dx, const float *dy, const float *x, const cx_bloc
     cx_gelu_forward(sc->g, s->h, (size_t)N * F);
     cx_linear_backward(sc->dg, g->w_proj, g->b_proj, dy, sc->g, w->w_proj, N, F, D);
     cx_gelu_backward(sc->dg, sc->dg, s->h, (size_t)N * F);
-    cx_layernorm_forward(sc->ln, s->mean2, s->rstd2, s->x1, w->ln2_g, w->ln2_b, N, D, d->eps);
+    ln_apply(sc->ln, s->x1, s->mean2, s->rstd2, w->ln2_g, w->ln2_b, N, D);
     float *dln = sc->dctx;
     cx_linear_backward(dln, g->w_fc, g->b_fc, sc->dg, sc->ln, w->w_fc, N, D, F);
     cx_layernorm_backward(dln, g->ln2_g, g->ln2_b, dln, s->x1, s->mean2, s->rstd2, w->ln2_g, N, D);
@@ -98,7 +115,7 @@ void cx_block_backward(float *dx, const float *dy, const float *x, const cx_bloc
     cx_linear_backward(sc->dctx, g->w_out, g->b_out, sc->dx1, s->ctx, w->w_out, N, D, D);
     cx_attention_backward(sc->dqkv, sc->dscores, sc->dctx, s->probs, s->qkv, d->lengths, d->B,
                           d->T, d->H, D / d->H, d->causal);
-    cx_layernorm_forward(sc->ln, s->mean1, s->rstd1, x, w->ln1_g, w->ln1_b, N, D, d->eps);
+    ln_apply(sc->ln, x, s->mean1, s->rstd1, w->ln1_g, w->ln1_b, N, D);
     cx_linear_backward(dln, g->w_qkv, g->b_qkv, sc->dqkv, sc->ln, w->w_qkv, N, D, 3 * D);
     cx_layernorm_backward(dln, g->ln1_g, g->ln1_b, dln, x, s->mean1, s->rstd1, w->ln1_g, N, D);
 #pragma omp parallel for simd schedule(static) if (parallel : nd >= CX_OPS_PAR_ELEMS)

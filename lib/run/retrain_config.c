@@ -19,28 +19,31 @@
 #define NULLABLE .flags = CX_CONF_NULLABLE
 
 static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign",
-                                           "marc", "decoder", NULL};
+                                           "marc", "decoder", "prompt", NULL};
 
 static const cx_conf_key keys[] = {
-    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc or decoder (methods.md section 5)"},
+    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder or prompt (methods.md sections 5 and 9)"},
     {"from", CX_CONF_PATH, AT(from), "null", NULLABLE, .doc = "the stage-1 run folder whose frozen image features and classifier are used"},
     {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML; null: the run's"},
     {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET of training rows; null: the run's"},
     {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of the sampler, the initialisation and the held-out validation draw"},
     {"threads", CX_CONF_INT, AT(threads), "0", IN(0, 4096), .doc = "threads; 0: all cores"},
-    {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "crt, lws, disalign, marc, decoder: passes over the training features"},
-    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder: samples per step"},
-    {"optim.name", CX_CONF_ENUM, AT(optim.name), "sgd", .choices = CHOICES("sgd", "adamw"), .doc = "crt, lws, disalign, marc, decoder: optimiser (cosine schedule to 0)"},
-    {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.1", GT(0), .doc = "crt, lws, disalign, marc, decoder: peak learning rate"},
-    {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0005", GE(0), .doc = "crt, decoder: weight decay of the weights (scales, gates and biases have none)"},
+    {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "crt, lws, disalign, marc, decoder, prompt: passes over the training features"},
+    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder, prompt: samples per step"},
+    {"optim.name", CX_CONF_ENUM, AT(optim.name), "sgd", .choices = CHOICES("sgd", "adamw"), .doc = "crt, lws, disalign, marc, decoder, prompt: optimiser (cosine schedule to 0)"},
+    {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.1", GT(0), .doc = "crt, lws, disalign, marc, decoder, prompt: peak learning rate"},
+    {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0005", GE(0), .doc = "crt, decoder, prompt: weight decay of the weights and the context (scales, gates and biases have none)"},
     {"optim.momentum", CX_CONF_DOUBLE, AT(optim.momentum), "0.9", IN_CO(0, 1), .doc = "sgd: momentum"},
-    {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "disalign, marc (and decoder with loss grw): GRW class weights proportional to pi_c^-p"},
+    {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "disalign, marc (and decoder, prompt with loss grw): GRW class weights proportional to pi_c^-p"},
     {"tau_norm.tau", CX_CONF_STRING, AT(tau_norm.tau), "auto", .doc = "tau-norm: W_c / ||W_c||^tau with tau in [0, 2], or auto: the grid's best class-mean accuracy on validation"},
     {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
     {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm: training rows per class held out of the subset when the dataset names no val split"},
-    {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder: the stage-1 loss it trains with (not ldam: it needs a cosine head)"},
-    {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
+    {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder, prompt: the stage-1 loss they train with (not ldam)"},
+    {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder, prompt: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
     {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
+    {"prompt.n_ctx", CX_CONF_INT, AT(prompt.n_ctx), "4", IN(1, 64), .doc = "prompt: learned context vectors before the class name (SOT ctx... name EOT)"},
+    {"prompt.per_class", CX_CONF_BOOL, AT(prompt.per_class), "false", .doc = "prompt: one set of context vectors per class, else one set shared by all classes"},
+    {"prompt.init", CX_CONF_STRING, AT(prompt.init), "random", .doc = "prompt: random (N(0, 0.02)), or a phrase of prompt.n_ctx words of the run's vocabulary whose token embeddings start the context (e.g. \"a photo of a\")"},
 };
 
 const cx_conf_schema cx_retrain_config_schema = {keys, sizeof keys / sizeof keys[0],
@@ -52,19 +55,23 @@ const char *cx_retrain_method_name(int m)
 }
 
 /* Bit m: method m reads the key. */
-#define TRAINED ((1u << CX_RETRAIN_CRT) | (1u << CX_RETRAIN_LWS) | (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | (1u << CX_RETRAIN_DECODER))
+#define TRAINED ((1u << CX_RETRAIN_CRT) | (1u << CX_RETRAIN_LWS) | (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | (1u << CX_RETRAIN_DECODER) | (1u << CX_RETRAIN_PROMPT))
+#define DEC_PROMPT ((1u << CX_RETRAIN_DECODER) | (1u << CX_RETRAIN_PROMPT))
 static unsigned key_methods(const char *key)
 {
     if (!strcmp(key, "epochs") || !strcmp(key, "batch") || !strcmp(key, "optim.name") ||
         !strcmp(key, "optim.lr") || !strcmp(key, "optim.momentum"))
         return TRAINED;
     if (!strcmp(key, "optim.wd"))
-        return (1u << CX_RETRAIN_CRT) | (1u << CX_RETRAIN_DECODER);
+        return (1u << CX_RETRAIN_CRT) | DEC_PROMPT;
     if (!strcmp(key, "grw.p"))
-        return (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | (1u << CX_RETRAIN_DECODER);
-    if (!strcmp(key, "loss") || !strcmp(key, "sampler") || !strncmp(key, "decoder.", 8) ||
-        !strcmp(key, "decoder"))
+        return (1u << CX_RETRAIN_DISALIGN) | (1u << CX_RETRAIN_MARC) | DEC_PROMPT;
+    if (!strcmp(key, "loss") || !strcmp(key, "sampler"))
+        return DEC_PROMPT;
+    if (!strncmp(key, "decoder.", 8) || !strcmp(key, "decoder"))
         return 1u << CX_RETRAIN_DECODER;
+    if (!strncmp(key, "prompt.", 7) || !strcmp(key, "prompt"))
+        return 1u << CX_RETRAIN_PROMPT;
     if (!strncmp(key, "tau_norm.", 9) || !strcmp(key, "tau_norm") || !strncmp(key, "val.", 4) ||
         !strcmp(key, "val"))
         return 1u << CX_RETRAIN_TAU_NORM;
@@ -120,7 +127,8 @@ cx_status cx_retrain_config_validate(const cx_retrain_config *cfg, double *tau, 
     *tau = NAN;
     if (cfg->loss == CX_CFG_LOSS_LDAM)
         return cx_fail(err, CX_EUSAGE,
-                       "loss: ldam needs a cosine head; the decoder's head is linear (use e.g. "
+                       "loss: ldam needs a cosine head with a scale of its own; the decoder's "
+                       "head is linear and prompt tuning's scale is the run's (use e.g. "
                        "balanced-softmax or logit-adjust)");
     if (cfg->method == CX_RETRAIN_TAU_NORM && strcmp(cfg->tau_norm.tau, "auto") != 0) {
         char *end = NULL;

@@ -18,6 +18,7 @@ typedef enum {
     CX_RETRAIN_DISALIGN,
     CX_RETRAIN_MARC,
     CX_RETRAIN_DECODER,
+    CX_RETRAIN_PROMPT,
     CX_RETRAIN_METHODS
 } cx_retrain_method;
 
@@ -44,19 +45,24 @@ typedef struct {
     struct {
         int64_t per_class; /* held-out training rows per class when the dataset has no val */
     } val;
-    int loss;    /* decoder: a cx_cfg_loss of train_config.h (ldam excluded) */
-    int sampler; /* decoder: a cx_cfg_sampler */
+    int loss;    /* decoder, prompt: a cx_cfg_loss of train_config.h (ldam excluded) */
+    int sampler; /* decoder, prompt: a cx_cfg_sampler */
     struct {
         cx_conf_ints hidden; /* decoder: the MLP's hidden widths */
     } decoder;
+    struct {
+        int64_t n_ctx;  /* prompt: context vectors M */
+        bool per_class; /* prompt: one set per class, else one shared set */
+        char *init;     /* prompt: "random" (N(0, 0.02)) or a phrase of n_ctx words */
+    } prompt;
 } cx_retrain_config;
 
 extern const cx_conf_schema cx_retrain_config_schema;
 
-/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder"; NULL out of range. */
+/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt"; NULL out of range. */
 const char *cx_retrain_method_name(int m);
 /* The choices as one string "crt|lws|tau-norm|disalign|marc". */
-#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder"
+#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt"
 
 /* 1 when method m reads key (a schema key); the keys every method reads (method, from, data,
  * subset, seed, threads) too. */
