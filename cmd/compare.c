@@ -46,8 +46,9 @@ const cli_spec cmd_compare_spec = {
     "compare runs: top1, head/mid/tail, correlations, deltas; a figure",
     "RUN... [--mode MODE] [--json] [--plot FILE]",
     "Evaluates every run as 'clipx eval' does (each with its default mode unless --mode) and\n"
-    "prints one row per run: top1, head, mid, tail, corr_acc and corr_pred, with the\n"
-    "difference to the first run in parentheses. --json prints an object whose runs[] hold\n"
+    "prints one row per run: top1, head, mid, tail, corr_acc and corr_pred (and worst_group\n"
+    "and avg_group when a run's test split has groups), with the difference to the first\n"
+    "run in parentheses. --json prints an object whose runs[] hold\n"
     "the same values and, in delta, the differences (null where a value is undefined).\n"
     "--plot FILE draws, with gnuplot, each run's per-class test accuracy against its training\n"
     "count (log scale; one series per run, named by its folder) beside a grouped bar chart of\n"
@@ -79,11 +80,30 @@ static double col_value(const cx_eval_report *r, int k)
     }
 }
 
+/* Group columns, shown when some run's test split has groups. */
+enum { NGCOLS = 2 };
+static const char *const gcol_keys[NGCOLS] = {"worst_group", "avg_group"};
+
+static double gcol_value(const cx_eval_report *r, int k)
+{
+    if (!r->groups)
+        return NAN;
+    return k == 0 ? r->groups->worst : r->groups->avg;
+}
+
 typedef struct {
     char *name;              /* owned display name */
     cx_eval_report report;
     cx_run_eval_info info;
 } compared;
+
+static int any_groups(const compared *runs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (runs[i].report.groups)
+            return 1;
+    return 0;
+}
 
 /* Folder names, or the paths as given when two runs share a folder name. */
 static int name_runs(compared *runs, char **dirs, int n)
@@ -108,6 +128,7 @@ static int name_runs(compared *runs, char **dirs, int n)
 static void print_json(const compared *runs, char **dirs, int n)
 {
     const cx_eval_report *r0 = &runs[0].report;
+    const int groups = any_groups(runs, n);
     cx_json j;
     cx_json_init(&j, stdout, 1);
     cx_json_begin_object(&j);
@@ -160,11 +181,23 @@ static void print_json(const compared *runs, char **dirs, int n)
         cx_json_int(&j, r->C);
         cx_json_key(&j, "n_test");
         cx_json_int(&j, r->n_test);
+        if (groups) {
+            for (int k = 0; k < NGCOLS; k++) {
+                cx_json_key(&j, gcol_keys[k]);
+                cx_json_number(&j, gcol_value(r, k));
+            }
+            cx_json_key(&j, "adjusted_avg");
+            cx_json_number(&j, r->groups ? r->groups->adjusted : NAN);
+        }
         cx_json_key(&j, "delta");
         cx_json_begin_object(&j);
         for (int k = 0; k < NCOLS; k++) {
             cx_json_key(&j, col_keys[k]);
             cx_json_number(&j, col_value(r, k) - col_value(r0, k));
+        }
+        for (int k = 0; groups && k < NGCOLS; k++) {
+            cx_json_key(&j, gcol_keys[k]);
+            cx_json_number(&j, gcol_value(r, k) - gcol_value(r0, k));
         }
         cx_json_end_object(&j);
         cx_json_end_object(&j);
@@ -175,17 +208,21 @@ static void print_json(const compared *runs, char **dirs, int n)
 
 static int print_table(const compared *runs, int n)
 {
-    static const char *const heads[] = {"run",   "mode", ">top1",     ">head",
-                                        ">mid",  ">tail", ">corr_acc", ">corr_pred"};
+    static const char *const heads[] = {"run",        "mode",         ">top1",     ">head",
+                                        ">mid",       ">tail",        ">corr_acc", ">corr_pred",
+                                        ">worst_group", ">avg_group"};
+    const int ncols = NCOLS + (any_groups(runs, n) ? NGCOLS : 0);
     cli_table t;
-    if (cli_table_init(&t, 2 + NCOLS, heads))
+    if (cli_table_init(&t, 2 + ncols, heads))
         return -1;
     const cx_eval_report *r0 = &runs[0].report;
     for (int i = 0; i < n; i++) {
-        char cells[NCOLS][64];
-        const char *row[2 + NCOLS] = {runs[i].name, cx_eval_mode_name(runs[i].info.mode)};
-        for (int k = 0; k < NCOLS; k++) {
-            double v = col_value(&runs[i].report, k), d = v - col_value(r0, k);
+        char cells[NCOLS + NGCOLS][64];
+        const char *row[2 + NCOLS + NGCOLS] = {runs[i].name, cx_eval_mode_name(runs[i].info.mode)};
+        for (int k = 0; k < ncols; k++) {
+            const cx_eval_report *r = &runs[i].report;
+            double v = k < NCOLS ? col_value(r, k) : gcol_value(r, k - NCOLS);
+            double d = v - (k < NCOLS ? col_value(r0, k) : gcol_value(r0, k - NCOLS));
             char a[32];
             cli_fmt(a, sizeof a, v);
             if (i > 0 && isfinite(d))

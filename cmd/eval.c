@@ -47,7 +47,8 @@ static const cli_opt eval_opts[] = {
     {"json", CLI_FLAG, &as_json, NULL, "one JSON object on stdout instead of the table", 0, -1,
      NULL},
     {"out", CLI_STRING, &out_dir, "DIR",
-     "also write DIR/eval.json, DIR/per_class.tsv and DIR/confusion.tsv (DIR is created)", 0, -1,
+     "also write DIR/eval.json, DIR/per_class.tsv and DIR/confusion.tsv (and DIR/groups.tsv "
+     "with groups; DIR is created)", 0, -1,
      NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
@@ -70,6 +71,10 @@ const cli_spec cmd_eval_spec = {
     "accuracy, predictions, split. --json prints one object with top1, top5, acc, head, mid,\n"
     "tail, corr_acc, corr_pred, worst_class, ece, nc1 and classes[] (name, train_count,\n"
     "test_count, acc, pred_count, split); null where a value is undefined.\n"
+    "When the test split has groups (groups: in the dataset YAML), the table adds worst\n"
+    "group, mean group and adjusted (training-weighted) accuracy, the JSON ends with\n"
+    "worst_group, avg_group, adjusted_avg and groups[] (name, train_count, test_count, acc),\n"
+    "null without groups, and --out also writes DIR/groups.tsv.\n"
     "A run folder without model.ckpt, or a dataset with another class list, is refused\n"
     "(status 1).\n"
     "\n"
@@ -135,10 +140,16 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
                (long long)r->few);
     else
         printf("[thirds by training count]\n");
-    printf("corr_acc %s  corr_pred %s  ece %s  nc1 %s  macro F1 %s\n\n",
+    printf("corr_acc %s  corr_pred %s  ece %s  nc1 %s  macro F1 %s\n",
            cli_fmt(a, sizeof a, r->corr_acc), cli_fmt(b, sizeof b, r->corr_pred),
            cli_fmt(c, sizeof c, r->ece), cli_fmt(d, sizeof d, r->nc1),
            cli_fmt(e, sizeof e, r->macro_f1));
+    if (r->groups)
+        printf("worst group %s  avg group %s  adjusted avg %s  (%d of %d groups in the test "
+               "split)\n",
+               cli_fmt(a, sizeof a, r->groups->worst), cli_fmt(b, sizeof b, r->groups->avg),
+               cli_fmt(c, sizeof c, r->groups->adjusted), r->groups->with_test, r->groups->G);
+    printf("\n");
 
     static const char *const heads[] = {">class", "name", ">train", ">test",
                                         ">acc",   ">pred", "split"};
@@ -190,6 +201,12 @@ static cx_status write_out(const cx_eval_report *r, const char *run_dir,
         st = cx_eval_save_per_class_tsv(r, per_class, err);
     if (!st)
         st = cx_eval_save_confusion_tsv(r, confusion, err);
+    if (!st && r->groups) {
+        char *groups = cx_path_join(out_dir, "groups.tsv");
+        st = groups ? cx_group_save_tsv(r->groups, groups, err)
+                    : cx_fail(err, CX_ENOMEM, "out of memory");
+        free(groups);
+    }
     free(json);
     free(per_class);
     free(confusion);

@@ -82,6 +82,17 @@ static const cli_opt synth_opts[] = {
      CX_SYNTH_RANGE_OPEN_CLASSES, NULL},
     {"label-noise", CLI_DOUBLE, P(label_noise), "P",
      "fraction of training labels made wrong (default 0)", CX_SYNTH_RANGE_LABEL_NOISE, NULL},
+    {"spurious", CLI_DOUBLE, P(spurious), "P",
+     "spurious attribute: share of training samples with their class's value (default 0: none)",
+     CX_SYNTH_RANGE_SPURIOUS, NULL},
+    {"spurious-values", CLI_INT32, P(spurious_values), "V",
+     "values of the spurious attribute (default 2)", CX_SYNTH_RANGE_SPURIOUS_VALUES, NULL},
+    {"spurious-strength", CLI_DOUBLE, P(spurious_strength), "S",
+     "shift of the features per value, linear (default 2; the class spread is about 1)",
+     CX_SYNTH_RANGE_SPURIOUS_STRENGTH, NULL},
+    {"spurious-captions", CLI_DOUBLE, P(spurious_captions), "Q",
+     "chance that a caption names the spurious value (default 0)",
+     CX_SYNTH_RANGE_SPURIOUS_CAPTIONS, NULL},
     {"dtype", CLI_CHOICE, &synth.dtype_choice, "T",
      "feature type: float32, or uint8 with [-3, 3] as 0..255", 0, -1, "float32|uint8"},
     {"seed", CLI_UINT64, P(seed), "S", "random seed (default 0)", 0, 9007199254740991.0, NULL},
@@ -102,7 +113,12 @@ const cli_spec cmd_synth_spec = {
     "'template' (\"a photo of a NAME.\"), 'synonym' (random template and synonym) or\n"
     "'descriptive' (adds the sample's attribute words and a co-occurring concept). Open-world\n"
     "concepts follow the evaluated classes in classes.txt (eval_classes in the YAML) and appear\n"
-    "only in training. The same seed gives the same bytes for any thread count.",
+    "only in training. --spurious P gives every sample a spurious attribute (Waterbirds'\n"
+    "background): one of --spurious-values values shifts its features linearly by\n"
+    "--spurious-strength; in training it is the class's own value (class mod V) with\n"
+    "probability P, in val and test independent of the class. Groups (class, value) are\n"
+    "written as SPLIT-groups.npy with group-names.txt, the truth in synth.json.\n"
+    "The same seed gives the same bytes for any thread count.",
     synth_opts,
     0,
     0,
@@ -143,9 +159,11 @@ int cmd_synth(const cli_result *res)
         fprintf(stderr,
                 "synth: wrote %s/dataset.yaml: %lld training samples (%d classes, %s profile, rho "
                 "%g%s), "
-                "%lld test samples, %d features, %.1f s\n",
+                "%lld test samples, %d features%s, %.1f s\n",
                 synth.out_dir, (long long)o.n, o.classes, cx_profile_name(o.profile), o.rho,
                 o.open_world > 0 ? ", open-world concepts" : "",
-                (long long)o.test_per_class * o.classes, o.dim, cx_clock_seconds() - t0);
+                (long long)o.test_per_class * o.classes, o.dim,
+                o.spurious > 0 ? ", a spurious attribute with groups" : "",
+                cx_clock_seconds() - t0);
     return EXIT_OK;
 }

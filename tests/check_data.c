@@ -10,6 +10,7 @@
 #include "lib/data/annotations.h"
 #include "lib/data/array.h"
 #include "lib/data/dataset.h"
+#include "lib/data/groups.h"
 #include "lib/data/idx.h"
 #include "lib/data/npy.h"
 #include "lib/data/subset.h"
@@ -548,6 +549,117 @@ START_TEST(dataset_kept_rows_only)
 }
 END_TEST
 
+/* tiny.yaml's splits with groups: text groups for train, NPY for test, 6 group names. */
+static const char *groups_yaml(const char *name, const char *train_groups, const char *gnames)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "classes: %s\n%s%s%s"
+             "train: {images: %s, labels: %s, groups: %s}\n"
+             "test: {images: %s, labels: %s, groups: %s}\n",
+             fixture("tiny-classes.txt"), gnames ? "group_names: " : "", gnames ? gnames : "",
+             gnames ? "\n" : "", fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels-idx1-ubyte.gz"), train_groups, fixture("f32-features.npy"),
+             fixture("tiny-labels.txt"), tmp("test-groups.npy"));
+    write_text(tmp(name), text);
+    return tmp(name);
+}
+
+START_TEST(dataset_groups_good_and_bad)
+{
+    cx_dataset ds;
+    cx_err err;
+    char want[1200];
+    write_text(tmp("gn.txt"), "c0/0\nc0/1\n\n  c1/0 \nc1/1\nc2/0\nc2/1\n");
+    write_text(tmp("g.txt"), "0\n3\n4\n1\n2\n5\n");
+    const int32_t tg[6] = {1, 2, 5, 0, 3, 4};
+    uint64_t shape[1] = {6};
+    ck_assert_int_eq(cx_npy_write(tmp("test-groups.npy"), CX_ELEM_I32, 1, shape, tg, &err), CX_OK);
+    const char *y = groups_yaml("g.yaml", tmp("g.txt"), tmp("gn.txt"));
+    ck_assert_int_eq(cx_dataset_load(y, NULL, &ds, &err), CX_OK);
+    ck_assert_int_eq(ds.num_groups, 6);
+    ck_assert_str_eq(ds.group_names[2], "c1/0");
+    ck_assert_str_eq(ds.group_names[5], "c2/1");
+    ck_assert_ptr_nonnull(ds.train.groups);
+    ck_assert_int_eq(ds.train.groups[1], 3);
+    ck_assert_int_eq(ds.train.groups[5], 5);
+    ck_assert_int_eq(ds.test.groups[0], 1);
+    ck_assert_int_eq(ds.test.groups[5], 4);
+    cx_dataset_free(&ds);
+    /* Kept rows keep their groups: by index list and by SUBSET file. */
+    uint32_t keep[3] = {0, 2, 5};
+    cx_load_options lo = {CX_LOAD_TRAIN, NULL, keep, 3};
+    ck_assert_int_eq(cx_dataset_load(y, &lo, &ds, &err), CX_OK);
+    ck_assert_uint_eq(ds.train.n, 3);
+    ck_assert_int_eq(ds.train.groups[0], 0);
+    ck_assert_int_eq(ds.train.groups[1], 4);
+    ck_assert_int_eq(ds.train.groups[2], 5);
+    cx_dataset_free(&ds);
+    write_text(tmp("S"), "index\tlabel\n1\t1\n4\t1\n");
+    cx_load_options so = {0, tmp("S"), NULL, 0};
+    ck_assert_int_eq(cx_dataset_load(y, &so, &ds, &err), CX_OK);
+    ck_assert_uint_eq(ds.train.n, 2);
+    ck_assert_int_eq(ds.train.groups[0], 3);
+    ck_assert_int_eq(ds.train.groups[1], 2);
+    ck_assert_uint_eq(ds.test.n, 6);
+    ck_assert_int_eq(ds.test.groups[2], 5);
+    cx_dataset_free(&ds);
+    /* A dataset without groups has none. */
+    ck_assert_int_eq(cx_dataset_load(fixture("tiny.yaml"), NULL, &ds, &err), CX_OK);
+    ck_assert_ptr_null(ds.train.groups);
+    ck_assert_int_eq(ds.num_groups, 0);
+    cx_dataset_free(&ds);
+
+    /* Out of range, in text and NPY. */
+    write_text(tmp("g6.txt"), "0\n3\n6\n1\n2\n5\n");
+    y = groups_yaml("b.yaml", tmp("g6.txt"), tmp("gn.txt"));
+    snprintf(want, sizeof want, "%s: line 3: group 6 is outside the 6 groups of %s", tmp("g6.txt"),
+             tmp("gn.txt"));
+    ck_assert_fail_msg(cx_dataset_load(y, NULL, &ds, &err), err, CX_EDATA, want);
+    write_text(tmp("gm.txt"), "0\n-1\n");
+    ck_assert_fail_has(cx_dataset_load(groups_yaml("b.yaml", tmp("gm.txt"), tmp("gn.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, "line 2: group -1 is outside the 6 groups");
+    const int64_t big[6] = {0, 1, 2, 3, 4, 7};
+    ck_assert_int_eq(cx_npy_write(tmp("gb.npy"), CX_ELEM_I64, 1, shape, big, &err), CX_OK);
+    snprintf(want, sizeof want, "%s: byte 168: group 7 (record 5) is outside the 6 groups of %s",
+             tmp("gb.npy"), tmp("gn.txt"));
+    ck_assert_fail_msg(cx_dataset_load(groups_yaml("b.yaml", tmp("gb.npy"), tmp("gn.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, want);
+    const float fl[6] = {0};
+    ck_assert_int_eq(cx_npy_write(tmp("gf.npy"), CX_ELEM_F32, 1, shape, fl, &err), CX_OK);
+    ck_assert_fail_has(cx_dataset_load(groups_yaml("b.yaml", tmp("gf.npy"), tmp("gn.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, "NPY groups must be integers");
+    /* Misaligned: too few, too many. */
+    write_text(tmp("g5.txt"), "0\n3\n4\n1\n2\n");
+    snprintf(want, sizeof want, "%s: record 5: 5 groups for the 6 labels of %s", tmp("g5.txt"),
+             fixture("tiny-labels-idx1-ubyte.gz"));
+    ck_assert_fail_msg(cx_dataset_load(groups_yaml("b.yaml", tmp("g5.txt"), tmp("gn.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, want);
+    write_text(tmp("g7.txt"), "0\n3\n4\n1\n2\n5\n0\n");
+    ck_assert_fail_has(cx_dataset_load(groups_yaml("b.yaml", tmp("g7.txt"), tmp("gn.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, "record 6: more groups than the 6 labels of");
+    /* groups without group_names; a group name twice; no group names. */
+    ck_assert_fail_has(cx_dataset_load(groups_yaml("b.yaml", tmp("g.txt"), NULL), NULL, &ds,
+                                       &err),
+                       err, CX_EUSAGE, "b.yaml:2:", "'groups' needs the dataset's 'group_names'");
+    write_text(tmp("gd.txt"), "a\nb\n a\n");
+    snprintf(want, sizeof want, "%s: line 3: group 'a' already named on line 1", tmp("gd.txt"));
+    ck_assert_fail_msg(cx_dataset_load(groups_yaml("b.yaml", tmp("g.txt"), tmp("gd.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, want);
+    write_text(tmp("ge.txt"), "\n \n");
+    ck_assert_fail_has(cx_dataset_load(groups_yaml("b.yaml", tmp("g.txt"), tmp("ge.txt")), NULL,
+                                       &ds, &err),
+                       err, CX_EDATA, "no group names");
+    ck_assert_int_eq(ds.num_groups, 0); /* freed after a failure */
+}
+END_TEST
+
 /* A dataset folder in tmpdir using the fixtures by absolute path, with one part replaced. */
 static void write_yaml(const char *name, const char *body)
 {
@@ -566,7 +678,7 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
              fixture("tiny-labels.txt"));
     write_yaml("u.yaml", y);
     snprintf(want, sizeof want,
-             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, class_embeddings, train, val, test)",
+             "%s:2:1: unknown key 'foo' (name, classes, templates, eval_classes, class_embeddings, group_names, train, val, test)",
              tmp("u.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
@@ -575,7 +687,7 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
              fixture("tiny-labels.txt"));
     write_yaml("u2.yaml", y);
     snprintf(want, sizeof want,
-             "%s:5:3: unknown key 'caption' in 'train' (images, labels, captions, n, shape)",
+             "%s:5:3: unknown key 'caption' in 'train' (images, labels, captions, n, shape, groups)",
              tmp("u2.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u2.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
@@ -903,6 +1015,7 @@ static Suite *data_suite(void)
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_add_test(tc, dataset_tiny_everything);
     tcase_add_test(tc, dataset_kept_rows_only);
+    tcase_add_test(tc, dataset_groups_good_and_bad);
     tcase_add_test(tc, dataset_yaml_errors_name_line_and_column);
     tcase_add_test(tc, dataset_bad_parts);
     tcase_add_test(tc, dataset_gather_and_captions);

@@ -13,6 +13,7 @@
 #include "lib/data/array.h"
 #include "lib/data/count.h"
 #include "lib/data/dataset.h"
+#include "lib/data/groups.h"
 #include "lib/data/subset.h"
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -73,6 +74,33 @@ static cx_status read_labels(const char *path, uint64_t *digest, cx_err *err)
     if (!st) {
         *digest = fnv(0xcbf29ce484222325ULL, y, n * sizeof *y);
         free(y);
+    }
+    return st;
+}
+
+/* Group files are read as labels are, then held to the 6 rows of the fixtures. */
+static cx_status read_groups(const char *path, uint64_t *digest, cx_err *err)
+{
+    int32_t *g;
+    cx_status st = cx_groups_read(path, 3, "G", 6, "L", &g, err);
+    if (!st) {
+        *digest = fnv(0xcbf29ce484222325ULL, g, 6 * sizeof *g);
+        free(g);
+    }
+    return st;
+}
+
+static cx_status read_group_names(const char *path, uint64_t *digest, cx_err *err)
+{
+    char **names;
+    int n;
+    cx_status st = cx_group_names_read(path, &names, &n, err);
+    if (!st) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int i = 0; i < n; i++)
+            h = fnv(h, names[i], strlen(names[i]) + 1);
+        *digest = h;
+        cx_strings_free(names, n);
     }
     return st;
 }
@@ -348,6 +376,9 @@ START_TEST(fuzz_every_reader)
         {"i64-labels.npy", 0, read_labels, 1, 0},
         {"i32-labels.npy", 0, read_labels, 1, 0},
         {"tiny-labels.txt", 0, read_labels, 0, 0},
+        {"tiny-labels.txt", 0, read_groups, 0, 0},
+        {"i64-labels.npy", 0, read_groups, 1, 0},
+        {"tiny-classes.txt", 0, read_group_names, 0, 0},
         {"tiny-captions.txt", 0, read_captions, 0, 0},
         {"tiny-captions.txt", 0, read_counts, 0, 0},
         {"tiny-classes.txt", 0, read_classes, 0, 0},

@@ -14,6 +14,7 @@
 #include "lib/base/threads.h"
 #include "lib/eval/classifier.h"
 #include "lib/eval/collapse.h"
+#include "lib/eval/group_metrics.h"
 #include "lib/eval/lbfgs.h"
 #include "lib/eval/linprobe.h"
 #include "lib/eval/metrics.h"
@@ -877,6 +878,92 @@ END_TEST
 
 /* ---- report --------------------------------------------------------------------------------- */
 
+START_TEST(group_metrics_by_hand)
+{
+    /* Group 0: 3 of 4 right (0.75), group 1: 1 of 2 (0.5), group 2: 5 of 5 (1), group 3: no
+     * test sample. worst 0.5; mean (0.75 + 0.5 + 1) / 3 = 0.75; adjusted, weighted by training
+     * counts 90, 10, 50 (group 3's 7 has no accuracy): (67.5 + 5 + 50) / 150 = 0.816666... */
+    const int32_t groups[11] = {0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 2};
+    const int32_t y[11] = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+    const int32_t pred[11] = {0, 0, 1, 0, 1, 0, 1, 1, 1, 1, 1};
+    const int64_t train[4] = {90, 10, 50, 7};
+    const char *const names[4] = {"a/0", "a/1", "b/0", NULL};
+    cx_group_report g;
+    cx_err err;
+    ck_assert_int_eq(cx_group_report_build(&g, pred, y, groups, 11, 4, names, train, &err), CX_OK);
+    ck_assert_int_eq(g.G, 4);
+    ck_assert_int_eq(g.with_test, 3);
+    ck_assert_double_eq_tol(g.acc[0], 0.75, 1e-12);
+    ck_assert_double_eq_tol(g.acc[1], 0.5, 1e-12);
+    ck_assert_double_eq_tol(g.acc[2], 1.0, 1e-12);
+    ck_assert(isnan(g.acc[3]));
+    ck_assert_int_eq(g.test_count[2], 5);
+    ck_assert_int_eq(g.correct[0], 3);
+    ck_assert_double_eq_tol(g.worst, 0.5, 1e-12);
+    ck_assert_double_eq_tol(g.avg, 0.75, 1e-12);
+    ck_assert_double_eq_tol(g.adjusted, 122.5 / 150.0, 1e-12);
+    ck_assert_str_eq(g.names[3], "3");
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    cx_json j;
+    cx_json_init(&j, mem, 0);
+    cx_json_begin_object(&j);
+    cx_group_report_json_keys(&g, &j);
+    cx_json_end_object(&j);
+    ck_assert_int_eq(cx_group_write_tsv(&g, mem, "mem", &err), CX_OK);
+    fclose(mem);
+    ck_assert_msg(strstr(text, "\"worst_group\":0.5"), "%s", text);
+    ck_assert_msg(strstr(text, "\"avg_group\":0.75"), "%s", text);
+    ck_assert_msg(strstr(text, "\"adjusted_avg\":0.816666667"), "%s", text);
+    ck_assert_msg(strstr(text, "{\"name\":\"a/1\",\"index\":1,\"train_count\":10,"
+                               "\"test_count\":2,\"correct\":1,\"acc\":0.5}"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "\"train_count\":7,\"test_count\":0,\"correct\":0,\"acc\":null"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "group\tname\ttrain_count\ttest_count\tcorrect\tacc\n"
+                               "0\ta/0\t90\t4\t3\t0.75\n"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "\n3\t3\t7\t0\t0\tNaN\n"), "%s", text);
+    free(text);
+    cx_group_report_free(&g);
+
+    /* Unknown training counts: adjusted null, the rest as before. */
+    ck_assert_int_eq(cx_group_report_build(&g, pred, y, groups, 11, 4, NULL, NULL, &err), CX_OK);
+    ck_assert(isnan(g.adjusted));
+    ck_assert_double_eq_tol(g.worst, 0.5, 1e-12);
+    ck_assert_int_eq(g.train_count[0], -1);
+    cx_group_report_free(&g);
+    /* Training counts all on the groups without test samples: adjusted null. */
+    const int64_t off[4] = {0, 0, 0, 9};
+    ck_assert_int_eq(cx_group_report_build(&g, pred, y, groups, 11, 4, NULL, off, &err), CX_OK);
+    ck_assert(isnan(g.adjusted));
+    cx_group_report_free(&g);
+
+    text = NULL;
+    mem = open_memstream(&text, &len);
+    cx_json_init(&j, mem, 0);
+    cx_json_begin_object(&j);
+    cx_group_report_json_keys(NULL, &j);
+    cx_json_end_object(&j);
+    fclose(mem);
+    ck_assert_str_eq(text, "{\"worst_group\":null,\"avg_group\":null,\"adjusted_avg\":null,"
+                           "\"groups\":null}");
+    free(text);
+
+    const int32_t bad[3] = {0, 4, 1};
+    ck_assert_int_eq(cx_group_report_build(&g, pred, y, bad, 3, 4, NULL, NULL, &err), CX_EDATA);
+    ck_assert_msg(strstr(err.msg, "sample 1: group 4 outside [0, 4)"), "%s", err.msg);
+    ck_assert_ptr_null(g.acc);
+    int64_t counts[4];
+    cx_group_counts(groups, 11, 4, counts);
+    ck_assert_int_eq(counts[0], 4);
+    ck_assert_int_eq(counts[2], 5);
+    ck_assert_int_eq(counts[3], 0);
+}
+END_TEST
+
 START_TEST(report_crafted_counts)
 {
     cx_eval_report r;
@@ -1687,6 +1774,7 @@ static Suite *eval_suite(void)
     tcase_add_test(tc, ece_by_hand);
     tcase_add_test(tc, prf_by_hand);
     tcase_add_test(tc, report_crafted_counts);
+    tcase_add_test(tc, group_metrics_by_hand);
     tcase_add_test(tc, report_empty_split_is_null);
     tcase_add_test(tc, report_restrict_to_tail_and_tertile);
     tcase_add_test(tc, report_json_round_trip);

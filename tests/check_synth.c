@@ -347,6 +347,175 @@ START_TEST(synth_knobs_change_the_features)
 }
 END_TEST
 
+static float *read_f32(const char *path, size_t *rows, size_t *cols)
+{
+    cx_array_file a;
+    cx_err err;
+    ck_assert_int_eq(cx_array_open(&a, path, CX_FORMAT_ANY, &err), CX_OK);
+    *rows = (size_t)a.records;
+    *cols = (size_t)a.record_elems;
+    float *x = malloc(*rows * *cols * sizeof *x);
+    ck_assert_int_eq(cx_array_read(&a, NULL, 0, CX_ELEM_F32, x, &err), CX_OK);
+    cx_array_close(&a);
+    return x;
+}
+
+/* Lines of a text file (owned copy in *buf). */
+static int split_lines(char *text, size_t n, char **lines, int max)
+{
+    int k = 0;
+    char *p = text;
+    while (p < text + n && k < max) {
+        char *e = memchr(p, '\n', (size_t)(text + n - p));
+        if (!e)
+            break;
+        *e = '\0';
+        lines[k++] = p;
+        p = e + 1;
+    }
+    return k;
+}
+
+START_TEST(synth_spurious_attribute_groups_and_agreement)
+{
+    cx_synth_opts o;
+    small_opts(&o);
+    o.n = 20000;
+    o.profile = CX_PROFILE_UNIFORM;
+    o.test_per_class = 500;
+    o.val_per_class = 50;
+    cx_err err;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("off"), &err), CX_OK);
+    o.spurious = 0.9;
+    o.spurious_values = 3;
+    o.spurious_strength = 2.0;
+    o.spurious_captions = 0.5;
+    cx_threads_set(1);
+    ck_assert_int_eq(cx_synth_write(&o, tmp("on"), &err), CX_OK);
+    cx_threads_set(2);
+    ck_assert_int_eq(cx_synth_write(&o, tmp("on2"), &err), CX_OK);
+    cx_threads_set(1);
+    static const char *const spur_parts[] = {"train-features.npy", "train-groups.npy",
+                                             "test-groups.npy", "val-groups.npy",
+                                             "group-names.txt", "train-captions.txt",
+                                             "synth.json", "dataset.yaml", NULL};
+    for (int k = 0; spur_parts[k]; k++) {
+        size_t na, nb;
+        unsigned char *a = read_all(path_in(tmp("on"), spur_parts[k]), &na);
+        unsigned char *b = read_all(path_in(tmp("on2"), spur_parts[k]), &nb);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "%s differs between 1 and 2 threads",
+                      spur_parts[k]);
+        free(a);
+        free(b);
+    }
+    ck_assert(!file_exists(path_in(tmp("off"), "train-groups.npy")));
+    ck_assert(!file_exists(path_in(tmp("off"), "group-names.txt")));
+
+    cx_dataset ds;
+    ck_assert_int_eq(cx_dataset_load(path_in(tmp("on"), "dataset.yaml"), NULL, &ds, &err), CX_OK);
+    const int V = 3, C = 6;
+    ck_assert_int_eq(ds.num_groups, C * V);
+    char want[256];
+    snprintf(want, sizeof want, "%s/2", ds.class_names[1]);
+    ck_assert_str_eq(ds.group_names[1 * V + 2], want);
+    ck_assert_ptr_nonnull(ds.train.groups);
+    ck_assert_ptr_nonnull(ds.test.groups);
+    /* Training: the class's own value (c mod V) with probability P = 0.9, the other values
+     * evenly otherwise; sd of the rate over 20,000 draws is 0.0021. */
+    size_t agree = 0, other[3] = {0};
+    for (size_t i = 0; i < ds.train.n; i++) {
+        int g = ds.train.groups[i], c = g / V, v = g % V;
+        ck_assert_int_eq(c, ds.train.y[i]); /* aligned with the rows */
+        if (v == c % V)
+            agree++;
+        else
+            other[(v - c % V + V) % V]++;
+    }
+    double rate = (double)agree / (double)ds.train.n;
+    ck_assert_msg(fabs(rate - 0.9) < 0.01, "train agreement %g, wanted 0.9", rate);
+    size_t dis = ds.train.n - agree; /* about 2,000, split in halves: sd 22 */
+    ck_assert_msg(labs((long)other[1] - (long)other[2]) < 200, "other values %zu, %zu", other[1],
+                  other[2]);
+    ck_assert_uint_eq(other[1] + other[2], dis);
+    /* Test: independent of the class: per class, each value about a third of its 500. */
+    int cell[6][3] = {{0}};
+    size_t tagree = 0;
+    for (size_t i = 0; i < ds.test.n; i++) {
+        int g = ds.test.groups[i];
+        ck_assert_int_eq(g / V, ds.test.y[i]);
+        cell[g / V][g % V]++;
+        tagree += g % V == (g / V) % V;
+    }
+    for (int c = 0; c < C; c++)
+        for (int v = 0; v < V; v++) /* 166.7 +- 10.5 */
+            ck_assert_msg(cell[c][v] > 120 && cell[c][v] < 215, "test cell (%d, %d): %d", c, v,
+                          cell[c][v]);
+    double trate = (double)tagree / (double)ds.test.n;
+    ck_assert_msg(fabs(trate - 1.0 / 3) < 0.035, "test agreement %g", trate);
+    cx_dataset dv;
+    cx_load_options lo = {CX_LOAD_VAL, NULL, NULL, 0};
+    ck_assert_int_eq(cx_dataset_load(path_in(tmp("on"), "dataset.yaml"), &lo, &dv, &err), CX_OK);
+    ck_assert_ptr_nonnull(dv.val.groups);
+    ck_assert_uint_eq(dv.val.n, 300);
+    for (size_t i = 0; i < dv.val.n; i++)
+        ck_assert_int_eq(dv.val.groups[i] / V, dv.val.y[i]);
+    cx_dataset_free(&dv);
+
+    /* The attribute is a shift of length S along one direction per value, on the features of
+     * the same dataset without it (its draws come from their own streams). */
+    size_t r0, c0, r1, c1;
+    float *xo = read_f32(path_in(tmp("off"), "train-features.npy"), &r0, &c0);
+    float *xs = read_f32(path_in(tmp("on"), "train-features.npy"), &r1, &c1);
+    ck_assert_uint_eq(r0, r1);
+    ck_assert_uint_eq(c0, c1);
+    float dir[3][16];
+    int have[3] = {0};
+    for (size_t i = 0; i < r0; i++) {
+        int v = ds.train.groups[i] % V;
+        double ss = 0;
+        for (size_t d = 0; d < c0; d++) {
+            float diff = xs[i * c0 + d] - xo[i * c0 + d];
+            ss += (double)diff * diff;
+            if (!have[v])
+                dir[v][d] = diff;
+            else
+                ck_assert_msg(fabsf(diff - dir[v][d]) < 1e-4f, "sample %zu: another shift", i);
+        }
+        have[v] = 1;
+        ck_assert_msg(fabs(sqrt(ss) - 2.0) < 1e-4, "sample %zu: shift of length %g", i, sqrt(ss));
+    }
+    free(xo);
+    free(xs);
+    /* Captions: the attribute-free caption, or it with " on a WORD background" (half). */
+    size_t na, nb;
+    char *ca = (char *)read_all(path_in(tmp("off"), "train-captions.txt"), &na);
+    char *cb = (char *)read_all(path_in(tmp("on"), "train-captions.txt"), &nb);
+    static char *la[20000], *lb[20000];
+    ck_assert_int_eq(split_lines(ca, na, la, 20000), 20000);
+    ck_assert_int_eq(split_lines(cb, nb, lb, 20000), 20000);
+    int named = 0;
+    for (int i = 0; i < 20000; i++) {
+        if (!strcmp(la[i], lb[i]))
+            continue;
+        named++;
+        ck_assert_msg(strstr(lb[i], " background"), "caption %d: '%s'", i, lb[i]);
+    }
+    ck_assert_msg(named > 9500 && named < 10500, "%d captions name the attribute", named);
+    free(ca);
+    free(cb);
+    cx_dataset_free(&ds);
+
+    small_opts(&o);
+    o.spurious = 1.5;
+    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "spurious: 1.5 is out of range [0, 1]");
+    small_opts(&o);
+    o.spurious_values = 1;
+    ck_assert_fail_msg(cx_synth_check(&o, &err), err, CX_EUSAGE,
+                       "spurious_values: 1 is out of range [2, 64]");
+}
+END_TEST
+
 START_TEST(synth_rejects_bad_options)
 {
     cx_synth_opts o;
@@ -388,6 +557,7 @@ static Suite *synth_suite(void)
     tcase_add_test(tc, synth_profiles_give_the_requested_imbalance);
     tcase_add_test(tc, synth_knobs_change_the_features);
     tcase_add_test(tc, synth_rejects_bad_options);
+    tcase_add_test(tc, synth_spurious_attribute_groups_and_agreement);
     suite_add_tcase(s, tc);
     return s;
 }

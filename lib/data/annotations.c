@@ -243,7 +243,8 @@ cx_status cx_templates_read(const char *path, char ***out, int *count, cx_err *e
 /* ---- labels ------------------------------------------------------------------------------- */
 
 static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_path,
-                             int32_t **labels, size_t *n, cx_err *err)
+                             const char *noun, const char *plural, int32_t **labels, size_t *n,
+                             cx_err *err)
 {
     size_t cap = 0;
     cx_status st = CX_OK;
@@ -255,18 +256,18 @@ static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_
             break;
         const char *t = trim(line, &len);
         if (len == 0)
-            return cx_fail(err, CX_EDATA, "%s: line %ld: empty line where a label should be",
-                           f->path, f->line_no);
+            return cx_fail(err, CX_EDATA, "%s: line %ld: empty line where a %s should be",
+                           f->path, f->line_no, noun);
         int neg = t[0] == '-';
         size_t i = neg || t[0] == '+';
         long long v = 0;
         if (i == len)
-            return cx_fail(err, CX_EDATA, "%s: line %ld: '%.40s' is not an integer label", f->path,
-                           f->line_no, t);
+            return cx_fail(err, CX_EDATA, "%s: line %ld: '%.40s' is not an integer %s", f->path,
+                           f->line_no, t, noun);
         for (; i < len; i++) {
             if (t[i] < '0' || t[i] > '9')
-                return cx_fail(err, CX_EDATA, "%s: line %ld: '%.*s' is not an integer label",
-                               f->path, f->line_no, (int)(len < 40 ? len : 40), t);
+                return cx_fail(err, CX_EDATA, "%s: line %ld: '%.*s' is not an integer %s",
+                               f->path, f->line_no, (int)(len < 40 ? len : 40), t, noun);
             if (v < 1000000000000LL)
                 v = v * 10 + (t[i] - '0');
         }
@@ -274,8 +275,8 @@ static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_
             v = -v;
         if (v < 0 || v >= num_classes)
             return cx_fail(err, CX_EDATA,
-                           "%s: line %ld: label %lld is outside the %d classes of %s", f->path,
-                           f->line_no, v, num_classes, classes_path);
+                           "%s: line %ld: %s %lld is outside the %d %s of %s", f->path,
+                           f->line_no, noun, v, num_classes, plural, classes_path);
         if (*n == cap) {
             size_t ncap = cap ? 2 * cap : 1024;
             int32_t *p = realloc(*labels, ncap * sizeof *p);
@@ -287,12 +288,13 @@ static cx_status labels_text(cx_gzfile *f, int num_classes, const char *classes_
         (*labels)[(*n)++] = (int32_t)v;
     }
     if (!st && *n == 0)
-        st = cx_fail(err, CX_EDATA, "%s: no labels", f->path);
+        st = cx_fail(err, CX_EDATA, "%s: no %ss", f->path, noun);
     return st;
 }
 
 static cx_status labels_array(const char *path, int num_classes, const char *classes_path,
-                              int32_t **labels, size_t *n, cx_err *err)
+                              const char *noun, const char *plural, int32_t **labels, size_t *n,
+                              cx_err *err)
 {
     cx_array_file a;
     cx_status st = cx_array_open(&a, path, CX_FORMAT_ANY, err);
@@ -301,20 +303,20 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
         goto fail;
     if (a.rank != 1) {
         st = a.format == CX_FORMAT_IDX
-                 ? cx_fail(err, CX_EDATA, "%s: byte 3: IDX rank %d where labels need rank 1 (idx1)",
-                           path, a.rank)
+                 ? cx_fail(err, CX_EDATA, "%s: byte 3: IDX rank %d where %ss need rank 1 (idx1)",
+                           path, a.rank, noun)
                  : cx_fail(err, CX_EDATA,
-                           "%s: byte 10: NPY labels need shape (n,), this array has rank %d", path,
-                           a.rank);
+                           "%s: byte 10: NPY %ss need shape (n,), this array has rank %d", path,
+                           noun, a.rank);
         goto fail;
     }
     if (a.elem == CX_ELEM_F32 || a.elem == CX_ELEM_F64) {
-        st = cx_fail(err, CX_EDATA, "%s: byte 10: NPY labels must be integers, not %s", path,
-                     cx_elem_name(a.elem));
+        st = cx_fail(err, CX_EDATA, "%s: byte 10: NPY %ss must be integers, not %s", path,
+                     noun, cx_elem_name(a.elem));
         goto fail;
     }
     if (a.records == 0) {
-        st = cx_fail(err, CX_EDATA, "%s: no labels", path);
+        st = cx_fail(err, CX_EDATA, "%s: no %ss", path, noun);
         goto fail;
     }
     uint64_t data_at = a.f.offset;
@@ -330,9 +332,9 @@ static cx_status labels_array(const char *path, int num_classes, const char *cla
     for (size_t i = 0; i < a.records; i++) {
         if (wide[i] < 0 || wide[i] >= num_classes) {
             st = cx_fail(err, CX_EDATA,
-                         "%s: byte %llu: label %lld (record %zu) is outside the %d classes of %s",
-                         path, (unsigned long long)(data_at + i * es), (long long)wide[i], i,
-                         num_classes, classes_path);
+                         "%s: byte %llu: %s %lld (record %zu) is outside the %d %s of %s",
+                         path, (unsigned long long)(data_at + i * es), noun, (long long)wide[i],
+                         i, num_classes, plural, classes_path);
             goto fail;
         }
         (*labels)[i] = (int32_t)wide[i];
@@ -347,6 +349,16 @@ fail:
 cx_status cx_labels_read(const char *path, int num_classes, const char *classes_path,
                          int32_t **labels, size_t *n, cx_err *err)
 {
+    return cx_int_column_read(path, num_classes, classes_path, "label", "classes", labels, n,
+                              err);
+}
+
+cx_status cx_int_column_read(const char *path, int limit, const char *limit_path,
+                             const char *noun, const char *plural, int32_t **labels, size_t *n,
+                             cx_err *err)
+{
+    const int num_classes = limit;
+    const char *classes_path = limit_path;
     *labels = NULL;
     *n = 0;
     cx_gzfile f;
@@ -359,10 +371,10 @@ cx_status cx_labels_read(const char *path, int num_classes, const char *classes_
     cx_array_format fmt = st ? CX_FORMAT_ANY : cx_array_sniff(path, head, got);
     if (!st && (fmt == CX_FORMAT_IDX || fmt == CX_FORMAT_NPY)) {
         cx_gzfile_close(&f);
-        st = labels_array(path, num_classes, classes_path, labels, n, err);
+        st = labels_array(path, num_classes, classes_path, noun, plural, labels, n, err);
     } else {
         if (!st)
-            st = labels_text(&f, num_classes, classes_path, labels, n, err);
+            st = labels_text(&f, num_classes, classes_path, noun, plural, labels, n, err);
         cx_gzfile_close(&f);
     }
     if (st) {

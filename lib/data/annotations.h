@@ -39,6 +39,12 @@ void cx_strings_free(char **s, int count);
 cx_status cx_labels_read(const char *path, int num_classes, const char *classes_path,
                          int32_t **labels, size_t *n, cx_err *err);
 
+/* cx_labels_read for any column of integers in [0, limit), e.g. the group of each sample:
+ * messages call a value `noun` ("group") and the range "the LIMIT `plural` of limit_path". */
+cx_status cx_int_column_read(const char *path, int limit, const char *limit_path,
+                             const char *noun, const char *plural, int32_t **values, size_t *n,
+                             cx_err *err);
+
 /* Captions: one UTF-8 caption a line. Strings live in a few large owned blocks, so a million
  * captions cost their text plus one pointer each. */
 typedef struct {

@@ -11,6 +11,7 @@
 #include "lib/base/rng.h"
 #include "lib/conf/yaml_doc.h"
 #include "lib/data/array.h"
+#include "lib/data/groups.h"
 #include "lib/data/subset.h"
 
 const char *const cx_default_templates[] = {"a photo of a {}.",          "a blurry photo of a {}.",
@@ -58,6 +59,7 @@ typedef struct {
     const cx_yaml_node *node;
     const char *images, *labels, *captions;
     const cx_yaml_node *n_node, *shape_node;
+    const cx_yaml_node *groups; /* `groups:`, or NULL */
     long long n;
     int shape_rank;
     size_t shape[3];
@@ -99,11 +101,15 @@ static cx_status parse_split(const char *path, const char *which, const cx_yaml_
             }
             sp->shape_rank = (int)v->count;
             sp->shape_node = v;
+        } else if (!strcmp(p->key, "groups")) {
+            if ((st = want_path(path, v, "groups", err)))
+                return st;
+            sp->groups = v;
         } else {
             return cx_fail(
                 err, CX_EUSAGE,
-                "%s:%d:%d: unknown key '%s' in '%s' (images, labels, captions, n, shape)", path,
-                p->line, p->col, p->key, which);
+                "%s:%d:%d: unknown key '%s' in '%s' (images, labels, captions, n, shape, groups)",
+                path, p->line, p->col, p->key, which);
         }
     }
     if (!sp->images)
@@ -121,6 +127,8 @@ static void split_free(cx_split *s)
     free(s->images_path);
     free(s->labels_path);
     free(s->captions_path);
+    free(s->groups);
+    free(s->groups_path);
     cx_captions_free(&s->caption_store);
     memset(s, 0, sizeof *s);
 }
@@ -146,7 +154,40 @@ void cx_dataset_free(cx_dataset *ds)
     free(ds->path);
     free(ds->classes_path);
     free(ds->class_embeddings_path);
+    cx_strings_free(ds->group_names, ds->num_groups);
+    free(ds->group_names_path);
     memset(ds, 0, sizeof *ds);
+}
+
+/* The split's `groups:` file, aligned with its stored rows, then restricted to the kept ones. */
+static cx_status load_groups(const cx_dataset *ds, const char *dir, const split_spec *sp,
+                             const uint32_t *keep, cx_split *s, cx_err *err)
+{
+    if (!sp->groups)
+        return CX_OK;
+    if (!ds->group_names)
+        return node_fail(err, ds->path, sp->groups,
+                         "'groups' needs the dataset's 'group_names' file (one name a line)");
+    if (!(s->groups_path = cx_path_join(dir, sp->groups->scalar)))
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory", ds->path);
+    int32_t *g_all = NULL;
+    cx_status st = cx_groups_read(s->groups_path, ds->num_groups, ds->group_names_path,
+                                  s->stored_n, s->labels_path, &g_all, err);
+    if (st)
+        return st;
+    if (keep) {
+        s->groups = malloc((s->n ? s->n : 1) * sizeof *s->groups);
+        if (!s->groups) {
+            free(g_all);
+            return cx_fail(err, CX_ENOMEM, "%s: out of memory", ds->path);
+        }
+        for (size_t i = 0; i < s->n; i++)
+            s->groups[i] = g_all[s->source_index[i]];
+        free(g_all);
+    } else {
+        s->groups = g_all;
+    }
+    return CX_OK;
 }
 
 static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *sp, int is_train,
@@ -217,6 +258,8 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     }
     free(y_all);
     y_all = NULL;
+    if ((st = load_groups(ds, dir, sp, keep, s, err)))
+        goto fail;
 
     if (parts & CX_LOAD_IMAGES) {
         if ((st = cx_array_open(&a, s->images_path, CX_FORMAT_ANY, err)))
@@ -304,7 +347,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
         goto fail;
     }
     const cx_yaml_node *name = NULL, *cls = NULL, *tmpl = NULL, *train = NULL, *test = NULL,
-                       *evalc = NULL, *cemb = NULL, *val = NULL;
+                       *evalc = NULL, *cemb = NULL, *val = NULL, *gnames = NULL;
     for (size_t i = 0; i < root->count; i++) {
         const cx_yaml_pair *p = &root->pairs[i];
         if (!strcmp(p->key, "name"))
@@ -323,11 +366,13 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             cemb = p->value;
         else if (!strcmp(p->key, "val"))
             val = p->value;
+        else if (!strcmp(p->key, "group_names"))
+            gnames = p->value;
         else {
             st = cx_fail(
                 err, CX_EUSAGE,
                 "%s:%d:%d: unknown key '%s' (name, classes, templates, eval_classes, "
-                "class_embeddings, train, val, test)",
+                "class_embeddings, group_names, train, val, test)",
                 yaml_path, p->line, p->col, p->key);
             goto fail;
         }
@@ -345,6 +390,7 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     if ((st = want_path(yaml_path, cls, "classes", err)) ||
         (tmpl && (st = want_path(yaml_path, tmpl, "templates", err))) ||
         (cemb && (st = want_path(yaml_path, cemb, "class_embeddings", err))) ||
+        (gnames && (st = want_path(yaml_path, gnames, "group_names", err))) ||
         (train && (st = parse_split(yaml_path, "train", train, &train_sp, err))) ||
         (test && (st = parse_split(yaml_path, "test", test, &test_sp, err))) ||
         (val && (st = parse_split(yaml_path, "val", val, &val_sp, err))))
@@ -373,6 +419,13 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
     }
     if (cemb && !(ds->class_embeddings_path = cx_path_join(dir, cemb->scalar))) {
         st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
+        goto fail;
+    }
+    if (gnames && (!(ds->group_names_path = cx_path_join(dir, gnames->scalar)) ||
+                   (st = cx_group_names_read(ds->group_names_path, &ds->group_names,
+                                             &ds->num_groups, err)))) {
+        if (!ds->group_names_path)
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
         goto fail;
     }
     if ((st = cx_classes_read(ds->classes_path, &classes, err)))

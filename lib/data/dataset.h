@@ -12,6 +12,9 @@
  *   test:  {images: ..., labels: ...}
  *   class_embeddings: F.npy        # optional: (classes, D) an external CLIP's zero-shot
  *                                  #   classifier, rows in class-list order (read on demand)
+ *   group_names: groups.txt        # optional: one group name a line (lib/data/groups.h);
+ *                                  #   a split may then name `groups: FILE`, aligned with its
+ *                                  #   rows (a SUBSET keeps the matching rows)
  *
  * Paths are relative to the YAML's folder unless absolute; `n` and `shape` are optional
  * promises the loader checks. Unknown keys are errors naming their line and column.
@@ -51,6 +54,8 @@ typedef struct {
     char *labels_path;
     char *captions_path;
     cx_captions caption_store; /* internal: owns the caption text */
+    int32_t *groups;   /* (n), owned, in [0, num_groups), or NULL when the split names none */
+    char *groups_path; /* owned resolved path of `groups:`, or NULL */
 } cx_split;
 
 typedef struct {
@@ -73,6 +78,9 @@ typedef struct {
     cx_split train, test;    /* zeroed unless loaded */
     int has_val;             /* the YAML names a 'val' split */
     cx_split val;            /* zeroed unless loaded (CX_LOAD_VAL) */
+    int num_groups;          /* group names (lib/data/groups.h); 0 without `group_names:` */
+    char **group_names;      /* (num_groups) owned, or NULL */
+    char *group_names_path;  /* owned resolved path, or NULL */
 } cx_dataset;
 
 /* What cx_dataset_load reads. */

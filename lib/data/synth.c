@@ -20,6 +20,7 @@
 #include "lib/base/rng.h"
 #include "lib/base/strmap.h"
 #include "lib/base/threads.h"
+#include "lib/data/groups.h"
 #include "lib/data/npy.h"
 #include "lib/data/subset.h"
 
@@ -31,7 +32,8 @@ enum {
     TAG_TRAIN = 0x54524e20,   /* "TRN " */
     TAG_TEST = 0x54535420,    /* "TST " */
     TAG_VAL = 0x56414c20,     /* "VAL " */
-    TAG_CAPTIONS = 0x43415053 /* "CAPS": caption wording, apart from what the images hold */
+    TAG_CAPTIONS = 0x43415053, /* "CAPS": caption wording, apart from what the images hold */
+    TAG_SPURIOUS = 0x53505552  /* "SPUR": the spurious attribute, apart from everything else */
 };
 
 enum { SLOTS = 2, FAVS = 3, BLOCK_CHUNKS = 32 };
@@ -131,7 +133,16 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(cooccur, CX_SYNTH_RANGE_COOCCUR);
     RANGE(cooccur_strength, CX_SYNTH_RANGE_COOCCUR_STRENGTH);
     RANGE(label_noise, CX_SYNTH_RANGE_LABEL_NOISE);
+    RANGE(spurious, CX_SYNTH_RANGE_SPURIOUS);
+    RANGE(spurious_values, CX_SYNTH_RANGE_SPURIOUS_VALUES);
+    RANGE(spurious_strength, CX_SYNTH_RANGE_SPURIOUS_STRENGTH);
+    RANGE(spurious_captions, CX_SYNTH_RANGE_SPURIOUS_CAPTIONS);
 #undef RANGE
+    if (o->spurious > 0 &&
+        (double)(o->classes + open_count(o)) * o->spurious_values > CX_GROUPS_MAX)
+        return cx_fail(err, CX_EUSAGE,
+                       "spurious_values: %d values of %d concepts make more than %d groups",
+                       o->spurious_values, o->classes + open_count(o), CX_GROUPS_MAX);
     if (o->profile != CX_PROFILE_EXP && o->profile != CX_PROFILE_PARETO &&
         o->profile != CX_PROFILE_STEP && o->profile != CX_PROFILE_UNIFORM)
         return cx_fail(err, CX_EUSAGE,
@@ -172,6 +183,10 @@ typedef struct {
     int64_t *train_counts; /* (CK) true training counts */
     double *cdf;           /* (CK) cumulative training frequency, for co-occurring concepts */
     cx_strmap taken;       /* every word in use */
+    int V;                 /* spurious values, 0 without a spurious attribute */
+    float *spur_dir;       /* (V, D) unit vectors, or NULL */
+    char **spur_words;     /* (V) owned, or NULL */
+    double spur_agree[3];  /* share of train / test / val samples with their class's own value */
 } world;
 
 static void world_free(world *w)
@@ -191,6 +206,8 @@ static void world_free(world *w)
     free(w->w2);
     free(w->train_counts);
     free(w->cdf);
+    free(w->spur_dir);
+    cx_strings_free(w->spur_words, w->V);
     cx_strmap_free(&w->taken);
 }
 
@@ -223,6 +240,43 @@ static void fill_normal(cx_rng *r, float *x, size_t n, double sd)
 {
     for (size_t i = 0; i < n; i++)
         x[i] = (float)(sd * cx_rng_normal(r));
+}
+
+/* The spurious attribute's directions and words, from their own streams after every other
+ * word is taken: with it or without, the rest of the world is the same. */
+static cx_status spurious_build(world *w, cx_err *err)
+{
+    const cx_synth_opts *o = w->o;
+    if (!(o->spurious > 0))
+        return CX_OK;
+    const size_t V = (size_t)o->spurious_values, D = (size_t)w->D;
+    w->spur_dir = malloc(V * D * sizeof *w->spur_dir);
+    w->spur_words = calloc(V, sizeof *w->spur_words);
+    if (!w->spur_dir || !w->spur_words)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    w->V = (int)V;
+    w->spur_agree[0] = w->spur_agree[1] = w->spur_agree[2] = NAN;
+    cx_rng r;
+    cx_rng_seed(&r, o->seed, cx_rng_stream(TAG_SPURIOUS, 0, 0));
+    for (size_t v = 0; v < V; v++) {
+        float *u = w->spur_dir + v * D;
+        double ss = 0;
+        for (size_t d = 0; d < D; d++) {
+            u[d] = (float)cx_rng_normal(&r);
+            ss += (double)u[d] * u[d];
+        }
+        double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
+        for (size_t d = 0; d < D; d++)
+            u[d] = (float)(u[d] * inv);
+    }
+    static const char *const fixed[] = {"on", "background"};
+    for (int i = 0; i < 2; i++)
+        cx_strmap_put(&w->taken, fixed[i], strlen(fixed[i]), 0);
+    cx_rng_seed(&r, o->seed, cx_rng_stream(TAG_SPURIOUS, 1, 0));
+    for (size_t v = 0; v < V; v++)
+        if (!(w->spur_words[v] = new_word(w, &r)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+    return CX_OK;
 }
 
 static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
@@ -392,7 +446,7 @@ static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
         acc += (double)w->train_counts[c];
         w->cdf[c] = acc / sum;
     }
-    return CX_OK;
+    return spurious_build(w, err);
 }
 
 /* ---- per-chunk generation ------------------------------------------------------------------- */
@@ -457,7 +511,7 @@ static const char *pick_synonym(const world *w, cx_rng *r, int c)
 
 /* Write the caption of one sample (and a newline) into b. */
 static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, int na, int c2,
-                          strbuf *b)
+                          const char *spur_word, strbuf *b)
 {
     const cx_synth_opts *o = w->o;
     const char *t;
@@ -484,6 +538,11 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
     const char *hole = strstr(t, "{}");
     sb_put(b, t, (size_t)(hole - t));
     sb_str(b, phrase);
+    if (spur_word) {
+        sb_str(b, " on a ");
+        sb_str(b, spur_word);
+        sb_str(b, " background");
+    }
     sb_str(b, hole + 2);
     sb_put(b, "\n", 1);
 }
@@ -496,12 +555,13 @@ typedef struct {
 /* Samples first..first+m of a split: true concepts cls[0..m) -> observed labels obs, features
  * into x (float, m x D) and, for uint8 output, x8; captions appended to b. */
 static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_t *cls, size_t m,
-                      int32_t *obs, float *x, uint8_t *x8, strbuf *b, scratch *sc)
+                      int32_t *obs, int32_t *spur, float *x, uint8_t *x8, strbuf *b, scratch *sc)
 {
     const cx_synth_opts *o = w->o;
     const size_t L = (size_t)w->L, H = (size_t)w->H, D = (size_t)w->D;
-    cx_rng r, rc;
+    cx_rng r, rc, rs;
     cx_rng_seed(&r, o->seed, cx_rng_stream(tag, chunk, 0));
+    cx_rng_seed(&rs, o->seed, cx_rng_stream(TAG_SPURIOUS, tag, chunk));
     /* Wording comes from its own stream, so the caption mode never changes the features. */
     cx_rng_seed(&rc, o->seed, cx_rng_stream(TAG_CAPTIONS, tag, chunk));
     for (size_t i = 0; i < m; i++) {
@@ -541,7 +601,26 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             int k = (int)cx_rng_below(&r, (uint32_t)(w->C - 1));
             obs[i] = k >= c ? k + 1 : k;
         }
-        write_caption(w, &rc, c, attrs, na, c2, b);
+        const char *spur_word = NULL;
+        if (spur) {
+            /* In training the class's own value with probability P, else another; elsewhere
+             * independent of the class. */
+            int V = w->V, own = c % V, v;
+            if (tag == TAG_TRAIN) {
+                if (cx_rng_uniform(&rs) < o->spurious) {
+                    v = own;
+                } else {
+                    v = (int)cx_rng_below(&rs, (uint32_t)(V - 1));
+                    v += v >= own;
+                }
+            } else {
+                v = (int)cx_rng_below(&rs, (uint32_t)V);
+            }
+            spur[i] = v;
+            if (o->spurious_captions > 0 && cx_rng_uniform(&rs) < o->spurious_captions)
+                spur_word = w->spur_words[v];
+        }
+        write_caption(w, &rc, c, attrs, na, c2, spur_word, b);
     }
     /* h = sin(fold * z W1^T + b); x = h W2^T + noise. */
     cx_sgemm(0, 1, (int)m, (int)H, (int)L, (float)o->fold, sc->z, (int)L, w->w1, (int)L, 0.0f,
@@ -552,6 +631,15 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             h[k] = sinf(h[k] + w->b1[k]);
     }
     cx_sgemm(0, 1, (int)m, (int)D, (int)H, 1.0f, sc->h, (int)H, w->w2, (int)H, 0.0f, x, (int)D);
+    if (spur) {
+        const float s = (float)o->spurious_strength;
+        for (size_t i = 0; i < m; i++) {
+            const float *u = w->spur_dir + (size_t)spur[i] * D;
+            float *xi = x + i * D;
+            for (size_t d = 0; d < D; d++)
+                xi[d] += s * u[d];
+        }
+    }
     if (o->noise > 0)
         for (size_t i = 0; i < m * D; i++)
             x[i] += (float)(o->noise * cx_rng_normal(&r));
@@ -570,6 +658,7 @@ typedef struct {
     uint64_t tag;
     int32_t *cls; /* (n) true concept of each sample */
     size_t n;
+    int32_t *spur; /* (n) out: spurious value of each sample, or NULL without one */
 } split_job;
 
 static char *join2(const char *dir, const char *prefix, const char *suffix)
@@ -629,7 +718,7 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
                 size_t m = n - first < CX_SYNTH_CHUNK ? n - first : CX_SYNTH_CHUNK;
                 bufs[k].len = 0;
                 gen_chunk(w, job->tag, chunk, job->cls + first, m, obs + first,
-                          xb + k * CX_SYNTH_CHUNK * D, x8 ? x8 + k * CX_SYNTH_CHUNK * D : NULL,
+                          job->spur ? job->spur + first : NULL, xb + k * CX_SYNTH_CHUNK * D, x8 ? x8 + k * CX_SYNTH_CHUNK * D : NULL,
                           &bufs[k], &sc);
             }
             free(sc.z);
@@ -811,6 +900,30 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
     for (int c = w->C; c < w->CK; c++)
         cx_json_string(&j, w->names[c]);
     cx_json_end_array(&j);
+    if (w->V) {
+        /* The truth of the spurious attribute (synth.h): its knobs, words, each concept's
+         * own value and the agreement the draws gave. */
+        cx_json_key(&j, "spurious");
+        cx_json_begin_object(&j);
+        NUM("p", o->spurious);
+        INT("values", w->V);
+        NUM("strength", o->spurious_strength);
+        NUM("captions", o->spurious_captions);
+        cx_json_key(&j, "words");
+        cx_json_begin_array(&j);
+        for (int v = 0; v < w->V; v++)
+            cx_json_string(&j, w->spur_words[v]);
+        cx_json_end_array(&j);
+        cx_json_key(&j, "class_values");
+        cx_json_begin_array(&j);
+        for (int c = 0; c < w->CK; c++)
+            cx_json_int(&j, c % w->V);
+        cx_json_end_array(&j);
+        NUM("train_agreement", w->spur_agree[0]);
+        NUM("test_agreement", w->spur_agree[1]);
+        NUM("val_agreement", w->spur_agree[2]);
+        cx_json_end_object(&j);
+    }
     cx_json_key(&j, "concepts");
     cx_json_begin_array(&j);
     for (int c = 0; c < w->CK; c++) {
@@ -866,26 +979,81 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, size
         "classes: classes.txt\n"
         "templates: templates.txt\n"
         "eval_classes: %d\n"
+        "%s"
         "train: {images: train-features.npy, labels: train-labels.npy, captions: "
         "train-captions.txt, "
-        "n: %lld, shape: [%d]}\n",
-        (unsigned long long)o->seed, w->C, (long long)o->n, w->D);
+        "n: %lld, shape: [%d]%s}\n",
+        (unsigned long long)o->seed, w->C, w->V ? "group_names: group-names.txt\n" : "",
+        (long long)o->n, w->D, w->V ? ", groups: train-groups.npy" : "");
     if (n_test)
         fprintf(f.fp,
                 "test: {images: test-features.npy, labels: test-labels.npy, captions: "
                 "test-captions.txt, "
-                "n: %zu, shape: [%d]}\n",
-                n_test, w->D);
+                "n: %zu, shape: [%d]%s}\n",
+                n_test, w->D, w->V ? ", groups: test-groups.npy" : "");
     if (n_val)
         fprintf(f.fp,
                 "val: {images: val-features.npy, labels: val-labels.npy, captions: "
-                "val-captions.txt, n: %zu, shape: [%d]}\n",
-                n_val, w->D);
+                "val-captions.txt, n: %zu, shape: [%d]%s}\n",
+                n_val, w->D, w->V ? ", groups: val-groups.npy" : "");
     return cx_afile_commit(&f, err);
 }
 
 /* ---- the whole dataset ------------------------------------------------------------------------
  */
+
+/* ---- the spurious attribute's files --------------------------------------------------------- */
+
+static cx_status spurious_alloc(const world *w, split_job *job, cx_err *err)
+{
+    if (!w->V)
+        return CX_OK;
+    if (!(job->spur = malloc((job->n ? job->n : 1) * sizeof *job->spur)))
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    return CX_OK;
+}
+
+/* PREFIX-groups.npy: class * V + value of every sample (the true class, as the features). */
+static cx_status write_groups(world *w, const split_job *job, int which, cx_err *err)
+{
+    if (!w->V)
+        return CX_OK;
+    int32_t *g = malloc((job->n ? job->n : 1) * sizeof *g);
+    if (!g)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    size_t agree = 0;
+    for (size_t i = 0; i < job->n; i++) {
+        g[i] = job->cls[i] * w->V + job->spur[i];
+        agree += job->spur[i] == job->cls[i] % w->V;
+    }
+    w->spur_agree[which] = job->n ? (double)agree / (double)job->n : NAN;
+    char *p = join2(job->dir, job->prefix, "-groups.npy");
+    uint64_t shape[1] = {job->n};
+    cx_status st = p ? cx_npy_write(p, CX_ELEM_I32, 1, shape, g, err)
+                     : cx_fail(err, CX_ENOMEM, "out of memory");
+    free(p);
+    free(g);
+    return st;
+}
+
+/* group-names.txt: "CLASS/VALUE" for every concept and value, in group order. */
+static cx_status write_group_names(const world *w, const char *dir, cx_err *err)
+{
+    if (!w->V)
+        return CX_OK;
+    char *p = join2(dir, "group-names.txt", "");
+    if (!p)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, p, err);
+    free(p);
+    if (st)
+        return st;
+    for (int c = 0; c < w->CK; c++)
+        for (int v = 0; v < w->V; v++)
+            fprintf(f.fp, "%s/%d\n", w->names[c], v);
+    return cx_afile_commit(&f, err);
+}
 
 /* Every file of a dataset into dir; dataset.yaml last. */
 static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
@@ -895,6 +1063,7 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     int32_t *train_cls = NULL, *test_cls = NULL, *train_obs = NULL, *test_obs = NULL;
     int32_t *val_cls = NULL, *val_obs = NULL;
     int64_t *test_counts = NULL, *val_counts = NULL;
+    split_job train = {0}, test = {0}, val = {0};
     int threads = cx_threads_get();
     if ((st = world_build(&w, o, err)))
         goto fail;
@@ -919,13 +1088,16 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     }
     if ((st = write_text_files(&w, dir, err)))
         goto fail;
+    train = (split_job){dir, "train", TAG_TRAIN, train_cls, n_train, NULL};
+    test = (split_job){dir, "test", TAG_TEST, test_cls, n_test, NULL};
+    val = (split_job){dir, "val", TAG_VAL, val_cls, n_val, NULL};
+    if ((st = spurious_alloc(&w, &train, err)) || (st = spurious_alloc(&w, &test, err)) ||
+        (st = spurious_alloc(&w, &val, err)))
+        goto fail;
     /* Chunks run in parallel, so each product runs on one thread: the same bytes whatever the
      * thread count. */
     cx_blas_set_threads(1);
     uint64_t done_n = 0, total = n_train + n_test + n_val;
-    split_job train = {dir, "train", TAG_TRAIN, train_cls, n_train};
-    split_job test = {dir, "test", TAG_TEST, test_cls, n_test};
-    split_job val = {dir, "val", TAG_VAL, val_cls, n_val};
     st = write_split(&w, &train, &done_n, total, &train_obs, err);
     if (!st && n_test)
         st = write_split(&w, &test, &done_n, total, &test_obs, err);
@@ -942,6 +1114,10 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         (n_test && (st = write_labels(dir, "test-labels.npy", test_obs, n_test, err))) ||
         (n_val && (st = write_labels(dir, "val-labels.npy", val_obs, n_val, err))))
         goto fail;
+    if ((st = write_groups(&w, &train, 0, err)) ||
+        (n_test && (st = write_groups(&w, &test, 1, err))) ||
+        (n_val && (st = write_groups(&w, &val, 2, err))) || (st = write_group_names(&w, dir, err)))
+        goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
@@ -954,6 +1130,9 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         goto fail;
 fail:
     world_free(&w);
+    free(train.spur);
+    free(test.spur);
+    free(val.spur);
     free(train_cls);
     free(test_cls);
     free(train_obs);
@@ -970,7 +1149,8 @@ static const char *const part_names[] = {
     "classes.txt",       "templates.txt",         "train-features.npy", "train-labels.npy",
     "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
     "test-captions.txt", "val-features.npy",      "val-labels.npy",     "val-captions.txt",
-    "train-counts.tsv",  "synth.json",            "dataset.yaml"};
+    "train-counts.tsv",  "train-groups.npy",      "val-groups.npy",     "test-groups.npy",
+    "group-names.txt",   "synth.json",            "dataset.yaml"};
 enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
 
 static void remove_stage(const char *stage)

@@ -30,12 +30,23 @@
  *   test split is balanced (test_per_class per evaluated class, no open-world concepts).
  * - Label noise: a fraction of evaluated-class training samples get a uniformly drawn wrong
  *   label in train-labels.npy (features and captions keep the truth; train-true-labels.npy has it).
+ * - Spurious attribute (spurious = P > 0; Waterbirds' background): every sample gets one of
+ *   V values, added after the rendering as x += S * u_v with u_v a fixed random unit vector
+ *   per value. The shift is linear in x while the class needs the nonlinear rendering undone,
+ *   so at S >= 1 (the spread of x along any direction is about 1) the attribute is easier to
+ *   see than the class. Concept c's own value is c mod V; a training sample has its class's
+ *   value with probability P, else one of the other V - 1 uniformly; val and test samples draw
+ *   theirs uniformly, independently of the class. A caption names the value's word ("... on a WORD
+ *   background") with probability spurious_captions. Groups = class * V + value, written as
+ *   SPLIT-groups.npy with group-names.txt ("CLASS/VALUE"); the draws come from their own RNG
+ *   streams, so everything else is the dataset of spurious = 0 (which writes none of this).
  *
  * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
  * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test
  * (and for val with val_per_class),
  * train-counts.tsv (true training counts, a frequency file) and synth.json (parameters and
- * per-concept truth). Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
+ * per-concept truth); with a spurious attribute also train-groups.npy, test-groups.npy and
+ * group-names.txt. Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
  * stream, so the output does not depend on the thread count. */
 #ifndef CX_DATA_SYNTH_H
 #define CX_DATA_SYNTH_H
@@ -86,6 +97,10 @@ typedef struct {
     double cooccur_strength;  /* (0.25) */
     double label_noise;       /* (0) */
     cx_dtype dtype;           /* float32 (default) or uint8 features ([-3, 3] mapped to 0..255) */
+    double spurious;          /* P: training agreement of the spurious attribute (0: none) */
+    int spurious_values;      /* V: values of the spurious attribute (2) */
+    double spurious_strength; /* S: length of its shift of the features (2.0) */
+    double spurious_captions; /* Q: chance that a caption names the sample's value (0) */
     uint64_t seed;
     /* Called from the calling thread after each block of samples; may be NULL. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -99,7 +114,8 @@ typedef struct {
         .n = 50000, .test_per_class = 50, .dim = 128, .latent = 16, .super_sep = 1.0,              \
         .class_sep = 0.8, .spread = 0.5, .fold = 1.0, .noise = 0.05,                               \
         .captions = CX_CAPTIONS_DESCRIPTIVE, .synonyms = 2, .attributes = 32, .attr_rate = 0.7,    \
-        .attr_strength = 0.3, .cooccur = 0.3, .cooccur_strength = 0.25, .dtype = CX_DTYPE_F32      \
+        .attr_strength = 0.3, .cooccur = 0.3, .cooccur_strength = 0.25, .dtype = CX_DTYPE_F32,     \
+        .spurious_values = 2, .spurious_strength = 2.0                                             \
     }
 
 void cx_synth_defaults(cx_synth_opts *o);
@@ -133,6 +149,10 @@ void cx_synth_defaults(cx_synth_opts *o);
 #define CX_SYNTH_RANGE_COOCCUR 0, 1
 #define CX_SYNTH_RANGE_COOCCUR_STRENGTH 0, 1
 #define CX_SYNTH_RANGE_LABEL_NOISE 0, 1
+#define CX_SYNTH_RANGE_SPURIOUS 0, 1
+#define CX_SYNTH_RANGE_SPURIOUS_VALUES 2, 64
+#define CX_SYNTH_RANGE_SPURIOUS_STRENGTH 0, 100
+#define CX_SYNTH_RANGE_SPURIOUS_CAPTIONS 0, 1
 
 /* Check the options: CX_EUSAGE with a message that starts with the name of the field at fault
  * ("classes: 1 is out of range [2, 10000]"). */

@@ -47,6 +47,8 @@ void cx_eval_report_free(cx_eval_report *r)
     free(r->means_cos_nearest_class);
     free(r->weights_cos_all_class);
     free(r->weights_cos_nearest_class);
+    cx_group_report_free(r->groups);
+    free(r->groups);
     memset(r, 0, sizeof *r);
 }
 

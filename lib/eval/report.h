@@ -26,6 +26,7 @@
 #include "lib/base/json.h"
 #include "lib/data/class_split.h"
 #include "lib/eval/collapse.h"
+#include "lib/eval/group_metrics.h"
 #include "lib/eval/score.h"
 
 /* restrict_to value for "every class". */
@@ -74,6 +75,9 @@ typedef struct {
     double *means_cos_nearest_class; /* (C), owned, or NULL */
     double *weights_cos_all_class;   /* (C), owned, or NULL */
     double *weights_cos_nearest_class; /* (C), owned, or NULL */
+
+    /* Attached when the test split has groups (lib/eval/group_metrics.h); owned, or NULL. */
+    cx_group_report *groups;
 } cx_eval_report;
 
 void cx_report_defaults(cx_report_opts *o);
@@ -115,7 +119,8 @@ void cx_eval_report_free(cx_eval_report *r);
  * macro_f1, cos_all_means, cos_nearest_means, cos_all_weights, cos_nearest_weights,
  * split_rule, thresholds ({many, few}, null for the tertile rule), restricted_to, n_classes,
  * n_listed, n_test, topk, ece_bins, and per class index, correct, top5, precision, f1, nc1,
- * coherences. NaN values are written as null. */
+ * coherences; last, worst_group, avg_group, adjusted_avg and groups (null without groups).
+ * NaN values are written as null. */
 void cx_eval_report_json(const cx_eval_report *r, cx_json *j);
 
 /* The JSON object (pretty) atomically to path. */

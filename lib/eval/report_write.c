@@ -123,6 +123,7 @@ void cx_eval_report_json(const cx_eval_report *r, cx_json *j)
         cx_json_end_object(j);
     }
     cx_json_end_array(j);
+    cx_group_report_json_keys(r->groups, j); /* appended: the keys before keep their places */
     cx_json_end_object(j);
 }
 

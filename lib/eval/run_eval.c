@@ -656,6 +656,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                                   err)) ||
         (st = cx_eval_report_attach_collapse(report, &s.col, err)))
         goto fail;
+    if (test->groups && (st = cx_run_eval_groups(run, &s.ds, o->data, s.pred.pred, report, err)))
+        goto fail;
     info->seconds[CX_EVAL_PHASE_METRICS] = cx_clock_seconds() - t4;
 fail:
     state_free(&s);

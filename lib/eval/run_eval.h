@@ -199,4 +199,14 @@ cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset,
                               int per_class, float **x, int32_t **y, size_t *n,
                               cx_val_source *src, cx_err *err);
 
+/* ---- groups (lib/eval/run_groups.c) ------------------------------------------------------ */
+
+/* Attach the group report (lib/eval/group_metrics.h) of ds's test split, which has groups,
+ * scored as pred (test n), to r. Training group counts come from the run's training split
+ * (config.yaml's data and subset) when it has groups with the same names as ds; else, when
+ * data (the dataset evaluated on, NULL: the run's) is another dataset, from its whole
+ * training split's groups; else they are unknown (adjusted_avg null). */
+cx_status cx_run_eval_groups(const cx_run *run, const cx_dataset *ds, const char *data,
+                             const int32_t *pred, cx_eval_report *r, cx_err *err);
+
 #endif
