@@ -205,15 +205,14 @@ static void pool_rows(const cx_seq_tower *t, int b, int *first, int *count)
     }
 }
 
-const float *cx_seq_tower_forward(cx_seq_tower *t, const cx_params *p, const void *in, int B)
+/* From the embedded input rows in the transformer's input buffer to the tower's output: the
+ * blocks, the final LayerNorm, the pooled token(s) and the projection. Shared by the tower's
+ * forward and the prompt-tuning forward, whose inputs differ only in how they are embedded. */
+static const float *forward_from_input(cx_seq_tower *t, const cx_params *p, int B,
+                                       const int32_t *lengths)
 {
     int T = t->tokens, D = t->width;
-    t->last_B = B;
-    if (t->is_text)
-        embed_text(t, p, in, B);
-    else
-        embed_image(t, p, in, B);
-    const float *y = cx_transformer_forward(&t->tf, p, B, T, t->is_text ? t->lengths : NULL);
+    const float *y = cx_transformer_forward(&t->tf, p, B, T, lengths);
     t->blocks_out = y;
     cx_layernorm_forward(t->tok_out, t->mean, t->rstd, y, cx_param_value(p, t->ln_g),
                          cx_param_value(p, t->ln_b), B * T, D, 1e-5f);
@@ -232,6 +231,16 @@ const float *cx_seq_tower_forward(cx_seq_tower *t, const cx_params *p, const voi
     }
     cx_linear_forward(t->out, t->pooled, cx_param_value(p, t->proj), NULL, B, D, t->out_dim);
     return t->out;
+}
+
+const float *cx_seq_tower_forward(cx_seq_tower *t, const cx_params *p, const void *in, int B)
+{
+    t->last_B = B;
+    if (t->is_text)
+        embed_text(t, p, in, B);
+    else
+        embed_image(t, p, in, B);
+    return forward_from_input(t, p, B, t->is_text ? t->lengths : NULL);
 }
 
 void cx_seq_tower_backward(cx_seq_tower *t, cx_params *p, const void *in, const float *dout)
@@ -313,25 +322,7 @@ const float *cx_seq_tower_forward_ctx(cx_seq_tower *t, const cx_params *p, const
         t->lengths[b] = seq_length(tokens + (size_t)b * T, T);
     }
     cx_posembed_forward(x, x, cx_param_value(p, t->pos), B, T, D);
-    const float *y = cx_transformer_forward(&t->tf, p, B, T, t->lengths);
-    t->blocks_out = y;
-    cx_layernorm_forward(t->tok_out, t->mean, t->rstd, y, cx_param_value(p, t->ln_g),
-                         cx_param_value(p, t->ln_b), B * T, D, 1e-5f);
-    for (int b = 0; b < B; b++) {
-        int f, count;
-        pool_rows(t, b, &f, &count);
-        float *o = t->pooled + (size_t)b * D;
-        const float *r = t->tok_out + ((size_t)b * T + f) * D;
-        memcpy(o, r, sizeof(float) * (size_t)D);
-        for (int i = 1; i < count; i++)
-            for (int j = 0; j < D; j++)
-                o[j] += r[(size_t)i * D + j];
-        if (count > 1)
-            for (int j = 0; j < D; j++)
-                o[j] /= (float)count;
-    }
-    cx_linear_forward(t->out, t->pooled, cx_param_value(p, t->proj), NULL, B, D, t->out_dim);
-    return t->out;
+    return forward_from_input(t, p, B, t->lengths);
 }
 
 const float *cx_seq_tower_backward_input(cx_seq_tower *t, cx_params *p, const float *dout)
