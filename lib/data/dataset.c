@@ -603,15 +603,22 @@ size_t cx_template_fill(const char *t, const char *name, char *buf, size_t cap)
     return len;
 }
 
-size_t cx_caption_compose(const cx_dataset *ds, int32_t label, uint64_t seed, uint64_t index,
-                          unsigned flags, char *buf, size_t cap)
+void cx_caption_choice(const cx_dataset *ds, int32_t label, uint64_t seed, uint64_t index,
+                       unsigned flags, int *template_index, int *synonym_index)
 {
     cx_rng r;
     cx_rng_seed(&r, seed, cx_rng_stream(TAG_CAPTION, index, 0));
-    int t = ds->num_templates > 1 ? (int)cx_rng_below(&r, (uint32_t)ds->num_templates) : 0;
-    int k = (flags & CX_COMPOSE_SYNONYMS) && ds->num_synonyms[label] > 1
-                ? (int)cx_rng_below(&r, (uint32_t)ds->num_synonyms[label])
-                : 0;
+    *template_index = ds->num_templates > 1 ? (int)cx_rng_below(&r, (uint32_t)ds->num_templates) : 0;
+    *synonym_index = (flags & CX_COMPOSE_SYNONYMS) && ds->num_synonyms[label] > 1
+                         ? (int)cx_rng_below(&r, (uint32_t)ds->num_synonyms[label])
+                         : 0;
+}
+
+size_t cx_caption_compose(const cx_dataset *ds, int32_t label, uint64_t seed, uint64_t index,
+                          unsigned flags, char *buf, size_t cap)
+{
+    int t, k;
+    cx_caption_choice(ds, label, seed, index, flags, &t, &k);
     return cx_template_fill(ds->templates[t], ds->synonyms[label][k], buf, cap);
 }
 

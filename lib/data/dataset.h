@@ -132,6 +132,11 @@ enum { CX_COMPOSE_SYNONYMS = 1u };
 size_t cx_caption_compose(const cx_dataset *ds, int32_t label, uint64_t seed, uint64_t index,
                           unsigned flags, char *buf, size_t cap);
 
+/* The template and synonym indices cx_caption_compose draws for (label, seed, index), for
+ * callers that keep one token row per (class, template) instead of composing text. */
+void cx_caption_choice(const cx_dataset *ds, int32_t label, uint64_t seed, uint64_t index,
+                       unsigned flags, int *template_index, int *synonym_index);
+
 /* The caption of row `row` of split s: its stored caption when the split has captions, else a
  * caption composed into buf (cx_caption_compose with the row's label and source index). */
 const char *cx_split_caption(const cx_dataset *ds, const cx_split *s, size_t row, uint64_t seed,

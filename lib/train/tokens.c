@@ -55,6 +55,64 @@ void cx_tokens_captions(const cx_dataset *ds, const cx_vocab *v, const uint32_t 
     }
 }
 
+cx_status cx_caption_tokens_init(cx_caption_tokens *ct, const cx_dataset *ds, const cx_vocab *v,
+                                 int max_tokens, size_t max_bytes, cx_err *err)
+{
+    const cx_split *s = &ds->train;
+    *ct = (cx_caption_tokens){.max_tokens = max_tokens, .num_templates = ds->num_templates};
+    size_t L = (size_t)max_tokens;
+    size_t rows = s->captions ? s->n : (size_t)ds->num_classes * (size_t)ds->num_templates;
+    if (rows == 0 || L == 0 || rows > max_bytes / sizeof(int32_t) / L)
+        return CX_OK;
+    int32_t *out = malloc(sizeof *out * rows * L);
+    if (!out)
+        return cx_fail(err, CX_ENOMEM, "out of memory for the token rows of %zu captions", rows);
+    if (s->captions) {
+        for (size_t i = 0; i < s->n; i++)
+            cx_tokenize(v, s->captions[i], out + i * L, max_tokens);
+        ct->by_row = out;
+    } else {
+        char buf[CAPTION_MAX];
+        for (int c = 0; c < ds->num_classes; c++)
+            for (int t = 0; t < ds->num_templates; t++) {
+                cx_template_fill(ds->templates[t], ds->synonyms[c][0], buf, sizeof buf);
+                cx_tokenize(v, buf, out + ((size_t)c * (size_t)ds->num_templates + (size_t)t) * L,
+                            max_tokens);
+            }
+        ct->by_prompt = out;
+    }
+    return CX_OK;
+}
+
+void cx_caption_tokens_free(cx_caption_tokens *ct)
+{
+    free(ct->by_row);
+    free(ct->by_prompt);
+    ct->by_row = ct->by_prompt = NULL;
+}
+
+void cx_caption_tokens_batch(const cx_caption_tokens *ct, const cx_dataset *ds,
+                             const cx_vocab *v, const uint32_t *rows, size_t n,
+                             uint64_t caption_seed, int32_t *tokens, char *buf, size_t cap)
+{
+    const cx_split *s = &ds->train;
+    size_t L = (size_t)ct->max_tokens;
+    if (ct->by_row) {
+        for (size_t i = 0; i < n; i++)
+            memcpy(tokens + i * L, ct->by_row + (size_t)rows[i] * L, sizeof *tokens * L);
+    } else if (ct->by_prompt) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t label = s->y[rows[i]];
+            int t, k;
+            cx_caption_choice(ds, label, caption_seed, s->source_index[rows[i]], 0, &t, &k);
+            size_t prompt = (size_t)label * (size_t)ct->num_templates + (size_t)t;
+            memcpy(tokens + i * L, ct->by_prompt + prompt * L, sizeof *tokens * L);
+        }
+    } else {
+        cx_tokens_captions(ds, v, rows, n, caption_seed, ct->max_tokens, tokens, buf, cap);
+    }
+}
+
 cx_status cx_tokens_class_embeddings(cx_model *m, const cx_vocab *v, char *const *class_names,
                                    int C, char *const *templates, int T, float *out,
                                    cx_err *err)

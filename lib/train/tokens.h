@@ -25,6 +25,28 @@ void cx_tokens_captions(const cx_dataset *ds, const cx_vocab *v, const uint32_t 
                           size_t n, uint64_t caption_seed, int max_tokens, int32_t *tokens,
                           char *buf, size_t cap);
 
+/* The token rows of every training caption, made once per run instead of once per batch:
+ * tokenising was a tenth of a small CLIP run. Stored captions get one row per training row;
+ * composed captions one row per (class, template), since a composed caption is the class's
+ * first name in the template its (seed, source index) draws. Same ids as cx_tokens_captions. */
+typedef struct {
+    int max_tokens;
+    int num_templates;
+    int32_t *by_row;    /* (split rows, max_tokens) with stored captions, else NULL */
+    int32_t *by_prompt; /* (classes x templates, max_tokens) without, else NULL */
+} cx_caption_tokens;
+
+/* Builds the rows for ds's training split. A split whose rows would take more than max_bytes
+ * is left uncached (both pointers NULL; cx_caption_tokens_batch then tokenises each batch). */
+cx_status cx_caption_tokens_init(cx_caption_tokens *ct, const cx_dataset *ds, const cx_vocab *v,
+                                 int max_tokens, size_t max_bytes, cx_err *err);
+void cx_caption_tokens_free(cx_caption_tokens *ct);
+
+/* What cx_tokens_captions writes for the same arguments, from the rows when they are cached. */
+void cx_caption_tokens_batch(const cx_caption_tokens *ct, const cx_dataset *ds,
+                             const cx_vocab *v, const uint32_t *rows, size_t n,
+                             uint64_t caption_seed, int32_t *tokens, char *buf, size_t cap);
+
 /* Zero-shot class embeddings (C, D): for each class name, the L2-normalised text embeddings of
  * its prompts (one per template) averaged and normalised again. The model must have a text
  * tower; batches of at most m->spec.max_batch prompts. tokens is scratch of

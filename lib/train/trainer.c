@@ -22,6 +22,8 @@
 enum { TAG_CAPTIONS = 0xCA9, TAG_VOCAB = 0x70CA };
 
 enum { CAPTION_MAX = 4096 };
+/* Caption token rows above this are tokenised per batch instead of kept (same ids). */
+#define CAPTION_TOKENS_MAX_BYTES ((size_t)128 << 20)
 
 typedef struct {
     const cx_train_config *cfg;
@@ -51,6 +53,7 @@ typedef struct {
     float *feat, *feat_x;
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
+    cx_caption_tokens caption_tokens; /* CLIP: every training caption's ids, made once */
     char *caption;     /* (CAPTION_MAX) */
     float *shard_buf;  /* (largest gradient shard) reduce-scatter scratch, several processes */
     float *own_grad;   /* the params' own gradient and value buffers while the shared ones */
@@ -90,6 +93,7 @@ static void trainer_free(trainer *t)
     free(t->feat_x);
     free(t->labels);
     free(t->tokens);
+    cx_caption_tokens_free(&t->caption_tokens);
     free(t->caption);
     free(t->shard_buf);
     for (int64_t i = 0; i < t->nlog; i++)
@@ -473,6 +477,11 @@ static cx_status build_training(trainer *t, cx_err *err)
     if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP &&
+        (st = cx_caption_tokens_init(&t->caption_tokens, &t->ds, &t->vocab,
+                                     (int)cfg->model.text.max_tokens, CAPTION_TOKENS_MAX_BYTES,
+                                     err)))
+        return st;
     cx_spec_schedule(cfg, t->meta.steps_per_epoch, t->milestones, &t->schedule);
     if (t->dist.size > 1 &&
         !(t->shard_buf = malloc(sizeof(float) * cx_dist_shard_max(&t->dist, t->model.params.total))))
@@ -687,9 +696,8 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             double loss;
             cx_status st;
             if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
-                cx_tokens_captions(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
-                                     (int)cfg->model.text.max_tokens, t->tokens, t->caption,
-                                     CAPTION_MAX);
+                cx_caption_tokens_batch(&t->caption_tokens, &t->ds, &t->vocab, rows, (size_t)B,
+                                        caption_seed, t->tokens, t->caption, CAPTION_MAX);
                 st = t->feat ? cx_model_clip_step_dist_feat(&t->model, t->feat_x, t->tokens, B,
                                                             &t->dist, &loss, err)
                              : cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist,
