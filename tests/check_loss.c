@@ -428,6 +428,77 @@ END_TEST
 
 /* ---- hand-computed cases ------------------------------------------------------------------ */
 
+/* The rows' exponentials are computed in 8 vector lanes with their own exp (lib/objective/
+ * loss.c): the loss and gradient match a long double reference over rows with K around the
+ * lane width, targets in the vector part and the tail, and logits spread over the whole range
+ * where exp underflows; a NaN or +inf logit anywhere still gives NaN, -inf gives the loss
+ * without that column. */
+static long double ref_ce_row(const float *z, int y, int K, long double *p)
+{
+    long double mx = -INFINITY, s = 0.0L;
+    for (int j = 0; j < K; j++)
+        mx = fmaxl(mx, (long double)z[j]);
+    for (int j = 0; j < K; j++)
+        s += expl((long double)z[j] - mx);
+    for (int j = 0; j < K; j++)
+        p[j] = expl((long double)z[j] - mx) / s;
+    return mx + logl(s) - (long double)z[y];
+}
+
+START_TEST(ce_rows_match_a_long_double_reference)
+{
+    static const int Ks[] = {1, 7, 8, 9, 16, 23, 1000};
+    cx_loss_config cfg = config(CX_LOSS_CE);
+    for (size_t a = 0; a < sizeof Ks / sizeof Ks[0]; a++) {
+        int K = Ks[a], B = 5;
+        int64_t *counts = calloc((size_t)K, sizeof *counts);
+        for (int c = 0; c < K; c++)
+            counts[c] = 1 + c;
+        float *z = gc_fbuf((size_t)B * K);
+        int32_t *y = ibuf((size_t)B);
+        cx_rng r;
+        cx_rng_seed(&r, 11, (uint64_t)K);
+        for (int i = 0; i < B; i++) {
+            /* Row 0 small logits, later rows wider, the last beyond exp's underflow. */
+            double spread = i == B - 1 ? 900.0 : 3.0 * (i + 1);
+            for (int j = 0; j < K; j++)
+                z[(size_t)i * K + j] = (float)(spread * (2.0 * cx_rng_uniform(&r) - 1.0));
+            y[i] = i == 0 ? K - 1 : (int32_t)cx_rng_below(&r, (uint32_t)K);
+        }
+        float *dz;
+        double got = run(&cfg, counts, K, z, y, NULL, B, K, 1.0f, 0, &dz);
+        long double want = 0.0L, *p = calloc((size_t)K, sizeof *p);
+        for (int i = 0; i < B; i++) {
+            want += ref_ce_row(z + (size_t)i * K, y[i], K, p) / B;
+            for (int j = 0; j < K; j++) {
+                double g = (double)((p[j] - (j == y[i])) / B);
+                double d = dz[(size_t)i * K + j];
+                ck_assert_msg(fabs(d - g) <= 1e-6 * fabs(g) + 1e-12,
+                              "K %d row %d col %d: gradient %.9g, want %.9g", K, i, j, d, g);
+            }
+        }
+        assert_rel(got, (double)want, 1e-14, "CE over lanes");
+        /* NaN or +inf at a column other than the target: NaN; -inf: that column drops out. */
+        if (K > 1) {
+            int j = y[0] == 0 ? 1 : 0;
+            float keep = z[j];
+            z[j] = NAN;
+            ck_assert(isnan(run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz)));
+            z[j] = INFINITY;
+            ck_assert(isnan(run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz)));
+            z[j] = -INFINITY;
+            double one = run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz);
+            ck_assert(isfinite(one));
+            assert_rel(one, (double)ref_ce_row(z, y[0], K, p), 1e-14, "-inf column");
+            ck_assert_float_eq(dz[j], 0.0f);
+            z[j] = keep;
+        }
+        free(p);
+        free(counts);
+    }
+}
+END_TEST
+
 START_TEST(focal_gamma_zero_is_ce)
 {
     const int B = 11, C = 5, K = 3;
@@ -879,6 +950,7 @@ static Suite *loss_suite(void)
     TCase *tc = tcase_create("loss");
     tcase_add_test(tc, loss_create_refuses_bad_settings);
     tcase_add_test(tc, loss_calls_outside_the_contract_give_nan);
+    tcase_add_test(tc, ce_rows_match_a_long_double_reference);
     tcase_add_test(tc, focal_gamma_zero_is_ce);
     tcase_add_test(tc, focal_is_stable_at_extreme_probabilities);
     tcase_add_test(tc, balanced_softmax_with_uniform_counts_is_ce);
