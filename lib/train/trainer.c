@@ -47,7 +47,8 @@ typedef struct {
     uint32_t *order;   /* (n) this epoch's sample order */
     float *x;          /* (batch, in_dim) */
     /* A frozen image tower's features of every training row, computed once before the first
-     * step (no augmentation exists, so they are the same every epoch): (n, D), owned, or NULL.
+     * step (without image augmentation they are the same every epoch; with it there is no
+     * cache): (n, D), owned, or NULL.
      * feat_x holds one batch of them, (local_batch, D). */
     float *feat, *feat_x;
     /* Augmentation (aug.* keys): aug_on / text_on say whether any is set; without them the
