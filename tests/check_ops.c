@@ -367,6 +367,185 @@ START_TEST(gelu_gradient_matches_finite_differences)
 }
 END_TEST
 
+/* ---- batch norm (BatchNorm1d) ------------------------------------------------------------- */
+
+static void naive_batchnorm(double *out, double *mean, double *var, const float *in,
+                            const float *g, const float *b, int B, int D, double eps)
+{
+    for (int j = 0; j < D; j++) {
+        double s = 0, v = 0;
+        for (int i = 0; i < B; i++)
+            s += in[(size_t)i * D + j];
+        s /= B;
+        for (int i = 0; i < B; i++)
+            v += (in[(size_t)i * D + j] - s) * (in[(size_t)i * D + j] - s);
+        v /= B;
+        mean[j] = s;
+        var[j] = v;
+        for (int i = 0; i < B; i++) {
+            double y = (in[(size_t)i * D + j] - s) / sqrt(v + eps);
+            out[(size_t)i * D + j] = g ? y * g[j] + b[j] : y;
+        }
+    }
+}
+
+START_TEST(batchnorm_forward_matches_naive_and_running_stats)
+{
+    const int D = 19;
+    const int batches[] = {3, 17, 64};
+    for (int bi = 0; bi < 3; bi++) {
+        int B = batches[bi];
+        float *in = gc_frand(B * D, 200 + bi, 3.0), *g = gc_frand(D, 201, 1.0);
+        float *b = gc_frand(D, 202, 1.0);
+        for (int i = 0; i < B * D; i++)
+            in[i] += 5.0f;
+        float *out = gc_fbuf(B * D), *mean = gc_fbuf(D), *rstd = gc_fbuf(D);
+        float *rm = gc_fbuf(D), *rv = gc_fbuf(D);
+        for (int j = 0; j < D; j++)
+            rm[j] = 0.5f, rv[j] = 2.0f;
+        double *ref = gc_dbuf(B * D), *m = gc_dbuf(D), *v = gc_dbuf(D);
+        for (int affine = 0; affine < 2; affine++) {
+            cx_batchnorm_forward_train(out, mean, rstd, affine ? NULL : rm, affine ? NULL : rv, in,
+                                       affine ? g : NULL, affine ? b : NULL, B, D, 1e-5f, 0.1f);
+            naive_batchnorm(ref, m, v, in, affine ? g : NULL, affine ? b : NULL, B, D, 1e-5);
+            gc_assert_close(out, ref, B * D, 1e-5, 2e-5, "batchnorm out");
+            gc_assert_close(mean, m, D, 1e-6, 1e-6, "batchnorm mean");
+        }
+        /* Running statistics: momentum 0.1 and the unbiased variance (B - 1). */
+        for (int j = 0; j < D; j++) {
+            ck_assert_double_eq_tol(rm[j], 0.9 * 0.5 + 0.1 * m[j], 1e-5);
+            ck_assert_double_eq_tol(rv[j], 0.9 * 2.0 + 0.1 * v[j] * B / (B - 1),
+                                    1e-5 * (1 + rv[j]));
+            ck_assert_double_eq_tol(rstd[j], 1 / sqrt(v[j] + 1e-5), 1e-6 / sqrt(v[j] + 1e-5));
+        }
+        /* Eval mode normalises by the running statistics. */
+        cx_batchnorm_forward_eval(out, in, rm, rv, g, b, B, D, 1e-5f);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < D; j++) {
+                double want = (in[i * D + j] - (double)rm[j]) / sqrt((double)rv[j] + 1e-5) * g[j] +
+                              b[j];
+                ck_assert_double_eq_tol(out[i * D + j], want, 2e-5 * (1 + fabs(want)));
+            }
+        free(in), free(g), free(b), free(out), free(mean), free(rstd), free(rm), free(rv),
+            free(ref), free(m), free(v);
+    }
+}
+END_TEST
+
+typedef struct {
+    int B, D, affine;
+    float *in, *g, *b, *out, *mean, *rstd;
+    gc_proj proj;
+} bn_ctx;
+
+static double bn_f(void *p)
+{
+    bn_ctx *c = p;
+    cx_batchnorm_forward_train(c->out, c->mean, c->rstd, NULL, NULL, c->in,
+                               c->affine ? c->g : NULL, c->affine ? c->b : NULL, c->B, c->D,
+                               1e-5f, 0.1f);
+    return gc_proj_dot(&c->proj, c->out);
+}
+
+START_TEST(batchnorm_gradients_match_finite_differences)
+{
+    const int batches[] = {2, 5, 17};
+    for (int bi = 0; bi < 3; bi++)
+        for (int affine = 0; affine < 2; affine++) {
+            bn_ctx c = {.B = batches[bi], .D = 11, .affine = affine};
+            size_t n = (size_t)c.B * c.D;
+            c.in = gc_frand(n, 210 + bi, 2.0);
+            c.g = gc_frand(c.D, 211, 1.0);
+            c.b = gc_frand(c.D, 212, 1.0);
+            c.out = gc_fbuf(n);
+            c.mean = gc_fbuf(c.D);
+            c.rstd = gc_fbuf(c.D);
+            ck_assert_int_eq(gc_proj_init(&c.proj, n, 213 + bi), 0);
+            float *din = gc_fbuf(n), *dg = gc_fbuf(c.D), *db = gc_fbuf(c.D);
+            bn_f(&c);
+            cx_batchnorm_backward(din, affine ? dg : NULL, affine ? db : NULL, c.proj.r, c.in,
+                                  c.mean, c.rstd, affine ? c.g : NULL, c.B, c.D);
+            gc_var vars[] = {{"din", c.in, din, n}, {"dgamma", c.g, dg, c.D},
+                             {"dbeta", c.b, db, c.D}};
+            gc_opts o = gc_opts_default();
+            o.max_skip_frac = 0.0;
+            o.h = 1e-2;
+            gc_report rep;
+            gc_assert_passed(gc_check(bn_f, NULL, &c, vars, affine ? 3 : 1, &o, &rep), &rep,
+                             "batchnorm");
+            /* din may alias dout; parameter gradients are added. The check's last evaluation
+             * left the statistics of a perturbed input: recompute them. */
+            bn_f(&c);
+            float *dout = gc_fbuf(n), *dg2 = gc_fbuf(c.D), *db2 = gc_fbuf(c.D);
+            memcpy(dout, c.proj.r, n * sizeof *dout);
+            cx_batchnorm_backward(dout, dg2, db2, dout, c.in, c.mean, c.rstd,
+                                  affine ? c.g : NULL, c.B, c.D);
+            ck_assert_mem_eq(dout, din, n * sizeof *din);
+            if (affine) {
+                cx_batchnorm_backward(NULL, dg2, db2, c.proj.r, c.in, c.mean, c.rstd, c.g, c.B,
+                                      c.D);
+                for (int j = 0; j < c.D; j++)
+                    ck_assert_float_eq_tol(dg2[j], 2 * dg[j], 1e-6f * (1 + fabsf(dg[j])));
+            }
+            gc_proj_free(&c.proj);
+            free(c.in), free(c.g), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(din),
+                free(dg), free(db), free(dout), free(dg2), free(db2);
+        }
+}
+END_TEST
+
+/* tests/fixtures/bn.fx (scripts/make_fixtures_bn.py): torch.nn.BatchNorm1d in training mode,
+ * two steps from given running statistics, then eval mode. */
+START_TEST(batchnorm_matches_pytorch)
+{
+    fx_file f;
+    fx_load_named(&f, "bn.fx");
+    const char *cases[] = {"b4_d6", "b33_d40", "b7_d5_noaffine"};
+    for (int k = 0; k < 3; k++) {
+        const char *pf = cases[k];
+        const fx_tensor *t = fx_need(&f, pf, "in", (size_t)-1);
+        int B = (int)t->dims[0], D = (int)t->dims[1];
+        size_t n = (size_t)B * D;
+        int affine = strstr(pf, "noaffine") == NULL;
+        float *in = gc_fbuf(n), *in2 = gc_fbuf(n), *dout = gc_fbuf(n), *g = gc_fbuf(D),
+              *b = gc_fbuf(D), *rm = gc_fbuf(D), *rv = gc_fbuf(D);
+        fx_to_float(t, in);
+        fx_to_float(fx_need(&f, pf, "in2", n), in2);
+        fx_to_float(fx_need(&f, pf, "dout", n), dout);
+        fx_to_float(fx_need(&f, pf, "rm0", D), rm);
+        fx_to_float(fx_need(&f, pf, "rv0", D), rv);
+        if (affine) {
+            fx_to_float(fx_need(&f, pf, "gamma", D), g);
+            fx_to_float(fx_need(&f, pf, "beta", D), b);
+        }
+        float *out = gc_fbuf(n), *din = gc_fbuf(n), *mean = gc_fbuf(D), *rstd = gc_fbuf(D);
+        float *dg = gc_fbuf(D), *db = gc_fbuf(D);
+        cx_batchnorm_forward_train(out, mean, rstd, rm, rv, in, affine ? g : NULL,
+                                   affine ? b : NULL, B, D, 1e-5f, 0.1f);
+        fx_assert_close(out, &f, pf, "out", n, 1e-5);
+        cx_batchnorm_backward(din, affine ? dg : NULL, affine ? db : NULL, dout, in, mean, rstd,
+                              affine ? g : NULL, B, D);
+        fx_assert_close(din, &f, pf, "din", n, 1e-5);
+        if (affine) {
+            fx_assert_close(dg, &f, pf, "dgamma", D, 1e-5);
+            fx_assert_close(db, &f, pf, "dbeta", D, 1e-5);
+        }
+        fx_assert_close(rm, &f, pf, "rm1", D, 1e-6);
+        fx_assert_close(rv, &f, pf, "rv1", D, 1e-6);
+        cx_batchnorm_forward_train(out, mean, rstd, rm, rv, in2, affine ? g : NULL,
+                                   affine ? b : NULL, B, D, 1e-5f, 0.1f);
+        fx_assert_close(rm, &f, pf, "rm2", D, 1e-6);
+        fx_assert_close(rv, &f, pf, "rv2", D, 1e-6);
+        cx_batchnorm_forward_eval(out, in, rm, rv, affine ? g : NULL, affine ? b : NULL, B, D,
+                                  1e-5f);
+        fx_assert_close(out, &f, pf, "eval_out", n, 1e-5);
+        free(in), free(in2), free(dout), free(g), free(b), free(rm), free(rv), free(out),
+            free(din), free(mean), free(rstd), free(dg), free(db);
+    }
+    fx_free(&f);
+}
+END_TEST
+
 /* ---- layer norm --------------------------------------------------------------------------- */
 
 START_TEST(layernorm_forward_matches_naive)
@@ -1812,6 +1991,9 @@ static Suite *ops_suite(void)
     tc = tcase_create("norms");
     tcase_add_test(tc, layernorm_forward_matches_naive);
     tcase_add_test(tc, layernorm_gradients_match_finite_differences);
+    tcase_add_test(tc, batchnorm_forward_matches_naive_and_running_stats);
+    tcase_add_test(tc, batchnorm_gradients_match_finite_differences);
+    tcase_add_test(tc, batchnorm_matches_pytorch);
     tcase_add_test(tc, layernorm_constant_row_is_finite);
     tcase_add_test(tc, l2norm_forward_matches_naive_and_in_place);
     tcase_add_test(tc, l2norm_gradient_matches_finite_differences);

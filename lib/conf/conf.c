@@ -1083,10 +1083,9 @@ static int double_eq(double a, double b)
     return memcmp(&a, &b, sizeof a) == 0;
 }
 
-int cx_conf_equal(const cx_conf_schema *s, const void *a, const void *b)
+static int key_equal(const cx_conf_key *k, const void *a, const void *b)
 {
-    for (size_t i = 0; i < s->count; i++) {
-        const cx_conf_key *k = &s->keys[i];
+    {
         const void *fa = field(a, k), *fb = field(b, k);
         switch (k->type) {
         case CX_CONF_BOOL:
@@ -1129,6 +1128,14 @@ int cx_conf_equal(const cx_conf_schema *s, const void *a, const void *b)
         }
         }
     }
+    return 1;
+}
+
+int cx_conf_equal(const cx_conf_schema *s, const void *a, const void *b)
+{
+    for (size_t i = 0; i < s->count; i++)
+        if (!key_equal(&s->keys[i], a, b))
+            return 0;
     return 1;
 }
 
@@ -1259,9 +1266,17 @@ static void write_value(FILE *fp, const cx_conf_key *k, const void *obj)
     }
 }
 
-/* The keys under prefix ("" or "model." ...), each group once, in order of first appearance. */
-static void write_level(FILE *fp, const cx_conf_schema *s, const void *obj, const char *prefix,
-                        size_t np, int depth)
+/* Key i is written: always, unless it is CX_CONF_OMIT_DEFAULT and holds its default. */
+static int written(const cx_conf_schema *s, size_t i, const void *obj, const void *defaults)
+{
+    const cx_conf_key *k = &s->keys[i];
+    return !(k->flags & CX_CONF_OMIT_DEFAULT) || !defaults || !key_equal(k, obj, defaults);
+}
+
+/* The keys under prefix ("" or "model." ...), each group once, in order of first appearance;
+ * a group none of whose keys is written is left out. */
+static void write_level(FILE *fp, const cx_conf_schema *s, const void *obj, const void *defaults,
+                        const char *prefix, size_t np, int depth)
 {
     for (size_t i = 0; i < s->count; i++) {
         const char *key = s->keys[i].key;
@@ -1277,6 +1292,14 @@ static void write_level(FILE *fp, const cx_conf_schema *s, const void *obj, cons
         }
         if (done)
             continue;
+        int any = 0;
+        for (size_t j = i; j < s->count && !any; j++) {
+            const char *other = s->keys[j].key;
+            any = strncmp(other, key, np + nc) == 0 &&
+                  (other[np + nc] == '.' || other[np + nc] == '\0') && written(s, j, obj, defaults);
+        }
+        if (!any)
+            continue;
         fprintf(fp, "%*s%.*s:", 2 * depth, "", (int)nc, rest);
         if (rest[nc] == '\0') {
             fputc(' ', fp);
@@ -1284,15 +1307,51 @@ static void write_level(FILE *fp, const cx_conf_schema *s, const void *obj, cons
             fputc('\n', fp);
         } else {
             fputc('\n', fp);
-            write_level(fp, s, obj, key, np + nc + 1, depth + 1);
+            write_level(fp, s, obj, defaults, key, np + nc + 1, depth + 1);
         }
+    }
+}
+
+/* The defaults the CX_CONF_OMIT_DEFAULT keys are compared with, or NULL when the schema has
+ * none of them. */
+static cx_status make_defaults(const cx_conf_schema *s, void **out, cx_err *err)
+{
+    *out = NULL;
+    int need = 0;
+    for (size_t i = 0; i < s->count; i++)
+        need |= (s->keys[i].flags & CX_CONF_OMIT_DEFAULT) != 0;
+    if (!need)
+        return CX_OK;
+    void *d = calloc(1, s->size ? s->size : 1);
+    if (!d)
+        return oom(err);
+    cx_status st = cx_conf_init(s, d, err);
+    if (st) {
+        cx_conf_free(s, d);
+        free(d);
+        return st;
+    }
+    *out = d;
+    return CX_OK;
+}
+
+static void free_defaults(const cx_conf_schema *s, void *d)
+{
+    if (d) {
+        cx_conf_free(s, d);
+        free(d);
     }
 }
 
 cx_status cx_conf_write(const cx_conf_schema *s, const void *obj, FILE *fp, const char *name,
                         cx_err *err)
 {
-    write_level(fp, s, obj, "", 0, 0);
+    void *defaults;
+    cx_status st = make_defaults(s, &defaults, err);
+    if (st)
+        return st;
+    write_level(fp, s, obj, defaults, "", 0, 0);
+    free_defaults(s, defaults);
     if (fflush(fp) != 0 || ferror(fp))
         return cx_fail_errno(err, CX_EIO, errno ? errno : EIO, "%s: write error", name);
     return CX_OK;
@@ -1301,11 +1360,17 @@ cx_status cx_conf_write(const cx_conf_schema *s, const void *obj, FILE *fp, cons
 cx_status cx_conf_write_file(const cx_conf_schema *s, const void *obj, const char *path,
                              cx_err *err)
 {
-    cx_afile f;
-    cx_status st = cx_afile_open(&f, path, err);
+    void *defaults;
+    cx_status st = make_defaults(s, &defaults, err);
     if (st)
         return st;
-    write_level(f.fp, s, obj, "", 0, 0);
+    cx_afile f;
+    if ((st = cx_afile_open(&f, path, err))) {
+        free_defaults(s, defaults);
+        return st;
+    }
+    write_level(f.fp, s, obj, defaults, "", 0, 0);
+    free_defaults(s, defaults);
     if (ferror(f.fp)) {
         int e = errno ? errno : EIO;
         cx_afile_abort(&f);

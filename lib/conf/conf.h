@@ -38,7 +38,11 @@ enum {
     CX_CONF_MIN = 1 << 1,      /* value >= min */
     CX_CONF_MAX = 1 << 2,      /* value <= max */
     CX_CONF_MIN_OPEN = 1 << 3, /* with CX_CONF_MIN: value > min */
-    CX_CONF_MAX_OPEN = 1 << 4  /* with CX_CONF_MAX: value < max */
+    CX_CONF_MAX_OPEN = 1 << 4, /* with CX_CONF_MAX: value < max */
+    /* Written back only when it differs from its default: a key added after run folders
+     * exist leaves their configuration text (which checkpoints record) unchanged, so they
+     * still load and resume, and a run that does not set it writes the same bytes as before. */
+    CX_CONF_OMIT_DEFAULT = 1 << 5
 };
 
 typedef struct {
@@ -99,8 +103,9 @@ void cx_conf_free(const cx_conf_schema *s, void *obj);
 /* 1 when every key holds the same value in a and b (doubles compared bit for bit). */
 int cx_conf_equal(const cx_conf_schema *s, const void *a, const void *b);
 
-/* The resolved configuration as YAML: nested maps, keys in schema order, every key present,
- * doubles with enough digits to read back bit-identical. name labels a write error. */
+/* The resolved configuration as YAML: nested maps, keys in schema order, every key present
+ * (but CX_CONF_OMIT_DEFAULT keys at their default), doubles with enough digits to read back
+ * bit-identical. name labels a write error. */
 cx_status cx_conf_write(const cx_conf_schema *s, const void *obj, FILE *fp, const char *name,
                         cx_err *err);
 

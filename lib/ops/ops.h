@@ -49,6 +49,27 @@ void cx_layernorm_backward(float *din, float *dgamma, float *dbeta, const float 
                            const float *in, const float *mean, const float *rstd,
                            const float *gamma, int B, int D);
 
+/* ---- batch normalisation (BatchNorm1d) over the rows -------------------------------------- */
+/* Training mode: column statistics of in (B, D) (mean and biased variance, in double in row
+ * order); out (B, D) = (in - mean) * rstd * gamma + beta, or without gamma and beta when gamma
+ * is NULL (affine off); mean, rstd (D) saved for backward (rstd = 1/sqrt(var + eps)).
+ * running_mean, running_var (D) (either may be NULL: not tracked) are updated as PyTorch's:
+ * r = (1 - momentum) r + momentum stat, with the UNBIASED variance (B - 1 denominator;
+ * B = 1 uses the biased one, where PyTorch refuses). out may not alias in. */
+void cx_batchnorm_forward_train(float *out, float *mean, float *rstd, float *running_mean,
+                                float *running_var, const float *in, const float *gamma,
+                                const float *beta, int B, int D, float eps, float momentum);
+/* Eval mode: the running statistics normalise; gamma NULL: no affine. out may equal in. */
+void cx_batchnorm_forward_eval(float *out, const float *in, const float *running_mean,
+                               const float *running_var, const float *gamma, const float *beta,
+                               int B, int D, float eps);
+/* Training-mode backward: din (B, D) = rstd (g - mean(g) - xhat mean(g xhat)), g = dout gamma,
+ * overwritten (skipped when NULL; din may equal dout); dgamma, dbeta (D) added (skipped when
+ * dgamma is NULL; gamma NULL means affine off). */
+void cx_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                           const float *in, const float *mean, const float *rstd,
+                           const float *gamma, int B, int D);
+
 /* ---- L2 normalisation of rows ------------------------------------------------------------ */
 /* out (B, D) = in / max(||in||, eps) as torch.nn.functional.normalize (eps 1e-12 there);
  * norm (B) saves max(||in||, eps). out may equal in. */

@@ -235,3 +235,22 @@ cx_vocab_weight cx_spec_vocab_weight(const cx_train_config *cfg)
     }
     return CX_VOCAB_LINEAR;
 }
+
+void cx_spec_aug(const cx_train_config *cfg, cx_aug_config *out)
+{
+    memset(out, 0, sizeof *out);
+    out->crop = cfg->aug.crop_scale.n == 2;
+    for (int i = 0; i < 2; i++) {
+        out->crop_scale[i] = out->crop ? cfg->aug.crop_scale.v[i] : 1.0;
+        out->crop_ratio[i] = cfg->aug.crop_ratio.n == 2 ? cfg->aug.crop_ratio.v[i] : 1.0;
+        out->erase_scale[i] = cfg->aug.erase_scale.n == 2 ? cfg->aug.erase_scale.v[i] : 0.02;
+        out->erase_ratio[i] = cfg->aug.erase_ratio.n == 2 ? cfg->aug.erase_ratio.v[i] : 1.0;
+    }
+    out->flip = cfg->aug.flip;
+    out->noise = cfg->aug.noise;
+    out->erase_p = cfg->aug.erase;
+    out->dropout = cfg->aug.dropout;
+    out->eda_sr = cfg->aug.eda.sr;
+    out->eda_rs = cfg->aug.eda.rs;
+    out->eda_rd = cfg->aug.eda.rd;
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "lib/base/err.h"
+#include "lib/data/augment.h"
 #include "lib/model/model.h"
 #include "lib/objective/loss.h"
 #include "lib/objective/sampler.h"
@@ -34,5 +35,7 @@ void cx_spec_schedule(const cx_train_config *cfg, int64_t steps_per_epoch, int64
                       cx_schedule *out);
 cx_sampler_kind cx_spec_sampler(const cx_train_config *cfg);
 cx_vocab_weight cx_spec_vocab_weight(const cx_train_config *cfg);
+/* The aug.* keys as the augmentations' settings. */
+void cx_spec_aug(const cx_train_config *cfg, cx_aug_config *out);
 
 #endif

@@ -25,6 +25,15 @@ _Static_assert(sizeof(cx_cfg_schedule) == sizeof(int), "enum fields are stored a
 #define IN(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
 #define IN_CO(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
 #define NULLABLE .flags = CX_CONF_NULLABLE
+/* Keys added after run folders existed are written back only when set (CX_CONF_OMIT_DEFAULT):
+ * older runs' config.yaml, and the checkpoints that record it, stay byte-identical. */
+#define Q CX_CONF_OMIT_DEFAULT
+#define Q_GE(a) .flags = Q | CX_CONF_MIN, .min = (a)
+#define Q_GT(a) .flags = Q | CX_CONF_MIN | CX_CONF_MIN_OPEN, .min = (a)
+#define Q_IN(a, b) .flags = Q | CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
+#define Q_IN_CO(a, b) .flags = Q | CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
+#define Q_IN_OC(a, b) .flags = Q | CX_CONF_MIN | CX_CONF_MIN_OPEN | CX_CONF_MAX, .min = (a), .max = (b)
+#define Q_NULLABLE .flags = Q | CX_CONF_NULLABLE
 
 /* Sizes are capped so that products of them stay far from overflow in the trainer. */
 #define WIDTH IN(1, 65536)
@@ -96,6 +105,18 @@ static const cx_conf_key keys[] = {
     {"optim.gamma", CX_CONF_DOUBLE, AT(optim.gamma), "0.1", GT(0), .doc = "schedule step: factor applied at each milestone"},
     {"optim.clip_grad", CX_CONF_DOUBLE, AT(optim.clip_grad), "0", GE(0), .doc = "clip the gradient to this global L2 norm; 0: off"},
     {"ckpt.every", CX_CONF_INT, AT(ckpt.every), "0", GE(0), .doc = "also checkpoint every N steps; 0: at epoch ends only"},
+    {"aug.crop_scale", CX_CONF_DOUBLE_LIST, AT(aug.crop_scale), "[]", Q_IN_OC(0, 1), .max_len = 2, .doc = "images: random resized crop with an area fraction in [min, max] (torchvision's default [0.08, 1]), resized back bilinearly; []: no crop"},
+    {"aug.crop_ratio", CX_CONF_DOUBLE_LIST, AT(aug.crop_ratio), "[0.75, 1.3333333333333333]", Q_GT(0), .min_len = 2, .max_len = 2, .doc = "images: the crop's aspect (width / height) range, drawn log-uniformly"},
+    {"aug.flip", CX_CONF_BOOL, AT(aug.flip), "false", .flags = Q, .doc = "images: horizontal flip with probability 1/2"},
+    {"aug.noise", CX_CONF_DOUBLE, AT(aug.noise), "0", Q_GE(0), .doc = "images and vectors: sd of additive Gaussian noise; 0: none"},
+    {"aug.erase", CX_CONF_DOUBLE, AT(aug.erase), "0", Q_IN(0, 1), .doc = "images: probability of random erasing (a box set to 0, as torchvision's RandomErasing)"},
+    {"aug.erase_scale", CX_CONF_DOUBLE_LIST, AT(aug.erase_scale), "[0.02, 0.33]", Q_IN_OC(0, 1), .min_len = 2, .max_len = 2, .doc = "images: the erased area fraction range"},
+    {"aug.erase_ratio", CX_CONF_DOUBLE_LIST, AT(aug.erase_ratio), "[0.3, 3.3]", Q_GT(0), .min_len = 2, .max_len = 2, .doc = "images: the erased box's aspect range, drawn log-uniformly"},
+    {"aug.dropout", CX_CONF_DOUBLE, AT(aug.dropout), "0", Q_IN_CO(0, 1), .doc = "vectors: each feature zeroed with this probability, the others scaled by 1 / (1 - p)"},
+    {"aug.eda.sr", CX_CONF_DOUBLE, AT(aug.eda.sr), "0", Q_IN(0, 1), .doc = "captions (EDA): probability that a word with a synonym (class synonyms, aug.synonyms) is replaced by one"},
+    {"aug.eda.rs", CX_CONF_DOUBLE, AT(aug.eda.rs), "0", Q_IN(0, 1), .doc = "captions (EDA): probability that a word is swapped with another"},
+    {"aug.eda.rd", CX_CONF_DOUBLE, AT(aug.eda.rd), "0", Q_IN(0, 1), .doc = "captions (EDA): probability that a word is deleted (one word always stays)"},
+    {"aug.synonyms", CX_CONF_PATH, AT(aug.synonyms), "null", Q_NULLABLE, .doc = "captions (EDA): a synonyms file, one group a line, phrases separated by '|'"},
 };
 
 const cx_conf_schema cx_train_config_schema = {keys, sizeof keys / sizeof keys[0],
@@ -209,6 +230,26 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         return cx_fail(err, CX_EUSAGE,
                        "model.image.init: give random or the folder of a run to copy the image "
                        "tower from");
+    if (cfg->aug.crop_scale.n == 1)
+        return cx_fail(err, CX_EUSAGE, "aug.crop_scale: give [min, max], e.g. [0.08, 1], or [] for "
+                       "no crop");
+    const struct {
+        const char *key;
+        const cx_conf_doubles *v;
+    } ranges[] = {{"aug.crop_scale", &cfg->aug.crop_scale},
+                  {"aug.crop_ratio", &cfg->aug.crop_ratio},
+                  {"aug.erase_scale", &cfg->aug.erase_scale},
+                  {"aug.erase_ratio", &cfg->aug.erase_ratio}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (ranges[i].v->n == 2 && !(ranges[i].v->v[0] <= ranges[i].v->v[1]))
+            return cx_fail(err, CX_EUSAGE, "%s: the minimum %g is above the maximum %g",
+                           ranges[i].key, ranges[i].v->v[0], ranges[i].v->v[1]);
+    if (sl && (cfg->aug.eda.sr > 0 || cfg->aug.eda.rs > 0 || cfg->aug.eda.rd > 0))
+        return cx_fail(err, CX_EUSAGE, "aug.eda.*: EDA augments captions, and objective sl reads "
+                       "none; set objective: clip or the aug.eda keys to 0");
+    if (cfg->aug.synonyms && !(cfg->aug.eda.sr > 0))
+        return cx_fail(err, CX_EUSAGE, "aug.synonyms is read only by synonym replacement; set "
+                       "aug.eda.sr above 0 or aug.synonyms: null");
     if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY &&
         strcmp(cfg->model.image.init, "random") != 0)
         return cx_fail(err, CX_EUSAGE,

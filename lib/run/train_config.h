@@ -128,6 +128,21 @@ typedef struct {
     struct {
         int64_t every; /* also checkpoint every N steps; 0: at epoch ends only */
     } ckpt;
+    /* Augmentations (lib/data/augment.h); every default is off. */
+    struct {
+        cx_conf_doubles crop_scale;  /* (0) off, or (2) area fraction range */
+        cx_conf_doubles crop_ratio;  /* (2) aspect range */
+        bool flip;
+        double noise;                /* Gaussian noise sd */
+        double erase;                /* random erasing probability */
+        cx_conf_doubles erase_scale; /* (2) */
+        cx_conf_doubles erase_ratio; /* (2) */
+        double dropout;              /* feature dropout probability */
+        struct {
+            double sr, rs, rd;       /* EDA: synonym replacement, random swap, random deletion */
+        } eda;
+        char *synonyms;              /* synonyms file, or NULL */
+    } aug;
 } cx_train_config;
 
 extern const cx_conf_schema cx_train_config_schema;

@@ -113,6 +113,21 @@ void cx_caption_tokens_batch(const cx_caption_tokens *ct, const cx_dataset *ds,
     }
 }
 
+void cx_tokens_captions_view(const cx_dataset *ds, const cx_vocab *v, const uint32_t *rows,
+                             size_t n, uint64_t caption_seed, const cx_aug_config *aug,
+                             const cx_aug_synonyms *syn, uint64_t seed, uint64_t step,
+                             uint32_t view, int max_tokens, int32_t *tokens, char *buf,
+                             char *buf2, size_t cap)
+{
+    const cx_split *s = &ds->train;
+    for (size_t i = 0; i < n; i++) {
+        const char *caption = cx_split_caption(ds, s, rows[i], caption_seed, 0, buf, cap);
+        cx_aug_text_view(aug, syn, seed, step, (uint64_t)s->source_index[rows[i]], view, caption,
+                         buf2, cap);
+        cx_tokenize(v, buf2, tokens + i * (size_t)max_tokens, max_tokens);
+    }
+}
+
 cx_status cx_tokens_class_embeddings(cx_model *m, const cx_vocab *v, char *const *class_names,
                                    int C, char *const *templates, int T, float *out,
                                    cx_err *err)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "lib/base/err.h"
+#include "lib/data/augment.h"
 #include "lib/data/dataset.h"
 #include "lib/model/model.h"
 #include "lib/model/tokenizer.h"
@@ -46,6 +47,15 @@ void cx_caption_tokens_free(cx_caption_tokens *ct);
 void cx_caption_tokens_batch(const cx_caption_tokens *ct, const cx_dataset *ds,
                              const cx_vocab *v, const uint32_t *rows, size_t n,
                              uint64_t caption_seed, int32_t *tokens, char *buf, size_t cap);
+
+/* cx_tokens_captions with EDA (cx_aug_text_view) applied to each caption: view `view` of the
+ * sample (keyed by its stored-file index) at step `step` under seed. buf2 (cap bytes) is a
+ * second caption scratch. */
+void cx_tokens_captions_view(const cx_dataset *ds, const cx_vocab *v, const uint32_t *rows,
+                             size_t n, uint64_t caption_seed, const cx_aug_config *aug,
+                             const cx_aug_synonyms *syn, uint64_t seed, uint64_t step,
+                             uint32_t view, int max_tokens, int32_t *tokens, char *buf,
+                             char *buf2, size_t cap);
 
 /* Zero-shot class embeddings (C, D): for each class name, the L2-normalised text embeddings of
  * its prompts (one per template) averaged and normalised again. The model must have a text

@@ -12,6 +12,7 @@
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
+#include "lib/data/augment.h"
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
 #include "lib/run/run.h"
@@ -48,9 +49,20 @@ typedef struct {
     uint32_t *order;   /* (n) this epoch's sample order */
     float *x;          /* (batch, in_dim) */
     /* A frozen image tower's features of every training row, computed once before the first
-     * step (no augmentation exists, so they are the same every epoch): (n, D), owned, or NULL.
+     * step (without image augmentation they are the same every epoch; with it there is no
+     * cache): (n, D), owned, or NULL.
      * feat_x holds one batch of them, (local_batch, D). */
     float *feat, *feat_x;
+    /* Augmentation (aug.* keys): aug_on / text_on say whether any is set; without them the
+     * step reads t->x as before. aug_in (local_batch, in_dim) holds the gathered rows,
+     * aug_samples (local_batch) their stored-file indices, caption2 (CAPTION_MAX) scratch. */
+    cx_aug_config aug;
+    cx_aug_shape aug_shape;
+    cx_aug_synonyms synonyms;
+    int aug_on, text_on;
+    float *aug_in;
+    uint64_t *aug_samples;
+    char *caption2;
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     cx_caption_tokens caption_tokens; /* CLIP: every training caption's ids, made once */
@@ -96,6 +108,10 @@ static void trainer_free(trainer *t)
     cx_caption_tokens_free(&t->caption_tokens);
     free(t->caption);
     free(t->shard_buf);
+    free(t->aug_in);
+    free(t->aug_samples);
+    free(t->caption2);
+    cx_aug_synonyms_free(&t->synonyms);
     for (int64_t i = 0; i < t->nlog; i++)
         free(t->log_lines[i]);
     free(t->log_lines);
@@ -444,6 +460,53 @@ fail:
     return st;
 }
 
+/* The aug.* keys against the data's kind: image operations need image-shaped samples,
+ * feature dropout vectors; EDA's synonyms are the class synonyms and aug.synonyms. */
+static cx_status setup_aug(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    const cx_split *s = &t->ds.train;
+    cx_spec_aug(cfg, &t->aug);
+    t->aug_on = cx_aug_active(&t->aug);
+    t->text_on = cfg->objective == CX_CFG_OBJECTIVE_CLIP && cx_aug_text_active(&t->aug);
+    cx_aug_synonyms_init(&t->synonyms);
+    int image = s->rank >= 2;
+    cx_aug_shape *sh = &t->aug_shape;
+    sh->d = s->dim;
+    if (image) {
+        sh->c = s->rank == 3 ? (int)s->shape[0] : 1;
+        sh->h = (int)s->shape[s->rank - 2];
+        sh->w = (int)s->shape[s->rank - 1];
+    }
+    const char *image_key = t->aug.crop ? "aug.crop_scale" : t->aug.flip ? "aug.flip"
+                            : t->aug.erase_p > 0 ? "aug.erase" : NULL;
+    if (!image && image_key)
+        return cx_fail(err, CX_EUSAGE, "%s: the training samples of %s are vectors of %zu "
+                       "values, not images; use aug.noise or aug.dropout on vectors",
+                       image_key, cfg->data, s->dim);
+    if (image && t->aug.dropout > 0)
+        return cx_fail(err, CX_EUSAGE, "aug.dropout: feature dropout applies to vectors, and "
+                       "the training samples of %s are images; use aug.erase or aug.noise",
+                       cfg->data);
+    size_t B = (size_t)t->local_batch;
+    if (t->aug_on && (!(t->aug_in = malloc(sizeof *t->aug_in * B * s->dim)) ||
+                      !(t->aug_samples = malloc(sizeof *t->aug_samples * B))))
+        return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
+    if (!t->text_on)
+        return CX_OK;
+    if (!(t->caption2 = malloc(CAPTION_MAX)))
+        return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
+    cx_status st;
+    for (int c = 0; c < t->ds.num_classes; c++)
+        if ((st = cx_aug_synonyms_add(&t->synonyms, (const char *const *)t->ds.synonyms[c],
+                                      (size_t)t->ds.num_synonyms[c], err)))
+            return st;
+    if (cfg->aug.synonyms &&
+        (st = cx_aug_synonyms_add_file(&t->synonyms, cfg->aug.synonyms, err)))
+        return cx_err_prefix(err, st, "aug.synonyms");
+    return CX_OK;
+}
+
 static cx_status build_training(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
@@ -477,7 +540,10 @@ static cx_status build_training(trainer *t, cx_err *err)
     if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP &&
+    if ((st = setup_aug(t, err)))
+        return st;
+    /* EDA changes captions every step: those are tokenised per batch. */
+    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->text_on &&
         (st = cx_caption_tokens_init(&t->caption_tokens, &t->ds, &t->vocab,
                                      (int)cfg->model.text.max_tokens, CAPTION_TOKENS_MAX_BYTES,
                                      err)))
@@ -664,8 +730,9 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
     cx_train_status status = {0};
     status.total_steps = meta->total_steps;
     status.epochs = cfg->epochs;
+    /* Augmented inputs differ every step: a frozen tower then runs on each batch. */
     if (t->model.spec.image_frozen && t->model.spec.image_kind != CX_IMAGE_IDENTITY &&
-        meta->step < meta->total_steps && !t->feat) {
+        meta->step < meta->total_steps && !t->feat && !t->aug_on) {
         cx_status st = feature_cache(t, err);
         if ((st = cx_dist_agree(&t->dist, st, err)))
             return st;
@@ -688,16 +755,32 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 for (int i = 0; i < B; i++)
                     memcpy(t->feat_x + (size_t)i * D, t->feat + (size_t)rows[i] * D,
                            sizeof *t->feat_x * D);
-            else
+            else if (!t->aug_on)
                 cx_split_gather_f32(s, rows, (size_t)B, t->x);
+            else {
+                cx_split_gather_f32(s, rows, (size_t)B, t->aug_in);
+                for (int i = 0; i < B; i++)
+                    t->aug_samples[i] = s->source_index[rows[i]];
+                cx_aug_batch_view(&t->aug, &t->aug_shape, (uint64_t)cfg->seed,
+                                  (uint64_t)meta->step, t->aug_samples, (size_t)B, 0, t->aug_in,
+                                  t->x);
+            }
             for (int i = 0; i < G; i++)
                 t->labels[i] = s->y[global_rows[i]];
             zero_grad(t);
             double loss;
             cx_status st;
             if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
-                cx_caption_tokens_batch(&t->caption_tokens, &t->ds, &t->vocab, rows, (size_t)B,
-                                        caption_seed, t->tokens, t->caption, CAPTION_MAX);
+                if (t->text_on)
+                    cx_tokens_captions_view(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
+                                            &t->aug, &t->synonyms, (uint64_t)cfg->seed,
+                                            (uint64_t)meta->step, 0,
+                                            (int)cfg->model.text.max_tokens, t->tokens,
+                                            t->caption, t->caption2, CAPTION_MAX);
+                else
+                    cx_caption_tokens_batch(&t->caption_tokens, &t->ds, &t->vocab, rows,
+                                            (size_t)B, caption_seed, t->tokens, t->caption,
+                                            CAPTION_MAX);
                 st = t->feat ? cx_model_clip_step_dist_feat(&t->model, t->feat_x, t->tokens, B,
                                                             &t->dist, &loss, err)
                              : cx_model_clip_step_dist(&t->model, t->x, t->tokens, B, &t->dist,
