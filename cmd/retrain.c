@@ -1,4 +1,4 @@
-/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt) on a run's frozen image
+/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR) on a run's frozen image
  * features into a new run folder, or --resume of an interrupted one (lib/eval/retrain.h). */
 #include <math.h>
 #include <signal.h>
@@ -30,7 +30,7 @@ static const cli_opt retrain_opts[] = {
 
 const cli_spec cmd_retrain_spec = {
     "retrain",
-    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt) on a run's frozen features",
+    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR) on a run's frozen features",
     "RUN --method M [--set KEY=VALUE ...] --out RUN2 | --resume RUN2",
     "Trains a new classifier, or rebalances RUN's, on RUN's frozen image features\n"
     "(methods.md section 5). The features of RUN's training rows are computed once and\n"
@@ -50,11 +50,19 @@ const cli_spec cmd_retrain_spec = {
     "            context vectors (shared, or prompt.per_class) before each class name through\n"
     "            the frozen text tower, logits = RUN's logit scale x cos, any loss and sampler;\n"
     "            prompt.init random (N(0, 0.02)) or a phrase of n_ctx words (\"a photo of a\")\n"
+    "  dfr       deep feature reweighting: the linear probe's L2 logistic regression on\n"
+    "            RUN's features of the dataset's val split (else val.per_class training rows\n"
+    "            per class outside RUN's subset), split in two halves within each group (when\n"
+    "            val has groups) or class; dfr.draws balanced subsets of the first half (as\n"
+    "            many rows per group/class as the smallest has) fitted at each lambda of the\n"
+    "            probe's grid (45 values, 1e-6 .. 1e5) and averaged; lambda chosen by\n"
+    "            worst-group (worst-class) accuracy on the second half, recorded in\n"
+    "            RUN2/dfr.json and RUN2/model.ckpt (dfr.lambda); any run\n"
     "Keys (--set KEY=VALUE): seed, data and subset (every method; default RUN's); epochs\n"
     "(10), batch (256), optim.name (sgd|adamw), optim.lr (0.1), optim.momentum (0.9)\n"
     "(crt, lws, disalign, marc, decoder, prompt); optim.wd (crt, decoder, prompt, 5e-4);\n"
     "grw.p (disalign, marc, decoder, prompt, 1.2); tau_norm.tau (auto or [0, 2]),\n"
-    "tau_norm.grid, val.per_class (tau-norm, 50); loss (ce), sampler (none) (decoder,\n"
+    "tau_norm.grid (tau-norm); val.per_class (tau-norm, dfr, 50); dfr.draws (dfr, 10); loss (ce), sampler (none) (decoder,\n"
     "prompt); decoder.hidden ([256]) (decoder); prompt.n_ctx (4), prompt.per_class (false),\n"
     "prompt.init (random) (prompt). A key of another method is refused (status 2, naming the\n"
     "key), as is a method RUN has no classifier for (lws, tau-norm, disalign and marc need an\n"
@@ -162,7 +170,12 @@ int cmd_retrain(const cli_result *res)
                 info.features_cached ? ", cached" : "");
         if (isfinite(info.tau))
             fprintf(stderr, ", tau %.3g", info.tau);
-        if (isfinite(info.val_acc))
+        if (isfinite(info.lambda))
+            fprintf(stderr, ", lambda %.3g", info.lambda);
+        if (isfinite(info.lambda) && isfinite(info.val_acc))
+            fprintf(stderr, " (worst-%s accuracy %.4f on the second half of validation)",
+                    info.by_group ? "group" : "class", info.val_acc);
+        else if (isfinite(info.val_acc))
             fprintf(stderr, " (validation class-mean accuracy %.4f)", info.val_acc);
         if (isfinite(info.loss))
             fprintf(stderr, ", final loss %.4f", info.loss);

@@ -18,7 +18,10 @@
 #include "lib/data/synth.h"
 #include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
+#include "lib/eval/dfr.h"
+#include "lib/eval/linprobe.h"
 #include "lib/eval/posthoc.h"
+#include "lib/base/rng.h"
 #include "lib/model/params.h"
 #include "lib/model/prompt.h"
 #include "lib/model/seq_tower.h"
@@ -613,6 +616,196 @@ START_TEST(retrain_keys_belong_to_methods)
 }
 END_TEST
 
+/* Rows of G = 2 C groups (class, attribute), cnt[g] rows each, features: class and attribute
+ * directions plus noise. */
+static void dfr_data(int C, int D, const int *cnt, float **x, int32_t **y, int32_t **g, size_t *n)
+{
+    size_t N = 0;
+    for (int k = 0; k < 2 * C; k++)
+        N += (size_t)cnt[k];
+    *x = malloc(sizeof **x * N * (size_t)D);
+    *y = malloc(sizeof **y * N);
+    *g = malloc(sizeof **g * N);
+    ck_assert(*x && *y && *g);
+    cx_rng r;
+    cx_rng_seed(&r, 7, 1);
+    size_t i = 0;
+    /* Interleave the groups so the rows of a cell are not contiguous. */
+    int left[16];
+    for (int k = 0; k < 2 * C; k++)
+        left[k] = cnt[k];
+    while (i < N)
+        for (int k = 0; k < 2 * C; k++) {
+            if (!left[k])
+                continue;
+            left[k]--;
+            (*y)[i] = k / 2;
+            (*g)[i] = k;
+            for (int d = 0; d < D; d++)
+                (*x)[i * D + d] = (float)(cx_rng_normal(&r) + (d == k / 2 ? 1.5 : 0.0) +
+                                          (d == D - 1 ? 2.0 * (k % 2) : 0.0));
+            i++;
+        }
+    *n = N;
+}
+
+START_TEST(dfr_balanced_half_equals_the_probe)
+{
+    enum { C = 3, D = 6 };
+    const int cnt[2 * C] = {20, 20, 20, 20, 20, 20};
+    float *x;
+    int32_t *y, *g;
+    size_t N;
+    dfr_data(C, D, cnt, &x, &y, &g, &N);
+    cx_err err;
+    int32_t *h1, *h2;
+    size_t n1, n2;
+    must(cx_dfr_halves(g, N, 2 * C, 3, &h1, &n1, &h2, &n2, &err), &err);
+    ck_assert_uint_eq(n1, 60);
+    ck_assert_uint_eq(n2, 60);
+    int per[2 * C] = {0};
+    unsigned char *seen = calloc(N, 1);
+    for (size_t i = 0; i < n1; i++) {
+        if (i)
+            ck_assert_int_lt(h1[i - 1], h1[i]);
+        per[g[h1[i]]]++;
+        seen[h1[i]]++;
+    }
+    for (size_t i = 0; i < n2; i++)
+        seen[h2[i]]++;
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(seen[i], 1);
+    for (int k = 0; k < 2 * C; k++)
+        ck_assert_int_eq(per[k], 10);
+    /* The first half by hand, in its (increasing) order, fitted by the probe directly. */
+    float *xh = malloc(sizeof *xh * n1 * D);
+    int32_t *yh = malloc(sizeof *yh * n1);
+    for (size_t i = 0; i < n1; i++) {
+        memcpy(xh + i * D, x + (size_t)h1[i] * D, sizeof *xh * D);
+        yh[i] = y[h1[i]];
+    }
+    const double lambda = 3e-3;
+    cx_probe_opts po;
+    cx_probe_defaults(&po);
+    po.grid = 1;
+    po.lambda = lambda;
+    cx_eval_classifier ref, got;
+    must(cx_eval_linear_probe(&ref, xh, yh, (int)n1, C, D, &po, NULL, &err), &err);
+    cx_dfr_opts o;
+    cx_dfr_defaults(&o);
+    /* Every draw of a balanced half is the whole half: one draw or three give the probe. */
+    for (int draws = 1; draws <= 3; draws += 2) {
+        o.draws = draws;
+        int m = 0;
+        must(cx_dfr_fit_lambda(&got, x, y, g, 2 * C, h1, n1, C, D, lambda, &o, &m, &err), &err);
+        ck_assert_int_eq(m, 10);
+        ck_assert_int_eq(got.normalize, ref.normalize);
+        ck_assert_float_eq(got.scale, ref.scale);
+        double wmax = 0;
+        for (int i = 0; i < C * D; i++) {
+            ck_assert_double_eq_tol(got.w[i], ref.w[i], 1e-6);
+            wmax = fmax(wmax, fabs(ref.w[i]));
+        }
+        for (int c = 0; c < C; c++)
+            ck_assert_double_eq_tol(got.b[c], ref.b[c], 1e-6);
+        ck_assert_double_gt(wmax, 0.1); /* a real fit, not zeros on both sides */
+        cx_eval_classifier_free(&got);
+    }
+    /* By class (no groups) the same half is another draw: cells are classes of 40 rows. */
+    o.draws = 1;
+    int m = 0;
+    must(cx_dfr_fit_lambda(&got, x, y, y, C, h1, n1, C, D, lambda, &o, &m, &err), &err);
+    ck_assert_int_eq(m, 20);
+    cx_eval_classifier_free(&got);
+    cx_eval_classifier_free(&ref);
+    free(xh);
+    free(yh);
+    free(seen);
+    free(h1);
+    free(h2);
+    free(x);
+    free(y);
+    free(g);
+}
+END_TEST
+
+START_TEST(dfr_balances_the_smallest_group_and_picks_lambda)
+{
+    enum { C = 2, D = 5 };
+    const int cnt[2 * C] = {60, 8, 12, 50};
+    float *x;
+    int32_t *y, *g;
+    size_t N;
+    dfr_data(C, D, cnt, &x, &y, &g, &N);
+    cx_err err;
+    cx_dfr_opts o;
+    cx_dfr_defaults(&o);
+    o.draws = 4;
+    o.probe.grid = 5;
+    o.probe.log10_min = -4;
+    o.probe.log10_max = 0;
+    cx_eval_classifier clf;
+    cx_dfr_info info;
+    must(cx_dfr_fit(&clf, x, y, g, N, C, 2 * C, D, &o, &info, &err), &err);
+    ck_assert_int_eq(info.by_group, 1);
+    ck_assert_int_eq(info.per_cell, 4); /* ceil(8 / 2): the smallest group's first half */
+    ck_assert_int_eq(info.n_first, 30 + 4 + 6 + 25);
+    ck_assert_int_eq(info.n_second, (int)N - info.n_first);
+    ck_assert_int_eq(info.grid, 5);
+    int at = -1;
+    double best = -1;
+    for (int i = info.grid - 1; i >= 0; i--)
+        if (info.grid_acc[i] > best) {
+            best = info.grid_acc[i];
+            at = i;
+        }
+    ck_assert_double_eq(info.lambda, info.grid_lambda[at]);
+    ck_assert_double_eq(info.sel_acc, best);
+    ck_assert_double_eq_tol(info.grid_lambda[0], 1e-4, 1e-12);
+    cx_eval_classifier_free(&clf);
+    cx_dfr_info_free(&info);
+    /* A cell outside the range is bad data. */
+    g[3] = 9;
+    ck_assert_int_eq(cx_dfr_fit(&clf, x, y, g, N, C, 2 * C, D, &o, NULL, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cell 9"));
+    free(x);
+    free(y);
+    free(g);
+}
+END_TEST
+
+START_TEST(dfr_keys_belong_to_dfr)
+{
+    cx_err err;
+    cx_retrain_config cfg;
+    const char *ok[] = {"method=dfr", "from=/tmp/x", "dfr.draws=3", "val.per_class=20"};
+    must(cx_retrain_config_load(&cfg, NULL, ok, 4, &err), &err);
+    ck_assert_int_eq(cfg.method, CX_RETRAIN_DFR);
+    ck_assert_int_eq(cfg.dfr.draws, 3);
+    cx_retrain_config_free(&cfg);
+    const char *def[] = {"method=dfr", "from=/tmp/x"};
+    must(cx_retrain_config_load(&cfg, NULL, def, 2, &err), &err);
+    ck_assert_int_eq(cfg.dfr.draws, 10);
+    cx_retrain_config_free(&cfg);
+    const char *bad[] = {"method=crt", "from=/tmp/x", "dfr.draws=3"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "dfr.draws: not a key of method crt (it belongs to dfr)"));
+    const char *bad2[] = {"method=tau-norm", "from=/tmp/x", "dfr.draws=3"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad2, 3, &err), CX_EUSAGE);
+    const char *bad3[] = {"method=dfr", "from=/tmp/x", "epochs=3"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad3, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "epochs: not a key of method dfr"));
+    const char *bad4[] = {"method=dfr", "from=/tmp/x", "dfr.draws=0"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad4, 3, &err), CX_EUSAGE);
+    for (int m = 0; m < CX_RETRAIN_METHODS; m++)
+        ck_assert_int_eq(cx_retrain_key_applies(m, "dfr.draws"), m == CX_RETRAIN_DFR);
+    ck_assert(cx_retrain_key_applies(CX_RETRAIN_DFR, "val.per_class"));
+    ck_assert(cx_retrain_key_applies(CX_RETRAIN_TAU_NORM, "val.per_class"));
+    ck_assert(!cx_retrain_key_applies(CX_RETRAIN_CRT, "val.per_class"));
+    ck_assert_str_eq(cx_retrain_method_name(CX_RETRAIN_DFR), "dfr");
+}
+END_TEST
+
 static Suite *retrain_suite(void)
 {
     Suite *s = suite_create("retrain");
@@ -636,6 +829,12 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, heldout_rows_balanced_outside_the_subset);
     tcase_add_test(tc, retrain_keys_belong_to_methods);
     tcase_add_test(tc, val_split_loads_balanced);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("dfr");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, dfr_balanced_half_equals_the_probe);
+    tcase_add_test(tc, dfr_balances_the_smallest_group_and_picks_lambda);
+    tcase_add_test(tc, dfr_keys_belong_to_dfr);
     suite_add_tcase(s, tc);
     return s;
 }

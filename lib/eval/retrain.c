@@ -14,6 +14,8 @@
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
 #include "lib/data/dataset.h"
+#include "lib/data/groups.h"
+#include "lib/eval/dfr.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/run_eval.h"
 #include "lib/model/head.h"
@@ -45,8 +47,12 @@ typedef struct {
     float *vx;
     int32_t *vy;
     size_t nv;
+    int32_t *vg;              /* (nv) dfr: the val split's groups, or NULL */
+    int G;                    /* dfr: the dataset's groups (0 without) */
     cx_val_source vsrc;
     int cached;
+    cx_eval_classifier dfr;   /* dfr: the fitted classifier */
+    cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
     cx_eval_classifier base;  /* the run's head over the E classes (SL runs) */
     float *wnorm;             /* (E) ||W_c|| of the run's head weights */
@@ -77,7 +83,14 @@ typedef struct {
 
 static int trained(int m)
 {
-    return m != CX_RETRAIN_TAU_NORM;
+    return m != CX_RETRAIN_TAU_NORM && m != CX_RETRAIN_DFR;
+}
+
+/* Methods that read validation features. */
+static int uses_val(const rt_state *t)
+{
+    return t->cfg.method == CX_RETRAIN_DFR ||
+           (t->cfg.method == CX_RETRAIN_TAU_NORM && isnan(t->tau_given));
 }
 
 static void rt_free(rt_state *t)
@@ -112,6 +125,9 @@ static void rt_free(rt_state *t)
     free(t->y);
     free(t->vx);
     free(t->vy);
+    free(t->vg);
+    cx_eval_classifier_free(&t->dfr);
+    cx_dfr_info_free(&t->dinfo);
     if (t->run_open)
         cx_run_close(&t->run);
     free(t->dir);
@@ -151,7 +167,8 @@ static cx_status check_run(const rt_state *t, cx_err *err)
 {
     const cx_run *r = &t->run;
     const char *m = cx_retrain_method_name((int)t->cfg.method);
-    if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER)
+    if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER ||
+        t->cfg.method == CX_RETRAIN_DFR)
         return CX_OK;
     if (t->cfg.method == CX_RETRAIN_PROMPT) {
         if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
@@ -222,7 +239,42 @@ static cx_status compute_features(rt_state *t, cx_err *err)
     snprintf(what, sizeof what, "%.500s (train)", tr->images_path);
     if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;
-    if (t->cfg.method == CX_RETRAIN_TAU_NORM && isnan(t->tau_given)) {
+    if (t->cfg.method == CX_RETRAIN_DFR && ds.has_val) {
+        /* The val split with its groups (DFR balances by group when it has them). */
+        cx_dataset vds;
+        cx_load_options vlo = {0};
+        vlo.parts = CX_LOAD_VAL | CX_LOAD_IMAGES;
+        if ((st = cx_dataset_load(t->cfg.data, &vlo, &vds, err)))
+            goto fail;
+        const cx_split *vs = &vds.val;
+        size_t nv = 0;
+        uint32_t *vrows = malloc(sizeof *vrows * (vs->n ? vs->n : 1));
+        t->vx = malloc(sizeof *t->vx * (vs->n ? vs->n : 1) * (size_t)t->D);
+        t->vy = malloc(sizeof *t->vy * (vs->n ? vs->n : 1));
+        t->vg = vs->groups ? malloc(sizeof *t->vg * (vs->n ? vs->n : 1)) : NULL;
+        if (!vrows || !t->vx || !t->vy || (vs->groups && !t->vg)) {
+            free(vrows);
+            cx_dataset_free(&vds);
+            st = cx_fail(err, CX_ENOMEM, "out of memory for the validation features");
+            goto fail;
+        }
+        for (size_t i = 0; i < vs->n; i++)
+            if (vs->y[i] >= 0 && vs->y[i] < t->E) {
+                t->vy[nv] = vs->y[i];
+                if (t->vg)
+                    t->vg[nv] = vs->groups[i];
+                vrows[nv++] = (uint32_t)i;
+            }
+        t->G = vs->groups ? vds.num_groups : 0;
+        t->nv = nv;
+        t->vsrc = CX_VAL_SPLIT;
+        snprintf(what, sizeof what, "%.500s (val)", vs->images_path);
+        st = nv ? cx_run_features(&run->model, vs, vrows, nv, t->vx, what, err) : CX_OK;
+        free(vrows);
+        cx_dataset_free(&vds);
+        if (st)
+            goto fail;
+    } else if (uses_val(t)) {
         if ((st = cx_run_val_features(run, t->cfg.data, t->cfg.subset, (uint64_t)t->cfg.seed,
                                       (int)t->cfg.val.per_class, &t->vx, &t->vy, &t->nv,
                                       &t->vsrc, err)))
@@ -248,6 +300,9 @@ static cx_status save_features(rt_state *t, cx_err *err)
         (st = cx_ckpt_add_i64(&ck, "val.source", (int64_t)t->vsrc, err)) ||
         (t->nv && ((st = cx_ckpt_add(&ck, "val.x", CX_CKPT_F32, 2, vxs, t->vx, err)) ||
                    (st = cx_ckpt_add(&ck, "val.y", CX_CKPT_I32, 1, vys, t->vy, err)))) ||
+        (t->nv && t->vg &&
+         ((st = cx_ckpt_add(&ck, "val.groups", CX_CKPT_I32, 1, vys, t->vg, err)) ||
+          (st = cx_ckpt_add_i64(&ck, "val.num_groups", t->G, err)))) ||
         (st = cx_ckpt_write(&ck, t->feat_path, err))) {
         cx_ckpt_free(&ck);
         return st;
@@ -308,6 +363,20 @@ static cx_status read_features(rt_state *t, cx_err *err)
             st = cx_fail(err, CX_EDATA, "%s: %zu validation features, %zu labels", t->feat_path,
                          t->nv, nvy);
             goto fail;
+        }
+        if (cx_ckpt_find(&ck, "val.groups")) {
+            size_t nvg = 0;
+            int64_t G = 0;
+            if ((st = entry_copy(&ck, t->feat_path, "val.groups", CX_CKPT_I32, 0,
+                                 (void **)&t->vg, &nvg, err)) ||
+                (st = cx_ckpt_get_i64(&ck, t->feat_path, "val.num_groups", &G, err)))
+                goto fail;
+            if (nvg != t->nv || G < 1 || G > CX_GROUPS_MAX) {
+                st = cx_fail(err, CX_EDATA, "%s: %zu validation groups of %lld for %zu features",
+                             t->feat_path, nvg, (long long)G, t->nv);
+                goto fail;
+            }
+            t->G = (int)G;
         }
     }
     for (size_t i = 0; i < t->n; i++)
@@ -656,6 +725,16 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
     r->method = m;
     r->tau = m == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
     r->gated = m == CX_RETRAIN_DISALIGN;
+    if (m == CX_RETRAIN_DFR) {
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * D)) ||
+            !(r->b = malloc(sizeof(float) * (size_t)E)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, t->dfr.w, sizeof(float) * (size_t)E * D);
+        memcpy(r->b, t->dfr.b, sizeof(float) * (size_t)E);
+        r->normalize = t->dfr.normalize;
+        r->scale = t->dfr.scale;
+        return CX_OK;
+    }
     if (m == CX_RETRAIN_PROMPT) {
         /* The class embeddings of the context, cached: eval needs no text tower pass. */
         const float *emb = cx_prompt_forward(&t->prompt, &t->run.model.params,
@@ -791,7 +870,9 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
         (st = cx_ckpt_add(&ck, "clf.b", CX_CKPT_F32, 1, bs, r.b, err)) ||
         (r.gated && ((st = cx_ckpt_add(&ck, "clf.gate_w", CX_CKPT_F32, 1, gs, r.gate_w, err)) ||
                      (st = cx_ckpt_add_f64(&ck, "clf.gate_b", r.gate_b, err)))) ||
-        (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))))
+        (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))) ||
+        (t->cfg.method == CX_RETRAIN_DFR &&
+         (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))))
         goto fail;
     for (int i = 0; i < r.nhidden; i++) {
         char name[32];
@@ -896,6 +977,32 @@ static cx_status append_log(rt_state *t, const char *line, cx_err *err)
     return cx_afile_commit(&f, err);
 }
 
+/* RUN2/dfr.json: the chosen lambda and the search behind it. */
+static cx_status write_dfr_json(rt_state *t, cx_err *err)
+{
+    char *path = cx_run_path(t->dir, "dfr.json");
+    if (!path)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, path, err);
+    free(path);
+    if (st)
+        return st;
+    const cx_dfr_info *d = &t->dinfo;
+    fprintf(f.fp,
+            "{\"lambda\": %.17g, \"worst_%s_acc\": %.17g, \"cells\": \"%s\", \"draws\": %lld, "
+            "\"per_cell\": %d, \"n_first\": %d, \"n_second\": %d, \"val_source\": \"%s\",\n "
+            "\"grid\": [",
+            d->lambda, d->by_group ? "group" : "class", d->sel_acc,
+            d->by_group ? "groups" : "classes", (long long)t->cfg.dfr.draws, d->per_cell,
+            d->n_first, d->n_second, cx_val_source_name(t->vsrc));
+    for (int g = 0; g < d->grid; g++)
+        fprintf(f.fp, "%s{\"lambda\": %.17g, \"acc\": %.17g}", g ? ", " : "",
+                d->grid_lambda[g], d->grid_acc[g]);
+    fprintf(f.fp, "]}\n");
+    return cx_afile_commit(&f, err);
+}
+
 /* ---- the whole job ------------------------------------------------------------------------ */
 
 static cx_status train_epochs(rt_state *t, const cx_schedule *sch, int64_t spe, int64_t gstep,
@@ -982,7 +1089,7 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         if (st)
             return st;
     }
-    if (hooks && hooks->on_val && t->cfg.method == CX_RETRAIN_TAU_NORM && isnan(t->tau_given))
+    if (hooks && hooks->on_val && uses_val(t))
         hooks->on_val(hooks->ctx, t->vsrc, t->nv);
     if (!(t->counts = calloc((size_t)t->E, sizeof *t->counts)))
         return cx_fail(err, CX_ENOMEM, "out of memory");
@@ -1021,6 +1128,22 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
             return st;
         goto done;
     }
+    if (t->cfg.method == CX_RETRAIN_DFR) {
+        if (t->nv == 0)
+            return cx_fail(err, CX_EDATA, "%s: no validation features", t->feat_path);
+        cx_dfr_opts o;
+        cx_dfr_defaults(&o);
+        o.draws = (int)t->cfg.dfr.draws;
+        o.seed = (uint64_t)t->cfg.seed;
+        if ((st = cx_dfr_fit(&t->dfr, t->vx, t->vy, t->vg, t->nv, t->E, t->G, t->D, &o,
+                             &t->dinfo, err)))
+            return cx_err_prefix(err, st, "%s", t->feat_path);
+        t->val_acc = t->dinfo.sel_acc;
+        t->epochs_done = 0;
+        if ((st = write_ckpt(t, err)) || (st = write_dfr_json(t, err)))
+            return st;
+        goto done;
+    }
     if (resume && cx_path_exists(t->ckpt_path) && (st = read_state(t, err)))
         return st;
     if ((st = read_log(t, err)))
@@ -1051,7 +1174,10 @@ done:
         info->n_train = (int64_t)t->n;
         info->dim = t->D;
         info->classes = t->E;
-        info->val_source = t->cfg.method == CX_RETRAIN_TAU_NORM ? t->vsrc : CX_VAL_NONE;
+        info->val_source = uses_val(t) || t->cfg.method == CX_RETRAIN_TAU_NORM ? t->vsrc
+                                                                                : CX_VAL_NONE;
+        info->lambda = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.lambda : NAN;
+        info->by_group = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.by_group : 0;
         info->n_val = (int64_t)t->nv;
         info->tau = t->cfg.method == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
         info->val_acc = t->val_acc;
@@ -1066,7 +1192,7 @@ static void info_clear(cx_retrain_info *info)
     if (!info)
         return;
     memset(info, 0, sizeof *info);
-    info->tau = info->val_acc = info->loss = NAN;
+    info->tau = info->val_acc = info->loss = info->lambda = NAN;
 }
 
 cx_status cx_retrain_new(const char *const *sets, size_t nsets, const char *out_dir, int force,

@@ -1,6 +1,7 @@
 /* `clipx retrain` without the printing: a second stage on a run's frozen image features
  * (methods.md section 5): cRT, LWS, tau-normalisation, DisAlign, MARC, the MLP decoder, and
- * CoOp prompt tuning of a CLIP run's frozen transformer text tower (section 9). The features of the
+ * CoOp prompt tuning of a CLIP run's frozen transformer text tower (section 9), and DFR
+ * (lib/eval/dfr.h) on the validation split's features. The features of the
  * run's training rows (and, for tau-norm, of the validation data) are computed once and cached
  * in RUN2/features.ckpt; the stage trains with the library's sampler (lib/objective/sampler.h),
  * losses (lib/objective/loss.h: CE, GRW), optimiser and schedule (lib/optim/), checkpointing
@@ -27,7 +28,10 @@ typedef struct {
     cx_val_source val_source;  /* tau-norm with tau auto: where validation came from */
     int64_t n_val;
     double tau;                /* tau-norm: the tau used; NaN otherwise */
-    double val_acc;            /* tau-norm auto: class-mean validation accuracy of tau */
+    double val_acc;            /* tau-norm auto: class-mean validation accuracy of tau; dfr: the
+                                  worst-group (worst-class) accuracy of lambda on the second half */
+    double lambda;             /* dfr: the chosen L2 strength (also RUN2/dfr.json); NaN otherwise */
+    int by_group;              /* dfr: 1 when balanced by the val split's groups, 0 by class */
     int64_t epochs_done;
     double loss;               /* last epoch's mean loss (NaN for tau-norm) */
 } cx_retrain_info;

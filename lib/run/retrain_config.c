@@ -19,14 +19,14 @@
 #define NULLABLE .flags = CX_CONF_NULLABLE
 
 static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign",
-                                           "marc", "decoder", "prompt", NULL};
+                                           "marc", "decoder", "prompt", "dfr", NULL};
 
 static const cx_conf_key keys[] = {
-    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder or prompt (methods.md sections 5 and 9)"},
+    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder, prompt or dfr (methods.md sections 5 and 9)"},
     {"from", CX_CONF_PATH, AT(from), "null", NULLABLE, .doc = "the stage-1 run folder whose frozen image features and classifier are used"},
     {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML; null: the run's"},
     {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET of training rows; null: the run's"},
-    {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of the sampler, the initialisation and the held-out validation draw"},
+    {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of the sampler, the initialisation, the held-out validation draw and dfr's halves and subsets"},
     {"threads", CX_CONF_INT, AT(threads), "0", IN(0, 4096), .doc = "threads; 0: all cores"},
     {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "crt, lws, disalign, marc, decoder, prompt: passes over the training features"},
     {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder, prompt: samples per step"},
@@ -37,7 +37,8 @@ static const cx_conf_key keys[] = {
     {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "disalign, marc (and decoder, prompt with loss grw): GRW class weights proportional to pi_c^-p"},
     {"tau_norm.tau", CX_CONF_STRING, AT(tau_norm.tau), "auto", .doc = "tau-norm: W_c / ||W_c||^tau with tau in [0, 2], or auto: the grid's best class-mean accuracy on validation"},
     {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
-    {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm: training rows per class held out of the subset when the dataset names no val split"},
+    {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm, dfr: training rows per class held out of the subset when the dataset names no val split"},
+    {"dfr.draws", CX_CONF_INT, AT(dfr.draws), "10", IN(1, 10000), .doc = "dfr: balanced subsets drawn from the first half of the validation split, one probe fit each, weights and biases averaged"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder, prompt: the stage-1 loss they train with (not ldam)"},
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder, prompt: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
     {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
@@ -72,9 +73,12 @@ static unsigned key_methods(const char *key)
         return 1u << CX_RETRAIN_DECODER;
     if (!strncmp(key, "prompt.", 7) || !strcmp(key, "prompt"))
         return 1u << CX_RETRAIN_PROMPT;
-    if (!strncmp(key, "tau_norm.", 9) || !strcmp(key, "tau_norm") || !strncmp(key, "val.", 4) ||
-        !strcmp(key, "val"))
+    if (!strncmp(key, "tau_norm.", 9) || !strcmp(key, "tau_norm"))
         return 1u << CX_RETRAIN_TAU_NORM;
+    if (!strncmp(key, "val.", 4) || !strcmp(key, "val"))
+        return (1u << CX_RETRAIN_TAU_NORM) | (1u << CX_RETRAIN_DFR);
+    if (!strncmp(key, "dfr.", 4) || !strcmp(key, "dfr"))
+        return 1u << CX_RETRAIN_DFR;
     return ~0u;
 }
 

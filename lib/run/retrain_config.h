@@ -19,6 +19,7 @@ typedef enum {
     CX_RETRAIN_MARC,
     CX_RETRAIN_DECODER,
     CX_RETRAIN_PROMPT,
+    CX_RETRAIN_DFR,
     CX_RETRAIN_METHODS
 } cx_retrain_method;
 
@@ -45,6 +46,9 @@ typedef struct {
     struct {
         int64_t per_class; /* held-out training rows per class when the dataset has no val */
     } val;
+    struct {
+        int64_t draws; /* dfr: balanced subsets of the first half, their fits averaged */
+    } dfr;
     int loss;    /* decoder, prompt: a cx_cfg_loss of train_config.h (ldam excluded) */
     int sampler; /* decoder, prompt: a cx_cfg_sampler */
     struct {
@@ -59,10 +63,10 @@ typedef struct {
 
 extern const cx_conf_schema cx_retrain_config_schema;
 
-/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt"; NULL out of range. */
+/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt", "dfr"; NULL out of range. */
 const char *cx_retrain_method_name(int m);
 /* The choices as one string "crt|lws|tau-norm|disalign|marc". */
-#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt"
+#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt|dfr"
 
 /* 1 when method m reads key (a schema key); the keys every method reads (method, from, data,
  * subset, seed, threads) too. */
