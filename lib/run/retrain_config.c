@@ -38,7 +38,7 @@ static const cx_conf_key keys[] = {
     {"tau_norm.tau", CX_CONF_STRING, AT(tau_norm.tau), "auto", .doc = "tau-norm: W_c / ||W_c||^tau with tau in [0, 2], or auto: the grid's best class-mean accuracy on validation"},
     {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
     {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm, dfr: training rows per class held out of the subset when the dataset names no val split"},
-    {"dfr.draws", CX_CONF_INT, AT(dfr.draws), "10", IN(1, 10000), .doc = "dfr: balanced subsets drawn from the first half of the validation split, one probe fit each, weights and biases averaged"},
+    {"dfr.draws", CX_CONF_INT, AT(dfr.draws), "10", .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 10000, .doc = "dfr: balanced subsets drawn from the first half of the validation split, one probe fit each, weights and biases averaged"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder, prompt: the stage-1 loss they train with (not ldam)"},
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder, prompt: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
     {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
