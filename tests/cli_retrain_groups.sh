@@ -50,8 +50,8 @@ J="$WORK/dfr/dfr.json"
 pc=$(q "$J" .per_cell)
 lt 20 "$pc" && lt "$pc" 100 || fail "dfr.json: $pc rows per group, wanted the smallest group's half (about 50)"
 lam=$(q "$J" .lambda)
-sed -n '/^dfr:$/,/^[a-z]/p' "$WORK/dfr/config.yaml" >"$WORK/cfg"
-expect_grep '^  draws: 10$' "$WORK/cfg" "config.yaml dfr.draws"
+# dfr.draws at its default is not written back (other methods' configs stay as they were).
+grep -q '^dfr:$' "$WORK/dfr/config.yaml" && fail "config.yaml holds dfr.draws at its default"
 # The chosen lambda is one of the grid's, with the best worst-group accuracy.
 best=-1 in_grid=0 i=0
 while [ "$i" -lt 45 ]; do
@@ -82,6 +82,8 @@ cmp -s "$WORK/dfr/model.ckpt" "$WORK/dfr_again/model.ckpt" || fail "dfr twice: m
 expect_exit 0 "$CLIPX" retrain "$WORK/erm" --method dfr --set dfr.draws=1 --out "$WORK/dfr1" \
     --threads 1
 cmp -s "$WORK/dfr/model.ckpt" "$WORK/dfr1/model.ckpt" && fail "dfr.draws=1 gave the 10-draw classifier"
+sed -n '/^dfr:$/,/^[a-z]/p' "$WORK/dfr1/config.yaml" >"$WORK/cfg"
+expect_grep '^  draws: 1$' "$WORK/cfg" "config.yaml dfr.draws"
 
 # ---- by class without groups ----------------------------------------------------------------
 P="$WORK/plain"
