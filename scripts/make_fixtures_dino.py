@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # scripts/ ships in the tarball: leave no __pycache__ there
 sys.path.insert(0, HERE)
 from make_fixtures import OUT, Fixture, f32, randn  # noqa: E402
 
