@@ -255,6 +255,55 @@ START_TEST(token_decoder_one_token_pools_alike)
 }
 END_TEST
 
+/* The token cache over two batches equals the tower's tokens of each sample run alone; a tower
+ * without tokens has no shape and is refused naming decoder.type. */
+START_TEST(token_cache_matches_the_tower)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s;
+    memset(&s, 0, sizeof s);
+    s.objective = CX_OBJECTIVE_SL;
+    s.num_classes = 3;
+    s.max_batch = 4;
+    s.image_kind = CX_IMAGE_VIT;
+    s.in_dim = 16;
+    s.in_c = 1, s.in_h = 4, s.in_w = 4;
+    s.vit = (cx_seq_spec){.width = 8, .layers = 1, .heads = 2, .mlp = 16, .patch = 2,
+                          .pool = CX_POOL_TOKEN};
+    s.embed_dim = 6;
+    s.logit_scale_init = 1 / 0.07;
+    s.logit_scale_max = 100;
+    must(cx_model_build(&m, &s, 0, &err), &err);
+    cx_model_init_params(&m, 1);
+    int T, D;
+    ck_assert_int_eq(cx_tokdec_tower_shape(&m, &T, &D), 1);
+    ck_assert_int_eq(T, 5);
+    ck_assert_int_eq(D, 8);
+    enum { N = 6 };
+    float *x = gc_frand(N * 16, 9, 1.0);
+    float *cache = gc_fbuf((size_t)N * T * D);
+    must(cx_tokdec_cache(&m, x, N, cache, &err), &err);
+    for (int i = 0; i < N; i++) {
+        int t2, d2;
+        cx_model_image_forward(&m, x + i * 16, 1);
+        const float *tok = cx_model_image_tokens(&m, 1, NULL, &t2, &d2);
+        ck_assert_int_eq(memcmp(cache + (size_t)i * T * D, tok, sizeof(float) * T * D), 0);
+    }
+    cx_model_free(&m);
+    s.image_kind = CX_IMAGE_MLP;
+    s.image_hidden[0] = 8;
+    s.image_nhidden = 1;
+    must(cx_model_build(&m, &s, 0, &err), &err);
+    ck_assert_int_eq(cx_tokdec_tower_shape(&m, &T, &D), 0);
+    ck_assert_int_eq(cx_tokdec_cache(&m, x, N, cache, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "decoder.type"));
+    cx_model_free(&m);
+    free(x);
+    free(cache);
+}
+END_TEST
+
 /* ---- prompt tuning: the context's gradient through a frozen transformer text tower ---------- */
 
 enum { PV = 12, PT = 8, PW = 8, PC = 3, PM = 2, PD = 6 };
@@ -742,6 +791,7 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, gradient_token_decoder_cls);
     tcase_add_test(tc, gradient_token_decoder_mean);
     tcase_add_test(tc, token_decoder_one_token_pools_alike);
+    tcase_add_test(tc, token_cache_matches_the_tower);
     tcase_add_test(tc, prompt_context_of_words_is_the_plain_forward);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");

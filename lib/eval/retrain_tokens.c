@@ -148,3 +148,39 @@ void cx_tokdec_free(cx_tokdec *d)
     free(d->logits);
     d->normed = d->dnormed = d->mean = d->rstd = d->pooled = d->dpooled = d->logits = NULL;
 }
+
+int cx_tokdec_tower_shape(const cx_model *m, int *T, int *D)
+{
+    *T = *D = 0;
+    if (m->spec.image_kind == CX_IMAGE_VIT) {
+        *T = m->image_vit.tokens;
+        *D = m->image_vit.width;
+    } else if (m->spec.image_kind == CX_IMAGE_CNN) {
+        const cx_cnn *c = &m->image_cnn;
+        int l = c->nblocks - 1;
+        *T = c->pool_h[l] * c->pool_w[l];
+        *D = c->conv[l].cout;
+    }
+    return *T > 0 && *D > 0;
+}
+
+cx_status cx_tokdec_cache(cx_model *m, const float *x, size_t n, float *out, cx_err *err)
+{
+    int T, D;
+    if (!cx_tokdec_tower_shape(m, &T, &D))
+        return cx_fail(err, CX_EUSAGE, "decoder.type: transformer needs an image tower that gives "
+                       "tokens (model.image.type vit or cnn)");
+    int B = m->spec.max_batch, in_dim = m->spec.in_dim;
+    size_t per = (size_t)T * D;
+    for (size_t lo = 0; lo < n; lo += (size_t)B) {
+        int nb = (int)(n - lo < (size_t)B ? n - lo : (size_t)B);
+        cx_model_image_forward(m, x + lo * (size_t)in_dim, nb);
+        int t2, d2;
+        float *dst = out + lo * per;
+        /* A CNN writes its positions into dst; a ViT hands out its own buffer. */
+        const float *tok = cx_model_image_tokens(m, nb, dst, &t2, &d2);
+        if (tok != dst)
+            memcpy(dst, tok, sizeof(float) * (size_t)nb * per);
+    }
+    return CX_OK;
+}

@@ -10,6 +10,7 @@
 
 #include "lib/base/err.h"
 #include "lib/base/rng.h"
+#include "lib/model/model.h"
 #include "lib/model/params.h"
 #include "lib/model/transformer.h"
 
@@ -49,5 +50,16 @@ const float *cx_tokdec_forward(cx_tokdec *d, const cx_params *p, const float *to
  * get none). */
 void cx_tokdec_backward(cx_tokdec *d, cx_params *p, const float *dlogits);
 void cx_tokdec_free(cx_tokdec *d);
+
+/* ---- the frozen tower's tokens ------------------------------------------------------------ */
+
+/* 1 and the shape (*T, *D) of one sample's tokens when m's image tower gives tokens (a ViT: CLS
+ * and patches after the final LayerNorm; a CNN: the positions of its last feature map), else 0
+ * with *T = *D = 0 (linear, MLP and identity towers). */
+int cx_tokdec_tower_shape(const cx_model *m, int *T, int *D);
+/* The tokens out (n, T, D) of the float inputs x (n, m->spec.in_dim), in batches of
+ * m->spec.max_batch: the cache the decoder trains on (n T D floats: mind the memory). CX_EUSAGE
+ * when the tower gives no tokens. */
+cx_status cx_tokdec_cache(cx_model *m, const float *x, size_t n, float *out, cx_err *err);
 
 #endif
