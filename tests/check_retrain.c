@@ -22,6 +22,7 @@
 #include "lib/eval/linprobe.h"
 #include "lib/eval/posthoc.h"
 #include "lib/base/rng.h"
+#include "lib/eval/retrain_tokens.h"
 #include "lib/model/params.h"
 #include "lib/model/prompt.h"
 #include "lib/model/seq_tower.h"
@@ -140,6 +141,171 @@ START_TEST(gradient_marc)
 }
 END_TEST
 
+
+/* ---- the token decoder: blocks, final LayerNorm, pooling and the linear head ------------------ */
+
+enum { TB = 3, TT = 4, TD = 8, TC = 3 };
+
+typedef struct {
+    cx_params p;
+    cx_tokdec d;
+    float tok[TB * TT * TD];
+    gc_proj proj;
+} td_ctx;
+
+static double td_f(void *ctx)
+{
+    td_ctx *c = ctx;
+    return gc_proj_dot(&c->proj, cx_tokdec_forward(&c->d, &c->p, c->tok, TB));
+}
+
+static void tokdec_gradient(cx_tokdec_pool pool)
+{
+    cx_err err;
+    td_ctx c;
+    memset(&c, 0, sizeof c);
+    cx_params_init(&c.p);
+    must(cx_tokdec_declare(&c.d, &c.p, "decoder", TT, TD, 2, 2, 4, pool, TC, &err), &err);
+    must(cx_params_alloc(&c.p, 0, &err), &err);
+    must(cx_tokdec_alloc(&c.d, TB, &err), &err);
+    cx_rng r;
+    cx_rng_seed(&r, 11, 0);
+    cx_tokdec_init_params(&c.d, &c.p, &r);
+    /* LayerNorm gains and shifts away from 1 and 0, so their gradients are exercised. */
+    for (int i = 0; i < c.p.count; i++)
+        if (strstr(c.p.info[i].name, "ln")) {
+            float *v = cx_param_value(&c.p, i);
+            for (size_t j = 0; j < c.p.info[i].size; j++)
+                v[j] += (float)(0.3 * cx_rng_normal(&r));
+        }
+    gc_fill_normal(c.tok, TB * TT * TD, 41, 1.0);
+    ck_assert_int_eq(gc_proj_init(&c.proj, TB * TC, 42), 0);
+    cx_params_zero_grad(&c.p);
+    td_f(&c);
+    cx_tokdec_backward(&c.d, &c.p, c.proj.r);
+    gc_var v[64];
+    int nv = 0;
+    for (int i = 0; i < c.p.count && nv < 64; i++)
+        v[nv++] = (gc_var){c.p.info[i].name, cx_param_value(&c.p, i), cx_param_grad(&c.p, i),
+                           c.p.info[i].size};
+    ck_assert_int_eq(nv, c.p.count);
+    /* Every tensor gets a gradient (a piece left out of backward would leave zeros). */
+    for (int i = 0; i < nv; i++) {
+        double g = 0;
+        for (size_t j = 0; j < v[i].n; j++)
+            g += fabs(v[i].grad[j]);
+        ck_assert_msg(g > 1e-8, "%s: zero gradient", v[i].name);
+    }
+    gc_opts o = gc_opts_default();
+    o.h = 5e-3;
+    o.max_coords = 24;
+    gc_report rep;
+    gc_assert_passed(gc_check(td_f, NULL, &c, v, nv, &o, &rep), &rep,
+                     pool == CX_TOKDEC_POOL_CLS ? "token decoder (cls)" : "token decoder (mean)");
+    gc_proj_free(&c.proj);
+    cx_tokdec_free(&c.d);
+    cx_params_free(&c.p);
+}
+
+START_TEST(gradient_token_decoder_cls)
+{
+    tokdec_gradient(CX_TOKDEC_POOL_CLS);
+}
+END_TEST
+
+START_TEST(gradient_token_decoder_mean)
+{
+    tokdec_gradient(CX_TOKDEC_POOL_MEAN);
+}
+END_TEST
+
+/* With one token the first token is the mean: both poolings give the same logits, bit for bit
+ * (same initialisation); heads that do not divide the width and a depth of 0 are refused
+ * naming their keys. */
+START_TEST(token_decoder_one_token_pools_alike)
+{
+    cx_err err;
+    cx_params p;
+    cx_tokdec a, b;
+    float tok[2 * TD];
+    gc_fill_normal(tok, 2 * TD, 5, 1.0);
+    cx_params_init(&p);
+    must(cx_tokdec_declare(&a, &p, "a", 1, TD, 1, 2, 4, CX_TOKDEC_POOL_CLS, TC, &err), &err);
+    must(cx_tokdec_declare(&b, &p, "b", 1, TD, 1, 2, 4, CX_TOKDEC_POOL_MEAN, TC, &err), &err);
+    must(cx_params_alloc(&p, 0, &err), &err);
+    must(cx_tokdec_alloc(&a, 2, &err), &err);
+    must(cx_tokdec_alloc(&b, 2, &err), &err);
+    cx_rng r;
+    cx_rng_seed(&r, 3, 0);
+    cx_tokdec_init_params(&a, &p, &r);
+    cx_rng_seed(&r, 3, 0);
+    cx_tokdec_init_params(&b, &p, &r);
+    float la[2 * TC];
+    memcpy(la, cx_tokdec_forward(&a, &p, tok, 2), sizeof la);
+    const float *lb = cx_tokdec_forward(&b, &p, tok, 2);
+    ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+    /* Refusals name the key. */
+    cx_tokdec bad;
+    ck_assert_int_eq(cx_tokdec_declare(&bad, &p, "c", 4, TD, 1, 3, 4, CX_TOKDEC_POOL_CLS, TC, &err),
+                     CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "decoder.heads"));
+    ck_assert_int_eq(cx_tokdec_declare(&bad, &p, "c", 4, TD, 0, 2, 4, CX_TOKDEC_POOL_CLS, TC, &err),
+                     CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "decoder.depth"));
+    cx_tokdec_free(&a);
+    cx_tokdec_free(&b);
+    cx_params_free(&p);
+}
+END_TEST
+
+/* The token cache over two batches equals the tower's tokens of each sample run alone; a tower
+ * without tokens has no shape and is refused naming decoder.type. */
+START_TEST(token_cache_matches_the_tower)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s;
+    memset(&s, 0, sizeof s);
+    s.objective = CX_OBJECTIVE_SL;
+    s.num_classes = 3;
+    s.max_batch = 4;
+    s.image_kind = CX_IMAGE_VIT;
+    s.in_dim = 16;
+    s.in_c = 1, s.in_h = 4, s.in_w = 4;
+    s.vit = (cx_seq_spec){.width = 8, .layers = 1, .heads = 2, .mlp = 16, .patch = 2,
+                          .pool = CX_POOL_TOKEN};
+    s.embed_dim = 6;
+    s.logit_scale_init = 1 / 0.07;
+    s.logit_scale_max = 100;
+    must(cx_model_build(&m, &s, 0, &err), &err);
+    cx_model_init_params(&m, 1);
+    int T, D;
+    ck_assert_int_eq(cx_tokdec_tower_shape(&m, &T, &D), 1);
+    ck_assert_int_eq(T, 5);
+    ck_assert_int_eq(D, 8);
+    enum { N = 6 };
+    float *x = gc_frand(N * 16, 9, 1.0);
+    float *cache = gc_fbuf((size_t)N * T * D);
+    must(cx_tokdec_cache(&m, x, N, cache, &err), &err);
+    for (int i = 0; i < N; i++) {
+        int t2, d2;
+        cx_model_image_forward(&m, x + i * 16, 1);
+        const float *tok = cx_model_image_tokens(&m, 1, NULL, &t2, &d2);
+        ck_assert_int_eq(memcmp(cache + (size_t)i * T * D, tok, sizeof(float) * T * D), 0);
+    }
+    cx_model_free(&m);
+    s.image_kind = CX_IMAGE_MLP;
+    s.image_hidden[0] = 8;
+    s.image_nhidden = 1;
+    must(cx_model_build(&m, &s, 0, &err), &err);
+    ck_assert_int_eq(cx_tokdec_tower_shape(&m, &T, &D), 0);
+    ck_assert_int_eq(cx_tokdec_cache(&m, x, N, cache, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "decoder.type"));
+    cx_model_free(&m);
+    free(x);
+    free(cache);
+}
+END_TEST
 
 /* ---- prompt tuning: the context's gradient through a frozen transformer text tower ---------- */
 
@@ -815,6 +981,10 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, gradient_marc);
     tcase_add_test(tc, gradient_prompt_shared);
     tcase_add_test(tc, gradient_prompt_per_class);
+    tcase_add_test(tc, gradient_token_decoder_cls);
+    tcase_add_test(tc, gradient_token_decoder_mean);
+    tcase_add_test(tc, token_decoder_one_token_pools_alike);
+    tcase_add_test(tc, token_cache_matches_the_tower);
     tcase_add_test(tc, prompt_context_of_words_is_the_plain_forward);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");
