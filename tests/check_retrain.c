@@ -1,5 +1,7 @@
 /* The second stage and post-hoc pieces: finite-difference gradient checks of LWS, DisAlign and
  * MARC; one DisAlign and one MARC step (GRW loss, SGD) against PyTorch (rebalance.fx);
+ * CFR's contrastive loss (finite differences, PyTorch: cfr.fx), weight schedule and hard
+ * negatives (against a sort);
  * tau-normalisation and logit adjustment against hand-computed values; the choice of tau on
  * validation data; the held-out validation rows (balanced, outside the subset, seeded,
  * refused when a class has none); the val: split synth writes; the retrain schema's per-method
@@ -548,6 +550,256 @@ START_TEST(disalign_and_marc_steps_match_torch)
 }
 END_TEST
 
+/* ---- CFR: contrastive loss, weight schedule, positives and hard negatives ------------------ */
+
+enum { CB = 4, CP = 3, CK = 5, CD = 6 };
+
+typedef struct {
+    float q[CB * CD], pos[CB * CP * CD], neg[CB * CK * CD];
+    double work[CX_CFR_CON_WORK(CP, CK, CD)];
+    int P, K;
+    double tau;
+    float dloss;
+    cx_cfr_con_form form;
+} cfr_ctx;
+
+static double cfr_f(void *ctx)
+{
+    cfr_ctx *c = ctx;
+    return c->dloss * cx_cfr_con(c->q, c->pos, c->neg, CB, c->P, c->K, CD, c->tau, c->form,
+                                 c->dloss, NULL, c->work);
+}
+
+static void cfr_gradient(cx_cfr_con_form form, int P, int K, double tau)
+{
+    cfr_ctx c;
+    memset(&c, 0, sizeof c);
+    c.form = form;
+    c.P = P;
+    c.K = K;
+    c.tau = tau;
+    c.dloss = 0.75f;
+    gc_fill_normal(c.q, CB * CD, 31, 1.2);
+    gc_fill_normal(c.pos, (size_t)CB * P * CD, 32, 1.0);
+    gc_fill_normal(c.neg, (size_t)CB * K * CD, 33, 1.0);
+    float dq[CB * CD], dq2[CB * CD];
+    gc_fill_nan(dq, CB * CD);
+    double l = cx_cfr_con(c.q, c.pos, c.neg, CB, P, K, CD, tau, form, c.dloss, dq, c.work);
+    ck_assert(isfinite(l) && l >= 0);
+    ck_assert(l == cx_cfr_con(c.q, c.pos, c.neg, CB, P, K, CD, tau, form, 1, NULL, c.work));
+    /* The gradient is overwritten, and the same inputs give the same bits. */
+    gc_fill_nan(dq2, CB * CD);
+    cx_cfr_con(c.q, c.pos, c.neg, CB, P, K, CD, tau, form, c.dloss, dq2, c.work);
+    ck_assert(memcmp(dq, dq2, sizeof dq) == 0);
+    gc_var v[] = {{"dq", c.q, dq, CB * CD}};
+    gc_opts o = gc_opts_default();
+    o.h = 1e-3;
+    o.max_coords = 0;
+    gc_report rep;
+    gc_assert_passed(gc_check(cfr_f, NULL, &c, v, 1, &o, &rep), &rep, "cfr L_con");
+    /* The loss ignores the scale of q: the gradient is orthogonal to q. */
+    for (int i = 0; i < CB; i++) {
+        double dot = 0, nn = 0, ng = 0;
+        for (int d = 0; d < CD; d++) {
+            dot += (double)dq[i * CD + d] * c.q[i * CD + d];
+            nn += (double)c.q[i * CD + d] * c.q[i * CD + d];
+            ng += (double)dq[i * CD + d] * dq[i * CD + d];
+        }
+        ck_assert(fabs(dot) <= 1e-5 * sqrt(nn * ng) + 1e-9);
+    }
+}
+
+START_TEST(gradient_cfr_con)
+{
+    cfr_gradient(CX_CFR_CON_INFONCE, CP, CK, 1.0);
+    cfr_gradient(CX_CFR_CON_SHARED, CP, CK, 1.0);
+    cfr_gradient(CX_CFR_CON_INFONCE, CP, CK, 0.3);
+    cfr_gradient(CX_CFR_CON_SHARED, CP, CK, 0.3);
+    cfr_gradient(CX_CFR_CON_SHARED, 1, CK, 0.5);
+    cfr_gradient(CX_CFR_CON_SHARED, CP, 0, 0.5);
+}
+END_TEST
+
+START_TEST(cfr_forms_agree_with_one_positive)
+{
+    cfr_ctx c;
+    memset(&c, 0, sizeof c);
+    gc_fill_normal(c.q, CB * CD, 41, 1.0);
+    gc_fill_normal(c.pos, CB * CD, 42, 1.0);
+    gc_fill_normal(c.neg, CB * CK * CD, 43, 1.0);
+    float a[CB * CD], b[CB * CD];
+    double la = cx_cfr_con(c.q, c.pos, c.neg, CB, 1, CK, CD, 0.7, CX_CFR_CON_INFONCE, 1, a, c.work);
+    double lb = cx_cfr_con(c.q, c.pos, c.neg, CB, 1, CK, CD, 0.7, CX_CFR_CON_SHARED, 1, b, c.work);
+    ck_assert_double_eq_tol(la, lb, 1e-12);
+    for (int k = 0; k < CB * CD; k++)
+        ck_assert_float_eq_tol(a[k], b[k], 1e-6);
+    /* Without negatives the InfoNCE form is exactly zero. */
+    ck_assert(cx_cfr_con(c.q, c.pos, c.neg, CB, 1, 0, CD, 0.7, CX_CFR_CON_INFONCE, 1, a, c.work) ==
+              0.0);
+}
+END_TEST
+
+START_TEST(cfr_weight_schedule)
+{
+    ck_assert_double_eq_tol(cx_cfr_weight(0, 10), 1.5, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(5, 10), 0.5, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(10, 10), 1.5, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(0, 7), 1.5, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(7, 7), 1.5, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(1, 4), 1.0, 1e-12);
+    ck_assert_double_eq_tol(cx_cfr_weight(3, 4), 1.0, 1e-12);
+}
+END_TEST
+
+typedef struct {
+    double c;
+    int64_t row;
+} cfr_cand;
+
+static int cfr_cand_cmp(const void *a, const void *b)
+{
+    const cfr_cand *x = a, *y = b;
+    if (x->c != y->c)
+        return x->c > y->c ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+enum { SN = 48, SC = 4, SD = 5, SB = 6, SK = 7, SP = 4 };
+
+START_TEST(cfr_hard_negatives_match_a_sort)
+{
+    float pool[SN * SD], q[SB * SD];
+    int32_t yp[SN], yq[SB];
+    int64_t sample[SB], start[SC + 1], rows[SN];
+    int64_t pos[SB * SP], neg[SB * SK], pos1[SP], neg1[SK];
+    double work[SK];
+    cx_err err;
+    gc_fill_normal(pool, SN * SD, 51, 1.0);
+    gc_fill_normal(q, SB * SD, 52, 1.0);
+    for (int r = 0; r < SN; r++)
+        yp[r] = (r * 7 + r / 5) % SC;
+    /* Ties: exact copies and power-of-two multiples (the same cosine to the bit), in other
+     * classes and later rows, and two calibration samples equal to pool rows. */
+    for (int r = 30; r < SN; r++)
+        for (int d = 0; d < SD; d++)
+            pool[r * SD + d] = (r % 2 ? 2.0f : 1.0f) * pool[(r - 30) * SD + d];
+    memcpy(q, pool + 3 * SD, SD * sizeof(float));
+    memcpy(q + 2 * SD, pool + 10 * SD, SD * sizeof(float));
+    for (int i = 0; i < SB; i++) {
+        yq[i] = i % SC;
+        sample[i] = 100 + 3 * i;
+    }
+    must(cx_cfr_pool_index(yp, SN, SC, start, rows, &err), &err);
+    ck_assert_int_eq(start[0], 0);
+    ck_assert_int_eq(start[SC], SN);
+    for (int c = 0; c < SC; c++)
+        for (int64_t k = start[c]; k < start[c + 1]; k++) {
+            ck_assert_int_eq(yp[rows[k]], c);
+            if (k > start[c])
+                ck_assert_int_lt(rows[k - 1], rows[k]);
+        }
+    must(cx_cfr_select(q, yq, sample, SB, pool, yp, start, rows, SN, SC, SD, SP, SK, 9, 2, pos,
+                       neg, work, &err), &err);
+    int ties = 0;
+    for (int i = 0; i < SB; i++) {
+        cfr_cand cand[SN];
+        int n = 0;
+        double nq = 0;
+        for (int d = 0; d < SD; d++)
+            nq += (double)q[i * SD + d] * q[i * SD + d];
+        nq = sqrt(nq);
+        for (int r = 0; r < SN; r++) {
+            if (yp[r] == yq[i])
+                continue;
+            double dot = 0, nx = 0;
+            for (int d = 0; d < SD; d++) {
+                dot += (double)q[i * SD + d] * pool[r * SD + d];
+                nx += (double)pool[r * SD + d] * pool[r * SD + d];
+            }
+            cand[n].c = dot / (nq * sqrt(nx));
+            cand[n++].row = r;
+        }
+        qsort(cand, (size_t)n, sizeof *cand, cfr_cand_cmp);
+        for (int k = 0; k < SK; k++) {
+            ck_assert_msg(neg[i * SK + k] == cand[k].row, "sample %d rank %d: %lld, sort %lld", i,
+                          k, (long long)neg[i * SK + k], (long long)cand[k].row);
+            if (k > 0 && cand[k].c == cand[k - 1].c)
+                ties++;
+        }
+        for (int p = 0; p < SP; p++)
+            ck_assert_int_eq(yp[pos[i * SP + p]], yq[i]);
+        /* A sample draws the same positives alone as in the batch; another epoch, others. */
+        must(cx_cfr_select(q + i * SD, yq + i, sample + i, 1, pool, yp, start, rows, SN, SC, SD,
+                           SP, SK, 9, 2, pos1, neg1, work, &err), &err);
+        ck_assert(memcmp(pos1, pos + i * SP, sizeof pos1) == 0);
+        ck_assert(memcmp(neg1, neg + i * SK, sizeof neg1) == 0);
+    }
+    ck_assert_int_gt(ties, 0);
+    int differ = 0;
+    int64_t posb[SB * SP];
+    must(cx_cfr_select(q, yq, sample, SB, pool, yp, start, rows, SN, SC, SD, SP, SK, 9, 3, posb,
+                       neg, work, &err), &err);
+    for (int k = 0; k < SB * SP; k++)
+        differ += posb[k] != pos[k];
+    ck_assert_int_gt(differ, 0);
+
+    /* Bad input: too few rows outside the class, an empty class, a label out of range. */
+    ck_assert_int_eq(cx_cfr_select(q, yq, sample, SB, pool, yp, start, rows, SN, SC, SD, SP,
+                                   SN, 9, 2, pos, NULL, NULL, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "hard negatives"));
+    int64_t hole[SC + 2];
+    int32_t yp5[SN];
+    for (int r = 0; r < SN; r++)
+        yp5[r] = yp[r] == 1 ? 0 : yp[r];
+    must(cx_cfr_pool_index(yp5, SN, SC, hole, rows, &err), &err);
+    ck_assert_int_eq(cx_cfr_select(q, yq, sample, SB, pool, yp5, hole, rows, SN, SC, SD, SP, SK,
+                                   9, 2, pos, neg, work, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "class 1 has no"));
+    yp5[17] = SC;
+    ck_assert_int_eq(cx_cfr_pool_index(yp5, SN, SC, hole, rows, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 17"));
+}
+END_TEST
+
+START_TEST(cfr_con_matches_torch)
+{
+    fx_file f;
+    fx_load_named(&f, "cfr.fx");
+    int cases = (int)fx_need(&f, "", "cases", 1)->v[0];
+    ck_assert_int_ge(cases, 1);
+    const char *forms[] = {"infonce", "shared"};
+    char pre[32], key[64];
+    for (int n = 0; n < cases; n++) {
+        snprintf(pre, sizeof pre, "c%d", n);
+        const fx_tensor *sh = fx_need(&f, pre, "shape", 4);
+        int B = (int)sh->v[0], P = (int)sh->v[1], K = (int)sh->v[2], D = (int)sh->v[3];
+        double tau = fx_need(&f, pre, "tau", 1)->v[0];
+        float dloss = (float)fx_need(&f, pre, "dloss", 1)->v[0];
+        float *q = gc_fbuf((size_t)B * D), *pos = gc_fbuf((size_t)B * P * D);
+        float *neg = gc_fbuf((size_t)B * K * D), *dq = gc_fbuf((size_t)B * D);
+        double *work = gc_dbuf(CX_CFR_CON_WORK(P, K, D));
+        fx_to_float(fx_need(&f, pre, "q", (size_t)B * D), q);
+        fx_to_float(fx_need(&f, pre, "pos", (size_t)B * P * D), pos);
+        fx_to_float(fx_need(&f, pre, "neg", (size_t)B * K * D), neg);
+        for (int m = 0; m < 2; m++) {
+            gc_fill_nan(dq, (size_t)B * D);
+            float l = (float)cx_cfr_con(q, pos, neg, B, P, K, D, tau, (cx_cfr_con_form)m, dloss,
+                                        dq, work);
+            snprintf(key, sizeof key, "%s_loss", forms[m]);
+            fx_assert_close(&l, &f, pre, key, 1, 1e-6);
+            snprintf(key, sizeof key, "%s_dq", forms[m]);
+            fx_assert_close(dq, &f, pre, key, (size_t)B * D, 1e-6);
+        }
+        free(q);
+        free(pos);
+        free(neg);
+        free(dq);
+        free(work);
+    }
+    fx_free(&f);
+}
+END_TEST
+
 /* ---- post-hoc by hand --------------------------------------------------------------------- */
 
 static cx_eval_classifier linear2(void)
@@ -986,9 +1238,16 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, token_decoder_one_token_pools_alike);
     tcase_add_test(tc, token_cache_matches_the_tower);
     tcase_add_test(tc, prompt_context_of_words_is_the_plain_forward);
+    tcase_add_test(tc, gradient_cfr_con);
+    tcase_add_test(tc, cfr_forms_agree_with_one_positive);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cfr");
+    tcase_add_test(tc, cfr_weight_schedule);
+    tcase_add_test(tc, cfr_hard_negatives_match_a_sort);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
+    tcase_add_test(tc, cfr_con_matches_torch);
     suite_add_tcase(s, tc);
     tc = tcase_create("posthoc");
     tcase_add_test(tc, tau_norm_by_hand);

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Write tests/fixtures/cfr.fx: CFR's contrastive loss L_con (methods.md section 5) written in
+torch from its formula, loss and d q by autograd, for cx_cfr_con (tests/check_retrain.c,
+cfr_con_matches_torch). Both forms: "infonce" (each positive against the K hard negatives, averaged
+over the positives) and "shared" (all positives in one denominator). Format and conventions as
+make_fixtures.py (float64 on float32-rounded inputs, fixed seeds, repr() floats: the same bytes
+every run).
+
+    /usr/bin/python3 scripts/make_fixtures_cfr.py            # rewrite
+    /usr/bin/python3 scripts/make_fixtures_cfr.py --check    # exit 1 if the committed file differs
+"""
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import OUT, Fixture, randn  # noqa: E402
+
+
+def con_loss(q, pos, neg, tau, form):
+    qh = F.normalize(q, dim=1)
+    sp = torch.einsum("bd,bpd->bp", qh, F.normalize(pos, dim=2)) / tau
+    sn = torch.einsum("bd,bkd->bk", qh, F.normalize(neg, dim=2)) / tau
+    B, P = sp.shape
+    K = sn.shape[1]
+    if form == "infonce":
+        logits = torch.cat([sp.unsqueeze(2), sn.unsqueeze(1).expand(B, P, K)], dim=2)
+        per = torch.logsumexp(logits, dim=2) - sp
+    else:
+        per = torch.logsumexp(torch.cat([sp, sn], dim=1), dim=1, keepdim=True) - sp
+    return per.mean(dim=1).mean()
+
+
+def cfr(fx):
+    g = torch.Generator().manual_seed(1505)
+    cases = (  # B, P, K, D, tau, dloss
+        (5, 3, 4, 6, 1.0, 1.0),
+        (4, 1, 6, 8, 0.5, 1.0),
+        (7, 16, 16, 12, 1.0, 0.75),
+        (3, 2, 0, 5, 0.2, 2.0),
+    )
+    fx.add("cases", torch.tensor(len(cases)), integer=True)
+    for n, (B, P, K, D, tau, dloss) in enumerate(cases):
+        prefix = "c%d" % n
+        q = randn(g, B, D, sd=1.5)
+        pos = randn(g, B, P, D)
+        neg = randn(g, B, K, D)
+        # Pull the positives towards q a little, so the loss is not all noise.
+        pos = (pos + 0.5 * q.unsqueeze(1)).float().double()
+        fx.add(prefix + "_shape", torch.tensor([B, P, K, D]), integer=True)
+        fx.add(prefix + "_tau", torch.tensor(tau))
+        fx.add(prefix + "_dloss", torch.tensor(dloss))
+        fx.add(prefix + "_q", q)
+        fx.add(prefix + "_pos", pos)
+        fx.add(prefix + "_neg", neg)
+        for form in ("infonce", "shared"):
+            qq = q.clone().requires_grad_(True)
+            loss = con_loss(qq, pos, neg, tau, form)
+            (dloss * loss).backward()
+            fx.add("%s_%s_loss" % (prefix, form), loss)
+            fx.add("%s_%s_dq" % (prefix, form), qq.grad)
+
+
+def main(argv):
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    fx = Fixture("cfr.fx", "CFR's contrastive loss L_con after F.normalize, InfoNCE per "
+                 "positive and with a shared denominator; loss and dloss * d q")
+    fx.lines[1] = fx.lines[1].replace("make_fixtures.py", "make_fixtures_cfr.py")
+    cfr(fx)
+    text = fx.text()
+    path = os.path.normpath(os.path.join(OUT, "cfr.fx"))
+    if "--check" in argv[1:]:
+        try:
+            with open(path, encoding="ascii") as fp:
+                same = fp.read() == text
+        except OSError:
+            same = False
+        if not same:
+            print("differs: %s" % path, file=sys.stderr)
+        return 0 if same else 1
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="ascii") as fp:
+        fp.write(text)
+    os.replace(tmp, path)
+    print("wrote %s" % path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
