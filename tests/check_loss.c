@@ -483,10 +483,13 @@ START_TEST(ce_rows_match_a_long_double_reference)
             int j = y[0] == 0 ? 1 : 0;
             float keep = z[j];
             z[j] = NAN;
+            free(dz);
             ck_assert(isnan(run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz)));
             z[j] = INFINITY;
+            free(dz);
             ck_assert(isnan(run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz)));
             z[j] = -INFINITY;
+            free(dz);
             double one = run(&cfg, counts, K, z, y, NULL, 1, K, 1.0f, 0, &dz);
             ck_assert(isfinite(one));
             assert_rel(one, (double)ref_ce_row(z, y[0], K, p), 1e-14, "-inf column");
@@ -495,6 +498,9 @@ START_TEST(ce_rows_match_a_long_double_reference)
         }
         free(p);
         free(counts);
+        free(dz);
+        free(z);
+        free(y);
     }
 }
 END_TEST
