@@ -112,14 +112,14 @@ echo "within-class spread of 1.5, so it is the easier cue;"
 echo "in training it takes the class's own value in 95% of the samples, in the val (800) and test"
 echo "(2,000) splits it is independent of the class. Groups are (class, value)${gcounts:+; training counts $gcounts}."
 echo "Stage 1: MLP image tower 128 → 128 → 64, AdamW, 10 epochs, batch 128; SL with a linear head and"
-echo "cross-entropy (ERM), or CLIP (symmetric InfoNCE with clipx's default text tower on the descriptive"
+echo "cross-entropy (ERM), or CLIP (symmetric InfoNCE with clipx's default linear text tower, dim 256, on the descriptive"
 echo "captions, which never name the attribute), scored zero-shot (eval mode ${zsmode:-zeroshot}). DFR is"
 echo "\`clipx retrain RUN --method dfr\` with the defaults (L2 logistic regression on RUN's frozen"
 echo "features, 10 balanced draws of the val split's first half averaged, lambda chosen over the probe's"
 echo "45 values by worst-group accuracy on its second half)."
 echo
-echo "**No group label is read in training**: neither stage 1 (SL or CLIP) reads the groups files;"
-echo "only DFR reads groups, and only the val split's."
+echo "**No group label is read in training**: stage 1 (SL or CLIP) never uses a split's groups (no code"
+echo "under lib/train, lib/objective or lib/model refers to them); only DFR reads groups, and only the val split's."
 dcells=$(echo "$cells" | tr ' ' '\n' | sed -n 's/.*://p' | sort -u | paste -sd/ -)
 dsrc=$(echo "$vsrc" | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd/ -)
 if [ "$dcells" = groups ]; then
