@@ -600,6 +600,9 @@ cat "$body"
 echo
 # Issue 14's two-stage and post-hoc section (its own script; also runs alone).
 scripts/report_retrain.sh --work "$work/retrain" --seeds "$seeds" --jobs "$jobs"
+echo
+# Issue 15's spurious-correlation section: DFR against ERM and CLIP zero-shot (its own script).
+scripts/report_groups.sh --work "$work/groups" --seeds "$seeds" --jobs "$jobs"
 } >"$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
 say "wrote $out and $figs/*.svg in $(fmt_t "$(elapsed "$t_start")")"
