@@ -27,6 +27,9 @@ typedef struct {
     int hdims[CX_RETRAIN_MAX_HIDDEN + 1];
     float *hw[CX_RETRAIN_MAX_HIDDEN]; /* (hdims[i+1], hdims[i]), owned */
     float *hb[CX_RETRAIN_MAX_HIDDEN]; /* (hdims[i+1]), owned */
+    /* decoder.type transformer: depth > 0 blocks of heads heads over tokens (T, D) before the
+     * mean pooling that W scores; the blocks live in model.ckpt's param.decoder.* */
+    int tokdec_depth, tokdec_heads, tokdec_T;
     int method;
     double tau;      /* tau-norm: the tau, else NaN */
     cx_val_source val_source;
