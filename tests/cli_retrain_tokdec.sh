@@ -38,6 +38,14 @@ if expect_exit 0 "$CLIPX" retrain "$WORK/vit" --method decoder $tok --out "$WORK
         expect_one_error_line && expect_grep 'posthoc logit-adjust: .* token decoder' "$WORK/err" "posthoc refusal"
     fi
 fi
+# Killed after epoch 40 and resumed (the cached tokens read back): the uninterrupted bytes.
+CLIPX_TEST_KILL_AT_EPOCH=40 "$CLIPX" retrain "$WORK/vit" --method decoder $tok --out "$WORK/kill" \
+    --threads 1 --quiet >/dev/null 2>&1
+[ -s "$WORK/kill/model.ckpt" ] || fail "killed run has no checkpoint"
+cmp -s "$WORK/dec/model.ckpt" "$WORK/kill/model.ckpt" && fail "killed run already finished"
+expect_exit 0 "$CLIPX" retrain --resume "$WORK/kill" --threads 1 --quiet
+cmp -s "$WORK/dec/model.ckpt" "$WORK/kill/model.ckpt" || fail "resumed run differs from uninterrupted"
+cmp -s "$WORK/dec/features.ckpt" "$WORK/kill/features.ckpt" || fail "cached tokens differ"
 # The MLP decoder stays the default on the same run.
 expect_exit 0 "$CLIPX" retrain "$WORK/vit" --method decoder --set epochs=1 --out "$WORK/mlpdec" --threads 1 --quiet &&
     expect_grep '^  type: mlp$' "$WORK/mlpdec/config.yaml" "default mlp"
