@@ -236,18 +236,7 @@ static cx_status compute_features(rt_state *t, cx_err *err)
     snprintf(what, sizeof what, "%.500s (train)", tr->images_path);
     if (t->has_tok) {
         /* The frozen tower's tokens, once: n T W floats (the tower runs in its batches). */
-        float *in = malloc(sizeof *in * n * (size_t)run->model.spec.in_dim);
-        if (!in || tr->dim != (size_t)run->model.spec.in_dim) {
-            free(in);
-            st = in ? cx_fail(err, CX_EDATA, "%s: samples of %zu values, the run's image tower "
-                              "takes %d", what, tr->dim, run->model.spec.in_dim)
-                    : cx_fail(err, CX_ENOMEM, "out of memory for %zu inputs", n);
-            goto fail;
-        }
-        cx_split_gather_f32(tr, rows, n, in);
-        st = cx_tokdec_cache(&run->model, in, n, t->x, err);
-        free(in);
-        if (st)
+        if ((st = cx_tokdec_cache_split(&run->model, tr, rows, n, t->x, what, err)))
             goto fail;
     } else if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;

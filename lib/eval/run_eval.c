@@ -615,30 +615,11 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                          run_dir);
             goto fail;
         }
-        float *in = NULL;
-        if (test->dim != (size_t)run->model.spec.in_dim) {
-            st = cx_fail(err, CX_EDATA, "%s: samples of %zu values, the run's image tower takes %d",
-                         what, test->dim, run->model.spec.in_dim);
-            goto fail;
-        }
-        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)tokT * tokW)) ||
-            !(in = malloc(sizeof *in * test->n * (size_t)run->model.spec.in_dim))) {
+        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)tokT * tokW))) {
             st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples' tokens", what, test->n);
             goto fail;
         }
-        uint32_t *idx = malloc(sizeof *idx * test->n);
-        if (!idx) {
-            free(in);
-            st = cx_fail(err, CX_ENOMEM, "out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < test->n; i++)
-            idx[i] = (uint32_t)i;
-        cx_split_gather_f32(test, idx, test->n, in);
-        free(idx);
-        st = cx_tokdec_cache(&run->model, in, test->n, s.test_feat, err);
-        free(in);
-        if (st)
+        if ((st = cx_tokdec_cache_split(&run->model, test, NULL, test->n, s.test_feat, what, err)))
             goto fail;
     } else {
         if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)D))) {
