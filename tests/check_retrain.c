@@ -295,6 +295,24 @@ START_TEST(token_cache_matches_the_tower)
         const float *tok = cx_model_image_tokens(&m, 1, NULL, &t2, &d2);
         ck_assert_int_eq(memcmp(cache + (size_t)i * T * D, tok, sizeof(float) * T * D), 0);
     }
+    /* Rows of a split, gathered batch by batch (reversed: the row order is kept). */
+    cx_split sp;
+    memset(&sp, 0, sizeof sp);
+    sp.n = N;
+    sp.dim = 16;
+    sp.dtype = CX_DTYPE_F32;
+    sp.x = x;
+    uint32_t rows[N];
+    for (int i = 0; i < N; i++)
+        rows[i] = (uint32_t)(N - 1 - i);
+    float *cs = gc_fbuf((size_t)N * T * D);
+    must(cx_tokdec_cache_split(&m, &sp, rows, N, cs, "split", &err), &err);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(memcmp(cs + (size_t)i * T * D, cache + (size_t)(N - 1 - i) * T * D,
+                                sizeof(float) * T * D), 0);
+    sp.dim = 15;
+    ck_assert_int_eq(cx_tokdec_cache_split(&m, &sp, rows, N, cs, "split", &err), CX_EDATA);
+    free(cs);
     cx_model_free(&m);
     s.image_kind = CX_IMAGE_MLP;
     s.image_hidden[0] = 8;

@@ -17,6 +17,7 @@
 #include "lib/data/groups.h"
 #include "lib/eval/dfr.h"
 #include "lib/eval/posthoc.h"
+#include "lib/eval/retrain_tokens.h"
 #include "lib/eval/run_eval.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
@@ -62,6 +63,8 @@ typedef struct {
     int has_head;
     cx_mlp mlp; /* decoder */
     int has_mlp;
+    cx_tokdec dec; /* decoder.type transformer: over the cached tokens, rows of D = T * Dw */
+    int has_dec, has_tok, tok_T, tok_W;
     cx_prompt prompt; /* prompt: class embeddings from the context through RUN's text tower */
     int has_prompt, i_ctx;
     float pscale;     /* prompt: RUN's logit scale */
@@ -114,6 +117,8 @@ static void rt_free(rt_state *t)
         cx_head_free(&t->head);
     if (t->has_mlp)
         cx_mlp_free(&t->mlp);
+    if (t->has_dec)
+        cx_tokdec_free(&t->dec);
     if (t->has_prompt)
         cx_prompt_free(&t->prompt);
     free(t->demb);
@@ -167,6 +172,15 @@ static cx_status check_run(const rt_state *t, cx_err *err)
 {
     const cx_run *r = &t->run;
     const char *m = cx_retrain_method_name((int)t->cfg.method);
+    if (t->cfg.method == CX_RETRAIN_DECODER && t->cfg.decoder.type == CX_RETRAIN_DEC_TRANSFORMER) {
+        int T, W;
+        if (!cx_tokdec_tower_shape(&r->model, &T, &W))
+            return cx_fail(err, CX_EUSAGE,
+                           "decoder.type: transformer needs an image tower that gives tokens "
+                           "(model.image.type vit); %s's image tower gives plain vectors (use "
+                           "decoder.type mlp)", r->dir);
+        return CX_OK;
+    }
     if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER ||
         t->cfg.method == CX_RETRAIN_DFR)
         return CX_OK;
@@ -237,7 +251,11 @@ static cx_status compute_features(rt_state *t, cx_err *err)
     t->n = n;
     char what[600];
     snprintf(what, sizeof what, "%.500s (train)", tr->images_path);
-    if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
+    if (t->has_tok) {
+        /* The frozen tower's tokens, once: n T W floats (the tower runs in its batches). */
+        if ((st = cx_tokdec_cache_split(&run->model, tr, rows, n, t->x, what, err)))
+            goto fail;
+    } else if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;
     if (t->cfg.method == CX_RETRAIN_DFR && ds.has_val) {
         /* The val split with its groups (DFR balances by group when it has them). */
@@ -521,6 +539,14 @@ static cx_status build(rt_state *t, cx_err *err)
         DECL(t->i_b, "marc.b", E);
         break;
     case CX_RETRAIN_DECODER:
+        if (t->has_tok) {
+            if ((st = cx_tokdec_declare(&t->dec, &t->p, "decoder", t->tok_T, t->tok_W,
+                                        (int)t->cfg.decoder.depth, (int)t->cfg.decoder.heads,
+                                        4 * t->tok_W, CX_TOKDEC_POOL_MEAN, E, err)))
+                return st;
+            t->has_dec = 1;
+            break;
+        }
         if ((int)t->cfg.decoder.hidden.n > CX_RETRAIN_MAX_HIDDEN)
             return cx_fail(err, CX_EUSAGE, "decoder.hidden: at most %d layers",
                            CX_RETRAIN_MAX_HIDDEN);
@@ -562,7 +588,10 @@ static cx_status build(rt_state *t, cx_err *err)
     } else if (m == CX_RETRAIN_DECODER) {
         cx_rng r;
         cx_rng_seed(&r, (uint64_t)t->cfg.seed, cx_rng_stream(TAG_RETRAIN_INIT, 1, 0));
-        cx_mlp_init_params(&t->mlp, &t->p, &r);
+        if (t->has_dec)
+            cx_tokdec_init_params(&t->dec, &t->p, &r);
+        else
+            cx_mlp_init_params(&t->mlp, &t->p, &r);
     } else if (m == CX_RETRAIN_PROMPT) {
         if ((st = init_context(t, err)))
             return st;
@@ -581,6 +610,8 @@ static cx_status build(rt_state *t, cx_err *err)
     if (t->has_head && (st = cx_head_alloc(&t->head, t->B, err)))
         return st;
     if (t->has_mlp && (st = cx_mlp_alloc(&t->mlp, t->B, err)))
+        return st;
+    if (t->has_dec && (st = cx_tokdec_alloc(&t->dec, t->B, err)))
         return st;
     cx_loss_config lc;
     memset(&lc, 0, sizeof lc);
@@ -656,7 +687,8 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
         logits = cx_head_forward(&t->head, p, t->xb, B, NULL, E);
         break;
     case CX_RETRAIN_DECODER:
-        logits = cx_mlp_forward(&t->mlp, p, t->xb, B);
+        logits = t->has_dec ? cx_tokdec_forward(&t->dec, p, t->xb, B)
+                            : cx_mlp_forward(&t->mlp, p, t->xb, B);
         break;
     case CX_RETRAIN_PROMPT:
         logits = prompt_logits(t, B);
@@ -686,7 +718,10 @@ static double step(rt_state *t, size_t lo, int B, int epoch)
         cx_head_backward(&t->head, p, t->xb, t->dout, NULL, B);
         break;
     case CX_RETRAIN_DECODER:
-        cx_mlp_backward(&t->mlp, p, t->xb, t->dout, NULL, B);
+        if (t->has_dec)
+            cx_tokdec_backward(&t->dec, p, t->dout);
+        else
+            cx_mlp_backward(&t->mlp, p, t->xb, t->dout, NULL, B);
         break;
     case CX_RETRAIN_PROMPT:
         /* d(unit class embeddings) = s dz^T xn; the tower's own gradients are discarded. */
@@ -745,6 +780,20 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
         memcpy(r->w, emb, sizeof(float) * (size_t)E * D);
         r->normalize = 1;
         r->scale = t->pscale;
+        return CX_OK;
+    }
+    if (m == CX_RETRAIN_DECODER && t->has_dec) {
+        /* The head over the pooled tokens; the blocks are the checkpoint's param.decoder.*. */
+        int W = t->tok_W;
+        r->D = W;
+        r->tokdec_depth = (int)t->cfg.decoder.depth;
+        r->tokdec_heads = (int)t->cfg.decoder.heads;
+        r->tokdec_T = t->tok_T;
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * W)) || !(r->b = malloc(sizeof(float) * (size_t)E)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, cx_param_value(p, t->dec.w), sizeof(float) * (size_t)E * W);
+        memcpy(r->b, cx_param_value(p, t->dec.b), sizeof(float) * (size_t)E);
+        r->scale = 1.0f;
         return CX_OK;
     }
     if (m == CX_RETRAIN_DECODER) {
@@ -872,7 +921,10 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
                      (st = cx_ckpt_add_f64(&ck, "clf.gate_b", r.gate_b, err)))) ||
         (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))) ||
         (t->cfg.method == CX_RETRAIN_DFR &&
-         (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))))
+         (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))) ||
+        (r.tokdec_depth && ((st = cx_ckpt_add_i64(&ck, "clf.tokdec.depth", r.tokdec_depth, err)) ||
+                            (st = cx_ckpt_add_i64(&ck, "clf.tokdec.heads", r.tokdec_heads, err)) ||
+                            (st = cx_ckpt_add_i64(&ck, "clf.tokdec.tokens", r.tokdec_T, err)))))
         goto fail;
     for (int i = 0; i < r.nhidden; i++) {
         char name[32];
@@ -1065,6 +1117,11 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         return st;
     t->E = t->run.meta.num_eval_classes;
     t->D = t->run.model.spec.embed_dim;
+    if (t->cfg.method == CX_RETRAIN_DECODER && t->cfg.decoder.type == CX_RETRAIN_DEC_TRANSFORMER &&
+        cx_tokdec_tower_shape(&t->run.model, &t->tok_T, &t->tok_W)) {
+        t->has_tok = 1;
+        t->D = t->tok_T * t->tok_W; /* a cached row: one sample's tokens */
+    }
     if (t->cfg.method == CX_RETRAIN_PROMPT && (st = check_prompt(t, err)))
         return st;
     if (!resume) {
@@ -1102,10 +1159,11 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         if (!(t->wnorm = malloc(sizeof *t->wnorm * (size_t)t->E)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
         const float *w = cx_param_value(&t->run.model.params, t->run.model.head.w);
+        int De = t->run.model.spec.embed_dim; /* not t->D: a token row */
         for (int c = 0; c < t->E; c++) {
             double s = 0;
-            for (int d = 0; d < t->D; d++)
-                s += (double)w[(size_t)c * t->D + d] * w[(size_t)c * t->D + d];
+            for (int d = 0; d < De; d++)
+                s += (double)w[(size_t)c * De + d] * w[(size_t)c * De + d];
             t->wnorm[c] = (float)sqrt(s);
         }
     }

@@ -8,6 +8,7 @@
 
 #include "lib/base/blas.h"
 #include "lib/base/path.h"
+#include "lib/eval/retrain_tokens.h"
 #include "lib/run/ckpt.h"
 #include "lib/run/run.h"
 
@@ -25,8 +26,48 @@ static cx_status entry_copy(const cx_ckpt *ck, const char *path, const char *nam
     return CX_OK;
 }
 
+enum { TOK_ROWS = 64 };
+
+struct cx_retrain_tok {
+    cx_params p;
+    cx_tokdec d;
+};
+
+static void tok_free(struct cx_retrain_tok *t)
+{
+    if (!t)
+        return;
+    cx_tokdec_free(&t->d);
+    cx_params_free(&t->p);
+    free(t);
+}
+
+/* The token decoder's blocks from model.ckpt's param.decoder.* (the head is clf.w, clf.b). */
+static cx_status tok_read(const cx_ckpt *ck, const char *path, cx_retrain_clf *r, cx_err *err)
+{
+    struct cx_retrain_tok *t = calloc(1, sizeof *t);
+    if (!t)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_params_init(&t->p);
+    r->tok = t;
+    cx_status st;
+    if ((st = cx_tokdec_declare(&t->d, &t->p, "decoder", r->tokdec_T, r->D, r->tokdec_depth,
+                                r->tokdec_heads, 4 * r->D, CX_TOKDEC_POOL_MEAN, r->C, err)) ||
+        (st = cx_params_alloc(&t->p, 0, err)) || (st = cx_tokdec_alloc(&t->d, TOK_ROWS, err)))
+        return cx_err_prefix(err, st == CX_EUSAGE ? CX_EDATA : st, "%s", path);
+    for (int i = 0; i < t->p.count; i++) {
+        char name[CX_PARAM_NAME_MAX + 16];
+        snprintf(name, sizeof name, "param.%s", t->p.info[i].name);
+        if ((st = cx_ckpt_get_f32(ck, path, name, cx_param_value(&t->p, i), t->p.info[i].size,
+                                  err)))
+            return st;
+    }
+    return CX_OK;
+}
+
 void cx_retrain_clf_free(cx_retrain_clf *r)
 {
+    tok_free(r->tok);
     for (int i = 0; i < CX_RETRAIN_MAX_HIDDEN; i++) {
         free(r->hw[i]);
         free(r->hb[i]);
@@ -136,6 +177,23 @@ cx_status cx_retrain_read_clf(const char *dir, cx_retrain_clf *r, cx_err *err)
             goto fail;
         }
     }
+    if (cx_ckpt_find(&ck, "clf.tokdec.depth")) {
+        int64_t dp = 0, hd = 0, tk = 0;
+        if ((st = cx_ckpt_get_i64(&ck, path, "clf.tokdec.depth", &dp, err)) ||
+            (st = cx_ckpt_get_i64(&ck, path, "clf.tokdec.heads", &hd, err)) ||
+            (st = cx_ckpt_get_i64(&ck, path, "clf.tokdec.tokens", &tk, err)))
+            goto fail;
+        if (dp < 1 || dp > 64 || hd < 1 || hd > 256 || tk < 1 || tk > 1000000 || gated || r->nhidden) {
+            st = cx_fail(err, CX_EDATA, "%s: clf.tokdec: depth %lld, heads %lld, tokens %lld", path,
+                         (long long)dp, (long long)hd, (long long)tk);
+            goto fail;
+        }
+        r->tokdec_depth = (int)dp;
+        r->tokdec_heads = (int)hd;
+        r->tokdec_T = (int)tk;
+        if ((st = tok_read(&ck, path, r, err)))
+            goto fail;
+    }
     r->method = (int)m;
     r->gated = (int)gated;
     r->normalize = (int)nz;
@@ -211,6 +269,23 @@ cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t 
     memcpy(clf->b, r->b, sizeof *clf->b * (size_t)r->C);
     if (r->nhidden)
         return decode(r, x, n, xs, clf, err);
+    if (r->tok) {
+        /* Through the blocks in batches; the head (clf) scores the pooled tokens. */
+        cx_tokdec *d = &r->tok->d;
+        size_t per = (size_t)r->tokdec_T * r->D;
+        float *out = malloc(sizeof *out * (n ? n : 1) * (size_t)r->D);
+        if (!out) {
+            cx_eval_classifier_free(clf);
+            return cx_fail(err, CX_ENOMEM, "out of memory for %zu pooled features", n);
+        }
+        for (size_t lo = 0; lo < n; lo += TOK_ROWS) {
+            int B = (int)(n - lo < TOK_ROWS ? n - lo : TOK_ROWS);
+            cx_tokdec_forward(d, &r->tok->p, x + lo * per, B);
+            memcpy(out + lo * (size_t)r->D, d->pooled, sizeof(float) * (size_t)B * r->D);
+        }
+        *xs = out;
+        return CX_OK;
+    }
     if (!r->gated)
         return CX_OK;
     float *a = malloc(sizeof *a * (n ? n : 1) * (size_t)Dx);

@@ -184,3 +184,38 @@ cx_status cx_tokdec_cache(cx_model *m, const float *x, size_t n, float *out, cx_
     }
     return CX_OK;
 }
+
+cx_status cx_tokdec_cache_split(cx_model *m, const cx_split *s, const uint32_t *rows, size_t n,
+                                float *out, const char *what, cx_err *err)
+{
+    int T, D, B = m->spec.max_batch, in_dim = m->spec.in_dim;
+    if (!cx_tokdec_tower_shape(m, &T, &D))
+        return cx_fail(err, CX_EUSAGE, "decoder.type: transformer needs an image tower that gives "
+                       "tokens (model.image.type vit or cnn)");
+    if (!s->x || s->dim != (size_t)in_dim)
+        return cx_fail(err, CX_EDATA, "%s: samples of %zu values, the run's image tower takes %d",
+                       what, s->dim, in_dim);
+    float *x = malloc(sizeof *x * (size_t)B * (size_t)in_dim);
+    uint32_t *idx = malloc(sizeof *idx * (size_t)B);
+    cx_status st = CX_OK;
+    if (!x || !idx) {
+        st = cx_fail(err, CX_ENOMEM, "%s: out of memory for a batch of %d inputs", what, B);
+        goto fail;
+    }
+    for (size_t lo = 0; lo < n && !st; lo += (size_t)B) {
+        size_t nb = n - lo < (size_t)B ? n - lo : (size_t)B;
+        for (size_t i = 0; i < nb; i++) {
+            idx[i] = rows ? rows[lo + i] : (uint32_t)(lo + i);
+            if (idx[i] >= s->n) {
+                st = cx_fail(err, CX_EUSAGE, "%s: row %u of %zu", what, idx[i], s->n);
+                goto fail;
+            }
+        }
+        cx_split_gather_f32(s, idx, nb, x);
+        st = cx_tokdec_cache(m, x, nb, out + lo * (size_t)T * D, err);
+    }
+fail:
+    free(x);
+    free(idx);
+    return st;
+}

@@ -10,6 +10,7 @@
 
 #include "lib/base/err.h"
 #include "lib/base/rng.h"
+#include "lib/data/dataset.h"
 #include "lib/model/model.h"
 #include "lib/model/params.h"
 #include "lib/model/transformer.h"
@@ -61,5 +62,10 @@ int cx_tokdec_tower_shape(const cx_model *m, int *T, int *D);
  * m->spec.max_batch: the cache the decoder trains on (n T D floats: mind the memory). CX_EUSAGE
  * when the tower gives no tokens. */
 cx_status cx_tokdec_cache(cx_model *m, const float *x, size_t n, float *out, cx_err *err);
+/* The same for rows (n) of split s (all of s's rows in order when rows is NULL), gathered one
+ * batch at a time: only the tokens (n T D) are held at once. CX_EDATA naming `what` when the
+ * samples do not fit the tower. */
+cx_status cx_tokdec_cache_split(cx_model *m, const cx_split *s, const uint32_t *rows, size_t n,
+                                float *out, const char *what, cx_err *err);
 
 #endif

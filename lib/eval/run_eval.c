@@ -14,6 +14,7 @@
 #include "lib/eval/internal.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/retrain_clf.h"
+#include "lib/eval/retrain_tokens.h"
 #include "lib/eval/score.h"
 #include "lib/run/retrain_config.h"
 #include "lib/run/train_config.h"
@@ -598,12 +599,36 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
 
     char what[512];
     snprintf(what, sizeof what, "%.500s (test)", test->images_path ? test->images_path : data);
-    if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)D))) {
-        st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, test->n);
-        goto fail;
+    int tokT = 0, tokW = 0;
+    if (retrained && s.rclf.tok) {
+        /* A token decoder scores the tower's tokens (n T W floats), not its embeddings. */
+        if (!cx_tokdec_tower_shape(&run->model, &tokT, &tokW) || tokT != s.rclf.tokdec_T ||
+            tokW != s.rclf.D) {
+            st = cx_fail(err, CX_EDATA, "%s/%s: a token decoder over %d tokens of %d, the run %s "
+                         "gives %d of %d", run_dir, CX_RUN_CKPT, s.rclf.tokdec_T, s.rclf.D,
+                         open_dir, tokT, tokW);
+            goto fail;
+        }
+        if (o->posthoc != CX_POSTHOC_NONE) {
+            st = cx_fail(err, CX_EUSAGE, "posthoc %s: %s's token decoder is not a linear head on "
+                         "the run's features", cx_posthoc_name((cx_posthoc_kind)o->posthoc),
+                         run_dir);
+            goto fail;
+        }
+        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)tokT * tokW))) {
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples' tokens", what, test->n);
+            goto fail;
+        }
+        if ((st = cx_tokdec_cache_split(&run->model, test, NULL, test->n, s.test_feat, what, err)))
+            goto fail;
+    } else {
+        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)D))) {
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, test->n);
+            goto fail;
+        }
+        if ((st = cx_run_features(&run->model, test, NULL, test->n, s.test_feat, what, err)))
+            goto fail;
     }
-    if ((st = cx_run_features(&run->model, test, NULL, test->n, s.test_feat, what, err)))
-        goto fail;
     if (train_feats) {
         snprintf(what, sizeof what, "%.500s (train)",
                  s.ds.train.images_path ? s.ds.train.images_path : data);
@@ -614,7 +639,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     info->seconds[CX_EVAL_PHASE_FEATURES] = t2 - t1;
 
     if (retrained) {
-        if (s.rclf.C != E || s.rclf.D != D) {
+        if (s.rclf.C != E || (!s.rclf.tok && s.rclf.D != D)) {
             st = cx_fail(err, CX_EDATA, "%s/%s: a classifier of %d classes on %d features, the "
                          "run %s has %d and %d", run_dir, CX_RUN_CKPT, s.rclf.C, s.rclf.D,
                          open_dir, E, D);

@@ -53,6 +53,8 @@ typedef struct {
     int sampler; /* decoder, prompt: a cx_cfg_sampler */
     struct {
         cx_conf_ints hidden; /* decoder: the MLP's hidden widths */
+        int type;            /* decoder: CX_RETRAIN_DEC_MLP or CX_RETRAIN_DEC_TRANSFORMER */
+        int64_t depth, heads; /* decoder (transformer): blocks and attention heads */
     } decoder;
     struct {
         int64_t n_ctx;  /* prompt: context vectors M */
@@ -65,6 +67,8 @@ extern const cx_conf_schema cx_retrain_config_schema;
 
 /* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt", "dfr"; NULL out of range. */
 const char *cx_retrain_method_name(int m);
+/* decoder.type */
+enum { CX_RETRAIN_DEC_MLP = 0, CX_RETRAIN_DEC_TRANSFORMER = 1 };
 /* The choices as one string "crt|lws|tau-norm|disalign|marc". */
 #define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt|dfr"
 
