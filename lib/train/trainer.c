@@ -144,9 +144,10 @@ static cx_status load_data(trainer *t, cx_err *err)
     if (st)
         return st;
     const cx_split *s = &t->ds.train;
+    if (s->n == 0 && cfg->subset)
+        return cx_fail(err, CX_EDATA, "%s: the subset holds no samples", cfg->subset);
     if (s->n == 0)
-        return cx_fail(err, CX_EDATA, "%s: the training split holds no samples%s", cfg->data,
-                       cfg->subset ? " after the subset" : "");
+        return cx_fail(err, CX_EDATA, "%s: the training split holds no samples", cfg->data);
     if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !s->captions && t->ds.num_templates < 1)
         return cx_fail(err, CX_EUSAGE, "%s: objective clip needs captions or prompt templates, and "
                        "the dataset has neither; add captions or templates to it, or use "
