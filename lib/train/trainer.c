@@ -631,6 +631,24 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
     return cx_afile_commit(&f, err);
 }
 
+/* The checkpoint of the epoch just logged was not written: take its line back out of the log,
+ * so the log never gets ahead of the checkpoint. Best effort; the write error is what is reported. */
+static void drop_last_log_line(trainer *t)
+{
+    if (t->nlog <= 0)
+        return;
+    free(t->log_lines[--t->nlog]);
+    if (t->dist.rank != 0)
+        return;
+    cx_err ignored;
+    cx_afile f;
+    if (cx_afile_open(&f, t->log_path, &ignored))
+        return;
+    for (int64_t i = 0; i < t->nlog; i++)
+        fprintf(f.fp, "%s\n", t->log_lines[i]);
+    (void)cx_afile_commit(&f, &ignored);
+}
+
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 /* Rank 0 writes; every rank learns whether it worked, so all stop together if not. Each rank
@@ -844,8 +862,10 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             return st;
         meta->epoch_loss_sum = 0.0;
         meta->epoch_loss_steps = 0;
-        if ((st = save_ckpt(t, err)))
+        if ((st = save_ckpt(t, err))) {
+            drop_last_log_line(t);
             return st;
+        }
         if (hooks && hooks->on_progress)
             hooks->on_progress(hooks->ctx, &status, 1);
     }
