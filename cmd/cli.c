@@ -110,6 +110,11 @@ static int set_value(const cli_spec *spec, const cli_opt *o, void *dest, const c
         *(int *)dest = 1;
         return CLI_OK;
     case CLI_STRING:
+        /* An empty --out names nothing to write; refuse it here so every command with --out agrees. */
+        if (!*value && strcmp(o->name, "out") == 0) {
+            cli_error(spec->name, "--%s: an empty path names no file or folder", o->name);
+            return EXIT_USAGE;
+        }
         if (o->choices && !choice_ok(o->choices, value)) {
             cli_error(spec->name, "--%s: '%s' is not one of %s", o->name, value, o->choices);
             return EXIT_USAGE;

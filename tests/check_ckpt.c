@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/run/ckpt.h"
@@ -123,6 +124,18 @@ START_TEST(ckpt_refuses_other_version)
 }
 END_TEST
 
+START_TEST(ckpt_refuses_a_folder)
+{
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    cx_ckpt c;
+    cx_err err;
+    ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    rmdir(path);
+}
+END_TEST
+
 static Suite *ckpt_suite(void)
 {
     Suite *s = suite_create("ckpt");
@@ -133,6 +146,7 @@ static Suite *ckpt_suite(void)
     tcase_add_test(tc, ckpt_round_trip);
     tcase_add_test(tc, ckpt_refuses_every_truncation_and_bit_flip);
     tcase_add_test(tc, ckpt_refuses_other_version);
+    tcase_add_test(tc, ckpt_refuses_a_folder);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/conf/yaml_doc.h"
 
@@ -70,12 +71,37 @@ START_TEST(yaml_errors_name_line_and_column)
 }
 END_TEST
 
+/* The duplicate-key check is a hash lookup: 100,000 keys, then a repeat of the first, are
+ * refused well under a second (a pairwise check takes minutes). */
+START_TEST(yaml_duplicate_check_is_fast)
+{
+    enum { KEYS = 100000 };
+    size_t cap = (size_t)KEYS * 16 + 32, len = 0;
+    char *text = malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    for (int i = 0; i < KEYS; i++)
+        len += (size_t)snprintf(text + len, cap - len, "k%d: %d\n", i, i);
+    len += (size_t)snprintf(text + len, cap - len, "k0: again\n");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cx_yaml_node *root;
+    cx_err err;
+    ck_assert_int_eq(cx_yaml_parse_string(text, len, "big.yaml", &root, &err), CX_EUSAGE);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_ptr_nonnull(strstr(err.msg, "big.yaml:100001:1: duplicate key 'k0' (first at line 1)"));
+    ck_assert_msg(seconds < 1.0, "100,000 keys took %.2f s", seconds);
+    free(text);
+}
+END_TEST
+
 static Suite *yaml_doc_suite(void)
 {
     Suite *s = suite_create("yaml_doc");
     TCase *tc = tcase_create("yaml_doc");
     tcase_add_test(tc, yaml_tree_with_positions);
     tcase_add_test(tc, yaml_errors_name_line_and_column);
+    tcase_add_test(tc, yaml_duplicate_check_is_fast);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,6 +21,10 @@ for c in $commands; do
     expect_exit 0 "$CLIPX" "$c" -h && cmp -s "$WORK/out" "$WORK/help1" || fail "$c -h differs from help $c"
     # Every command refuses an unknown option with a usage error.
     expect_exit 2 "$CLIPX" "$c" --no-such-option && expect_one_error_line
+    # An empty --out is a usage error naming the flag, for every command that has --out.
+    if grep -q -- '--out' "$WORK/help1"; then
+        expect_exit 2 "$CLIPX" "$c" --out "" && expect_one_error_line && expect_grep '[-][-]out' "$WORK/err" "$c --out ''"
+    fi
     # The man page documents every command.
     grep -q "^\.SS \"\\?$c" "$TOP_SRCDIR/doc/clipx.1" || fail "doc/clipx.1 lacks a section for $c"
 done

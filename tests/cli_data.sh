@@ -97,6 +97,12 @@ expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile scale --n 100000 --
     expect_grep '^clipx: subsample: --n: 100000 exceeds the 3000 samples available$' "$WORK/err"
 expect_exit 2 "$CLIPX" subsample "$D/dataset.yaml" --profile trim-tail --tail-k 50 --out "$S" &&
     expect_one_error_line && expect_grep '^clipx: subsample: --tail-k: 50 is out of range \[0, 20\]$' "$WORK/err"
+# An empty SUBSET (header, no rows) keeps no rows: stats reports zero samples.
+printf 'index\tlabel\n' >"$WORK/empty-subset"
+expect_exit 0 "$CLIPX" stats "$D/dataset.yaml" --subset "$WORK/empty-subset" --json
+tr -d ' \n' <"$WORK/out" | grep -q '"samples":0,' || fail "stats of an empty SUBSET does not report 0 samples"
+expect_exit 1 "$CLIPX" train --data "$D/dataset.yaml" --subset "$WORK/empty-subset" --out "$WORK/empty-run" --quiet &&
+    expect_one_error_line && expect_grep 'empty-subset: the subset holds no samples$' "$WORK/err" "train on an empty SUBSET"
 # Failures leave the earlier output as it was, and create nothing.
 cp "$S" "$WORK/S.before"
 expect_exit 1 "$CLIPX" subsample "$WORK/nope.yaml" --profile exp --out "$S" && expect_one_error_line

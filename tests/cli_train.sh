@@ -23,6 +23,11 @@ done
 expect_grep '^objective: "?sl' "$WORK/sl/config.yaml" "config.yaml"
 
 # Same seed and threads: the same bytes. Another seed: other bytes.
+# A checkpoint that cannot be written (the file-size limit, with SIGXFSZ ignored so the write
+# fails instead of killing) leaves no log line for its epoch: the log never gets ahead of it.
+expect_exit 1 sh -c 'trap "" XFSZ; ulimit -f 4; exec "$@"' sh "$CLIPX" train $small --objective sl --epochs 2 --out "$WORK/sl-full" &&
+    expect_one_error_line && expect_grep 'model.ckpt' "$WORK/err" "failed checkpoint write"
+[ -f "$WORK/sl-full/log.jsonl" ] && [ ! -s "$WORK/sl-full/log.jsonl" ] || fail "log.jsonl records an epoch whose checkpoint was never written"
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --out "$WORK/sl2"
 cmp -s "$WORK/sl/model.ckpt" "$WORK/sl2/model.ckpt" || fail "same seed gave different checkpoints"
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --seed 7 --out "$WORK/sl3"

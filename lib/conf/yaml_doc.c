@@ -7,6 +7,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "lib/base/strmap.h"
+
 static cx_yaml_node *new_node(cx_yaml_kind kind, const yaml_mark_t *mark)
 {
     cx_yaml_node *n = calloc(1, sizeof *n);
@@ -66,7 +68,8 @@ static cx_status oom(doc_parser *p)
     return cx_fail(p->err, CX_ENOMEM, "%s: out of memory", p->name);
 }
 
-static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
+/* seen maps each key read so far to its pair, so the duplicate check stays linear in the keys. */
+static cx_status parse_mapping_pairs(doc_parser *p, cx_yaml_node *map, cx_strmap *seen)
 {
     size_t cap = 0;
     for (;;) {
@@ -86,13 +89,13 @@ static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
         }
         const char *key = (const char *)ev.data.scalar.value;
         int line = (int)ev.start_mark.line + 1, col = (int)ev.start_mark.column + 1;
-        for (size_t i = 0; i < map->count; i++)
-            if (strcmp(map->pairs[i].key, key) == 0) {
-                st = cx_fail(p->err, CX_EUSAGE, "%s:%d:%d: duplicate key '%s' (first at line %d)",
-                             p->name, line, col, key, map->pairs[i].line);
-                yaml_event_delete(&ev);
-                return st;
-            }
+        int first = cx_strmap_get(seen, key, strlen(key));
+        if (first >= 0) {
+            st = cx_fail(p->err, CX_EUSAGE, "%s:%d:%d: duplicate key '%s' (first at line %d)",
+                         p->name, line, col, key, map->pairs[first].line);
+            yaml_event_delete(&ev);
+            return st;
+        }
         if (map->count == cap) {
             size_t ncap = cap ? 2 * cap : 8;
             cx_yaml_pair *np = realloc(map->pairs, ncap * sizeof *np);
@@ -109,7 +112,7 @@ static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
         pair->col = col;
         pair->value = NULL;
         yaml_event_delete(&ev);
-        if (!pair->key)
+        if (!pair->key || cx_strmap_put(seen, pair->key, strlen(pair->key), (int)map->count) == -2)
             return oom(p);
         map->count++;
         st = next_event(p, &ev);
@@ -119,6 +122,16 @@ static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
         if (st)
             return st;
     }
+}
+
+static cx_status parse_mapping(doc_parser *p, cx_yaml_node *map)
+{
+    cx_strmap seen;
+    if (cx_strmap_init(&seen, 8))
+        return oom(p);
+    cx_status st = parse_mapping_pairs(p, map, &seen);
+    cx_strmap_free(&seen);
+    return st;
 }
 
 static cx_status parse_sequence(doc_parser *p, cx_yaml_node *seq)

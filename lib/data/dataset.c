@@ -231,6 +231,11 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         if ((st = cx_subset_read(opt->subset_path, y_all, s->stored_n, s->labels_path, &subset,
                                  &nkeep, err)))
             goto fail;
+        /* An empty SUBSET keeps no rows; keep must stay non-NULL, since NULL means all rows. */
+        if (!subset && !(subset = malloc(sizeof *subset))) {
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory", opt->subset_path);
+            goto fail;
+        }
         keep = subset;
     } else if (is_train && opt && opt->keep) {
         keep = opt->keep;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "lib/base/afile.h"
@@ -211,6 +212,12 @@ static cx_status read_file(const char *path, unsigned char **buf, size_t *size, 
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return cx_fail_errno(err, errno == ENOENT ? CX_EDATA : CX_EIO, errno, "%s", path);
+    /* fopen opens a folder too; its size and reads then fail in confusing ways. */
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return cx_fail(err, CX_EDATA, "%s: not a regular file (a checkpoint is a file)", path);
+    }
     if (fseek(fp, 0, SEEK_END) != 0) {
         fclose(fp);
         return cx_fail(err, CX_EIO, "%s: cannot seek", path);

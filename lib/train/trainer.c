@@ -144,9 +144,10 @@ static cx_status load_data(trainer *t, cx_err *err)
     if (st)
         return st;
     const cx_split *s = &t->ds.train;
+    if (s->n == 0 && cfg->subset)
+        return cx_fail(err, CX_EDATA, "%s: the subset holds no samples", cfg->subset);
     if (s->n == 0)
-        return cx_fail(err, CX_EDATA, "%s: the training split holds no samples%s", cfg->data,
-                       cfg->subset ? " after the subset" : "");
+        return cx_fail(err, CX_EDATA, "%s: the training split holds no samples", cfg->data);
     if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !s->captions && t->ds.num_templates < 1)
         return cx_fail(err, CX_EUSAGE, "%s: objective clip needs captions or prompt templates, and "
                        "the dataset has neither; add captions or templates to it, or use "
@@ -630,6 +631,24 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
     return cx_afile_commit(&f, err);
 }
 
+/* The checkpoint of the epoch just logged was not written: take its line back out of the log,
+ * so the log never gets ahead of the checkpoint. Best effort; the write error is what is reported. */
+static void drop_last_log_line(trainer *t)
+{
+    if (t->nlog <= 0)
+        return;
+    free(t->log_lines[--t->nlog]);
+    if (t->dist.rank != 0)
+        return;
+    cx_err ignored;
+    cx_afile f;
+    if (cx_afile_open(&f, t->log_path, &ignored))
+        return;
+    for (int64_t i = 0; i < t->nlog; i++)
+        fprintf(f.fp, "%s\n", t->log_lines[i]);
+    (void)cx_afile_commit(&f, &ignored);
+}
+
 /* ---- the loop ------------------------------------------------------------------------------ */
 
 /* Rank 0 writes; every rank learns whether it worked, so all stop together if not. Each rank
@@ -843,8 +862,10 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             return st;
         meta->epoch_loss_sum = 0.0;
         meta->epoch_loss_steps = 0;
-        if ((st = save_ckpt(t, err)))
+        if ((st = save_ckpt(t, err))) {
+            drop_last_log_line(t);
             return st;
+        }
         if (hooks && hooks->on_progress)
             hooks->on_progress(hooks->ctx, &status, 1);
     }
