@@ -113,6 +113,31 @@ expect_exit 1 "$CLIPX" subsample "$D/dataset.yaml" --subset "$WORK/bad-subset" -
 cmp -s "$S" "$WORK/S.before" || fail "a failed subsample changed the earlier SUBSET"
 expect_exit 1 "$CLIPX" subsample "$D/dataset.yaml" --profile exp --out "$WORK/nofolder/S" && expect_one_error_line
 ls "$WORK" | grep -q '^\.S\.' && fail "a temporary SUBSET was left behind"
+# subsample and stats read labels only, but check the images file too: missing, truncated, of
+# another format or of another count than the labels is refused (exit 1, one line naming it),
+# and nothing is written.
+B="$WORK/broken"
+rm -rf "$B" && cp -r "$D" "$B"
+feat="$B/train-features.npy"
+cp "$feat" "$WORK/feat.keep"
+for damage in missing truncated magic count folder captions; do
+    cp "$WORK/feat.keep" "$feat"
+    case $damage in
+    missing) rm "$feat"; want='train-features.npy: No such file or directory$' ;;
+    truncated) head -c 1000 "$WORK/feat.keep" >"$feat"; want='train-features.npy: byte 8: header claims 3000 records' ;;
+    magic) printf 'XXXXXXXX' | dd of="$feat" conv=notrunc 2>/dev/null; want='train-features.npy: byte 0: wrong NPY magic' ;;
+    count) cp "$D/test-features.npy" "$feat"; want='train-features.npy: byte 10: header claims 200 images, but .*train-labels.npy holds 3000 labels$' ;;
+    folder) rm "$feat"; mkdir "$feat"; want='train-features.npy: is a folder' ;;
+    captions) mv "$B/train-captions.txt" "$WORK/cap.keep"; want='train-captions.txt: No such file or directory$' ;;
+    esac
+    expect_exit 1 "$CLIPX" stats "$B/dataset.yaml" && expect_one_error_line && expect_grep "$want" "$WORK/err" "stats, $damage images"
+    rm -f "$WORK/S-broken"
+    expect_exit 1 "$CLIPX" subsample "$B/dataset.yaml" --profile exp --out "$WORK/S-broken" &&
+        expect_one_error_line && expect_grep "$want" "$WORK/err" "subsample, $damage images"
+    [ -e "$WORK/S-broken" ] && fail "subsample wrote a SUBSET of a broken dataset ($damage)"
+    rm -rf "$feat"
+    [ "$damage" = captions ] && mv "$WORK/cap.keep" "$B/train-captions.txt"
+done
 
 # ---- count -----------------------------------------------------------------------------------
 F="$WORK/freqs"
@@ -174,7 +199,8 @@ timg() { # timg NAME IMAGES
 }
 head -c 60 "$FX/tiny-images-idx3-ubyte.gz" >"$WORK/cut-images-idx3-ubyte.gz"
 timg cutimg "$WORK/cut-images-idx3-ubyte.gz"
-expect_exit 0 "$CLIPX" stats "$WORK/cutimg.yaml" --quiet # labels alone are fine
+# Without --check the images are not read, but their length is checked all the same (issue 18).
+bad_case cutimg 'cut-images-idx3-ubyte.gz: byte [0-9]+: truncated gzip stream' "$CLIPX" stats "$WORK/cutimg.yaml"
 bad_case cutimg 'cut-images-idx3-ubyte.gz: byte [0-9]+: truncated gzip stream' "$CLIPX" stats "$WORK/cutimg.yaml" --check
 head -c 40 "$FX/tiny-images-idx3-ubyte" >"$WORK/short-images-idx3-ubyte"
 timg shortimg "$WORK/short-images-idx3-ubyte"

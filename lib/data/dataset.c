@@ -190,6 +190,48 @@ static cx_status load_groups(const cx_dataset *ds, const char *dir, const split_
     return CX_OK;
 }
 
+/* Open a split's images file and check its header against the labels and the YAML: magic, rank,
+ * records, a promised shape, and that the file is as long as its header says (cx_array_open;
+ * for gzip from the trailer's size). Fills s->rank, dim and shape; a is left open at the records. */
+static cx_status open_images(const char *yaml, const split_spec *sp, cx_split *s,
+                             cx_array_file *a, cx_err *err)
+{
+    cx_status st = cx_array_open(a, s->images_path, CX_FORMAT_ANY, err);
+    if (st)
+        return st;
+    if (a->records != s->stored_n)
+        return cx_fail(err, CX_EDATA,
+                       "%s: byte %d: header claims %llu images, but %s holds %zu labels",
+                       s->images_path, a->format == CX_FORMAT_IDX ? 4 : 10,
+                       (unsigned long long)a->records, s->labels_path, s->stored_n);
+    if (a->rank > 4)
+        return cx_fail(err, CX_EDATA, "%s: byte 10: %d dimensions per sample (at most 3)",
+                       s->images_path, a->rank - 1);
+    s->rank = a->rank > 1 ? a->rank - 1 : 1;
+    s->dim = (size_t)a->record_elems;
+    for (int k = 0; k < s->rank; k++)
+        s->shape[k] = a->rank > 1 ? (size_t)a->shape[k + 1] : 1;
+    if (sp->shape_node) {
+        int same = sp->shape_rank == s->rank;
+        for (int k = 0; same && k < s->rank; k++)
+            same = sp->shape[k] == s->shape[k];
+        if (!same) {
+            char got[96] = "", want[96] = "";
+            for (int k = 0; k < s->rank; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", k ? ", " : "",
+                         s->shape[k]);
+            for (int k = 0; k < sp->shape_rank; k++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu", k ? ", " : "",
+                         sp->shape[k]);
+            return cx_fail(err, CX_EDATA,
+                           "%s: samples of shape [%s], but %s:%d:%d promises shape: [%s]",
+                           s->images_path, got, yaml, sp->shape_node->line, sp->shape_node->col,
+                           want);
+        }
+    }
+    return CX_OK;
+}
+
 static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *sp, int is_train,
                             unsigned parts, const cx_load_options *opt, cx_split *s, cx_err *err)
 {
@@ -266,43 +308,16 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
     if ((st = load_groups(ds, dir, sp, keep, s, err)))
         goto fail;
 
+    if (!(parts & CX_LOAD_IMAGES)) {
+        /* Labels only: the images file is still checked (header, length, counts), so a command
+         * that reads labels never passes a dataset that training would refuse. */
+        cx_split probe = *s;
+        if ((st = open_images(yaml, sp, &probe, &a, err)))
+            goto fail;
+    }
     if (parts & CX_LOAD_IMAGES) {
-        if ((st = cx_array_open(&a, s->images_path, CX_FORMAT_ANY, err)))
+        if ((st = open_images(yaml, sp, s, &a, err)))
             goto fail;
-        if (a.records != s->stored_n) {
-            st = cx_fail(err, CX_EDATA,
-                         "%s: byte %d: header claims %llu images, but %s holds %zu labels",
-                         s->images_path, a.format == CX_FORMAT_IDX ? 4 : 10,
-                         (unsigned long long)a.records, s->labels_path, s->stored_n);
-            goto fail;
-        }
-        if (a.rank > 4) {
-            st = cx_fail(err, CX_EDATA, "%s: byte 10: %d dimensions per sample (at most 3)",
-                         s->images_path, a.rank - 1);
-            goto fail;
-        }
-        s->rank = a.rank > 1 ? a.rank - 1 : 1;
-        s->dim = (size_t)a.record_elems;
-        for (int k = 0; k < s->rank; k++)
-            s->shape[k] = a.rank > 1 ? (size_t)a.shape[k + 1] : 1;
-        if (sp->shape_node) {
-            int same = sp->shape_rank == s->rank;
-            for (int k = 0; same && k < s->rank; k++)
-                same = sp->shape[k] == s->shape[k];
-            if (!same) {
-                char got[96] = "", want[96] = "";
-                for (int k = 0; k < s->rank; k++)
-                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s%zu", k ? ", " : "",
-                             s->shape[k]);
-                for (int k = 0; k < sp->shape_rank; k++)
-                    snprintf(want + strlen(want), sizeof want - strlen(want), "%s%zu",
-                             k ? ", " : "", sp->shape[k]);
-                st = cx_fail(
-                    err, CX_EDATA, "%s: samples of shape [%s], but %s:%d:%d promises shape: [%s]",
-                    s->images_path, got, yaml, sp->shape_node->line, sp->shape_node->col, want);
-                goto fail;
-            }
-        }
         cx_elem out = a.elem == CX_ELEM_U8 ? CX_ELEM_U8 : CX_ELEM_F32;
         s->dtype = out == CX_ELEM_U8 ? CX_DTYPE_U8 : CX_DTYPE_F32;
         s->x = malloc((s->n ? s->n : 1) * s->dim * cx_elem_size(out));
@@ -313,6 +328,14 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         }
         /* With a kept list, the skipped rows stream past without being stored. */
         if ((st = cx_array_read(&a, keep, nkeep, out, s->x, err)))
+            goto fail;
+    }
+    if (!(parts & CX_LOAD_CAPTIONS) && s->captions_path) {
+        /* Not read here: at least a readable file (its lines are counted when it is read). */
+        cx_gzfile cf;
+        st = cx_gzfile_open(&cf, s->captions_path, err);
+        cx_gzfile_close(&cf);
+        if (st)
             goto fail;
     }
     if ((parts & CX_LOAD_CAPTIONS) && s->captions_path) {
