@@ -220,6 +220,57 @@ START_TEST(dino_layout_identity_tower)
 }
 END_TEST
 
+START_TEST(dino_checkpoint_round_trips_student_and_teacher)
+{
+    /* The run checkpoint walks the parameter set: the teacher is saved and loaded with the
+     * student, and a model from another seed reads back bit-identical. */
+    cx_model a, b;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_DINO);
+    s.dino_hidden = 6;
+    s.dino_bottleneck = 3;
+    s.dino_prototypes = 5;
+    ck_assert_int_eq(cx_model_build(&a, &s, 2, &err), CX_OK);
+    ck_assert_int_eq(cx_model_build(&b, &s, 2, &err), CX_OK);
+    cx_model_init_params(&a, 3);
+    cx_model_init_params(&b, 4);
+    /* A teacher apart from its student, as after training steps. */
+    float *sv = cx_param_value(&a.params, a.prototypes);
+    sv[0] += 0.5f;
+    cx_model_teacher_update(&a, 0.5);
+    char dir[] = "/tmp/clipx-dino-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *path = cx_run_path(dir, CX_RUN_CKPT);
+    cx_run_meta meta;
+    memset(&meta, 0, sizeof meta);
+    char *class_names[1] = {"c"};
+    int64_t class_counts[1] = {7};
+    meta.dataset = "t";
+    meta.shape.in_rank = 1;
+    meta.shape.in_shape[0] = IN;
+    meta.shape.num_classes = 1;
+    meta.num_eval_classes = 1;
+    meta.class_names = class_names;
+    meta.class_counts = class_counts;
+    ck_assert_msg(cx_run_write_ckpt(path, &meta, "objective: sl\n", &a, NULL, &err) == CX_OK,
+                  "%s", err.msg);
+    cx_ckpt ck;
+    cx_run_meta back;
+    ck_assert_msg(cx_run_read_ckpt(path, &ck, &back, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(cx_run_load_params(&ck, path, &b, NULL, &err) == CX_OK, "%s", err.msg);
+    ck_assert_int_eq(memcmp(a.params.value, b.params.value, a.params.total * sizeof(float)), 0);
+    ck_assert(cx_param_value(&b.params, b.teacher_prototypes)[0] !=
+              cx_param_value(&b.params, b.prototypes)[0]);
+    cx_ckpt_free(&ck);
+    cx_run_meta_free(&back);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    cx_model_free(&a);
+    cx_model_free(&b);
+}
+END_TEST
+
 START_TEST(clip_step_gradients)
 {
     cx_model m;
@@ -707,6 +758,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, clip_step_gradients);
     tcase_add_test(tc, dino_layout_mlp_tower);
     tcase_add_test(tc, dino_layout_identity_tower);
+    tcase_add_test(tc, dino_checkpoint_round_trips_student_and_teacher);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, identity_tower_steps_gradients);
     tcase_add_test(tc, frozen_image_tower_steps);
