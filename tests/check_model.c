@@ -14,6 +14,7 @@
 #include "lib/base/threads.h"
 #include "lib/model/cnn.h"
 #include "lib/model/head.h"
+#include "lib/model/dino_head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
 #include "lib/model/text_tower.h"
@@ -148,6 +149,64 @@ static void check_mlp(const int64_t *hidden, int nhidden, cx_act act, cx_norm no
     cx_params_free(&c.p);
     free(c.in), free(din), free(g1);
 }
+
+/* ---- DINO head ----------------------------------------------------------------------------- */
+
+typedef struct {
+    cx_params p;
+    cx_dino_head h;
+    int B;
+    float *in;
+    gc_proj proj;
+} dino_head_ctx;
+
+static double dino_head_f(void *v)
+{
+    dino_head_ctx *c = v;
+    return gc_proj_dot(&c->proj, cx_dino_head_forward(&c->h, &c->p, c->in, c->B));
+}
+
+/* GELU MLP then L2 normalisation: unit output rows, din and every parameter by finite
+ * differences (the normalisation's gradient is the part this file adds to cx_mlp's). */
+START_TEST(dino_head_gradients)
+{
+    const int in_dim = 7, hidden = 10, out_dim = 5;
+    dino_head_ctx c = {.B = 4};
+    cx_err err = {0};
+    cx_params_init(&c.p);
+    must(cx_dino_head_declare(&c.h, &c.p, "dino.head", in_dim, hidden, out_dim, 0, &err), &err);
+    must(cx_params_alloc(&c.p, 0, &err), &err);
+    must(cx_dino_head_alloc(&c.h, 6, &err), &err);
+    cx_rng rng;
+    cx_rng_seed(&rng, 41, 0);
+    cx_dino_head_init_params(&c.h, &c.p, &rng);
+    c.in = gc_frand((size_t)c.B * in_dim, 42, 1.5);
+    ck_assert_int_eq(gc_proj_init(&c.proj, (size_t)c.B * out_dim, 43), 0);
+    const float *y = cx_dino_head_forward(&c.h, &c.p, c.in, c.B);
+    for (int i = 0; i < c.B; i++) {
+        double ss = 0;
+        for (int j = 0; j < out_dim; j++)
+            ss += (double)y[i * out_dim + j] * y[i * out_dim + j];
+        ck_assert(fabs(ss - 1) < 1e-5);
+    }
+    float *din = gc_fbuf((size_t)c.B * in_dim);
+    cx_params_zero_grad(&c.p);
+    dino_head_f(&c);
+    cx_dino_head_backward(&c.h, &c.p, c.in, c.proj.r, din, c.B);
+    gc_var vars[40] = {{"din", c.in, din, (size_t)c.B * in_dim}};
+    int nv = param_vars(vars, 1, 40, &c.p);
+    ck_assert_int_eq(nv, 1 + 2 * 3);
+    gc_opts o = gc_opts_default();
+    o.max_coords = 24;
+    o.h = 1e-3;
+    gc_report rep;
+    gc_assert_passed(gc_check(dino_head_f, NULL, &c, vars, nv, &o, &rep), &rep, "dino head");
+    gc_proj_free(&c.proj);
+    cx_dino_head_free(&c.h);
+    cx_params_free(&c.p);
+    free(c.in), free(din);
+}
+END_TEST
 
 START_TEST(mlp_linear_gradients)
 {
@@ -715,6 +774,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, mlp_relu_gradients);
     tcase_add_test(tc, mlp_gelu_gradients);
     tcase_add_test(tc, mlp_layernorm_gradients);
+    tcase_add_test(tc, dino_head_gradients);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("text");

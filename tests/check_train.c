@@ -123,6 +123,154 @@ static void random_params(cx_model *m, uint64_t seed)
     cx_model_init_params(m, seed);
 }
 
+/* DINO's layout: the student (image tower, head, prototypes) and its teacher copy under
+ * "teacher.", fixed for the optimiser, equal to the student after initialisation, moved only by
+ * the EMA; all in the one parameter set the checkpoint code walks. */
+static void dino_layout_case(cx_image_kind kind)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_DINO);
+    s.image_kind = kind;
+    s.dino_hidden = 6;
+    s.dino_bottleneck = 3;
+    s.dino_prototypes = 5;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    cx_model_init_params(&m, 3);
+    cx_params *p = &m.params;
+    int pi = cx_params_find(p, "dino.prototypes");
+    ck_assert_int_eq(pi, m.prototypes);
+    ck_assert_int_eq(p->info[pi].ndim, 2);
+    ck_assert_int_eq(p->info[pi].shape[0], 5);
+    ck_assert_int_eq(p->info[pi].shape[1], 3);
+    ck_assert_int_eq(cx_params_find(p, "teacher.dino.prototypes"), m.teacher_prototypes);
+    ck_assert_int_ge(cx_params_find(p, "dino.head.fc0.weight"), 0);
+    ck_assert_int_ge(cx_params_find(p, "teacher.image.fc0.weight"), 0);
+    ck_assert_int_lt(cx_params_find(p, "logit_scale"), 0);
+    ck_assert_int_lt(cx_params_find(p, "head.weight"), 0);
+    int students = 0, teachers = 0;
+    size_t student_scalars = 0;
+    for (int t = 0; t < p->count; t++) {
+        const cx_param_info *in = &p->info[t];
+        if (strncmp(in->name, "teacher.", 8) != 0) {
+            ck_assert_msg(!(in->flags & CX_PARAM_FROZEN), "%s frozen", in->name);
+            students++;
+            student_scalars += in->size;
+            continue;
+        }
+        teachers++;
+        ck_assert_msg((in->flags & (CX_PARAM_FROZEN | CX_PARAM_NO_STATE)) ==
+                          (CX_PARAM_FROZEN | CX_PARAM_NO_STATE), "%s not fixed", in->name);
+        int st = cx_params_find(p, in->name + 8);
+        ck_assert_msg(st >= 0, "%s has no student", in->name);
+        ck_assert_int_eq(p->info[st].size, in->size);
+        ck_assert_int_eq(memcmp(p->info[st].shape, in->shape, sizeof in->shape), 0);
+        ck_assert_msg(memcmp(cx_param_value(p, st), cx_param_value(p, t),
+                             in->size * sizeof(float)) == 0, "%s starts unlike its student",
+                      in->name);
+    }
+    ck_assert_int_eq(teachers, students);
+    ck_assert_uint_eq(cx_params_trainable(p), student_scalars);
+    /* The prototypes are initialised (not left at zero), within PyTorch's Linear bound. */
+    const float *w = cx_param_value(p, pi);
+    int nonzero = 0;
+    for (int i = 0; i < 15; i++) {
+        ck_assert(fabsf(w[i]) <= 1 / sqrtf(3.0f));
+        nonzero += w[i] != 0;
+    }
+    ck_assert_int_eq(nonzero, 15);
+    /* EMA: the teacher moves a (1 - momentum) share towards the student. */
+    float *sv = cx_param_value(p, pi), *tv = cx_param_value(p, m.teacher_prototypes);
+    float before = tv[7];
+    sv[7] += 1.0f;
+    cx_model_teacher_update(&m, 0.75);
+    ck_assert_float_eq_tol(tv[7], before + 0.25f, 1e-6f);
+    ck_assert_float_eq_tol(tv[6], sv[6], 1e-6f);
+    ck_assert(cx_model_logit_scale(&m) == 1.0f);
+    cx_model_clamp_logit_scale(&m); /* no scale: touches nothing */
+    ck_assert_float_eq_tol(tv[7], before + 0.25f, 1e-6f);
+    cx_model_free(&m);
+}
+
+START_TEST(dino_layout_mlp_tower)
+{
+    dino_layout_case(CX_IMAGE_MLP);
+}
+END_TEST
+
+START_TEST(dino_layout_identity_tower)
+{
+    /* Features in: the head and prototypes are the whole student. */
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_DINO);
+    s.image_kind = CX_IMAGE_IDENTITY;
+    s.embed_dim = IN;
+    s.dino_hidden = 6;
+    s.dino_bottleneck = 3;
+    s.dino_prototypes = 5;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    cx_model_init_params(&m, 3);
+    ck_assert_int_lt(cx_params_find(&m.params, "teacher.image.fc0.weight"), 0);
+    ck_assert_int_ge(cx_params_find(&m.params, "teacher.dino.head.fc2.weight"), 0);
+    cx_model_free(&m);
+    s.dino_prototypes = 0;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_EUSAGE);
+    ck_assert_str_eq(err.msg, "dino: 0 prototypes; give at least 1");
+}
+END_TEST
+
+START_TEST(dino_checkpoint_round_trips_student_and_teacher)
+{
+    /* The run checkpoint walks the parameter set: the teacher is saved and loaded with the
+     * student, and a model from another seed reads back bit-identical. */
+    cx_model a, b;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_DINO);
+    s.dino_hidden = 6;
+    s.dino_bottleneck = 3;
+    s.dino_prototypes = 5;
+    ck_assert_int_eq(cx_model_build(&a, &s, 2, &err), CX_OK);
+    ck_assert_int_eq(cx_model_build(&b, &s, 2, &err), CX_OK);
+    cx_model_init_params(&a, 3);
+    cx_model_init_params(&b, 4);
+    /* A teacher apart from its student, as after training steps. */
+    float *sv = cx_param_value(&a.params, a.prototypes);
+    sv[0] += 0.5f;
+    cx_model_teacher_update(&a, 0.5);
+    char dir[] = "/tmp/clipx-dino-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *path = cx_run_path(dir, CX_RUN_CKPT);
+    cx_run_meta meta;
+    memset(&meta, 0, sizeof meta);
+    char *class_names[1] = {"c"};
+    int64_t class_counts[1] = {7};
+    meta.dataset = "t";
+    meta.shape.in_rank = 1;
+    meta.shape.in_shape[0] = IN;
+    meta.shape.num_classes = 1;
+    meta.num_eval_classes = 1;
+    meta.class_names = class_names;
+    meta.class_counts = class_counts;
+    ck_assert_msg(cx_run_write_ckpt(path, &meta, "objective: sl\n", &a, NULL, &err) == CX_OK,
+                  "%s", err.msg);
+    cx_ckpt ck;
+    cx_run_meta back;
+    ck_assert_msg(cx_run_read_ckpt(path, &ck, &back, &err) == CX_OK, "%s", err.msg);
+    ck_assert_msg(cx_run_load_params(&ck, path, &b, NULL, &err) == CX_OK, "%s", err.msg);
+    ck_assert_int_eq(memcmp(a.params.value, b.params.value, a.params.total * sizeof(float)), 0);
+    ck_assert(cx_param_value(&b.params, b.teacher_prototypes)[0] !=
+              cx_param_value(&b.params, b.prototypes)[0]);
+    cx_ckpt_free(&ck);
+    cx_run_meta_free(&back);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    cx_model_free(&a);
+    cx_model_free(&b);
+}
+END_TEST
+
 START_TEST(clip_step_gradients)
 {
     cx_model m;
@@ -608,6 +756,9 @@ static Suite *train_suite(void)
     Suite *s = suite_create("train");
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, clip_step_gradients);
+    tcase_add_test(tc, dino_layout_mlp_tower);
+    tcase_add_test(tc, dino_layout_identity_tower);
+    tcase_add_test(tc, dino_checkpoint_round_trips_student_and_teacher);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, identity_tower_steps_gradients);
     tcase_add_test(tc, frozen_image_tower_steps);

@@ -67,6 +67,13 @@ START_TEST(train_defaults_match_the_contract)
     ck_assert_uint_eq(c.optim.milestones.n, 0);
     ck_assert(c.optim.gamma == 0.1 && c.optim.clip_grad == 0);
     ck_assert_int_eq(c.ckpt.every, 0);
+    ck_assert_int_eq(c.dino.prototypes, 4096);
+    ck_assert_int_eq(c.dino.sample_k, 0);
+    ck_assert_int_eq(c.dino.sinkhorn_iters, 3);
+    ck_assert(c.dino.student_temp == 0.1 && c.dino.teacher_temp == 0.04);
+    ck_assert(c.dino.momentum == 0.996);
+    ck_assert_int_eq(c.dino.hidden, 2048);
+    ck_assert_int_eq(c.dino.bottleneck, 256);
     ck_assert_int_eq(cx_train_config_validate(&c, &err), CX_OK);
     cx_train_config_free(&c);
 }
@@ -145,6 +152,14 @@ START_TEST(validation_says_what_to_change)
         {{"optim.nesterov=true", "optim.name=sgd", "optim.momentum=0"}, "optim.nesterov needs optim.name: sgd and optim.momentum > 0; set them or optim.nesterov: false"},
         {{"logit_scale.init=200"}, "logit_scale.init: 200 is above logit_scale.max (100); lower the one or raise the other"},
         {{"model.text.init=''"}, "model.text.init: give random or the folder of a run to copy the text tower from"},
+        {{"dino.prototypes=64"}, "dino.prototypes applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.prototypes"},
+        {{"objective=clip", "dino.sample_k=8"}, "dino.sample_k applies to objective: dino (objective is clip), which clipx train does not offer yet; remove dino.sample_k"},
+        {{"dino.sinkhorn_iters=5"}, "dino.sinkhorn_iters applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.sinkhorn_iters"},
+        {{"dino.student_temp=0.2"}, "dino.student_temp applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.student_temp"},
+        {{"dino.teacher_temp=0.07"}, "dino.teacher_temp applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.teacher_temp"},
+        {{"dino.momentum=0.99"}, "dino.momentum applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.momentum"},
+        {{"dino.hidden=64"}, "dino.hidden applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.hidden"},
+        {{"dino.bottleneck=32"}, "dino.bottleneck applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.bottleneck"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = 0;
@@ -174,6 +189,8 @@ START_TEST(validation_says_what_to_change)
         {"optim.name=sgd", "optim.nesterov=true", NULL, NULL},
         {"objective=clip", "sampler=class-balanced", NULL, NULL},
         {"vocab.k=5", "vocab.weight=sqrt", NULL, NULL},
+        /* dino.* at their defaults, spelled out, are not "set". */
+        {"dino.sinkhorn_iters=3", "dino.momentum=0.996", "dino.sample_k=0", NULL},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         size_t n = 0;

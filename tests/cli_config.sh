@@ -23,11 +23,12 @@ tail -n +2 "$WORK/keys" | awk -F '  +' '{print $1 "\t" $2 "; default " $3 "."}' 
 while IFS="$(printf '\t')" read -r key want; do
     got=$(awk -v k=".B $key" 'found {print; exit} $0 == k {found = 1}' "$TOP_SRCDIR/doc/clipx.1")
     [ "$got" = "$want" ] || fail "doc/clipx.1 for $key: '$got', wanted '$want'"
-    # Every listed key is written back by the configuration output (aug.* only when set:
+    # Every listed key is written back by the configuration output (aug.* and dino.* only when set:
     # at their defaults they are left out, so older run folders keep their exact text).
     leaf=${key##*.}
     case $key in
         aug.*) grep -q "^ *$leaf: " "$WORK/defaults.yaml" && fail "$key written at its default" ;;
+        dino.*) grep -q '^dino:' "$WORK/defaults.yaml" && fail "$key written at its default" ;;
         *) grep -q "^ *$leaf: " "$WORK/defaults.yaml" || fail "$key missing from the YAML output" ;;
     esac
 done <"$WORK/keytypes"
@@ -41,6 +42,11 @@ expect_no_grep '^  dropout: ' "$WORK/aug.yaml" "aug.dropout at its default"
 expect_exit 0 "$CLIPX" config --config "$WORK/aug.yaml"
 cmp -s "$WORK/out" "$WORK/aug.yaml" || fail "aug keys do not read back to the same text"
 expect_exit 2 "$CLIPX" config --keys --set seed=1 && expect_one_error_line
+# objective dino is not offered yet: a dino.* key away from its default exits 2 naming it.
+expect_exit 2 "$CLIPX" config --set objective=clip --set dino.sample_k=64 && expect_one_error_line
+expect_grep 'dino\.sample_k applies to objective: dino \(objective is clip\)' "$WORK/err" "dino.* refused"
+expect_exit 0 "$CLIPX" config --set dino.momentum=0.996
+expect_no_grep '^dino:' "$WORK/out" "dino.* at its default"
 
 # A file: nested and dotted keys, relative paths against the file's folder.
 mkdir -p "$WORK/cfg"

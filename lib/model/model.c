@@ -18,11 +18,55 @@ static cx_status step_buffers_oom(const cx_model_spec *s, cx_err *err)
                    s->max_batch);
 }
 
+/* DINO's tensors after the student's image tower: the student's head and prototypes, then the
+ * teacher's copy of the tower, head and prototypes, fixed for the optimiser. */
+static cx_status declare_dino(cx_model *m, cx_err *err)
+{
+    const cx_model_spec *s = &m->spec;
+    cx_params *p = &m->params;
+    const unsigned tf = CX_PARAM_FROZEN | CX_PARAM_NO_STATE;
+    int nhidden = s->image_kind == CX_IMAGE_LINEAR ? 0 : s->image_nhidden;
+    if (s->dino_prototypes < 1)
+        return cx_fail(err, CX_EUSAGE, "dino: %d prototypes; give at least 1", s->dino_prototypes);
+    const int proto_shape[2] = {s->dino_prototypes, s->dino_bottleneck};
+    cx_status st = cx_dino_head_declare(&m->dino_head, p, "dino.head", s->embed_dim,
+                                        s->dino_hidden, s->dino_bottleneck, 0, err);
+    if (st)
+        return st;
+    if ((m->prototypes = cx_params_declare(p, "dino.prototypes", 2, proto_shape, 0, err)) < 0)
+        return cx_params_failure(m->prototypes);
+    unsigned imf = tf; /* the teacher's tower, whatever the student's flags */
+    if (s->image_kind == CX_IMAGE_IDENTITY)
+        st = CX_OK;
+    else if (s->image_kind == CX_IMAGE_CNN)
+        st = cx_cnn_declare(&m->teacher_cnn, p, "teacher.image", s->in_c, s->in_h, s->in_w,
+                            s->image_channels, s->image_nchannels, s->image_hidden, nhidden,
+                            s->embed_dim, s->act, s->norm, imf, err);
+    else if (s->image_kind == CX_IMAGE_VIT)
+        st = cx_seq_tower_declare_vit(&m->teacher_vit, p, "teacher.image", s->in_c, s->in_h,
+                                      s->in_w, s->vit.patch, s->vit.width, s->vit.layers,
+                                      s->vit.heads, s->vit.mlp, s->vit.pool, s->embed_dim, imf,
+                                      err);
+    else
+        st = cx_mlp_declare(&m->teacher_image, p, "teacher.image", s->in_dim, s->image_hidden,
+                            nhidden, s->embed_dim, s->act, s->norm, imf, err);
+    if (st)
+        return st;
+    if ((st = cx_dino_head_declare(&m->teacher_head, p, "teacher.dino.head", s->embed_dim,
+                                   s->dino_hidden, s->dino_bottleneck, tf, err)))
+        return st;
+    if ((m->teacher_prototypes = cx_params_declare(p, "teacher.dino.prototypes", 2, proto_shape,
+                                                   tf, err)) < 0)
+        return cx_params_failure(m->teacher_prototypes);
+    return CX_OK;
+}
+
 cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err)
 {
     memset(m, 0, sizeof *m);
     m->spec = *spec;
     m->logit_scale = -1;
+    m->prototypes = m->teacher_prototypes = -1;
     cx_params_init(&m->params);
     cx_params *p = &m->params;
     const cx_model_spec *s = &m->spec;
@@ -48,6 +92,10 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
                             s->embed_dim, s->act, s->norm, imf, err);
     if (st)
         goto fail;
+    if (s->objective == CX_OBJECTIVE_DINO) {
+        if ((st = declare_dino(m, err)))
+            goto fail;
+    }
     unsigned scale_flags = CX_PARAM_NO_DECAY | (s->logit_scale_learn ? 0 : CX_PARAM_FROZEN);
     if (s->objective == CX_OBJECTIVE_CLIP) {
         int tn = s->text_kind == CX_TEXT_LINEAR ? 0 : s->text_nhidden;
@@ -67,7 +115,7 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
             st = cx_params_failure(m->logit_scale);
             goto fail;
         }
-    } else {
+    } else if (s->objective == CX_OBJECTIVE_SL) {
         if ((st = cx_head_declare(&m->head, p, "head", s->head_kind, s->num_classes, s->embed_dim,
                                   s->head_frozen ? CX_PARAM_FROZEN : 0, scale_flags, err)))
             goto fail;
@@ -117,6 +165,14 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
             st = step_buffers_oom(s, err);
             goto fail;
         }
+    } else if (s->objective == CX_OBJECTIVE_DINO) {
+        st = s->image_kind == CX_IMAGE_IDENTITY ? CX_OK
+             : s->image_kind == CX_IMAGE_CNN    ? cx_cnn_alloc(&m->teacher_cnn, s->max_batch, err)
+             : s->image_kind == CX_IMAGE_VIT    ? cx_seq_tower_alloc(&m->teacher_vit, s->max_batch, m->seq_scratch, err)
+                                                : cx_mlp_alloc(&m->teacher_image, s->max_batch, err);
+        if (st || (st = cx_dino_head_alloc(&m->dino_head, s->max_batch, err)) ||
+            (st = cx_dino_head_alloc(&m->teacher_head, s->max_batch, err)))
+            goto fail;
     } else {
         if ((st = cx_head_alloc(&m->head, s->max_batch, err)))
             goto fail;
@@ -153,8 +209,36 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
         else
             cx_text_tower_init_params(&m->text, &m->params, &rng);
         cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
+    } else if (m->spec.objective == CX_OBJECTIVE_DINO) {
+        cx_dino_head_init_params(&m->dino_head, &m->params, &rng);
+        /* As a PyTorch Linear(bottleneck, P)'s weight: U(-1/sqrt(in), 1/sqrt(in)). */
+        const cx_param_info *pi = &m->params.info[m->prototypes];
+        float *w = cx_param_value(&m->params, m->prototypes);
+        double bound = 1.0 / sqrt((double)pi->shape[1]);
+        for (size_t i = 0; i < pi->size; i++)
+            w[i] = (float)((2.0 * cx_rng_uniform(&rng) - 1.0) * bound);
+        cx_model_teacher_update(m, 0.0); /* the teacher starts as the student */
     } else {
         cx_head_init_params(&m->head, &m->params, &rng, m->spec.logit_scale_init);
+    }
+}
+
+void cx_model_teacher_update(cx_model *m, double momentum)
+{
+    if (m->spec.objective != CX_OBJECTIVE_DINO)
+        return;
+    static const char prefix[] = "teacher.";
+    const float mt = (float)momentum, ms = (float)(1.0 - momentum);
+    cx_params *p = &m->params;
+    for (int t = 0; t < p->count; t++) {
+        if (strncmp(p->info[t].name, prefix, sizeof prefix - 1) != 0)
+            continue;
+        /* Every teacher tensor has its student: declare_dino made them in pairs. */
+        int s = cx_params_find(p, p->info[t].name + sizeof prefix - 1);
+        float *tv = cx_param_value(p, t);
+        const float *sv = cx_param_value(p, s);
+        for (size_t i = 0; i < p->info[t].size; i++)
+            tv[i] = mt * tv[i] + ms * sv[i];
     }
 }
 
@@ -329,6 +413,8 @@ double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int 
 
 static int scale_index(const cx_model *m)
 {
+    if (m->spec.objective == CX_OBJECTIVE_DINO)
+        return -1; /* temperatures are fixed, no scale is learnt */
     return m->spec.objective == CX_OBJECTIVE_CLIP ? m->logit_scale : m->head.scale;
 }
 
@@ -359,6 +445,11 @@ void cx_model_free(cx_model *m)
     cx_text_tower_free(&m->text);
     cx_seq_tower_free(&m->text_seq);
     cx_head_free(&m->head);
+    cx_dino_head_free(&m->dino_head);
+    cx_dino_head_free(&m->teacher_head);
+    cx_mlp_free(&m->teacher_image);
+    cx_cnn_free(&m->teacher_cnn);
+    cx_seq_tower_free(&m->teacher_vit);
     cx_params_free(&m->params);
     free(m->img_unit);
     free(m->img_norm);

@@ -7,6 +7,7 @@
 
 #include "lib/base/dist.h"
 #include "lib/model/cnn.h"
+#include "lib/model/dino_head.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
@@ -15,7 +16,8 @@
 #include "lib/objective/loss.h"
 #include "lib/objective/vocab_sampler.h"
 
-typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL } cx_objective;
+/* CX_OBJECTIVE_DINO: the layout only so far (no step; the configuration does not offer it). */
+typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL, CX_OBJECTIVE_DINO } cx_objective;
 /* CX_IMAGE_IDENTITY: no parameters, the flattened inputs are the features (embed_dim = in_dim):
  * features exported from an external model. */
 typedef enum {
@@ -70,6 +72,8 @@ typedef struct {
     double logit_scale_init;          /* the scale itself (1/0.07), not its log */
     double logit_scale_max;           /* clamp after every step (100) */
     int logit_scale_learn;
+    /* DINO only: the projection head's widths and the prototypes P (of dimension bottleneck) */
+    int dino_hidden, dino_bottleneck, dino_prototypes;
 } cx_model_spec;
 
 typedef struct {
@@ -82,6 +86,14 @@ typedef struct {
     cx_seq_tower text_seq;            /* CLIP, CX_TEXT_TRANSFORMER */
     cx_head head;                     /* SL */
     int logit_scale;                  /* CLIP: parameter index of theta, scale = exp(theta) */
+    /* DINO: the student is the image tower, dino_head and the (P, bottleneck) prototypes; the
+     * teacher is a copy of each under "teacher." (CX_PARAM_FROZEN | CX_PARAM_NO_STATE: it moves
+     * only by cx_model_teacher_update), in the same parameter set, so checkpoints hold both. */
+    cx_dino_head dino_head, teacher_head;
+    cx_mlp teacher_image;
+    cx_cnn teacher_cnn;
+    cx_seq_tower teacher_vit;
+    int prototypes, teacher_prototypes; /* parameter indices, -1 outside DINO */
     /* Step buffers, owned, for B = spec.max_batch local rows and G = B * spec.world rows of
      * the global batch: */
     float *img_unit, *img_norm;       /* (G, D) unit features of all ranks, (B) local norms */
@@ -154,6 +166,10 @@ double cx_model_sl_step_global_feat(cx_model *m, const float *feat, const int32_
 float cx_model_logit_scale(const cx_model *m);
 /* Clamp theta to [0, log(logit_scale_max)] after an optimiser step (open_clip). */
 void cx_model_clamp_logit_scale(cx_model *m);
+
+/* DINO: teacher = momentum teacher + (1 - momentum) student, tensor by tensor (momentum 0:
+ * a copy, as cx_model_init_params leaves it). No-op outside DINO. */
+void cx_model_teacher_update(cx_model *m, double momentum);
 
 void cx_model_free(cx_model *m);
 

@@ -143,6 +143,15 @@ typedef struct {
         } eda;
         char *synonyms;              /* synonyms file, or NULL */
     } aug;
+    /* objective dino (not offered yet: every key is refused away from its default). */
+    struct {
+        int64_t prototypes;         /* P */
+        int64_t sample_k;           /* prototypes per step; 0: all */
+        int64_t sinkhorn_iters;
+        double student_temp, teacher_temp;
+        double momentum;            /* the teacher's first EMA momentum */
+        int64_t hidden, bottleneck; /* projection head widths */
+    } dino;
 } cx_train_config;
 
 extern const cx_conf_schema cx_train_config_schema;
