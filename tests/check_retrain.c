@@ -32,6 +32,7 @@
 #include "lib/model/rebalance_head.h"
 #include "lib/objective/loss.h"
 #include "lib/optim/optim.h"
+#include "lib/model/cfr_step.h"
 #include "lib/run/retrain_config.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -779,6 +780,41 @@ START_TEST(cfr_hard_negatives_match_a_sort)
 }
 END_TEST
 
+/* One whole CFR step (loss, dW, db, updated W and b) against PyTorch autograd (cfr.fx). */
+START_TEST(cfr_step_matches_torch)
+{
+    fx_file f;
+    fx_load_named(&f, "cfr.fx");
+    cx_cfr_step_shape s = {.B = 6, .Din = 5, .Dout = 4, .C = 3, .P = 2, .K = 3, .tau = 0.5,
+                           .lambda = 0.7, .lr = 0.1, .epoch = 1, .epochs = 3,
+                           .form = CX_CFR_CON_INFONCE};
+    size_t nx = (size_t)s.B * s.Din, nw = (size_t)s.Dout * s.Din;
+    float *x = gc_fbuf(nx), *W = gc_fbuf(nw), *b = gc_fbuf(s.Dout);
+    float *Wc = gc_fbuf((size_t)s.C * s.Dout), *bc = gc_fbuf(s.C);
+    float *pos = gc_fbuf((size_t)s.B * s.P * s.Dout), *neg = gc_fbuf((size_t)s.B * s.K * s.Dout);
+    float *dW = gc_fbuf(nw), *db = gc_fbuf(s.Dout);
+    int32_t y[6];
+    cx_err err = {0};
+    fx_to_float(fx_need(&f, "step", "x", nx), x);
+    fx_to_float(fx_need(&f, "step", "W", nw), W);
+    fx_to_float(fx_need(&f, "step", "b", s.Dout), b);
+    fx_to_float(fx_need(&f, "step", "Wc", (size_t)s.C * s.Dout), Wc);
+    fx_to_float(fx_need(&f, "step", "bc", s.C), bc);
+    fx_to_float(fx_need(&f, "step", "pos", (size_t)s.B * s.P * s.Dout), pos);
+    fx_to_float(fx_need(&f, "step", "neg", (size_t)s.B * s.K * s.Dout), neg);
+    must(fx_to_int32(fx_need(&f, "step", "y", s.B), y, &err), &err);
+    double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
+    float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
+    float l = (float)cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, dW, db, work, fwork);
+    fx_assert_close(&l, &f, "step", "loss", 1, 1e-5);
+    fx_assert_close(dW, &f, "step", "dW", nw, 1e-5);
+    fx_assert_close(db, &f, "step", "db", s.Dout, 1e-5);
+    fx_assert_close(W, &f, "step", "W1", nw, 1e-5);
+    fx_assert_close(b, &f, "step", "b1", s.Dout, 1e-5);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(cfr_con_matches_torch)
 {
     fx_file f;
@@ -1266,6 +1302,7 @@ static Suite *retrain_suite(void)
     tc = tcase_create("torch");
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
     tcase_add_test(tc, cfr_con_matches_torch);
+    tcase_add_test(tc, cfr_step_matches_torch);
     suite_add_tcase(s, tc);
     tc = tcase_create("posthoc");
     tcase_add_test(tc, tau_norm_by_hand);
