@@ -20,6 +20,7 @@
 #include "lib/data/synth.h"
 #include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
+#include "lib/eval/cfr_calib.h"
 #include "lib/eval/dfr.h"
 #include "lib/eval/linprobe.h"
 #include "lib/eval/posthoc.h"
@@ -1246,6 +1247,89 @@ START_TEST(dfr_balances_the_smallest_group_and_picks_lambda)
 }
 END_TEST
 
+/* 1 when c is the calibration set of (y, pred): calib_rows exactly the misclassified rows and
+ * pool_rows exactly the correct ones, both increasing; the pool's labels, features and class
+ * index consistent with them. Independent of cx_cfr_calib_build's code path. */
+static int calib_is_right(const cx_cfr_calib *c, const float *x, const int32_t *y,
+                          const int32_t *pred, int64_t N, int C, int D)
+{
+    int64_t ic = 0, ip = 0;
+    for (int64_t r = 0; r < N; r++) {
+        if (pred[r] != y[r]) {
+            if (ic >= c->n_calib || c->calib_rows[ic++] != r)
+                return 0;
+        } else {
+            if (ip >= c->n_pool || c->pool_rows[ip] != r || c->pool_labels[ip] != y[r])
+                return 0;
+            if (memcmp(c->pool_x + ip * D, x + r * D, sizeof *x * (size_t)D))
+                return 0;
+            ip++;
+        }
+    }
+    if (ic != c->n_calib || ip != c->n_pool || c->class_start[0] != 0 ||
+        c->class_start[C] != c->n_pool)
+        return 0;
+    for (int k = 0; k < C; k++)
+        for (int64_t j = c->class_start[k]; j < c->class_start[k + 1]; j++)
+            if (c->pool_labels[c->class_rows[j]] != k ||
+                (j > c->class_start[k] && c->class_rows[j - 1] >= c->class_rows[j]))
+                return 0;
+    return 1;
+}
+
+START_TEST(cfr_calibration_set_by_hand)
+{
+    enum { N = 8, C = 3, D = 2 };
+    const int32_t y[N] = {0, 1, 2, 0, 1, 2, 0, 1};
+    int32_t pred[N] = {0, 2, 2, 1, 1, 0, 0, 1}; /* rows 1, 3, 5 wrong */
+    float x[N * D];
+    for (int r = 0; r < N; r++) {
+        x[r * D] = (float)r;
+        x[r * D + 1] = 10.0f + r;
+    }
+    cx_cfr_calib c;
+    cx_err err;
+    must(cx_cfr_calib_build(&c, x, y, pred, N, C, D, &err), &err);
+    const int64_t calib[] = {1, 3, 5}, pool[] = {0, 2, 4, 6, 7};
+    const int32_t ypool[] = {0, 2, 1, 0, 1};
+    /* Positions in the pool: class 0 = rows 0, 6; class 1 = rows 4, 7; class 2 = row 2. */
+    const int64_t start[] = {0, 2, 4, 5}, byclass[] = {0, 3, 2, 4, 1};
+    ck_assert_int_eq(c.n_calib, 3);
+    ck_assert_int_eq(c.n_pool, 5);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(c.calib_rows[i], calib[i]);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(c.pool_rows[i], pool[i]);
+        ck_assert_int_eq(c.pool_labels[i], ypool[i]);
+        ck_assert_int_eq(c.class_rows[i], byclass[i]);
+        ck_assert(c.pool_x[i * D] == (float)pool[i] && c.pool_x[i * D + 1] == 10.0f + pool[i]);
+    }
+    for (int k = 0; k <= C; k++)
+        ck_assert_int_eq(c.class_start[k], start[k]);
+    ck_assert(calib_is_right(&c, x, y, pred, N, C, D));
+    /* The checker must fail on a correct row put in the calibration set. */
+    int64_t saved = c.calib_rows[1];
+    c.calib_rows[1] = 2;
+    ck_assert(!calib_is_right(&c, x, y, pred, N, C, D));
+    c.calib_rows[1] = saved;
+    cx_cfr_calib_free(&c);
+    cx_cfr_calib_free(&c); /* safe twice */
+
+    /* All right: an empty calibration set, the whole data as the pool; no features. */
+    must(cx_cfr_calib_build(&c, NULL, y, y, N, C, D, &err), &err);
+    ck_assert_int_eq(c.n_calib, 0);
+    ck_assert_int_eq(c.n_pool, N);
+    ck_assert_ptr_null(c.pool_x);
+    cx_cfr_calib_free(&c);
+
+    /* A prediction out of range names its row, and leaves *out empty. */
+    pred[6] = C;
+    ck_assert_int_eq(cx_cfr_calib_build(&c, x, y, pred, N, C, D, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 6"));
+    ck_assert_ptr_null(c.calib_rows);
+}
+END_TEST
+
 START_TEST(dfr_keys_belong_to_dfr)
 {
     cx_err err;
@@ -1298,6 +1382,7 @@ static Suite *retrain_suite(void)
     tc = tcase_create("cfr");
     tcase_add_test(tc, cfr_weight_schedule);
     tcase_add_test(tc, cfr_hard_negatives_match_a_sort);
+    tcase_add_test(tc, cfr_calibration_set_by_hand);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
