@@ -1362,6 +1362,74 @@ START_TEST(dfr_keys_belong_to_dfr)
 }
 END_TEST
 
+/* cfr's keys are known and refused on other methods, but `method: cfr` is not accepted until cfr
+ * trains; at their defaults they are not written back, so other runs' config.yaml is unchanged. */
+START_TEST(cfr_keys_belong_to_cfr_only)
+{
+    cx_err err;
+    cx_retrain_config cfg;
+    const char *bad[] = {"method=crt", "from=/tmp/x", "cfr.lr=0.01"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cfr.lr: not a key of method crt (it belongs to cfr)"));
+    const char *bad2[] = {"method=dfr", "from=/tmp/x", "cfr.tau=0.5"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad2, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cfr.tau: not a key of method dfr"));
+    const char *notyet[] = {"method=cfr", "from=/tmp/x"};
+    ck_assert_int_ne(cx_retrain_config_load(&cfg, NULL, notyet, 2, &err), CX_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "method"));
+    for (int m = 0; m < CX_RETRAIN_METHODS; m++) {
+        ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.negatives"), m == CX_RETRAIN_CFR);
+        ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.lambda"), m == CX_RETRAIN_CFR);
+    }
+    ck_assert_str_eq(cx_retrain_method_name(CX_RETRAIN_CFR), "cfr");
+
+    const char *def[] = {"method=crt", "from=/tmp/x"};
+    must(cx_retrain_config_load(&cfg, NULL, def, 2, &err), &err);
+    ck_assert_int_eq(cfg.cfr.epochs, 10);
+    ck_assert_double_eq(cfg.cfr.lr, 0.001);
+    ck_assert_double_eq(cfg.cfr.tau, 1.0);
+    ck_assert_int_eq(cfg.cfr.positives, 16);
+    ck_assert_int_eq(cfg.cfr.negatives, 16);
+    ck_assert_double_eq(cfg.cfr.lambda, 1.0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/cfr_keys_%d.yaml", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    must(cx_retrain_config_write(&cfg, path, &err), &err);
+    cx_retrain_config_free(&cfg);
+    char text[8192];
+    FILE *fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    ck_assert_ptr_null(strstr(text, "cfr"));
+
+    /* The schema's ranges, through the plain loader (no method reads these keys yet). */
+    const char *ok[] = {"cfr.negatives=0", "cfr.lambda=0", "cfr.lr=0.05", "cfr.positives=1"};
+    must(cx_conf_load(&cx_retrain_config_schema, &cfg, NULL, ok, 4, &err), &err);
+    ck_assert_int_eq(cfg.cfr.negatives, 0);
+    ck_assert_double_eq(cfg.cfr.lr, 0.05);
+    must(cx_retrain_config_write(&cfg, path, &err), &err);
+    cx_retrain_config_free(&cfg);
+    fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    unlink(path);
+    ck_assert_ptr_nonnull(strstr(text, "cfr"));
+    ck_assert_ptr_nonnull(strstr(text, "0.05"));
+    ck_assert_ptr_null(strstr(text, "tau: 1")); /* still at its default */
+    const char *const out_of_range[] = {"cfr.tau=0", "cfr.lr=0", "cfr.positives=0",
+                                        "cfr.negatives=-1", "cfr.lambda=-0.5", "cfr.epochs=0"};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        ck_assert_int_eq(cx_conf_load(&cx_retrain_config_schema, &cfg, NULL, &out_of_range[i], 1,
+                                      &err), CX_EUSAGE);
+        ck_assert_ptr_nonnull(strstr(err.msg, "cfr."));
+    }
+}
+END_TEST
+
 static Suite *retrain_suite(void)
 {
     Suite *s = suite_create("retrain");
@@ -1404,6 +1472,7 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, dfr_balanced_half_equals_the_probe);
     tcase_add_test(tc, dfr_balances_the_smallest_group_and_picks_lambda);
     tcase_add_test(tc, dfr_keys_belong_to_dfr);
+    tcase_add_test(tc, cfr_keys_belong_to_cfr_only);
     suite_add_tcase(s, tc);
     return s;
 }
