@@ -9,6 +9,7 @@ every run).
     /usr/bin/python3 scripts/make_fixtures_cfr.py            # rewrite
     /usr/bin/python3 scripts/make_fixtures_cfr.py --check    # exit 1 if the committed file differs
 """
+import math
 import os
 import sys
 
@@ -63,6 +64,35 @@ def cfr(fx):
             fx.add("%s_%s_dq" % (prefix, form), qq.grad)
 
 
+def cfr_step(fx):
+    """One CFR step: z = W x + b, CE through a frozen linear classifier, c(e) CE + c(e) lambda
+    L_con(z), gradient of W and b, then plain SGD (cx_cfr_step)."""
+    g = torch.Generator().manual_seed(1515)
+    B, Din, Dout, C, P, K = 6, 5, 4, 3, 2, 3
+    tau, lam, lr, e, E = 0.5, 0.7, 0.1, 1, 3  # c(e) = 0.75, not 1
+    x = randn(g, B, Din)
+    W = randn(g, Dout, Din, sd=0.5)
+    b = randn(g, Dout, sd=0.1)
+    Wc = randn(g, C, Dout)
+    bc = randn(g, C, sd=0.1)
+    pos = randn(g, B, P, Dout)
+    neg = randn(g, B, K, Dout)
+    y = torch.tensor([0, 1, 2, 1, 0, 2])
+    cw = 1 + 0.5 * math.cos(2 * math.pi * e / E)
+    for k, v in (("x", x), ("W", W), ("b", b), ("Wc", Wc), ("bc", bc), ("pos", pos), ("neg", neg)):
+        fx.add("step_" + k, v)
+    fx.add("step_y", y, integer=True)
+    Wr, br = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    z = x @ Wr.t() + br
+    loss = cw * F.cross_entropy(z @ Wc.t() + bc, y) + cw * lam * con_loss(z, pos, neg, tau, "infonce")
+    loss.backward()
+    fx.add("step_loss", loss.detach())
+    fx.add("step_dW", Wr.grad)
+    fx.add("step_db", br.grad)
+    fx.add("step_W1", (W - lr * Wr.grad).float().double())
+    fx.add("step_b1", (b - lr * br.grad).float().double())
+
+
 def main(argv):
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
@@ -70,6 +100,7 @@ def main(argv):
                  "positive and with a shared denominator; loss and dloss * d q")
     fx.lines[1] = fx.lines[1].replace("make_fixtures.py", "make_fixtures_cfr.py")
     cfr(fx)
+    cfr_step(fx)
     text = fx.text()
     path = os.path.normpath(os.path.join(OUT, "cfr.fx"))
     if "--check" in argv[1:]:

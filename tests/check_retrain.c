@@ -20,6 +20,7 @@
 #include "lib/data/synth.h"
 #include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
+#include "lib/eval/cfr_calib.h"
 #include "lib/eval/dfr.h"
 #include "lib/eval/linprobe.h"
 #include "lib/eval/posthoc.h"
@@ -32,6 +33,7 @@
 #include "lib/model/rebalance_head.h"
 #include "lib/objective/loss.h"
 #include "lib/optim/optim.h"
+#include "lib/model/cfr_step.h"
 #include "lib/run/retrain_config.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -779,6 +781,41 @@ START_TEST(cfr_hard_negatives_match_a_sort)
 }
 END_TEST
 
+/* One whole CFR step (loss, dW, db, updated W and b) against PyTorch autograd (cfr.fx). */
+START_TEST(cfr_step_matches_torch)
+{
+    fx_file f;
+    fx_load_named(&f, "cfr.fx");
+    cx_cfr_step_shape s = {.B = 6, .Din = 5, .Dout = 4, .C = 3, .P = 2, .K = 3, .tau = 0.5,
+                           .lambda = 0.7, .lr = 0.1, .epoch = 1, .epochs = 3,
+                           .form = CX_CFR_CON_INFONCE};
+    size_t nx = (size_t)s.B * s.Din, nw = (size_t)s.Dout * s.Din;
+    float *x = gc_fbuf(nx), *W = gc_fbuf(nw), *b = gc_fbuf(s.Dout);
+    float *Wc = gc_fbuf((size_t)s.C * s.Dout), *bc = gc_fbuf(s.C);
+    float *pos = gc_fbuf((size_t)s.B * s.P * s.Dout), *neg = gc_fbuf((size_t)s.B * s.K * s.Dout);
+    float *dW = gc_fbuf(nw), *db = gc_fbuf(s.Dout);
+    int32_t y[6];
+    cx_err err = {0};
+    fx_to_float(fx_need(&f, "step", "x", nx), x);
+    fx_to_float(fx_need(&f, "step", "W", nw), W);
+    fx_to_float(fx_need(&f, "step", "b", s.Dout), b);
+    fx_to_float(fx_need(&f, "step", "Wc", (size_t)s.C * s.Dout), Wc);
+    fx_to_float(fx_need(&f, "step", "bc", s.C), bc);
+    fx_to_float(fx_need(&f, "step", "pos", (size_t)s.B * s.P * s.Dout), pos);
+    fx_to_float(fx_need(&f, "step", "neg", (size_t)s.B * s.K * s.Dout), neg);
+    must(fx_to_int32(fx_need(&f, "step", "y", s.B), y, &err), &err);
+    double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
+    float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
+    float l = (float)cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, dW, db, work, fwork);
+    fx_assert_close(&l, &f, "step", "loss", 1, 1e-5);
+    fx_assert_close(dW, &f, "step", "dW", nw, 1e-5);
+    fx_assert_close(db, &f, "step", "db", s.Dout, 1e-5);
+    fx_assert_close(W, &f, "step", "W1", nw, 1e-5);
+    fx_assert_close(b, &f, "step", "b1", s.Dout, 1e-5);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(cfr_con_matches_torch)
 {
     fx_file f;
@@ -1210,6 +1247,89 @@ START_TEST(dfr_balances_the_smallest_group_and_picks_lambda)
 }
 END_TEST
 
+/* 1 when c is the calibration set of (y, pred): calib_rows exactly the misclassified rows and
+ * pool_rows exactly the correct ones, both increasing; the pool's labels, features and class
+ * index consistent with them. Independent of cx_cfr_calib_build's code path. */
+static int calib_is_right(const cx_cfr_calib *c, const float *x, const int32_t *y,
+                          const int32_t *pred, int64_t N, int C, int D)
+{
+    int64_t ic = 0, ip = 0;
+    for (int64_t r = 0; r < N; r++) {
+        if (pred[r] != y[r]) {
+            if (ic >= c->n_calib || c->calib_rows[ic++] != r)
+                return 0;
+        } else {
+            if (ip >= c->n_pool || c->pool_rows[ip] != r || c->pool_labels[ip] != y[r])
+                return 0;
+            if (memcmp(c->pool_x + ip * D, x + r * D, sizeof *x * (size_t)D))
+                return 0;
+            ip++;
+        }
+    }
+    if (ic != c->n_calib || ip != c->n_pool || c->class_start[0] != 0 ||
+        c->class_start[C] != c->n_pool)
+        return 0;
+    for (int k = 0; k < C; k++)
+        for (int64_t j = c->class_start[k]; j < c->class_start[k + 1]; j++)
+            if (c->pool_labels[c->class_rows[j]] != k ||
+                (j > c->class_start[k] && c->class_rows[j - 1] >= c->class_rows[j]))
+                return 0;
+    return 1;
+}
+
+START_TEST(cfr_calibration_set_by_hand)
+{
+    enum { N = 8, C = 3, D = 2 };
+    const int32_t y[N] = {0, 1, 2, 0, 1, 2, 0, 1};
+    int32_t pred[N] = {0, 2, 2, 1, 1, 0, 0, 1}; /* rows 1, 3, 5 wrong */
+    float x[N * D];
+    for (int r = 0; r < N; r++) {
+        x[r * D] = (float)r;
+        x[r * D + 1] = 10.0f + r;
+    }
+    cx_cfr_calib c;
+    cx_err err;
+    must(cx_cfr_calib_build(&c, x, y, pred, N, C, D, &err), &err);
+    const int64_t calib[] = {1, 3, 5}, pool[] = {0, 2, 4, 6, 7};
+    const int32_t ypool[] = {0, 2, 1, 0, 1};
+    /* Positions in the pool: class 0 = rows 0, 6; class 1 = rows 4, 7; class 2 = row 2. */
+    const int64_t start[] = {0, 2, 4, 5}, byclass[] = {0, 3, 2, 4, 1};
+    ck_assert_int_eq(c.n_calib, 3);
+    ck_assert_int_eq(c.n_pool, 5);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(c.calib_rows[i], calib[i]);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(c.pool_rows[i], pool[i]);
+        ck_assert_int_eq(c.pool_labels[i], ypool[i]);
+        ck_assert_int_eq(c.class_rows[i], byclass[i]);
+        ck_assert(c.pool_x[i * D] == (float)pool[i] && c.pool_x[i * D + 1] == 10.0f + pool[i]);
+    }
+    for (int k = 0; k <= C; k++)
+        ck_assert_int_eq(c.class_start[k], start[k]);
+    ck_assert(calib_is_right(&c, x, y, pred, N, C, D));
+    /* The checker must fail on a correct row put in the calibration set. */
+    int64_t saved = c.calib_rows[1];
+    c.calib_rows[1] = 2;
+    ck_assert(!calib_is_right(&c, x, y, pred, N, C, D));
+    c.calib_rows[1] = saved;
+    cx_cfr_calib_free(&c);
+    cx_cfr_calib_free(&c); /* safe twice */
+
+    /* All right: an empty calibration set, the whole data as the pool; no features. */
+    must(cx_cfr_calib_build(&c, NULL, y, y, N, C, D, &err), &err);
+    ck_assert_int_eq(c.n_calib, 0);
+    ck_assert_int_eq(c.n_pool, N);
+    ck_assert_ptr_null(c.pool_x);
+    cx_cfr_calib_free(&c);
+
+    /* A prediction out of range names its row, and leaves *out empty. */
+    pred[6] = C;
+    ck_assert_int_eq(cx_cfr_calib_build(&c, x, y, pred, N, C, D, &err), CX_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 6"));
+    ck_assert_ptr_null(c.calib_rows);
+}
+END_TEST
+
 START_TEST(dfr_keys_belong_to_dfr)
 {
     cx_err err;
@@ -1242,6 +1362,74 @@ START_TEST(dfr_keys_belong_to_dfr)
 }
 END_TEST
 
+/* cfr's keys are known and refused on other methods, but `method: cfr` is not accepted until cfr
+ * trains; at their defaults they are not written back, so other runs' config.yaml is unchanged. */
+START_TEST(cfr_keys_belong_to_cfr_only)
+{
+    cx_err err;
+    cx_retrain_config cfg;
+    const char *bad[] = {"method=crt", "from=/tmp/x", "cfr.lr=0.01"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cfr.lr: not a key of method crt (it belongs to cfr)"));
+    const char *bad2[] = {"method=dfr", "from=/tmp/x", "cfr.tau=0.5"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad2, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "cfr.tau: not a key of method dfr"));
+    const char *notyet[] = {"method=cfr", "from=/tmp/x"};
+    ck_assert_int_ne(cx_retrain_config_load(&cfg, NULL, notyet, 2, &err), CX_OK);
+    ck_assert_ptr_nonnull(strstr(err.msg, "method"));
+    for (int m = 0; m < CX_RETRAIN_METHODS; m++) {
+        ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.negatives"), m == CX_RETRAIN_CFR);
+        ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.lambda"), m == CX_RETRAIN_CFR);
+    }
+    ck_assert_str_eq(cx_retrain_method_name(CX_RETRAIN_CFR), "cfr");
+
+    const char *def[] = {"method=crt", "from=/tmp/x"};
+    must(cx_retrain_config_load(&cfg, NULL, def, 2, &err), &err);
+    ck_assert_int_eq(cfg.cfr.epochs, 10);
+    ck_assert_double_eq(cfg.cfr.lr, 0.001);
+    ck_assert_double_eq(cfg.cfr.tau, 1.0);
+    ck_assert_int_eq(cfg.cfr.positives, 16);
+    ck_assert_int_eq(cfg.cfr.negatives, 16);
+    ck_assert_double_eq(cfg.cfr.lambda, 1.0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/cfr_keys_%d.yaml", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    must(cx_retrain_config_write(&cfg, path, &err), &err);
+    cx_retrain_config_free(&cfg);
+    char text[8192];
+    FILE *fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    size_t n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    ck_assert_ptr_null(strstr(text, "cfr"));
+
+    /* The schema's ranges, through the plain loader (no method reads these keys yet). */
+    const char *ok[] = {"cfr.negatives=0", "cfr.lambda=0", "cfr.lr=0.05", "cfr.positives=1"};
+    must(cx_conf_load(&cx_retrain_config_schema, &cfg, NULL, ok, 4, &err), &err);
+    ck_assert_int_eq(cfg.cfr.negatives, 0);
+    ck_assert_double_eq(cfg.cfr.lr, 0.05);
+    must(cx_retrain_config_write(&cfg, path, &err), &err);
+    cx_retrain_config_free(&cfg);
+    fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    n = fread(text, 1, sizeof text - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    unlink(path);
+    ck_assert_ptr_nonnull(strstr(text, "cfr"));
+    ck_assert_ptr_nonnull(strstr(text, "0.05"));
+    ck_assert_ptr_null(strstr(text, "tau: 1")); /* still at its default */
+    const char *const out_of_range[] = {"cfr.tau=0", "cfr.lr=0", "cfr.positives=0",
+                                        "cfr.negatives=-1", "cfr.lambda=-0.5", "cfr.epochs=0"};
+    for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+        ck_assert_int_eq(cx_conf_load(&cx_retrain_config_schema, &cfg, NULL, &out_of_range[i], 1,
+                                      &err), CX_EUSAGE);
+        ck_assert_ptr_nonnull(strstr(err.msg, "cfr."));
+    }
+}
+END_TEST
+
 static Suite *retrain_suite(void)
 {
     Suite *s = suite_create("retrain");
@@ -1262,10 +1450,12 @@ static Suite *retrain_suite(void)
     tc = tcase_create("cfr");
     tcase_add_test(tc, cfr_weight_schedule);
     tcase_add_test(tc, cfr_hard_negatives_match_a_sort);
+    tcase_add_test(tc, cfr_calibration_set_by_hand);
     suite_add_tcase(s, tc);
     tc = tcase_create("torch");
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
     tcase_add_test(tc, cfr_con_matches_torch);
+    tcase_add_test(tc, cfr_step_matches_torch);
     suite_add_tcase(s, tc);
     tc = tcase_create("posthoc");
     tcase_add_test(tc, tau_norm_by_hand);
@@ -1282,6 +1472,7 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, dfr_balanced_half_equals_the_probe);
     tcase_add_test(tc, dfr_balances_the_smallest_group_and_picks_lambda);
     tcase_add_test(tc, dfr_keys_belong_to_dfr);
+    tcase_add_test(tc, cfr_keys_belong_to_cfr_only);
     suite_add_tcase(s, tc);
     return s;
 }

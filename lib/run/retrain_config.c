@@ -18,11 +18,18 @@
 #define IN_CO(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
 #define NULLABLE .flags = CX_CONF_NULLABLE
 
-static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign",
-                                           "marc", "decoder", "prompt", "dfr", NULL};
+/* Every method's name, in the enum's order; `method` accepts the first CX_RETRAIN_CFR of them
+ * (cfr's keys are known, so other methods refuse them, but cfr does not train yet). */
+static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign", "marc",
+                                           "decoder", "prompt", "dfr", "cfr", NULL};
+static const char *const accepted_methods[] = {"crt",  "lws",     "tau-norm", "disalign",
+                                               "marc", "decoder", "prompt", "dfr", NULL};
+#define OMIT_IN(a, b) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
+#define OMIT_GT(a) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MIN_OPEN, .min = (a)
+#define OMIT_GE(a) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN, .min = (a)
 
 static const cx_conf_key keys[] = {
-    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder, prompt or dfr (methods.md sections 5 and 9)"},
+    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = accepted_methods, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder, prompt or dfr (methods.md sections 5 and 9)"},
     {"from", CX_CONF_PATH, AT(from), "null", NULLABLE, .doc = "the stage-1 run folder whose frozen image features and classifier are used"},
     {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML; null: the run's"},
     {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET of training rows; null: the run's"},
@@ -39,6 +46,12 @@ static const cx_conf_key keys[] = {
     {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
     {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm, dfr: training rows per class held out of the subset when the dataset names no val split"},
     {"dfr.draws", CX_CONF_INT, AT(dfr.draws), "10", .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 10000, .doc = "dfr: balanced subsets drawn from the first half of the validation split, one probe fit each, weights and biases averaged"},
+    {"cfr.epochs", CX_CONF_INT, AT(cfr.epochs), "10", OMIT_IN(1, 1000000), .doc = "cfr: passes over the calibration set (the training rows the run misclassifies); c(e) = 1 + 0.5 cos(2 pi e / E)"},
+    {"cfr.lr", CX_CONF_DOUBLE, AT(cfr.lr), "0.001", OMIT_GT(0), .doc = "cfr: SGD learning rate of the image projection"},
+    {"cfr.tau", CX_CONF_DOUBLE, AT(cfr.tau), "1", OMIT_GT(0), .doc = "cfr: temperature of L_con"},
+    {"cfr.positives", CX_CONF_INT, AT(cfr.positives), "16", OMIT_IN(1, 4096), .doc = "cfr: positives P per calibration sample, drawn from its class's correctly classified embeddings"},
+    {"cfr.negatives", CX_CONF_INT, AT(cfr.negatives), "16", OMIT_IN(0, 4096), .doc = "cfr: hard negatives K per calibration sample, the nearest correctly classified embeddings of other classes"},
+    {"cfr.lambda", CX_CONF_DOUBLE, AT(cfr.lambda), "1", OMIT_GE(0), .doc = "cfr: weight of L_con beside CE (both weighted by c(e))"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder, prompt: the stage-1 loss they train with (not ldam)"},
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder, prompt: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
     {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
@@ -82,6 +95,8 @@ static unsigned key_methods(const char *key)
         return (1u << CX_RETRAIN_TAU_NORM) | (1u << CX_RETRAIN_DFR);
     if (!strncmp(key, "dfr.", 4) || !strcmp(key, "dfr"))
         return 1u << CX_RETRAIN_DFR;
+    if (!strncmp(key, "cfr.", 4) || !strcmp(key, "cfr"))
+        return 1u << CX_RETRAIN_CFR;
     return ~0u;
 }
 

@@ -20,6 +20,7 @@ typedef enum {
     CX_RETRAIN_DECODER,
     CX_RETRAIN_PROMPT,
     CX_RETRAIN_DFR,
+    CX_RETRAIN_CFR, /* keys and name only: not yet a choice of `method` (it does not train yet) */
     CX_RETRAIN_METHODS
 } cx_retrain_method;
 
@@ -49,6 +50,13 @@ typedef struct {
     struct {
         int64_t draws; /* dfr: balanced subsets of the first half, their fits averaged */
     } dfr;
+    struct {
+        int64_t epochs;            /* cfr: passes over the calibration set */
+        double lr;                 /* cfr: SGD step of the image projection */
+        double tau;                /* cfr: L_con temperature */
+        int64_t positives, negatives; /* cfr: P pool rows of the class, K hard negatives */
+        double lambda;             /* cfr: weight of L_con beside CE (both times c(e)) */
+    } cfr;
     int loss;    /* decoder, prompt: a cx_cfg_loss of train_config.h (ldam excluded) */
     int sampler; /* decoder, prompt: a cx_cfg_sampler */
     struct {
@@ -65,7 +73,8 @@ typedef struct {
 
 extern const cx_conf_schema cx_retrain_config_schema;
 
-/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt", "dfr"; NULL out of range. */
+/* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt", "dfr", "cfr"; NULL out of
+ * range. */
 const char *cx_retrain_method_name(int m);
 /* decoder.type */
 enum { CX_RETRAIN_DEC_MLP = 0, CX_RETRAIN_DEC_TRANSFORMER = 1 };

@@ -1,0 +1,68 @@
+/* One CFR step on a linear image projection: forward, CE through the frozen classifier, L_con,
+ * backward to W and b, SGD. */
+#include "lib/model/cfr_step.h"
+
+#include <math.h>
+#include <stddef.h>
+
+double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y, float *W, float *b,
+                   const float *Wc, const float *bc, const float *pos, const float *neg,
+                   float *dW, float *db, double *work, float *fwork)
+{
+    int B = s->B, Di = s->Din, Do = s->Dout, C = s->C;
+    double cw = cx_cfr_weight(s->epoch, s->epochs);
+    float *z = fwork, *dz = fwork + (size_t)B * Do, *dc = dz + (size_t)B * Do;
+    double *pr = work, *cwork = work + (size_t)B * C;
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < Do; o++) {
+            double a = b[o];
+            for (int d = 0; d < Di; d++)
+                a += (double)W[(size_t)o * Di + d] * x[(size_t)i * Di + d];
+            z[(size_t)i * Do + o] = (float)a;
+        }
+    /* CE, mean over the batch: dlogits = (softmax - onehot) / B. */
+    double ce = 0;
+    for (int i = 0; i < B; i++) {
+        double *l = pr + (size_t)i * C, m = -INFINITY, Z = 0;
+        for (int c = 0; c < C; c++) {
+            double a = bc[c];
+            for (int o = 0; o < Do; o++)
+                a += (double)Wc[(size_t)c * Do + o] * z[(size_t)i * Do + o];
+            l[c] = a;
+            if (a > m)
+                m = a;
+        }
+        for (int c = 0; c < C; c++)
+            Z += exp(l[c] - m);
+        ce += log(Z) + m - l[y[i]];
+        for (int c = 0; c < C; c++)
+            l[c] = (exp(l[c] - m) / Z - (c == y[i])) / B;
+    }
+    ce /= B;
+    double con = cx_cfr_con(z, pos, neg, B, s->P, s->K, Do, s->tau, s->form,
+                            (float)(cw * s->lambda), dc, cwork);
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < Do; o++) {
+            double a = 0;
+            for (int c = 0; c < C; c++)
+                a += pr[(size_t)i * C + c] * Wc[(size_t)c * Do + o];
+            dz[(size_t)i * Do + o] = (float)(cw * a + dc[(size_t)i * Do + o]);
+        }
+    for (int o = 0; o < Do; o++) {
+        double gb = 0;
+        for (int i = 0; i < B; i++)
+            gb += dz[(size_t)i * Do + o];
+        for (int d = 0; d < Di; d++) {
+            double g = 0;
+            for (int i = 0; i < B; i++)
+                g += (double)dz[(size_t)i * Do + o] * x[(size_t)i * Di + d];
+            if (dW)
+                dW[(size_t)o * Di + d] = (float)g;
+            W[(size_t)o * Di + d] = (float)(W[(size_t)o * Di + d] - s->lr * g);
+        }
+        if (db)
+            db[o] = (float)gb;
+        b[o] = (float)(b[o] - s->lr * gb);
+    }
+    return cw * ce + cw * s->lambda * con;
+}
