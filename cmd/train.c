@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/dirlock.h"
 #include "lib/base/dist.h"
 #include "lib/base/path.h"
 #include "lib/conf/conf.h"
@@ -125,6 +126,9 @@ static cx_status check_new_run(const cx_train_config *cfg, cx_err *err)
 {
     cx_status st = cx_train_config_validate(cfg, err);
     if (st)
+        return st;
+    /* A folder another clipx is training into: that, not "already holds a run", is the reason. */
+    if ((st = cx_dirlock_check(out_dir, "training into", err)))
         return st;
     if (!force && holds_run(out_dir))
         return cx_fail(err, CX_EUSAGE, "%s already holds a run; continue it with --resume %s, or "

@@ -52,4 +52,6 @@ fi
 cd "$O"
 # log.jsonl has timing fields: keep only deterministic ones
 for f in $(find . -name log.jsonl); do sed -E 's/"(seconds|samples_per_s)":[^,}]*/"\1":X/g' $f > $f.det; rm $f; done
+# the run folders' lock files (empty, flock only) are not output: builds before them had none
+find . -name .lock -type f -delete
 mv "$O" "$FINAL"

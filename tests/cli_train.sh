@@ -40,6 +40,45 @@ expect_grep "^clipx: train: $WORK/sl already holds a run; continue it with --res
 cmp -s "$WORK/sl/model.ckpt" "$WORK/before.ckpt" || fail "refused run changed the old checkpoint"
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 3 --force --out "$WORK/sl"
 
+# Two trains into one folder: the second (new, --force or --resume) is refused while the first
+# holds the folder's lock, and writes nothing; the first finishes as if alone. The lock is a
+# flock, so after kill -9 nothing is left holding it and --resume proceeds.
+wait_for_file() { # wait_for_file FILE PID: until FILE exists (0) or PID ended (1)
+    while [ ! -s "$1" ]; do kill -0 "$2" 2>/dev/null || return 1; sleep 0.05; done
+}
+busy=$WORK/busy
+"$CLIPX" train $small --threads 1 --objective sl --epochs 5000 --out "$busy" >/dev/null 2>&1 &
+busy_pid=$!
+if wait_for_file "$busy/config.yaml" $busy_pid; then
+    cp "$busy/config.yaml" "$WORK/busy-config.yaml"
+    for how in "--out $busy" "--force --out $busy"; do
+        expect_exit 1 "$CLIPX" train $small --objective sl --epochs 3 $how && expect_one_error_line
+        expect_grep "^clipx: train: $busy: another clipx is training into this folder\$" "$WORK/err" "second train ($how)"
+    done
+    expect_exit 1 "$CLIPX" train --resume "$busy" --quiet && expect_one_error_line
+    expect_grep "^clipx: train: $busy: another clipx is training into this folder\$" "$WORK/err" "second train (--resume)"
+    kill -0 $busy_pid 2>/dev/null || fail "the first train ended before the second ones ran (too fast a machine?)"
+    wait $busy_pid || fail "the first train failed beside the refused ones"
+    cmp -s "$busy/config.yaml" "$WORK/busy-config.yaml" || fail "a refused train rewrote config.yaml"
+    [ "$(wc -l <"$busy/log.jsonl")" -eq 5000 ] || fail "the first train's log lacks epochs: $(wc -l <"$busy/log.jsonl")"
+    [ "$(ls -A "$busy" | tr '\n' ' ')" = ".lock config.yaml log.jsonl model.ckpt " ] ||
+        fail "the run folder holds: $(ls -A "$busy" | tr '\n' ' ')"
+else
+    fail "the first train ended before writing config.yaml"
+fi
+killed=$WORK/killed
+"$CLIPX" train $small --threads 1 --objective sl --epochs 2000 --out "$killed" >/dev/null 2>&1 &
+killed_pid=$!
+if wait_for_file "$killed/model.ckpt" $killed_pid; then
+    kill -9 $killed_pid
+    wait $killed_pid 2>/dev/null
+    [ "$(wc -l <"$killed/log.jsonl")" -lt 2000 ] || fail "the train to kill had finished already"
+    expect_exit 0 "$CLIPX" train --resume "$killed" --quiet
+    [ "$(wc -l <"$killed/log.jsonl")" -eq 2000 ] || fail "the resume after kill -9 did not finish the run"
+else
+    fail "the train to kill ended before its first checkpoint"
+fi
+
 # Killed in the middle of an epoch (SIGKILL at step 13 of 27, between checkpoints every 4
 # steps), then resumed: the same final checkpoint and log history as an uninterrupted run.
 # A tiny transformer text tower (tx) too; an image tower copied from the SL run and frozen,

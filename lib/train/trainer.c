@@ -8,6 +8,7 @@
 
 #include "lib/base/afile.h"
 #include "lib/base/clock.h"
+#include "lib/base/dirlock.h"
 #include "lib/base/json.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
@@ -77,6 +78,7 @@ typedef struct {
     /* log lines of finished epochs, owned */
     char **log_lines;
     int64_t nlog;
+    int lock_fd;       /* the run folder's lock (rank 0), held until the trainer is freed */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -85,6 +87,7 @@ static void trainer_free(trainer *t)
         t->model.params.grad = t->own_grad;
         t->model.params.value = t->own_value;
     }
+    cx_dirlock_release(&t->lock_fd);
     free(t->dir);
     free(t->config_path);
     free(t->ckpt_path);
@@ -932,12 +935,15 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
 {
     trainer t;
     memset(&t, 0, sizeof t);
+    t.lock_fd = -1;
     t.cfg = cfg;
     set_dist(&t, dist);
     int lead = t.dist.rank == 0;
     cx_status st = cx_train_config_validate(cfg, err);
     if (!st)
         st = make_paths(&t, run_dir, err);
+    if (!st)
+        st = cx_dirlock_check(run_dir, "training into", err);
     if (!st && !force && (cx_path_exists(t.ckpt_path) || cx_path_exists(t.config_path)))
         st = cx_fail(err, CX_EUSAGE, "%s already holds a run: resume it, or replace it (force)",
                      run_dir);
@@ -948,6 +954,12 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
         st = cx_fail(err, CX_ENOMEM, "out of memory");
     if (!st && lead) {
         st = cx_mkdir_p(run_dir, err);
+        if (!st)
+            st = cx_dirlock_take(run_dir, "training into", &t.lock_fd, err);
+        /* Under the lock: a run finished into the folder since the first check is refused too. */
+        if (!st && !force && (cx_path_exists(t.ckpt_path) || cx_path_exists(t.config_path)))
+            st = cx_fail(err, CX_EUSAGE, "%s already holds a run: resume it, or replace it (force)",
+                         run_dir);
         if (!st && force) {
             remove(t.ckpt_path);
             remove(t.log_path);
@@ -970,6 +982,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
 {
     trainer t;
     memset(&t, 0, sizeof t);
+    t.lock_fd = -1;
     set_dist(&t, dist);
     cx_train_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -980,6 +993,11 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     cx_status st = make_paths(&t, run_dir, err);
     if (!st && !cx_path_exists(t.config_path))
         st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
+    /* Locked before anything is read, so a resume never starts from a run still being written. */
+    if (!st && t.dist.rank == 0)
+        st = cx_dirlock_take(run_dir, "training into", &t.lock_fd, err);
+    if (t.dist.size > 1) /* rank 0 alone takes the lock: the others stop with it */
+        st = cx_dist_agree(&t.dist, st, err);
     /* A run folder whose configuration does not load is bad data, not a bad command line. */
     if (!st && (st = cx_train_config_load(&cfg, t.config_path, NULL, 0, err)) == CX_EUSAGE)
         st = CX_EDATA;
