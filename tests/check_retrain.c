@@ -812,6 +812,10 @@ START_TEST(cfr_step_matches_torch)
     fx_assert_close(db, &f, "step", "db", s.Dout, 1e-5);
     fx_assert_close(W, &f, "step", "W1", nw, 1e-5);
     fx_assert_close(b, &f, "step", "b1", s.Dout, 1e-5);
+    float *owned[] = {x, W, b, Wc, bc, pos, neg, dW, db, fwork};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        free(owned[i]);
+    free(work);
     fx_free(&f);
 }
 END_TEST
