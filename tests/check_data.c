@@ -784,6 +784,47 @@ START_TEST(dataset_bad_parts)
     ck_assert_str_eq(ds.name, "ow2");
     cx_dataset_free(&ds);
 
+    /* Built-in template sets by name; ./NAME is a file of that name. */
+    static const struct {
+        const char *set;
+        int count;
+        const char *first, *last;
+    } sets[] = {
+        {"openai-imagenet", 80, "a bad photo of a {}.", "a tattoo of the {}."},
+        {"simple", 7, "itap of a {}.", "a photo of the small {}."},
+        {"photo", 1, "a photo of a {}.", "a photo of a {}."},
+        {"cname", 1, "{}", "{}"},
+        {"a+cname", 1, "a {}", "a {}"},
+        {"./photo", 2, "my {} here", "two {}"},
+    };
+    write_yaml("photo", "my {} here\ntwo {}\n");
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        snprintf(y, sizeof y, "classes: %s\ntemplates: %s\ntrain: {images: %s, labels: %s}\n",
+                 fixture("tiny-classes.txt"), sets[i].set, fixture("tiny-images-idx3-ubyte.gz"),
+                 fixture("tiny-labels.txt"));
+        write_yaml("tset.yaml", y);
+        ck_assert_int_eq(cx_dataset_load(tmp("tset.yaml"), NULL, &ds, &err), CX_OK);
+        ck_assert_int_eq(ds.num_templates, sets[i].count);
+        ck_assert_str_eq(ds.templates[0], sets[i].first);
+        ck_assert_str_eq(ds.templates[ds.num_templates - 1], sets[i].last);
+        for (int a = 0; a < ds.num_templates; a++) {
+            ck_assert_ptr_nonnull(strstr(ds.templates[a], "{}"));
+            for (int b = 0; b < a; b++) /* a set repeats no prompt */
+                ck_assert_str_ne(ds.templates[a], ds.templates[b]);
+        }
+        cx_dataset_free(&ds);
+    }
+    /* A name that is neither a set nor a file: the file error. */
+    snprintf(y, sizeof y, "classes: %s\ntemplates: openai\ntrain: {images: %s, labels: %s}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"),
+             fixture("tiny-labels.txt"));
+    write_yaml("tset.yaml", y);
+    snprintf(want, sizeof want,
+             "%s:2:12: templates 'openai': no such file (%s), nor a built-in set "
+             "(openai-imagenet, simple, photo, cname, a+cname)",
+             tmp("tset.yaml"), tmp("openai"));
+    ck_assert_fail_msg(cx_dataset_load(tmp("tset.yaml"), NULL, &ds, &err), err, CX_EDATA, want);
+
     /* A split the YAML lacks. */
     cx_load_options lo = {CX_LOAD_TEST, NULL, NULL, 0};
     snprintf(want, sizeof want, "%s:1:1: the dataset has no 'test' split", tmp("ow2.yaml"));

@@ -127,6 +127,22 @@ for k in .top1 .classes[0].pred_count .classes[1].pred_count .classes[2].pred_co
     [ "$("$JSONQ" "$WORK/zs.json" $k)" = "$("$JSONQ" "$WORK/p0.json" $k)" ] ||
         fail "prompt from 'a photo of a' at rest: $k differs from zero-shot"
 done
+# A built-in template set is the same prompts as the file: "photo" scores as d1's one template.
+cp -r "$WORK/d1" "$WORK/d1b"
+rm "$WORK/d1b/templates.txt"
+sed -i 's/^templates: .*/templates: photo/' "$WORK/d1b/dataset.yaml"
+grep -q '^templates: photo$' "$WORK/d1b/dataset.yaml" || fail "d1b: no templates line to replace"
+"$CLIPX" eval "$CT" --data "$WORK/d1b/dataset.yaml" --json --threads 1 >"$WORK/zsb.json" 2>/dev/null ||
+    fail "eval with templates: photo"
+for k in .top1 .classes[0].pred_count .classes[1].pred_count .classes[2].pred_count; do
+    [ "$("$JSONQ" "$WORK/zs.json" $k)" = "$("$JSONQ" "$WORK/zsb.json" $k)" ] ||
+        fail "templates: photo: $k differs from the one-template file"
+done
+sed -i 's/^templates: .*/templates: openai-imagenet/' "$WORK/d1b/dataset.yaml"
+expect_exit 0 "$CLIPX" eval "$CT" --data "$WORK/d1b/dataset.yaml" --threads 1
+sed -i 's/^templates: .*/templates: openai/' "$WORK/d1b/dataset.yaml"
+expect_exit 1 "$CLIPX" eval "$CT" --data "$WORK/d1b/dataset.yaml" --threads 1 &&
+    expect_grep "templates 'openai': no such file .*, nor a built-in set \\(openai-imagenet" "$WORK/err" "unknown template set"
 # One context per class, any stage-1 loss and sampler; a rerun gives the same bytes.
 expect_exit 0 "$CLIPX" retrain "$CT" --method prompt $pt --set prompt.per_class=true \
     --set loss=balanced-softmax --set sampler=class-balanced --set epochs=3 --out "$WORK/prompt-pc" --threads 1 --quiet

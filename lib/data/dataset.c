@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
@@ -13,10 +14,7 @@
 #include "lib/data/array.h"
 #include "lib/data/groups.h"
 #include "lib/data/subset.h"
-
-const char *const cx_default_templates[] = {"a photo of a {}.",          "a blurry photo of a {}.",
-                                            "a close-up photo of a {}.", "a good photo of a {}.",
-                                            "a photo of the {}.",        NULL};
+#include "lib/data/template_sets.h"
 
 enum { TAG_CAPTION = 0x43415054 /* "CAPT" */ };
 
@@ -36,6 +34,21 @@ static cx_status want_path(const char *path, const cx_yaml_node *n, const char *
 {
     if (n->kind != CX_YAML_SCALAR || cx_yaml_is_null(n) || !n->scalar[0])
         return node_fail(err, path, n, "'%s' must be a file name", key);
+    return CX_OK;
+}
+
+/* A built-in template set copied into the dataset (which owns its templates). */
+static cx_status copy_templates(const char *const *set, cx_dataset *ds, const char *yaml_path,
+                                cx_err *err)
+{
+    int n = 0;
+    while (set[n])
+        n++;
+    if (!(ds->templates = calloc((size_t)n, sizeof *ds->templates)))
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
+    for (; ds->num_templates < n; ds->num_templates++)
+        if (!(ds->templates[ds->num_templates] = strdup(set[ds->num_templates])))
+            return cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
     return CX_OK;
 }
 
@@ -472,30 +485,26 @@ cx_status cx_dataset_load(const char *yaml_path, const cx_load_options *opt, cx_
             goto fail;
         ds->num_eval_classes = (int)v;
     }
-    if (tmpl) {
+    const char *const *builtin = tmpl ? cx_template_set(tmpl->scalar) : cx_default_templates;
+    if (builtin) {
+        if ((st = copy_templates(builtin, ds, yaml_path, err)))
+            goto fail;
+    } else {
         char *tp = cx_path_join(dir, tmpl->scalar);
         if (!tp) {
             st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
             goto fail;
         }
-        st = cx_templates_read(tp, &ds->templates, &ds->num_templates, err);
+        if (access(tp, F_OK))
+            st = cx_fail(err, CX_EDATA,
+                         "%s:%d:%d: templates '%s': no such file (%s), nor a built-in set (%s)",
+                         yaml_path, tmpl->line, tmpl->col, tmpl->scalar, tp,
+                         cx_template_set_names);
+        else
+            st = cx_templates_read(tp, &ds->templates, &ds->num_templates, err);
         free(tp);
         if (st)
             goto fail;
-    } else {
-        int n = 0;
-        while (cx_default_templates[n])
-            n++;
-        if (!(ds->templates = calloc((size_t)n, sizeof *ds->templates))) {
-            st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
-            goto fail;
-        }
-        for (; ds->num_templates < n; ds->num_templates++)
-            if (!(ds->templates[ds->num_templates] =
-                      strdup(cx_default_templates[ds->num_templates]))) {
-                st = cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml_path);
-                goto fail;
-            }
     }
     ds->has_train = train != NULL;
     ds->has_test = test != NULL;

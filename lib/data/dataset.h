@@ -4,7 +4,8 @@
  *
  *   name: fashion-mnist            # optional (default: the YAML's file name without .yaml)
  *   classes: classes.txt           # "name|synonym|!veto" a line (lib/data/text.h)
- *   templates: templates.txt       # optional; "{}" marks the class name
+ *   templates: templates.txt       # optional; "{}" marks the class name; or a built-in set
+ *                                  #   (openai-imagenet, simple, photo, cname, a+cname)
  *   eval_classes: 10               # optional: the first N classes are evaluated, the rest
  *                                  #   are open-world concepts that appear only in training
  *   train: {images: ..., labels: ..., captions: ..., n: 60000, shape: [28, 28]}
@@ -145,7 +146,5 @@ const char *cx_split_caption(const cx_dataset *ds, const cx_split *s, size_t row
 /* "{}" of template t replaced by name, into buf as snprintf; returns the full length. */
 size_t cx_template_fill(const char *t, const char *name, char *buf, size_t cap);
 
-/* The default prompt templates when a dataset names none (NULL-terminated). */
-extern const char *const cx_default_templates[];
 
 #endif
