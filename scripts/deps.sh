@@ -5,7 +5,7 @@ set -eu
 what=${1:-build}
 
 build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libopenblas-openmp-dev libyaml-dev zlib1g-dev check"
-test_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox"
+test_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox wordnet-base"
 data_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy python3-sklearn time"
 

@@ -103,7 +103,7 @@ START_TEST(count_file_with_and_without_kept_lines)
     ck_assert_int_eq(cx_matcher_new(synonyms, num_syn, vetoes, num_veto, 4, 0, &m, &err), CX_OK);
     int64_t counts[4] = {0};
     size_t lines, matched;
-    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), NULL, 0, counts, &lines, &matched, &err),
+    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), NULL, 0, NULL, counts, &lines, &matched, &err),
                      CX_OK);
     ck_assert_uint_eq(lines, 5);
     ck_assert_uint_eq(matched, 4);
@@ -112,7 +112,7 @@ START_TEST(count_file_with_and_without_kept_lines)
         ck_assert_int_eq(counts[c], want[c]);
     int64_t kc[4] = {0};
     uint32_t keep[2] = {1, 2};
-    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), keep, 2, kc, &lines, &matched, &err), CX_OK);
+    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), keep, 2, NULL, kc, &lines, &matched, &err), CX_OK);
     const int64_t wk[4] = {1, 0, 0, 0};
     for (int c = 0; c < 4; c++)
         ck_assert_int_eq(kc[c], wk[c]);
@@ -120,9 +120,107 @@ START_TEST(count_file_with_and_without_kept_lines)
     char want_msg[600];
     snprintf(want_msg, sizeof want_msg, "%s: kept line 10 is beyond the 5 captions",
              tmp("caps.txt"));
-    ck_assert_fail_msg(cx_count_file(m, tmp("caps.txt"), beyond, 1, kc, &lines, &matched, &err),
+    ck_assert_fail_msg(cx_count_file(m, tmp("caps.txt"), beyond, 1, NULL, kc, &lines, &matched, &err),
                        err, CX_EDATA, want_msg);
     cx_matcher_free(m);
+}
+END_TEST
+
+typedef struct {
+    char seen[16][32];
+    int n;
+} cand_list;
+
+static void collect_cand(void *ctx, const char *w, size_t len)
+{
+    cand_list *l = ctx;
+    ck_assert_uint_lt(len, 32);
+    ck_assert_int_lt(l->n, 16);
+    memcpy(l->seen[l->n], w, len);
+    l->seen[l->n++][len] = '\0';
+}
+
+static int has_cand(const cx_lemmas *lem, const char *w, const char *want)
+{
+    cand_list l = {.n = 0};
+    cx_lemmas_each(lem, w, strlen(w), collect_cand, &l);
+    for (int i = 0; i < l.n; i++)
+        if (!strcmp(l.seen[i], want))
+            return 1;
+    return 0;
+}
+
+START_TEST(count_lemmas_exceptions_and_rules)
+{
+    cx_err err;
+    cx_lemmas *lem;
+    /* WordNet's layout: "form lemma [lemma ...]"; multi-word entries ('_') are skipped. */
+    write_text(tmp("noun.exc"), "geese goose\nwolves wolf\nbrothers_in_law brother_in_law\n"
+                                "axes axis axe\n\nmice mouse\n");
+    ck_assert_int_eq(cx_lemmas_load(tmp(""), &lem, &err), CX_OK);
+    ck_assert_uint_eq(cx_lemmas_count(lem), 4);
+    ck_assert(has_cand(lem, "geese", "goose"));
+    ck_assert(has_cand(lem, "wolves", "wolf"));
+    ck_assert(has_cand(lem, "axes", "axis") && has_cand(lem, "axes", "axe"));
+    ck_assert(has_cand(lem, "boxes", "box"));
+    ck_assert(has_cand(lem, "ponies", "pony"));
+    ck_assert(has_cand(lem, "glasses", "glass"));
+    ck_assert(has_cand(lem, "churches", "church"));
+    ck_assert(has_cand(lem, "women", "woman"));
+    ck_assert(has_cand(lem, "cats", "cat"));
+    ck_assert(!has_cand(lem, "glass", "glas")); /* "ss" is no plural */
+    ck_assert(!has_cand(lem, "goose", "goose")); /* the word itself is not a candidate */
+
+    /* Through the matcher: a lemma counts only for a synonym's word, vetoes too. */
+    static char *s0[] = {"goose"}, *s1[] = {"wolf"}, *s2[] = {"box"}, *v2[] = {"mouse"};
+    static char **syn[3] = {s0, s1, s2}, **veto[3] = {NULL, NULL, v2};
+    int ns[3] = {1, 1, 1}, nv[3] = {0, 0, 1};
+    cx_matcher *m;
+    ck_assert_int_eq(cx_matcher_new(syn, ns, veto, nv, 3, 0, &m, &err), CX_OK);
+    int out[3];
+    ck_assert_int_eq(match(m, "geese and wolves", out), 0);
+    cx_matcher_use_lemmas(m, lem);
+    ck_assert_int_eq(match(m, "geese and wolves", out), 2);
+    ck_assert_int_eq(out[0], 0);
+    ck_assert_int_eq(out[1], 1);
+    ck_assert_int_eq(match(m, "boxes", out), 1);
+    ck_assert_int_eq(match(m, "boxes of mice", out), 0); /* the veto matched through "mice" */
+    cx_matcher_free(m);
+    cx_lemmas_free(lem);
+
+    /* A form without a lemma, and a missing file, are errors naming the file. */
+    write_text(tmp("noun.exc"), "geese goose\nlonely\n");
+    char want[600];
+    snprintf(want, sizeof want, "%s: line 2: 'lonely' has no lemma (\"form lemma\" a line)",
+             tmp("noun.exc"));
+    ck_assert_fail_msg(cx_lemmas_load(tmp(""), &lem, &err), err, CX_EDATA, want);
+    snprintf(want, sizeof want, "%s/noun.exc: No such file or directory", tmp("none"));
+    ck_assert_fail_msg(cx_lemmas_load(tmp("none"), &lem, &err), err, CX_EDATA, want);
+}
+END_TEST
+
+/* The multi-label rows: one "line<TAB>class" per match, ascending. */
+START_TEST(count_file_multi_label_rows)
+{
+    write_text(tmp("caps.txt"), "a dog\nhot dog\nboots and a dog\na shirt\n");
+    cx_matcher *m;
+    cx_err err;
+    ck_assert_int_eq(cx_matcher_new(synonyms, num_syn, vetoes, num_veto, 4, 0, &m, &err), CX_OK);
+    int64_t counts[4] = {0};
+    size_t lines, matched;
+    FILE *rows = fopen(tmp("rows.tsv"), "w");
+    ck_assert_ptr_nonnull(rows);
+    ck_assert_int_eq(cx_count_file(m, tmp("caps.txt"), NULL, 0, rows, counts, &lines, &matched,
+                                   &err),
+                     CX_OK);
+    fclose(rows);
+    cx_matcher_free(m);
+    FILE *f = fopen(tmp("rows.tsv"), "r");
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, "0\t0\n2\t0\n3\t3\n"); /* "boots" is not "boot" */
 }
 END_TEST
 
@@ -134,6 +232,8 @@ static Suite *count_suite(void)
     tcase_add_test(tc, count_words_and_plurals);
     tcase_add_test(tc, count_matching_synonyms_and_vetoes);
     tcase_add_test(tc, count_file_with_and_without_kept_lines);
+    tcase_add_test(tc, count_lemmas_exceptions_and_rules);
+    tcase_add_test(tc, count_file_multi_label_rows);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -152,6 +152,31 @@ expect_exit 0 "$CLIPX" count "$D/dataset.yaml" --split test --plurals --out "$WO
 expect_exit 2 "$CLIPX" count "$D/dataset.yaml" && expect_one_error_line
 expect_exit 2 "$CLIPX" count "$D/dataset.yaml" --split test --subset "$S" --out "$F" && expect_one_error_line
 
+# Lemmas (WordNet's noun exceptions and suffix rules) and the multi-label rows.
+mkdir -p "$WORK/lem"
+printf 'wolf\ngoose\nbox\nglass\nmouse\n' >"$WORK/lem/classes.txt"
+printf 'two wolves\ngeese and a goose\nboxes of glasses\na bus\nmice\n' >"$WORK/lem/caps.txt"
+printf 'classes: classes.txt\ntest: {images: %s, labels: %s}\n' "$FX/tiny-images-idx3-ubyte.gz" \
+    "$FX/tiny-labels-idx1-ubyte.gz" >"$WORK/lem/d.yaml"
+# Without lemmas only the bare words count; a rerun with --lemmas gives every class its captions.
+expect_exit 0 "$CLIPX" count "$WORK/lem/d.yaml" --captions "$WORK/lem/caps.txt" --out "$WORK/lem/f0" --quiet
+[ "$(cut -f2 "$WORK/lem/f0" | tr '\n' ' ')" = "0 1 0 0 0 " ] || fail "count without lemmas: $(cut -f2 "$WORK/lem/f0" | tr '\n' ' ')"
+if [ -r "$WORDNET_DIR/noun.exc" ]; then
+    expect_exit 0 "$CLIPX" count "$WORK/lem/d.yaml" --captions "$WORK/lem/caps.txt" --lemmas \
+        --multi-label "$WORK/lem/rows" --out "$WORK/lem/f1" --quiet
+    [ "$(cut -f2 "$WORK/lem/f1" | tr '\n' ' ')" = "1 1 1 1 1 " ] || fail "count --lemmas: $(cut -f2 "$WORK/lem/f1" | tr '\n' ' ')"
+    [ "$(tr '\t\n' ': ' <"$WORK/lem/rows")" = "0:0 1:1 2:2 2:3 4:4 " ] || fail "multi-label rows: $(tr '\t\n' ': ' <"$WORK/lem/rows")"
+else
+    echo "cli_data: $WORDNET_DIR/noun.exc missing (wordnet-base): count --lemmas on WordNet skipped" >&2
+fi
+rm -f "$WORK/lem/f2"
+expect_exit 1 "$CLIPX" count "$WORK/lem/d.yaml" --captions "$WORK/lem/caps.txt" --lemmas --wordnet "$WORK/none" \
+    --multi-label "$WORK/lem/rows2" --out "$WORK/lem/f2" && expect_one_error_line &&
+    expect_grep "none/noun.exc: No such file" "$WORK/err" "count --lemmas without WordNet"
+[ -e "$WORK/lem/f2" ] || [ -e "$WORK/lem/rows2" ] && fail "count --lemmas without WordNet wrote output"
+expect_exit 2 "$CLIPX" count "$WORK/lem/d.yaml" --captions "$WORK/lem/caps.txt" --wordnet /x --out "$WORK/lem/f2" &&
+    expect_one_error_line
+
 # ---- bad input through the commands -----------------------------------------------------------
 # A tiny dataset whose parts are swapped for damaged copies; each case: exit 1, one line naming
 # the file and the byte or line, and no output file.

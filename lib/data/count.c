@@ -1,6 +1,7 @@
 /* Synonym matching over caption word sets, with an index from each phrase's first word. */
 #include "lib/data/count.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "lib/base/strmap.h"
 #include "lib/base/utf8.h"
 #include "lib/data/annotations.h"
+#include "lib/data/lemmas.h"
 
 typedef struct {
     int cls;
@@ -32,6 +34,7 @@ struct cx_matcher {
     unsigned stamp;
     int *hits; /* (C) classes matched by the current caption */
     int num_hits;
+    const cx_lemmas *lemmas; /* borrowed; NULL: words as they are */
 };
 
 /* ASCII letters and every non-ASCII code point, so non-English words stay whole. */
@@ -216,7 +219,7 @@ fail: /* every jump here is a failed allocation */
     return cx_fail(err, CX_ENOMEM, "out of memory");
 }
 
-static void note_word(void *ctx, const char *w, size_t len)
+static void note_form(void *ctx, const char *w, size_t len)
 {
     cx_matcher *m = ctx;
     int id = cx_strmap_get(&m->vocab, w, len);
@@ -224,6 +227,20 @@ static void note_word(void *ctx, const char *w, size_t len)
         m->word_seen[id] = m->stamp;
         m->present[m->num_present++] = id;
     }
+}
+
+/* A caption word, and with lemmas every lemma candidate that is a synonym's word. */
+static void note_word(void *ctx, const char *w, size_t len)
+{
+    cx_matcher *m = ctx;
+    note_form(m, w, len);
+    if (m->lemmas)
+        cx_lemmas_each(m->lemmas, w, len, note_form, m);
+}
+
+void cx_matcher_use_lemmas(cx_matcher *m, const cx_lemmas *lemmas)
+{
+    m->lemmas = lemmas;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -270,7 +287,7 @@ int cx_matcher_match(cx_matcher *m, const char *caption, size_t len, int *out)
 }
 
 cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, size_t nkeep,
-                        int64_t *counts, size_t *lines, size_t *matched, cx_err *err)
+                        FILE *rows, int64_t *counts, size_t *lines, size_t *matched, cx_err *err)
 {
     *lines = 0;
     if (matched)
@@ -296,8 +313,13 @@ cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, s
         int n = cx_matcher_match(m, line, len, hits);
         if (matched && n > 0)
             ++*matched;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             counts[hits[i]]++;
+            if (rows && fprintf(rows, "%zu\t%d\n", idx, hits[i]) < 0) {
+                st = cx_fail(err, CX_EIO, "writing the matched rows: %s", strerror(errno));
+                break;
+            }
+        }
     }
     if (!st && keep && k < nkeep)
         st = cx_fail(err, CX_EDATA, "%s: kept line %u is beyond the %zu captions", path,

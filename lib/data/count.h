@@ -7,8 +7,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lib/base/err.h"
+#include "lib/data/lemmas.h"
 
 typedef struct cx_matcher cx_matcher;
 
@@ -28,15 +30,21 @@ cx_status cx_matcher_new(char **const *synonyms, const int *num_synonyms, char *
                          cx_err *err);
 void cx_matcher_free(cx_matcher *m);
 
+/* Match caption words through their noun lemmas too (lib/data/lemmas.h: "geese" counts for a
+ * synonym "goose"); lemmas is borrowed and must outlive m; NULL turns it off. */
+void cx_matcher_use_lemmas(cx_matcher *m, const cx_lemmas *lemmas);
+
 /* Classes matched by one caption, ascending, into out (room for C); returns how many. Not
  * thread-safe: the matcher keeps per-caption scratch. */
 int cx_matcher_match(cx_matcher *m, const char *caption, size_t len, int *out);
 
 /* Add each caption's matches to counts (C) over the lines of a caption file (plain or .gz);
- * keep (ascending line indices, nkeep) restricts to those lines, NULL counts all. *lines
- * receives the number of lines in the file, *matched (may be NULL) the number of counted
- * captions that matched at least one class. */
+ * keep (ascending line indices, nkeep) restricts to those lines, NULL counts all. With rows
+ * (may be NULL) every match is also a line "LINE<TAB>CLASS" (0-based caption line and class
+ * index, ascending), the multi-label view of the captions. *lines receives the number of lines
+ * in the file, *matched (may be NULL) the number of counted captions that matched a class. */
 cx_status cx_count_file(cx_matcher *m, const char *path, const uint32_t *keep, size_t nkeep,
-                        int64_t *counts, size_t *lines, size_t *matched, cx_err *err);
+                        FILE *rows, int64_t *counts, size_t *lines, size_t *matched,
+                        cx_err *err);
 
 #endif
