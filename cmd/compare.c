@@ -31,6 +31,9 @@ static const cli_opt compare_opts[] = {
      0, -1, "shots|tertile"},
     {"thresholds", CLI_STRING, &args.thresholds, "MANY,FEW",
      "shots rule: head > MANY, tail < FEW training samples (default 100,20)", 0, -1, NULL},
+    {"freqs", CLI_STRING, &args.freqs, "FREQS",
+     "class frequencies (a 'name<TAB>count' file of every class, as count writes) for "
+     "head/mid/tail and the correlations instead of the training counts", 0, -1, NULL},
     {"k", CLI_INT, &args.k, "K", "knn: neighbours that vote (default 20)", 1, CX_KNN_K_MAX, NULL},
     {"no-nc1", CLI_FLAG, &args.no_nc1, NULL, "skip neural collapse NC1 (nc1 is then null)", 0, -1,
      NULL},

@@ -38,6 +38,9 @@ static const cli_opt eval_opts[] = {
      0, -1, "shots|tertile"},
     {"thresholds", CLI_STRING, &args.thresholds, "MANY,FEW",
      "shots rule: head > MANY, tail < FEW training samples (default 100,20)", 0, -1, NULL},
+    {"freqs", CLI_STRING, &args.freqs, "FREQS",
+     "class frequencies (a 'name<TAB>count' file of every class, as count writes) for "
+     "head/mid/tail and the correlations instead of the training counts", 0, -1, NULL},
     {"k", CLI_INT, &args.k, "K", "knn: neighbours that vote (default 20)", 1, CX_KNN_K_MAX, NULL},
     {"no-nc1", CLI_FLAG, &args.no_nc1, NULL, "skip neural collapse NC1 (nc1 is then null)", 0, -1,
      NULL},
@@ -125,6 +128,8 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
     if (info->posthoc)
         printf(", posthoc %s tau %.3g", cx_posthoc_name((cx_posthoc_kind)info->posthoc),
                info->posthoc_tau);
+    if (info->freqs)
+        printf(", frequencies from %s", info->freqs);
     printf("\n");
     if (r->restrict_to != CX_REPORT_ALL)
         printf("%s classes only (%d): ", cx_eval_report_restrict_name(r->restrict_to), r->n_listed);
@@ -136,10 +141,10 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
            count_split(r, CX_SPLIT_MID), cli_fmt(c, sizeof c, r->tail),
            count_split(r, CX_SPLIT_TAIL));
     if (r->rule == CX_SPLIT_RULE_SHOTS)
-        printf("[head > %lld, tail < %lld training samples]\n", (long long)r->many,
-               (long long)r->few);
+        printf("[head > %lld, tail < %lld %s]\n", (long long)r->many, (long long)r->few,
+               info->freqs ? "mentions" : "training samples");
     else
-        printf("[thirds by training count]\n");
+        printf("[thirds by %s]\n", info->freqs ? "frequency" : "training count");
     printf("corr_acc %s  corr_pred %s  ece %s  nc1 %s  macro F1 %s\n",
            cli_fmt(a, sizeof a, r->corr_acc), cli_fmt(b, sizeof b, r->corr_pred),
            cli_fmt(c, sizeof c, r->ece), cli_fmt(d, sizeof d, r->nc1),
@@ -151,8 +156,8 @@ static int print_table(const cx_eval_report *r, const char *run_dir, const cx_ru
                cli_fmt(c, sizeof c, r->groups->adjusted), r->groups->with_test, r->groups->G);
     printf("\n");
 
-    static const char *const heads[] = {">class", "name", ">train", ">test",
-                                        ">acc",   ">pred", "split"};
+    const char *const heads[] = {">class", "name", info->freqs ? ">freq" : ">train", ">test",
+                                 ">acc",   ">pred", "split"};
     cli_table t;
     if (cli_table_init(&t, 7, heads))
         return -1;

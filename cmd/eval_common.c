@@ -16,6 +16,7 @@ int cli_eval_options(const char *cmd, const cli_eval_args *a, cx_run_eval_opts *
 {
     cx_run_eval_defaults(o);
     o->data = a->data;
+    o->freqs = a->freqs;
     if (a->mode)
         o->mode = cx_eval_mode_parse(a->mode); /* cli_parse checked the choice */
     if (a->split_rule && strcmp(a->split_rule, "tertile") == 0)
@@ -98,6 +99,8 @@ void cli_eval_json(FILE *fp, const cx_eval_report *r, const char *run_dir,
     key_string(fp, "mode", cx_eval_mode_name(info->mode));
     key_string(fp, "data", info->data);
     key_string(fp, "subset", info->subset);
+    if (info->freqs) /* only with --freqs: reports without it keep their bytes */
+        key_string(fp, "freqs", info->freqs);
     fprintf(fp, "\n  \"n_train_features\": %lld,", (long long)info->n_train);
     key_number(fp, "probe_lambda", info->probe_lambda);
     if (info->probe.grid > 1) {

@@ -10,7 +10,7 @@
 
 /* The options both commands take (pointers into argv, as cli_parse leaves them). */
 typedef struct {
-    const char *data, *mode, *split_rule, *thresholds;
+    const char *data, *mode, *split_rule, *thresholds, *freqs;
     long k;      /* 0: not given */
     int no_nc1;
 } cli_eval_args;

@@ -84,6 +84,56 @@ near "$(q "$WORK/sl.json" .top1)" "$(q "$WORK/sl.json" .acc)" || fail "balanced 
 # Same threads, same bytes.
 "$CLIPX" eval "$SL" --json --threads 1 2>/dev/null | cmp -s - "$WORK/sl.json" || fail "eval --json not reproducible"
 
+# ---- --freqs: a frequency file's counts for the splits and correlations --------------------
+# Spearman's rho with average ranks of "x y" lines, computed here from the same file.
+spearman() {
+    awk '{ x[NR] = $1; y[NR] = $2 }
+    function rank(v, r,   i, j, lt, eq) {
+        for (i = 1; i <= NR; i++) {
+            lt = 0; eq = 0
+            for (j = 1; j <= NR; j++) { if (v[j] < v[i]) lt++; else if (v[j] == v[i]) eq++ }
+            r[i] = lt + (eq + 1) / 2
+        }
+    }
+    END {
+        rank(x, rx); rank(y, ry)
+        for (i = 1; i <= NR; i++) { mx += rx[i] / NR; my += ry[i] / NR }
+        for (i = 1; i <= NR; i++) {
+            sxy += (rx[i] - mx) * (ry[i] - my); sxx += (rx[i] - mx) ^ 2; syy += (ry[i] - my) ^ 2
+        }
+        printf "%.12f\n", sxy / sqrt(sxx * syy)
+    }'
+}
+set -- 150 7 150 30 2 400 # ties, and every split (head > 100, tail < 20)
+cut -d'|' -f1 "$D/classes.txt" | awk -v c="$*" 'BEGIN { split(c, v, " ") } { print $0 "\t" v[NR] }' >"$WORK/freqs.txt"
+set --
+if expect_exit 0 "$CLIPX" eval "$SL" --freqs "$WORK/freqs.txt" --json --threads 1; then
+    cp "$WORK/out" "$WORK/fq.json"
+    [ "$(q "$WORK/fq.json" .freqs)" = "$WORK/freqs.txt" ] || fail "--freqs: JSON freqs key"
+    [ "$(q "$WORK/fq.json" .top1)" = "$(q "$WORK/sl.json" .top1)" ] || fail "--freqs changed top1"
+    : >"$WORK/fa"
+    : >"$WORK/fp"
+    for i in 0 1 2 3 4 5; do
+        n=$(sed -n "$((i + 1))p" "$WORK/freqs.txt" | cut -f2)
+        [ "$(q "$WORK/fq.json" ".classes[$i].train_count")" = "$n" ] || fail "--freqs: class $i count"
+        want=mid; [ "$n" -gt 100 ] && want=head; [ "$n" -lt 20 ] && want=tail
+        [ "$(q "$WORK/fq.json" ".classes[$i].split")" = $want ] || fail "--freqs: class $i split"
+        echo "$n $(q "$WORK/fq.json" ".classes[$i].acc")" >>"$WORK/fa"
+        echo "$n $(q "$WORK/fq.json" ".classes[$i].pred_count")" >>"$WORK/fp"
+    done
+    near "$(spearman <"$WORK/fa")" "$(q "$WORK/fq.json" .corr_acc)" 1e-9 ||
+        fail "--freqs: corr_acc $(q "$WORK/fq.json" .corr_acc), a script computes $(spearman <"$WORK/fa")"
+    near "$(spearman <"$WORK/fp")" "$(q "$WORK/fq.json" .corr_pred)" 1e-9 ||
+        fail "--freqs: corr_pred $(q "$WORK/fq.json" .corr_pred), a script computes $(spearman <"$WORK/fp")"
+fi
+expect_exit 0 "$CLIPX" eval "$SL" --freqs "$WORK/freqs.txt" --threads 1 &&
+    expect_grep '^class +name +freq +test' "$WORK/out" "--freqs table" &&
+    expect_grep ', frequencies from ' "$WORK/out" "--freqs table"
+expect_exit 0 "$CLIPX" compare "$SL" "$CLIP" --freqs "$WORK/freqs.txt" --threads 1
+head -n 5 "$WORK/freqs.txt" >"$WORK/freqs5.txt"
+expect_exit 1 "$CLIPX" eval "$SL" --freqs "$WORK/freqs5.txt" --threads 1 && expect_one_error_line &&
+    expect_grep "freqs5.txt: class '.*' is missing" "$WORK/err" "--freqs short file"
+
 # ---- --split restricts top1 and the classes ------------------------------------------------
 for s in tail head; do
     expect_exit 0 "$CLIPX" eval "$SL" --json --split $s --thresholds 60,20 --threads 1 || continue

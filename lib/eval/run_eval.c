@@ -346,6 +346,7 @@ void cx_run_eval_info_free(cx_run_eval_info *info)
     if (!info)
         return;
     free(info->retrain_from);
+    free(info->freqs);
     free(info->data);
     free(info->subset);
     cx_probe_info_free(&info->probe);
@@ -673,8 +674,23 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     double t4 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_SCORING] = t4 - t3;
 
-    if ((st = cx_eval_report_build(report, &s.pred, test->y, run->meta.class_counts,
-                                   (const char *const *)run->meta.class_names, &o->report, err)))
+    int64_t *freqs = NULL;
+    if (o->freqs) {
+        int C = run->meta.shape.num_classes;
+        if (!(freqs = malloc((size_t)C * sizeof *freqs)) || !(info->freqs = strdup(o->freqs))) {
+            free(freqs);
+            st = cx_fail(err, CX_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if ((st = cx_freq_read(o->freqs, run->meta.class_names, C, freqs, err))) {
+            free(freqs);
+            goto fail;
+        }
+    }
+    st = cx_eval_report_build(report, &s.pred, test->y, freqs ? freqs : run->meta.class_counts,
+                              (const char *const *)run->meta.class_names, &o->report, err);
+    free(freqs);
+    if (st)
         goto fail;
     const float *w = s.clf.kind == CX_CLF_LINEAR && s.clf.D == D ? s.clf.w : NULL;
     if ((st = cx_collapse_compute(&s.col, s.test_feat, test->y, (int)test->n, E, D, w, o->nc1,

@@ -100,6 +100,11 @@ typedef struct {
     int posthoc;            /* a cx_posthoc_kind (lib/eval/posthoc.h): 0 none */
     double posthoc_tau;     /* its tau; NaN: chosen on validation data (cx_run_val_features
                                with the run's seed and CX_VAL_PER_CLASS_DEFAULT) */
+    const char *freqs;      /* frequency file ("name<TAB>count", every class of the run, as
+                               `clipx count` writes): its counts replace the run's training
+                               counts for head/mid/tail and the correlations (caption
+                               frequencies, as the study reports); post-hoc priors keep the
+                               training counts. NULL: the training counts */
 } cx_run_eval_opts;
 
 void cx_run_eval_defaults(cx_run_eval_opts *o);
@@ -139,6 +144,7 @@ typedef struct {
     cx_val_source posthoc_val; /* where validation came from (CX_VAL_NONE when tau was given) */
     int64_t posthoc_n_val;
     double posthoc_val_acc;  /* class-mean validation accuracy of the chosen tau, else NaN */
+    char *freqs;             /* owned: o->freqs when given, else NULL */
 } cx_run_eval_info;
 
 void cx_run_eval_info_free(cx_run_eval_info *info);
