@@ -1,6 +1,7 @@
 #!/bin/sh
 # clipx train: run folders, reproducibility, resume after SIGKILL, divergence, refusals.
 . "$TOP_SRCDIR/tests/lib.sh"
+JSONQ="${TOP_BUILDDIR:-.}/tests/jsonq"
 
 DATA=$WORK/s5
 "$CLIPX" synth --out "$DATA" --classes 5 --superclasses 2 --n 600 --dim 16 --test-per-class 20 \
@@ -202,6 +203,37 @@ expect_exit 0 "$CLIPX" train $small --objective clip --epochs 1 --set model.text
     --set model.text.freeze=true --out "$WORK/textinit"
 expect_exit 0 "$CLIPX" train $small --objective sl --epochs 1 --loss ldam --set head=cosine \
     --set vocab.k=3 --set sampler=class-balanced --out "$WORK/ldam"
+
+# vocab.freqs: the training counts written as a frequency file draw the same classes (the same
+# bytes); other counts draw others; it needs vocab.k, and every class in the file.
+"$CLIPX" stats "$DATA/dataset.yaml" --json >"$WORK/vstats.json" 2>/dev/null || fail "stats"
+nc=$(wc -l <"$DATA/classes.txt")
+: >"$WORK/vf-same"
+: >"$WORK/vf-other"
+i=0
+for name in $(cut -d'|' -f1 "$DATA/classes.txt"); do
+    n=$("$JSONQ" "$WORK/vstats.json" ".counts[$i]" 2>/dev/null || echo 0)
+    printf '%s\t%s\n' "$name" "$n" >>"$WORK/vf-same"
+    printf '%s\t%s\n' "$name" "$(( (i * 37) % 11 + 1 ))" >>"$WORK/vf-other"
+    i=$((i + 1))
+done
+[ "$i" -eq "$nc" ] || fail "vocab.freqs: the class list has names with spaces"
+vk="--objective sl --epochs 1 --set vocab.k=4 --batch 8 --threads 1" # small batches: draws happen
+expect_exit 0 "$CLIPX" train $small $vk --out "$WORK/vk0"
+expect_exit 0 "$CLIPX" train $small $vk --set vocab.freqs="$WORK/vf-same" --out "$WORK/vk1"
+expect_exit 0 "$CLIPX" train $small $vk --set vocab.freqs="$WORK/vf-other" --out "$WORK/vk2"
+for r in vk0 vk1 vk2; do # the weights as eval sees them: the JSON without the run's name
+    "$CLIPX" eval "$WORK/$r" --json --threads 1 2>/dev/null | grep -v '"run"' >"$WORK/$r.json"
+done
+[ -s "$WORK/vk0.json" ] || fail "vocab.freqs: eval of the runs"
+cmp -s "$WORK/vk0.json" "$WORK/vk1.json" || fail "vocab.freqs of the training counts changed the run"
+cmp -s "$WORK/vk0.json" "$WORK/vk2.json" && fail "vocab.freqs of other counts changed nothing"
+expect_grep "^  freqs: \"$WORK/vf-other\"\$" "$WORK/vk2/config.yaml" "vocab.freqs recorded"
+expect_no_grep "freqs" "$WORK/vk0/config.yaml" "config.yaml without vocab.freqs"
+refuse "vocab.freqs weighs the classes vocab.k draws" --objective sl --set vocab.freqs="$WORK/vf-same"
+head -n 2 "$WORK/vf-same" >"$WORK/vf-short"
+expect_exit 1 "$CLIPX" train $small $vk --set vocab.freqs="$WORK/vf-short" --out "$WORK/vk3" &&
+    expect_one_error_line && expect_grep "vocab.freqs: .*vf-short: class '.*' is missing" "$WORK/err" "vocab.freqs short"
 
 # A NaN in the features is named with its file and record at load time, before any training.
 cp -r "$DATA" "$WORK/nandata"

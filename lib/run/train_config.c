@@ -61,6 +61,7 @@ static const cx_conf_key keys[] = {
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "draw samples with probability proportional to 1/n_y (class-balanced) or n_y^-1/2 (sqrt)"},
     {"vocab.k", CX_CONF_INT, AT(vocab.k), "0", IN(0, 16777216), .doc = "sl: classes per step (the batch's labels plus sampled others); 0: all classes"},
     {"vocab.weight", CX_CONF_ENUM, AT(vocab.weight), "linear", .choices = CHOICES("uniform", "linear", "sqrt"), .doc = "weight of a class drawn into the step's vocabulary: 1, n_c or sqrt(n_c)"},
+    {"vocab.freqs", CX_CONF_PATH, AT(vocab.freqs), "null", Q_NULLABLE, .doc = "frequency file (name<TAB>count for every class, as clipx count writes) whose counts are the n_c of vocab.weight instead of the training counts: a class with caption mentions and no sample can be drawn"},
     {"head", CX_CONF_ENUM, AT(head), "linear", .choices = CHOICES("linear", "cosine", "text"), .doc = "sl classifier: linear, cosine (learnable scale) or text (frozen class-prompt embeddings of head_from, or the dataset's class_embeddings)"},
     {"head_from", CX_CONF_PATH, AT(head_from), "null", NULLABLE, .doc = "head text: CLIP run folder whose text tower embeds the class prompts; null: the dataset's class_embeddings"},
     {"logit_scale.init", CX_CONF_DOUBLE, AT(logit_scale.init), "14.285714285714286", GT(0), .doc = "initial logit scale s (1/0.07)"},
@@ -214,6 +215,10 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                        "vocab.k subsamples the classes of objective: sl (objective is %s); set "
                        "objective: sl or vocab.k: 0",
                        objective);
+    if (cfg->vocab.freqs && cfg->vocab.k == 0)
+        return cx_fail(err, CX_EUSAGE,
+                       "vocab.freqs weighs the classes vocab.k draws (vocab.k is 0); set vocab.k "
+                       "or vocab.freqs: null");
     if (cfg->drw.epoch > 0) {
         if (!sl)
             return cx_fail(err, CX_EUSAGE,

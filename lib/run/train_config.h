@@ -78,6 +78,8 @@ typedef struct {
     struct {
         int64_t k; /* 0: every class in every step */
         cx_cfg_vocab_weight weight;
+        char *freqs; /* frequency file whose counts weigh the drawn classes, or NULL: the
+                        training counts */
     } vocab;
     cx_cfg_head head;
     char *head_from; /* CLIP run folder whose text tower makes the frozen head, or NULL */

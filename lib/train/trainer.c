@@ -16,6 +16,7 @@
 #include "lib/data/augment.h"
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
+#include "lib/data/subset.h"
 #include "lib/run/run.h"
 #include "lib/run/spec.h"
 #include "lib/train/tokens.h"
@@ -511,6 +512,29 @@ static cx_status setup_aug(trainer *t, cx_err *err)
     return CX_OK;
 }
 
+/* Vocabulary subsampling weighs classes by their training counts, or by vocab.freqs (caption
+ * mentions), which can give a class without samples a chance to be drawn. */
+static cx_status create_vocab_sampler(trainer *t, cx_err *err)
+{
+    const cx_train_config *cfg = t->cfg;
+    int C = t->ds.num_classes;
+    int64_t *freqs = NULL;
+    if (cfg->vocab.freqs) {
+        cx_status st;
+        if (!(freqs = malloc((size_t)C * sizeof *freqs)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        if ((st = cx_freq_read(cfg->vocab.freqs, t->ds.class_names, C, freqs, err))) {
+            free(freqs);
+            return cx_err_prefix(err, st, "vocab.freqs");
+        }
+    }
+    cx_status st = cx_vocab_sampler_create(&t->vocab_sampler, C, (int)cfg->vocab.k,
+                                           cx_spec_vocab_weight(cfg),
+                                           freqs ? freqs : t->meta.class_counts, err);
+    free(freqs);
+    return st;
+}
+
 static cx_status build_training(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
@@ -522,9 +546,7 @@ static cx_status build_training(trainer *t, cx_err *err)
         cx_spec_loss(cfg, &lcfg);
         if ((st = cx_loss_create(&t->loss, &lcfg, t->meta.class_counts, C, t->local_batch, err)))
             return st;
-        if (cfg->vocab.k > 0 &&
-            (st = cx_vocab_sampler_create(&t->vocab_sampler, C, (int)cfg->vocab.k,
-                                          cx_spec_vocab_weight(cfg), t->meta.class_counts, err)))
+        if (cfg->vocab.k > 0 && (st = create_vocab_sampler(t, err)))
             return st;
     }
     if ((st = cx_sampler_create(&t->sampler, cx_spec_sampler(cfg), s->y, s->n, C,
