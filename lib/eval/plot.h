@@ -1,14 +1,12 @@
 /* The figure of `clipx compare --plot`, drawn by gnuplot: per-class accuracy against training
  * count (log x) with one series per run, beside a grouped head/mid/tail bar chart, in one SVG
- * or PNG file. gnuplot runs on data files and a script in a temporary folder that is removed
- * afterwards; the figure reaches its path atomically (lib/afile.h). */
+ * or PNG file, rendered by lib/eval/gnuplot.h. */
 #ifndef CX_EVAL_PLOT_H
 #define CX_EVAL_PLOT_H
 
 #include "lib/base/err.h"
+#include "lib/eval/gnuplot.h"
 #include "lib/eval/report.h"
-
-typedef enum { CX_PLOT_SVG, CX_PLOT_PNG } cx_plot_format;
 
 /* Runs to draw, in order (the first is the baseline of compare's deltas). */
 typedef struct {
@@ -18,13 +16,6 @@ typedef struct {
 
 /* Most runs one figure draws (the colours and point shapes stay distinct up to here). */
 enum { CX_PLOT_MAX_RUNS = 64 };
-
-/* The format named by path's extension: ".svg" or ".png" (any case); -1 for anything else. */
-int cx_plot_format_of(const char *path);
-
-/* The gnuplot to run: configure's GNUPLOT_PATH when it is executable, else the first
- * executable "gnuplot" in PATH. A new string, or NULL when there is none. */
-char *cx_plot_find_gnuplot(void);
 
 /* Write into folder dir the data files (one per run: count, accuracy, split of each class with
  * test vectors; one of per-bin mean accuracies per run; one of head/mid/tail means) and the
