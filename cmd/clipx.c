@@ -33,6 +33,7 @@ static const command commands[] = {
     {"embed", cmd_embed, &cmd_embed_spec},
     {"eval", cmd_eval, &cmd_eval_spec},
     {"help", cmd_help, &cmd_help_spec},
+    {"plot", cmd_plot, &cmd_plot_spec},
     {"retrain", cmd_retrain, &cmd_retrain_spec},
     {"stats", cmd_stats, &cmd_stats_spec},
     {"subsample", cmd_subsample, &cmd_subsample_spec},

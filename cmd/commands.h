@@ -22,5 +22,6 @@ CLIPX_COMMAND(compare);
 CLIPX_COMMAND(embed);
 CLIPX_COMMAND(retrain);
 CLIPX_COMMAND(eval);
+CLIPX_COMMAND(plot);
 
 #endif

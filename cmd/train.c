@@ -1,5 +1,6 @@
 /* clipx train: a new run from a configuration (file, flags, --set), or --resume of an
  * interrupted one; progress on stderr; the run folder is written by lib/train. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 #include "lib/base/dist.h"
 #include "lib/base/path.h"
 #include "lib/conf/conf.h"
+#include "lib/eval/report.h"
+#include "lib/eval/run_eval.h"
 #include "lib/run/run.h"
 #include "lib/run/train_config.h"
 #include "lib/train/trainer.h"
@@ -47,7 +50,9 @@ const cli_spec cmd_train_spec = {
     "RUN receives config.yaml (the resolved configuration), model.ckpt (weights, optimiser\n"
     "state, classes and counts; written atomically at every epoch end and every ckpt.every\n"
     "steps) and log.jsonl (one JSON object per epoch: epoch, step, loss, lr, seconds,\n"
-    "samples_per_s, logit_scale).\n"
+    "samples_per_s, logit_scale; with eval.every N, every N-th epoch's line adds \"eval\":\n"
+    "split, mode, top1, head, mid, tail, corr_acc, corr_pred of its checkpoint on the val\n"
+    "split, or the test split when there is none).\n"
     "\n"
     "--resume RUN continues from the last checkpoint and ends bit-identical to an\n"
     "uninterrupted run with the same thread count; a finished run is left as it is.\n"
@@ -62,6 +67,7 @@ typedef struct {
     cli_progress bar;
     int quiet;
     long kill_at_step; /* CLIPX_TEST_KILL_AT_STEP: SIGKILL ourselves there (resume tests) */
+    int said_test;     /* the note that curves use the test split was printed */
 } progress_ctx;
 
 static void on_progress(void *ctx, const cx_train_status *s, int epoch_done)
@@ -82,6 +88,73 @@ static void on_progress(void *ctx, const cx_train_status *s, int epoch_done)
     } else {
         cli_progress_update(&p->bar, (long)s->step, extra);
     }
+}
+
+static void on_note(void *ctx, const char *msg)
+{
+    progress_ctx *p = ctx;
+    cli_progress_end(&p->bar);
+    if (!p->quiet)
+        fprintf(stderr, "train: note: %s\n", msg);
+}
+
+static void put_metric(FILE *fp, const char *key, double v)
+{
+    if (isfinite(v))
+        fprintf(fp, ",\"%s\":%.17g", key, v);
+    else
+        fprintf(fp, ",\"%s\":null", key);
+}
+
+/* eval.every: the checkpoint just written, scored as `clipx eval RUN` would (its default mode,
+ * NC1 skipped) on the val split, or the test split when the dataset has none. */
+static cx_status on_epoch_eval(void *ctx, const char *run_dir, int64_t epoch, char **fields,
+                               cx_err *err)
+{
+    progress_ctx *p = ctx;
+    cx_run_eval_opts o;
+    cx_run_eval_defaults(&o);
+    o.on_val = -1;
+    o.nc1 = 0;
+    cx_eval_report r;
+    cx_run_eval_info info;
+    cx_status st = cx_run_evaluate(run_dir, &o, &r, &info, err);
+    if (st)
+        return cx_err_prefix(err, st, "eval.every: epoch %lld", (long long)epoch);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    if (fp) {
+        fprintf(fp, "\"eval\":{\"split\":\"%s\",\"mode\":\"%s\"", info.on_val ? "val" : "test",
+                cx_eval_mode_name(info.mode));
+        put_metric(fp, "top1", r.top1);
+        put_metric(fp, "head", r.head);
+        put_metric(fp, "mid", r.mid);
+        put_metric(fp, "tail", r.tail);
+        put_metric(fp, "corr_acc", r.corr_acc);
+        put_metric(fp, "corr_pred", r.corr_pred);
+        fputc('}', fp);
+    }
+    if (!fp || fclose(fp) != 0) {
+        free(text);
+        text = NULL;
+    }
+    if (!p->quiet) {
+        cli_progress_end(&p->bar);
+        if (!info.on_val && !p->said_test)
+            fprintf(stderr, "train: note: eval.every: the dataset has no val split; the curves "
+                            "are on the test split\n");
+        fprintf(stderr, "eval %s (epoch %lld): top1 %.4f  head %.4f  mid %.4f  tail %.4f  "
+                        "corr_acc %.4f\n", info.on_val ? "val" : "test", (long long)epoch, r.top1,
+                r.head, r.mid, r.tail, r.corr_acc);
+    }
+    p->said_test = p->said_test || !info.on_val;
+    cx_eval_report_free(&r);
+    cx_run_eval_info_free(&info);
+    if (!text)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    *fields = text;
+    return CX_OK;
 }
 
 /* Flags that name one configuration key, applied in this order. */
@@ -146,7 +219,7 @@ int cmd_train(const cli_result *res)
     const char *kill_at = getenv("CLIPX_TEST_KILL_AT_STEP");
     pc.kill_at_step = kill_at ? atol(kill_at) : 0;
     cli_progress_start(&pc.bar, res->progress, "train", 0);
-    cx_train_hooks hooks = {on_progress, &pc};
+    cx_train_hooks hooks = {on_progress, &pc, on_epoch_eval, on_note};
     if (resume_dir && (out_dir || config_path || sets.count || data || subset || objective || loss ||
                        epochs || batch || seed || force)) {
         cli_error("train", "--resume takes only the run folder (and --threads); its "

@@ -22,6 +22,9 @@
 
 extern char **environ;
 
+const char *const cx_plot_colours[10] = {"1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd",
+                                         "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf"};
+
 int cx_plot_format_of(const char *path)
 {
     size_t n = strlen(path);

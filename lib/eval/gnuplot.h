@@ -10,6 +10,9 @@
 
 typedef enum { CX_PLOT_SVG, CX_PLOT_PNG } cx_plot_format;
 
+/* Distinct colours for series (Tableau 10), "rrggbb". */
+extern const char *const cx_plot_colours[10];
+
 /* The format named by path's extension: ".svg" or ".png" (any case); -1 for anything else. */
 int cx_plot_format_of(const char *path);
 

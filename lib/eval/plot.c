@@ -13,10 +13,8 @@
 #include "lib/base/path.h"
 #include "lib/eval/gnuplot.h"
 
-/* Distinct colours (Tableau 10) and filled point shapes; run i takes colour i % 10 and shape
- * i % 8, so runs stay distinguishable up to 40. */
-static const char *const colours[10] = {"1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd",
-                                        "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf"};
+/* Run i takes colour i % 10 (lib/eval/gnuplot.h) and point shape i % 8, so runs stay
+ * distinguishable up to 40. */
 static const int shapes[8] = {7, 5, 9, 11, 13, 15, 6, 4};
 
 /* Trend bins: a quarter of a decade of training counts. */
@@ -285,7 +283,7 @@ static void write_script(FILE *fp, const cx_plot_run *runs, int n,
     }
     fprintf(fp, "plot \\\n");
     for (int i = 0; i < n; i++) {
-        const char *col = colours[i % 10];
+        const char *col = cx_plot_colours[i % 10];
         fprintf(fp, "  'run%d.tsv' using 1:2 with points pt %d ps 0.9 lc rgb '#50%s' notitle, \\\n",
                 i, shapes[i % 8], col);
         fprintf(fp, "  'trend%d.tsv' using 1:2 with lines lw 2.5 lc rgb '#%s' title ", i, col);
@@ -316,7 +314,7 @@ static void write_script(FILE *fp, const cx_plot_run *runs, int n,
     }
     fprintf(fp, ")\nplot \\\n");
     for (int i = 0; i < n; i++) {
-        fprintf(fp, "  'bars.tsv' using %d lc rgb '#%s' title ", i + 3, colours[i % 10]);
+        fprintf(fp, "  'bars.tsv' using %d lc rgb '#%s' title ", i + 3, cx_plot_colours[i % 10]);
         cx_gnuplot_string(fp, runs[i].name);
         fprintf(fp, ", \\\n");
     }

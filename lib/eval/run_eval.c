@@ -567,9 +567,20 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                      CX_RUN_CONFIG);
         goto fail;
     }
+    int on_val = o->on_val > 0;
+    if (o->on_val < 0) { /* val when there is one: the class list alone tells */
+        cx_load_options none = {0};
+        none.parts = CX_LOAD_NONE;
+        if ((st = cx_dataset_load(data, &none, &s.ds, err)))
+            goto fail;
+        on_val = s.ds.has_val;
+        cx_dataset_free(&s.ds);
+    }
+    info->on_val = on_val;
     int train_feats = uses_training_features(mode);
     cx_load_options lo = {0};
-    lo.parts = CX_LOAD_TEST | CX_LOAD_IMAGES | (train_feats ? CX_LOAD_TRAIN : 0);
+    lo.parts = (on_val ? CX_LOAD_VAL : CX_LOAD_TEST) | CX_LOAD_IMAGES |
+               (train_feats ? CX_LOAD_TRAIN : 0);
     lo.subset_path = train_feats ? subset : NULL;
     if ((st = cx_dataset_load(data, &lo, &s.ds, err)) ||
         (st = cx_run_check_dataset(run, &s.ds, err)) ||
@@ -584,14 +595,16 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto fail;
     }
-    const cx_split *test = &s.ds.test;
+    const cx_split *test = on_val ? &s.ds.val : &s.ds.test; /* the split scored */
+    const char *scored = on_val ? "val" : "test";
     const int E = run->meta.num_eval_classes, D = run->model.spec.embed_dim;
     if (test->n == 0) {
-        st = cx_fail(err, CX_EDATA, "%s: the test split holds no samples", data);
+        st = cx_fail(err, CX_EDATA, "%s: the %s split holds no samples", data, scored);
         goto fail;
     }
     if (test->n > (size_t)INT32_MAX) {
-        st = cx_fail(err, CX_EDATA, "%s: %zu test samples, at most %d", data, test->n, INT32_MAX);
+        st = cx_fail(err, CX_EDATA, "%s: %zu %s samples, at most %d", data, test->n, scored,
+                     INT32_MAX);
         goto fail;
     }
     info->n_test = (int64_t)test->n;
@@ -599,7 +612,7 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     info->seconds[CX_EVAL_PHASE_LOAD] = t1 - t0;
 
     char what[512];
-    snprintf(what, sizeof what, "%.500s (test)", test->images_path ? test->images_path : data);
+    snprintf(what, sizeof what, "%.500s (%s)", test->images_path ? test->images_path : data, scored);
     int tokT = 0, tokW = 0;
     if (retrained && s.rclf.tok) {
         /* A token decoder scores the tower's tokens (n T W floats), not its embeddings. */
@@ -697,7 +710,8 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                                   err)) ||
         (st = cx_eval_report_attach_collapse(report, &s.col, err)))
         goto fail;
-    if (test->groups && (st = cx_run_eval_groups(run, &s.ds, o->data, s.pred.pred, report, err)))
+    if (!on_val && test->groups &&
+        (st = cx_run_eval_groups(run, &s.ds, o->data, s.pred.pred, report, err)))
         goto fail;
     info->seconds[CX_EVAL_PHASE_METRICS] = cx_clock_seconds() - t4;
 fail:

@@ -100,6 +100,9 @@ typedef struct {
     int posthoc;            /* a cx_posthoc_kind (lib/eval/posthoc.h): 0 none */
     double posthoc_tau;     /* its tau; NaN: chosen on validation data (cx_run_val_features
                                with the run's seed and CX_VAL_PER_CLASS_DEFAULT) */
+    int on_val;             /* 1: score the dataset's val split instead of its test split (an
+                               error when it names none); -1: val when the dataset names one,
+                               else test (info->on_val says which) */
     const char *freqs;      /* frequency file ("name<TAB>count", every class of the run, as
                                `clipx count` writes): its counts replace the run's training
                                counts for head/mid/tail and the correlations (caption
@@ -145,6 +148,7 @@ typedef struct {
     int64_t posthoc_n_val;
     double posthoc_val_acc;  /* class-mean validation accuracy of the chosen tau, else NaN */
     char *freqs;             /* owned: o->freqs when given, else NULL */
+    int on_val;              /* 1: the val split was scored, 0: the test split */
 } cx_run_eval_info;
 
 void cx_run_eval_info_free(cx_run_eval_info *info);

@@ -106,6 +106,7 @@ static const cx_conf_key keys[] = {
     {"optim.gamma", CX_CONF_DOUBLE, AT(optim.gamma), "0.1", GT(0), .doc = "schedule step: factor applied at each milestone"},
     {"optim.clip_grad", CX_CONF_DOUBLE, AT(optim.clip_grad), "0", GE(0), .doc = "clip the gradient to this global L2 norm; 0: off"},
     {"ckpt.every", CX_CONF_INT, AT(ckpt.every), "0", GE(0), .doc = "also checkpoint every N steps; 0: at epoch ends only"},
+    {"eval.every", CX_CONF_INT, AT(eval.every), "0", Q_GE(0), .doc = "evaluate the checkpoint every N epochs (and at the last) on the val split, or the test split when there is none, into log.jsonl (top1, head, mid, tail, corr_acc, corr_pred); 0: never"},
     {"aug.crop_scale", CX_CONF_DOUBLE_LIST, AT(aug.crop_scale), "[]", Q_IN_OC(0, 1), .max_len = 2, .doc = "images: random resized crop with an area fraction in [min, max] (torchvision's default [0.08, 1]), resized back bilinearly; []: no crop"},
     {"aug.crop_ratio", CX_CONF_DOUBLE_LIST, AT(aug.crop_ratio), "[0.75, 1.3333333333333333]", Q_GT(0), .min_len = 2, .max_len = 2, .doc = "images: the crop's aspect (width / height) range, drawn log-uniformly"},
     {"aug.flip", CX_CONF_BOOL, AT(aug.flip), "false", .flags = Q, .doc = "images: horizontal flip with probability 1/2"},

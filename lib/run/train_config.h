@@ -130,6 +130,10 @@ typedef struct {
     struct {
         int64_t every; /* also checkpoint every N steps; 0: at epoch ends only */
     } ckpt;
+    struct {
+        int64_t every; /* evaluate on the val split (else test) every N epochs and the last,
+                          into log.jsonl; 0: never */
+    } eval;
     /* Augmentations (lib/data/augment.h); every default is off. */
     struct {
         cx_conf_doubles crop_scale;  /* (0) off, or (2) area fraction range */

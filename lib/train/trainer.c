@@ -583,12 +583,15 @@ static cx_status build_training(trainer *t, cx_err *err)
 
 /* ---- log ----------------------------------------------------------------------------------- */
 
-/* Keep the lines of the first `epochs` epochs of an existing log (a resumed run's history). */
-static cx_status read_log(trainer *t, int64_t epochs, cx_err *err)
+/* Keep the lines of the first `epochs` epochs of an existing log (a resumed run's history);
+ * *found receives how many lines the file held (-1: no file). */
+static cx_status read_log(trainer *t, int64_t epochs, int64_t *found, cx_err *err)
 {
+    *found = -1;
     FILE *fp = fopen(t->log_path, "r");
     if (!fp)
         return CX_OK;
+    *found = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -596,7 +599,10 @@ static cx_status read_log(trainer *t, int64_t epochs, cx_err *err)
     t->log_lines = calloc((size_t)(epochs > 0 ? epochs : 1), sizeof *t->log_lines);
     if (!t->log_lines)
         st = cx_fail(err, CX_ENOMEM, "out of memory");
-    while (!st && t->nlog < epochs && (len = getline(&line, &cap, fp)) > 0) {
+    while (!st && (len = getline(&line, &cap, fp)) > 0) {
+        ++*found;
+        if (t->nlog == epochs)
+            continue; /* a line of an epoch the checkpoint does not hold: counted, dropped */
         if (line[len - 1] == '\n')
             line[len - 1] = '\0';
         t->log_lines[t->nlog] = line;
@@ -607,6 +613,20 @@ static cx_status read_log(trainer *t, int64_t epochs, cx_err *err)
     free(line);
     fclose(fp);
     return st;
+}
+
+/* The whole log, atomically (rank 0): a killed write leaves the previous one. */
+static cx_status rewrite_log(trainer *t, cx_err *err)
+{
+    if (t->dist.rank != 0)
+        return CX_OK;
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, t->log_path, err);
+    if (st)
+        return st;
+    for (int64_t i = 0; i < t->nlog; i++)
+        fprintf(f.fp, "%s\n", t->log_lines[i]);
+    return cx_afile_commit(&f, err);
 }
 
 static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
@@ -645,15 +665,28 @@ static cx_status append_log(trainer *t, const cx_train_status *s, cx_err *err)
     }
     t->log_lines = lines;
     t->log_lines[t->nlog++] = text;
-    if (t->dist.rank != 0)
+    return rewrite_log(t, err);
+}
+
+/* Fields of the last epoch's evaluation join its line: `{...,FIELDS}`. */
+static cx_status amend_last_log_line(trainer *t, const char *fields, cx_err *err)
+{
+    if (t->nlog <= 0 || !fields || !fields[0])
         return CX_OK;
-    cx_afile f;
-    cx_status st = cx_afile_open(&f, t->log_path, err);
-    if (st)
-        return st;
-    for (int64_t i = 0; i < t->nlog; i++)
-        fprintf(f.fp, "%s\n", t->log_lines[i]);
-    return cx_afile_commit(&f, err);
+    char *old = t->log_lines[t->nlog - 1];
+    size_t n = strlen(old), k = strlen(fields);
+    if (n < 2 || old[n - 1] != '}')
+        return cx_fail(err, CX_EDATA, "%s: the last line is not a JSON object", t->log_path);
+    char *line = malloc(n + k + 2);
+    if (!line)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    memcpy(line, old, n - 1);
+    line[n - 1] = ',';
+    memcpy(line + n, fields, k);
+    memcpy(line + n + k, "}", 2);
+    free(old);
+    t->log_lines[t->nlog - 1] = line;
+    return rewrite_log(t, err);
 }
 
 /* The checkpoint of the epoch just logged was not written: take its line back out of the log,
@@ -663,15 +696,8 @@ static void drop_last_log_line(trainer *t)
     if (t->nlog <= 0)
         return;
     free(t->log_lines[--t->nlog]);
-    if (t->dist.rank != 0)
-        return;
     cx_err ignored;
-    cx_afile f;
-    if (cx_afile_open(&f, t->log_path, &ignored))
-        return;
-    for (int64_t i = 0; i < t->nlog; i++)
-        fprintf(f.fp, "%s\n", t->log_lines[i]);
-    (void)cx_afile_commit(&f, &ignored);
+    (void)rewrite_log(t, &ignored);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -893,6 +919,19 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
         }
         if (hooks && hooks->on_progress)
             hooks->on_progress(hooks->ctx, &status, 1);
+        /* Curves: the checkpoint just written, evaluated, joins the epoch's line (a kill
+         * before this leaves the line without it). */
+        int64_t done = epoch + 1;
+        if (hooks && hooks->on_epoch_eval && cfg->eval.every > 0 &&
+            (done % cfg->eval.every == 0 || done == cfg->epochs)) {
+            char *fields = NULL;
+            if ((st = hooks->on_epoch_eval(hooks->ctx, t->dir, done, &fields, err)))
+                return st;
+            st = amend_last_log_line(t, fields, err);
+            free(fields);
+            if (st)
+                return st;
+        }
     }
     return CX_OK;
 }
@@ -1060,8 +1099,25 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
             t.last_ckpt_step = saved.step;
         }
     }
+    int64_t logged = 0, held = t.meta.step / t.meta.steps_per_epoch;
     if (!st)
-        st = read_log(&t, t.meta.step / t.meta.steps_per_epoch, err);
+        st = read_log(&t, held, &logged, err);
+    if (!st && logged >= 0 && logged != held) {
+        /* The log disagrees with the checkpoint (a kill between the two writes, or an edit):
+         * the checkpoint is the truth; the log is cut back to it now, not at the next epoch. */
+        char note[600];
+        if (logged > held)
+            snprintf(note, sizeof note, "%s records %lld epochs, %s %lld: the log is cut back to "
+                     "the checkpoint", t.log_path, (long long)logged, t.ckpt_path, (long long)held);
+        else
+            snprintf(note, sizeof note, "%s records %lld epochs, %s %lld: the lines of epochs "
+                     "%lld-%lld are lost (the checkpoint keeps no log)", t.log_path,
+                     (long long)logged, t.ckpt_path, (long long)held, (long long)logged + 1,
+                     (long long)held);
+        if (hooks && hooks->on_note && t.dist.rank == 0)
+            hooks->on_note(hooks->ctx, note);
+        st = rewrite_log(&t, err);
+    }
     if (!st)
         st = run_epochs(&t, t.dist.rank == 0 ? hooks : NULL, err);
     release_shared(&t, st);

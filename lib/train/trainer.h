@@ -25,6 +25,13 @@ typedef struct {
     /* Called after every step and after every epoch (epoch_done set); may be NULL. */
     void (*on_progress)(void *ctx, const cx_train_status *s, int epoch_done);
     void *ctx;
+    /* With eval.every: called after the checkpoint of every eval.every-th epoch (and of the
+     * last) with the run folder, to evaluate that checkpoint; *fields receives a malloc'd JSON
+     * fragment ("key": value, ...) that joins the epoch's log line. May be NULL (no curves). */
+    cx_status (*on_epoch_eval)(void *ctx, const char *run_dir, int64_t epoch, char **fields,
+                               cx_err *err);
+    /* A note for the user (a resumed run's log repaired); may be NULL. */
+    void (*on_note)(void *ctx, const char *msg);
 } cx_train_hooks;
 
 /* Train a new run into run_dir from cfg (validated here; the folder is created; a folder that
