@@ -15,10 +15,13 @@
 #include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/groups.h"
+#include "lib/eval/cfr_calib.h"
+#include "lib/eval/cfr_train.h"
 #include "lib/eval/dfr.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/retrain_tokens.h"
 #include "lib/eval/run_eval.h"
+#include "lib/eval/score.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
@@ -53,6 +56,15 @@ typedef struct {
     cx_val_source vsrc;
     int cached;
     cx_eval_classifier dfr;   /* dfr: the fitted classifier */
+    /* cfr: the calibration set, its trainer, the frozen classifier (scale folded in) and the
+     * projection of the best epoch on validation (epoch 0: the identity, RUN itself) */
+    cx_cfr_calib cal;
+    cx_cfr_trainer cfrt;
+    float *cwc, *cbc;         /* (E, D), (E) */
+    float *best_w, *best_b;   /* (D, D), (D) */
+    int64_t best_epoch;
+    double best_acc;
+    int i_pw, i_pb;
     cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
     cx_eval_classifier base;  /* the run's head over the E classes (SL runs) */
@@ -89,10 +101,16 @@ static int trained(int m)
     return m != CX_RETRAIN_TAU_NORM && m != CX_RETRAIN_DFR;
 }
 
+/* The epochs a trained method runs (cfr has its own key). */
+static int64_t total_epochs(const rt_state *t)
+{
+    return t->cfg.method == CX_RETRAIN_CFR ? t->cfg.cfr.epochs : t->cfg.epochs;
+}
+
 /* Methods that read validation features. */
 static int uses_val(const rt_state *t)
 {
-    return t->cfg.method == CX_RETRAIN_DFR ||
+    return t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR ||
            (t->cfg.method == CX_RETRAIN_TAU_NORM && isnan(t->tau_given));
 }
 
@@ -133,6 +151,12 @@ static void rt_free(rt_state *t)
     free(t->vg);
     cx_eval_classifier_free(&t->dfr);
     cx_dfr_info_free(&t->dinfo);
+    cx_cfr_calib_free(&t->cal);
+    cx_cfr_trainer_free(&t->cfrt);
+    free(t->cwc);
+    free(t->cbc);
+    free(t->best_w);
+    free(t->best_b);
     if (t->run_open)
         cx_run_close(&t->run);
     free(t->dir);
@@ -182,7 +206,7 @@ static cx_status check_run(const rt_state *t, cx_err *err)
         return CX_OK;
     }
     if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER ||
-        t->cfg.method == CX_RETRAIN_DFR)
+        t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR)
         return CX_OK;
     if (t->cfg.method == CX_RETRAIN_PROMPT) {
         if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
@@ -257,7 +281,7 @@ static cx_status compute_features(rt_state *t, cx_err *err)
             goto fail;
     } else if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;
-    if (t->cfg.method == CX_RETRAIN_DFR && ds.has_val) {
+    if ((t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR) && ds.has_val) {
         /* The val split with its groups (DFR balances by group when it has them). */
         cx_dataset vds;
         cx_load_options vlo = {0};
@@ -284,6 +308,12 @@ static cx_status compute_features(rt_state *t, cx_err *err)
                 vrows[nv++] = (uint32_t)i;
             }
         t->G = vs->groups ? vds.num_groups : 0;
+        if (t->cfg.method == CX_RETRAIN_CFR && t->cfg.cfr.select != CX_RETRAIN_SELECT_WORST_GROUP) {
+            /* CFR reads groups for --select worst-group only. */
+            free(t->vg);
+            t->vg = NULL;
+            t->G = 0;
+        }
         t->nv = nv;
         t->vsrc = CX_VAL_SPLIT;
         snprintf(what, sizeof what, "%.500s (val)", vs->images_path);
@@ -556,6 +586,21 @@ static cx_status build(rt_state *t, cx_err *err)
             return st;
         t->has_mlp = 1;
         break;
+    case CX_RETRAIN_CFR: {
+        /* The image projection, D to D from the identity: plain SGD, no optimiser state. */
+        t->i_pw = cx_params_declare(&t->p, "cfr.proj.weight", 2, (int[]){D, D}, 0, err);
+        if (t->i_pw < 0)
+            return cx_params_failure(t->i_pw);
+        DECL(t->i_pb, "cfr.proj.bias", D);
+        if ((st = cx_params_alloc(&t->p, 0, err)))
+            return st;
+        float *w = cx_param_value(&t->p, t->i_pw);
+        memset(w, 0, sizeof(float) * (size_t)D * D);
+        memset(cx_param_value(&t->p, t->i_pb), 0, sizeof(float) * (size_t)D);
+        for (int d = 0; d < D; d++)
+            w[(size_t)d * D + d] = 1.0f;
+        return CX_OK;
+    }
     case CX_RETRAIN_PROMPT: /* the prompts are built (and checked) before the folder is */
         if ((t->i_ctx = cx_params_declare(&t->p, "prompt.ctx", 2,
                                           (int[]){(int)(cx_prompt_ctx_floats(&t->prompt) /
@@ -770,6 +815,22 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
         r->scale = t->dfr.scale;
         return CX_OK;
     }
+    if (m == CX_RETRAIN_CFR) {
+        /* RUN's classifier behind the projection of the best epoch. */
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * D)) ||
+            !(r->b = calloc((size_t)E, sizeof(float))) ||
+            !(r->proj_w = malloc(sizeof(float) * (size_t)D * D)) ||
+            !(r->proj_b = malloc(sizeof(float) * (size_t)D)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, bc->w, sizeof(float) * (size_t)E * D);
+        if (bc->b)
+            memcpy(r->b, bc->b, sizeof(float) * (size_t)E);
+        memcpy(r->proj_w, t->best_w, sizeof(float) * (size_t)D * D);
+        memcpy(r->proj_b, t->best_b, sizeof(float) * (size_t)D);
+        r->normalize = bc->normalize;
+        r->scale = bc->scale;
+        return CX_OK;
+    }
     if (m == CX_RETRAIN_PROMPT) {
         /* The class embeddings of the context, cached: eval needs no text tower pass. */
         const float *emb = cx_prompt_forward(&t->prompt, &t->run.model.params,
@@ -908,7 +969,7 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
     int64_t bs[1] = {r.C}, gs[1] = {r.D};
     if ((st = cx_ckpt_add_i64(&ck, "retrain.method", (int64_t)t->cfg.method, err)) ||
         (st = cx_ckpt_add_i64(&ck, "retrain.epochs_done", t->epochs_done, err)) ||
-        (st = cx_ckpt_add_i64(&ck, "retrain.epochs", trained((int)t->cfg.method) ? t->cfg.epochs : 0, err)) ||
+        (st = cx_ckpt_add_i64(&ck, "retrain.epochs", trained((int)t->cfg.method) ? total_epochs(t) : 0, err)) ||
         (st = cx_ckpt_add_i64(&ck, "optim.step", t->opt_init ? t->opt.step : 0, err)) ||
         (st = cx_ckpt_add_i64(&ck, "val.source", (int64_t)t->vsrc, err)) ||
         (st = cx_ckpt_add_f64(&ck, "clf.tau", r.tau, err)) ||
@@ -922,6 +983,12 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
         (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))) ||
         (t->cfg.method == CX_RETRAIN_DFR &&
          (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))) ||
+        (r.proj_w &&
+         ((st = cx_ckpt_add(&ck, "clf.proj_w", CX_CKPT_F32, 2, (int64_t[]){r.D, r.D}, r.proj_w,
+                            err)) ||
+          (st = cx_ckpt_add(&ck, "clf.proj_b", CX_CKPT_F32, 1, gs, r.proj_b, err)) ||
+          (st = cx_ckpt_add_i64(&ck, "cfr.best_epoch", t->best_epoch, err)) ||
+          (st = cx_ckpt_add_f64(&ck, "cfr.best_acc", t->best_acc, err)))) ||
         (r.tokdec_depth && ((st = cx_ckpt_add_i64(&ck, "clf.tokdec.depth", r.tokdec_depth, err)) ||
                             (st = cx_ckpt_add_i64(&ck, "clf.tokdec.heads", r.tokdec_heads, err)) ||
                             (st = cx_ckpt_add_i64(&ck, "clf.tokdec.tokens", r.tokdec_T, err)))))
@@ -983,6 +1050,13 @@ static cx_status read_state(rt_state *t, cx_err *err)
     }
     if (t->opt_init)
         t->opt.step = stepv;
+    if (t->cfg.method == CX_RETRAIN_CFR &&
+        ((st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_w", t->best_w,
+                               (size_t)t->D * t->D, err)) ||
+         (st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_b", t->best_b, (size_t)t->D, err)) ||
+         (st = cx_ckpt_get_i64(&ck, t->ckpt_path, "cfr.best_epoch", &t->best_epoch, err)) ||
+         (st = cx_ckpt_get_f64(&ck, t->ckpt_path, "cfr.best_acc", &t->best_acc, err))))
+        goto fail;
 fail:
     cx_ckpt_free(&ck);
     return st;
@@ -1053,6 +1127,152 @@ static cx_status write_dfr_json(rt_state *t, cx_err *err)
                 d->grid_lambda[g], d->grid_acc[g]);
     fprintf(f.fp, "]}\n");
     return cx_afile_commit(&f, err);
+}
+
+/* ---- cfr: the calibration set, the epochs, the selection ----------------------------------- */
+
+/* Before anything is written: worst-group selection needs groups in the validation split. */
+static cx_status check_select(const rt_state *t, cx_err *err)
+{
+    if (t->cfg.method != CX_RETRAIN_CFR || t->cfg.cfr.select != CX_RETRAIN_SELECT_WORST_GROUP ||
+        t->vg)
+        return CX_OK;
+    if (t->vsrc != CX_VAL_SPLIT)
+        return cx_fail(err, CX_EUSAGE,
+                       "cfr.select: worst-group needs a val split with groups; %s names no val "
+                       "split (validation rows held out of training have no groups)",
+                       t->cfg.data);
+    return cx_fail(err, CX_EUSAGE,
+                   "cfr.select: worst-group needs a val split with groups; the val split of %s "
+                   "has none", t->cfg.data);
+}
+
+/* The worst-class (worst-group) validation accuracy of RUN's classifier behind x W^T + b. */
+static cx_status cfr_val_acc(rt_state *t, const float *W, const float *b, double *acc,
+                             cx_err *err)
+{
+    int D = t->D;
+    size_t nv = t->nv;
+    float *zp = malloc(sizeof *zp * (nv ? nv : 1) * (size_t)D);
+    if (!zp)
+        return cx_fail(err, CX_ENOMEM, "out of memory for %zu validation features", nv);
+    /* As cx_retrain_eval_setup projects at eval time. */
+    cx_sgemm(0, 1, (int)nv, D, D, 1.0f, t->vx, D, W, D, 0.0f, zp, D);
+    for (size_t i = 0; i < nv; i++)
+        for (int d = 0; d < D; d++)
+            zp[i * (size_t)D + d] += b[d];
+    cx_eval_pred pred;
+    cx_status st = cx_eval_score(&t->base, zp, t->vy, (int)nv, 0, &pred, err);
+    free(zp);
+    if (st)
+        return cx_err_prefix(err, st, "%s: validation", t->feat_path);
+    int by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
+    *acc = cx_cfr_worst_acc(pred.pred, t->vy, by_group ? t->vg : NULL, nv, t->E, t->G);
+    cx_eval_pred_free(&pred);
+    return CX_OK;
+}
+
+/* RUN2/cfr.json: the calibration set's size and the epoch selected. */
+static cx_status write_cfr_json(rt_state *t, cx_err *err)
+{
+    char *path = cx_run_path(t->dir, "cfr.json");
+    if (!path)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, path, err);
+    free(path);
+    if (st)
+        return st;
+    const char *sel = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP ? "group" : "class";
+    fprintf(f.fp,
+            "{\"calibration\": %lld, \"pool\": %lld, \"train\": %zu, \"select\": \"worst-%s\", "
+            "\"best_epoch\": %lld, \"val_worst_%s_acc\": %.17g, \"epochs_done\": %lld, "
+            "\"val_source\": \"%s\", \"n_val\": %zu}\n",
+            (long long)t->cal.n_calib, (long long)t->cal.n_pool, t->n, sel,
+            (long long)t->best_epoch, sel, t->best_acc, (long long)t->epochs_done,
+            cx_val_source_name(t->vsrc), t->nv);
+    return cx_afile_commit(&f, err);
+}
+
+/* The calibration set from RUN's own predictions, the frozen classifier, the identity as epoch
+ * 0's candidate. */
+static cx_status cfr_setup(rt_state *t, cx_err *err)
+{
+    int E = t->E, D = t->D;
+    const cx_eval_classifier *c = &t->base;
+    if (t->nv == 0)
+        return cx_fail(err, CX_EDATA, "%s: no validation features", t->feat_path);
+    if (c->kind != CX_CLF_LINEAR || c->C != E || c->D != D)
+        return cx_fail(err, CX_EDATA, "%s: RUN's classifier is not linear on %d features",
+                       t->run.dir, D);
+    cx_eval_pred pred;
+    cx_status st = cx_eval_score(c, t->x, t->y, (int)t->n, 0, &pred, err);
+    if (st)
+        return cx_err_prefix(err, st, "%s: training features", t->feat_path);
+    st = cx_cfr_calib_build(&t->cal, t->x, t->y, pred.pred, (int64_t)t->n, E, D, err);
+    cx_eval_pred_free(&pred);
+    if (st)
+        return st;
+    if (t->cal.n_calib == 0)
+        return cx_fail(err, CX_EDATA,
+                       "%s: RUN classifies every training row right: CFR's calibration set "
+                       "is empty", t->run.dir);
+    t->cwc = malloc(sizeof *t->cwc * (size_t)E * D);
+    t->cbc = calloc((size_t)E, sizeof *t->cbc);
+    t->best_w = malloc(sizeof *t->best_w * (size_t)D * D);
+    t->best_b = malloc(sizeof *t->best_b * (size_t)D);
+    if (!t->cwc || !t->cbc || !t->best_w || !t->best_b)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < (size_t)E * D; i++)
+        t->cwc[i] = c->scale * c->w[i];
+    if (c->b)
+        memcpy(t->cbc, c->b, sizeof *t->cbc * (size_t)E);
+    memcpy(t->best_w, cx_param_value(&t->p, t->i_pw), sizeof(float) * (size_t)D * D);
+    memcpy(t->best_b, cx_param_value(&t->p, t->i_pb), sizeof(float) * (size_t)D);
+    t->best_epoch = 0;
+    if ((st = cfr_val_acc(t, t->best_w, t->best_b, &t->best_acc, err)))
+        return st;
+    cx_cfr_opts o = {.D = D, .C = E, .B = (int)t->cfg.batch, .P = (int)t->cfg.cfr.positives,
+                     .K = (int)t->cfg.cfr.negatives, .tau = t->cfg.cfr.tau,
+                     .lambda = t->cfg.cfr.lambda, .lr = t->cfg.cfr.lr,
+                     .epochs = (int)t->cfg.cfr.epochs, .normalize = c->normalize,
+                     .seed = (uint64_t)t->cfg.seed};
+    return cx_cfr_trainer_init(&t->cfrt, &o, t->cal.n_calib, err);
+}
+
+static cx_status cfr_epochs(rt_state *t, const cx_retrain_hooks *hooks, cx_err *err)
+{
+    cx_status st;
+    int D = t->D, by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
+    float *W = cx_param_value(&t->p, t->i_pw), *b = cx_param_value(&t->p, t->i_pb);
+    for (int64_t e = t->epochs_done; e < t->cfg.cfr.epochs; e++) {
+        double t0 = cx_clock_seconds(), loss = NAN, acc = NAN;
+        if ((st = cx_cfr_epoch(&t->cfrt, t->x, t->y, &t->cal, t->cwc, t->cbc, W, b, (int)e,
+                               &loss, err)) ||
+            (st = cfr_val_acc(t, W, b, &acc, err)))
+            return st;
+        /* A later epoch replaces the kept one only when strictly better. */
+        if (acc > t->best_acc) {
+            t->best_acc = acc;
+            t->best_epoch = e + 1;
+            memcpy(t->best_w, W, sizeof(float) * (size_t)D * D);
+            memcpy(t->best_b, b, sizeof(float) * (size_t)D);
+        }
+        t->epochs_done = e + 1;
+        t->last_loss = loss;
+        double secs = cx_clock_seconds() - t0;
+        char line[320];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %lld, \"loss\": %.9g, \"c\": %.9g, \"val_worst_%s_acc\": %.9g, "
+                 "\"best_epoch\": %lld, \"seconds\": %.6f}",
+                 (long long)t->epochs_done, loss, cx_cfr_weight((int)e, (int)t->cfg.cfr.epochs),
+                 by_group ? "group" : "class", acc, (long long)t->best_epoch, secs);
+        if ((st = append_log(t, line, err)) || (st = write_ckpt(t, err)))
+            return st;
+        if (hooks && hooks->on_epoch)
+            hooks->on_epoch(hooks->ctx, t->epochs_done, t->cfg.cfr.epochs, loss, t->cfg.cfr.lr);
+    }
+    return write_cfr_json(t, err);
 }
 
 /* ---- the whole job ------------------------------------------------------------------------ */
@@ -1132,7 +1352,8 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         if (!t->cfg.data)
             return cx_fail(err, CX_EUSAGE, "data: %s names no dataset; give one", t->cfg.from);
         /* Everything that can be refused is checked before the folder is written. */
-        if ((st = compute_features(t, err)) || (st = cx_mkdir_p(t->dir, err)) ||
+        if ((st = compute_features(t, err)) || (st = check_select(t, err)) ||
+            (st = cx_mkdir_p(t->dir, err)) ||
             (st = cx_retrain_config_write(&t->cfg, t->config_path, err)) ||
             (st = save_features(t, err)))
             return st;
@@ -1143,7 +1364,7 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
             st = read_features(t, err);
         else if (!(st = compute_features(t, err)))
             st = save_features(t, err);
-        if (st)
+        if (st || (st = check_select(t, err)))
             return st;
     }
     if (hooks && hooks->on_val && uses_val(t))
@@ -1166,6 +1387,19 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
                 s += (double)w[(size_t)c * De + d] * w[(size_t)c * De + d];
             t->wnorm[c] = (float)sqrt(s);
         }
+    }
+    if (t->cfg.method == CX_RETRAIN_CFR && t->run.cfg.objective != CX_CFG_OBJECTIVE_SL) {
+        /* A CLIP run's classifier is its zero-shot one, built as eval builds it. */
+        cx_dataset cds;
+        cx_load_options clo = {0};
+        clo.parts = CX_LOAD_NONE;
+        if ((st = cx_dataset_load(t->cfg.data, &clo, &cds, err)))
+            return st;
+        st = cx_run_classifier(&t->run, &cds, CX_EVAL_MODE_ZEROSHOT, NULL, NULL, 0, NULL,
+                               &t->base, NULL, err);
+        cx_dataset_free(&cds);
+        if (st)
+            return st;
     }
     t->last_loss = NAN;
     t->tau = t->tau_given;
@@ -1202,10 +1436,22 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
             return st;
         goto done;
     }
+    if (t->cfg.method == CX_RETRAIN_CFR && (st = cfr_setup(t, err)))
+        return st;
     if (resume && cx_path_exists(t->ckpt_path) && (st = read_state(t, err)))
         return st;
     if ((st = read_log(t, err)))
         return st;
+    if (t->cfg.method == CX_RETRAIN_CFR) {
+        int threads = cx_threads_get();
+        cx_threads_set(1); /* as below: one thread, bits independent of --threads */
+        st = cfr_epochs(t, hooks, err);
+        cx_threads_set(threads);
+        if (st)
+            return st;
+        t->val_acc = t->best_acc;
+        goto done;
+    }
     int64_t spe = ((int64_t)t->n + t->B - 1) / t->B;
     cx_schedule sch;
     memset(&sch, 0, sizeof sch);
@@ -1235,7 +1481,12 @@ done:
         info->val_source = uses_val(t) || t->cfg.method == CX_RETRAIN_TAU_NORM ? t->vsrc
                                                                                 : CX_VAL_NONE;
         info->lambda = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.lambda : NAN;
-        info->by_group = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.by_group : 0;
+        info->by_group = t->cfg.method == CX_RETRAIN_DFR   ? t->dinfo.by_group
+                         : t->cfg.method == CX_RETRAIN_CFR ? t->cfg.cfr.select ==
+                                                                 CX_RETRAIN_SELECT_WORST_GROUP
+                                                           : 0;
+        info->best_epoch = t->cfg.method == CX_RETRAIN_CFR ? t->best_epoch : -1;
+        info->n_calib = t->cfg.method == CX_RETRAIN_CFR ? t->cal.n_calib : 0;
         info->n_val = (int64_t)t->nv;
         info->tau = t->cfg.method == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
         info->val_acc = t->val_acc;
