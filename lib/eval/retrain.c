@@ -63,7 +63,7 @@ typedef struct {
     float *cwc, *cbc;         /* (E, D), (E) */
     float *best_w, *best_b;   /* (D, D), (D) */
     int64_t best_epoch;
-    double best_acc;
+    double best_acc, start_acc; /* the kept epoch's, epoch 0's (RUN's own) */
     int i_pw, i_pb;
     cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
@@ -322,6 +322,13 @@ static cx_status compute_features(rt_state *t, cx_err *err)
         cx_dataset_free(&vds);
         if (st)
             goto fail;
+    } else if (t->cfg.method == CX_RETRAIN_CFR &&
+               t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP) {
+        st = cx_fail(err, CX_EUSAGE,
+                     "cfr.select: worst-group needs a val split with groups; %s names no val "
+                     "split (validation rows held out of training have no groups)",
+                     t->cfg.data);
+        goto fail;
     } else if (uses_val(t)) {
         if ((st = cx_run_val_features(run, t->cfg.data, t->cfg.subset, (uint64_t)t->cfg.seed,
                                       (int)t->cfg.val.per_class, &t->vx, &t->vy, &t->nv,
@@ -1186,10 +1193,11 @@ static cx_status write_cfr_json(rt_state *t, cx_err *err)
     const char *sel = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP ? "group" : "class";
     fprintf(f.fp,
             "{\"calibration\": %lld, \"pool\": %lld, \"train\": %zu, \"select\": \"worst-%s\", "
-            "\"best_epoch\": %lld, \"val_worst_%s_acc\": %.17g, \"epochs_done\": %lld, "
+            "\"best_epoch\": %lld, \"val_worst_%s_acc\": %.17g, \"start_acc\": %.17g, "
+            "\"epochs_done\": %lld, "
             "\"val_source\": \"%s\", \"n_val\": %zu}\n",
             (long long)t->cal.n_calib, (long long)t->cal.n_pool, t->n, sel,
-            (long long)t->best_epoch, sel, t->best_acc, (long long)t->epochs_done,
+            (long long)t->best_epoch, sel, t->best_acc, t->start_acc, (long long)t->epochs_done,
             cx_val_source_name(t->vsrc), t->nv);
     return cx_afile_commit(&f, err);
 }
@@ -1232,6 +1240,7 @@ static cx_status cfr_setup(rt_state *t, cx_err *err)
     t->best_epoch = 0;
     if ((st = cfr_val_acc(t, t->best_w, t->best_b, &t->best_acc, err)))
         return st;
+    t->start_acc = t->best_acc;
     cx_cfr_opts o = {.D = D, .C = E, .B = (int)t->cfg.batch, .P = (int)t->cfg.cfr.positives,
                      .K = (int)t->cfg.cfr.negatives, .tau = t->cfg.cfr.tau,
                      .lambda = t->cfg.cfr.lambda, .lr = t->cfg.cfr.lr,
