@@ -57,6 +57,9 @@ J="$WORK/cfr/cfr.json"
 [ "$(($(q "$J" .calibration) + $(q "$J" .pool)))" = 1000 ] || fail "cfr.json: calibration + pool != 1000"
 [ "$(q "$J" .select)" = worst-class ] || fail "cfr.json: select"
 [ "$(q "$J" .epochs_done)" = 6 ] || fail "cfr.json: epochs_done"
+# The MLP tower (hidden 64, dim 32) ends in a linear layer: CFR retrains that one.
+[ "$(q "$J" .projection)" = last-layer ] && [ "$(q "$J" .projection_in)" = 64 ] ||
+    fail "cfr.json: projection $(q "$J" .projection) of $(q "$J" .projection_in) inputs, wanted the tower's last layer (64)"
 [ "$(wc -l <"$WORK/cfr/log.jsonl")" -eq 6 ] || fail "log.jsonl: $(wc -l <"$WORK/cfr/log.jsonl") lines, wanted 6"
 # c(e) = 1 + 0.5 cos(2 pi e / E) over the 6 epochs.
 [ "$(log_vals "$WORK/cfr/log.jsonl" c | tr '\n' ' ')" = "1.5 1.25 0.75 0.5 0.75 1.25 " ] ||
@@ -125,6 +128,20 @@ for r in clip sl; do
                 fail "$r: cfr with RUN's projection: $k $(q "$WORK/out" .$k), RUN has $(q "$ref" .$k)"
         done
     fi
+done
+# Frozen features (an identity tower; a frozen tower): a new D x D projection from the identity.
+# (inputs 128 wide through an identity tower; a frozen 32-wide tower)
+for case in "identity 128" "freeze 32"; do
+    set -- $case
+    extra="--set model.image.type=identity"
+    [ "$1" = freeze ] && extra="--set model.image.freeze=true"
+    "$CLIPX" train --data "$D/dataset.yaml" --objective sl $common $extra --out "$WORK/frozen-$1" || fail "train $extra"
+    expect_exit 0 "$CLIPX" retrain "$WORK/frozen-$1" --method cfr $L --out "$WORK/frozen-$1-cfr" --threads 1 --quiet || continue
+    F="$WORK/frozen-$1-cfr/cfr.json"
+    [ "$(q "$F" .projection)" = identity ] && [ "$(q "$F" .projection_in)" = "$2" ] ||
+        fail "$1: cfr.json: projection $(q "$F" .projection) of $(q "$F" .projection_in) inputs, wanted identity of $2"
+    expect_exit 0 "$CLIPX" eval "$WORK/frozen-$1-cfr" --json --threads 1 &&
+        [ "$(q "$WORK/out" .retrain.method)" = cfr ] || fail "$1: eval RUN2"
 done
 # On the SL run's head the same training runs (here it keeps RUN: no epoch beats it).
 expect_exit 0 "$CLIPX" retrain "$WORK/sl" --method cfr $L --out "$WORK/slc" --threads 1 --quiet

@@ -13,7 +13,8 @@
 #include "lib/model/cfr_step.h"
 
 typedef struct {
-    int D, C;      /* features (the projection is D to D), evaluated classes */
+    int Din, D, C; /* the projection's input width (H: the tower's last layer, or D), its
+                      output width (the run's features), evaluated classes */
     int B;         /* calibration samples per step (the last step may have fewer) */
     int P, K;      /* positives, hard negatives */
     double tau, lambda, lr;
@@ -25,7 +26,8 @@ typedef struct {
 typedef struct {
     cx_cfr_opts o;
     uint32_t *order;   /* (n_calib) */
-    float *xb;         /* (B, D) */
+    float *xb;         /* (B, Din) the projection's inputs */
+    float *qb;         /* (B, D) the run's frozen features of the same rows */
     int32_t *yb;       /* (B) */
     int64_t *sample;   /* (B) training rows: the identity cx_cfr_select seeds positives by */
     int64_t *pos_idx;  /* (B, P) */
@@ -42,13 +44,14 @@ cx_status cx_cfr_trainer_init(cx_cfr_trainer *t, const cx_cfr_opts *o, int64_t n
 void cx_cfr_trainer_free(cx_cfr_trainer *t);
 
 /* Epoch e (0-based, of o.epochs) over the calibration rows of cal, shuffled from the stream
- * (CX_CFR_TAG_ORDER, e) of o.seed: x (N, D) the run's frozen training features, y (N) their
+ * (CX_CFR_TAG_ORDER, e) of o.seed: h (N, Din) the projection's inputs, x (N, D) the run's frozen
+ * training features (positives and hard negatives are chosen and taken among them), y (N) the
  * labels; the classifier logits = Wc z^ + bc (Wc (C, D) with the scale folded in, bc (C)) stays
- * frozen; W (D, D), b (D) train. *loss receives the epoch's mean step loss. Deterministic: the
+ * frozen; W (D, Din), b (D) train. *loss receives the epoch's mean step loss. Deterministic: the
  * same inputs give the same bits. CX_EDATA when a calibration class has no pool row or fewer
  * than K pool rows lie outside it. */
 enum { CX_CFR_TAG_ORDER = 0x4346524f /* "CFRO" */ };
-cx_status cx_cfr_epoch(cx_cfr_trainer *t, const float *x, const int32_t *y,
+cx_status cx_cfr_epoch(cx_cfr_trainer *t, const float *h, const float *x, const int32_t *y,
                        const cx_cfr_calib *cal, const float *Wc, const float *bc, float *W,
                        float *b, int e, double *loss, cx_err *err);
 

@@ -65,6 +65,10 @@ typedef struct {
     int64_t best_epoch;
     double best_acc, start_acc; /* the kept epoch's, epoch 0's (RUN's own) */
     int i_pw, i_pb;
+    int H;                    /* cfr: the tower's last linear layer's input width; 0: none (a
+                                 new D x D projection on the features) */
+    int tw_w, tw_b;           /* cfr: that layer's parameters in RUN's model */
+    float *hx, *hvx;          /* cfr with H: (n, H), (nv, H) the rows entering that layer */
     cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
     cx_eval_classifier base;  /* the run's head over the E classes (SL runs) */
@@ -157,6 +161,8 @@ static void rt_free(rt_state *t)
     free(t->cbc);
     free(t->best_w);
     free(t->best_b);
+    free(t->hx);
+    free(t->hvx);
     if (t->run_open)
         cx_run_close(&t->run);
     free(t->dir);
@@ -281,6 +287,18 @@ static cx_status compute_features(rt_state *t, cx_err *err)
             goto fail;
     } else if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;
+    if (t->H) {
+        /* CFR retrains the tower's last layer: the rows entering it too. */
+        if (!(t->hx = malloc(sizeof *t->hx * n * (size_t)t->H))) {
+            st = cx_fail(err, CX_ENOMEM, "out of memory for %zu features", n);
+            goto fail;
+        }
+        run->model.features_before_last = 1;
+        st = cx_run_features(&run->model, tr, rows, n, t->hx, what, err);
+        run->model.features_before_last = 0;
+        if (st)
+            goto fail;
+    }
     if ((t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR) && ds.has_val) {
         /* The val split with its groups (DFR balances by group when it has them). */
         cx_dataset vds;
@@ -318,6 +336,15 @@ static cx_status compute_features(rt_state *t, cx_err *err)
         t->vsrc = CX_VAL_SPLIT;
         snprintf(what, sizeof what, "%.500s (val)", vs->images_path);
         st = nv ? cx_run_features(&run->model, vs, vrows, nv, t->vx, what, err) : CX_OK;
+        if (!st && t->H) {
+            if (!(t->hvx = malloc(sizeof *t->hvx * (nv ? nv : 1) * (size_t)t->H))) {
+                st = cx_fail(err, CX_ENOMEM, "out of memory for the validation features");
+            } else if (nv) {
+                run->model.features_before_last = 1;
+                st = cx_run_features(&run->model, vs, vrows, nv, t->hvx, what, err);
+                run->model.features_before_last = 0;
+            }
+        }
         free(vrows);
         cx_dataset_free(&vds);
         if (st)
@@ -334,6 +361,22 @@ static cx_status compute_features(rt_state *t, cx_err *err)
                                       (int)t->cfg.val.per_class, &t->vx, &t->vy, &t->nv,
                                       &t->vsrc, err)))
             goto fail;
+        if (t->H) {
+            /* The same rows again (drawn from the seed), as they enter the last layer. */
+            int32_t *hy = NULL;
+            size_t hn = 0;
+            cx_val_source hs;
+            run->model.features_before_last = 1;
+            st = cx_run_val_features(run, t->cfg.data, t->cfg.subset, (uint64_t)t->cfg.seed,
+                                     (int)t->cfg.val.per_class, &t->hvx, &hy, &hn, &hs, err);
+            run->model.features_before_last = 0;
+            if (!st && (hn != t->nv || memcmp(hy, t->vy, sizeof *hy * hn) != 0))
+                st = cx_fail(err, CX_EDATA, "%s: the validation rows changed between two "
+                             "reads", t->cfg.data);
+            free(hy);
+            if (st)
+                goto fail;
+        }
     }
 fail:
     free(rows);
@@ -358,6 +401,10 @@ static cx_status save_features(rt_state *t, cx_err *err)
         (t->nv && t->vg &&
          ((st = cx_ckpt_add(&ck, "val.groups", CX_CKPT_I32, 1, vys, t->vg, err)) ||
           (st = cx_ckpt_add_i64(&ck, "val.num_groups", t->G, err)))) ||
+        (t->H && ((st = cx_ckpt_add(&ck, "train.h", CX_CKPT_F32, 2,
+                                    (int64_t[]){(int64_t)t->n, t->H}, t->hx, err)) ||
+                  (t->nv && (st = cx_ckpt_add(&ck, "val.h", CX_CKPT_F32, 2,
+                                              (int64_t[]){(int64_t)t->nv, t->H}, t->hvx, err))))) ||
         (st = cx_ckpt_write(&ck, t->feat_path, err))) {
         cx_ckpt_free(&ck);
         return st;
@@ -432,6 +479,20 @@ static cx_status read_features(rt_state *t, cx_err *err)
                 goto fail;
             }
             t->G = (int)G;
+        }
+    }
+    if (t->H) {
+        size_t nh = 0, nvh = 0;
+        if ((st = entry_copy(&ck, t->feat_path, "train.h", CX_CKPT_F32, t->H, (void **)&t->hx,
+                             &nh, err)))
+            goto fail;
+        if (t->nv && (st = entry_copy(&ck, t->feat_path, "val.h", CX_CKPT_F32, t->H,
+                                      (void **)&t->hvx, &nvh, err)))
+            goto fail;
+        if (nh != t->n || (t->nv && nvh != t->nv)) {
+            st = cx_fail(err, CX_EDATA, "%s: %zu and %zu rows before the last layer, %zu and "
+                         "%zu features", t->feat_path, nh, nvh, t->n, t->nv);
+            goto fail;
         }
     }
     for (size_t i = 0; i < t->n; i++)
@@ -594,16 +655,24 @@ static cx_status build(rt_state *t, cx_err *err)
         t->has_mlp = 1;
         break;
     case CX_RETRAIN_CFR: {
-        /* The image projection, D to D from the identity: plain SGD, no optimiser state. */
-        t->i_pw = cx_params_declare(&t->p, "cfr.proj.weight", 2, (int[]){D, D}, 0, err);
+        /* The image projection: the tower's last linear layer from its values, else D to D
+         * from the identity; plain SGD, no optimiser state. */
+        int Di = t->H ? t->H : D;
+        t->i_pw = cx_params_declare(&t->p, "cfr.proj.weight", 2, (int[]){D, Di}, 0, err);
         if (t->i_pw < 0)
             return cx_params_failure(t->i_pw);
         DECL(t->i_pb, "cfr.proj.bias", D);
         if ((st = cx_params_alloc(&t->p, 0, err)))
             return st;
-        float *w = cx_param_value(&t->p, t->i_pw);
+        float *w = cx_param_value(&t->p, t->i_pw), *bb = cx_param_value(&t->p, t->i_pb);
+        if (t->H) {
+            const cx_params *rp = &t->run.model.params;
+            memcpy(w, cx_param_value(rp, t->tw_w), sizeof(float) * (size_t)D * Di);
+            memcpy(bb, cx_param_value(rp, t->tw_b), sizeof(float) * (size_t)D);
+            return CX_OK;
+        }
         memset(w, 0, sizeof(float) * (size_t)D * D);
-        memset(cx_param_value(&t->p, t->i_pb), 0, sizeof(float) * (size_t)D);
+        memset(bb, 0, sizeof(float) * (size_t)D);
         for (int d = 0; d < D; d++)
             w[(size_t)d * D + d] = 1.0f;
         return CX_OK;
@@ -826,13 +895,15 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
         /* RUN's classifier behind the projection of the best epoch. */
         if (!(r->w = malloc(sizeof(float) * (size_t)E * D)) ||
             !(r->b = calloc((size_t)E, sizeof(float))) ||
-            !(r->proj_w = malloc(sizeof(float) * (size_t)D * D)) ||
+            !(r->proj_w = malloc(sizeof(float) * (size_t)D * (t->H ? t->H : D))) ||
             !(r->proj_b = malloc(sizeof(float) * (size_t)D)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
         memcpy(r->w, bc->w, sizeof(float) * (size_t)E * D);
         if (bc->b)
             memcpy(r->b, bc->b, sizeof(float) * (size_t)E);
-        memcpy(r->proj_w, t->best_w, sizeof(float) * (size_t)D * D);
+        r->proj_in = t->H ? t->H : D;
+        r->proj_tower = t->H != 0;
+        memcpy(r->proj_w, t->best_w, sizeof(float) * (size_t)D * r->proj_in);
         memcpy(r->proj_b, t->best_b, sizeof(float) * (size_t)D);
         r->normalize = bc->normalize;
         r->scale = bc->scale;
@@ -991,8 +1062,9 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
         (t->cfg.method == CX_RETRAIN_DFR &&
          (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))) ||
         (r.proj_w &&
-         ((st = cx_ckpt_add(&ck, "clf.proj_w", CX_CKPT_F32, 2, (int64_t[]){r.D, r.D}, r.proj_w,
-                            err)) ||
+         ((st = cx_ckpt_add(&ck, "clf.proj_w", CX_CKPT_F32, 2, (int64_t[]){r.D, r.proj_in},
+                            r.proj_w, err)) ||
+          (r.proj_tower && (st = cx_ckpt_add_i64(&ck, "clf.proj_tower", 1, err))) ||
           (st = cx_ckpt_add(&ck, "clf.proj_b", CX_CKPT_F32, 1, gs, r.proj_b, err)) ||
           (st = cx_ckpt_add_i64(&ck, "cfr.best_epoch", t->best_epoch, err)) ||
           (st = cx_ckpt_add_f64(&ck, "cfr.best_acc", t->best_acc, err)))) ||
@@ -1059,7 +1131,7 @@ static cx_status read_state(rt_state *t, cx_err *err)
         t->opt.step = stepv;
     if (t->cfg.method == CX_RETRAIN_CFR &&
         ((st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_w", t->best_w,
-                               (size_t)t->D * t->D, err)) ||
+                               (size_t)t->D * (t->H ? t->H : t->D), err)) ||
          (st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_b", t->best_b, (size_t)t->D, err)) ||
          (st = cx_ckpt_get_i64(&ck, t->ckpt_path, "cfr.best_epoch", &t->best_epoch, err)) ||
          (st = cx_ckpt_get_f64(&ck, t->ckpt_path, "cfr.best_acc", &t->best_acc, err))))
@@ -1158,13 +1230,13 @@ static cx_status check_select(const rt_state *t, cx_err *err)
 static cx_status cfr_val_acc(rt_state *t, const float *W, const float *b, double *acc,
                              cx_err *err)
 {
-    int D = t->D;
+    int D = t->D, Di = t->H ? t->H : D;
     size_t nv = t->nv;
     float *zp = malloc(sizeof *zp * (nv ? nv : 1) * (size_t)D);
     if (!zp)
         return cx_fail(err, CX_ENOMEM, "out of memory for %zu validation features", nv);
     /* As cx_retrain_eval_setup projects at eval time. */
-    cx_sgemm(0, 1, (int)nv, D, D, 1.0f, t->vx, D, W, D, 0.0f, zp, D);
+    cx_sgemm(0, 1, (int)nv, D, Di, 1.0f, t->H ? t->hvx : t->vx, Di, W, Di, 0.0f, zp, D);
     for (size_t i = 0; i < nv; i++)
         for (int d = 0; d < D; d++)
             zp[i * (size_t)D + d] += b[d];
@@ -1195,10 +1267,12 @@ static cx_status write_cfr_json(rt_state *t, cx_err *err)
             "{\"calibration\": %lld, \"pool\": %lld, \"train\": %zu, \"select\": \"worst-%s\", "
             "\"best_epoch\": %lld, \"val_worst_%s_acc\": %.17g, \"start_acc\": %.17g, "
             "\"epochs_done\": %lld, "
-            "\"val_source\": \"%s\", \"n_val\": %zu}\n",
+            "\"val_source\": \"%s\", \"n_val\": %zu, \"projection\": \"%s\", "
+            "\"projection_in\": %d}\n",
             (long long)t->cal.n_calib, (long long)t->cal.n_pool, t->n, sel,
             (long long)t->best_epoch, sel, t->best_acc, t->start_acc, (long long)t->epochs_done,
-            cx_val_source_name(t->vsrc), t->nv);
+            cx_val_source_name(t->vsrc), t->nv, t->H ? "last-layer" : "identity",
+            t->H ? t->H : t->D);
     return cx_afile_commit(&f, err);
 }
 
@@ -1227,7 +1301,8 @@ static cx_status cfr_setup(rt_state *t, cx_err *err)
                        "is empty", t->run.dir);
     t->cwc = malloc(sizeof *t->cwc * (size_t)E * D);
     t->cbc = calloc((size_t)E, sizeof *t->cbc);
-    t->best_w = malloc(sizeof *t->best_w * (size_t)D * D);
+    int Di = t->H ? t->H : D;
+    t->best_w = malloc(sizeof *t->best_w * (size_t)D * Di);
     t->best_b = malloc(sizeof *t->best_b * (size_t)D);
     if (!t->cwc || !t->cbc || !t->best_w || !t->best_b)
         return cx_fail(err, CX_ENOMEM, "out of memory");
@@ -1235,13 +1310,13 @@ static cx_status cfr_setup(rt_state *t, cx_err *err)
         t->cwc[i] = c->scale * c->w[i];
     if (c->b)
         memcpy(t->cbc, c->b, sizeof *t->cbc * (size_t)E);
-    memcpy(t->best_w, cx_param_value(&t->p, t->i_pw), sizeof(float) * (size_t)D * D);
+    memcpy(t->best_w, cx_param_value(&t->p, t->i_pw), sizeof(float) * (size_t)D * Di);
     memcpy(t->best_b, cx_param_value(&t->p, t->i_pb), sizeof(float) * (size_t)D);
     t->best_epoch = 0;
     if ((st = cfr_val_acc(t, t->best_w, t->best_b, &t->best_acc, err)))
         return st;
     t->start_acc = t->best_acc;
-    cx_cfr_opts o = {.D = D, .C = E, .B = (int)t->cfg.batch, .P = (int)t->cfg.cfr.positives,
+    cx_cfr_opts o = {.Din = Di, .D = D, .C = E, .B = (int)t->cfg.batch, .P = (int)t->cfg.cfr.positives,
                      .K = (int)t->cfg.cfr.negatives, .tau = t->cfg.cfr.tau,
                      .lambda = t->cfg.cfr.lambda, .lr = t->cfg.cfr.lr,
                      .epochs = (int)t->cfg.cfr.epochs, .normalize = c->normalize,
@@ -1252,11 +1327,12 @@ static cx_status cfr_setup(rt_state *t, cx_err *err)
 static cx_status cfr_epochs(rt_state *t, const cx_retrain_hooks *hooks, cx_err *err)
 {
     cx_status st;
-    int D = t->D, by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
+    int D = t->D, Di = t->H ? t->H : D;
+    int by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
     float *W = cx_param_value(&t->p, t->i_pw), *b = cx_param_value(&t->p, t->i_pb);
     for (int64_t e = t->epochs_done; e < t->cfg.cfr.epochs; e++) {
         double t0 = cx_clock_seconds(), loss = NAN, acc = NAN;
-        if ((st = cx_cfr_epoch(&t->cfrt, t->x, t->y, &t->cal, t->cwc, t->cbc, W, b, (int)e,
+        if ((st = cx_cfr_epoch(&t->cfrt, t->H ? t->hx : t->x, t->x, t->y, &t->cal, t->cwc, t->cbc, W, b, (int)e,
                                &loss, err)) ||
             (st = cfr_val_acc(t, W, b, &acc, err)))
             return st;
@@ -1264,7 +1340,7 @@ static cx_status cfr_epochs(rt_state *t, const cx_retrain_hooks *hooks, cx_err *
         if (acc > t->best_acc) {
             t->best_acc = acc;
             t->best_epoch = e + 1;
-            memcpy(t->best_w, W, sizeof(float) * (size_t)D * D);
+            memcpy(t->best_w, W, sizeof(float) * (size_t)D * Di);
             memcpy(t->best_b, b, sizeof(float) * (size_t)D);
         }
         t->epochs_done = e + 1;
@@ -1353,6 +1429,9 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
     }
     if (t->cfg.method == CX_RETRAIN_PROMPT && (st = check_prompt(t, err)))
         return st;
+    if (t->cfg.method == CX_RETRAIN_CFR &&
+        !cx_model_image_last_linear(&t->run.model, &t->H, &t->tw_w, &t->tw_b))
+        t->H = 0;
     if (!resume) {
         if (!t->cfg.data && !(t->cfg.data = dup_str(t->run.cfg.data)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
