@@ -1,4 +1,4 @@
-/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR) on a run's frozen image
+/* clipx retrain: a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR, CFR) on a run's frozen image
  * features into a new run folder, or --resume of an interrupted one (lib/eval/retrain.h). */
 #include <math.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "commands.h"
 
-static const char *method, *out_dir, *resume_dir;
+static const char *method, *out_dir, *resume_dir, *select_by;
 static cli_list sets;
 static int force;
 
@@ -26,11 +26,14 @@ static const cli_opt retrain_opts[] = {
     {"resume", CLI_STRING, &resume_dir, "RUN2",
      "continue the interrupted retrain RUN2 (takes no other option but --threads)", 0, -1, NULL},
     {"force", CLI_FLAG, &force, NULL, "replace a run already in the --out folder", 0, -1, NULL},
+    {"select", CLI_STRING, &select_by, "S",
+     "cfr: keep the epoch with the best worst-class (default) or worst-group accuracy on the "
+     "val split (worst-group needs groups there)", 0, -1, "worst-class|worst-group"},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
 const cli_spec cmd_retrain_spec = {
     "retrain",
-    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR) on a run's frozen features",
+    "a second stage (cRT, LWS, tau-norm, DisAlign, MARC, decoder, prompt, DFR, CFR) on a run's frozen features",
     "RUN --method M [--set KEY=VALUE ...] --out RUN2 | --resume RUN2",
     "Trains a new classifier, or rebalances RUN's, on RUN's frozen image features\n"
     "(methods.md section 5). The features of RUN's training rows are computed once and\n"
@@ -58,11 +61,25 @@ const cli_spec cmd_retrain_spec = {
     "            probe's grid (45 values, 1e-6 .. 1e5) and averaged; lambda chosen by\n"
     "            worst-group (worst-class) accuracy on the second half, recorded in\n"
     "            RUN2/dfr.json and RUN2/model.ckpt (dfr.lambda); any run\n"
+    "  cfr       calibrating RUN's representations: the training rows RUN misclassifies\n"
+    "            are the calibration set; RUN's image projection in front of its frozen\n"
+    "            classifier (an SL run's head, a CLIP run's zero-shot classifier): the image\n"
+    "            tower's last linear layer, or on an identity, frozen or ViT tower a new\n"
+    "            D x D layer from the identity, trains on it with c(e) CE + c(e) cfr.lambda\n"
+    "            L_con, c(e) = 1 + 0.5 cos(2 pi e / E), L_con InfoNCE with cfr.positives\n"
+    "            correctly classified rows of the class against cfr.negatives hard\n"
+    "            negatives (nearest rows of other classes), plain SGD; no group label is\n"
+    "            read in training; the epoch kept (0: RUN unchanged) has the best\n"
+    "            worst-class accuracy on validation (as for dfr), or with --select\n"
+    "            worst-group the best worst-group accuracy (the val split must have\n"
+    "            groups); RUN2/cfr.json records it; any run\n"
     "Keys (--set KEY=VALUE): seed, data and subset (every method; default RUN's); epochs\n"
     "(10), batch (256), optim.name (sgd|adamw), optim.lr (0.1), optim.momentum (0.9)\n"
     "(crt, lws, disalign, marc, decoder, prompt); optim.wd (crt, decoder, prompt, 5e-4);\n"
     "grw.p (disalign, marc, decoder, prompt, 1.2); tau_norm.tau (auto or [0, 2]),\n"
-    "tau_norm.grid (tau-norm); val.per_class (tau-norm, dfr, 50); dfr.draws (dfr, 10); loss (ce), sampler (none) (decoder,\n"
+    "tau_norm.grid (tau-norm); val.per_class (tau-norm, dfr, cfr, 50); dfr.draws (dfr, 10);\n"
+    "cfr.epochs (10), cfr.lr (0.001), cfr.tau (1), cfr.positives (16), cfr.negatives (16),\n"
+    "cfr.lambda (1) and batch (cfr); loss (ce), sampler (none) (decoder,\n"
     "prompt); decoder.hidden ([256]) (decoder); prompt.n_ctx (4), prompt.per_class (false),\n"
     "prompt.init (random) (prompt). A key of another method is refused (status 2, naming the\n"
     "key), as is a method RUN has no classifier for (lws, tau-norm, disalign and marc need an\n"
@@ -109,7 +126,7 @@ int cmd_retrain(const cli_result *res)
     cx_retrain_info info;
     cx_status st;
     if (resume_dir) {
-        if (res->nargs || method || sets.count || out_dir || force) {
+        if (res->nargs || method || sets.count || out_dir || force || select_by) {
             cli_error("retrain", "--resume takes only the run folder (and --threads); its "
                                  "configuration is RUN2/config.yaml");
             return EXIT_USAGE;
@@ -128,7 +145,11 @@ int cmd_retrain(const cli_result *res)
             cli_error("retrain", "missing --out RUN2 (the run folder to create)");
             return EXIT_USAGE;
         }
-        size_t n = (size_t)sets.count + 2;
+        if (select_by && strcmp(method, "cfr") != 0) {
+            cli_error("retrain", "--select is an option of --method cfr");
+            return EXIT_USAGE;
+        }
+        size_t n = (size_t)sets.count + 2 + (select_by ? 1 : 0);
         char **all = calloc(n, sizeof *all);
         size_t flen = strlen(res->args[0]) + 8, mlen = strlen(method) + 8;
         char *from = malloc(flen), *meth = malloc(mlen);
@@ -145,9 +166,18 @@ int cmd_retrain(const cli_result *res)
         all[1] = from;
         for (int i = 0; i < sets.count; i++)
             all[i + 2] = (char *)sets.items[i];
+        char sel[64];
+        if (select_by) {
+            snprintf(sel, sizeof sel, "cfr.select=%s", select_by);
+            all[n - 1] = sel;
+        }
         st = cx_retrain_new((const char *const *)all, n, out_dir, force, &hooks, &info, &err);
         /* A message about a --set starts with its key or assignment. */
-        if (st == CX_EUSAGE)
+        if (st == CX_EUSAGE && select_by && !strncmp(err.msg, "cfr.select: ", 12)) {
+            /* Worded for the option that set the key. */
+            memmove(err.msg, err.msg + 12, strlen(err.msg + 12) + 1);
+            cli_err_prepend(&err, "--select ");
+        } else if (st == CX_EUSAGE)
             for (int i = 0; i < sets.count; i++) {
                 const char *eq = strchr(sets.items[i], '=');
                 size_t k = eq ? (size_t)(eq - sets.items[i]) : strlen(sets.items[i]);
@@ -172,7 +202,11 @@ int cmd_retrain(const cli_result *res)
             fprintf(stderr, ", tau %.3g", info.tau);
         if (isfinite(info.lambda))
             fprintf(stderr, ", lambda %.3g", info.lambda);
-        if (isfinite(info.lambda) && isfinite(info.val_acc))
+        if (info.method == CX_RETRAIN_CFR)
+            fprintf(stderr, ", %lld calibration rows, epoch %lld kept (worst-%s accuracy %.4f "
+                    "on validation)", (long long)info.n_calib, (long long)info.best_epoch,
+                    info.by_group ? "group" : "class", info.val_acc);
+        else if (isfinite(info.lambda) && isfinite(info.val_acc))
             fprintf(stderr, " (worst-%s accuracy %.4f on the second half of validation)",
                     info.by_group ? "group" : "class", info.val_acc);
         else if (isfinite(info.val_acc))

@@ -820,6 +820,60 @@ START_TEST(cfr_step_matches_torch)
 }
 END_TEST
 
+/* The normalised form (a CLIP run's zero-shot classifier scores z / ||z||): dW and db against
+ * central differences of the returned loss (lr 0 leaves W, b as they are). */
+START_TEST(cfr_step_normalized_gradient)
+{
+    cx_cfr_step_shape s = {.B = 5, .Din = 4, .Dout = 3, .C = 3, .P = 2, .K = 2, .tau = 0.7,
+                           .lambda = 0.6, .lr = 0, .epoch = 1, .epochs = 4,
+                           .form = CX_CFR_CON_INFONCE, .normalize = 1};
+    size_t nx = (size_t)s.B * s.Din, nw = (size_t)s.Dout * s.Din;
+    float *x = gc_fbuf(nx), *W = gc_fbuf(nw), *b = gc_fbuf(s.Dout);
+    float *Wc = gc_fbuf((size_t)s.C * s.Dout), *bc = gc_fbuf(s.C);
+    float *pos = gc_fbuf((size_t)s.B * s.P * s.Dout), *neg = gc_fbuf((size_t)s.B * s.K * s.Dout);
+    float *dW = gc_fbuf(nw), *db = gc_fbuf(s.Dout), *g2 = gc_fbuf(nw), *g3 = gc_fbuf(s.Dout);
+    cx_rng r;
+    cx_rng_seed(&r, 11, 0);
+    float *all[] = {x, W, b, Wc, bc, pos, neg};
+    size_t len[] = {nx, nw, (size_t)s.Dout, (size_t)s.C * s.Dout, (size_t)s.C,
+                    (size_t)s.B * s.P * s.Dout, (size_t)s.B * s.K * s.Dout};
+    for (size_t k = 0; k < 7; k++)
+        for (size_t i = 0; i < len[k]; i++)
+            all[k][i] = (float)cx_rng_normal(&r);
+    for (size_t i = 0; i < (size_t)s.C * s.Dout; i++)
+        Wc[i] *= 3; /* logits that matter next to L_con */
+    int32_t y[5] = {0, 2, 1, 1, 0};
+    double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
+    float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
+    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, dW, db, work, fwork);
+    /* The unnormalised form gives another gradient here: the test sees the normalisation. */
+    s.normalize = 0;
+    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, g2, g3, work, fwork);
+    s.normalize = 1;
+    double differ = 0;
+    for (size_t i = 0; i < nw; i++)
+        differ += fabs((double)g2[i] - dW[i]);
+    ck_assert(differ > 1e-2);
+    const float h = 1e-2f;
+    for (size_t i = 0; i < nw + (size_t)s.Dout; i++) {
+        float *v = i < nw ? W + i : b + (i - nw);
+        float keep = *v;
+        *v = keep + h;
+        double lp = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, work, fwork);
+        *v = keep - h;
+        double lm = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, work, fwork);
+        *v = keep;
+        double fd = (lp - lm) / (2 * h), an = i < nw ? dW[i] : db[i - nw];
+        ck_assert_msg(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "param %zu: analytic %g, fd %g",
+                      i, an, fd);
+    }
+    float *owned[] = {x, W, b, Wc, bc, pos, neg, dW, db, g2, g3, fwork};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        free(owned[i]);
+    free(work);
+}
+END_TEST
+
 START_TEST(cfr_con_matches_torch)
 {
     fx_file f;
@@ -1366,8 +1420,8 @@ START_TEST(dfr_keys_belong_to_dfr)
 }
 END_TEST
 
-/* cfr's keys are known and refused on other methods, but `method: cfr` is not accepted until cfr
- * trains; at their defaults they are not written back, so other runs' config.yaml is unchanged. */
+/* cfr's keys are known and refused on other methods, `method: cfr` takes them; at their
+ * defaults they are not written back, so other runs' config.yaml is unchanged. */
 START_TEST(cfr_keys_belong_to_cfr_only)
 {
     cx_err err;
@@ -1378,9 +1432,17 @@ START_TEST(cfr_keys_belong_to_cfr_only)
     const char *bad2[] = {"method=dfr", "from=/tmp/x", "cfr.tau=0.5"};
     ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, bad2, 3, &err), CX_EUSAGE);
     ck_assert_ptr_nonnull(strstr(err.msg, "cfr.tau: not a key of method dfr"));
-    const char *notyet[] = {"method=cfr", "from=/tmp/x"};
-    ck_assert_int_ne(cx_retrain_config_load(&cfg, NULL, notyet, 2, &err), CX_OK);
-    ck_assert_ptr_nonnull(strstr(err.msg, "method"));
+    const char *cfr[] = {"method=cfr", "from=/tmp/x", "cfr.lr=0.01", "batch=32",
+                         "val.per_class=7", "cfr.select=worst-group"};
+    must(cx_retrain_config_load(&cfg, NULL, cfr, 6, &err), &err);
+    ck_assert_int_eq(cfg.method, CX_RETRAIN_CFR);
+    ck_assert_double_eq(cfg.cfr.lr, 0.01);
+    ck_assert_int_eq(cfg.batch, 32);
+    ck_assert_int_eq(cfg.cfr.select, CX_RETRAIN_SELECT_WORST_GROUP);
+    cx_retrain_config_free(&cfg);
+    const char *cfr_bad[] = {"method=cfr", "from=/tmp/x", "optim.lr=0.01"};
+    ck_assert_int_eq(cx_retrain_config_load(&cfg, NULL, cfr_bad, 3, &err), CX_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "optim.lr: not a key of method cfr"));
     for (int m = 0; m < CX_RETRAIN_METHODS; m++) {
         ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.negatives"), m == CX_RETRAIN_CFR);
         ck_assert_int_eq(cx_retrain_key_applies(m, "cfr.lambda"), m == CX_RETRAIN_CFR);
@@ -1460,6 +1522,7 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
     tcase_add_test(tc, cfr_con_matches_torch);
     tcase_add_test(tc, cfr_step_matches_torch);
+    tcase_add_test(tc, cfr_step_normalized_gradient);
     suite_add_tcase(s, tc);
     tc = tcase_create("posthoc");
     tcase_add_test(tc, tau_norm_by_hand);

@@ -123,6 +123,73 @@ static void random_params(cx_model *m, uint64_t seed)
     cx_model_init_params(m, seed);
 }
 
+/* CFR's tap (lib/model/model.h): the rows entering the image tower's last linear layer, which
+ * that layer maps to the tower's output exactly as the forward did (W h + b, recomputed here
+ * in double); no such layer on an identity or frozen tower. */
+static void last_linear_case(cx_image_kind kind, int nhidden, int frozen)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_SL);
+    s.image_kind = kind;
+    s.image_nhidden = nhidden;
+    s.image_frozen = frozen;
+    if (kind == CX_IMAGE_IDENTITY)
+        s.embed_dim = IN;
+    if (kind == CX_IMAGE_CNN) {
+        s.in_c = 1;
+        s.in_h = 4;
+        s.in_w = 4;
+        s.in_dim = 16;
+        s.image_channels[0] = 2;
+        s.image_nchannels = 1;
+    }
+    ck_assert_msg(cx_model_build(&m, &s, 0, &err) == CX_OK, "%s", err.msg);
+    cx_model_init_params(&m, 5);
+    int H = -1, wi = -1, bi = -1;
+    int has = cx_model_image_last_linear(&m, &H, &wi, &bi);
+    if (kind == CX_IMAGE_IDENTITY || frozen) {
+        ck_assert_int_eq(has, 0);
+        cx_model_free(&m);
+        return;
+    }
+    ck_assert_int_eq(has, 1);
+    int want_h = kind == CX_IMAGE_CNN ? (nhidden ? 8 : 2 * 2 * 2) : nhidden ? 8 : IN;
+    ck_assert_int_eq(H, want_h);
+    ck_assert_int_eq(m.params.info[wi].shape[0], D);
+    ck_assert_int_eq(m.params.info[wi].shape[1], H);
+    float x[B * 16];
+    cx_rng r;
+    cx_rng_seed(&r, 2, 0);
+    for (int i = 0; i < B * s.in_dim; i++)
+        x[i] = (float)cx_rng_normal(&r);
+    const float *out = cx_model_image_forward(&m, x, B);
+    const float *h = cx_model_image_last_input(&m, x);
+    ck_assert_ptr_nonnull(h);
+    const float *w = cx_param_value(&m.params, wi), *b = cx_param_value(&m.params, bi);
+    for (int i = 0; i < B; i++)
+        for (int o = 0; o < D; o++) {
+            double a = b[o];
+            for (int k = 0; k < H; k++)
+                a += (double)w[o * H + k] * h[i * H + k];
+            ck_assert_msg(fabs(a - out[i * D + o]) <= 1e-5 * (1 + fabs(a)),
+                          "kind %d hidden %d: row %d out %d: W h + b = %g, forward %g", (int)kind,
+                          nhidden, i, o, a, out[i * D + o]);
+        }
+    cx_model_free(&m);
+}
+
+START_TEST(image_last_linear_layer)
+{
+    last_linear_case(CX_IMAGE_MLP, 1, 0);
+    last_linear_case(CX_IMAGE_MLP, 0, 0); /* a linear tower: its input is the layer's */
+    last_linear_case(CX_IMAGE_CNN, 0, 0);
+    last_linear_case(CX_IMAGE_CNN, 1, 0);
+    last_linear_case(CX_IMAGE_MLP, 1, 1);
+    last_linear_case(CX_IMAGE_IDENTITY, 0, 0);
+}
+END_TEST
+
 /* DINO's layout: the student (image tower, head, prototypes) and its teacher copy under
  * "teacher.", fixed for the optimiser, equal to the student after initialisation, moved only by
  * the EMA; all in the one parameter set the checkpoint code walks. */
@@ -757,6 +824,7 @@ static Suite *train_suite(void)
     TCase *tc = tcase_create("gradients");
     tcase_add_test(tc, clip_step_gradients);
     tcase_add_test(tc, dino_layout_mlp_tower);
+    tcase_add_test(tc, image_last_linear_layer);
     tcase_add_test(tc, dino_layout_identity_tower);
     tcase_add_test(tc, dino_checkpoint_round_trips_student_and_teacher);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);

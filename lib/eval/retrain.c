@@ -15,10 +15,13 @@
 #include "lib/base/threads.h"
 #include "lib/data/dataset.h"
 #include "lib/data/groups.h"
+#include "lib/eval/cfr_calib.h"
+#include "lib/eval/cfr_train.h"
 #include "lib/eval/dfr.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/retrain_tokens.h"
 #include "lib/eval/run_eval.h"
+#include "lib/eval/score.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
@@ -53,6 +56,19 @@ typedef struct {
     cx_val_source vsrc;
     int cached;
     cx_eval_classifier dfr;   /* dfr: the fitted classifier */
+    /* cfr: the calibration set, its trainer, the frozen classifier (scale folded in) and the
+     * projection of the best epoch on validation (epoch 0: the identity, RUN itself) */
+    cx_cfr_calib cal;
+    cx_cfr_trainer cfrt;
+    float *cwc, *cbc;         /* (E, D), (E) */
+    float *best_w, *best_b;   /* (D, D), (D) */
+    int64_t best_epoch;
+    double best_acc, start_acc; /* the kept epoch's, epoch 0's (RUN's own) */
+    int i_pw, i_pb;
+    int H;                    /* cfr: the tower's last linear layer's input width; 0: none (a
+                                 new D x D projection on the features) */
+    int tw_w, tw_b;           /* cfr: that layer's parameters in RUN's model */
+    float *hx, *hvx;          /* cfr with H: (n, H), (nv, H) the rows entering that layer */
     cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
     cx_eval_classifier base;  /* the run's head over the E classes (SL runs) */
@@ -89,10 +105,16 @@ static int trained(int m)
     return m != CX_RETRAIN_TAU_NORM && m != CX_RETRAIN_DFR;
 }
 
+/* The epochs a trained method runs (cfr has its own key). */
+static int64_t total_epochs(const rt_state *t)
+{
+    return t->cfg.method == CX_RETRAIN_CFR ? t->cfg.cfr.epochs : t->cfg.epochs;
+}
+
 /* Methods that read validation features. */
 static int uses_val(const rt_state *t)
 {
-    return t->cfg.method == CX_RETRAIN_DFR ||
+    return t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR ||
            (t->cfg.method == CX_RETRAIN_TAU_NORM && isnan(t->tau_given));
 }
 
@@ -133,6 +155,14 @@ static void rt_free(rt_state *t)
     free(t->vg);
     cx_eval_classifier_free(&t->dfr);
     cx_dfr_info_free(&t->dinfo);
+    cx_cfr_calib_free(&t->cal);
+    cx_cfr_trainer_free(&t->cfrt);
+    free(t->cwc);
+    free(t->cbc);
+    free(t->best_w);
+    free(t->best_b);
+    free(t->hx);
+    free(t->hvx);
     if (t->run_open)
         cx_run_close(&t->run);
     free(t->dir);
@@ -182,7 +212,7 @@ static cx_status check_run(const rt_state *t, cx_err *err)
         return CX_OK;
     }
     if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER ||
-        t->cfg.method == CX_RETRAIN_DFR)
+        t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR)
         return CX_OK;
     if (t->cfg.method == CX_RETRAIN_PROMPT) {
         if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
@@ -257,7 +287,19 @@ static cx_status compute_features(rt_state *t, cx_err *err)
             goto fail;
     } else if ((st = cx_run_features(&run->model, tr, rows, n, t->x, what, err)))
         goto fail;
-    if (t->cfg.method == CX_RETRAIN_DFR && ds.has_val) {
+    if (t->H) {
+        /* CFR retrains the tower's last layer: the rows entering it too. */
+        if (!(t->hx = malloc(sizeof *t->hx * n * (size_t)t->H))) {
+            st = cx_fail(err, CX_ENOMEM, "out of memory for %zu features", n);
+            goto fail;
+        }
+        run->model.features_before_last = 1;
+        st = cx_run_features(&run->model, tr, rows, n, t->hx, what, err);
+        run->model.features_before_last = 0;
+        if (st)
+            goto fail;
+    }
+    if ((t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR) && ds.has_val) {
         /* The val split with its groups (DFR balances by group when it has them). */
         cx_dataset vds;
         cx_load_options vlo = {0};
@@ -284,19 +326,57 @@ static cx_status compute_features(rt_state *t, cx_err *err)
                 vrows[nv++] = (uint32_t)i;
             }
         t->G = vs->groups ? vds.num_groups : 0;
+        if (t->cfg.method == CX_RETRAIN_CFR && t->cfg.cfr.select != CX_RETRAIN_SELECT_WORST_GROUP) {
+            /* CFR reads groups for --select worst-group only. */
+            free(t->vg);
+            t->vg = NULL;
+            t->G = 0;
+        }
         t->nv = nv;
         t->vsrc = CX_VAL_SPLIT;
         snprintf(what, sizeof what, "%.500s (val)", vs->images_path);
         st = nv ? cx_run_features(&run->model, vs, vrows, nv, t->vx, what, err) : CX_OK;
+        if (!st && t->H) {
+            if (!(t->hvx = malloc(sizeof *t->hvx * (nv ? nv : 1) * (size_t)t->H))) {
+                st = cx_fail(err, CX_ENOMEM, "out of memory for the validation features");
+            } else if (nv) {
+                run->model.features_before_last = 1;
+                st = cx_run_features(&run->model, vs, vrows, nv, t->hvx, what, err);
+                run->model.features_before_last = 0;
+            }
+        }
         free(vrows);
         cx_dataset_free(&vds);
         if (st)
             goto fail;
+    } else if (t->cfg.method == CX_RETRAIN_CFR &&
+               t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP) {
+        st = cx_fail(err, CX_EUSAGE,
+                     "cfr.select: worst-group needs a val split with groups; %s names no val "
+                     "split (validation rows held out of training have no groups)",
+                     t->cfg.data);
+        goto fail;
     } else if (uses_val(t)) {
         if ((st = cx_run_val_features(run, t->cfg.data, t->cfg.subset, (uint64_t)t->cfg.seed,
                                       (int)t->cfg.val.per_class, &t->vx, &t->vy, &t->nv,
                                       &t->vsrc, err)))
             goto fail;
+        if (t->H) {
+            /* The same rows again (drawn from the seed), as they enter the last layer. */
+            int32_t *hy = NULL;
+            size_t hn = 0;
+            cx_val_source hs;
+            run->model.features_before_last = 1;
+            st = cx_run_val_features(run, t->cfg.data, t->cfg.subset, (uint64_t)t->cfg.seed,
+                                     (int)t->cfg.val.per_class, &t->hvx, &hy, &hn, &hs, err);
+            run->model.features_before_last = 0;
+            if (!st && (hn != t->nv || memcmp(hy, t->vy, sizeof *hy * hn) != 0))
+                st = cx_fail(err, CX_EDATA, "%s: the validation rows changed between two "
+                             "reads", t->cfg.data);
+            free(hy);
+            if (st)
+                goto fail;
+        }
     }
 fail:
     free(rows);
@@ -321,6 +401,10 @@ static cx_status save_features(rt_state *t, cx_err *err)
         (t->nv && t->vg &&
          ((st = cx_ckpt_add(&ck, "val.groups", CX_CKPT_I32, 1, vys, t->vg, err)) ||
           (st = cx_ckpt_add_i64(&ck, "val.num_groups", t->G, err)))) ||
+        (t->H && ((st = cx_ckpt_add(&ck, "train.h", CX_CKPT_F32, 2,
+                                    (int64_t[]){(int64_t)t->n, t->H}, t->hx, err)) ||
+                  (t->nv && (st = cx_ckpt_add(&ck, "val.h", CX_CKPT_F32, 2,
+                                              (int64_t[]){(int64_t)t->nv, t->H}, t->hvx, err))))) ||
         (st = cx_ckpt_write(&ck, t->feat_path, err))) {
         cx_ckpt_free(&ck);
         return st;
@@ -395,6 +479,20 @@ static cx_status read_features(rt_state *t, cx_err *err)
                 goto fail;
             }
             t->G = (int)G;
+        }
+    }
+    if (t->H) {
+        size_t nh = 0, nvh = 0;
+        if ((st = entry_copy(&ck, t->feat_path, "train.h", CX_CKPT_F32, t->H, (void **)&t->hx,
+                             &nh, err)))
+            goto fail;
+        if (t->nv && (st = entry_copy(&ck, t->feat_path, "val.h", CX_CKPT_F32, t->H,
+                                      (void **)&t->hvx, &nvh, err)))
+            goto fail;
+        if (nh != t->n || (t->nv && nvh != t->nv)) {
+            st = cx_fail(err, CX_EDATA, "%s: %zu and %zu rows before the last layer, %zu and "
+                         "%zu features", t->feat_path, nh, nvh, t->n, t->nv);
+            goto fail;
         }
     }
     for (size_t i = 0; i < t->n; i++)
@@ -556,6 +654,29 @@ static cx_status build(rt_state *t, cx_err *err)
             return st;
         t->has_mlp = 1;
         break;
+    case CX_RETRAIN_CFR: {
+        /* The image projection: the tower's last linear layer from its values, else D to D
+         * from the identity; plain SGD, no optimiser state. */
+        int Di = t->H ? t->H : D;
+        t->i_pw = cx_params_declare(&t->p, "cfr.proj.weight", 2, (int[]){D, Di}, 0, err);
+        if (t->i_pw < 0)
+            return cx_params_failure(t->i_pw);
+        DECL(t->i_pb, "cfr.proj.bias", D);
+        if ((st = cx_params_alloc(&t->p, 0, err)))
+            return st;
+        float *w = cx_param_value(&t->p, t->i_pw), *bb = cx_param_value(&t->p, t->i_pb);
+        if (t->H) {
+            const cx_params *rp = &t->run.model.params;
+            memcpy(w, cx_param_value(rp, t->tw_w), sizeof(float) * (size_t)D * Di);
+            memcpy(bb, cx_param_value(rp, t->tw_b), sizeof(float) * (size_t)D);
+            return CX_OK;
+        }
+        memset(w, 0, sizeof(float) * (size_t)D * D);
+        memset(bb, 0, sizeof(float) * (size_t)D);
+        for (int d = 0; d < D; d++)
+            w[(size_t)d * D + d] = 1.0f;
+        return CX_OK;
+    }
     case CX_RETRAIN_PROMPT: /* the prompts are built (and checked) before the folder is */
         if ((t->i_ctx = cx_params_declare(&t->p, "prompt.ctx", 2,
                                           (int[]){(int)(cx_prompt_ctx_floats(&t->prompt) /
@@ -770,6 +891,24 @@ static cx_status effective(rt_state *t, cx_retrain_clf *r, cx_err *err)
         r->scale = t->dfr.scale;
         return CX_OK;
     }
+    if (m == CX_RETRAIN_CFR) {
+        /* RUN's classifier behind the projection of the best epoch. */
+        if (!(r->w = malloc(sizeof(float) * (size_t)E * D)) ||
+            !(r->b = calloc((size_t)E, sizeof(float))) ||
+            !(r->proj_w = malloc(sizeof(float) * (size_t)D * (t->H ? t->H : D))) ||
+            !(r->proj_b = malloc(sizeof(float) * (size_t)D)))
+            return cx_fail(err, CX_ENOMEM, "out of memory");
+        memcpy(r->w, bc->w, sizeof(float) * (size_t)E * D);
+        if (bc->b)
+            memcpy(r->b, bc->b, sizeof(float) * (size_t)E);
+        r->proj_in = t->H ? t->H : D;
+        r->proj_tower = t->H != 0;
+        memcpy(r->proj_w, t->best_w, sizeof(float) * (size_t)D * r->proj_in);
+        memcpy(r->proj_b, t->best_b, sizeof(float) * (size_t)D);
+        r->normalize = bc->normalize;
+        r->scale = bc->scale;
+        return CX_OK;
+    }
     if (m == CX_RETRAIN_PROMPT) {
         /* The class embeddings of the context, cached: eval needs no text tower pass. */
         const float *emb = cx_prompt_forward(&t->prompt, &t->run.model.params,
@@ -908,7 +1047,7 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
     int64_t bs[1] = {r.C}, gs[1] = {r.D};
     if ((st = cx_ckpt_add_i64(&ck, "retrain.method", (int64_t)t->cfg.method, err)) ||
         (st = cx_ckpt_add_i64(&ck, "retrain.epochs_done", t->epochs_done, err)) ||
-        (st = cx_ckpt_add_i64(&ck, "retrain.epochs", trained((int)t->cfg.method) ? t->cfg.epochs : 0, err)) ||
+        (st = cx_ckpt_add_i64(&ck, "retrain.epochs", trained((int)t->cfg.method) ? total_epochs(t) : 0, err)) ||
         (st = cx_ckpt_add_i64(&ck, "optim.step", t->opt_init ? t->opt.step : 0, err)) ||
         (st = cx_ckpt_add_i64(&ck, "val.source", (int64_t)t->vsrc, err)) ||
         (st = cx_ckpt_add_f64(&ck, "clf.tau", r.tau, err)) ||
@@ -922,6 +1061,13 @@ static cx_status write_ckpt(rt_state *t, cx_err *err)
         (r.nhidden && (st = cx_ckpt_add_i64(&ck, "clf.decoder", r.nhidden, err))) ||
         (t->cfg.method == CX_RETRAIN_DFR &&
          (st = cx_ckpt_add_f64(&ck, "dfr.lambda", t->dinfo.lambda, err))) ||
+        (r.proj_w &&
+         ((st = cx_ckpt_add(&ck, "clf.proj_w", CX_CKPT_F32, 2, (int64_t[]){r.D, r.proj_in},
+                            r.proj_w, err)) ||
+          (r.proj_tower && (st = cx_ckpt_add_i64(&ck, "clf.proj_tower", 1, err))) ||
+          (st = cx_ckpt_add(&ck, "clf.proj_b", CX_CKPT_F32, 1, gs, r.proj_b, err)) ||
+          (st = cx_ckpt_add_i64(&ck, "cfr.best_epoch", t->best_epoch, err)) ||
+          (st = cx_ckpt_add_f64(&ck, "cfr.best_acc", t->best_acc, err)))) ||
         (r.tokdec_depth && ((st = cx_ckpt_add_i64(&ck, "clf.tokdec.depth", r.tokdec_depth, err)) ||
                             (st = cx_ckpt_add_i64(&ck, "clf.tokdec.heads", r.tokdec_heads, err)) ||
                             (st = cx_ckpt_add_i64(&ck, "clf.tokdec.tokens", r.tokdec_T, err)))))
@@ -983,6 +1129,13 @@ static cx_status read_state(rt_state *t, cx_err *err)
     }
     if (t->opt_init)
         t->opt.step = stepv;
+    if (t->cfg.method == CX_RETRAIN_CFR &&
+        ((st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_w", t->best_w,
+                               (size_t)t->D * (t->H ? t->H : t->D), err)) ||
+         (st = cx_ckpt_get_f32(&ck, t->ckpt_path, "clf.proj_b", t->best_b, (size_t)t->D, err)) ||
+         (st = cx_ckpt_get_i64(&ck, t->ckpt_path, "cfr.best_epoch", &t->best_epoch, err)) ||
+         (st = cx_ckpt_get_f64(&ck, t->ckpt_path, "cfr.best_acc", &t->best_acc, err))))
+        goto fail;
 fail:
     cx_ckpt_free(&ck);
     return st;
@@ -1055,6 +1208,158 @@ static cx_status write_dfr_json(rt_state *t, cx_err *err)
     return cx_afile_commit(&f, err);
 }
 
+/* ---- cfr: the calibration set, the epochs, the selection ----------------------------------- */
+
+/* Before anything is written: worst-group selection needs groups in the validation split. */
+static cx_status check_select(const rt_state *t, cx_err *err)
+{
+    if (t->cfg.method != CX_RETRAIN_CFR || t->cfg.cfr.select != CX_RETRAIN_SELECT_WORST_GROUP ||
+        t->vg)
+        return CX_OK;
+    if (t->vsrc != CX_VAL_SPLIT)
+        return cx_fail(err, CX_EUSAGE,
+                       "cfr.select: worst-group needs a val split with groups; %s names no val "
+                       "split (validation rows held out of training have no groups)",
+                       t->cfg.data);
+    return cx_fail(err, CX_EUSAGE,
+                   "cfr.select: worst-group needs a val split with groups; the val split of %s "
+                   "has none", t->cfg.data);
+}
+
+/* The worst-class (worst-group) validation accuracy of RUN's classifier behind x W^T + b. */
+static cx_status cfr_val_acc(rt_state *t, const float *W, const float *b, double *acc,
+                             cx_err *err)
+{
+    int D = t->D, Di = t->H ? t->H : D;
+    size_t nv = t->nv;
+    float *zp = malloc(sizeof *zp * (nv ? nv : 1) * (size_t)D);
+    if (!zp)
+        return cx_fail(err, CX_ENOMEM, "out of memory for %zu validation features", nv);
+    /* As cx_retrain_eval_setup projects at eval time. */
+    cx_sgemm(0, 1, (int)nv, D, Di, 1.0f, t->H ? t->hvx : t->vx, Di, W, Di, 0.0f, zp, D);
+    for (size_t i = 0; i < nv; i++)
+        for (int d = 0; d < D; d++)
+            zp[i * (size_t)D + d] += b[d];
+    cx_eval_pred pred;
+    cx_status st = cx_eval_score(&t->base, zp, t->vy, (int)nv, 0, &pred, err);
+    free(zp);
+    if (st)
+        return cx_err_prefix(err, st, "%s: validation", t->feat_path);
+    int by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
+    *acc = cx_cfr_worst_acc(pred.pred, t->vy, by_group ? t->vg : NULL, nv, t->E, t->G);
+    cx_eval_pred_free(&pred);
+    return CX_OK;
+}
+
+/* RUN2/cfr.json: the calibration set's size and the epoch selected. */
+static cx_status write_cfr_json(rt_state *t, cx_err *err)
+{
+    char *path = cx_run_path(t->dir, "cfr.json");
+    if (!path)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, path, err);
+    free(path);
+    if (st)
+        return st;
+    const char *sel = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP ? "group" : "class";
+    fprintf(f.fp,
+            "{\"calibration\": %lld, \"pool\": %lld, \"train\": %zu, \"select\": \"worst-%s\", "
+            "\"best_epoch\": %lld, \"val_worst_%s_acc\": %.17g, \"start_acc\": %.17g, "
+            "\"epochs_done\": %lld, "
+            "\"val_source\": \"%s\", \"n_val\": %zu, \"projection\": \"%s\", "
+            "\"projection_in\": %d}\n",
+            (long long)t->cal.n_calib, (long long)t->cal.n_pool, t->n, sel,
+            (long long)t->best_epoch, sel, t->best_acc, t->start_acc, (long long)t->epochs_done,
+            cx_val_source_name(t->vsrc), t->nv, t->H ? "last-layer" : "identity",
+            t->H ? t->H : t->D);
+    return cx_afile_commit(&f, err);
+}
+
+/* The calibration set from RUN's own predictions, the frozen classifier, the identity as epoch
+ * 0's candidate. */
+static cx_status cfr_setup(rt_state *t, cx_err *err)
+{
+    int E = t->E, D = t->D;
+    const cx_eval_classifier *c = &t->base;
+    if (t->nv == 0)
+        return cx_fail(err, CX_EDATA, "%s: no validation features", t->feat_path);
+    if (c->kind != CX_CLF_LINEAR || c->C != E || c->D != D)
+        return cx_fail(err, CX_EDATA, "%s: RUN's classifier is not linear on %d features",
+                       t->run.dir, D);
+    cx_eval_pred pred;
+    cx_status st = cx_eval_score(c, t->x, t->y, (int)t->n, 0, &pred, err);
+    if (st)
+        return cx_err_prefix(err, st, "%s: training features", t->feat_path);
+    st = cx_cfr_calib_build(&t->cal, t->x, t->y, pred.pred, (int64_t)t->n, E, D, err);
+    cx_eval_pred_free(&pred);
+    if (st)
+        return st;
+    if (t->cal.n_calib == 0)
+        return cx_fail(err, CX_EDATA,
+                       "%s: RUN classifies every training row right: CFR's calibration set "
+                       "is empty", t->run.dir);
+    t->cwc = malloc(sizeof *t->cwc * (size_t)E * D);
+    t->cbc = calloc((size_t)E, sizeof *t->cbc);
+    int Di = t->H ? t->H : D;
+    t->best_w = malloc(sizeof *t->best_w * (size_t)D * Di);
+    t->best_b = malloc(sizeof *t->best_b * (size_t)D);
+    if (!t->cwc || !t->cbc || !t->best_w || !t->best_b)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < (size_t)E * D; i++)
+        t->cwc[i] = c->scale * c->w[i];
+    if (c->b)
+        memcpy(t->cbc, c->b, sizeof *t->cbc * (size_t)E);
+    memcpy(t->best_w, cx_param_value(&t->p, t->i_pw), sizeof(float) * (size_t)D * Di);
+    memcpy(t->best_b, cx_param_value(&t->p, t->i_pb), sizeof(float) * (size_t)D);
+    t->best_epoch = 0;
+    if ((st = cfr_val_acc(t, t->best_w, t->best_b, &t->best_acc, err)))
+        return st;
+    t->start_acc = t->best_acc;
+    cx_cfr_opts o = {.Din = Di, .D = D, .C = E, .B = (int)t->cfg.batch, .P = (int)t->cfg.cfr.positives,
+                     .K = (int)t->cfg.cfr.negatives, .tau = t->cfg.cfr.tau,
+                     .lambda = t->cfg.cfr.lambda, .lr = t->cfg.cfr.lr,
+                     .epochs = (int)t->cfg.cfr.epochs, .normalize = c->normalize,
+                     .seed = (uint64_t)t->cfg.seed};
+    return cx_cfr_trainer_init(&t->cfrt, &o, t->cal.n_calib, err);
+}
+
+static cx_status cfr_epochs(rt_state *t, const cx_retrain_hooks *hooks, cx_err *err)
+{
+    cx_status st;
+    int D = t->D, Di = t->H ? t->H : D;
+    int by_group = t->cfg.cfr.select == CX_RETRAIN_SELECT_WORST_GROUP;
+    float *W = cx_param_value(&t->p, t->i_pw), *b = cx_param_value(&t->p, t->i_pb);
+    for (int64_t e = t->epochs_done; e < t->cfg.cfr.epochs; e++) {
+        double t0 = cx_clock_seconds(), loss = NAN, acc = NAN;
+        if ((st = cx_cfr_epoch(&t->cfrt, t->H ? t->hx : t->x, t->x, t->y, &t->cal, t->cwc, t->cbc, W, b, (int)e,
+                               &loss, err)) ||
+            (st = cfr_val_acc(t, W, b, &acc, err)))
+            return st;
+        /* A later epoch replaces the kept one only when strictly better. */
+        if (acc > t->best_acc) {
+            t->best_acc = acc;
+            t->best_epoch = e + 1;
+            memcpy(t->best_w, W, sizeof(float) * (size_t)D * Di);
+            memcpy(t->best_b, b, sizeof(float) * (size_t)D);
+        }
+        t->epochs_done = e + 1;
+        t->last_loss = loss;
+        double secs = cx_clock_seconds() - t0;
+        char line[320];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %lld, \"loss\": %.9g, \"c\": %.9g, \"val_worst_%s_acc\": %.9g, "
+                 "\"best_epoch\": %lld, \"seconds\": %.6f}",
+                 (long long)t->epochs_done, loss, cx_cfr_weight((int)e, (int)t->cfg.cfr.epochs),
+                 by_group ? "group" : "class", acc, (long long)t->best_epoch, secs);
+        if ((st = append_log(t, line, err)) || (st = write_ckpt(t, err)))
+            return st;
+        if (hooks && hooks->on_epoch)
+            hooks->on_epoch(hooks->ctx, t->epochs_done, t->cfg.cfr.epochs, loss, t->cfg.cfr.lr);
+    }
+    return write_cfr_json(t, err);
+}
+
 /* ---- the whole job ------------------------------------------------------------------------ */
 
 static cx_status train_epochs(rt_state *t, const cx_schedule *sch, int64_t spe, int64_t gstep,
@@ -1124,6 +1429,9 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
     }
     if (t->cfg.method == CX_RETRAIN_PROMPT && (st = check_prompt(t, err)))
         return st;
+    if (t->cfg.method == CX_RETRAIN_CFR &&
+        !cx_model_image_last_linear(&t->run.model, &t->H, &t->tw_w, &t->tw_b))
+        t->H = 0;
     if (!resume) {
         if (!t->cfg.data && !(t->cfg.data = dup_str(t->run.cfg.data)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
@@ -1132,7 +1440,8 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
         if (!t->cfg.data)
             return cx_fail(err, CX_EUSAGE, "data: %s names no dataset; give one", t->cfg.from);
         /* Everything that can be refused is checked before the folder is written. */
-        if ((st = compute_features(t, err)) || (st = cx_mkdir_p(t->dir, err)) ||
+        if ((st = compute_features(t, err)) || (st = check_select(t, err)) ||
+            (st = cx_mkdir_p(t->dir, err)) ||
             (st = cx_retrain_config_write(&t->cfg, t->config_path, err)) ||
             (st = save_features(t, err)))
             return st;
@@ -1143,7 +1452,7 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
             st = read_features(t, err);
         else if (!(st = compute_features(t, err)))
             st = save_features(t, err);
-        if (st)
+        if (st || (st = check_select(t, err)))
             return st;
     }
     if (hooks && hooks->on_val && uses_val(t))
@@ -1166,6 +1475,19 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
                 s += (double)w[(size_t)c * De + d] * w[(size_t)c * De + d];
             t->wnorm[c] = (float)sqrt(s);
         }
+    }
+    if (t->cfg.method == CX_RETRAIN_CFR && t->run.cfg.objective != CX_CFG_OBJECTIVE_SL) {
+        /* A CLIP run's classifier is its zero-shot one, built as eval builds it. */
+        cx_dataset cds;
+        cx_load_options clo = {0};
+        clo.parts = CX_LOAD_NONE;
+        if ((st = cx_dataset_load(t->cfg.data, &clo, &cds, err)))
+            return st;
+        st = cx_run_classifier(&t->run, &cds, CX_EVAL_MODE_ZEROSHOT, NULL, NULL, 0, NULL,
+                               &t->base, NULL, err);
+        cx_dataset_free(&cds);
+        if (st)
+            return st;
     }
     t->last_loss = NAN;
     t->tau = t->tau_given;
@@ -1202,10 +1524,22 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
             return st;
         goto done;
     }
+    if (t->cfg.method == CX_RETRAIN_CFR && (st = cfr_setup(t, err)))
+        return st;
     if (resume && cx_path_exists(t->ckpt_path) && (st = read_state(t, err)))
         return st;
     if ((st = read_log(t, err)))
         return st;
+    if (t->cfg.method == CX_RETRAIN_CFR) {
+        int threads = cx_threads_get();
+        cx_threads_set(1); /* as below: one thread, bits independent of --threads */
+        st = cfr_epochs(t, hooks, err);
+        cx_threads_set(threads);
+        if (st)
+            return st;
+        t->val_acc = t->best_acc;
+        goto done;
+    }
     int64_t spe = ((int64_t)t->n + t->B - 1) / t->B;
     cx_schedule sch;
     memset(&sch, 0, sizeof sch);
@@ -1235,7 +1569,12 @@ done:
         info->val_source = uses_val(t) || t->cfg.method == CX_RETRAIN_TAU_NORM ? t->vsrc
                                                                                 : CX_VAL_NONE;
         info->lambda = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.lambda : NAN;
-        info->by_group = t->cfg.method == CX_RETRAIN_DFR ? t->dinfo.by_group : 0;
+        info->by_group = t->cfg.method == CX_RETRAIN_DFR   ? t->dinfo.by_group
+                         : t->cfg.method == CX_RETRAIN_CFR ? t->cfg.cfr.select ==
+                                                                 CX_RETRAIN_SELECT_WORST_GROUP
+                                                           : 0;
+        info->best_epoch = t->cfg.method == CX_RETRAIN_CFR ? t->best_epoch : -1;
+        info->n_calib = t->cfg.method == CX_RETRAIN_CFR ? t->cal.n_calib : 0;
         info->n_val = (int64_t)t->nv;
         info->tau = t->cfg.method == CX_RETRAIN_TAU_NORM ? t->tau : NAN;
         info->val_acc = t->val_acc;

@@ -1,7 +1,9 @@
 /* `clipx retrain` without the printing: a second stage on a run's frozen image features
  * (methods.md section 5): cRT, LWS, tau-normalisation, DisAlign, MARC, the MLP decoder, and
  * CoOp prompt tuning of a CLIP run's frozen transformer text tower (section 9), and DFR
- * (lib/eval/dfr.h) on the validation split's features. The features of the
+ * (lib/eval/dfr.h) on the validation split's features, and CFR (lib/eval/cfr_train.h): RUN's
+ * image projection retrained on the training rows RUN misclassifies, the epoch kept by its
+ * worst-class accuracy on validation. The features of the
  * run's training rows (and, for tau-norm, of the validation data) are computed once and cached
  * in RUN2/features.ckpt; the stage trains with the library's sampler (lib/objective/sampler.h),
  * losses (lib/objective/loss.h: CE, GRW), optimiser and schedule (lib/optim/), checkpointing
@@ -29,9 +31,13 @@ typedef struct {
     int64_t n_val;
     double tau;                /* tau-norm: the tau used; NaN otherwise */
     double val_acc;            /* tau-norm auto: class-mean validation accuracy of tau; dfr: the
-                                  worst-group (worst-class) accuracy of lambda on the second half */
+                                  worst-group (worst-class) accuracy of lambda on the second half;
+                                  cfr: the kept epoch's worst-class (worst-group) accuracy */
     double lambda;             /* dfr: the chosen L2 strength (also RUN2/dfr.json); NaN otherwise */
-    int by_group;              /* dfr: 1 when balanced by the val split's groups, 0 by class */
+    int by_group;              /* dfr: 1 when balanced by the val split's groups, 0 by class;
+                                  cfr: 1 when selected by worst-group accuracy */
+    int64_t best_epoch;        /* cfr: the epoch kept (0: RUN's own projection); -1 otherwise */
+    int64_t n_calib;           /* cfr: the calibration set's rows (training rows RUN gets wrong) */
     int64_t epochs_done;
     double loss;               /* last epoch's mean loss (NaN for tau-norm) */
 } cx_retrain_info;

@@ -75,6 +75,8 @@ void cx_retrain_clf_free(cx_retrain_clf *r)
     free(r->w);
     free(r->b);
     free(r->gate_w);
+    free(r->proj_w);
+    free(r->proj_b);
     memset(r, 0, sizeof *r);
 }
 
@@ -174,6 +176,31 @@ cx_status cx_retrain_read_clf(const char *dir, cx_retrain_clf *r, cx_err *err)
         if (ng != (size_t)r->D) {
             st = cx_fail(err, CX_EDATA, "%s: clf.gate_w holds %zu values for %d features", path,
                          ng, r->D);
+            goto fail;
+        }
+    }
+    if (cx_ckpt_find(&ck, "clf.proj_w")) {
+        size_t pr = 0, pb = 0;
+        const cx_ckpt_entry *pe = cx_ckpt_find(&ck, "clf.proj_w");
+        int64_t tower = 0;
+        if (cx_ckpt_find(&ck, "clf.proj_tower") &&
+            (st = cx_ckpt_get_i64(&ck, path, "clf.proj_tower", &tower, err)))
+            goto fail;
+        r->proj_tower = tower != 0;
+        r->proj_in = pe->ndim == 2 ? (int)pe->shape[1] : 0;
+        if (gated || r->nhidden || r->proj_in < 1) {
+            st = cx_fail(err, CX_EDATA, "%s: clf.proj_w beside a gated or decoder classifier",
+                         path);
+            goto fail;
+        }
+        if ((st = entry_copy(&ck, path, "clf.proj_w", CX_CKPT_F32, r->proj_in, (void **)&r->proj_w,
+                             &pr, err)) ||
+            (st = entry_copy(&ck, path, "clf.proj_b", CX_CKPT_F32, 0, (void **)&r->proj_b, &pb,
+                             err)))
+            goto fail;
+        if (pr != (size_t)r->D || pb != (size_t)r->D) {
+            st = cx_fail(err, CX_EDATA, "%s: clf.proj_w (%zu, %d) and clf.proj_b (%zu) for %d "
+                         "features", path, pr, r->proj_in, pb, r->D);
             goto fail;
         }
     }
@@ -284,6 +311,22 @@ cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t 
             memcpy(out + lo * (size_t)r->D, d->pooled, sizeof(float) * (size_t)B * r->D);
         }
         *xs = out;
+        return CX_OK;
+    }
+    if (r->proj_w) {
+        int D = r->D;
+        float *o = malloc(sizeof *o * (n ? n : 1) * (size_t)D);
+        if (!o) {
+            cx_eval_classifier_free(clf);
+            return cx_fail(err, CX_ENOMEM, "out of memory for %zu projected features", n);
+        }
+        int Di = r->proj_in;
+        if (n)
+            cx_sgemm(0, 1, (int)n, D, Di, 1.0f, x, Di, r->proj_w, Di, 0.0f, o, D);
+        for (size_t i = 0; i < n; i++)
+            for (int d = 0; d < D; d++)
+                o[i * (size_t)D + d] += r->proj_b[d];
+        *xs = o;
         return CX_OK;
     }
     if (!r->gated)

@@ -31,6 +31,12 @@ typedef struct {
      * mean pooling that W scores; the blocks live in model.ckpt's param.decoder.* */
     int tokdec_depth, tokdec_heads, tokdec_T;
     struct cx_retrain_tok *tok; /* the blocks read back for eval (NULL otherwise), owned */
+    /* CFR: a retrained image projection x' = proj_w x + proj_b before W scores x' (D wide):
+     * with proj_tower its input is the rows entering RUN's image tower's last linear layer
+     * (the model's features_before_last), which it replaces; else RUN's features. */
+    float *proj_w;   /* (D, proj_in), owned; NULL without a projection */
+    float *proj_b;   /* (D), owned */
+    int proj_in, proj_tower;
     int method;
     double tau;      /* tau-norm: the tau, else NaN */
     cx_val_source val_source;
@@ -42,7 +48,8 @@ void cx_retrain_clf_free(cx_retrain_clf *r);
 cx_status cx_retrain_read_clf(const char *dir, cx_retrain_clf *r, cx_err *err);
 /* A classifier of lib/eval/classifier.h equal to r, and the features it scores: *xs is NULL
  * (score x itself) or, for a gated classifier, a malloc'd (n, 2D + 1) copy [x^, g x^, g], or
- * for a decoder its last hidden layer's activations (n, hdims[nhidden]); for a token decoder
+ * for a decoder its last hidden layer's activations (n, hdims[nhidden]), or for a projection
+ * (CFR) the projected features (n, D) of x (n, proj_in); for a token decoder
  * x is the tokens (n, tokdec_T D) and *xs the pooled (n, D) the head scores. */
 cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t n,
                                 cx_eval_classifier *clf, float **xs, cx_err *err);

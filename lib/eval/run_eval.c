@@ -136,7 +136,13 @@ cx_status cx_run_check_dataset(const cx_run *run, const cx_dataset *ds, cx_err *
 cx_status cx_run_features(cx_model *m, const cx_split *s, const uint32_t *rows, size_t n,
                           float *out, const char *what, cx_err *err)
 {
-    const int in_dim = m->spec.in_dim, D = m->spec.embed_dim, B = m->spec.max_batch;
+    const int in_dim = m->spec.in_dim, B = m->spec.max_batch;
+    int D = m->spec.embed_dim, H = 0, wi, bi;
+    if (m->features_before_last) {
+        if (!cx_model_image_last_linear(m, &H, &wi, &bi))
+            return cx_fail(err, CX_EUSAGE, "%s: the image tower ends in no linear layer", what);
+        D = H;
+    }
     if (!s->x || s->dim == 0)
         return cx_fail(err, CX_EDATA, "%s: images were not loaded", what);
     if (s->dim != (size_t)in_dim)
@@ -172,6 +178,8 @@ cx_status cx_run_features(cx_model *m, const cx_split *s, const uint32_t *rows, 
             in = x;
         }
         const float *f = cx_model_image_forward(m, in, (int)nb);
+        if (m->features_before_last)
+            f = cx_model_image_last_input(m, in);
         float *dst = out + start * (size_t)D;
         size_t bad = SIZE_MAX;
         for (size_t i = 0; i < nb * (size_t)D; i++) {
@@ -659,8 +667,36 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                          open_dir, E, D);
             goto fail;
         }
-        if ((st = cx_retrain_eval_setup(&s.rclf, s.test_feat, test->n, &s.clf, &s.score_feat,
-                                        err)))
+        if (s.rclf.proj_tower) {
+            /* CFR replaced the tower's last linear layer: it scores the rows entering it. */
+            int H, wi, bi;
+            if (!cx_model_image_last_linear(&run->model, &H, &wi, &bi) || H != s.rclf.proj_in) {
+                st = cx_fail(err, CX_EDATA, "%s/%s: a projection of %d inputs in place of the "
+                             "image tower's last linear layer, the run %s has none of that "
+                             "width", run_dir, CX_RUN_CKPT, s.rclf.proj_in, open_dir);
+                goto fail;
+            }
+            if (o->posthoc != CX_POSTHOC_NONE) {
+                st = cx_fail(err, CX_EUSAGE, "posthoc %s: %s retrained the image tower's last "
+                             "layer, not a linear head on the run's features",
+                             cx_posthoc_name((cx_posthoc_kind)o->posthoc), run_dir);
+                goto fail;
+            }
+            float *hf = malloc(sizeof *hf * (test->n ? test->n : 1) * (size_t)H);
+            if (!hf) {
+                st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples", what, test->n);
+                goto fail;
+            }
+            run->model.features_before_last = 1;
+            st = cx_run_features(&run->model, test, NULL, test->n, hf, what, err);
+            run->model.features_before_last = 0;
+            if (!st)
+                st = cx_retrain_eval_setup(&s.rclf, hf, test->n, &s.clf, &s.score_feat, err);
+            free(hf);
+            if (st)
+                goto fail;
+        } else if ((st = cx_retrain_eval_setup(&s.rclf, s.test_feat, test->n, &s.clf,
+                                               &s.score_feat, err)))
             goto fail;
     } else if ((st = cx_run_classifier(run, &s.ds, mode, s.train_feat, s.train_y,
                                        (int)info->n_train, &o->clf, &s.clf, &s.probe, err))) {
@@ -831,7 +867,10 @@ fail:
 static cx_status val_rows_features(cx_run *run, const cx_split *s, const uint32_t *rows, size_t n,
                              const char *what, float **x, int32_t **y, cx_err *err)
 {
-    int D = run->model.spec.embed_dim;
+    int D = run->model.spec.embed_dim, wi, bi;
+    if (run->model.features_before_last &&
+        !cx_model_image_last_linear(&run->model, &D, &wi, &bi))
+        return cx_fail(err, CX_EUSAGE, "%s: the image tower ends in no linear layer", what);
     *x = malloc(sizeof **x * (n ? n : 1) * (size_t)D);
     *y = malloc(sizeof **y * (n ? n : 1));
     if (!*x || !*y)

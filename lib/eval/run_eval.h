@@ -61,7 +61,9 @@ cx_status cx_run_check_dataset(const cx_run *run, const cx_dataset *ds, cx_err *
  * the tower, whose products are threaded by OpenBLAS (OpenMP loops run on one thread during
  * the call). Same bits for the same thread count. `what` names the split in messages.
  * CX_EDATA when the split holds no images, its samples have another size than the tower takes,
- * or a feature is not finite (naming the sample); CX_EUSAGE for rows outside the split. */
+ * or a feature is not finite (naming the sample); CX_EUSAGE for rows outside the split.
+ * With m->features_before_last out holds instead the rows entering the image tower's last
+ * linear layer, (n, H) of cx_model_image_last_linear (CX_EUSAGE when the tower has none). */
 cx_status cx_run_features(cx_model *m, const cx_split *s, const uint32_t *rows, size_t n,
                           float *out, const char *what, cx_err *err);
 

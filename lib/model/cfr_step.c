@@ -12,6 +12,7 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
     int B = s->B, Di = s->Din, Do = s->Dout, C = s->C;
     double cw = cx_cfr_weight(s->epoch, s->epochs);
     float *z = fwork, *dz = fwork + (size_t)B * Do, *dc = dz + (size_t)B * Do;
+    float *zn = dc + (size_t)B * Do; /* what the classifier scores: z, or z / ||z|| */
     double *pr = work, *cwork = work + (size_t)B * C;
     for (int i = 0; i < B; i++)
         for (int o = 0; o < Do; o++) {
@@ -20,6 +21,15 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
                 a += (double)W[(size_t)o * Di + d] * x[(size_t)i * Di + d];
             z[(size_t)i * Do + o] = (float)a;
         }
+    for (int i = 0; i < B; i++) {
+        const float *zi = z + (size_t)i * Do;
+        double nn = 0;
+        for (int o = 0; o < Do; o++)
+            nn += (double)zi[o] * zi[o];
+        double inv = s->normalize ? 1.0 / fmax(sqrt(nn), 1e-12) : 1.0;
+        for (int o = 0; o < Do; o++)
+            zn[(size_t)i * Do + o] = (float)(zi[o] * inv);
+    }
     /* CE, mean over the batch: dlogits = (softmax - onehot) / B. */
     double ce = 0;
     for (int i = 0; i < B; i++) {
@@ -27,7 +37,7 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
         for (int c = 0; c < C; c++) {
             double a = bc[c];
             for (int o = 0; o < Do; o++)
-                a += (double)Wc[(size_t)c * Do + o] * z[(size_t)i * Do + o];
+                a += (double)Wc[(size_t)c * Do + o] * zn[(size_t)i * Do + o];
             l[c] = a;
             if (a > m)
                 m = a;
@@ -41,13 +51,29 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
     ce /= B;
     double con = cx_cfr_con(z, pos, neg, B, s->P, s->K, Do, s->tau, s->form,
                             (float)(cw * s->lambda), dc, cwork);
-    for (int i = 0; i < B; i++)
+    for (int i = 0; i < B; i++) {
+        float *g = dz + (size_t)i * Do;
+        const float *zi = z + (size_t)i * Do, *u = zn + (size_t)i * Do;
+        double ug = 0, nn = 0;
+        if (s->normalize)
+            for (int o = 0; o < Do; o++) {
+                double a = 0;
+                for (int c = 0; c < C; c++)
+                    a += pr[(size_t)i * C + c] * Wc[(size_t)c * Do + o];
+                ug += u[o] * a;
+                nn += (double)zi[o] * zi[o];
+            }
+        double inv = 1.0 / fmax(sqrt(nn), 1e-12);
         for (int o = 0; o < Do; o++) {
             double a = 0;
             for (int c = 0; c < C; c++)
                 a += pr[(size_t)i * C + c] * Wc[(size_t)c * Do + o];
-            dz[(size_t)i * Do + o] = (float)(cw * a + dc[(size_t)i * Do + o]);
+            /* Through the normalisation: (g - z^ (z^ . g)) / ||z||. */
+            if (s->normalize)
+                a = (a - u[o] * ug) * inv;
+            g[o] = (float)(cw * a + dc[(size_t)i * Do + o]);
         }
+    }
     for (int o = 0; o < Do; o++) {
         double gb = 0;
         for (int i = 0; i < B; i++)

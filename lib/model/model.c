@@ -271,6 +271,40 @@ const float *cx_model_text_tokens(const cx_model *m, int *T, int *D)
     return NULL;
 }
 
+/* The MLP that ends the tower (an MLP tower, a CNN's head), or NULL. */
+static const cx_mlp *last_mlp(const cx_model *m)
+{
+    if (m->spec.image_frozen)
+        return NULL;
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        return &m->image_cnn.mlp;
+    if (m->spec.image_kind == CX_IMAGE_IDENTITY || m->spec.image_kind == CX_IMAGE_VIT)
+        return NULL;
+    return &m->image;
+}
+
+int cx_model_image_last_linear(const cx_model *m, int *H, int *w, int *b)
+{
+    const cx_mlp *mlp = last_mlp(m);
+    if (!mlp || mlp->nlayers < 1)
+        return 0;
+    int L = mlp->nlayers - 1;
+    *H = mlp->dims[L];
+    *w = mlp->w[L];
+    *b = mlp->b[L];
+    return 1;
+}
+
+const float *cx_model_image_last_input(const cx_model *m, const float *x)
+{
+    const cx_mlp *mlp = last_mlp(m);
+    if (!mlp || mlp->nlayers < 1)
+        return NULL;
+    if (mlp->nlayers >= 2)
+        return mlp->a[mlp->nlayers - 2];
+    return m->spec.image_kind == CX_IMAGE_CNN ? m->image_cnn.act[m->image_cnn.nblocks - 1] : x;
+}
+
 int cx_model_image_trainable(const cx_model *m)
 {
     return m->spec.image_kind != CX_IMAGE_IDENTITY && !m->spec.image_frozen;

@@ -103,6 +103,10 @@ typedef struct {
     float *dlogits;                   /* (B, C) SL */
     int32_t *classes, *targets;       /* (max(C, G)), (G) vocabulary subsampling */
     float *seq_scratch;               /* block scratch shared by the transformer towers */
+    /* 1: cx_run_features (lib/eval/run_eval.h) gives the rows entering the image tower's last
+     * linear layer (cx_model_image_last_linear's H wide) instead of the tower's output (CFR
+     * retrains that layer on them); 0 otherwise. */
+    int features_before_last;
 } cx_model;
 
 /* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers. */
@@ -149,6 +153,14 @@ double cx_model_sl_step(cx_model *m, const float *x, const int32_t *labels, int 
 double cx_model_sl_step_global(cx_model *m, const float *x, const int32_t *labels, int B,
                                const int32_t *all_labels, int G, int offset, cx_loss *l,
                                cx_vocab_sampler *vs, cx_rng *rng, int epoch);
+
+/* 1 when the image tower ends in a linear layer that trains (an MLP or linear tower, a CNN's
+ * MLP; not frozen), with *H the layer's input width and *w (embed_dim, H), *b (embed_dim) its
+ * parameter indices; 0 otherwise (identity, frozen, ViT). */
+int cx_model_image_last_linear(const cx_model *m, int *H, int *w, int *b);
+/* After cx_model_image_forward(m, x, B) on a tower with such a layer: the (B, H) rows that
+ * entered it (x itself for a linear tower); a buffer of m's or x. */
+const float *cx_model_image_last_input(const cx_model *m, const float *x);
 
 /* 1 when the image tower has trainable parameters (not identity, not frozen). */
 int cx_model_image_trainable(const cx_model *m);

@@ -18,25 +18,22 @@
 #define IN_CO(a, b) .flags = CX_CONF_MIN | CX_CONF_MAX | CX_CONF_MAX_OPEN, .min = (a), .max = (b)
 #define NULLABLE .flags = CX_CONF_NULLABLE
 
-/* Every method's name, in the enum's order; `method` accepts the first CX_RETRAIN_CFR of them
- * (cfr's keys are known, so other methods refuse them, but cfr does not train yet). */
+/* Every method's name, in the enum's order. */
 static const char *const method_names[] = {"crt",  "lws",     "tau-norm", "disalign", "marc",
                                            "decoder", "prompt", "dfr", "cfr", NULL};
-static const char *const accepted_methods[] = {"crt",  "lws",     "tau-norm", "disalign",
-                                               "marc", "decoder", "prompt", "dfr", NULL};
 #define OMIT_IN(a, b) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MAX, .min = (a), .max = (b)
 #define OMIT_GT(a) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MIN_OPEN, .min = (a)
 #define OMIT_GE(a) .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN, .min = (a)
 
 static const cx_conf_key keys[] = {
-    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = accepted_methods, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder, prompt or dfr (methods.md sections 5 and 9)"},
+    {"method", CX_CONF_ENUM, AT(method), "crt", .choices = method_names, .doc = "second stage: crt, lws, tau-norm, disalign, marc, decoder, prompt, dfr or cfr (methods.md sections 5 and 9)"},
     {"from", CX_CONF_PATH, AT(from), "null", NULLABLE, .doc = "the stage-1 run folder whose frozen image features and classifier are used"},
     {"data", CX_CONF_PATH, AT(data), "null", NULLABLE, .doc = "dataset YAML; null: the run's"},
     {"subset", CX_CONF_PATH, AT(subset), "null", NULLABLE, .doc = "SUBSET of training rows; null: the run's"},
     {"seed", CX_CONF_INT, AT(seed), "0", GE(0), .doc = "seed of the sampler, the initialisation, the held-out validation draw and dfr's halves and subsets"},
     {"threads", CX_CONF_INT, AT(threads), "0", IN(0, 4096), .doc = "threads; 0: all cores"},
     {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "crt, lws, disalign, marc, decoder, prompt: passes over the training features"},
-    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder, prompt: samples per step"},
+    {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "crt, lws, disalign, marc, decoder, prompt, cfr: samples per step"},
     {"optim.name", CX_CONF_ENUM, AT(optim.name), "sgd", .choices = CHOICES("sgd", "adamw"), .doc = "crt, lws, disalign, marc, decoder, prompt: optimiser (cosine schedule to 0)"},
     {"optim.lr", CX_CONF_DOUBLE, AT(optim.lr), "0.1", GT(0), .doc = "crt, lws, disalign, marc, decoder, prompt: peak learning rate"},
     {"optim.wd", CX_CONF_DOUBLE, AT(optim.wd), "0.0005", GE(0), .doc = "crt, decoder, prompt: weight decay of the weights and the context (scales, gates and biases have none)"},
@@ -44,7 +41,7 @@ static const cx_conf_key keys[] = {
     {"grw.p", CX_CONF_DOUBLE, AT(grw.p), "1.2", GE(0), .doc = "disalign, marc (and decoder, prompt with loss grw): GRW class weights proportional to pi_c^-p"},
     {"tau_norm.tau", CX_CONF_STRING, AT(tau_norm.tau), "auto", .doc = "tau-norm: W_c / ||W_c||^tau with tau in [0, 2], or auto: the grid's best class-mean accuracy on validation"},
     {"tau_norm.grid", CX_CONF_DOUBLE_LIST, AT(tau_norm.grid), "[0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]", IN(0, 2), .min_len = 1, .max_len = 201, .doc = "tau-norm: candidates of tau: auto"},
-    {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm, dfr: training rows per class held out of the subset when the dataset names no val split"},
+    {"val.per_class", CX_CONF_INT, AT(val.per_class), "50", IN(1, 1000000), .doc = "tau-norm, dfr, cfr: training rows per class held out of the subset when the dataset names no val split"},
     {"dfr.draws", CX_CONF_INT, AT(dfr.draws), "10", .flags = CX_CONF_OMIT_DEFAULT | CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 10000, .doc = "dfr: balanced subsets drawn from the first half of the validation split, one probe fit each, weights and biases averaged"},
     {"cfr.epochs", CX_CONF_INT, AT(cfr.epochs), "10", OMIT_IN(1, 1000000), .doc = "cfr: passes over the calibration set (the training rows the run misclassifies); c(e) = 1 + 0.5 cos(2 pi e / E)"},
     {"cfr.lr", CX_CONF_DOUBLE, AT(cfr.lr), "0.001", OMIT_GT(0), .doc = "cfr: SGD learning rate of the image projection"},
@@ -52,6 +49,7 @@ static const cx_conf_key keys[] = {
     {"cfr.positives", CX_CONF_INT, AT(cfr.positives), "16", OMIT_IN(1, 4096), .doc = "cfr: positives P per calibration sample, drawn from its class's correctly classified embeddings"},
     {"cfr.negatives", CX_CONF_INT, AT(cfr.negatives), "16", OMIT_IN(0, 4096), .doc = "cfr: hard negatives K per calibration sample, the nearest correctly classified embeddings of other classes"},
     {"cfr.lambda", CX_CONF_DOUBLE, AT(cfr.lambda), "1", OMIT_GE(0), .doc = "cfr: weight of L_con beside CE (both weighted by c(e))"},
+    {"cfr.select", CX_CONF_ENUM, AT(cfr.select), "worst-class", .choices = CHOICES("worst-class", "worst-group"), .flags = CX_CONF_OMIT_DEFAULT, .doc = "cfr: the epoch kept is the one with the best worst-class accuracy on validation, or worst-group (the val split must have groups; group labels are read for this choice only, never in training)"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "decoder, prompt: the stage-1 loss they train with (not ldam)"},
     {"sampler", CX_CONF_ENUM, AT(sampler), "none", .choices = CHOICES("none", "class-balanced", "sqrt"), .doc = "decoder, prompt: shuffle, or draw samples in proportion to 1/n_y or n_y^-1/2"},
     {"decoder.hidden", CX_CONF_INT_LIST, AT(decoder.hidden), "[256]", .flags = CX_CONF_MIN | CX_CONF_MAX, .min = 1, .max = 65536, .max_len = 8, .doc = "decoder: hidden widths of the MLP decoder (ReLU) before its linear head"},
@@ -76,7 +74,9 @@ const char *cx_retrain_method_name(int m)
 #define DEC_PROMPT ((1u << CX_RETRAIN_DECODER) | (1u << CX_RETRAIN_PROMPT))
 static unsigned key_methods(const char *key)
 {
-    if (!strcmp(key, "epochs") || !strcmp(key, "batch") || !strcmp(key, "optim.name") ||
+    if (!strcmp(key, "batch"))
+        return TRAINED | (1u << CX_RETRAIN_CFR);
+    if (!strcmp(key, "epochs") || !strcmp(key, "optim.name") ||
         !strcmp(key, "optim.lr") || !strcmp(key, "optim.momentum"))
         return TRAINED;
     if (!strcmp(key, "optim.wd"))
@@ -92,7 +92,7 @@ static unsigned key_methods(const char *key)
     if (!strncmp(key, "tau_norm.", 9) || !strcmp(key, "tau_norm"))
         return 1u << CX_RETRAIN_TAU_NORM;
     if (!strncmp(key, "val.", 4) || !strcmp(key, "val"))
-        return (1u << CX_RETRAIN_TAU_NORM) | (1u << CX_RETRAIN_DFR);
+        return (1u << CX_RETRAIN_TAU_NORM) | (1u << CX_RETRAIN_DFR) | (1u << CX_RETRAIN_CFR);
     if (!strncmp(key, "dfr.", 4) || !strcmp(key, "dfr"))
         return 1u << CX_RETRAIN_DFR;
     if (!strncmp(key, "cfr.", 4) || !strcmp(key, "cfr"))

@@ -20,7 +20,7 @@ typedef enum {
     CX_RETRAIN_DECODER,
     CX_RETRAIN_PROMPT,
     CX_RETRAIN_DFR,
-    CX_RETRAIN_CFR, /* keys and name only: not yet a choice of `method` (it does not train yet) */
+    CX_RETRAIN_CFR,
     CX_RETRAIN_METHODS
 } cx_retrain_method;
 
@@ -56,6 +56,7 @@ typedef struct {
         double tau;                /* cfr: L_con temperature */
         int64_t positives, negatives; /* cfr: P pool rows of the class, K hard negatives */
         double lambda;             /* cfr: weight of L_con beside CE (both times c(e)) */
+        int select;                /* cfr: CX_RETRAIN_SELECT_WORST_CLASS or _WORST_GROUP */
     } cfr;
     int loss;    /* decoder, prompt: a cx_cfg_loss of train_config.h (ldam excluded) */
     int sampler; /* decoder, prompt: a cx_cfg_sampler */
@@ -76,10 +77,12 @@ extern const cx_conf_schema cx_retrain_config_schema;
 /* "crt", "lws", "tau-norm", "disalign", "marc", "decoder", "prompt", "dfr", "cfr"; NULL out of
  * range. */
 const char *cx_retrain_method_name(int m);
+/* cfr.select: the epoch kept is the best on validation by this accuracy */
+enum { CX_RETRAIN_SELECT_WORST_CLASS = 0, CX_RETRAIN_SELECT_WORST_GROUP = 1 };
 /* decoder.type */
 enum { CX_RETRAIN_DEC_MLP = 0, CX_RETRAIN_DEC_TRANSFORMER = 1 };
 /* The choices as one string "crt|lws|tau-norm|disalign|marc". */
-#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt|dfr"
+#define CX_RETRAIN_METHOD_CHOICES "crt|lws|tau-norm|disalign|marc|decoder|prompt|dfr|cfr"
 
 /* 1 when method m reads key (a schema key); the keys every method reads (method, from, data,
  * subset, seed, threads) too. */
