@@ -30,7 +30,7 @@ static const cli_opt train_opts[] = {
     {"set", CLI_LIST, &sets, "KEY=VALUE", "override one configuration key; repeatable, applied last", 0, -1, NULL},
     {"data", CLI_STRING, &data, "DATASET", "dataset YAML (the key data)", 0, -1, NULL},
     {"subset", CLI_STRING, &subset, "SUBSET", "SUBSET file of kept training samples (the key subset)", 0, -1, NULL},
-    {"objective", CLI_STRING, &objective, "O", "clip or sl (the key objective)", 0, -1, NULL},
+    {"objective", CLI_STRING, &objective, "O", "clip, sl or dino (the key objective)", 0, -1, NULL},
     {"loss", CLI_STRING, &loss, "L", "supervised loss (the key loss)", 0, -1, NULL},
     {"epochs", CLI_STRING, &epochs, "N", "epochs (the key epochs)", 0, -1, NULL},
     {"batch", CLI_STRING, &batch, "N", "batch size (the key batch)", 0, -1, NULL},

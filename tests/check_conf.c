@@ -849,7 +849,7 @@ START_TEST(key_list_shows_types_defaults_and_docs)
         {"seed", "int >= 0", "0"},
         {"epochs", "int in [1, 1000000]", "10"},
         {"drop_last", "bool", "true"},
-        {"objective", "enum: clip|sl", "sl"},
+        {"objective", "enum: clip|sl|dino", "sl"},
         {"effnum.beta", "double in [0, 1)", "0.999"},
         {"ldam.scale", "double > 0", "30.0"},
         {"logit_adjust.tau", "double", "1.0"},

@@ -18,6 +18,7 @@
 #include "lib/optim/optim.h"
 #include "lib/run/run.h"
 #include "lib/run/train_config.h"
+#include "lib/train/dino_step.h"
 #include "lib/train/trainer.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -424,6 +425,96 @@ START_TEST(identity_tower_steps_gradients)
 }
 END_TEST
 
+/* The DINO step: the gradient of its loss with respect to every student tensor (image tower,
+ * head, the prototypes, of which the step uses 3 of 5) against finite differences, with the
+ * teacher moved apart from the student first; the teacher gets no gradient; the prototypes
+ * the step did not draw get none either. cx_model_dino_teacher_backbone then gives the image
+ * tower the teacher's values (what eval reads), and leaves the heads alone. */
+typedef struct {
+    cx_model *m;
+    cx_dino_step *d;
+    const float *x;
+    const uint64_t *samples;
+    cx_aug_config aug;
+    cx_aug_shape shape;
+} dino_ctx;
+
+static double dino_loss(void *ctx)
+{
+    dino_ctx *c = ctx;
+    double loss = 0;
+    cx_err err;
+    ck_assert_int_eq(cx_dino_step_run(c->d, c->m, &c->aug, &c->shape, 9, 4, c->samples, c->x,
+                                      B / 2, &loss, &err), CX_OK);
+    return loss;
+}
+
+START_TEST(dino_step_gradients)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_DINO);
+    s.dino_hidden = 6;
+    s.dino_bottleneck = 3;
+    s.dino_prototypes = 5;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    cx_model_init_params(&m, 3);
+    cx_params *p = &m.params;
+    for (int t = 0; t < p->count; t++)
+        if (strncmp(p->info[t].name, "teacher.", 8) != 0) {
+            float noise[64];
+            size_t n = p->info[t].size;
+            ck_assert_uint_le(n, 64);
+            gc_fill_normal(noise, n, 20 + (uint64_t)t, 0.2);
+            float *v = cx_param_value(p, t);
+            for (size_t i = 0; i < n; i++)
+                v[i] += noise[i];
+        }
+    cx_dino_step d;
+    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 6, 3, 0.1, 0.04, &err), CX_EUSAGE);
+    ck_assert_str_eq(err.msg, "dino.sample_k: 6 is above dino.prototypes (5); set "
+                     "dino.sample_k to at most 5 (0 uses all)");
+    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 3, 3, 0.1, 0.04, &err), CX_OK);
+    float x[B / 2 * IN];
+    gc_fill_normal(x, B / 2 * IN, 13, 1.0);
+    const uint64_t samples[B / 2] = {0, 1, 2};
+    dino_ctx c = {&m, &d, x, samples, {0}, {0}};
+    c.shape.d = IN;
+    check_all_params(&m, dino_loss, &c);
+    /* After the last evaluation (with restored values): the teacher's gradient is zero, and so
+     * is that of the prototypes the step did not draw. */
+    cx_params_zero_grad(p);
+    dino_loss(&c);
+    for (int t = 0; t < p->count; t++) {
+        if (strncmp(p->info[t].name, "teacher.", 8) != 0)
+            continue;
+        const float *g = cx_param_grad(p, t);
+        for (size_t i = 0; i < p->info[t].size; i++)
+            ck_assert_msg(g[i] == 0.0f, "%s gets a gradient", p->info[t].name);
+    }
+    int drawn[5] = {0};
+    for (int i = 0; i < 3; i++)
+        drawn[d.idx[i]] = 1;
+    const float *gp = cx_param_grad(p, m.prototypes);
+    for (int r = 0; r < 5; r++) {
+        double sum = 0;
+        for (int j = 0; j < 3; j++)
+            sum += fabs(gp[r * 3 + j]);
+        ck_assert_msg(drawn[r] ? sum > 0 : sum == 0, "prototype %d (drawn %d): |grad| %g", r,
+                      drawn[r], sum);
+    }
+    int si = cx_params_find(p, "image.fc0.weight"), ti = cx_params_find(p, "teacher.image.fc0.weight");
+    int hs = cx_params_find(p, "dino.head.fc0.weight"), ht = cx_params_find(p, "teacher.dino.head.fc0.weight");
+    size_t n = p->info[si].size, nh = p->info[hs].size;
+    ck_assert(memcmp(cx_param_value(p, si), cx_param_value(p, ti), n * sizeof(float)) != 0);
+    cx_model_dino_teacher_backbone(&m);
+    ck_assert(memcmp(cx_param_value(p, si), cx_param_value(p, ti), n * sizeof(float)) == 0);
+    ck_assert(memcmp(cx_param_value(p, hs), cx_param_value(p, ht), nh * sizeof(float)) != 0);
+    cx_dino_step_free(&d);
+    cx_model_free(&m);
+}
+END_TEST
+
 /* A frozen image tower: its tensors are FROZEN and NO_STATE and get no gradient; the steps on
  * precomputed features (what the trainer caches) give the same loss and the same gradient
  * bits as the steps on the inputs. */
@@ -827,6 +918,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, image_last_linear_layer);
     tcase_add_test(tc, dino_layout_identity_tower);
     tcase_add_test(tc, dino_checkpoint_round_trips_student_and_teacher);
+    tcase_add_test(tc, dino_step_gradients);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, identity_tower_steps_gradients);
     tcase_add_test(tc, frozen_image_tower_steps);

@@ -152,14 +152,19 @@ START_TEST(validation_says_what_to_change)
         {{"optim.nesterov=true", "optim.name=sgd", "optim.momentum=0"}, "optim.nesterov needs optim.name: sgd and optim.momentum > 0; set them or optim.nesterov: false"},
         {{"logit_scale.init=200"}, "logit_scale.init: 200 is above logit_scale.max (100); lower the one or raise the other"},
         {{"model.text.init=''"}, "model.text.init: give random or the folder of a run to copy the text tower from"},
-        {{"dino.prototypes=64"}, "dino.prototypes applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.prototypes"},
-        {{"objective=clip", "dino.sample_k=8"}, "dino.sample_k applies to objective: dino (objective is clip), which clipx train does not offer yet; remove dino.sample_k"},
-        {{"dino.sinkhorn_iters=5"}, "dino.sinkhorn_iters applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.sinkhorn_iters"},
-        {{"dino.student_temp=0.2"}, "dino.student_temp applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.student_temp"},
-        {{"dino.teacher_temp=0.07"}, "dino.teacher_temp applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.teacher_temp"},
-        {{"dino.momentum=0.99"}, "dino.momentum applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.momentum"},
-        {{"dino.hidden=64"}, "dino.hidden applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.hidden"},
-        {{"dino.bottleneck=32"}, "dino.bottleneck applies to objective: dino (objective is sl), which clipx train does not offer yet; remove dino.bottleneck"},
+        {{"dino.prototypes=64"}, "dino.prototypes applies to objective: dino (objective is sl); set objective: dino or remove dino.prototypes"},
+        {{"objective=clip", "dino.sample_k=8"}, "dino.sample_k applies to objective: dino (objective is clip); set objective: dino or remove dino.sample_k"},
+        {{"dino.sinkhorn_iters=5"}, "dino.sinkhorn_iters applies to objective: dino (objective is sl); set objective: dino or remove dino.sinkhorn_iters"},
+        {{"dino.student_temp=0.2"}, "dino.student_temp applies to objective: dino (objective is sl); set objective: dino or remove dino.student_temp"},
+        {{"dino.teacher_temp=0.07"}, "dino.teacher_temp applies to objective: dino (objective is sl); set objective: dino or remove dino.teacher_temp"},
+        {{"dino.momentum=0.99"}, "dino.momentum applies to objective: dino (objective is sl); set objective: dino or remove dino.momentum"},
+        {{"dino.hidden=64"}, "dino.hidden applies to objective: dino (objective is sl); set objective: dino or remove dino.hidden"},
+        {{"dino.bottleneck=32"}, "dino.bottleneck applies to objective: dino (objective is sl); set objective: dino or remove dino.bottleneck"},
+        {{"objective=dino", "dino.prototypes=64", "dino.sample_k=65"}, "dino.sample_k: 65 is above dino.prototypes (64); set dino.sample_k to at most 64, or 0 for all prototypes"},
+        {{"objective=dino", "loss=focal"}, "loss: focal applies to objective: sl (objective dino trains with its own cross-view loss); set objective: sl or loss: ce"},
+        {{"objective=dino", "head=cosine"}, "head: cosine applies to objective: sl (objective dino has no classifier head); set objective: sl or head: linear"},
+        {{"objective=dino", "aug.eda.rd=0.1"}, "aug.eda.*: EDA augments captions, and objective dino reads none; set the aug.eda keys to 0"},
+        {{"objective=dino", "vocab.k=5"}, "vocab.k subsamples the classes of objective: sl (objective is dino); set objective: sl or vocab.k: 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = 0;
@@ -191,6 +196,7 @@ START_TEST(validation_says_what_to_change)
         {"vocab.k=5", "vocab.weight=sqrt", NULL, NULL},
         /* dino.* at their defaults, spelled out, are not "set". */
         {"dino.sinkhorn_iters=3", "dino.momentum=0.996", "dino.sample_k=0", NULL},
+        {"objective=dino", "dino.prototypes=64", "dino.sample_k=64", NULL},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         size_t n = 0;

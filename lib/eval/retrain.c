@@ -214,6 +214,11 @@ static cx_status check_run(const rt_state *t, cx_err *err)
     if (t->cfg.method == CX_RETRAIN_CRT || t->cfg.method == CX_RETRAIN_DECODER ||
         t->cfg.method == CX_RETRAIN_DFR || t->cfg.method == CX_RETRAIN_CFR)
         return CX_OK;
+    if (r->cfg.objective == CX_CFG_OBJECTIVE_DINO)
+        return cx_fail(err, CX_EUSAGE,
+                       "method %s: %s is a self-supervised DINO run, without a text tower or a "
+                       "classifier head; use method crt, decoder or dfr on its features",
+                       m, r->dir);
     if (t->cfg.method == CX_RETRAIN_PROMPT) {
         if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
             return cx_fail(err, CX_EUSAGE,

@@ -48,22 +48,31 @@ static int is_clip(const cx_run *run)
     return run->cfg.objective == CX_CFG_OBJECTIVE_CLIP;
 }
 
+/* A self-supervised run: no text tower, no classifier head; its features are the teacher's. */
+static int is_dino(const cx_run *run)
+{
+    return run->cfg.objective == CX_CFG_OBJECTIVE_DINO;
+}
+
 /* An SL run whose head holds the class-prompt embeddings of a CLIP run's text tower. */
 static int has_text_head(const cx_run *run)
 {
-    return !is_clip(run) && run->cfg.head == CX_CFG_HEAD_TEXT && run->cfg.head_from;
+    return !is_clip(run) && !is_dino(run) && run->cfg.head == CX_CFG_HEAD_TEXT &&
+           run->cfg.head_from;
 }
 
 cx_eval_mode cx_run_default_mode(const cx_run *run)
 {
-    return is_clip(run) ? CX_EVAL_MODE_ZEROSHOT : CX_EVAL_MODE_HEAD;
+    return is_clip(run) ? CX_EVAL_MODE_ZEROSHOT
+           : is_dino(run) ? CX_EVAL_MODE_LINEAR_PROBE
+                          : CX_EVAL_MODE_HEAD;
 }
 
 /* Zero-shot of a run without a text tower of its own: scored against the dataset's
  * class_embeddings, so the check waits for the dataset. */
 static int zeroshot_from_dataset(const cx_run *run, cx_eval_mode mode)
 {
-    return mode == CX_EVAL_MODE_ZEROSHOT && !is_clip(run) && !has_text_head(run);
+    return mode == CX_EVAL_MODE_ZEROSHOT && !is_clip(run) && !is_dino(run) && !has_text_head(run);
 }
 
 cx_status cx_run_check_mode_ds(const cx_run *run, const cx_dataset *ds, cx_eval_mode mode,
@@ -83,6 +92,10 @@ cx_status cx_run_check_mode(const cx_run *run, cx_eval_mode mode, cx_err *err)
     if (mode < 0 || mode >= CX_EVAL_MODE_COUNT)
         return cx_fail(err, CX_EUSAGE, "mode %d: unknown (%s)", (int)mode,
                        CX_EVAL_MODE_CHOICES);
+    if (is_dino(run) && (mode == CX_EVAL_MODE_HEAD || mode == CX_EVAL_MODE_ZEROSHOT))
+        return cx_fail(err, CX_EUSAGE, "mode %s: %s is a self-supervised DINO run, without %s; "
+                       "use linear-probe, ncm or knn", cx_eval_mode_name(mode), run->dir,
+                       mode == CX_EVAL_MODE_HEAD ? "a classifier head" : "a text tower");
     if (mode == CX_EVAL_MODE_HEAD && is_clip(run))
         return cx_fail(err, CX_EUSAGE, "mode head: %s is a CLIP run and has no classifier head; "
                        "use zeroshot, linear-probe, ncm or knn", run->dir);
@@ -799,9 +812,8 @@ cx_status cx_run_embed(const char *run_dir, const cx_run_embed_opts *o, cx_run_e
     const char *subset = !o->data && o->split == CX_EMBED_TRAIN ? run.cfg.subset : NULL;
     if (o->text && !zeroshot_from_dataset(&run, CX_EVAL_MODE_ZEROSHOT) &&
         (st = cx_run_check_mode(&run, CX_EVAL_MODE_ZEROSHOT, err))) {
-        st = cx_fail(err, CX_EUSAGE,
-                     "%s is a supervised run without a text tower: it has no class embeddings",
-                     run_dir);
+        st = cx_fail(err, CX_EUSAGE, "%s is a %s run without a text tower: it has no class "
+                     "embeddings", run_dir, is_dino(&run) ? "self-supervised DINO" : "supervised");
         goto fail;
     }
     if (!data) {

@@ -311,6 +311,38 @@ int cx_model_image_trainable(const cx_model *m)
 }
 
 /* Gradients of the image tower for the last forward; the input needs none. */
+static void image_backward(cx_model *m, const float *x, const float *dfeat, int B);
+
+void cx_model_image_backward(cx_model *m, const float *x, const float *dfeat, int B)
+{
+    image_backward(m, x, dfeat, B);
+}
+
+const float *cx_model_teacher_image_forward(cx_model *m, const float *x, int B)
+{
+    if (m->spec.image_kind == CX_IMAGE_IDENTITY)
+        return x;
+    if (m->spec.image_kind == CX_IMAGE_CNN)
+        return cx_cnn_forward(&m->teacher_cnn, &m->params, x, B);
+    if (m->spec.image_kind == CX_IMAGE_VIT)
+        return cx_seq_tower_forward(&m->teacher_vit, &m->params, x, B);
+    return cx_mlp_forward(&m->teacher_image, &m->params, x, B);
+}
+
+void cx_model_dino_teacher_backbone(cx_model *m)
+{
+    if (m->spec.objective != CX_OBJECTIVE_DINO)
+        return;
+    static const char prefix[] = "teacher.image.";
+    cx_params *p = &m->params;
+    for (int t = 0; t < p->count; t++) {
+        if (strncmp(p->info[t].name, prefix, sizeof prefix - 1) != 0)
+            continue;
+        int s = cx_params_find(p, p->info[t].name + sizeof "teacher." - 1);
+        memcpy(cx_param_value(p, s), cx_param_value(p, t), sizeof(float) * p->info[t].size);
+    }
+}
+
 static void image_backward(cx_model *m, const float *x, const float *dfeat, int B)
 {
     if (!cx_model_image_trainable(m))

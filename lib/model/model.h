@@ -16,7 +16,8 @@
 #include "lib/objective/loss.h"
 #include "lib/objective/vocab_sampler.h"
 
-/* CX_OBJECTIVE_DINO: the layout only so far (no step; the configuration does not offer it). */
+/* CX_OBJECTIVE_DINO: self-supervised; its step is lib/train/dino_step.h (two views, student and
+ * EMA teacher), which uses the tower pieces below. */
 typedef enum { CX_OBJECTIVE_CLIP, CX_OBJECTIVE_SL, CX_OBJECTIVE_DINO } cx_objective;
 /* CX_IMAGE_IDENTITY: no parameters, the flattened inputs are the features (embed_dim = in_dim):
  * features exported from an external model. */
@@ -182,6 +183,16 @@ void cx_model_clamp_logit_scale(cx_model *m);
 /* DINO: teacher = momentum teacher + (1 - momentum) student, tensor by tensor (momentum 0:
  * a copy, as cx_model_init_params leaves it). No-op outside DINO. */
 void cx_model_teacher_update(cx_model *m, double momentum);
+/* DINO: the teacher's image tower on x (B rows; x itself for an identity tower), a buffer of
+ * the model. */
+const float *cx_model_teacher_image_forward(cx_model *m, const float *x, int B);
+/* The image tower's parameter gradients (added) from dfeat (B, embed_dim), for its last forward
+ * on x; nothing for a tower that does not train. */
+void cx_model_image_backward(cx_model *m, const float *x, const float *dfeat, int B);
+/* DINO evaluates the teacher's backbone: copy teacher.image.* over image.*, so that
+ * cx_model_image_forward gives the teacher's features (for a model opened to use, never one
+ * being trained). No-op outside DINO. */
+void cx_model_dino_teacher_backbone(cx_model *m);
 
 void cx_model_free(cx_model *m);
 

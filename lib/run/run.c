@@ -267,6 +267,8 @@ cx_status cx_run_open(const char *dir, int max_batch, cx_run *run, cx_err *err)
         goto fail;
     if ((st = cx_run_load_params(&ck, ckpt_path, &run->model, NULL, err)))
         goto fail;
+    /* As DINO evaluates: a DINO run's image features are its teacher's backbone. */
+    cx_model_dino_teacher_backbone(&run->model);
     if (run->meta.vocab_text) {
         if ((st = cx_vocab_deserialize(run->meta.vocab_text, &run->vocab, err))) {
             st = cx_err_prefix(err, st, "%s", ckpt_path);

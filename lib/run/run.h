@@ -61,7 +61,8 @@ typedef struct {
 } cx_run;
 
 /* Load RUN/config.yaml and RUN/model.ckpt and build the model for batches of up to max_batch.
- * A missing folder, configuration or checkpoint is CX_EDATA naming the file. */
+ * A missing folder, configuration or checkpoint is CX_EDATA naming the file. A DINO run's
+ * image tower then holds its teacher's backbone (the features DINO evaluates). */
 cx_status cx_run_open(const char *dir, int max_batch, cx_run *run, cx_err *err);
 void cx_run_close(cx_run *run);
 

@@ -15,7 +15,9 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
                         cx_model_spec *spec, cx_err *err)
 {
     memset(spec, 0, sizeof *spec);
-    spec->objective = cfg->objective == CX_CFG_OBJECTIVE_CLIP ? CX_OBJECTIVE_CLIP : CX_OBJECTIVE_SL;
+    spec->objective = cfg->objective == CX_CFG_OBJECTIVE_CLIP   ? CX_OBJECTIVE_CLIP
+                      : cfg->objective == CX_CFG_OBJECTIVE_DINO ? CX_OBJECTIVE_DINO
+                                                                : CX_OBJECTIVE_SL;
     spec->max_batch = max_batch;
     int64_t in_dim = 1;
     for (int d = 0; d < shape->in_rank; d++)
@@ -123,6 +125,16 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
         spec->token_dim = (int)cfg->model.text.dim;
         spec->max_tokens = (int)cfg->model.text.max_tokens;
         spec->text_frozen = cfg->model.text.freeze;
+    } else if (spec->objective == CX_OBJECTIVE_DINO) {
+        /* No classifier: the projection head and the prototypes instead. */
+        spec->dino_hidden = (int)cfg->dino.hidden;
+        spec->dino_bottleneck = (int)cfg->dino.bottleneck;
+        spec->dino_prototypes = (int)cfg->dino.prototypes;
+        if (cfg->dino.sample_k > cfg->dino.prototypes)
+            return cx_fail(err, CX_EUSAGE, "dino.sample_k: %lld is above dino.prototypes (%lld); "
+                           "set dino.sample_k to at most %lld, or 0 for all prototypes",
+                           (long long)cfg->dino.sample_k, (long long)cfg->dino.prototypes,
+                           (long long)cfg->dino.prototypes);
     } else {
         spec->num_classes = shape->num_classes;
         if (cfg->vocab.k > shape->num_classes)

@@ -48,7 +48,7 @@ static const cx_conf_key keys[] = {
     {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "passes over the training set"},
     {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "samples per optimisation step"},
     {"drop_last", CX_CONF_BOOL, AT(drop_last), "true", .doc = "drop the last partial batch of each epoch"},
-    {"objective", CX_CONF_ENUM, AT(objective), "sl", .choices = CHOICES("clip", "sl"), .doc = "clip: contrastive image-text (symmetric InfoNCE); sl: supervised classification"},
+    {"objective", CX_CONF_ENUM, AT(objective), "sl", .choices = CHOICES("clip", "sl", "dino"), .doc = "clip: contrastive image-text (symmetric InfoNCE); sl: supervised classification; dino: self-supervised student and EMA teacher on prototypes (the dino.* keys)"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "loss of objective sl: cross-entropy or an imbalance-aware variant"},
     {"focal.gamma", CX_CONF_DOUBLE, AT(focal.gamma), "2", GE(0), .doc = "focal loss: exponent of (1 - p_y)"},
     {"logit_adjust.tau", CX_CONF_DOUBLE, AT(logit_adjust.tau), "1", .doc = "logit adjustment: CE(z + tau log pi)"},
@@ -154,10 +154,12 @@ static const char *name_of(const char *key, int v)
     return n ? n : "?";
 }
 
-/* The dino.* keys apply only to objective dino, which clipx train does not offer until its
- * trainer lands: a dino.* key away from its default is refused on every objective. */
+/* The dino.* keys apply only to objective dino: one away from its default is refused on the
+ * other objectives. */
 static cx_status check_dino_keys(const cx_train_config *cfg, const char *objective, cx_err *err)
 {
+    if (cfg->objective == CX_CFG_OBJECTIVE_DINO)
+        return CX_OK;
     cx_train_config def;
     cx_status st = cx_conf_init(&cx_train_config_schema, &def, err);
     if (st != CX_OK)
@@ -179,9 +181,31 @@ static cx_status check_dino_keys(const cx_train_config *cfg, const char *objecti
     for (size_t i = 0; i < sizeof dino / sizeof dino[0]; i++)
         if (dino[i].set)
             return cx_fail(err, CX_EUSAGE,
-                           "%s applies to objective: dino (objective is %s), which clipx train "
-                           "does not offer yet; remove %s",
+                           "%s applies to objective: dino (objective is %s); set objective: "
+                           "dino or remove %s",
                            dino[i].key, objective, dino[i].key);
+    return CX_OK;
+}
+
+/* Objective dino learns from images alone: no classifier, no labels in the loss, no captions. */
+static cx_status check_dino_objective(const cx_train_config *cfg, cx_err *err)
+{
+    if (cfg->loss != CX_CFG_LOSS_CE)
+        return cx_fail(err, CX_EUSAGE, "loss: %s applies to objective: sl (objective dino trains "
+                       "with its own cross-view loss); set objective: sl or loss: ce",
+                       name_of("loss", (int)cfg->loss));
+    if (cfg->head != CX_CFG_HEAD_LINEAR)
+        return cx_fail(err, CX_EUSAGE, "head: %s applies to objective: sl (objective dino has no "
+                       "classifier head); set objective: sl or head: linear",
+                       name_of("head", (int)cfg->head));
+    if (cfg->aug.eda.sr > 0 || cfg->aug.eda.rs > 0 || cfg->aug.eda.rd > 0)
+        return cx_fail(err, CX_EUSAGE, "aug.eda.*: EDA augments captions, and objective dino reads "
+                       "none; set the aug.eda keys to 0");
+    if (cfg->dino.sample_k > cfg->dino.prototypes)
+        return cx_fail(err, CX_EUSAGE, "dino.sample_k: %lld is above dino.prototypes (%lld); set "
+                       "dino.sample_k to at most %lld, or 0 for all prototypes",
+                       (long long)cfg->dino.sample_k, (long long)cfg->dino.prototypes,
+                       (long long)cfg->dino.prototypes);
     return CX_OK;
 }
 
@@ -196,6 +220,11 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         if (!(cfg->optim.betas.v[i] >= 0 && cfg->optim.betas.v[i] < 1))
             return cx_fail(err, CX_EUSAGE, "optim.betas: %g is not in [0, 1); use e.g. [0.9, 0.999]",
                            cfg->optim.betas.v[i]);
+    if (cfg->objective == CX_CFG_OBJECTIVE_DINO) {
+        cx_status st = check_dino_objective(cfg, err);
+        if (st != CX_OK)
+            return st;
+    }
     if (!sl && cfg->loss != CX_CFG_LOSS_CE)
         return cx_fail(err, CX_EUSAGE,
                        "loss: %s applies to objective: sl (objective clip trains with the "

@@ -11,7 +11,7 @@
 #include "lib/conf/conf.h"
 
 /* Enum values are the indices of the key's choices in the schema, in the order listed. */
-typedef enum { CX_CFG_OBJECTIVE_CLIP, CX_CFG_OBJECTIVE_SL } cx_cfg_objective;
+typedef enum { CX_CFG_OBJECTIVE_CLIP, CX_CFG_OBJECTIVE_SL, CX_CFG_OBJECTIVE_DINO } cx_cfg_objective;
 typedef enum {
     CX_CFG_LOSS_CE,
     CX_CFG_LOSS_FOCAL,
@@ -149,7 +149,7 @@ typedef struct {
         } eda;
         char *synonyms;              /* synonyms file, or NULL */
     } aug;
-    /* objective dino (not offered yet: every key is refused away from its default). */
+    /* objective dino (every key is refused away from its default on the other objectives). */
     struct {
         int64_t prototypes;         /* P */
         int64_t sample_k;           /* prototypes per step; 0: all */

@@ -18,7 +18,9 @@
 #include "lib/data/stats.h"
 #include "lib/data/subset.h"
 #include "lib/run/run.h"
+#include "lib/objective/dino.h"
 #include "lib/run/spec.h"
+#include "lib/train/dino_step.h"
 #include "lib/train/tokens.h"
 
 /* RNG stream tags: each purpose draws from its own stream of (seed, tag, counter). */
@@ -65,6 +67,8 @@ typedef struct {
     float *aug_in;
     uint64_t *aug_samples;
     char *caption2;
+    int dino;          /* objective dino: views, targets and loss in dino_step */
+    cx_dino_step dino_step;
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     cx_caption_tokens caption_tokens; /* CLIP: every training caption's ids, made once */
@@ -116,6 +120,7 @@ static void trainer_free(trainer *t)
     free(t->aug_samples);
     free(t->caption2);
     cx_aug_synonyms_free(&t->synonyms);
+    cx_dino_step_free(&t->dino_step);
     for (int64_t i = 0; i < t->nlog; i++)
         free(t->log_lines[i]);
     free(t->log_lines);
@@ -397,7 +402,9 @@ static cx_status build_model(trainer *t, cx_err *err)
         }
     }
     cx_model_spec spec;
-    if ((st = cx_spec_model(cfg, &t->meta.shape, t->local_batch, &spec, err)))
+    /* DINO runs its towers once over both views of the batch. */
+    int rows = cfg->objective == CX_CFG_OBJECTIVE_DINO ? 2 * t->local_batch : t->local_batch;
+    if ((st = cx_spec_model(cfg, &t->meta.shape, rows, &spec, err)))
         goto fail;
     spec.world = t->dist.size;
     cx_optim_config ocfg;
@@ -494,8 +501,9 @@ static cx_status setup_aug(trainer *t, cx_err *err)
                        "the training samples of %s are images; use aug.erase or aug.noise",
                        cfg->data);
     size_t B = (size_t)t->local_batch;
-    if (t->aug_on && (!(t->aug_in = malloc(sizeof *t->aug_in * B * s->dim)) ||
-                      !(t->aug_samples = malloc(sizeof *t->aug_samples * B))))
+    if (t->aug_on && !(t->aug_in = malloc(sizeof *t->aug_in * B * s->dim)))
+        return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
+    if ((t->aug_on || t->dino) && !(t->aug_samples = malloc(sizeof *t->aug_samples * B)))
         return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
     if (!t->text_on)
         return CX_OK;
@@ -566,6 +574,15 @@ static cx_status build_training(trainer *t, cx_err *err)
     if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
+    t->dino = cfg->objective == CX_CFG_OBJECTIVE_DINO;
+    if (t->dino && t->dist.size > 1)
+        return cx_fail(err, CX_EUSAGE, "objective dino trains in one process (%d were started); "
+                       "run it without MPI", t->dist.size);
+    if (t->dino &&
+        (st = cx_dino_step_init(&t->dino_step, &t->model, t->local_batch, (int)cfg->dino.sample_k,
+                                (int)cfg->dino.sinkhorn_iters, cfg->dino.student_temp,
+                                cfg->dino.teacher_temp, err)))
+        return st;
     if ((st = setup_aug(t, err)))
         return st;
     /* EDA changes captions every step: those are tokenised per batch. */
@@ -802,7 +819,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
     status.epochs = cfg->epochs;
     /* Augmented inputs differ every step: a frozen tower then runs on each batch. */
     if (t->model.spec.image_frozen && t->model.spec.image_kind != CX_IMAGE_IDENTITY &&
-        meta->step < meta->total_steps && !t->feat && !t->aug_on) {
+        meta->step < meta->total_steps && !t->feat && !t->aug_on && !t->dino) {
         cx_status st = feature_cache(t, err);
         if ((st = cx_dist_agree(&t->dist, st, err)))
             return st;
@@ -825,7 +842,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 for (int i = 0; i < B; i++)
                     memcpy(t->feat_x + (size_t)i * D, t->feat + (size_t)rows[i] * D,
                            sizeof *t->feat_x * D);
-            else if (!t->aug_on)
+            else if (!t->aug_on || t->dino) /* DINO makes its two views itself */
                 cx_split_gather_f32(s, rows, (size_t)B, t->x);
             else {
                 cx_split_gather_f32(s, rows, (size_t)B, t->aug_in);
@@ -840,7 +857,13 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             zero_grad(t);
             double loss;
             cx_status st;
-            if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
+            if (t->dino) {
+                for (int i = 0; i < B; i++)
+                    t->aug_samples[i] = s->source_index[rows[i]];
+                st = cx_dino_step_run(&t->dino_step, &t->model, &t->aug, &t->aug_shape,
+                                      (uint64_t)cfg->seed, (uint64_t)meta->step, t->aug_samples,
+                                      t->x, B, &loss, err);
+            } else if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
                 if (t->text_on)
                     cx_tokens_captions_view(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
                                             &t->aug, &t->synonyms, (uint64_t)cfg->seed,
@@ -884,6 +907,10 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
             if ((st = update(t, lr, err)))
                 return st;
             cx_model_clamp_logit_scale(&t->model);
+            /* The teacher follows the updated student, its momentum rising to 1 by the end. */
+            if (t->dino)
+                cx_model_teacher_update(&t->model, cx_dino_momentum(cfg->dino.momentum, meta->step,
+                                                                    meta->total_steps));
             meta->step++;
             meta->epoch_loss_sum += loss;
             meta->epoch_loss_steps++;
