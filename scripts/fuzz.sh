@@ -82,7 +82,8 @@ for t in $targets; do
     else
         saved=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
         what=$(grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*fuzz property failed|.*runtime error)' "$log" || true)
-        echo "fuzz.sh: fuzz_$t FAILED: ${what:-see $log}; input saved in ${saved:-(none)}" >&2
+        printf 'fuzz.sh: fuzz_%s FAILED: %s; input saved in %s\n' "$t" "${what:-see $log}" \
+            "${saved:-(none)}" >&2
         failed="$failed $t"
     fi
 done
