@@ -87,6 +87,8 @@ for t in $targets; do
         failed="$failed $t"
     fi
 done
+nfail=$(echo $failed | wc -w)
+echo "fuzz: $(($(echo $targets | wc -w) - nfail)) harnesses clean, $nfail with findings (${seconds}s each)"
 if [ -n "$failed" ]; then
     echo "fuzz.sh: harnesses with findings:$failed (replay one: $build/bin/fuzz_NAME FILE)" >&2
     exit 1
