@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the Debian packages clipx needs that are missing. As root it runs apt-get; otherwise
-# it prints the one apt-get line to run. Usage: scripts/deps.sh [build|test|bench|all]
+# it prints the one apt-get line to run. Usage: scripts/deps.sh [build|test|quickstart|bench|fuzz|all]
 set -eu
 what=${1:-build}
 
@@ -8,14 +8,17 @@ build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libopen
 test_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox wordnet-base"
 data_pkgs="dataset-fashion-mnist"
 bench_pkgs="python3-torch python3-numpy python3-sklearn time"
+# scripts/fuzz.sh only: clang with libFuzzer and the sanitizer runtimes
+fuzz_pkgs="clang"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
 test) pkgs="$build_pkgs $test_pkgs" ;;
 quickstart) pkgs="$build_pkgs gnuplot-nox" ;;
 bench) pkgs="$build_pkgs $test_pkgs $data_pkgs $bench_pkgs" ;;
+fuzz) pkgs="$build_pkgs $fuzz_pkgs" ;;
 all) pkgs="$build_pkgs $test_pkgs $data_pkgs $bench_pkgs" ;;
-*) echo "usage: scripts/deps.sh [build|test|quickstart|bench|all]" >&2; exit 2 ;;
+*) echo "usage: scripts/deps.sh [build|test|quickstart|bench|fuzz|all]" >&2; exit 2 ;;
 esac
 
 missing=""

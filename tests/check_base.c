@@ -250,6 +250,37 @@ START_TEST(afile_abort_keeps_old_and_leaves_nothing)
 }
 END_TEST
 
+/* A writer killed between naming its temporary file and the rename leaves .NAME.SUFFIX; the
+ * sweep removes those of NAME only. */
+START_TEST(afile_sweep_removes_stale_temporaries)
+{
+    static const char *stale[] = {".model.ckpt.4242.0", ".model.ckpt.Ab12Cd"};
+    static const char *kept[] = {"model.ckpt", ".model.ckpt", ".model.ckpt.", ".model.ckptx.1",
+                                 ".log.jsonl.1.0", "x.model.ckpt.1"};
+    char path[512], target[512];
+    cx_err err;
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, stale[i]);
+        ck_assert_int_eq(cx_afile_write_all(path, "half", 4, &err), CX_OK);
+    }
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, kept[i]);
+        ck_assert_int_eq(cx_afile_write_all(path, "keep", 4, &err), CX_OK);
+    }
+    snprintf(path, sizeof path, "%s/.model.ckpt.dir", tmpdir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(target, sizeof target, "%s/model.ckpt", tmpdir);
+    cx_afile_sweep(target);
+    ck_assert_int_eq(count_entries(tmpdir), 7);
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, kept[i]);
+        ck_assert_str_eq(slurp(path), "keep");
+    }
+    snprintf(path, sizeof path, "%s/.model.ckpt.dir", tmpdir);
+    ck_assert_int_eq(rmdir(path), 0);
+}
+END_TEST
+
 START_TEST(afile_missing_folder_is_an_error)
 {
     char path[512];
@@ -379,6 +410,7 @@ static Suite *base_suite(void)
     tcase_add_test(tc, afile_commit_replaces_target);
     tcase_add_test(tc, afile_abort_keeps_old_and_leaves_nothing);
     tcase_add_test(tc, afile_missing_folder_is_an_error);
+    tcase_add_test(tc, afile_sweep_removes_stale_temporaries);
     tcase_add_test(tc, afile_full_disk_fails_commit);
     tcase_add_test(tc, mkdir_p_creates_parents);
     suite_add_tcase(s, tc);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lib/run/ckpt.h"
+#include "lib/run/run.h"
 
 static char path[256];
 
@@ -136,6 +137,35 @@ START_TEST(ckpt_refuses_a_folder)
 }
 END_TEST
 
+/* Found by fuzzing (tests/fuzz/fuzz_ckpt.c): an entry name or a format string from the file
+ * went into the message as it was, so a newline in it broke the one-line error. */
+START_TEST(ckpt_refuses_control_bytes_in_names)
+{
+    cx_ckpt c;
+    cx_err err;
+    cx_ckpt_init(&c);
+    ck_assert_int_eq(cx_ckpt_add_i64(&c, "step", 1, &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_add_i64(&c, "bad\nname", 2, &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_write(&c, path, &err), CX_OK);
+    cx_ckpt_free(&c);
+    ck_assert_int_eq(cx_ckpt_read(path, &c, &err), CX_EDATA);
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    ck_assert_ptr_nonnull(strstr(err.msg, "byte 0x0a"));
+    ck_assert_int_eq(c.count, 0);
+
+    cx_ckpt_init(&c);
+    ck_assert_int_eq(cx_ckpt_add_string(&c, "meta/format", "clipx\nrun", &err), CX_OK);
+    ck_assert_int_eq(cx_ckpt_write(&c, path, &err), CX_OK);
+    cx_ckpt_free(&c);
+    cx_run_meta meta;
+    ck_assert_int_eq(cx_run_read_ckpt(path, &c, &meta, &err), CX_EDATA);
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a clipx run checkpoint"));
+    cx_run_meta_free(&meta);
+    cx_ckpt_free(&c);
+}
+END_TEST
+
 static Suite *ckpt_suite(void)
 {
     Suite *s = suite_create("ckpt");
@@ -147,6 +177,7 @@ static Suite *ckpt_suite(void)
     tcase_add_test(tc, ckpt_refuses_every_truncation_and_bit_flip);
     tcase_add_test(tc, ckpt_refuses_other_version);
     tcase_add_test(tc, ckpt_refuses_a_folder);
+    tcase_add_test(tc, ckpt_refuses_control_bytes_in_names);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -74,7 +74,14 @@ if wait_for_file "$killed/model.ckpt" $killed_pid; then
     kill -9 $killed_pid
     wait $killed_pid 2>/dev/null
     [ "$(wc -l <"$killed/log.jsonl")" -lt 2000 ] || fail "the train to kill had finished already"
+    # What a kill between an atomic write's link and rename leaves (lib/base/afile.c): the
+    # resume, holding the lock, removes it; another file's look-alike stays.
+    echo half >"$killed/.model.ckpt.99999.0"
+    echo half >"$killed/.log.jsonl.Ab12Cd"
+    echo mine >"$killed/.notes.1"
     expect_exit 0 "$CLIPX" train --resume "$killed" --quiet
+    [ "$(ls -A "$killed" | tr '\n' ' ')" = ".lock .notes.1 config.yaml log.jsonl model.ckpt " ] ||
+        fail "after the resume the run folder holds: $(ls -A "$killed" | tr '\n' ' ')"
     [ "$(wc -l <"$killed/log.jsonl")" -eq 2000 ] || fail "the resume after kill -9 did not finish the run"
 else
     fail "the train to kill ended before its first checkpoint"

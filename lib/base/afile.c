@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "lib/base/afile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -133,6 +134,28 @@ void cx_afile_abort(cx_afile *f)
     if (f->tmp_path)
         unlink(f->tmp_path);
     release(f);
+}
+
+void cx_afile_sweep(const char *path)
+{
+    const char *base = cx_path_leaf(path);
+    size_t dir_len = (size_t)(base - path), base_len = strlen(base);
+    char *dir = dir_len ? strndup(path, dir_len) : strdup(".");
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *n = e->d_name;
+        /* ".NAME." and a non-empty suffix: both of afile's temporary names */
+        if (n[0] != '.' || strncmp(n + 1, base, base_len) != 0 || n[1 + base_len] != '.' ||
+            n[2 + base_len] == '\0')
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), n, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+            unlinkat(dirfd(d), n, 0);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 cx_status cx_afile_write_all(const char *path, const void *data, size_t size, cx_err *err)

@@ -25,6 +25,12 @@ cx_status cx_afile_commit(cx_afile *f, cx_err *err);
 /* Discard what was written; the target is untouched. Safe on a zeroed or already-finished f. */
 void cx_afile_abort(cx_afile *f);
 
+/* Remove what writers of path killed between naming their temporary file and renaming it left
+ * behind: the regular files DIR/.NAME.* beside path. Only for a caller that alone writes the
+ * folder (it holds the folder's lock, lib/base/dirlock.h), since a live writer's temporary file
+ * has such a name too. Best effort: a file that cannot be removed is left. */
+void cx_afile_sweep(const char *path);
+
 /* Write a whole buffer atomically to path. */
 cx_status cx_afile_write_all(const char *path, const void *data, size_t size, cx_err *err);
 

@@ -290,6 +290,15 @@ cx_status cx_ckpt_read(const char *path, cx_ckpt *c, cx_err *err)
         char name[0x10000];
         memcpy(name, r.buf + r.pos, nl);
         name[nl] = '\0';
+        /* clipx names entries in printable ASCII; anything else would also garble messages */
+        size_t bad = 0;
+        while (bad < nl && name[bad] >= 0x20 && name[bad] < 0x7f)
+            bad++;
+        if (bad < nl) {
+            st = cx_fail(err, CX_EDATA, "%s: byte %zu: entry name holds byte 0x%02x (names are "
+                         "printable ASCII)", path, r.pos + bad, (unsigned char)name[bad]);
+            break;
+        }
         r.pos += nl;
         int dtype = (int)get_u(&r, 1), ndim = (int)get_u(&r, 1);
         if (!dtype_size((cx_ckpt_dtype)dtype) || dtype > CX_CKPT_I32 || ndim > CX_CKPT_MAX_DIMS || !nl) {

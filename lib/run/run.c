@@ -155,7 +155,12 @@ cx_status cx_run_read_ckpt(const char *path, cx_ckpt *ck, cx_run_meta *meta, cx_
     if ((st = cx_ckpt_get_string(ck, path, "meta/format", &format, err)))
         goto fail;
     if (strcmp(format, "clipx-run") != 0) {
-        st = cx_fail(err, CX_EDATA, "%s: not a clipx run checkpoint (format '%s')", path, format);
+        /* the format is the file's text: quoted only when it cannot break the message's line */
+        int text = strlen(format) <= 64;
+        for (const char *p = format; text && *p; p++)
+            text = *p >= 0x20 && *p < 0x7f;
+        st = cx_fail(err, CX_EDATA, "%s: not a clipx run checkpoint (format '%s')", path,
+                     text ? format : "?");
         goto fail;
     }
     const cx_ckpt_entry *counts = cx_ckpt_find(ck, "meta/class_counts");

@@ -137,6 +137,15 @@ static cx_status make_paths(trainer *t, const char *run_dir, cx_err *err)
     return CX_OK;
 }
 
+/* A train killed between naming a temporary file and renaming it over its target leaves the
+ * temporary behind (lib/base/afile.c); under the folder's lock no live writer owns one. */
+static void sweep_temporaries(const trainer *t)
+{
+    cx_afile_sweep(t->config_path);
+    cx_afile_sweep(t->ckpt_path);
+    cx_afile_sweep(t->log_path);
+}
+
 /* ---- setup --------------------------------------------------------------------------------- */
 
 static cx_status load_data(trainer *t, cx_err *err)
@@ -1052,6 +1061,8 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
             remove(t.ckpt_path);
             remove(t.log_path);
         }
+        if (!st)
+            sweep_temporaries(&t);
         /* config.yaml is the text the checkpoints record: the configuration serialised once. */
         if (!st)
             st = cx_afile_write_all(t.config_path, t.config_text, strlen(t.config_text), err);
@@ -1082,8 +1093,11 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     if (!st && !cx_path_exists(t.config_path))
         st = cx_fail(err, CX_EDATA, "%s: not a run folder (no %s)", run_dir, CX_RUN_CONFIG);
     /* Locked before anything is read, so a resume never starts from a run still being written. */
-    if (!st && t.dist.rank == 0)
+    if (!st && t.dist.rank == 0) {
         st = cx_dirlock_take(run_dir, "training into", &t.lock_fd, err);
+        if (!st)
+            sweep_temporaries(&t);
+    }
     if (t.dist.size > 1) /* rank 0 alone takes the lock: the others stop with it */
         st = cx_dist_agree(&t.dist, st, err);
     /* A run folder whose configuration does not load is bad data, not a bad command line. */
