@@ -80,6 +80,13 @@ static const cli_opt synth_opts[] = {
      CX_SYNTH_RANGE_OPEN_WORLD, NULL},
     {"open-classes", CLI_INT32, P(open_classes), "K", "open-world concepts (default: --classes)",
      CX_SYNTH_RANGE_OPEN_CLASSES, NULL},
+    {"attr-info", CLI_DOUBLE, P(attr_info), "F",
+     "informative attributes: each class has 4 of its superclass's, each shown in a sample with "
+     "probability F and named by descriptive captions (default 0: none)",
+     CX_SYNTH_RANGE_ATTR_INFO, NULL},
+    {"open-share", CLI_DOUBLE, P(open_share), "F",
+     "chance that an open-world concept's attribute comes from the evaluated classes' pools "
+     "(default 0: disjoint; needs --attr-info)", CX_SYNTH_RANGE_OPEN_SHARE, NULL},
     {"label-noise", CLI_DOUBLE, P(label_noise), "P",
      "fraction of training labels made wrong (default 0)", CX_SYNTH_RANGE_LABEL_NOISE, NULL},
     {"spurious", CLI_DOUBLE, P(spurious), "P",
@@ -118,6 +125,11 @@ const cli_spec cmd_synth_spec = {
     "--spurious-strength; in training it is the class's own value (class mod V) with\n"
     "probability P, in val and test independent of the class. Groups (class, value) are\n"
     "written as SPLIT-groups.npy with group-names.txt, the truth in synth.json.\n"
+    "--attr-info F gives each class 4 informative attributes of its superclass's 8 (parts):\n"
+    "a sample shows each with probability F (a pattern added to its latent) and a descriptive\n"
+    "caption names up to 2 it has, instead of nuisance adjectives; SPLIT-attributes.txt lists\n"
+    "each sample's, synth.json the vocabulary. Open-world concepts draw theirs from the\n"
+    "evaluated classes' pools with probability --open-share, else from pools of their own.\n"
     "The same seed gives the same bytes for any thread count.",
     synth_opts,
     0,
@@ -138,6 +150,10 @@ int cmd_synth(const cli_result *res)
         return EXIT_USAGE;
     }
     o.dtype = synth.dtype_choice == 1 ? CX_DTYPE_U8 : CX_DTYPE_F32;
+    if (o.open_share > 0 && !(o.attr_info > 0)) {
+        cli_error("synth", "--open-share needs --attr-info above 0");
+        return EXIT_USAGE;
+    }
     cx_err err;
     cx_err_clear(&err);
     cx_status st = cx_synth_check(&o, &err);

@@ -23,6 +23,7 @@
 #include "lib/data/groups.h"
 #include "lib/data/npy.h"
 #include "lib/data/subset.h"
+#include "lib/data/synth_attr.h"
 
 enum {
     TAG_NAMES = 0x4e414d45,   /* "NAME" */
@@ -33,7 +34,8 @@ enum {
     TAG_TEST = 0x54535420,    /* "TST " */
     TAG_VAL = 0x56414c20,     /* "VAL " */
     TAG_CAPTIONS = 0x43415053, /* "CAPS": caption wording, apart from what the images hold */
-    TAG_SPURIOUS = 0x53505552  /* "SPUR": the spurious attribute, apart from everything else */
+    TAG_SPURIOUS = 0x53505552, /* "SPUR": the spurious attribute, apart from everything else */
+    TAG_ATTRS = 0x41545452     /* "ATTR": informative attributes, apart from everything else */
 };
 
 enum { SLOTS = 2, FAVS = 3, BLOCK_CHUNKS = 32 };
@@ -137,7 +139,13 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(spurious_values, CX_SYNTH_RANGE_SPURIOUS_VALUES);
     RANGE(spurious_strength, CX_SYNTH_RANGE_SPURIOUS_STRENGTH);
     RANGE(spurious_captions, CX_SYNTH_RANGE_SPURIOUS_CAPTIONS);
+    RANGE(attr_info, CX_SYNTH_RANGE_ATTR_INFO);
+    RANGE(open_share, CX_SYNTH_RANGE_OPEN_SHARE);
 #undef RANGE
+    if (o->open_share > 0 && !(o->attr_info > 0))
+        return cx_fail(err, CX_EUSAGE,
+                       "open_share: %g shares informative attributes, which need attr_info > 0",
+                       o->open_share);
     if (o->spurious > 0 &&
         (double)(o->classes + open_count(o)) * o->spurious_values > CX_GROUPS_MAX)
         return cx_fail(err, CX_EUSAGE,
@@ -187,6 +195,10 @@ typedef struct {
     float *spur_dir;       /* (V, D) unit vectors, or NULL */
     char **spur_words;     /* (V) owned, or NULL */
     double spur_agree[3];  /* share of train / test / val samples with their class's own value */
+    int has_attrs;         /* informative attributes (attr_info > 0) */
+    cx_synth_attrs attrs;
+    cx_synth_attrs_split attr_splits[3]; /* presence summary of train, test, val */
+    int attr_nsplits;
 } world;
 
 static void world_free(world *w)
@@ -208,6 +220,8 @@ static void world_free(world *w)
     free(w->cdf);
     free(w->spur_dir);
     cx_strings_free(w->spur_words, w->V);
+    if (w->has_attrs)
+        cx_synth_attrs_free(&w->attrs);
     cx_strmap_free(&w->taken);
 }
 
@@ -277,6 +291,43 @@ static cx_status spurious_build(world *w, cx_err *err)
         if (!(w->spur_words[v] = new_word(w, &r)))
             return cx_fail(err, CX_ENOMEM, "out of memory");
     return CX_OK;
+}
+
+/* A made-up adjective: a fresh word plus "ed" ("bepusined"), so captions read as attributes
+ * before a name; longer than every other made-up word, so it collides with none. */
+static char *attr_word(void *ctx, cx_rng *r)
+{
+    world *w = ctx;
+    char *base = new_word(w, r);
+    if (!base)
+        return NULL;
+    size_t n = strlen(base);
+    char *d = realloc(base, n + 3);
+    if (!d) {
+        free(base);
+        return NULL;
+    }
+    memcpy(d + n, "ed", 3);
+    if (cx_strmap_put(&w->taken, d, n + 2, 1) < 0) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The informative attributes, from their own streams after every other word is taken (the
+ * spurious words too): with them or without, the rest of the world is the same. */
+static cx_status attrs_build(world *w, cx_err *err)
+{
+    const cx_synth_opts *o = w->o;
+    if (!(o->attr_info > 0))
+        return CX_OK;
+    cx_status st = cx_synth_attrs_build(&w->attrs, o->attr_info, o->open_share, o->class_sep,
+                                        w->C, w->CK, w->S, w->L, w->super_of, o->seed, TAG_ATTRS,
+                                        attr_word, w, err);
+    if (!st)
+        w->has_attrs = 1;
+    return st;
 }
 
 static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
@@ -446,7 +497,8 @@ static cx_status world_build(world *w, const cx_synth_opts *o, cx_err *err)
         acc += (double)w->train_counts[c];
         w->cdf[c] = acc / sum;
     }
-    return spurious_build(w, err);
+    cx_status st = spurious_build(w, err);
+    return st ? st : attrs_build(w, err);
 }
 
 /* ---- per-chunk generation ------------------------------------------------------------------- */
@@ -510,8 +562,8 @@ static const char *pick_synonym(const world *w, cx_rng *r, int c)
 }
 
 /* Write the caption of one sample (and a newline) into b. */
-static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, int na, int c2,
-                          const char *spur_word, strbuf *b)
+static void write_caption(const world *w, cx_rng *r, int c, const char *const *attrs, int na,
+                          int c2, const char *spur_word, strbuf *b)
 {
     const cx_synth_opts *o = w->o;
     const char *t;
@@ -527,8 +579,7 @@ static void write_caption(const world *w, cx_rng *r, int c, const int *attrs, in
         } else {
             int n = 0;
             for (int k = 0; k < na; k++)
-                n +=
-                    snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", w->attr_words[attrs[k]]);
+                n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s ", attrs[k]);
             n += snprintf(phrase + n, sizeof phrase - (size_t)n, "%s", s);
             if (c2 >= 0)
                 snprintf(phrase + n, sizeof phrase - (size_t)n, " %s %s",
@@ -555,13 +606,15 @@ typedef struct {
 /* Samples first..first+m of a split: true concepts cls[0..m) -> observed labels obs, features
  * into x (float, m x D) and, for uint8 output, x8; captions appended to b. */
 static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_t *cls, size_t m,
-                      int32_t *obs, int32_t *spur, float *x, uint8_t *x8, strbuf *b, scratch *sc)
+                      int32_t *obs, int32_t *spur, uint8_t *attr, float *x, uint8_t *x8,
+                      strbuf *b, scratch *sc)
 {
     const cx_synth_opts *o = w->o;
     const size_t L = (size_t)w->L, H = (size_t)w->H, D = (size_t)w->D;
-    cx_rng r, rc, rs;
+    cx_rng r, rc, rs, ra;
     cx_rng_seed(&r, o->seed, cx_rng_stream(tag, chunk, 0));
     cx_rng_seed(&rs, o->seed, cx_rng_stream(TAG_SPURIOUS, tag, chunk));
+    cx_rng_seed(&ra, o->seed, cx_rng_stream(TAG_ATTRS, tag, chunk));
     /* Wording comes from its own stream, so the caption mode never changes the features. */
     cx_rng_seed(&rc, o->seed, cx_rng_stream(TAG_CAPTIONS, tag, chunk));
     for (size_t i = 0; i < m; i++) {
@@ -620,7 +673,24 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             if (o->spurious_captions > 0 && cx_rng_uniform(&rs) < o->spurious_captions)
                 spur_word = w->spur_words[v];
         }
-        write_caption(w, &rc, c, attrs, na, c2, spur_word, b);
+        const char *words[SLOTS + CX_SYNTH_ATTR_NAMED]; /* room for either kind */
+        for (int k = 0; k < na; k++)
+            words[k] = w->attr_words[attrs[k]];
+        if (attr) {
+            /* The informative attributes replace the nuisance words in the caption; which of
+             * them it names comes from the wording stream, so the images stay the same in
+             * every caption mode. */
+            unsigned present = cx_synth_attrs_draw(&w->attrs, &ra, c, z);
+            int named[CX_SYNTH_ATTR_NAMED];
+            na = 0;
+            if (o->captions == CX_CAPTIONS_DESCRIPTIVE) {
+                na = cx_synth_attrs_named(&w->attrs, &rc, c, present, named);
+                for (int k = 0; k < na; k++)
+                    words[k] = w->attrs.words[named[k]];
+            }
+            attr[i] = (uint8_t)(present | (unsigned)na << CX_SYNTH_ATTR_PER_CLASS);
+        }
+        write_caption(w, &rc, c, words, na, c2, spur_word, b);
     }
     /* h = sin(fold * z W1^T + b); x = h W2^T + noise. */
     cx_sgemm(0, 1, (int)m, (int)H, (int)L, (float)o->fold, sc->z, (int)L, w->w1, (int)L, 0.0f,
@@ -659,6 +729,8 @@ typedef struct {
     int32_t *cls; /* (n) true concept of each sample */
     size_t n;
     int32_t *spur; /* (n) out: spurious value of each sample, or NULL without one */
+    uint8_t *attr; /* (n) out: informative attributes present (low CX_SYNTH_ATTR_PER_CLASS
+                      bits, one a slot) and named (the count, above), or NULL without them */
 } split_job;
 
 static char *join2(const char *dir, const char *prefix, const char *suffix)
@@ -718,8 +790,9 @@ static cx_status write_split(const world *w, const split_job *job, uint64_t *don
                 size_t m = n - first < CX_SYNTH_CHUNK ? n - first : CX_SYNTH_CHUNK;
                 bufs[k].len = 0;
                 gen_chunk(w, job->tag, chunk, job->cls + first, m, obs + first,
-                          job->spur ? job->spur + first : NULL, xb + k * CX_SYNTH_CHUNK * D, x8 ? x8 + k * CX_SYNTH_CHUNK * D : NULL,
-                          &bufs[k], &sc);
+                          job->spur ? job->spur + first : NULL,
+                          job->attr ? job->attr + first : NULL, xb + k * CX_SYNTH_CHUNK * D,
+                          x8 ? x8 + k * CX_SYNTH_CHUNK * D : NULL, &bufs[k], &sc);
             }
             free(sc.z);
             free(sc.h);
@@ -825,6 +898,38 @@ static cx_status write_text_files(const world *w, const char *dir, cx_err *err)
     return st;
 }
 
+/* PREFIX-attributes.txt: the words of each sample's informative attributes, one line a sample
+ * (empty when it has none); its presence summary into w->attr_splits. */
+static cx_status write_attributes(world *w, const split_job *job, cx_err *err)
+{
+    if (!w->has_attrs)
+        return CX_OK;
+    cx_synth_attrs_split *sum = &w->attr_splits[w->attr_nsplits++];
+    static const char *const files[] = {"train-attributes.txt", "test-attributes.txt",
+                                        "val-attributes.txt"};
+    int which = job->tag == TAG_TRAIN ? 0 : job->tag == TAG_TEST ? 1 : 2;
+    *sum = (cx_synth_attrs_split){job->prefix, files[which], (int64_t)job->n, 0, 0};
+    char *p = join2(job->dir, files[which], "");
+    if (!p)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_afile f;
+    cx_status st = cx_afile_open(&f, p, err);
+    free(p);
+    if (st)
+        return st;
+    const unsigned mask = (1u << CX_SYNTH_ATTR_PER_CLASS) - 1;
+    char line[1024];
+    for (size_t i = 0; i < job->n; i++) {
+        unsigned present = job->attr[i] & mask;
+        for (unsigned k = present; k; k &= k - 1)
+            sum->present++;
+        sum->named += job->attr[i] >> CX_SYNTH_ATTR_PER_CLASS;
+        cx_synth_attrs_line(&w->attrs, job->cls[i], present, line, sizeof line);
+        fprintf(f.fp, "%s\n", line);
+    }
+    return cx_afile_commit(&f, err);
+}
+
 static cx_status write_meta(const world *w, const char *dir, const int64_t *test_counts,
                             size_t noisy, cx_err *err)
 {
@@ -924,6 +1029,10 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
         NUM("val_agreement", w->spur_agree[2]);
         cx_json_end_object(&j);
     }
+    if (w->has_attrs) { /* only with them: the file keeps its old bytes without */
+        cx_json_key(&j, "informative_attributes");
+        cx_synth_attrs_json(&w->attrs, &j, w->attr_splits, w->attr_nsplits);
+    }
     cx_json_key(&j, "concepts");
     cx_json_begin_array(&j);
     for (int c = 0; c < w->CK; c++) {
@@ -949,6 +1058,10 @@ static cx_status write_meta(const world *w, const char *dir, const int64_t *test
             cx_json_end_array(&j);
         }
         cx_json_end_array(&j);
+        if (w->has_attrs) {
+            cx_json_key(&j, "informative_attributes");
+            cx_synth_attrs_json_concept(&w->attrs, &j, c);
+        }
         cx_json_end_object(&j);
     }
     cx_json_end_array(&j);
@@ -1006,9 +1119,9 @@ static cx_status write_yaml(const world *w, const char *dir, size_t n_test, size
 
 static cx_status spurious_alloc(const world *w, split_job *job, cx_err *err)
 {
-    if (!w->V)
-        return CX_OK;
-    if (!(job->spur = malloc((job->n ? job->n : 1) * sizeof *job->spur)))
+    if (w->V && !(job->spur = malloc((job->n ? job->n : 1) * sizeof *job->spur)))
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    if (w->has_attrs && !(job->attr = calloc(job->n ? job->n : 1, sizeof *job->attr)))
         return cx_fail(err, CX_ENOMEM, "out of memory");
     return CX_OK;
 }
@@ -1088,9 +1201,9 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
     }
     if ((st = write_text_files(&w, dir, err)))
         goto fail;
-    train = (split_job){dir, "train", TAG_TRAIN, train_cls, n_train, NULL};
-    test = (split_job){dir, "test", TAG_TEST, test_cls, n_test, NULL};
-    val = (split_job){dir, "val", TAG_VAL, val_cls, n_val, NULL};
+    train = (split_job){dir, "train", TAG_TRAIN, train_cls, n_train, NULL, NULL};
+    test = (split_job){dir, "test", TAG_TEST, test_cls, n_test, NULL, NULL};
+    val = (split_job){dir, "val", TAG_VAL, val_cls, n_val, NULL, NULL};
     if ((st = spurious_alloc(&w, &train, err)) || (st = spurious_alloc(&w, &test, err)) ||
         (st = spurious_alloc(&w, &val, err)))
         goto fail;
@@ -1118,6 +1231,10 @@ static cx_status generate(const cx_synth_opts *o, const char *dir, cx_err *err)
         (n_test && (st = write_groups(&w, &test, 1, err))) ||
         (n_val && (st = write_groups(&w, &val, 2, err))) || (st = write_group_names(&w, dir, err)))
         goto fail;
+    if ((st = write_attributes(&w, &train, err)) ||
+        (n_test && (st = write_attributes(&w, &test, err))) ||
+        (n_val && (st = write_attributes(&w, &val, err))))
+        goto fail;
     char *cp = join2(dir, "train-counts.tsv", "");
     if (!cp) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
@@ -1133,6 +1250,9 @@ fail:
     free(train.spur);
     free(test.spur);
     free(val.spur);
+    free(train.attr);
+    free(test.attr);
+    free(val.attr);
     free(train_cls);
     free(test_cls);
     free(train_obs);
@@ -1150,7 +1270,8 @@ static const char *const part_names[] = {
     "train-true-labels.npy", "train-captions.txt", "test-features.npy",  "test-labels.npy",
     "test-captions.txt", "val-features.npy",      "val-labels.npy",     "val-captions.txt",
     "train-counts.tsv",  "train-groups.npy",      "val-groups.npy",     "test-groups.npy",
-    "group-names.txt",   "synth.json",            "dataset.yaml"};
+    "group-names.txt",   "train-attributes.txt",  "test-attributes.txt", "val-attributes.txt",
+    "synth.json",        "dataset.yaml"};
 enum { NUM_PARTS = sizeof part_names / sizeof part_names[0] };
 
 static void remove_stage(const char *stage)

@@ -40,13 +40,20 @@
  *   background") with probability spurious_captions. Groups = class * V + value, written as
  *   SPLIT-groups.npy with group-names.txt ("CLASS/VALUE"); the draws come from their own RNG
  *   streams, so everything else is the dataset of spurious = 0 (which writes none of this).
+ * - Informative attributes (attr_info = F > 0; lib/data/synth_attr.h): each concept has 4
+ *   attributes from its superclass's pool of 8 made-up words (open-world concepts share the
+ *   pool with probability open_share per attribute, else use an open-only pool); a sample has
+ *   each with probability F, its latent gains the attribute's pattern, and a descriptive caption
+ *   names up to 2 of those it has instead of the nuisance adjectives. SPLIT-attributes.txt lists
+ *   each sample's attributes (one line a sample), synth.json the vocabulary and each concept's.
  *
  * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
  * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test
  * (and for val with val_per_class),
  * train-counts.tsv (true training counts, a frequency file) and synth.json (parameters and
  * per-concept truth); with a spurious attribute also train-groups.npy, test-groups.npy and
- * group-names.txt. Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
+ * group-names.txt; with informative attributes also train-attributes.txt (test-, val-).
+ * Samples are generated in chunks of CX_SYNTH_CHUNK, each from its own RNG
  * stream, so the output does not depend on the thread count. */
 #ifndef CX_DATA_SYNTH_H
 #define CX_DATA_SYNTH_H
@@ -101,6 +108,11 @@ typedef struct {
     int spurious_values;      /* V: values of the spurious attribute (2) */
     double spurious_strength; /* S: length of its shift of the features (2.0) */
     double spurious_captions; /* Q: chance that a caption names the sample's value (0) */
+    double attr_info;         /* F: informative attributes (synth_attr.h), each of a concept's
+                                 present with probability F; 0: none, and every file is byte
+                                 for byte as without the option */
+    double open_share;        /* open-world concepts' share of the evaluated classes'
+                                 attribute pools (0: disjoint); needs attr_info > 0 */
     uint64_t seed;
     /* Called from the calling thread after each block of samples; may be NULL. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -153,6 +165,8 @@ void cx_synth_defaults(cx_synth_opts *o);
 #define CX_SYNTH_RANGE_SPURIOUS_VALUES 2, 64
 #define CX_SYNTH_RANGE_SPURIOUS_STRENGTH 0, 100
 #define CX_SYNTH_RANGE_SPURIOUS_CAPTIONS 0, 1
+#define CX_SYNTH_RANGE_ATTR_INFO 0, 1
+#define CX_SYNTH_RANGE_OPEN_SHARE 0, 1
 
 /* Check the options: CX_EUSAGE with a message that starts with the name of the field at fault
  * ("classes: 1 is out of range [2, 10000]"). */
