@@ -89,6 +89,13 @@ for variant in mlp frozen; do
     cut -d, -f1-4 "$run/log.jsonl" >"$WORK/b"
     cmp -s "$WORK/a" "$WORK/b" || fail "$variant: resumed dino log differs (epoch, step, loss, lr)"
 done
+# The copied tower is the teacher's start too (the teacher starts as the student), so the
+# frozen run's features, its teacher's, are its source's: the same probe result.
+expect_exit 0 "$CLIPX" eval "$WORK/d" --mode ncm --json
+"$JSONQ" "$WORK/out" .top1 .corr_acc >"$WORK/src-ncm"
+expect_exit 0 "$CLIPX" eval "$WORK/ref-frozen" --mode ncm --json
+"$JSONQ" "$WORK/out" .top1 .corr_acc >"$WORK/frozen-ncm"
+cmp -s "$WORK/src-ncm" "$WORK/frozen-ncm" || fail "the frozen dino run's teacher did not start from the copied tower"
 
 # A ViT tower on image-shaped data (the tiny IDX set) with random resized crops as the views:
 # the teacher's ViT runs beside the student's; killed and resumed, the same bytes.

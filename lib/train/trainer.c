@@ -17,8 +17,8 @@
 #include "lib/data/dataset.h"
 #include "lib/data/stats.h"
 #include "lib/data/subset.h"
-#include "lib/run/run.h"
 #include "lib/objective/dino.h"
+#include "lib/run/run.h"
 #include "lib/run/spec.h"
 #include "lib/train/dino_step.h"
 #include "lib/train/tokens.h"
@@ -450,9 +450,12 @@ static cx_status build_model(trainer *t, cx_err *err)
             goto fail;
     }
     /* On resume the checkpoint holds the tower: the source run need not exist any more. */
-    if (strcmp(cfg->model.image.init, "random") != 0 && !t->resuming &&
-        (st = copy_image_tower(t, err)))
-        goto fail;
+    if (strcmp(cfg->model.image.init, "random") != 0 && !t->resuming) {
+        if ((st = copy_image_tower(t, err)))
+            goto fail;
+        /* DINO's teacher starts as its student: the copied tower too. */
+        cx_model_teacher_update(&t->model, 0.0);
+    }
     if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT && !cfg->head_from) {
         st = head_from_class_embeddings(t, err);
     } else if (cfg->objective == CX_CFG_OBJECTIVE_SL && cfg->head == CX_CFG_HEAD_TEXT) {
