@@ -37,3 +37,17 @@ plot=""
 if command -v gnuplot >/dev/null 2>&1; then plot="--plot $work/compare.svg"; fi
 $clipx compare "$work/sl" "$work/clip" $plot
 [ -z "$plot" ] || echo "figure: $work/compare.svg"
+
+# The paper's headline on this data: corr_pred, the Spearman correlation between a class's
+# training count and how often it is predicted, is lower for CLIP than for SL.
+corr_pred() { $clipx eval "$1" --json | sed -n 's/^  "corr_pred": \([-0-9.e+]*\),$/\1/p'; }
+sl_cp=$(corr_pred "$work/sl")
+clip_cp=$(corr_pred "$work/clip")
+step "how to read it"
+awk -v s="$sl_cp" -v c="$clip_cp" 'BEGIN {
+    printf "corr_pred (frequency vs. predictions): SL %.3f, CLIP %.3f. ", s, c
+    if (c < s)
+        print "CLIP'"'"'s predictions follow the class frequencies less than the supervised model'"'"'s, as the paper finds: its pretext task is a classification over the concepts in each batch only."
+    else
+        print "Here CLIP'"'"'s predictions follow the class frequencies at least as much as SL'"'"'s, unlike the paper'"'"'s finding; see experiments/REPORT.md for the controlled runs."
+}'
