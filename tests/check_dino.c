@@ -108,7 +108,7 @@ START_TEST(sinkhorn_matches_naive)
         size_t n = (size_t)B * K;
         float *s = uniform_scores(n, 100 + c, -1, 1);
         float *t = gc_fbuf(n);
-        double *work = gc_dbuf(n), *want = gc_dbuf(n);
+        double *work = gc_dbuf(n + K), *want = gc_dbuf(n);
         cx_err err;
         gc_fill_nan(t, n);
         ck_assert_int_eq(cx_dino_sinkhorn(t, s, B, K, cases[c].temp, cases[c].iters, work, &err),
@@ -140,7 +140,7 @@ START_TEST(sinkhorn_balances_prototypes_and_survives_large_scores)
     size_t n = (size_t)B * K;
     float *s = uniform_scores(n, 5, -1, 1);
     float *t = gc_fbuf(n);
-    double *work = gc_dbuf(n);
+    double *work = gc_dbuf(n + K);
     ck_assert_int_eq(cx_dino_sinkhorn(t, s, B, K, 0.25, 200, work, NULL), CX_OK);
     for (int k = 0; k < K; k++) {
         double cs = 0;
@@ -172,7 +172,7 @@ START_TEST(sinkhorn_bits_do_not_depend_on_threads)
     size_t n = (size_t)B * K;
     float *s = uniform_scores(n, 9, -1, 1);
     float *t1 = gc_fbuf(n), *t2 = gc_fbuf(n);
-    double *work = gc_dbuf(n);
+    double *work = gc_dbuf(n + K);
     cx_threads_set(1);
     ck_assert_int_eq(cx_dino_sinkhorn(t1, s, B, K, 0.04, 3, work, NULL), CX_OK);
     cx_threads_set(2);
@@ -189,7 +189,7 @@ END_TEST
 START_TEST(sinkhorn_refuses_bad_arguments)
 {
     float s[4] = {0}, t[4];
-    double w[4];
+    double w[6];
     cx_err err;
     ck_assert_int_eq(cx_dino_sinkhorn(t, s, 0, 4, 0.04, 3, w, &err), CX_EUSAGE);
     ck_assert_int_eq(cx_dino_sinkhorn(t, s, 4, 0, 0.04, 3, w, &err), CX_EUSAGE);
@@ -376,7 +376,7 @@ START_TEST(loss_through_k_of_p_prototypes_finite_differences)
     c.xnorm = gc_fbuf((size_t)B);
     c.wn = gc_fbuf((size_t)K * D);
     c.wnorm = gc_fbuf((size_t)K);
-    double *work = gc_dbuf(nk);
+    double *work = gc_dbuf(nk + K);
     float *ts = uniform_scores(nk, 14, -1, 1);
     ck_assert_int_eq(cx_dino_sinkhorn(c.t_a, ts, B, K, 0.04, 3, work, NULL), CX_OK);
     float *ts2 = uniform_scores(nk, 15, -1, 1);
@@ -538,7 +538,7 @@ static void check_fixture_case(const fx_file *f, const char *p)
     ck_assert_msg(fx_to_int32(fx_need(f, p, "idx", (size_t)K), idx, &err) == CX_OK, "%s",
                   err.msg);
     float *ts_a = gc_fbuf(nk), *ts_b = gc_fbuf(nk), *t_a = gc_fbuf(nk), *t_b = gc_fbuf(nk);
-    double *work = gc_dbuf(nk);
+    double *work = gc_dbuf(nk + K);
     fx_to_float(fx_need(f, p, "tscores_a", nk), ts_a);
     fx_to_float(fx_need(f, p, "tscores_b", nk), ts_b);
     ck_assert_int_eq(cx_dino_sinkhorn(t_a, ts_a, B, K, temp_t, iters, work, NULL), CX_OK);

@@ -21,40 +21,55 @@ cx_status cx_dino_sinkhorn(float *targets, const float *scores, int B, int K, do
     if (iters < 0)
         return cx_fail(err, CX_EUSAGE, "dino sinkhorn: %d iterations, need >= 0", iters);
     size_t n = (size_t)B * K;
-    /* work is Q^T: work[i*K + k] = Q[k][i]; rows of Q are work's columns. */
+    /* work is Q^T: work[i*K + k] = Q[k][i]; rows of Q are work's columns. Every pass walks it
+     * row by row (contiguous); the prototypes' sums are kept in work[n..n+K). */
+    double *proto = work + n;
     double mx = -INFINITY;
     for (size_t j = 0; j < n; j++)
         if (scores[j] > mx)
             mx = scores[j];
     if (!isfinite(mx))
         return cx_fail(err, CX_EDATA, "dino sinkhorn: teacher scores are not finite");
+    const double inv_temp = 1.0 / temp;
     double total = 0.0;
     for (size_t j = 0; j < n; j++) {
-        work[j] = exp(((double)scores[j] - mx) / temp);
+        work[j] = exp(((double)scores[j] - mx) * inv_temp);
         total += work[j];
     }
-    for (size_t j = 0; j < n; j++)
-        work[j] /= total;
-    for (int it = 0; it < iters; it++) {
-        /* rows of Q: each prototype over the batch */
+    /* Q /= sum(Q), the prototypes' sums gathered in the same pass. */
+    const double inv_total = 1.0 / total;
+    for (int k = 0; k < K; k++)
+        proto[k] = 0.0;
+    for (int i = 0; i < B; i++) {
+        double *w = work + (size_t)i * K;
         for (int k = 0; k < K; k++) {
-            double s = 0.0;
-            for (int i = 0; i < B; i++)
-                s += work[(size_t)i * K + k];
-            for (int i = 0; i < B; i++) {
-                work[(size_t)i * K + k] /= s;
-                work[(size_t)i * K + k] /= K;
-            }
+            w[k] *= inv_total;
+            proto[k] += w[k];
         }
-        /* columns of Q: each sample over the prototypes */
+    }
+    for (int it = 0; it < iters; it++) {
+        /* rows of Q (each prototype over the batch) to 1/K, then columns (each sample over the
+         * prototypes) to 1/B, gathering the next iteration's prototype sums on the way. */
+        for (int k = 0; k < K; k++)
+            proto[k] = 1.0 / (proto[k] * K);
         for (int i = 0; i < B; i++) {
             double *w = work + (size_t)i * K;
             double s = 0.0;
-            for (int k = 0; k < K; k++)
-                s += w[k];
             for (int k = 0; k < K; k++) {
-                w[k] /= s;
-                w[k] /= B;
+                w[k] *= proto[k];
+                s += w[k];
+            }
+            const double inv = 1.0 / (s * B);
+            for (int k = 0; k < K; k++)
+                w[k] *= inv;
+        }
+        if (it + 1 < iters) {
+            for (int k = 0; k < K; k++)
+                proto[k] = 0.0;
+            for (int i = 0; i < B; i++) {
+                const double *w = work + (size_t)i * K;
+                for (int k = 0; k < K; k++)
+                    proto[k] += w[k];
             }
         }
     }

@@ -26,8 +26,8 @@
  * scores (B, K) are the teacher's scores on the K chosen prototypes; targets (B, K) overwritten.
  * Everything is computed in double in one fixed order, serially, so the bits do not depend on
  * the thread count. exp is taken of (scores - max scores) / temp: a constant factor the first
- * division removes, so large scores / small temperatures cannot overflow. work holds B*K
- * doubles of caller scratch. CX_EUSAGE when B < 1, K < 1, temp is not > 0 or iters < 0. */
+ * division removes, so large scores / small temperatures cannot overflow. work holds
+ * (B + 1) * K doubles of caller scratch. CX_EUSAGE when B < 1, K < 1, temp is not > 0 or iters < 0. */
 cx_status cx_dino_sinkhorn(float *targets, const float *scores, int B, int K, double temp,
                            int iters, double *work, cx_err *err);
 

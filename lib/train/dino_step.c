@@ -45,7 +45,7 @@ cx_status cx_dino_step_init(cx_dino_step *d, const cx_model *m, int max_batch, i
     d->t_wnorm = malloc(sizeof(float) * P);
     d->dfeat = malloc(sizeof(float) * R * E);
     d->scratch = malloc(sizeof(float) * (R + P) * D);
-    d->work = malloc(sizeof(double) * (size_t)max_batch * P);
+    d->work = malloc(sizeof(double) * ((size_t)max_batch + 1) * P);
     if (!d->views || !d->idx || !d->perm || !d->s_scores || !d->t_scores || !d->targets ||
         !d->ds || !d->s_xn || !d->t_xn || !d->dz || !d->s_xnorm || !d->t_xnorm || !d->s_wn ||
         !d->t_wn || !d->s_wnorm || !d->t_wnorm || !d->dfeat || !d->scratch || !d->work) {
