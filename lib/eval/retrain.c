@@ -57,11 +57,11 @@ typedef struct {
     int cached;
     cx_eval_classifier dfr;   /* dfr: the fitted classifier */
     /* cfr: the calibration set, its trainer, the frozen classifier (scale folded in) and the
-     * projection of the best epoch on validation (epoch 0: the identity, RUN itself) */
+     * projection of the best epoch on validation (epoch 0: RUN's own, unchanged) */
     cx_cfr_calib cal;
     cx_cfr_trainer cfrt;
     float *cwc, *cbc;         /* (E, D), (E) */
-    float *best_w, *best_b;   /* (D, D), (D) */
+    float *best_w, *best_b;   /* (D, H or D), (D) */
     int64_t best_epoch;
     double best_acc, start_acc; /* the kept epoch's, epoch 0's (RUN's own) */
     int i_pw, i_pb;
@@ -71,7 +71,8 @@ typedef struct {
     float *hx, *hvx;          /* cfr with H: (n, H), (nv, H) the rows entering that layer */
     cx_dfr_info dinfo;
     int64_t *counts;          /* (E) */
-    cx_eval_classifier base;  /* the run's head over the E classes (SL runs) */
+    cx_eval_classifier base;  /* the run's head over the E classes (SL runs); cfr on a CLIP
+                                 run: its zero-shot classifier */
     float *wnorm;             /* (E) ||W_c|| of the run's head weights */
     /* trainable pieces */
     cx_params p;
