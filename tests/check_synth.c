@@ -13,6 +13,7 @@
 #include "lib/data/dataset.h"
 #include "lib/data/subset.h"
 #include "lib/data/synth.h"
+#include "lib/data/synth_attr.h"
 
 static void small_opts(cx_synth_opts *o)
 {
@@ -546,6 +547,92 @@ START_TEST(synth_rejects_bad_options)
 }
 END_TEST
 
+static char *counter_word(void *ctx, cx_rng *r)
+{
+    (void)r;
+    int *next = ctx;
+    char *w = malloc(16);
+    if (w)
+        snprintf(w, 16, "w%d", (*next)++);
+    return w;
+}
+
+/* The informative attributes: evaluated classes draw from their superclass's shared pool,
+ * open-world concepts from the shared or their own pool as open_share says; a draw adds the
+ * patterns of what it reports present; a caption names min(2, present) of the present ones,
+ * each equally often. */
+START_TEST(synth_attrs_pools_draws_and_naming)
+{
+    enum { C = 30, K = 30, S = 3, L = 4, SLOTS = CX_SYNTH_ATTR_PER_CLASS };
+    const int P = CX_SYNTH_ATTR_POOL;
+    int super_of[C + K];
+    for (int c = 0; c < C + K; c++)
+        super_of[c] = c % S;
+    cx_err err;
+    for (int share = 0; share <= 2; share++) {
+        cx_synth_attrs a;
+        int next = 0;
+        ck_assert_int_eq(cx_synth_attrs_build(&a, 0.5, share / 2.0, 1.0, C, C + K, S, L,
+                                              super_of, 7, 99, counter_word, &next, &err),
+                         CX_OK);
+        ck_assert_int_eq(a.nwords, 2 * S * P);
+        int shared_open = 0;
+        for (int c = 0; c < C + K; c++)
+            for (int k = 0; k < SLOTS; k++) {
+                int w = a.of[c * SLOTS + k], in_shared = w < S * P;
+                int pool_super = in_shared ? w / P : (w - S * P) / P;
+                ck_assert_int_eq(pool_super, super_of[c]);
+                for (int j = 0; j < k; j++)
+                    ck_assert_int_ne(a.of[c * SLOTS + j], w);
+                if (c < C)
+                    ck_assert(in_shared);
+                else
+                    shared_open += in_shared;
+            }
+        if (share == 0)
+            ck_assert_int_eq(shared_open, 0);
+        else if (share == 2)
+            ck_assert_int_eq(shared_open, K * SLOTS);
+        else
+            ck_assert(shared_open > K * SLOTS / 4 && shared_open < 3 * K * SLOTS / 4);
+        /* A draw adds exactly the patterns of the slots it reports. */
+        cx_rng r;
+        cx_rng_seed(&r, 1, 2);
+        for (int t = 0; t < 50; t++) {
+            float z[L] = {0}, want[L] = {0};
+            int c = t % (C + K);
+            unsigned present = cx_synth_attrs_draw(&a, &r, c, z);
+            for (int k = 0; k < SLOTS; k++)
+                if ((present >> k) & 1u)
+                    for (int l = 0; l < L; l++)
+                        want[l] += a.dir[a.of[c * SLOTS + k] * L + l];
+            for (int l = 0; l < L; l++)
+                ck_assert_float_eq_tol(z[l], want[l], 1e-6);
+        }
+        /* Slots 0, 1 and 3 present: each named 2 times in 3, slot 2 never. */
+        int named_count[SLOTS] = {0};
+        const int trials = 6000;
+        for (int t = 0; t < trials; t++) {
+            int out[CX_SYNTH_ATTR_NAMED];
+            int n = cx_synth_attrs_named(&a, &r, 0, 0xbu, out);
+            ck_assert_int_eq(n, 2);
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < SLOTS; k++)
+                    named_count[k] += out[i] == a.of[k];
+        }
+        ck_assert_int_eq(named_count[2], 0);
+        for (int k = 0; k < SLOTS; k += k == 1 ? 2 : 1)
+            ck_assert_msg(named_count[k] > 3700 && named_count[k] < 4300, "slot %d named %d times",
+                          k, named_count[k]);
+        int out[CX_SYNTH_ATTR_NAMED];
+        ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 0, 0x4u, out), 1);
+        ck_assert_int_eq(out[0], a.of[2]);
+        ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 0, 0, out), 0);
+        cx_synth_attrs_free(&a);
+    }
+}
+END_TEST
+
 static Suite *synth_suite(void)
 {
     Suite *s = suite_create("synth");
@@ -558,6 +645,7 @@ static Suite *synth_suite(void)
     tcase_add_test(tc, synth_knobs_change_the_features);
     tcase_add_test(tc, synth_rejects_bad_options);
     tcase_add_test(tc, synth_spurious_attribute_groups_and_agreement);
+    tcase_add_test(tc, synth_attrs_pools_draws_and_naming);
     suite_add_tcase(s, tc);
     return s;
 }
