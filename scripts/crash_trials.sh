@@ -11,7 +11,12 @@
 # eleven) is u of ten epochs' time after the process starts, before or while its first files
 # are written. A kill by wall clock alone would depend on the machine's load more than on the
 # seed.
-# Prints one row per trial and exits 1 on any mismatch (2: bad usage, setup failed).
+# Then the same for the one-shot commands of CRASH_COMMANDS (default "synth subsample eval";
+# empty: none): each is killed at N seeded moments of its uninterrupted time while it replaces
+# an earlier output, which must stay whole file by file (every file the earlier run's or the
+# new run's bytes, nothing partial; a hidden temporary the kill left is reported as "temp"), and
+# run again it must give exactly the uninterrupted output (the temporary gone). Prints one row per trial and exits 1 on any mismatch (2: bad usage,
+# setup failed).
 # Usage: scripts/crash_trials.sh [N]      (default 20)
 # Environment: CLIPX (default ./clipx), CRASH_SEED (default 1), CRASH_EPOCHS (default 300),
 # CRASH_OBJECTIVES (default "sl clip"), CRASH_KEEP=1 keeps the work folder.
@@ -114,5 +119,82 @@ while read -r at_epoch frac; do
         [ "$fl" = DIFF ] && echo "      files: $(listing "$run") (uninterrupted: $(listing "$ref"))"
     fi
 done <"$work/moments"
-echo "crash_trials: $((i - bad)) of $i trials clean (seed $seed, $epochs epochs; uninterrupted: $(for o in $objectives; do eval "printf '%s %sms ' $o \$ms_$o"; done))"
-[ "$bad" -eq 0 ]
+echo "crash_trials: train: $((i - bad)) of $i trials clean (seed $seed, $epochs epochs; uninterrupted: $(for o in $objectives; do eval "printf '%s %sms ' $o \$ms_$o"; done))"
+total_bad=$bad
+
+# ---- one-shot commands: killed while replacing an earlier output, then run again -----------
+# The output (a folder, or a file in one) starts as an earlier run's (other seed or mode); after
+# the kill every file in it must be the earlier one's or the uninterrupted run's bytes (never
+# partial), with no other file; run again, the output equals the uninterrupted run's.
+oneshot_args() { # oneshot_args COMMAND OUT WHICH (WHICH: new or earlier)
+    s=1 mode=head keep=5000
+    [ "$3" = earlier ] && s=2 mode=ncm keep=3000
+    case "$1" in
+    synth) echo "synth --out $2 --classes 20 --superclasses 4 --n 20000 --dim 32 --test-per-class 20 --seed $s --quiet" ;;
+    subsample) echo "subsample $work/big/dataset.yaml --profile uniform --n $keep --seed $s --out $2/lt.subset" ;;
+    eval) echo "eval $work/ref-$(echo "$objectives" | awk '{ print $1 }') --mode $mode --quiet --out $2" ;;
+    esac
+}
+# Each entry of folder $1: "new" when it equals $2's, "old" when $3's, "temp" when it is a
+# hidden name neither has (a killed writer's temporary file or stage, which the next run of
+# the command must remove), else "BAD".
+file_states() {
+    for f in $(ls -A "$1"); do
+        if cmp -s "$1/$f" "$2/$f"; then echo new
+        elif cmp -s "$1/$f" "$3/$f"; then echo old
+        elif [ "${f#.}" != "$f" ] && [ ! -e "$2/$f" ] && [ ! -e "$3/$f" ]; then echo temp
+        else echo "BAD:$f"
+        fi
+    done | sort | uniq -c | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }'
+}
+commands=${CRASH_COMMANDS-synth subsample eval}
+if [ -n "$commands" ]; then
+    "$CLIPX" synth --out "$work/big" --classes 20 --superclasses 4 --n 20000 --dim 32 \
+        --test-per-class 20 --seed 1 --quiet || { echo "crash_trials: synth failed" >&2; exit 2; }
+fi
+for cmd in $commands; do
+    ref=$work/ref-$cmd earlier=$work/earlier-$cmd
+    mkdir -p "$ref" "$earlier"
+    start=$(now_ms)
+    # shellcheck disable=SC2046
+    "$CLIPX" $(oneshot_args "$cmd" "$ref" new) >/dev/null 2>&1 ||
+        { echo "crash_trials: the uninterrupted $cmd failed" >&2; exit 2; }
+    ms=$(($(now_ms) - start))
+    # shellcheck disable=SC2046
+    "$CLIPX" $(oneshot_args "$cmd" "$earlier" earlier) >/dev/null 2>&1 ||
+        { echo "crash_trials: the earlier $cmd failed" >&2; exit 2; }
+    awk -v n="$n" -v seed="$seed" -v c="$cmd" 'BEGIN { srand(seed + length(c)); for (i = 0; i < n; i++) printf "%.4f\n", rand() }' \
+        >"$work/moments-$cmd"
+    printf '\n%-5s %-9s %8s  %-34s %-6s %s\n' trial command kill_ms "after the kill" rerun result
+    i=0 bad=0
+    while read -r frac; do
+        i=$((i + 1))
+        out=$work/$cmd-$i
+        rm -rf "$out"
+        cp -R "$earlier" "$out"
+        delay=$(awk -v f="$frac" -v t="$ms" 'BEGIN { printf "%.4f", f * t / 1000 }')
+        # shellcheck disable=SC2046
+        "$CLIPX" $(oneshot_args "$cmd" "$out" new) >/dev/null 2>&1 &
+        pid=$!
+        sleep "$delay"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        killed_status=$? how=killed
+        [ "$killed_status" -eq 0 ] && how=finished
+        after="$how: $(file_states "$out" "$ref" "$earlier")"
+        # shellcheck disable=SC2046
+        "$CLIPX" $(oneshot_args "$cmd" "$out" new) >/dev/null 2>&1
+        rerun_status=$? rerun=ok
+        [ "$rerun_status" -eq 0 ] && [ "$(listing "$out")" = "$(listing "$ref")" ] &&
+            [ "$(file_states "$out" "$ref" "$earlier")" = "$(ls -A "$ref" | wc -l) new" ] || rerun=DIFF
+        result=ok
+        case "$after" in *BAD*) result=FAIL ;; esac
+        [ "$rerun" = ok ] || result=FAIL
+        [ "$result" = ok ] || bad=$((bad + 1))
+        printf '%-5s %-9s %8s  %-34s %-6s %s\n' "$i" "$cmd" "$(awk -v d="$delay" 'BEGIN { printf "%d", d * 1000 }')" \
+            "$after" "$rerun" "$result"
+    done <"$work/moments-$cmd"
+    echo "crash_trials: $cmd: $((i - bad)) of $i trials clean (uninterrupted: ${ms}ms)"
+    total_bad=$((total_bad + bad))
+done
+[ "$total_bad" -eq 0 ]

@@ -5,6 +5,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "data_util.h"
 
@@ -116,6 +119,34 @@ START_TEST(synth_files_load_with_promised_shapes_and_counts)
     ck_assert_int_le(noisy, 75);
     free(truth);
     cx_dataset_free(&ds);
+}
+END_TEST
+
+/* Found by scripts/crash_trials.sh: a synth killed while generating left its hidden stage in
+ * DIR for good. The next synth removes the stages of writers that are gone, not a live one's. */
+START_TEST(synth_removes_stages_of_killed_writers)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    char stale[1200], live[1200], name[64];
+    ck_assert_int_eq(mkdir(tmp("ds"), 0755), 0);
+    snprintf(name, sizeof name, ".synth-%ld-Ab12Cd", (long)child);
+    snprintf(stale, sizeof stale, "%s", path_in(tmp("ds"), name));
+    ck_assert_int_eq(mkdir(stale, 0755), 0);
+    write_text(path_in(stale, "train-features.npy"), "half");
+    snprintf(name, sizeof name, ".synth-%ld-Ef34Gh", (long)getpid());
+    snprintf(live, sizeof live, "%s", path_in(tmp("ds"), name));
+    ck_assert_int_eq(mkdir(live, 0755), 0);
+    cx_synth_opts o;
+    small_opts(&o);
+    cx_err err;
+    ck_assert_int_eq(cx_synth_write(&o, tmp("ds"), &err), CX_OK);
+    ck_assert(!file_exists(stale));
+    ck_assert(file_exists(live));
+    ck_assert_int_eq(rmdir(live), 0);
 }
 END_TEST
 
@@ -640,6 +671,7 @@ static Suite *synth_suite(void)
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_add_test(tc, synth_files_load_with_promised_shapes_and_counts);
     tcase_add_test(tc, synth_same_bytes_for_any_thread_count);
+    tcase_add_test(tc, synth_removes_stages_of_killed_writers);
     tcase_add_test(tc, synth_caption_modes_change_text_not_images);
     tcase_add_test(tc, synth_profiles_give_the_requested_imbalance);
     tcase_add_test(tc, synth_knobs_change_the_features);

@@ -3,8 +3,10 @@
  * in order: the bytes do not depend on the thread count. */
 #include "lib/data/synth.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1285,6 +1287,30 @@ static void remove_stage(const char *stage)
     rmdir(stage);
 }
 
+/* A synth killed before its parts were moved leaves DIR/.synth-PID-XXXXXX behind. Remove the
+ * stages of writers that no longer run (kill(PID, 0) says no such process); a live writer's, or
+ * one whose PID was since reused, stays. Best effort. */
+static void remove_stale_stages(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, ".synth-", 7) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + 7, &end, 10);
+        if (end == e->d_name + 7 || *end != '-' || pid <= 0 || (long)(pid_t)pid != pid ||
+            kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *stage = join2(dir, e->d_name, "");
+        if (stage)
+            remove_stage(stage);
+        free(stage);
+    }
+    if (d)
+        closedir(d);
+}
+
 cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
 {
     cx_status st = cx_synth_check(o, err);
@@ -1295,7 +1321,10 @@ cx_status cx_synth_write(const cx_synth_opts *o, const char *dir, cx_err *err)
     /* Generate into a hidden folder beside the parts, then move the parts into place with the
      * old dataset.yaml gone first and the new one last: a failure leaves an earlier dataset in
      * DIR untouched, and DIR never holds a YAML that names parts of another run. */
-    char *stage = join2(dir, ".synth-XXXXXX", "");
+    remove_stale_stages(dir);
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, ".synth-%ld-XXXXXX", (long)getpid());
+    char *stage = join2(dir, prefix, "");
     if (!stage)
         return cx_fail(err, CX_ENOMEM, "out of memory");
     if (!mkdtemp(stage)) {
