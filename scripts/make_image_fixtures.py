@@ -142,6 +142,13 @@ def main():
         f.write("label,filepath,caption\n")
         for rel, y, cap in rows["train"]:
             f.write(f'{y},{rel},"{cap.replace(chr(34), chr(34) * 2)}"\n')
+    # No label column: each class comes from the class its caption names.
+    with open(os.path.join(OUT, "train-nolabel.csv"), "w") as f:
+        f.write("filepath\ttitle\n")
+        for rel, y, cap in rows["train"]:
+            assert CLASSES[y] in cap.split() or CLASSES[y] + "," in cap.split()
+            q = '"' + cap.replace('"', '""') + '"' if '"' in cap else cap
+            f.write(f"{rel}\t{q}\n")
     with open(os.path.join(OUT, "train-captions.txt"), "w") as f:
         for _, _, cap in rows["train"]:
             f.write(cap + "\n")
@@ -154,6 +161,7 @@ def main():
         "csv": "train: {csv: train.csv, image_size: %d}\n" % SIZE,
         "csv-comma": 'train: {csv: train-comma.csv, csv_separator: ",", csv_caption_key: caption, '
         "image_size: %d}\n" % SIZE,
+        "csv-nolabel": "train: {csv: train-nolabel.csv, image_size: %d}\n" % SIZE,
         "grey": "train: {folder: train, image_size: %d, channels: 1}\n" % SIZE,
     }
     for form, train in forms.items():

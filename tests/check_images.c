@@ -190,7 +190,7 @@ START_TEST(prepare_decodes_once_then_reads_the_cache)
     cx_image_spec sp;
     spec_of(text, &doc, &sp);
     char *names[3] = {"cat", "dog", "fox"};
-    cx_image_classes cls = {3, names, "classes.txt"};
+    cx_image_classes cls = {3, names, "classes.txt", NULL, NULL, NULL, NULL};
     cx_image_split a, b;
     cx_err err;
     ck_assert_msg(cx_image_split_prepare(tmp("d.yaml"), tmpdir, &sp, &cls, &a, &err) == CX_OK,

@@ -9,7 +9,7 @@
 FX="$TOP_SRCDIR/tests/fixtures/images"
 # Each form in a copy of its own (its own cache folder, its own file times), so the forms are
 # compared by what each decodes, not by a cache they share.
-for form in list folder csv csv-comma grey; do
+for form in list folder csv csv-comma csv-nolabel grey; do
     mkdir -p "$WORK/$form" && cp -R "$FX"/. "$WORK/$form/" && chmod -R u+w "$WORK/$form"
 done
 
@@ -49,7 +49,7 @@ within() {
 per3=192 # 3 x 8 x 8
 per1=64
 n=9
-for form in list folder csv csv-comma; do
+for form in list folder csv csv-comma csv-nolabel; do
     expect_exit 0 "$CLIPX" stats "$WORK/$form/$form.yaml" &&
         expect_grep "^pets-$form: 9 samples in 3 classes" "$WORK/out" "stats of the $form form"
     c=$(cache_of "$WORK/$form" "9, 3, 8, 8")
@@ -58,7 +58,7 @@ for form in list folder csv csv-comma; do
     within 2 "$WORK/$form.u8" "$FX/expected-train-c3.u8" "$FX/jpeg-rows.txt" train $per3 ||
         fail "$form: decoded bytes differ from expected-train-c3.u8"
 done
-for form in folder csv csv-comma; do
+for form in folder csv csv-comma csv-nolabel; do
     cmp -s "$WORK/list.u8" "$WORK/$form.u8" || fail "the $form form decodes to other bytes than the list form"
 done
 expect_exit 0 "$CLIPX" stats "$WORK/grey/grey.yaml"
@@ -102,6 +102,11 @@ c=$(cache_of "$WORK/folder" "9, 3, 8, 8")
 head -c 300 "$c" >"$WORK/trunc" && cat "$WORK/trunc" >"$c"
 expect_exit 0 "$CLIPX" stats "$WORK/folder/folder.yaml"
 data_of "$c" $((n * per3)) | cmp -s - "$WORK/folder.u8" || fail "a truncated cache was not decoded again"
+
+# Without a label column the classes come from the captions: the same counts as the labels.
+expect_exit 0 "$CLIPX" stats "$WORK/csv/csv.yaml" --json && grep -v '"dataset"' "$WORK/out" >"$WORK/s1"
+expect_exit 0 "$CLIPX" stats "$WORK/csv-nolabel/csv-nolabel.yaml" --json && grep -v '"dataset"' "$WORK/out" >"$WORK/s2"
+cmp -s "$WORK/s1" "$WORK/s2" || fail "the CSV without labels gives other class counts than the one with them"
 
 # ---- train and eval on each form ----------------------------------------------------------
 # shellcheck disable=SC2086
@@ -149,10 +154,13 @@ expect_exit 1 "$CLIPX" stats "$B/list.yaml" && expect_one_error_line &&
 printf 'train/cat/a.png\n' >"$B/train.txt"
 expect_exit 1 "$CLIPX" stats "$B/list.yaml" && expect_one_error_line &&
     expect_grep "train.txt: line 1: label 'train/cat/a.png' is not an integer|want 'relative/path label'" "$WORK/err"
-printf 'filepath\ttitle\n' >"$B/nolabel.csv"
+printf 'filepath\tcaption\n' >"$B/nolabel.csv"
 printf 'classes: classes.txt\ntrain: {csv: nolabel.csv, image_size: 8}\n' >"$B/nolabel.yaml"
 expect_exit 1 "$CLIPX" stats "$B/nolabel.yaml" && expect_one_error_line &&
-    expect_grep "nolabel.csv: line 1: no column 'label' in the header \(separator tab\); clipx needs a class per image" "$WORK/err"
+    expect_grep "nolabel.csv: line 1: no column 'title' in the header \(separator tab\)$" "$WORK/err"
+printf 'filepath\ttitle\ntrain/cat/a.png\ta cat\ntrain/dog/d.jpg\ta bird on a branch\n' >"$B/nolabel.csv"
+expect_exit 1 "$CLIPX" stats "$B/nolabel.yaml" && expect_one_error_line &&
+    expect_grep "nolabel.csv: line 3: no 'label' column, and the caption 'a bird on a branch' names no class of .*classes.txt$" "$WORK/err"
 printf 'cat\nfox\ndog\n' >"$B/classes.txt"
 expect_exit 1 "$CLIPX" stats "$B/folder.yaml" && expect_one_error_line &&
     expect_grep "class folder 1 \(sorted\) is 'dog', but class 1 of .*classes.txt is 'fox'" "$WORK/err"

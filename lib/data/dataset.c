@@ -252,7 +252,8 @@ static cx_status open_images(const char *yaml, const split_spec *sp, cx_split *s
 static cx_status open_image_split(const cx_dataset *ds, const char *dir, const split_spec *sp,
                                   cx_split *s, char **array_path, int32_t **y_all, cx_err *err)
 {
-    cx_image_classes cls = {ds->num_classes, ds->class_names, ds->classes_path};
+    cx_image_classes cls = {ds->num_classes,  ds->class_names, ds->classes_path, ds->synonyms,
+                            ds->num_synonyms, ds->vetoes,      ds->num_vetoes};
     cx_image_split im;
     cx_status st = cx_image_split_prepare(ds->path, dir, &sp->image, &cls, &im, err);
     if (!st) {

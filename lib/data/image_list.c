@@ -19,6 +19,7 @@
 #include "lib/base/path.h"
 #include "lib/base/utf8.h"
 #include "lib/data/array.h"
+#include "lib/data/count.h"
 #include "lib/data/image_decode.h"
 #include "lib/data/npy.h"
 
@@ -435,6 +436,8 @@ static cx_status read_csv(const char *path, const char *root, const cx_image_spe
     }
     cx_status st = cx_gzfile_open(&gf, path, err);
     int ncol = 0, ci = -1, cc = -1, cl = -1;
+    cx_matcher *m = NULL;
+    int *matched = NULL;
     while (!st) {
         char *line;
         size_t len;
@@ -468,7 +471,19 @@ static cx_status read_csv(const char *path, const char *root, const cx_image_spe
                 if (fl[j] == 5 && !memcmp(f[j], "label", 5))
                     cl = j;
             }
-            const char *missing = ci < 0 ? img_key : cc < 0 ? cap_key : cl < 0 ? "label" : NULL;
+            const char *missing = ci < 0                    ? img_key
+                                  : cc < 0                    ? cap_key
+                                  : cl < 0 && !cls->synonyms ? "label"
+                                                             : NULL;
+            if (!missing && cl < 0) {
+                if ((st = cx_matcher_new(cls->synonyms, cls->num_synonyms, cls->vetoes,
+                                         cls->num_vetoes, cls->num_classes, 0u, &m, err)))
+                    break;
+                if (!(matched = malloc(sizeof *matched * (size_t)cls->num_classes))) {
+                    st = cx_fail(err, CX_ENOMEM, "%s: out of memory", path);
+                    break;
+                }
+            }
             if (missing) {
                 char sepname[8] = "tab";
                 if (sep != '\t')
@@ -493,11 +508,24 @@ static cx_status read_csv(const char *path, const char *root, const cx_image_spe
             break;
         }
         int32_t y;
-        if ((st = parse_label(f[cl], fl[cl], path, gf.line_no, cls, &y, err)))
-            break;
+        if (cl >= 0) {
+            if ((st = parse_label(f[cl], fl[cl], path, gf.line_no, cls, &y, err)))
+                break;
+        } else {
+            /* Matches come ascending: the first is the earliest class in the list. */
+            if (cx_matcher_match(m, f[cc], fl[cc], matched) == 0) {
+                st = cx_fail(err, CX_EDATA, "%s: line %ld: no 'label' column, and the caption "
+                             "'%.*s' names no class of %s", path, gf.line_no,
+                             (int)(fl[cc] < 60 ? fl[cc] : 60), f[cc], cls->classes_path);
+                break;
+            }
+            y = matched[0];
+        }
         st = entries_add(es, root, f[ci], fl[ci], gf.line_no, y, f[cc], fl[cc], path, err);
     }
     cx_gzfile_close(&gf);
+    cx_matcher_free(m);
+    free(matched);
     free(f);
     free(fl);
     return st;

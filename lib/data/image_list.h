@@ -4,7 +4,7 @@
  *   train: {folder: train, image_size: 32}                     # one subfolder per class
  *   train: {csv: train.csv, root: images, image_size: 32,      # open_clip's CSV: a header line,
  *           csv_img_key: filepath, csv_caption_key: title,     #   image paths, captions and
- *           csv_separator: "\t"}                               #   (needed) a `label` column
+ *           csv_separator: "\t"}                               #   maybe a `label` column
  *
  * Paths in the list and the CSV are relative to `root` (itself relative to the YAML's folder,
  * the YAML's folder by default). A folder's class subfolders, sorted by name (ImageFolder's
@@ -13,7 +13,9 @@
  * into an uint8 NPY of shape (n, channels, image_size, image_size) in the folder `clipx-cache`
  * beside the YAML, named by a hash of the sample list (resolved paths, labels, file sizes and
  * modification times), image_size and channels; later loads read that file and decode nothing.
- * A CSV's captions are cached there too, one a line. */
+ * A CSV's captions are cached there too, one a line. Without a `label` column, an image's class
+ * is the first class (in class-list order) its caption names, matched as `clipx count` does
+ * (lib/data/count.h, no plural folding); a caption that names none is refused. */
 #ifndef CX_DATA_IMAGE_LIST_H
 #define CX_DATA_IMAGE_LIST_H
 
@@ -53,6 +55,10 @@ typedef struct {
     int num_classes;
     char *const *class_names; /* (num_classes) */
     const char *classes_path;
+    char **const *synonyms; /* (num_classes) for a CSV without labels; NULL: such a CSV is refused */
+    const int *num_synonyms;
+    char **const *vetoes; /* may be NULL */
+    const int *num_vetoes;
 } cx_image_classes;
 
 /* A prepared split: its decoded images are in cache_path. */
