@@ -163,6 +163,58 @@ START_TEST(decode_refuses_broken_files)
 }
 END_TEST
 
+/* Damaged copies: truncations of a PNG and a JPEG fail (PNG chunks carry CRCs, a
+ * JPEG must reach its end marker; a PNG cut inside its final IEND chunk still holds every pixel
+ * and may decode, to the same bytes), and bytes flipped along the files either decode or fail
+ * with a one-line message naming the file; run under ASan/UBSan, nothing reads out of bounds. */
+START_TEST(decode_survives_damaged_copies)
+{
+    if (!cx_image_decode_available())
+        return;
+    make_tmpdir();
+    const char *files[] = {"train/cat/a.png", "train/fox/h.JPG", "train/cat/b.jpg"};
+    uint8_t out[3 * 8 * 8];
+    cx_err err;
+    for (int k = 0; k < 3; k++) {
+        size_t n;
+        unsigned char *b = read_all(img_fixture(files[k]), &n);
+        const char *path = tmp("damaged");
+        uint8_t whole[3 * 8 * 8];
+        ck_assert_int_eq(cx_image_decode(img_fixture(files[k]), 8, 3, whole, &err), CX_OK);
+        for (size_t cut = 0; cut < n; cut += 1 + n / 40) {
+            write_bytes(path, b, cut);
+            cx_err_clear(&err);
+            cx_status st = cx_image_decode(path, 8, 3, out, &err);
+            if (st == CX_OK) {
+                /* Only the 12-byte IEND chunk may go missing: the pixels are all there. */
+                ck_assert_msg(k == 0 && cut >= n - 12, "%s cut at %zu of %zu decoded", files[k],
+                              cut, n);
+                ck_assert_mem_eq(out, whole, sizeof whole);
+                continue;
+            }
+            ck_assert_int_eq(st, CX_EDATA);
+            ck_assert_msg(!strncmp(err.msg, path, strlen(path)) && !strchr(err.msg, '\n'),
+                          "%s", err.msg);
+        }
+        for (size_t at = 0; at < n; at += 1 + n / 60) {
+            unsigned char saved = b[at];
+            b[at] ^= (unsigned char)(0x5b + at);
+            write_bytes(path, b, n);
+            cx_err_clear(&err);
+            cx_status st = cx_image_decode(path, 8, 3, out, &err);
+            ck_assert_msg(st == CX_OK || st == CX_EDATA, "%s flipped at %zu: status %d",
+                          files[k], at, (int)st);
+            if (st)
+                ck_assert_msg(!strncmp(err.msg, path, strlen(path)) && !strchr(err.msg, '\n'),
+                              "%s", err.msg);
+            b[at] = saved;
+        }
+        free(b);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
 /* The image keys of a split written as a YAML flow mapping. */
 static void spec_of(const char *yaml_text, cx_yaml_node **doc, cx_image_spec *sp)
 {
@@ -240,6 +292,7 @@ static Suite *images_suite(void)
     tc = tcase_create("decode");
     tcase_add_test(tc, decode_matches_the_fixture_bytes);
     tcase_add_test(tc, decode_refuses_broken_files);
+    tcase_add_test(tc, decode_survives_damaged_copies);
     tcase_add_test(tc, prepare_decodes_once_then_reads_the_cache);
     tcase_set_timeout(tc, 20);
     suite_add_tcase(s, tc);
