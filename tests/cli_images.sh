@@ -61,6 +61,15 @@ done
 for form in folder csv csv-comma csv-nolabel; do
     cmp -s "$WORK/list.u8" "$WORK/$form.u8" || fail "the $form form decodes to other bytes than the list form"
 done
+# Decoding in parallel (train sets 2 threads before it loads) gives the same bytes: each image
+# is decoded on its own.
+mkdir -p "$WORK/par" && cp -R "$FX"/. "$WORK/par/" && chmod -R u+w "$WORK/par"
+# shellcheck disable=SC2086
+expect_exit 0 "$CLIPX" train --data "$WORK/par/list.yaml" --objective sl --epochs 1 \
+    --batch 4 --threads 2 --quiet --set model.image.hidden=[4] --set model.image.dim=4 --out "$WORK/par-run"
+c=$(cache_of "$WORK/par" "9, 3, 8, 8")
+[ -n "$c" ] && data_of "$c" $((n * per3)) | cmp -s - "$WORK/list.u8" ||
+    fail "decoding with 2 threads gave other bytes than with 1"
 expect_exit 0 "$CLIPX" stats "$WORK/grey/grey.yaml"
 c=$(cache_of "$WORK/grey" "9, 1, 8, 8")
 if [ -z "$c" ]; then
