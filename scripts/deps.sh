@@ -4,10 +4,10 @@
 set -eu
 what=${1:-build}
 
-build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libopenblas-openmp-dev libyaml-dev zlib1g-dev check"
+build_pkgs="build-essential autoconf automake pkg-config libopenblas-dev libopenblas-openmp-dev libyaml-dev zlib1g-dev check libpng-dev libjpeg62-turbo-dev"
 test_pkgs="libopenmpi-dev openmpi-bin gnuplot-nox wordnet-base"
 data_pkgs="dataset-fashion-mnist"
-bench_pkgs="python3-torch python3-numpy python3-sklearn time"
+bench_pkgs="python3-torch python3-numpy python3-sklearn python3-pil time"
 # scripts/fuzz.sh only: clang with libFuzzer and the sanitizer runtimes
 fuzz_pkgs="clang"
 

@@ -13,6 +13,7 @@
 #include "lib/conf/yaml_doc.h"
 #include "lib/data/array.h"
 #include "lib/data/groups.h"
+#include "lib/data/image_list.h"
 #include "lib/data/subset.h"
 #include "lib/data/template_sets.h"
 
@@ -73,6 +74,7 @@ typedef struct {
     const char *images, *labels, *captions;
     const cx_yaml_node *n_node, *shape_node;
     const cx_yaml_node *groups; /* `groups:`, or NULL */
+    cx_image_spec image;        /* list:, folder: or csv: of image files (lib/data/image_list.h) */
     long long n;
     int shape_rank;
     size_t shape[3];
@@ -118,6 +120,9 @@ static cx_status parse_split(const char *path, const char *which, const cx_yaml_
             if ((st = want_path(path, v, "groups", err)))
                 return st;
             sp->groups = v;
+        } else if (cx_image_spec_key(path, p, &sp->image, &st, err)) {
+            if (st)
+                return st;
         } else {
             return cx_fail(
                 err, CX_EUSAGE,
@@ -125,6 +130,16 @@ static cx_status parse_split(const char *path, const char *which, const cx_yaml_
                 path, p->line, p->col, p->key, which);
         }
     }
+    if ((st = cx_image_spec_check(path, which, node, &sp->image, err)))
+        return st;
+    if (sp->image.kind && (sp->images || sp->labels))
+        return node_fail(err, path, sp->image.source,
+                         "'%s' names image files: it takes no 'images' or 'labels'", which);
+    if (sp->image.kind == CX_IMAGES_CSV && sp->captions)
+        return node_fail(err, path, sp->image.source,
+                         "'%s' takes its captions from the CSV: no 'captions' file", which);
+    if (sp->image.kind)
+        return CX_OK;
     if (!sp->images)
         return node_fail(err, path, node, "'%s' names no 'images'", which);
     if (!sp->labels)
@@ -207,9 +222,9 @@ static cx_status load_groups(const cx_dataset *ds, const char *dir, const split_
  * records, a promised shape, and that the file is as long as its header says (cx_array_open;
  * for gzip from the trailer's size). Fills s->rank, dim and shape; a is left open at the records. */
 static cx_status open_images(const char *yaml, const split_spec *sp, cx_split *s,
-                             cx_array_file *a, cx_err *err)
+                             const char *array_path, cx_array_file *a, cx_err *err)
 {
-    cx_status st = cx_array_open(a, s->images_path, CX_FORMAT_ANY, err);
+    cx_status st = cx_array_open(a, array_path ? array_path : s->images_path, CX_FORMAT_ANY, err);
     if (st)
         return st;
     if (a->records != s->stored_n)
@@ -245,22 +260,51 @@ static cx_status open_images(const char *yaml, const split_spec *sp, cx_split *s
     return CX_OK;
 }
 
+/* A split of image files: labels from its list, images from the decoded cache (*array_path,
+ * owned), messages naming the list; its captions from a CSV's cache or a `captions:` file. */
+static cx_status open_image_split(const cx_dataset *ds, const char *dir, const split_spec *sp,
+                                  cx_split *s, char **array_path, int32_t **y_all, cx_err *err)
+{
+    cx_image_classes cls = {ds->num_classes,  ds->class_names, ds->classes_path, ds->synonyms,
+                            ds->num_synonyms, ds->vetoes,      ds->num_vetoes};
+    cx_image_split im;
+    cx_status st = cx_image_split_prepare(ds->path, dir, &sp->image, &cls, &im, err);
+    if (!st) {
+        s->images_path = im.source_path;
+        s->captions_path = im.captions_path;
+        *array_path = im.cache_path;
+        *y_all = im.labels;
+        s->stored_n = im.n;
+        memset(&im, 0, sizeof im);
+        if (!(s->labels_path = strdup(s->images_path)) ||
+            (sp->captions && !(s->captions_path = cx_path_join(dir, sp->captions))))
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory", ds->path);
+    }
+    cx_image_split_free(&im);
+    return st;
+}
+
 static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *sp, int is_train,
                             unsigned parts, const cx_load_options *opt, cx_split *s, cx_err *err)
 {
     const char *yaml = ds->path;
-    s->images_path = cx_path_join(dir, sp->images);
-    s->labels_path = cx_path_join(dir, sp->labels);
-    s->captions_path = sp->captions ? cx_path_join(dir, sp->captions) : NULL;
-    if (!s->images_path || !s->labels_path || (sp->captions && !s->captions_path))
-        return cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml);
-
     int32_t *y_all = NULL;
+    char *array_path = NULL; /* an image-file split's cache, read in place of images_path */
     uint32_t *subset = NULL;
     cx_array_file a;
     memset(&a, 0, sizeof a);
-    cx_status st = cx_labels_read(s->labels_path, ds->num_classes, ds->classes_path, &y_all,
-                                  &s->stored_n, err);
+    cx_status st;
+    if (sp->image.kind) {
+        st = open_image_split(ds, dir, sp, s, &array_path, &y_all, err);
+    } else {
+        s->images_path = cx_path_join(dir, sp->images);
+        s->labels_path = cx_path_join(dir, sp->labels);
+        s->captions_path = sp->captions ? cx_path_join(dir, sp->captions) : NULL;
+        if (!s->images_path || !s->labels_path || (sp->captions && !s->captions_path))
+            return cx_fail(err, CX_ENOMEM, "%s: out of memory", yaml);
+        st = cx_labels_read(s->labels_path, ds->num_classes, ds->classes_path, &y_all,
+                            &s->stored_n, err);
+    }
     if (st)
         goto fail;
     if (sp->n_node && (long long)s->stored_n != sp->n) {
@@ -325,11 +369,11 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
         /* Labels only: the images file is still checked (header, length, counts), so a command
          * that reads labels never passes a dataset that training would refuse. */
         cx_split probe = *s;
-        if ((st = open_images(yaml, sp, &probe, &a, err)))
+        if ((st = open_images(yaml, sp, &probe, array_path, &a, err)))
             goto fail;
     }
     if (parts & CX_LOAD_IMAGES) {
-        if ((st = open_images(yaml, sp, s, &a, err)))
+        if ((st = open_images(yaml, sp, s, array_path, &a, err)))
             goto fail;
         cx_elem out = a.elem == CX_ELEM_U8 ? CX_ELEM_U8 : CX_ELEM_F32;
         s->dtype = out == CX_ELEM_U8 ? CX_DTYPE_U8 : CX_DTYPE_F32;
@@ -360,6 +404,7 @@ static cx_status load_split(cx_dataset *ds, const char *dir, const split_spec *s
 fail:
     cx_array_close(&a);
     free(y_all);
+    free(array_path);
     free(subset);
     return st;
 }

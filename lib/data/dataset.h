@@ -11,6 +11,8 @@
  *   train: {images: ..., labels: ..., captions: ..., n: 60000, shape: [28, 28]}
  *   val:   {images: ..., labels: ...}   # optional: a validation split (tau, model selection)
  *   test:  {images: ..., labels: ...}
+ *   # or a split of PNG/JPEG files: {list: F, root: D, image_size: S, channels: C}, {folder: D,
+ *   #   image_size: S}, {csv: F, ...} (lib/data/image_list.h), decoded once into a cache
  *   class_embeddings: F.npy        # optional: (classes, D) an external CLIP's zero-shot
  *                                  #   classifier, rows in class-list order (read on demand)
  *   group_names: groups.txt        # optional: one group name a line (lib/data/groups.h);
