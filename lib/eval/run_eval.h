@@ -100,6 +100,7 @@ typedef struct {
     int posthoc;            /* a cx_posthoc_kind (lib/eval/posthoc.h): 0 none */
     double posthoc_tau;     /* its tau; NaN: chosen on validation data (cx_run_val_features
                                with the run's seed and CX_VAL_PER_CLASS_DEFAULT) */
+    int keep_logits;        /* 1: info->logits receives the test split's scores */
 } cx_run_eval_opts;
 
 void cx_run_eval_defaults(cx_run_eval_opts *o);
@@ -139,6 +140,9 @@ typedef struct {
     cx_val_source posthoc_val; /* where validation came from (CX_VAL_NONE when tau was given) */
     int64_t posthoc_n_val;
     double posthoc_val_acc;  /* class-mean validation accuracy of the chosen tau, else NaN */
+    /* With opts.keep_logits: (n_test, num_classes), owned, the scores the report is made of
+     * (after any post-hoc adjustment; kNN: the vote scores); else NULL. */
+    float *logits;
 } cx_run_eval_info;
 
 void cx_run_eval_info_free(cx_run_eval_info *info);
