@@ -6,7 +6,8 @@
 # bytes for equal runs; `clipx eval --logits`; the refusals (missing run, corrupt checkpoint,
 # retrained run, no --out) with nothing written and an earlier file kept; and, when
 # /usr/bin/python3 has torch, that scripts/clipx_torch.py reproduces eval's logits of all three
-# to 1e-5 (in units of the classifier's scale) and fails on a model with a wrong op.
+# to 1e-5 (in units of the classifier's scale), as it does for every other tower and head type,
+# and fails on a model with a wrong op.
 . "$TOP_SRCDIR/tests/lib.sh"
 
 JSONQ="${TOP_BUILDDIR:-.}/tests/jsonq"
@@ -142,6 +143,32 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
         else
             echo "cli_export: $r: $(cat "$WORK/py")"
         fi
+    done
+    # The other towers and heads: CNN (GELU, LayerNorm, linear head), CNN with a cosine head,
+    # ViT with mean pooling, an identity tower with a cosine head, an MLP text tower (bag of
+    # words), a non-causal text transformer averaged over SOT..EOT.
+    tiny="--data $WORK/tiny.yaml --batch 2 --epochs 3 --threads 1 --quiet"
+    synth="--data $D/dataset.yaml --epochs 2 --batch 32 --threads 1 --quiet"
+    set -- \
+        cnn "$tiny --objective sl --set model.image.type=cnn --set model.image.channels=[3] --set model.image.hidden=[5] --set model.image.dim=4 --set model.image.act=gelu --set model.image.norm=layernorm" \
+        cnncos "$tiny --objective sl --set model.image.type=cnn --set model.image.channels=[2] --set model.image.hidden=[] --set model.image.dim=4 --set head=cosine" \
+        vitmean "$tiny --objective sl --set model.image.type=vit --set model.image.layers=1 --set model.image.heads=2 --set model.image.width=8 --set model.image.dim=8 --set model.image.patch=1 --set model.image.pool=mean" \
+        ident "$synth --objective sl --set model.image.type=identity --set model.image.dim=8 --set head=cosine" \
+        bow "$synth --objective clip --set model.image.hidden=[16] --set model.image.dim=8 --set model.image.norm=layernorm --set model.image.act=gelu --set model.text.type=mlp --set model.text.hidden=[12] --set model.text.dim=8" \
+        txtmean "$tiny --objective clip --set model.image.type=linear --set model.image.dim=8 --set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.dim=8 --set model.text.causal=false --set model.text.pool=mean"
+    while [ $# -ge 2 ]; do
+        r=$1
+        # shellcheck disable=SC2086 # the options are words
+        if "$CLIPX" train $2 --out "$WORK/$r" >/dev/null 2>&1 &&
+            "$CLIPX" export "$WORK/$r" --out "$WORK/$r.npz" 2>/dev/null &&
+            "$CLIPX" eval "$WORK/$r" --logits "$WORK/$r-logits.npy" --threads 1 >/dev/null 2>&1; then
+            "$PY" "$TOP_SRCDIR/scripts/clipx_torch.py" "$WORK/$r.npz" \
+                --compare "$WORK/$r-logits.npy" >"$WORK/py" 2>&1 ||
+                { fail "$r: clipx_torch.py does not reproduce eval's logits"; sed 's/^/  | /' "$WORK/py" >&2; }
+        else
+            fail "$r: train, export or eval failed"
+        fi
+        shift 2
     done
     # The comparison fails when an op is wrong: a LayerNorm eps of 1e-6 instead of 1e-5.
     sed 's/^LN_EPS = 1e-5$/LN_EPS = 1e-6/' "$TOP_SRCDIR/scripts/clipx_torch.py" >"$WORK/wrong.py"
