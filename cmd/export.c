@@ -2,7 +2,7 @@
  * PyTorch (scripts/clipx_torch.py rebuilds the towers from it). */
 #include <stdio.h>
 
-#include "lib/run/export.h"
+#include "lib/eval/export.h"
 
 #include "cli.h"
 #include "commands.h"
@@ -26,8 +26,11 @@ const cli_spec cmd_export_spec = {
     "zeroshot.tokens, int32 (classes, templates, tokens): the zero-shot prompts of the run's\n"
     "dataset as `clipx eval` tokenizes them. np.load reads it without allow_pickle;\n"
     "scripts/clipx_torch.py rebuilds the model in PyTorch and reproduces `clipx eval --logits`.\n"
-    "The file appears whole or not at all. A missing or corrupt run is status 1; a retrained\n"
-    "run (clipx retrain: export its stage-1 run) or a missing --out is status 2.",
+    "A retrained run (clipx retrain) brings its stage-1 run's tensors and its classifier as\n"
+    "retrain.weight (classes, D) and retrain.bias; one with layers of its own (DisAlign's gate,\n"
+    "a decoder) is refused: export its stage-1 run.\n"
+    "The file appears whole or not at all. A missing or corrupt run is status 1; a refused\n"
+    "retrained run or a missing --out is status 2.",
     export_opts,
     1,
     1,

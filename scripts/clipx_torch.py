@@ -10,7 +10,8 @@ the head for SL runs).
 
 Needs only Debian's python3-torch and python3-numpy. The towers are built from config.json
 (the archive's uint8 JSON member): image linear, mlp, cnn, vit or identity; text bag of words
-(embedding mean then an MLP) or transformer; heads linear, cosine or text. Every op follows
+(embedding mean then an MLP) or transformer; heads linear, cosine or text; for a retrained run
+(clipx retrain) its linear classifier on the stage-1 features. Every op follows
 lib/ops and lib/model: LayerNorm eps 1e-5 with the biased variance, exact (erf) GELU, attention
 scaled by 1/sqrt(head width) with keys masked at and after each caption's EOT (and causally
 when the text tower is causal), CNN blocks conv3x3(pad 1) -> maxpool 2x2 -> ReLU, ViT patches
@@ -220,6 +221,12 @@ def logits_of(w, x):
     E = cfg["num_eval_classes"]
     feat = image_tower(w, cfg["image"], x)
     ev = cfg["eval"]
+    if ev["mode"] == "retrained":
+        # clipx retrain's linear classifier on the stage-1 features: scale x' W^T + b.
+        r = cfg["retrain"]
+        scale = float(np.float32(r["scale"]))
+        xs = unit(feat) if r["normalize"] else feat
+        return scale * (xs @ w("retrain.weight").T) + w("retrain.bias"), scale
     if cfg["objective"] == "clip":
         if not w.has("zeroshot.tokens"):
             fail("the archive has no zeroshot.tokens (the run's dataset could not be read at "
@@ -340,8 +347,11 @@ def main():
         out.append(part)
     logits = torch.cat(out).numpy()
     # The towers must have read every tensor of theirs: one left over is an op this script lacks.
-    left = w.unused(["image", "text", "head", "logit_scale"])
-    left = [n for n in left if not (n == "logit_scale" and cfg["objective"] == "clip")]
+    if cfg["eval"]["mode"] == "retrained":
+        left = w.unused(["image", "retrain"])  # the stage-1 head is not what eval scores with
+    else:
+        left = w.unused(["image", "text", "head", "logit_scale"])
+        left = [n for n in left if not (n == "logit_scale" and cfg["objective"] == "clip")]
     if left:
         fail("tensors the model did not use: " + ", ".join(left))
     if a.out:

@@ -3,9 +3,10 @@
 # and W2's shape: a ViT and a causal transformer text tower): the NPZ's zip structure, CRCs and
 # NPY members (tests/npzcheck), one float32 member per checkpoint tensor under its name plus
 # config.json (uint8 JSON: towers, classes) and, for CLIP, vocab.txt and zeroshot.tokens; equal
-# bytes for equal runs; `clipx eval --logits`; the refusals (missing run, corrupt checkpoint,
-# retrained run, no --out) with nothing written and an earlier file kept; and, when
-# /usr/bin/python3 has torch, that scripts/clipx_torch.py reproduces eval's logits of all three
+# bytes for equal runs; `clipx eval --logits`; a retrained (crt) run with its classifier; the
+# refusals (missing run, corrupt checkpoint, a gated retrained run, no --out) with nothing
+# written and an earlier file kept; and, when /usr/bin/python3 has torch, that
+# scripts/clipx_torch.py reproduces eval's logits of all three and the crt run
 # to 1e-5 (in units of the classifier's scale), as it does for every other tower and head type,
 # and fails on a model with a wrong op.
 . "$TOP_SRCDIR/tests/lib.sh"
@@ -123,19 +124,34 @@ expect_grep "$WORK/bad/model.ckpt" "$WORK/err" "corrupt checkpoint"
 [ "$(cat "$WORK/keep.npz")" = earlier ] || fail "a failed export touched the earlier file"
 expect_exit 2 "$CLIPX" export "$WORK/sl" && expect_one_error_line
 expect_grep '[-][-]out' "$WORK/err" "missing --out"
-if "$CLIPX" retrain "$WORK/sl" --method crt --set epochs=1 --out "$WORK/r2" --threads 1 --quiet >/dev/null 2>&1; then
-    expect_exit 2 "$CLIPX" export "$WORK/r2" --out "$WORK/r2.npz" && expect_one_error_line
-    expect_grep 'retrained run' "$WORK/err" "retrained run"
-    [ -e "$WORK/r2.npz" ] && fail "a refused export wrote its file"
+# A retrained run: crt's classifier is linear on the stage-1 features, so it exports with them;
+# DisAlign's has a gate of its own and is refused.
+if "$CLIPX" retrain "$WORK/sl" --method crt --set epochs=2 --out "$WORK/crt" --threads 1 --quiet >/dev/null 2>&1 &&
+    expect_exit 0 "$CLIPX" export "$WORK/crt" --out "$WORK/crt.npz" &&
+    "$NPZCHECK" "$WORK/crt.npz" >"$WORK/crt.members"; then
+    grep -q '^retrain\.weight\.npy	<f4	(6, 4)$' "$WORK/crt.members" || fail "crt: retrain.weight (6, 4)"
+    grep -q '^retrain\.bias\.npy	<f4	(6,)$' "$WORK/crt.members" || fail "crt: retrain.bias (6,)"
+    grep -q '^image\.fc0\.weight\.npy	<f4	(16, 8)$' "$WORK/crt.members" || fail "crt: stage-1 tensors"
+    "$NPZCHECK" "$WORK/crt.npz" -p config.json.npy >"$WORK/crt.json"
+    [ "$("$JSONQ" "$WORK/crt.json" .eval.mode .retrain.method | tr '\n' ' ')" = "retrained crt " ] ||
+        fail "crt: config.json eval.mode and retrain.method"
+    expect_exit 0 "$CLIPX" eval "$WORK/crt" --logits "$WORK/crt-logits.npy" --threads 1
 else
-    fail "retrain crt"
+    fail "retrain crt and its export"
+fi
+if "$CLIPX" retrain "$WORK/sl" --method disalign --set epochs=1 --out "$WORK/dis" --threads 1 --quiet >/dev/null 2>&1; then
+    expect_exit 2 "$CLIPX" export "$WORK/dis" --out "$WORK/dis.npz" && expect_one_error_line
+    expect_grep 'disalign.*gate.*export the stage-1 run' "$WORK/err" "gated retrained run"
+    [ -e "$WORK/dis.npz" ] && fail "a refused export wrote its file"
+else
+    fail "retrain disalign"
 fi
 ls -a "$WORK" | grep -q '^\.keep\.npz\.' && fail "a temporary file was left behind"
 
 # ---- PyTorch -------------------------------------------------------------------------------
 PY=/usr/bin/python3
 if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
-    for r in sl clip w2; do
+    for r in sl clip w2 crt; do
         if ! "$PY" "$TOP_SRCDIR/scripts/clipx_torch.py" "$WORK/$r.npz" \
             --compare "$WORK/$r-logits.npy" --tol 1e-5 >"$WORK/py" 2>&1; then
             fail "$r: clipx_torch.py does not reproduce eval's logits"

@@ -4,9 +4,10 @@
  * class names and counts, the resolved configuration) and, for CLIP runs, vocab.txt. A CLIP
  * run also gets zeroshot.tokens, int32 (E, T, L): the prompts of its dataset's templates for
  * each evaluated class, tokenized as `clipx eval` does, so the zero-shot classifier can be
- * rebuilt from the text tower alone. scripts/clipx_torch.py reads the archive. */
-#ifndef CX_RUN_EXPORT_H
-#define CX_RUN_EXPORT_H
+ * rebuilt from the text tower alone. scripts/clipx_torch.py reads the archive. A retrained
+ * run's linear classifier comes with its stage-1 run's tensors. */
+#ifndef CX_EVAL_EXPORT_H
+#define CX_EVAL_EXPORT_H
 
 #include "lib/base/err.h"
 
@@ -14,8 +15,10 @@
 #define CX_EXPORT_FORMAT "clipx-npz 1"
 
 /* Export run folder dir to out (written atomically). A missing or corrupt run is CX_EDATA
- * naming the file; a retrained run (clipx retrain) is CX_EUSAGE: its classifier sits on the
- * features of its stage-1 run, which is the one to export. */
+ * naming the file. A retrained run (clipx retrain) exports its stage-1 run's tensors with its
+ * classifier as retrain.weight (C, D) and retrain.bias (C), config.json's "retrain" saying how
+ * it scores (eval mode "retrained"); one whose classifier has layers of its own (DisAlign's
+ * gate, a decoder) is CX_EUSAGE: export its stage-1 run instead. */
 cx_status cx_run_export(const char *dir, const char *out, cx_err *err);
 
 #endif

@@ -1,5 +1,5 @@
 /* `clipx export`: a run's tensors, shape and class names as one NPZ archive. */
-#include "lib/run/export.h"
+#include "lib/eval/export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "lib/base/json.h"
 #include "lib/data/dataset.h"
 #include "lib/data/npz_write.h"
+#include "lib/eval/retrain_clf.h"
 #include "lib/model/tokenizer.h"
 #include "lib/run/retrain_config.h"
 #include "lib/run/run.h"
@@ -48,9 +49,17 @@ static void seq_shape(cx_json *j, const cx_seq_spec *s, int width)
     cx_json_string(j, s->pool == CX_POOL_TOKEN ? "token" : "mean");
 }
 
+/* A retrained run (clipx retrain) whose classifier is linear on the stage-1 features. */
+typedef struct {
+    const char *dir;
+    const cx_retrain_config *cfg;
+    const cx_retrain_clf *clf;
+} retrained;
+
 /* config.json: what builds the towers (the model's shape with every size resolved), how
  * `clipx eval` turns features into logits, the classes, and the run's config.yaml. */
-static void write_config(FILE *fp, const cx_run *run, const char *config_yaml, int T, int L)
+static void write_config(FILE *fp, const cx_run *run, const char *config_yaml, int T, int L,
+                         const retrained *rt)
 {
     const cx_model_spec *s = &run->model.spec;
     const cx_run_meta *m = &run->meta;
@@ -151,7 +160,7 @@ static void write_config(FILE *fp, const cx_run *run, const char *config_yaml, i
     cx_json_key(&j, "eval");
     cx_json_begin_object(&j);
     cx_json_key(&j, "mode");
-    cx_json_string(&j, s->objective == CX_OBJECTIVE_CLIP ? "zeroshot" : "head");
+    cx_json_string(&j, rt ? "retrained" : s->objective == CX_OBJECTIVE_CLIP ? "zeroshot" : "head");
     cx_json_key(&j, "cosine_scale");
     cx_json_number(&j, 100.0);
     cx_json_key(&j, "unit_eps");
@@ -162,11 +171,36 @@ static void write_config(FILE *fp, const cx_run *run, const char *config_yaml, i
     cx_json_int(&j, L);
     cx_json_end_object(&j);
 
+    /* retrain.weight (classes, dim) and retrain.bias score scale * x' W^T + b, x' the
+     * stage-1 features, unit length when normalize is true. */
+    cx_json_key(&j, "retrain");
+    if (rt) {
+        cx_json_begin_object(&j);
+        cx_json_key(&j, "run");
+        cx_json_string(&j, rt->dir);
+        cx_json_key(&j, "method");
+        cx_json_string(&j, cx_retrain_method_name(rt->clf->method));
+        cx_json_key(&j, "from");
+        cx_json_string(&j, rt->cfg->from);
+        cx_json_key(&j, "classes");
+        cx_json_int(&j, rt->clf->C);
+        cx_json_key(&j, "dim");
+        cx_json_int(&j, rt->clf->D);
+        cx_json_key(&j, "normalize");
+        cx_json_bool(&j, rt->clf->normalize);
+        cx_json_key(&j, "scale");
+        cx_json_number(&j, rt->clf->scale);
+        cx_json_end_object(&j);
+    } else {
+        cx_json_null(&j);
+    }
+
     cx_json_key(&j, "dataset");
     cx_json_string(&j, m->dataset ? m->dataset : "");
     cx_json_key(&j, "data");
-    if (run->cfg.data)
-        cx_json_string(&j, run->cfg.data);
+    const char *data = rt && rt->cfg->data ? rt->cfg->data : run->cfg.data;
+    if (data)
+        cx_json_string(&j, data);
     else
         cx_json_null(&j);
     cx_json_key(&j, "num_eval_classes");
@@ -233,12 +267,39 @@ static cx_status add_text(cx_npz_writer *z, const char *key, const char *text, s
     return cx_npz_add(z, key, CX_ELEM_U8, 1, shape, text, err);
 }
 
+/* A retrained run's configuration and classifier; CX_EUSAGE unless the classifier is linear
+ * on the stage-1 features (gated and decoder classifiers have layers of their own). */
+static cx_status open_retrained(const char *dir, cx_retrain_config *cfg, cx_retrain_clf *clf,
+                                cx_err *err)
+{
+    char *path = cx_run_path(dir, CX_RUN_CONFIG);
+    if (!path)
+        return cx_fail(err, CX_ENOMEM, "out of memory");
+    cx_status st = cx_retrain_config_load(cfg, path, NULL, 0, err);
+    free(path);
+    if (st)
+        return st == CX_EUSAGE ? CX_EDATA : st; /* a bad run folder, not a bad command */
+    if (!cfg->from)
+        return cx_fail(err, CX_EDATA, "%s/%s names no stage-1 run (from)", dir, CX_RUN_CONFIG);
+    if ((st = cx_retrain_read_clf(dir, clf, err)))
+        return st;
+    if (clf->gated || clf->nhidden || clf->tok)
+        return cx_fail(err, CX_EUSAGE, "%s: method %s's classifier has layers of its own (%s), "
+                       "not a linear head on the stage-1 features; only those export; export "
+                       "the stage-1 run %s", dir, cx_retrain_method_name(clf->method),
+                       clf->gated ? "a gate" : "a decoder", cfg->from);
+    return CX_OK;
+}
+
 cx_status cx_run_export(const char *dir, const char *out, cx_err *err)
 {
-    if (cx_retrain_is_run(dir))
-        return cx_fail(err, CX_EUSAGE, "%s is a retrained run (clipx retrain): its classifier "
-                       "works on the features of its stage-1 run, the 'from' of %s/%s; export "
-                       "that run", dir, dir, CX_RUN_CONFIG);
+    cx_retrain_config rcfg;
+    cx_retrain_clf rclf;
+    memset(&rcfg, 0, sizeof rcfg);
+    memset(&rclf, 0, sizeof rclf);
+    retrained rt = {dir, &rcfg, &rclf};
+    const int is_retrained = cx_retrain_is_run(dir);
+    const char *run_dir = dir;
     cx_run run;
     memset(&run, 0, sizeof run);
     cx_npz_writer z;
@@ -248,14 +309,25 @@ cx_status cx_run_export(const char *dir, const char *out, cx_err *err)
     size_t json_len = 0;
     int32_t *tokens = NULL;
     int T = 0;
-    cx_status st = cx_run_open(dir, 1, &run, err);
-    if (st) {
+    cx_status st;
+    if (is_retrained) {
+        if ((st = open_retrained(dir, &rcfg, &rclf, err)))
+            goto done;
+        run_dir = rcfg.from;
+    }
+    if ((st = cx_run_open(run_dir, 1, &run, err))) {
         /* A run that cannot be rebuilt is bad data: nothing the caller typed was wrong. */
         if (st == CX_EUSAGE)
-            st = cx_err_prefix(err, CX_EDATA, "%s", dir);
-        return st;
+            st = cx_err_prefix(err, CX_EDATA, "%s", run_dir);
+        goto done;
     }
-    const int clip = run.model.spec.objective == CX_OBJECTIVE_CLIP;
+    if (is_retrained && (rclf.C != run.meta.num_eval_classes || rclf.D != run.model.spec.embed_dim)) {
+        st = cx_fail(err, CX_EDATA, "%s/%s: a classifier of %d classes on %d features, the run "
+                     "%s has %d and %d", dir, CX_RUN_CKPT, rclf.C, rclf.D, run_dir,
+                     run.meta.num_eval_classes, run.model.spec.embed_dim);
+        goto done;
+    }
+    const int clip = !is_retrained && run.model.spec.objective == CX_OBJECTIVE_CLIP;
     const int L = run.model.spec.max_tokens;
     if (clip && (st = zeroshot_tokens(&run, &tokens, &T, err)))
         goto done;
@@ -268,7 +340,7 @@ cx_status cx_run_export(const char *dir, const char *out, cx_err *err)
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto done;
     }
-    write_config(mem, &run, yaml, T, clip && T ? L : 0);
+    write_config(mem, &run, yaml, T, clip && T ? L : 0, is_retrained ? &rt : NULL);
     if (fclose(mem) != 0) {
         st = cx_fail(err, CX_ENOMEM, "out of memory");
         goto done;
@@ -286,6 +358,12 @@ cx_status cx_run_export(const char *dir, const char *out, cx_err *err)
     }
     if ((st = add_text(&z, "config.json", json, json_len, err)))
         goto done;
+    if (is_retrained) {
+        uint64_t ws[2] = {(uint64_t)rclf.C, (uint64_t)rclf.D}, bs[1] = {(uint64_t)rclf.C};
+        if ((st = cx_npz_add(&z, "retrain.weight", CX_ELEM_F32, 2, ws, rclf.w, err)) ||
+            (st = cx_npz_add(&z, "retrain.bias", CX_ELEM_F32, 1, bs, rclf.b, err)))
+            goto done;
+    }
     if (clip && run.meta.vocab_text &&
         (st = add_text(&z, "vocab.txt", run.meta.vocab_text, strlen(run.meta.vocab_text), err)))
         goto done;
@@ -302,5 +380,7 @@ done:
     free(yaml);
     free(json);
     cx_run_close(&run);
+    cx_retrain_clf_free(&rclf);
+    cx_retrain_config_free(&rcfg);
     return st;
 }
