@@ -255,6 +255,23 @@ def read_yaml(path):
             return yaml.safe_load(f)
     except ImportError:
         pass
+    def scalar(v):
+        v = v.strip()
+        return v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v
+
+    def flow_items(body):
+        # Split "a: x, b: [1, 2]" at the commas outside brackets.
+        parts, depth, cur = [], 0, ""
+        for ch in body:
+            depth += ch in "[{"
+            depth -= ch in "]}"
+            if ch == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        return parts + [cur]
+
     doc, parent = {}, None
     with open(path, encoding="utf-8") as f:
         for raw in f:
@@ -265,8 +282,10 @@ def read_yaml(path):
             key, _, val = line.strip().partition(":")
             val = val.strip()
             if val.startswith("{") and val.endswith("}"):
-                val = {k.strip(): v.strip() for k, _, v in
-                       (p.partition(":") for p in val[1:-1].split(",") if ":" in p)}
+                val = {k.strip(): scalar(v) for k, _, v in
+                       (p.partition(":") for p in flow_items(val[1:-1]) if ":" in p)}
+            else:
+                val = scalar(val)
             if indented and parent is not None:
                 doc[parent][key.strip()] = val
             elif val == "":

@@ -186,6 +186,10 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
         fi
         shift 2
     done
+    # The same without python3-yaml: the script's own reader of the dataset YAML.
+    "$PY" -c 'import runpy, sys; sys.modules["yaml"] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")' \
+        "$TOP_SRCDIR/scripts/clipx_torch.py" "$WORK/w2.npz" --compare "$WORK/w2-logits.npy" >"$WORK/py" 2>&1 ||
+        { fail "w2: clipx_torch.py without yaml"; sed 's/^/  | /' "$WORK/py" >&2; }
     # The comparison fails when an op is wrong: a LayerNorm eps of 1e-6 instead of 1e-5.
     sed 's/^LN_EPS = 1e-5$/LN_EPS = 1e-6/' "$TOP_SRCDIR/scripts/clipx_torch.py" >"$WORK/wrong.py"
     cmp -s "$TOP_SRCDIR/scripts/clipx_torch.py" "$WORK/wrong.py" && fail "could not plant the wrong eps"
