@@ -161,8 +161,9 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
         fi
     done
     # The other towers and heads: CNN (GELU, LayerNorm, linear head), CNN with a cosine head,
-    # ViT with mean pooling, an identity tower with a cosine head, an MLP text tower (bag of
-    # words), a non-causal text transformer averaged over SOT..EOT.
+    # ViT with mean pooling, an identity tower with a cosine head, a text head (the CLIP run's
+    # class-prompt embeddings), an MLP text tower (bag of words), a non-causal text transformer
+    # averaged over SOT..EOT.
     tiny="--data $WORK/tiny.yaml --batch 2 --epochs 3 --threads 1 --quiet"
     synth="--data $D/dataset.yaml --epochs 2 --batch 32 --threads 1 --quiet"
     set -- \
@@ -170,6 +171,7 @@ if [ -x "$PY" ] && "$PY" -c 'import torch, numpy' >/dev/null 2>&1; then
         cnncos "$tiny --objective sl --set model.image.type=cnn --set model.image.channels=[2] --set model.image.hidden=[] --set model.image.dim=4 --set head=cosine" \
         vitmean "$tiny --objective sl --set model.image.type=vit --set model.image.layers=1 --set model.image.heads=2 --set model.image.width=8 --set model.image.dim=8 --set model.image.patch=1 --set model.image.pool=mean" \
         ident "$synth --objective sl --set model.image.type=identity --set model.image.dim=8 --set head=cosine" \
+        txthead "$synth --objective sl --set model.image.hidden=[16] --set model.image.dim=8 --set head=text --set head_from=$WORK/clip" \
         bow "$synth --objective clip --set model.image.hidden=[16] --set model.image.dim=8 --set model.image.norm=layernorm --set model.image.act=gelu --set model.text.type=mlp --set model.text.hidden=[12] --set model.text.dim=8" \
         txtmean "$tiny --objective clip --set model.image.type=linear --set model.image.dim=8 --set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.dim=8 --set model.text.causal=false --set model.text.pool=mean"
     while [ $# -ge 2 ]; do
