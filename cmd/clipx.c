@@ -32,6 +32,7 @@ static const command commands[] = {
     {"count", cmd_count, &cmd_count_spec},
     {"embed", cmd_embed, &cmd_embed_spec},
     {"eval", cmd_eval, &cmd_eval_spec},
+    {"export", cmd_export, &cmd_export_spec},
     {"help", cmd_help, &cmd_help_spec},
     {"plot", cmd_plot, &cmd_plot_spec},
     {"retrain", cmd_retrain, &cmd_retrain_spec},

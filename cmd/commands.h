@@ -20,6 +20,7 @@ CLIPX_COMMAND(train);
 
 CLIPX_COMMAND(compare);
 CLIPX_COMMAND(embed);
+CLIPX_COMMAND(export);
 CLIPX_COMMAND(retrain);
 CLIPX_COMMAND(eval);
 CLIPX_COMMAND(plot);

@@ -2,6 +2,7 @@
  * on its training features) and print per-class accuracy with head/mid/tail summaries; a table,
  * JSON, or the three report files. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "lib/base/afile.h"
 #include "lib/base/clock.h"
 #include "lib/base/path.h"
+#include "lib/data/npy.h"
 #include "lib/eval/posthoc.h"
 #include "lib/eval/report.h"
 #include "lib/eval/run_eval.h"
@@ -20,7 +22,7 @@
 #include "table.h"
 
 static cli_eval_args args;
-static const char *split_name, *out_dir, *posthoc;
+static const char *split_name, *out_dir, *posthoc, *logits_path;
 static int as_json;
 
 static const cli_opt eval_opts[] = {
@@ -52,6 +54,9 @@ static const cli_opt eval_opts[] = {
     {"out", CLI_STRING, &out_dir, "DIR",
      "also write DIR/eval.json, DIR/per_class.tsv and DIR/confusion.tsv (and DIR/groups.tsv "
      "with groups; DIR is created)", 0, -1,
+     NULL},
+    {"logits", CLI_STRING, &logits_path, "F.npy",
+     "also write the test split's logits (N, classes) as float32, in the split's order", 0, -1,
      NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
@@ -88,7 +93,10 @@ const cli_spec cmd_eval_spec = {
     "class-mean accuracy (0, 0.1, ..., 2 for logit-adjust; 0 ... 1 for tau-norm) on the\n"
     "dataset's val split, or on training rows held out of the run's subset (a note on stderr\n"
     "says which); never the test split; with neither the command is refused (status 2).\n"
-    "The JSON then has \"posthoc\": {method, tau, tau_from, n_val, val_acc}.",
+    "The JSON then has \"posthoc\": {method, tau, tau_from, n_val, val_acc}.\n"
+    "--logits F.npy writes the scores the report is made of, one row per test sample: the\n"
+    "logits of zeroshot and head (after --posthoc), a probe's, NCM's, or kNN's vote scores\n"
+    "(scripts/clipx_torch.py reproduces them from `clipx export`'s archive).",
     eval_opts,
     1,
     1,
@@ -225,6 +233,7 @@ int cmd_eval(const cli_result *res)
     if (rc)
         return rc;
     o.report.restrict_to = split_index(split_name);
+    o.keep_logits = logits_path != NULL;
     if (posthoc) {
         const char *eq = strchr(posthoc, '=');
         size_t n = eq ? (size_t)(eq - posthoc) : strlen(posthoc);
@@ -268,7 +277,11 @@ int cmd_eval(const cli_result *res)
                 (long long)info.posthoc_n_val,
                 info.posthoc_val == CX_VAL_SPLIT ? "the dataset's val split"
                                                  : "training rows held out of the run's subset");
-    if (out_dir && (st = write_out(&r, run_dir, &info, &err))) {
+    uint64_t lshape[2] = {(uint64_t)info.n_test, (uint64_t)info.num_classes};
+    if (logits_path &&
+        (st = cx_npy_write(logits_path, CX_ELEM_F32, 2, lshape, info.logits, &err))) {
+        rc = cli_fail("eval", st, &err);
+    } else if (out_dir && (st = write_out(&r, run_dir, &info, &err))) {
         rc = cli_fail("eval", st, &err);
     } else if (as_json) {
         cli_eval_json(stdout, &r, run_dir, &info);

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <zlib.h>
 
 #include "data_util.h"
 
@@ -13,6 +14,7 @@
 #include "lib/data/groups.h"
 #include "lib/data/idx.h"
 #include "lib/data/npy.h"
+#include "lib/data/npz_write.h"
 #include "lib/data/subset.h"
 
 /* A tiny IDX file: 3 images of 2x2, pixel (i, k) = 4 i + k; or labels. */
@@ -341,6 +343,84 @@ START_TEST(npy_writer_round_trip_and_header_layout)
     ck_assert_fail_has(cx_npy_writer_commit(&w, &err), err, CX_EIO,
                        "wrote 44 of the 48 data bytes");
     ck_assert(!file_exists(tmp("short.npy")));
+}
+END_TEST
+
+/* Little-endian fields of the zip records. */
+static uint32_t le16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t le32(const unsigned char *p) { return le16(p) | le16(p + 2) << 16; }
+
+START_TEST(npz_writer_members_are_npy_files_in_a_stored_zip)
+{
+    float x[6] = {1.5f, -2.0f, 0.25f, 3.0f, 4.0f, -0.5f};
+    int32_t lab[4] = {3, 1, 0, 2};
+    uint64_t sx[2] = {2, 3}, sl[1] = {4};
+    cx_err err;
+    cx_npz_writer z;
+    ck_assert_int_eq(cx_npz_open(&z, tmp("w.npz"), &err), CX_OK);
+    ck_assert_int_eq(cx_npz_add(&z, "image.fc0.weight", CX_ELEM_F32, 2, sx, x, &err), CX_OK);
+    ck_assert_int_eq(cx_npz_add(&z, "lab", CX_ELEM_I32, 1, sl, lab, &err), CX_OK);
+    ck_assert(!file_exists(tmp("w.npz"))); /* nothing in place before commit */
+    ck_assert_int_eq(cx_npz_commit(&z, &err), CX_OK);
+    /* Each member's bytes are exactly the NPY file cx_npy_write makes of the same array. */
+    ck_assert_int_eq(cx_npy_write(tmp("x.npy"), CX_ELEM_F32, 2, sx, x, &err), CX_OK);
+    ck_assert_int_eq(cx_npy_write(tmp("l.npy"), CX_ELEM_I32, 1, sl, lab, &err), CX_OK);
+    size_t n, nx, nl;
+    unsigned char *zip = read_all(tmp("w.npz"), &n);
+    unsigned char *npx = read_all(tmp("x.npy"), &nx), *npl = read_all(tmp("l.npy"), &nl);
+    const char *names[2] = {"image.fc0.weight.npy", "lab.npy"};
+    const unsigned char *want[2] = {npx, npl};
+    size_t wlen[2] = {nx, nl}, at = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t nlen = strlen(names[i]);
+        ck_assert_uint_eq(le32(zip + at), 0x04034b50);
+        ck_assert_uint_eq(le16(zip + at + 8), 0); /* stored */
+        ck_assert_uint_eq(le32(zip + at + 18), wlen[i]);
+        ck_assert_uint_eq(le32(zip + at + 22), wlen[i]);
+        ck_assert_uint_eq(le16(zip + at + 26), nlen);
+        ck_assert_int_eq(memcmp(zip + at + 30, names[i], nlen), 0);
+        const unsigned char *data = zip + at + 30 + nlen + le16(zip + at + 28);
+        ck_assert_int_eq(memcmp(data, want[i], wlen[i]), 0);
+        ck_assert_uint_eq(le32(zip + at + 14), (uint32_t)crc32(crc32(0L, Z_NULL, 0), data, (uInt)wlen[i]));
+        at = (size_t)(data - zip) + wlen[i];
+    }
+    /* The end record: two entries, a directory from where the members end to the record. */
+    const unsigned char *end = zip + n - 22;
+    ck_assert_uint_eq(le32(end), 0x06054b50);
+    ck_assert_uint_eq(le16(end + 10), 2);
+    ck_assert_uint_eq(le32(end + 16), at);
+    ck_assert_uint_eq(le32(end + 12), n - 22 - at);
+    ck_assert_uint_eq(le32(zip + at), 0x02014b50);
+    ck_assert_uint_eq(le32(zip + at + 42), 0); /* the first member's local header */
+    free(npx);
+    free(npl);
+
+    /* The same arrays give the same bytes. */
+    ck_assert_int_eq(cx_npz_open(&z, tmp("w2.npz"), &err), CX_OK);
+    ck_assert_int_eq(cx_npz_add(&z, "image.fc0.weight", CX_ELEM_F32, 2, sx, x, &err), CX_OK);
+    ck_assert_int_eq(cx_npz_add(&z, "lab", CX_ELEM_I32, 1, sl, lab, &err), CX_OK);
+    ck_assert_int_eq(cx_npz_commit(&z, &err), CX_OK);
+    size_t n2;
+    unsigned char *zip2 = read_all(tmp("w2.npz"), &n2);
+    ck_assert_uint_eq(n2, n);
+    ck_assert_int_eq(memcmp(zip, zip2, n), 0);
+    free(zip);
+    free(zip2);
+
+    /* A name given twice, or an empty one, aborts the archive: nothing appears, and an
+     * earlier file of that name is kept. */
+    ck_assert_int_eq(cx_npz_open(&z, tmp("dup.npz"), &err), CX_OK);
+    ck_assert_int_eq(cx_npz_add(&z, "lab", CX_ELEM_I32, 1, sl, lab, &err), CX_OK);
+    ck_assert_fail_has(cx_npz_add(&z, "lab", CX_ELEM_I32, 1, sl, lab, &err), err, CX_EUSAGE,
+                       "array 'lab' added twice");
+    cx_npz_abort(&z);
+    ck_assert(!file_exists(tmp("dup.npz")));
+    ck_assert_int_eq(cx_npz_open(&z, tmp("w.npz"), &err), CX_OK);
+    ck_assert_fail_has(cx_npz_add(&z, "", CX_ELEM_I32, 1, sl, lab, &err), err, CX_EUSAGE, "empty");
+    cx_npz_abort(&z);
+    zip2 = read_all(tmp("w.npz"), &n2);
+    ck_assert_uint_eq(n2, n);
+    free(zip2);
 }
 END_TEST
 
@@ -1043,6 +1123,7 @@ static Suite *data_suite(void)
     tcase_add_test(tc, npy_unsupported_dtypes_and_fortran_order);
     tcase_add_test(tc, npy_bad_headers);
     tcase_add_test(tc, npy_writer_round_trip_and_header_layout);
+    tcase_add_test(tc, npz_writer_members_are_npy_files_in_a_stored_zip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("text");

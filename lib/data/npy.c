@@ -270,11 +270,10 @@ cx_status cx_npy_read_header(cx_gzfile *f, cx_npy_header *h, cx_err *err)
 
 /* ---- writer ------------------------------------------------------------------------------ */
 
-cx_status cx_npy_writer_open(cx_npy_writer *w, const char *path, cx_elem elem, int rank,
-                             const uint64_t *shape, cx_err *err)
+cx_status cx_npy_header_format(unsigned char *head, size_t *head_len, uint64_t *data_bytes,
+                               const char *path, cx_elem elem, int rank, const uint64_t *shape,
+                               cx_err *err)
 {
-    memset(w, 0, sizeof *w);
-    w->af.fd = -1;
     if (rank < 1 || rank > CX_ARRAY_MAX_RANK)
         return cx_fail(err, CX_EUSAGE, "%s: NPY rank %d out of range", path, rank);
     char dict[512];
@@ -295,7 +294,6 @@ cx_status cx_npy_writer_open(cx_npy_writer *w, const char *path, cx_elem elem, i
     /* Pad with spaces and end with '\n' so magic + version + length + dict is a multiple of 64. */
     size_t pre = 10, hl = (size_t)n + 1;
     size_t padded = (pre + hl + 63) / 64 * 64 - pre;
-    unsigned char head[640];
     memcpy(head, npy_magic, 6);
     head[6] = 1;
     head[7] = 0;
@@ -304,10 +302,26 @@ cx_status cx_npy_writer_open(cx_npy_writer *w, const char *path, cx_elem elem, i
     memcpy(head + 10, dict, (size_t)n);
     memset(head + 10 + n, ' ', padded - (size_t)n - 1);
     head[10 + padded - 1] = '\n';
-    cx_status st = cx_afile_open(&w->af, path, err);
+    *head_len = pre + padded;
+    *data_bytes = total;
+    return CX_OK;
+}
+
+cx_status cx_npy_writer_open(cx_npy_writer *w, const char *path, cx_elem elem, int rank,
+                             const uint64_t *shape, cx_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->af.fd = -1;
+    unsigned char head[CX_NPY_HEADER_MAX];
+    size_t head_len;
+    uint64_t total;
+    cx_status st = cx_npy_header_format(head, &head_len, &total, path, elem, rank, shape, err);
     if (st)
         return st;
-    if (fwrite(head, 1, pre + padded, w->af.fp) != pre + padded) {
+    st = cx_afile_open(&w->af, path, err);
+    if (st)
+        return st;
+    if (fwrite(head, 1, head_len, w->af.fp) != head_len) {
         int e = errno;
         cx_afile_abort(&w->af);
         return cx_fail_errno(err, CX_EIO, e, "%s: write failed", path);

@@ -28,6 +28,16 @@ cx_status cx_npy_read_header(cx_gzfile *f, cx_npy_header *h, cx_err *err);
 /* The numpy dtype string of an element type, e.g. "<f4", "|u1". */
 const char *cx_npy_descr(cx_elem e);
 
+/* Bytes of the longest header cx_npy_header_format writes. */
+#define CX_NPY_HEADER_MAX 640
+
+/* The NPY version 1.0 header of an array (rank 1..CX_ARRAY_MAX_RANK) into head (at least
+ * CX_NPY_HEADER_MAX bytes): *head_len bytes, a multiple of 64 as numpy.save's; *data_bytes the
+ * bytes of data that follow. path names the file in messages. */
+cx_status cx_npy_header_format(unsigned char *head, size_t *head_len, uint64_t *data_bytes,
+                               const char *path, cx_elem elem, int rank, const uint64_t *shape,
+                               cx_err *err);
+
 /* Streaming writer: header first, then the data in any number of pieces, then commit. The file
  * appears atomically at commit, and only when exactly the promised bytes were written. */
 typedef struct {

@@ -368,6 +368,7 @@ void cx_run_eval_info_free(cx_run_eval_info *info)
         return;
     free(info->retrain_from);
     free(info->freqs);
+    free(info->logits);
     free(info->data);
     free(info->subset);
     cx_probe_info_free(&info->probe);
@@ -730,6 +731,16 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
     double t3 = cx_clock_seconds();
     info->seconds[CX_EVAL_PHASE_CLASSIFIER] = t3 - t2;
 
+    if (o->keep_logits) {
+        if (!(info->logits = malloc(sizeof *info->logits * test->n * (size_t)E))) {
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples' logits", what,
+                         test->n);
+            goto fail;
+        }
+        if ((st = cx_eval_logits(&s.clf, s.score_feat ? s.score_feat : s.test_feat,
+                                 (int)test->n, info->logits, err)))
+            goto fail;
+    }
     if ((st = cx_eval_score(&s.clf, s.score_feat ? s.score_feat : s.test_feat, test->y,
                             (int)test->n, 0, &s.pred, err)))
         goto fail;

@@ -110,6 +110,7 @@ typedef struct {
                                counts for head/mid/tail and the correlations (caption
                                frequencies, as the study reports); post-hoc priors keep the
                                training counts. NULL: the training counts */
+    int keep_logits;        /* 1: info->logits receives the test split's scores */
 } cx_run_eval_opts;
 
 void cx_run_eval_defaults(cx_run_eval_opts *o);
@@ -151,6 +152,9 @@ typedef struct {
     double posthoc_val_acc;  /* class-mean validation accuracy of the chosen tau, else NaN */
     char *freqs;             /* owned: o->freqs when given, else NULL */
     int on_val;              /* 1: the val split was scored, 0: the test split */
+    /* With opts.keep_logits: (n_test, num_classes), owned, the scores the report is made of
+     * (after any post-hoc adjustment; kNN: the vote scores); else NULL. */
+    float *logits;
 } cx_run_eval_info;
 
 void cx_run_eval_info_free(cx_run_eval_info *info);
