@@ -37,8 +37,8 @@ static const cli_opt count_opts[] = {
      "WordNet dictionary folder holding noun.exc (default " WORDNET_DIR ", Debian's wordnet-base)",
      0, -1, NULL},
     {"multi-label", CLI_STRING, &rows_path, "FILE",
-     "also write every match as a row 'line<TAB>label<TAB>name' (0-based caption line, class "
-     "index and name; a caption matching k classes gives k rows), as the study's -Cls datasets",
+     "also write every match as a row 'line<TAB>label' (0-based caption line and class index, "
+     "ascending; a caption matching k classes gives k rows), as the study's -Cls datasets",
      0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
