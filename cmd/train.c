@@ -8,6 +8,7 @@
 
 #include "lib/base/dirlock.h"
 #include "lib/base/dist.h"
+#include "lib/base/memory.h"
 #include "lib/base/path.h"
 #include "lib/conf/conf.h"
 #include "lib/eval/report.h"
@@ -21,7 +22,7 @@
 #include "progress.h"
 
 static const char *config_path, *out_dir, *resume_dir;
-static const char *data, *subset, *objective, *loss, *epochs, *batch, *seed;
+static const char *data, *subset, *objective, *loss, *epochs, *batch, *seed, *max_memory;
 static cli_list sets;
 static int force;
 
@@ -38,6 +39,7 @@ static const cli_opt train_opts[] = {
     {"out", CLI_STRING, &out_dir, "RUN", "run folder to create: config.yaml, model.ckpt, log.jsonl", 0, -1, NULL},
     {"resume", CLI_STRING, &resume_dir, "RUN", "continue the interrupted run RUN (takes no other configuration)", 0, -1, NULL},
     {"force", CLI_FLAG, &force, NULL, "replace a run already in the --out folder", 0, -1, NULL},
+    {"max-memory", CLI_STRING, &max_memory, "SIZE", "refuse the run, before its buffers are written, when it would need more memory than SIZE (e.g. 512M, 4G; default: what the machine has available)", 0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
 const cli_spec cmd_train_spec = {
@@ -219,7 +221,12 @@ int cmd_train(const cli_result *res)
     const char *kill_at = getenv("CLIPX_TEST_KILL_AT_STEP");
     pc.kill_at_step = kill_at ? atol(kill_at) : 0;
     cli_progress_start(&pc.bar, res->progress, "train", 0);
-    cx_train_hooks hooks = {on_progress, &pc, on_epoch_eval, on_note};
+    cx_train_hooks hooks = {on_progress, &pc, on_epoch_eval, on_note, 0};
+    if (max_memory && cx_bytes_parse(max_memory, &hooks.max_memory)) {
+        cli_error("train", "--max-memory: '%s' is not a size (a number of bytes, or with K, M, "
+                           "G or T: 512M, 4G)", max_memory);
+        return EXIT_USAGE;
+    }
     if (resume_dir && (out_dir || config_path || sets.count || data || subset || objective || loss ||
                        epochs || batch || seed || force)) {
         cli_error("train", "--resume takes only the run folder (and --threads); its "

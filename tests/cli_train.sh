@@ -242,6 +242,14 @@ head -n 2 "$WORK/vf-same" >"$WORK/vf-short"
 expect_exit 1 "$CLIPX" train $small $vk --set vocab.freqs="$WORK/vf-short" --out "$WORK/vk3" &&
     expect_one_error_line && expect_grep "vocab.freqs: .*vf-short: class '.*' is missing" "$WORK/err" "vocab.freqs short"
 
+# Memory: a run that would not fit is refused with the estimate before its buffers are written
+# and before its folder exists; --max-memory sets the limit.
+refuse "the run needs about [0-9.]+ [KMG]iB .*more than 10 KiB \(--max-memory\)" --objective sl --max-memory 10K
+refuse "the run needs about [0-9.]+ GiB .*of memory available" --objective sl \
+    --set model.image.hidden=[65536,65536,65536]
+refuse "--max-memory: '12Q' is not a size" --objective sl --max-memory 12Q
+expect_exit 0 "$CLIPX" train $small --objective sl --epochs 1 --max-memory 4G --out "$WORK/mem4g"
+
 # A NaN in the features is named with its file and record at load time, before any training.
 cp -r "$DATA" "$WORK/nandata"
 npy=$WORK/nandata/train-features.npy

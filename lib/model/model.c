@@ -63,6 +63,12 @@ static cx_status declare_dino(cx_model *m, cx_err *err)
 
 cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err)
 {
+    cx_status st = cx_model_declare(m, spec, err);
+    return st ? st : cx_model_alloc(m, optim_slots, err);
+}
+
+cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
+{
     memset(m, 0, sizeof *m);
     m->spec = *spec;
     m->logit_scale = -1;
@@ -120,6 +126,22 @@ cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots
                                   s->head_frozen ? CX_PARAM_FROZEN : 0, scale_flags, err)))
             goto fail;
     }
+    return CX_OK;
+fail:
+    cx_model_free(m);
+    return st;
+}
+
+size_t cx_model_param_bytes(const cx_model *m, int optim_slots)
+{
+    return sizeof(float) * m->params.total * (size_t)(2 + (optim_slots > 0 ? optim_slots : 0));
+}
+
+cx_status cx_model_alloc(cx_model *m, int optim_slots, cx_err *err)
+{
+    cx_params *p = &m->params;
+    const cx_model_spec *s = &m->spec;
+    cx_status st;
     if ((st = cx_params_alloc(p, optim_slots, err)))
         goto fail;
     /* The towers run one after the other, so their blocks share one scratch. */

@@ -110,8 +110,16 @@ typedef struct {
     int features_before_last;
 } cx_model;
 
-/* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers. */
+/* Declare and allocate parameters (with optim_slots optimiser state slots) and step buffers:
+ * cx_model_declare then cx_model_alloc. */
 cx_status cx_model_build(cx_model *m, const cx_model_spec *spec, int optim_slots, cx_err *err);
+/* The two halves, so a caller can weigh the memory before any is allocated: declare the
+ * parameters (nothing allocated; m->params.total is known), then allocate them, zeroed, and
+ * the step buffers (not written yet). Each frees m on failure. */
+cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err);
+cx_status cx_model_alloc(cx_model *m, int optim_slots, cx_err *err);
+/* Bytes of the declared parameters' values, gradients and optim_slots state slots. */
+size_t cx_model_param_bytes(const cx_model *m, int optim_slots);
 /* PyTorch-default initialisation from the seed (its own RNG stream). */
 void cx_model_init_params(cx_model *m, uint64_t seed);
 

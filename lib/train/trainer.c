@@ -10,6 +10,7 @@
 #include "lib/base/clock.h"
 #include "lib/base/dirlock.h"
 #include "lib/base/json.h"
+#include "lib/base/memory.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
@@ -84,6 +85,7 @@ typedef struct {
     char **log_lines;
     int64_t nlog;
     int lock_fd;       /* the run folder's lock (rank 0), held until the trainer is freed */
+    uint64_t max_memory; /* hooks' limit in bytes, 0: the machine's available memory */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -381,6 +383,27 @@ static cx_status head_from_class_embeddings(trainer *t, cx_err *err)
     return st;
 }
 
+/* The heap this process holds (the data, and buffers allocated but not yet written) plus
+ * `more` to come, against hooks' max_memory or what the machine has available. */
+static cx_status check_memory(const trainer *t, uint64_t more, cx_err *err)
+{
+    uint64_t need = cx_heap_allocated();
+    if (!need)
+        return CX_OK; /* the C library cannot tell: no estimate, no refusal */
+    need += more;
+    uint64_t limit = t->max_memory;
+    if (!limit && cx_memory_available(&limit, NULL))
+        return CX_OK;
+    if (need <= limit)
+        return CX_OK;
+    char a[32], b[32];
+    return cx_fail(err, CX_EUSAGE,
+                   "the run needs about %s (data, parameters, optimiser state, step buffers), "
+                   "more than %s%s; use a smaller model, batch or subset",
+                   cx_bytes_human(need, a, sizeof a), cx_bytes_human(limit, b, sizeof b),
+                   t->max_memory ? " (--max-memory)" : " of memory available");
+}
+
 static cx_status build_model(trainer *t, cx_err *err)
 {
     const cx_train_config *cfg = t->cfg;
@@ -418,7 +441,12 @@ static cx_status build_model(trainer *t, cx_err *err)
     spec.world = t->dist.size;
     cx_optim_config ocfg;
     cx_spec_optim(cfg, &ocfg);
-    if ((st = cx_model_build(&t->model, &spec, cx_optim_slots(&ocfg), err)))
+    int slots = cx_optim_slots(&ocfg);
+    /* Weighed twice before anything large is written: the parameters (zeroed when allocated)
+     * from their declaration, then the step buffers once allocated (not yet touched). */
+    if ((st = cx_model_declare(&t->model, &spec, err)) ||
+        (st = check_memory(t, cx_model_param_bytes(&t->model, slots), err)) ||
+        (st = cx_model_alloc(&t->model, slots, err)) || (st = check_memory(t, 0, err)))
         goto fail;
     cx_model_init_params(&t->model, (uint64_t)cfg->seed);
     if (have_text_src) {
@@ -983,7 +1011,7 @@ static cx_status prepare(trainer *t, cx_err *err)
     cx_threads_set((int)t->cfg->threads);
     t->last_ckpt_step = -1;
     if ((st = load_data(t, err)) || (st = fill_meta(t, err)) || (st = build_model(t, err)) ||
-        (st = build_training(t, err)))
+        (st = build_training(t, err)) || (st = check_memory(t, 0, err)))
         return cx_dist_agree(&t->dist, st, err);
     if ((st = cx_dist_agree(&t->dist, CX_OK, err)))
         return st;
@@ -1037,6 +1065,7 @@ cx_status cx_train_new(const cx_train_config *cfg, const char *run_dir, int forc
     memset(&t, 0, sizeof t);
     t.lock_fd = -1;
     t.cfg = cfg;
+    t.max_memory = hooks ? hooks->max_memory : 0;
     set_dist(&t, dist);
     int lead = t.dist.rank == 0;
     cx_status st = cx_train_config_validate(cfg, err);
@@ -1085,6 +1114,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
     trainer t;
     memset(&t, 0, sizeof t);
     t.lock_fd = -1;
+    t.max_memory = hooks ? hooks->max_memory : 0;
     set_dist(&t, dist);
     cx_train_config cfg;
     memset(&cfg, 0, sizeof cfg);

@@ -32,6 +32,9 @@ typedef struct {
                                cx_err *err);
     /* A note for the user (a resumed run's log repaired); may be NULL. */
     void (*on_note)(void *ctx, const char *msg);
+    /* Refuse the run (CX_EUSAGE, with the estimate) when its memory would exceed this many
+     * bytes; 0: what the machine has available (lib/base/memory.h). */
+    uint64_t max_memory;
 } cx_train_hooks;
 
 /* Train a new run into run_dir from cfg (validated here; the folder is created; a folder that
