@@ -13,6 +13,7 @@
 #include "lib/base/afile.h"
 #include "lib/base/err.h"
 #include "lib/base/gzfile.h"
+#include "lib/base/memory.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
 
@@ -390,6 +391,45 @@ START_TEST(err_null_keeps_the_failure)
 }
 END_TEST
 
+START_TEST(memory_sizes_and_figures)
+{
+    uint64_t v = 0;
+    ck_assert_int_eq(cx_bytes_parse("512M", &v), 0);
+    ck_assert_uint_eq(v, 512ull << 20);
+    ck_assert_int_eq(cx_bytes_parse("4g", &v), 0);
+    ck_assert_uint_eq(v, 4ull << 30);
+    ck_assert_int_eq(cx_bytes_parse("1.5GiB", &v), 0);
+    ck_assert_uint_eq(v, 3ull << 29);
+    ck_assert_int_eq(cx_bytes_parse("10KB", &v), 0);
+    ck_assert_uint_eq(v, 10240);
+    ck_assert_int_eq(cx_bytes_parse("100", &v), 0);
+    ck_assert_uint_eq(v, 100);
+    static const char *const bad[] = {"", "M", "-1G", "12Q", "4GG", "0", "1e30T", "4 G"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(cx_bytes_parse(bad[i], &v) == -1, "'%s' parsed", bad[i]);
+    char buf[32];
+    ck_assert_str_eq(cx_bytes_human(100, buf, sizeof buf), "100 B");
+    ck_assert_str_eq(cx_bytes_human(1536, buf, sizeof buf), "1.5 KiB");
+    ck_assert_str_eq(cx_bytes_human(20ull << 20, buf, sizeof buf), "20 MiB");
+    ck_assert_str_eq(cx_bytes_human(128ull << 30, buf, sizeof buf), "128 GiB");
+    /* The heap grows by what is asked for, touched or not (a big block is mmapped). */
+    uint64_t before = cx_heap_allocated();
+    void *p = malloc(64u << 20);
+    ck_assert_ptr_nonnull(p);
+    uint64_t after = cx_heap_allocated();
+    free(p);
+#ifdef HAVE_MALLINFO2
+    ck_assert_uint_ge(after - before, 64u << 20);
+#else
+    (void)before;
+    (void)after;
+#endif
+    uint64_t avail = 0;
+    ck_assert_int_eq(cx_memory_available(&avail, NULL), CX_OK);
+    ck_assert_uint_gt(avail, 1u << 20);
+}
+END_TEST
+
 static Suite *base_suite(void)
 {
     Suite *s = suite_create("base");
@@ -419,6 +459,7 @@ static Suite *base_suite(void)
     tcase_add_test(tc, path_join_and_dir);
     tcase_add_test(tc, err_messages);
     tcase_add_test(tc, err_null_keeps_the_failure);
+    tcase_add_test(tc, memory_sizes_and_figures);
     suite_add_tcase(s, tc);
     return s;
 }
