@@ -4,9 +4,10 @@
 # PyTorch) in one run, both on the BLAS core clipx runs on (OPENBLAS_CORETYPE, read from
 # `clipx version`). Prints the CPU and the core of each side, training throughput (steps only:
 # clipx's log.jsonl samples_per_s, PyTorch's timer around its loop; and whole process: all
-# samples over the wall time), their ratio beside the target, peak RSS (GNU time) and the last
+# samples over the wall time), their ratio beside the target, peak RSS (GNU time), the last
 # epoch's mean loss of each side (the same computation gives losses alike, not equal: the
-# random streams differ).
+# random streams differ), and the DINO sgemm floor (tests/bench_sgemm --dino K: every product of
+# a step at its own shape, best of 3) with each throughput's % of it.
 # Usage: scripts/bench_dino.sh [--quick] [--repeat N]
 #   --quick     1 epoch instead of the workload's 3
 #   --repeat N  N runs of each side, taken in turn (clipx, PyTorch, clipx, ...); the best
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -x ./clipx ] || { echo "bench_dino.sh: build clipx first (scripts/build.sh)" >&2; exit 2; }
+make tests/bench_sgemm >/dev/null
 
 out=$(mktemp -d /tmp/clipx-bench-dino-XXXXXX)
 trap 'rm -rf "$out"' EXIT
@@ -37,6 +39,7 @@ py=/usr/bin/python3
 threads=2
 
 field() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (a > b) ? a : b }'; }
 rss_mib() { awk '/Maximum resident set size/ { printf "%.0f", $NF / 1024 }' "$1"; }
@@ -53,6 +56,15 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 echo "DINO CPU: $cpu ($(nproc) cores, load average $(cut -d ' ' -f 1-3 /proc/loadavg)); BLAS core: clipx $core ($how)"
 P=$(conf prototypes) K=$(conf sample_k)
 echo "DINO workload: $config, $epochs epochs, batch 256, $P prototypes, $K a step, $threads threads"
+
+floor=0
+for try in 1 2 3; do
+    OPENBLAS_CORETYPE=$core tests/bench_sgemm --threads $threads --dino "$K" --repeat 10 >"$out/sgemm-$try"
+    f=$(awk '$1 == "dino" && $2 == "step_mflop_per_sample" { print $NF }' "$out/sgemm-$try")
+    floor=$(best "$f" "$floor")
+done
+mflop=$(awk '$1 == "dino" && $2 == "step_mflop_per_sample" { print $3 }' "$out/sgemm-1")
+echo "DINO sgemm floor (every product of a step at its shape, $mflop MFLOP/sample, best of 3): $floor samples/s"
 
 c_sps=0 c_wsps=0 t_sps=0 t_wsps=0 tcore=unknown
 for try in $(seq 1 "$repeat"); do
@@ -87,7 +99,7 @@ done
 echo "DINO BLAS core of PyTorch: $tcore (OPENBLAS_CORETYPE=$core)"
 [ "$tcore" = "$core" ] || echo "WARNING: PyTorch ran on the BLAS core $tcore, not $core" >&2
 n="$epochs epochs, best of $repeat"
-echo "DINO samples/s (steps only, $n):   clipx $c_sps  pytorch $t_sps  ratio $(ratio "$c_sps" "$t_sps")  (target >= 2)"
-echo "DINO samples/s (whole process, $n): clipx $c_wsps  pytorch $t_wsps  ratio $(ratio "$c_wsps" "$t_wsps")  (target >= 2; wall ${c_wall}s vs ${t_wall}s)"
+echo "DINO samples/s (steps only, $n):   clipx $c_sps ($(pct "$c_sps" "$floor") of floor $floor)  pytorch $t_sps ($(pct "$t_sps" "$floor"))  ratio $(ratio "$c_sps" "$t_sps")  (target >= 2)"
+echo "DINO samples/s (whole process, $n): clipx $c_wsps ($(pct "$c_wsps" "$floor"))  pytorch $t_wsps ($(pct "$t_wsps" "$floor"))  ratio $(ratio "$c_wsps" "$t_wsps")  (target >= 2; wall ${c_wall}s vs ${t_wall}s)"
 echo "DINO peak RSS MiB:                   clipx $c_rss  pytorch $t_rss  ratio $(ratio "$c_rss" "$t_rss")"
 echo "DINO last epoch's mean loss:         clipx $c_loss  pytorch $t_loss  (alike, not equal: other random streams)"
