@@ -151,6 +151,9 @@ fi
 # W2, the transformer towers, clipx beside PyTorch (2 epochs and throughput only with --quick).
 scripts/bench_w2.sh $([ "$epochs" -eq 10 ] || echo --quick)
 
+# DINO (issue 16): clipx's DINO step beside the same step in PyTorch (1 epoch with --quick).
+scripts/bench_dino.sh $([ "$epochs" -eq 10 ] || echo --quick)
+
 # Balanced softmax against plain CE on W1 (same data, seed, model): the mean accuracy of the
 # seven classes with the fewest training samples (per_class.tsv: train_count is column 4, acc 7).
 if [ "$epochs" -eq 10 ]; then

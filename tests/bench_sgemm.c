@@ -1,4 +1,5 @@
-/* sgemm at W1's and W2's own shapes (not a test; scripts/bench.sh and bench_w2.sh run it): every
+/* sgemm at W1's and W2's own shapes, or with --dino at those of experiments/dino-bench.yaml (not
+ * a test; scripts/bench.sh, bench_w2.sh and bench_dino.sh run it): every
  * matrix product of one training step, with the transposes and accumulations clipx's ops use,
  * timed in step order R times. The compute floor is the batch over the sum of each product's
  * best time: the samples/s the workload would reach if a step were nothing but its matrix
@@ -124,6 +125,34 @@ static int w2_products(product *p, int B)
     return n;
 }
 
+/* One DINO step of experiments/dino-bench.yaml at batch B: both views in one pass, R = 2B rows;
+ * W1's image tower then the head 256-2048-2048-256, forward for the teacher and the student;
+ * the cosine scores against K of the prototypes (dimension 256) for each, their two gradients
+ * for the student; the student's backward through the head (its input gradient too: the tower
+ * trains) and the tower (no input gradient for the first layer). */
+static int dino_products(product *p, int B, int K)
+{
+    static const int layers[][2] = {{784, 1024}, {1024, 1024}, {1024, 256},
+                                    {256, 2048}, {2048, 2048}, {2048, 256}};
+    const int R = 2 * B, L = 6, D = 256;
+    int n = 0;
+    for (int side = 0; side < 2; side++) {
+        for (int l = 0; l < L; l++)
+            p[n++] = (product){side ? "student" : "teacher", 0, 1, R, layers[l][1], layers[l][0],
+                               1.0f, 0};
+        p[n++] = (product){side ? "s scores" : "t scores", 0, 1, R, K, D, 0.0f, 0};
+    }
+    p[n++] = (product){"dscores x", 0, 0, R, D, K, 0.0f, 0};
+    p[n++] = (product){"dscores W", 1, 0, K, D, R, 0.0f, 0};
+    for (int l = L - 1; l >= 0; l--) {
+        int in = layers[l][0], out = layers[l][1];
+        if (l > 0)
+            p[n++] = (product){"dx", 0, 0, R, in, out, 0.0f, 0};
+        p[n++] = (product){"dW", 1, 0, out, in, R, 1.0f, 0};
+    }
+    return n;
+}
+
 static float *filled(size_t n, unsigned seed)
 {
     float *x = malloc(n * sizeof *x);
@@ -140,23 +169,28 @@ static float *filled(size_t n, unsigned seed)
 
 int main(int argc, char **argv)
 {
-    int threads = 2, B = 256, repeat = 30;
+    int threads = 2, B = 256, repeat = 30, dino_k = 0;
     for (int i = 1; i < argc; i++) {
         int *dst = !strcmp(argv[i], "--threads")  ? &threads
                    : !strcmp(argv[i], "--batch")  ? &B
                    : !strcmp(argv[i], "--repeat") ? &repeat
+                   : !strcmp(argv[i], "--dino")   ? &dino_k
                                                   : NULL;
         if (!dst || i + 1 >= argc || (*dst = atoi(argv[++i])) < 1) {
-            fprintf(stderr, "usage: bench_sgemm [--threads N] [--batch B] [--repeat R]\n");
+            fprintf(stderr, "usage: bench_sgemm [--threads N] [--batch B] [--repeat R] "
+                            "[--dino K]\n");
             return 2;
         }
     }
     cx_threads_set(threads);
     const char *core = cx_blas_core_name();
     printf("core %s threads %d batch %d\n", core ? core : "unknown", threads, B);
-    for (int clip = 0; clip <= 2; clip++) {
+    /* --dino K: the DINO step alone (K prototypes a step), instead of W1 and W2. */
+    for (int clip = dino_k ? 3 : 0; clip <= (dino_k ? 3 : 2); clip++) {
         product p[160];
-        int np = clip == 2 ? w2_products(p, B) : w1_products(p, B, clip);
+        int np = clip == 3   ? dino_products(p, B, dino_k)
+                 : clip == 2 ? w2_products(p, B)
+                             : w1_products(p, B, clip);
         /* Each product its own operands, as in a step: a step's weights and activations
          * (about 12 MB) do not all stay in cache, and the floor must not pretend they do. */
         float *a[160], *b[160], *c[160];
@@ -196,7 +230,7 @@ int main(int argc, char **argv)
         double best_step = 0;
         for (int j = 0; j < np; j++)
             best_step += best[j]; /* a batched product's time is its whole batch's */
-        const char *name = clip == 2 ? "w2" : clip ? "clip" : "sl";
+        const char *name = clip == 3 ? "dino" : clip == 2 ? "w2" : clip ? "clip" : "sl";
         for (int j = 0; j < np; j++)
             printf("%s %-9s %c%c m %4d n %4d k %4d  %6.1f GFLOP/s\n", name, p[j].what,
                    p[j].ta ? 'T' : 'N', p[j].tb ? 'T' : 'N', p[j].m, p[j].n, p[j].k,

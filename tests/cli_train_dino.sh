@@ -117,4 +117,11 @@ expect_grep "objective dino trains with its own cross-view loss" "$WORK/err" "lo
 expect_exit 2 "$CLIPX" train --data "$DATA/dataset.yaml" --objective sl --set dino.sample_k=4 --epochs 1 --quiet --out "$WORK/bad-sl" &&
     expect_one_error_line
 expect_grep "^clipx: train: dino.sample_k applies to objective: dino \(objective is sl\); set objective: dino or remove dino.sample_k\$" "$WORK/err" "dino key on sl"
+
+# The benchmark workload of scripts/bench_dino.sh stays a valid configuration: objective dino,
+# K of P prototypes, two views by random resized crop (scripts/dino_torch.py is its peer).
+expect_exit 0 "$CLIPX" config --config "$TOP_SRCDIR/experiments/dino-bench.yaml"
+expect_grep '^objective: "?dino' "$WORK/out" "dino-bench config"
+expect_grep '^  sample_k: 1024$' "$WORK/out" "dino-bench config"
+expect_grep '^  crop_scale: \[0.4, 1(\.0)?\]$' "$WORK/out" "dino-bench config"
 finish
