@@ -373,6 +373,14 @@ START_TEST(err_messages)
     ck_assert_ptr_nonnull(strstr(err.msg, "x: "));
     cx_err_clear(&err);
     ck_assert_str_eq(err.msg, "");
+    /* One line whatever the file's text holds (fuzz_dataset found a path with newlines). */
+    cx_fail(&err, CX_EDATA, "%s: No such file", "lab\nels\r\x01\tx");
+    ck_assert_str_eq(err.msg, "lab\\nels\\r?\tx: No such file");
+    cx_fail_errno(&err, CX_EIO, 2, "%s", "a\nb");
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    cx_err_prefix(&err, CX_EIO, "%s", "c\nd");
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    ck_assert_ptr_nonnull(strstr(err.msg, "c\\nd: a\\nb: "));
 }
 END_TEST
 

@@ -771,6 +771,15 @@ START_TEST(dataset_yaml_errors_name_line_and_column)
              tmp("u2.yaml"));
     ck_assert_fail_msg(cx_dataset_load(tmp("u2.yaml"), NULL, &ds, &err), err, CX_EUSAGE, want);
 
+    /* A plain scalar over several lines folds into a path with a newline (found by
+     * fuzz_dataset): the message that names it is still one line. */
+    snprintf(y, sizeof y, "classes: %s\ntrain: {images: %s, labels: no\n\n\n  such}\n",
+             fixture("tiny-classes.txt"), fixture("tiny-images-idx3-ubyte.gz"));
+    write_yaml("nl.yaml", y);
+    ck_assert_int_eq(cx_dataset_load(tmp("nl.yaml"), NULL, &ds, &err), CX_EDATA);
+    ck_assert_ptr_null(strchr(err.msg, '\n'));
+    ck_assert_ptr_nonnull(strstr(err.msg, "no\\n\\nsuch"));
+
     snprintf(y, sizeof y, "train: {images: a, labels: b}\n");
     write_yaml("nocls.yaml", y);
     snprintf(want, sizeof want, "%s:1:1: the dataset names no 'classes' file", tmp("nocls.yaml"));

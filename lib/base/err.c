@@ -5,6 +5,28 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A message is one line: text from a file (a path with a newline from a YAML scalar, a name)
+ * can hold line breaks, so CR and LF become the two characters \r and \n, and other control
+ * bytes but tab become '?'. */
+static void one_line(cx_err *err)
+{
+    char out[CX_ERR_MSG_MAX];
+    size_t o = 0;
+    for (const char *p = err->msg; *p && o + 1 < sizeof out; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\n' || c == '\r') {
+            if (o + 2 >= sizeof out)
+                break;
+            out[o++] = '\\';
+            out[o++] = c == '\n' ? 'n' : 'r';
+        } else {
+            out[o++] = c < 0x20 && c != '\t' ? '?' : (char)c;
+        }
+    }
+    out[o] = '\0';
+    memcpy(err->msg, out, o + 1);
+}
+
 cx_status cx_fail(cx_err *err, cx_status code, const char *fmt, ...)
 {
     if (err) {
@@ -12,6 +34,7 @@ cx_status cx_fail(cx_err *err, cx_status code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err);
     }
     return code;
 }
@@ -25,6 +48,7 @@ cx_status cx_fail_errno(cx_err *err, cx_status code, int errnum, const char *fmt
         va_end(ap);
         if (n >= 0 && (size_t)n < sizeof err->msg)
             snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", strerror(errnum));
+        one_line(err);
     }
     return code;
 }
@@ -41,6 +65,7 @@ cx_status cx_err_prefix(cx_err *err, cx_status status, const char *fmt, ...)
     char old[CX_ERR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%.500s: %.500s", prefix, old);
+    one_line(err);
     return status;
 }
 
