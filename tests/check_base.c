@@ -426,12 +426,9 @@ START_TEST(memory_sizes_and_figures)
     ck_assert_ptr_nonnull(p);
     uint64_t after = cx_heap_allocated();
     free(p);
-#ifdef HAVE_MALLINFO2
-    ck_assert_uint_ge(after - before, 64u << 20);
-#else
-    (void)before;
-    (void)after;
-#endif
+    /* 0 throughout where the C library cannot tell (a sanitizer's allocator replaces glibc's). */
+    if (before || after)
+        ck_assert_uint_ge(after - before, 64u << 20);
     uint64_t avail = 0;
     ck_assert_int_eq(cx_memory_available(&avail, NULL), CX_OK);
     ck_assert_uint_gt(avail, 1u << 20);

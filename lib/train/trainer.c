@@ -387,10 +387,11 @@ static cx_status head_from_class_embeddings(trainer *t, cx_err *err)
  * `more` to come, against hooks' max_memory or what the machine has available. */
 static cx_status check_memory(const trainer *t, uint64_t more, cx_err *err)
 {
-    uint64_t need = cx_heap_allocated();
+    /* Without the C library's figures (a sanitizer's allocator, another libc) the estimate is
+     * what is about to be allocated alone. */
+    uint64_t need = cx_heap_allocated() + more;
     if (!need)
-        return CX_OK; /* the C library cannot tell: no estimate, no refusal */
-    need += more;
+        return CX_OK;
     uint64_t limit = t->max_memory;
     if (!limit && cx_memory_available(&limit, NULL))
         return CX_OK;
@@ -1173,7 +1174,7 @@ cx_status cx_train_resume(const char *run_dir, int64_t threads, const cx_train_h
             t.last_ckpt_step = saved.step;
         }
     }
-    int64_t logged = 0, held = t.meta.step / t.meta.steps_per_epoch;
+    int64_t logged = 0, held = st ? 0 : t.meta.step / t.meta.steps_per_epoch;
     if (!st)
         st = read_log(&t, held, &logged, err);
     if (!st && logged >= 0 && logged != held) {
