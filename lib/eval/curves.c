@@ -9,13 +9,6 @@
 #include "lib/base/afile.h"
 #include "lib/base/path.h"
 
-static char *file_in(const char *dir, const char *fmt, int i)
-{
-    char name[64];
-    snprintf(name, sizeof name, fmt, i);
-    return cx_path_join(dir, name);
-}
-
 static void put(FILE *fp, double v)
 {
     if (isfinite(v))
@@ -27,7 +20,8 @@ static void put(FILE *fp, double v)
 /* loss-I.tsv: epoch, loss; eval-I.tsv: epoch and the six metrics of evaluated epochs. */
 static cx_status write_run(const char *dir, int i, const cx_run_log *log, cx_err *err)
 {
-    char *loss = file_in(dir, "loss-%d.tsv", i), *eval = file_in(dir, "eval-%d.tsv", i);
+    char *loss = cx_gnuplot_file(dir, "loss-%d.tsv", i);
+    char *eval = cx_gnuplot_file(dir, "eval-%d.tsv", i);
     cx_afile lf, ef;
     cx_status st = !loss || !eval ? cx_fail(err, CX_ENOMEM, "out of memory") : CX_OK;
     if (!st)

@@ -230,6 +230,13 @@ static cx_status read_all(const char *path, char **data, size_t *size, cx_err *e
 }
 
 
+char *cx_gnuplot_file(const char *dir, const char *fmt, int i)
+{
+    char name[64];
+    snprintf(name, sizeof name, fmt, i);
+    return cx_path_join(dir, name);
+}
+
 cx_status cx_gnuplot_render(const char *gnuplot, cx_gnuplot_writer write, void *ctx,
                             const char *path, cx_err *err)
 {

@@ -24,6 +24,10 @@ char *cx_plot_find_gnuplot(void);
  * spaces. */
 void cx_gnuplot_string(FILE *fp, const char *s);
 
+/* dir/NAME with NAME = fmt formatted with i ("run%d.tsv"), a new string or NULL (no memory):
+ * the per-run data files the writers put beside plot.gp. */
+char *cx_gnuplot_file(const char *dir, const char *fmt, int i);
+
 /* Writes the data files and plot.gp (rendering to out_name in format fmt) into folder dir. */
 typedef cx_status (*cx_gnuplot_writer)(const char *dir, cx_plot_format fmt, const char *out_name,
                                        void *ctx, cx_err *err);

@@ -22,13 +22,6 @@ static const int shapes[8] = {7, 5, 9, 11, 13, 15, 6, 4};
 /* Where classes without training samples sit on the log axis. */
 #define ZERO_X 0.5
 
-static char *file_in(const char *dir, const char *fmt, int i)
-{
-    char name[64];
-    snprintf(name, sizeof name, fmt, i);
-    return cx_path_join(dir, name);
-}
-
 static double class_x(int64_t count)
 {
     return count > 0 ? (double)count : ZERO_X;
@@ -335,7 +328,8 @@ cx_status cx_plot_write_files(const char *dir, const cx_plot_run *runs, int n, c
     x_range xr = {INFINITY, -INFINITY, 0};
     cx_status st = CX_OK;
     for (int i = 0; i < n && !st; i++) {
-        char *points = file_in(dir, "run%d.tsv", i), *trend = file_in(dir, "trend%d.tsv", i);
+        char *points = cx_gnuplot_file(dir, "run%d.tsv", i);
+        char *trend = cx_gnuplot_file(dir, "trend%d.tsv", i);
         if (!points || !trend)
             st = cx_fail(err, CX_ENOMEM, "%s: out of memory", dir);
         if (!st)
