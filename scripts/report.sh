@@ -75,6 +75,27 @@ say "data into $DATA"
 experiments/data/make-synth.sh "$DATA" >/dev/null
 t_data=$(elapsed "$t0")
 
+# The two-stage (issue 14) and spurious-correlation (issue 15) sections are scripts of their own
+# on data of their own. They run beside the sweeps, one thread each, so the cores a sweep's last
+# runs leave idle are not lost, and the report waits for them before it is written.
+sections=$work/sections
+mkdir -p "$sections"
+section_pids=()
+start_section() { # NAME SCRIPT: SCRIPT into WORK/NAME, its section into SECTIONS/NAME.md
+    local name=$1 script=$2
+    say "$name section beside the sweeps (progress in $sections/$name.log)"
+    "$script" --work "$work/$name" --seeds "$seeds" --jobs 1 --out "$sections/$name.md" \
+        2>"$sections/$name.log" &
+    section_pids+=("$!:$name")
+}
+stop_sections() {
+    local p
+    for p in "${section_pids[@]}"; do kill "${p%%:*}" 2>/dev/null; done
+}
+trap stop_sections EXIT
+start_section retrain scripts/report_retrain.sh
+start_section groups scripts/report_groups.sh
+
 FACTORS="text-tower clip-vs-sl vocab captions scale open-world trim-tail"
 declare -A t_factor
 FACTOR=""
@@ -527,6 +548,16 @@ figure text-tower "random@clip-vs-sl/clip/seed=0" \
     "random-frozen@text-tower/random-frozen/seed=0"
 } >"$body"
 t_tables=$(elapsed "$t_tables")
+t0=$(date +%s)
+for p in "${section_pids[@]}"; do
+    if ! wait "${p%%:*}"; then
+        say "the ${p#*:} section failed ($sections/${p#*:}.log):"
+        tail -n 5 "$sections/${p#*:}.log" >&2
+        exit 1
+    fi
+done
+section_pids=()
+t_sections_wait=$(elapsed "$t0")
 t_total=$(elapsed "$t_start")
 
 # ---- the header, the findings, the settings ------------------------------------------------------
@@ -546,7 +577,9 @@ echo "- Machine: $(uname -srm), $cpu, $(nproc) cores; runs $jobs at a time, 1 th
 echo "- clipx: $("$CLIPX" --version)$(git rev-parse --short HEAD 2>/dev/null | sed 's/^/, commit /')"
 echo "- Wall time: $(fmt_t "$t_total") in all: data $(fmt_t "$t_data"), $nruns training runs and"
 echo "  their evaluation $(fmt_t $((t_runs_end - t_start - t_data))) ($(for f in $FACTORS; do printf '%s %s, ' "$f" "$(fmt_t "${t_factor[$f]}")"; done | sed 's/, $//')),"
-echo "  tables and figures $(fmt_t "$t_tables")"
+echo "  tables and figures $(fmt_t "$t_tables"); the two-stage and spurious-correlation sections ran"
+echo "  beside the sweeps, one thread each (their own times are in their sections), and ended"
+echo "  $(fmt_t "$t_sections_wait") after the tables"
 echo "- Seeds: $seeds (training seeds: initialisation, batch order, sampling); the data are fixed (seed 0)."
 echo
 echo "## How to read it"
@@ -602,11 +635,11 @@ echo "  \`results.tsv\` per sweep."
 echo
 cat "$body"
 echo
-# Issue 14's two-stage and post-hoc section (its own script; also runs alone).
-scripts/report_retrain.sh --work "$work/retrain" --seeds "$seeds" --jobs "$jobs"
+# Issue 14's two-stage and post-hoc section and issue 15's spurious-correlation section (each
+# its own script, also run alone; started after the data).
+cat "$sections/retrain.md"
 echo
-# Issue 15's spurious-correlation section: DFR against ERM and CLIP zero-shot (its own script).
-scripts/report_groups.sh --work "$work/groups" --seeds "$seeds" --jobs "$jobs"
+cat "$sections/groups.md"
 } >"$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
 say "wrote $out and $figs/*.svg in $(fmt_t "$(elapsed "$t_start")")"
