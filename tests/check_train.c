@@ -471,10 +471,10 @@ START_TEST(dino_step_gradients)
                 v[i] += noise[i];
         }
     cx_dino_step d;
-    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 6, 3, 0.1, 0.04, &err), CX_EUSAGE);
+    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 6, 3, 0.1, 0.04, NULL, &err), CX_EUSAGE);
     ck_assert_str_eq(err.msg, "dino.sample_k: 6 is above dino.prototypes (5); set "
                      "dino.sample_k to at most 5 (0 uses all)");
-    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 3, 3, 0.1, 0.04, &err), CX_OK);
+    ck_assert_int_eq(cx_dino_step_init(&d, &m, B / 2, 3, 3, 0.1, 0.04, NULL, &err), CX_OK);
     float x[B / 2 * IN];
     gc_fill_normal(x, B / 2 * IN, 13, 1.0);
     const uint64_t samples[B / 2] = {0, 1, 2};

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Data-parallel training over MPI: 2 processes on a global batch give the loss curve of one
-# process on the same batch (float rounding apart), for CLIP (gathered features) and for SL
-# (averaged gradients, vocabulary subsampling over the global batch's classes).
+# process on the same batch (float rounding apart), for CLIP (gathered features), for SL
+# (averaged gradients, vocabulary subsampling over the global batch's classes) and for DINO
+# (Sinkhorn-Knopp targets over the gathered teacher scores).
 . "$TOP_SRCDIR/tests/lib.sh"
 
 if ! "$CLIPX" version | grep -q '^mpi: yes'; then
@@ -38,8 +39,12 @@ compare_logs() {
 tx="--set model.text.type=transformer --set model.text.layers=1 --set model.text.heads=2 --set model.text.max_tokens=8"
 # And the SL run's image tower frozen under SL and CLIP (every rank caches all features).
 frozen="--set model.image.init=$WORK/one-sl --set model.image.freeze=true"
+# DINO: Sinkhorn-Knopp over the global batch's teacher scores (gathered), a sampled K of the
+# prototypes shared by the ranks, augmented views keyed by sample; SGD, whose step (unlike
+# AdamW's) shows a gradient of the wrong scale.
+dino="--set dino.hidden=32 --set dino.bottleneck=8 --set dino.prototypes=32 --set dino.sample_k=8 --set aug.noise=0.3 --set optim.name=sgd --set optim.lr=0.05"
 for variant in "clip" "sl" "sl --set vocab.k=3 --set head=cosine --loss focal" "clip $tx" \
-    "sl $frozen" "clip $frozen"; do
+    "sl $frozen" "clip $frozen" "dino $dino"; do
     name=$(echo "$variant" | sed "s|$WORK/||g" | tr -c 'a-z0-9\n' '_')
     ASAN_OPTIONS= expect_exit 0 "$CLIPX" train $small --objective $variant --out "$WORK/one-$name"
     # CLIPX_MPI_SHM=1: the shared-memory path, or an error (so a silent fallback fails here).

@@ -7,7 +7,7 @@
 #include "lib/objective/dino.h"
 
 cx_status cx_dino_step_init(cx_dino_step *d, const cx_model *m, int max_batch, int K, int iters,
-                            double temp_s, double temp_t, cx_err *err)
+                            double temp_s, double temp_t, const cx_dist *dist, cx_err *err)
 {
     memset(d, 0, sizeof *d);
     const cx_model_spec *s = &m->spec;
@@ -25,6 +25,8 @@ cx_status cx_dino_step_init(cx_dino_step *d, const cx_model *m, int max_batch, i
     d->iters = iters;
     d->temp_s = temp_s;
     d->temp_t = temp_t;
+    d->dist = dist;
+    d->world = dist && dist->size > 1 ? dist->size : 1;
     size_t R = 2 * (size_t)max_batch, P = (size_t)d->P, D = (size_t)d->D;
     size_t E = (size_t)s->embed_dim;
     d->views = malloc(sizeof(float) * R * (size_t)d->in_dim);
@@ -45,14 +47,38 @@ cx_status cx_dino_step_init(cx_dino_step *d, const cx_model *m, int max_batch, i
     d->t_wnorm = malloc(sizeof(float) * P);
     d->dfeat = malloc(sizeof(float) * R * E);
     d->scratch = malloc(sizeof(float) * (R + P) * D);
-    d->work = malloc(sizeof(double) * ((size_t)max_batch + 1) * P);
+    size_t G = (size_t)d->world * (size_t)max_batch; /* the global batch's rows */
+    d->work = malloc(sizeof(double) * (G + 1) * P);
+    if (d->world > 1) {
+        d->g_scores = malloc(sizeof(float) * G * P);
+        d->g_targets = malloc(sizeof(float) * G * P);
+    }
     if (!d->views || !d->idx || !d->perm || !d->s_scores || !d->t_scores || !d->targets ||
         !d->ds || !d->s_xn || !d->t_xn || !d->dz || !d->s_xnorm || !d->t_xnorm || !d->s_wn ||
-        !d->t_wn || !d->s_wnorm || !d->t_wnorm || !d->dfeat || !d->scratch || !d->work) {
+        !d->t_wn || !d->s_wnorm || !d->t_wnorm || !d->dfeat || !d->scratch || !d->work ||
+        (d->world > 1 && (!d->g_scores || !d->g_targets))) {
         cx_dino_step_free(d);
         return cx_fail(err, CX_ENOMEM, "out of memory for the DINO step's buffers (batch %d, "
                        "%d prototypes)", max_batch, (int)P);
     }
+    return CX_OK;
+}
+
+/* One view's targets (B, k) from its teacher scores (B, k): Sinkhorn-Knopp over the global
+ * batch, whose rows under MPI are every process's, gathered in rank order. */
+static cx_status view_targets(cx_dino_step *d, float *targets, const float *scores, int B, int k,
+                              cx_err *err)
+{
+    if (d->world == 1)
+        return cx_dino_sinkhorn(targets, scores, B, k, d->temp_t, d->iters, d->work, err);
+    size_t mine = (size_t)B * (size_t)k;
+    cx_status st = cx_dist_allgather(d->dist, scores, mine, d->g_scores, err);
+    if (st)
+        return st;
+    if ((st = cx_dino_sinkhorn(d->g_targets, d->g_scores, d->world * B, k, d->temp_t, d->iters,
+                               d->work, err)))
+        return st;
+    memcpy(targets, d->g_targets + (size_t)d->dist->rank * mine, sizeof(float) * mine);
     return CX_OK;
 }
 
@@ -82,8 +108,7 @@ cx_status cx_dino_step_run(cx_dino_step *d, cx_model *m, const cx_aug_config *au
     cx_dino_proto_forward(d->t_scores, d->t_xn, d->t_xnorm, d->t_wn, d->t_wnorm, tz,
                           cx_param_value(p, m->teacher_prototypes), d->idx, R, D, k);
     for (int v = 0; v < 2; v++)
-        if ((st = cx_dino_sinkhorn(d->targets + v * half, d->t_scores + v * half, B, k,
-                                   d->temp_t, d->iters, d->work, err)))
+        if ((st = view_targets(d, d->targets + v * half, d->t_scores + v * half, B, k, err)))
             return st;
 
     const float *sf = cx_model_image_forward(m, d->views, R);
@@ -93,6 +118,16 @@ cx_status cx_dino_step_run(cx_dino_step *d, cx_model *m, const cx_aug_config *au
     if ((st = cx_dino_loss(loss, d->ds, d->ds + half, d->s_scores, d->s_scores + half,
                            d->targets, d->targets + half, B, k, d->temp_s, err)))
         return st;
+    if (d->world > 1) {
+        /* The processes' gradients are summed: each contributes its rows' share of the global
+         * mean. The loss is the mean of the processes' equal-sized means. */
+        const float share = 1.0f / (float)d->world;
+        for (size_t j = 0; j < 2 * half; j++)
+            d->ds[j] *= share;
+        if ((st = cx_dist_allreduce_sum_f64(d->dist, loss, 1, err)))
+            return st;
+        *loss /= (double)d->world;
+    }
 
     cx_dino_proto_backward(d->dz, cx_param_grad(p, m->prototypes), d->scratch, d->ds, d->s_xn,
                            d->s_xnorm, d->s_wn, d->s_wnorm, d->idx, R, D, k);
@@ -124,5 +159,7 @@ void cx_dino_step_free(cx_dino_step *d)
     free(d->dfeat);
     free(d->scratch);
     free(d->work);
+    free(d->g_scores);
+    free(d->g_targets);
     memset(d, 0, sizeof *d);
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "lib/base/dist.h"
 #include "lib/base/err.h"
 #include "lib/data/augment.h"
 #include "lib/model/model.h"
@@ -16,6 +17,8 @@ typedef struct {
     int in_dim, P, K, D;      /* input values, prototypes, prototypes per step (0: all), bottleneck */
     int iters;                /* Sinkhorn-Knopp iterations */
     double temp_s, temp_t;    /* student and teacher temperatures */
+    const cx_dist *dist;      /* the data-parallel job (not owned), or NULL: one process */
+    int world;                /* its processes (1 without one) */
     /* Buffers, owned, sized once (R = 2 max_batch rows: view a, then view b): */
     float *views;             /* (R, in_dim) */
     int32_t *idx;             /* (P) the step's prototypes */
@@ -27,12 +30,16 @@ typedef struct {
     float *s_wnorm, *t_wnorm; /* (P) */
     float *dfeat;             /* (R, embed_dim) */
     float *scratch;           /* (R + P) D */
-    double *work;             /* (max_batch P) */
+    double *work;             /* (world max_batch + 1, P) */
+    /* With world > 1, one view's teacher scores and targets of the whole global batch: */
+    float *g_scores, *g_targets; /* (world max_batch, P), NULL with one process */
 } cx_dino_step;
 
-/* Buffers for m (a DINO model built for 2 max_batch rows). CX_EUSAGE when K > P. */
+/* Buffers for m (a DINO model built for 2 max_batch rows). CX_EUSAGE when K > P. dist (may be
+ * NULL) is the data-parallel job whose every process runs the step on its max_batch rows of the
+ * global batch. */
 cx_status cx_dino_step_init(cx_dino_step *d, const cx_model *m, int max_batch, int K, int iters,
-                            double temp_s, double temp_t, cx_err *err);
+                            double temp_s, double temp_t, const cx_dist *dist, cx_err *err);
 
 /* The step on B <= max_batch samples in (B, in_dim), samples[i] the stored-file index of row i
  * (the views are keyed by seed, step and sample, view 0 and 1; with no aug.* set both are the

@@ -616,13 +616,10 @@ static cx_status build_training(trainer *t, cx_err *err)
         (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
     t->dino = cfg->objective == CX_CFG_OBJECTIVE_DINO;
-    if (t->dino && t->dist.size > 1)
-        return cx_fail(err, CX_EUSAGE, "objective dino trains in one process (%d were started); "
-                       "run it without MPI", t->dist.size);
     if (t->dino &&
         (st = cx_dino_step_init(&t->dino_step, &t->model, t->local_batch, (int)cfg->dino.sample_k,
                                 (int)cfg->dino.sinkhorn_iters, cfg->dino.student_temp,
-                                cfg->dino.teacher_temp, err)))
+                                cfg->dino.teacher_temp, &t->dist, err)))
         return st;
     if ((st = setup_aug(t, err)))
         return st;
