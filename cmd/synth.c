@@ -87,6 +87,12 @@ static const cli_opt synth_opts[] = {
     {"open-share", CLI_DOUBLE, P(open_share), "F",
      "chance that an open-world concept's attribute comes from the evaluated classes' pools "
      "(default 0: disjoint; needs --attr-info)", CX_SYNTH_RANGE_OPEN_SHARE, NULL},
+    {"attr-scope", CLI_CHOICE, P(attr_scope), "S",
+     "where a class's attributes come from: its superclass's pool of 8 (default) or one pool of "
+     "16 for all classes (needs --attr-info)", 0, -1, "superclass|global"},
+    {"attr-named", CLI_INT32, P(attr_named), "N",
+     "most of its sample's attributes a descriptive caption names (default 2; needs --attr-info)",
+     CX_SYNTH_RANGE_ATTR_NAMED, NULL},
     {"label-noise", CLI_DOUBLE, P(label_noise), "P",
      "fraction of training labels made wrong (default 0)", CX_SYNTH_RANGE_LABEL_NOISE, NULL},
     {"spurious", CLI_DOUBLE, P(spurious), "P",
@@ -130,6 +136,8 @@ const cli_spec cmd_synth_spec = {
     "caption names up to 2 it has, instead of nuisance adjectives; SPLIT-attributes.txt lists\n"
     "each sample's, synth.json the vocabulary. Open-world concepts draw theirs from the\n"
     "evaluated classes' pools with probability --open-share, else from pools of their own.\n"
+    "--attr-scope global draws every class's 4 from one pool of 16 (each attribute on a quarter\n"
+    "of the classes, across superclasses); --attr-named N sets how many a caption names.\n"
     "The same seed gives the same bytes for any thread count.",
     synth_opts,
     0,
@@ -152,6 +160,12 @@ int cmd_synth(const cli_result *res)
     o.dtype = synth.dtype_choice == 1 ? CX_DTYPE_U8 : CX_DTYPE_F32;
     if (o.open_share > 0 && !(o.attr_info > 0)) {
         cli_error("synth", "--open-share needs --attr-info above 0");
+        return EXIT_USAGE;
+    }
+    if ((o.attr_scope != CX_ATTR_SCOPE_SUPERCLASS || o.attr_named != CX_SYNTH_ATTR_NAMED) &&
+        !(o.attr_info > 0)) {
+        cli_error("synth", "%s needs --attr-info above 0",
+                  o.attr_scope != CX_ATTR_SCOPE_SUPERCLASS ? "--attr-scope" : "--attr-named");
         return EXIT_USAGE;
     }
     cx_err err;

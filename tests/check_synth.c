@@ -603,8 +603,9 @@ START_TEST(synth_attrs_pools_draws_and_naming)
     for (int share = 0; share <= 2; share++) {
         cx_synth_attrs a;
         int next = 0;
-        ck_assert_int_eq(cx_synth_attrs_build(&a, 0.5, share / 2.0, 1.0, C, C + K, S, L,
-                                              super_of, 7, 99, counter_word, &next, &err),
+        ck_assert_int_eq(cx_synth_attrs_build(&a, 0.5, share / 2.0, 1.0, CX_ATTR_SCOPE_SUPERCLASS,
+                                              CX_SYNTH_ATTR_NAMED, C, C + K, S, L, super_of, 7,
+                                              99, counter_word, &next, &err),
                          CX_OK);
         ck_assert_int_eq(a.nwords, 2 * S * P);
         int shared_open = 0;
@@ -644,7 +645,7 @@ START_TEST(synth_attrs_pools_draws_and_naming)
         int named_count[SLOTS] = {0};
         const int trials = 6000;
         for (int t = 0; t < trials; t++) {
-            int out[CX_SYNTH_ATTR_NAMED];
+            int out[CX_SYNTH_ATTR_PER_CLASS];
             int n = cx_synth_attrs_named(&a, &r, 0, 0xbu, out);
             ck_assert_int_eq(n, 2);
             for (int i = 0; i < n; i++)
@@ -655,12 +656,87 @@ START_TEST(synth_attrs_pools_draws_and_naming)
         for (int k = 0; k < SLOTS; k += k == 1 ? 2 : 1)
             ck_assert_msg(named_count[k] > 3700 && named_count[k] < 4300, "slot %d named %d times",
                           k, named_count[k]);
-        int out[CX_SYNTH_ATTR_NAMED];
+        int out[CX_SYNTH_ATTR_PER_CLASS];
         ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 0, 0x4u, out), 1);
         ck_assert_int_eq(out[0], a.of[2]);
         ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 0, 0, out), 0);
         cx_synth_attrs_free(&a);
     }
+}
+END_TEST
+
+/* The global scope: one pool of CX_SYNTH_ATTR_GLOBAL_POOL words for every evaluated class
+ * whatever its superclass (one open-only pool after it), attributes shared across
+ * superclasses; named_max caps what a caption names, each present slot equally often. */
+START_TEST(synth_attrs_global_scope_and_named_max)
+{
+    enum { C = 40, K = 20, S = 4, L = 3, SLOTS = CX_SYNTH_ATTR_PER_CLASS };
+    const int P = CX_SYNTH_ATTR_GLOBAL_POOL;
+    int super_of[C + K];
+    for (int c = 0; c < C + K; c++)
+        super_of[c] = c % S;
+    cx_err err;
+    cx_synth_attrs a;
+    int next = 0;
+    ck_assert_int_eq(cx_synth_attrs_build(&a, 0.5, 0.0, 1.0, CX_ATTR_SCOPE_GLOBAL, 1, C, C + K, S,
+                                          L, super_of, 7, 99, counter_word, &next, &err),
+                     CX_OK);
+    ck_assert_int_eq(a.npools, 1);
+    ck_assert_int_eq(a.pool, P);
+    ck_assert_int_eq(a.nwords, 2 * P);
+    int supers_of_word[2 * CX_SYNTH_ATTR_GLOBAL_POOL] = {0};
+    for (int c = 0; c < C + K; c++)
+        for (int k = 0; k < SLOTS; k++) {
+            int w = a.of[c * SLOTS + k];
+            if (c < C) {
+                ck_assert(w < P);
+                supers_of_word[w] |= 1 << super_of[c];
+            } else {
+                ck_assert(w >= P && w < 2 * P); /* open_share 0: the open-only pool */
+            }
+        }
+    int across = 0;
+    for (int w = 0; w < P; w++)
+        across += supers_of_word[w] != 0 && (supers_of_word[w] & (supers_of_word[w] - 1)) != 0;
+    ck_assert_msg(across >= P / 2, "only %d of %d words on classes of two superclasses", across, P);
+    /* named_max 1: one of the present slots 0, 1, 3, each a third of the time. */
+    cx_rng r;
+    cx_rng_seed(&r, 3, 4);
+    int named_count[SLOTS] = {0};
+    for (int t = 0; t < 6000; t++) {
+        int out[CX_SYNTH_ATTR_PER_CLASS];
+        ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 5, 0xbu, out), 1);
+        for (int k = 0; k < SLOTS; k++)
+            named_count[k] += out[0] == a.of[5 * SLOTS + k];
+    }
+    ck_assert_int_eq(named_count[2], 0);
+    for (int k = 0; k < SLOTS; k += k == 1 ? 2 : 1)
+        ck_assert_msg(named_count[k] > 1800 && named_count[k] < 2200, "slot %d named %d times", k,
+                      named_count[k]);
+    cx_synth_attrs_free(&a);
+    /* named_max 4 names every present slot, 0 none. */
+    for (int m = 0; m <= 4; m += 4) {
+        next = 0;
+        ck_assert_int_eq(cx_synth_attrs_build(&a, 0.5, 0.0, 1.0, CX_ATTR_SCOPE_GLOBAL, m, C,
+                                              C + K, S, L, super_of, 7, 99, counter_word, &next,
+                                              &err),
+                         CX_OK);
+        int out[CX_SYNTH_ATTR_PER_CLASS];
+        ck_assert_int_eq(cx_synth_attrs_named(&a, &r, 5, 0xbu, out), m ? 3 : 0);
+        cx_synth_attrs_free(&a);
+    }
+    /* The scope and named_max reach cx_synth_check: refused without attr_info. */
+    cx_synth_opts o = CX_SYNTH_DEFAULTS;
+    o.attr_scope = CX_ATTR_SCOPE_GLOBAL;
+    ck_assert_int_eq(cx_synth_check(&o, &err), CX_EUSAGE);
+    o.attr_info = 0.5;
+    ck_assert_int_eq(cx_synth_check(&o, &err), CX_OK);
+    o.attr_named = 5;
+    ck_assert_int_eq(cx_synth_check(&o, &err), CX_EUSAGE);
+    o.attr_named = 0;
+    o.attr_info = 0;
+    o.attr_scope = CX_ATTR_SCOPE_SUPERCLASS;
+    ck_assert_int_eq(cx_synth_check(&o, &err), CX_EUSAGE);
 }
 END_TEST
 
@@ -678,6 +754,7 @@ static Suite *synth_suite(void)
     tcase_add_test(tc, synth_rejects_bad_options);
     tcase_add_test(tc, synth_spurious_attribute_groups_and_agreement);
     tcase_add_test(tc, synth_attrs_pools_draws_and_naming);
+    tcase_add_test(tc, synth_attrs_global_scope_and_named_max);
     suite_add_tcase(s, tc);
     return s;
 }

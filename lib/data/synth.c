@@ -143,7 +143,19 @@ cx_status cx_synth_check(const cx_synth_opts *o, cx_err *err)
     RANGE(spurious_captions, CX_SYNTH_RANGE_SPURIOUS_CAPTIONS);
     RANGE(attr_info, CX_SYNTH_RANGE_ATTR_INFO);
     RANGE(open_share, CX_SYNTH_RANGE_OPEN_SHARE);
+    RANGE(attr_named, CX_SYNTH_RANGE_ATTR_NAMED);
 #undef RANGE
+    if ((unsigned)o->attr_scope > CX_ATTR_SCOPE_GLOBAL)
+        return cx_fail(err, CX_EUSAGE, "attr_scope: unknown attribute scope");
+    if (o->attr_scope != CX_ATTR_SCOPE_SUPERCLASS && !(o->attr_info > 0))
+        return cx_fail(err, CX_EUSAGE,
+                       "attr_scope: the %s scope places informative attributes, which need "
+                       "attr_info > 0",
+                       cx_attr_scope_name(o->attr_scope));
+    if (o->attr_named != CX_SYNTH_ATTR_NAMED && !(o->attr_info > 0))
+        return cx_fail(err, CX_EUSAGE,
+                       "attr_named: %d names informative attributes, which need attr_info > 0",
+                       o->attr_named);
     if (o->open_share > 0 && !(o->attr_info > 0))
         return cx_fail(err, CX_EUSAGE,
                        "open_share: %g shares informative attributes, which need attr_info > 0",
@@ -325,7 +337,7 @@ static cx_status attrs_build(world *w, cx_err *err)
     if (!(o->attr_info > 0))
         return CX_OK;
     cx_status st = cx_synth_attrs_build(&w->attrs, o->attr_info, o->open_share, o->class_sep,
-                                        w->C, w->CK, w->S, w->L, w->super_of, o->seed, TAG_ATTRS,
+                                        o->attr_scope, o->attr_named, w->C, w->CK, w->S, w->L, w->super_of, o->seed, TAG_ATTRS,
                                         attr_word, w, err);
     if (!st)
         w->has_attrs = 1;
@@ -675,7 +687,7 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
             if (o->spurious_captions > 0 && cx_rng_uniform(&rs) < o->spurious_captions)
                 spur_word = w->spur_words[v];
         }
-        const char *words[SLOTS + CX_SYNTH_ATTR_NAMED]; /* room for either kind */
+        const char *words[SLOTS + CX_SYNTH_ATTR_PER_CLASS]; /* room for either kind */
         for (int k = 0; k < na; k++)
             words[k] = w->attr_words[attrs[k]];
         if (attr) {
@@ -683,7 +695,7 @@ static void gen_chunk(const world *w, uint64_t tag, uint64_t chunk, const int32_
              * them it names comes from the wording stream, so the images stay the same in
              * every caption mode. */
             unsigned present = cx_synth_attrs_draw(&w->attrs, &ra, c, z);
-            int named[CX_SYNTH_ATTR_NAMED];
+            int named[CX_SYNTH_ATTR_PER_CLASS];
             na = 0;
             if (o->captions == CX_CAPTIONS_DESCRIPTIVE) {
                 na = cx_synth_attrs_named(&w->attrs, &rc, c, present, named);

@@ -44,8 +44,11 @@
  *   attributes from its superclass's pool of 8 made-up words (open-world concepts share the
  *   pool with probability open_share per attribute, else use an open-only pool); a sample has
  *   each with probability F, its latent gains the attribute's pattern, and a descriptive caption
- *   names up to 2 of those it has instead of the nuisance adjectives. SPLIT-attributes.txt lists
- *   each sample's attributes (one line a sample), synth.json the vocabulary and each concept's.
+ *   names up to attr_named (2) of those it has instead of the nuisance adjectives. With
+ *   attr_scope global every evaluated class draws its 4 from one pool of 16 instead (each
+ *   attribute on a quarter of the classes, across superclasses: a word names what the image
+ *   shows, only the class name says which class). SPLIT-attributes.txt lists each sample's
+ *   attributes (one line a sample), synth.json the vocabulary and each concept's.
  *
  * Files in DIR: dataset.yaml (written last), classes.txt, templates.txt, train-features.npy,
  * train-labels.npy (int32), train-true-labels.npy, train-captions.txt, the same for test
@@ -63,6 +66,7 @@
 #include "lib/base/err.h"
 #include "lib/data/dataset.h"
 #include "lib/data/subsample.h"
+#include "lib/data/synth_attr.h"
 
 enum { CX_SYNTH_CHUNK = 1024, CX_SYNTH_MAX_CLASSES = 10000 };
 
@@ -113,6 +117,10 @@ typedef struct {
                                  for byte as without the option */
     double open_share;        /* open-world concepts' share of the evaluated classes'
                                  attribute pools (0: disjoint); needs attr_info > 0 */
+    cx_attr_scope attr_scope; /* the pools: one per superclass (default) or one for all;
+                                 global needs attr_info > 0 */
+    int attr_named;           /* most attributes a descriptive caption names (2); another
+                                 value needs attr_info > 0 */
     uint64_t seed;
     /* Called from the calling thread after each block of samples; may be NULL. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
@@ -127,7 +135,7 @@ typedef struct {
         .class_sep = 0.8, .spread = 0.5, .fold = 1.0, .noise = 0.05,                               \
         .captions = CX_CAPTIONS_DESCRIPTIVE, .synonyms = 2, .attributes = 32, .attr_rate = 0.7,    \
         .attr_strength = 0.3, .cooccur = 0.3, .cooccur_strength = 0.25, .dtype = CX_DTYPE_F32,     \
-        .spurious_values = 2, .spurious_strength = 2.0                                             \
+        .spurious_values = 2, .spurious_strength = 2.0, .attr_named = CX_SYNTH_ATTR_NAMED           \
     }
 
 void cx_synth_defaults(cx_synth_opts *o);
@@ -167,6 +175,7 @@ void cx_synth_defaults(cx_synth_opts *o);
 #define CX_SYNTH_RANGE_SPURIOUS_CAPTIONS 0, 1
 #define CX_SYNTH_RANGE_ATTR_INFO 0, 1
 #define CX_SYNTH_RANGE_OPEN_SHARE 0, 1
+#define CX_SYNTH_RANGE_ATTR_NAMED 0, CX_SYNTH_ATTR_PER_CLASS
 
 /* Check the options: CX_EUSAGE with a message that starts with the name of the field at fault
  * ("classes: 1 is out of range [2, 10000]"). */

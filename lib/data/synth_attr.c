@@ -5,7 +5,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SLOTS = CX_SYNTH_ATTR_PER_CLASS, POOL = CX_SYNTH_ATTR_POOL };
+enum { SLOTS = CX_SYNTH_ATTR_PER_CLASS };
+
+static const char *const scope_names[] = {"superclass", "global"};
+
+int cx_attr_scope_parse(const char *name)
+{
+    for (int i = 0; i < 2; i++)
+        if (strcmp(name, scope_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *cx_attr_scope_name(cx_attr_scope s)
+{
+    return (unsigned)s < 2 ? scope_names[s] : "?";
+}
 
 void cx_synth_attrs_free(cx_synth_attrs *a)
 {
@@ -17,19 +32,21 @@ void cx_synth_attrs_free(cx_synth_attrs *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Concept c's slots from its pools: an evaluated class from its superclass's shared pool, an
- * open-world concept slot by slot from that pool (open_share) or from its own, all distinct. */
+/* Concept c's slots from its pools: an evaluated class from its superclass's shared pool (the
+ * one pool with the global scope), an open-world concept slot by slot from that pool
+ * (open_share) or from its open-only one, all distinct. */
 static void assign(cx_synth_attrs *a, cx_rng *r, int c, int super)
 {
     int *slot = a->of + (size_t)c * SLOTS;
-    const int shared = super * POOL, open_only = a->S * POOL + super * POOL;
+    const int pool = a->pool, p = a->scope == CX_ATTR_SCOPE_GLOBAL ? 0 : super;
+    const int shared = p * pool, open_only = a->npools * pool + p * pool;
     for (int k = 0; k < SLOTS; k++) {
         int base = shared;
         if (c >= a->C && !(cx_rng_uniform(r) < a->open_share))
             base = open_only;
         int w, dup;
-        do { /* each pool holds POOL >= SLOTS words, so a free one always exists */
-            w = base + (int)cx_rng_below(r, POOL);
+        do { /* each pool holds at least SLOTS words, so a free one always exists */
+            w = base + (int)cx_rng_below(r, (uint32_t)pool);
             dup = 0;
             for (int j = 0; j < k; j++)
                 dup |= slot[j] == w;
@@ -39,7 +56,8 @@ static void assign(cx_synth_attrs *a, cx_rng *r, int c, int super)
 }
 
 cx_status cx_synth_attrs_build(cx_synth_attrs *a, double info, double open_share, double sd,
-                               int C, int CK, int S, int L, const int *super_of, uint64_t seed,
+                               cx_attr_scope scope, int named_max, int C, int CK, int S, int L,
+                               const int *super_of, uint64_t seed,
                                uint64_t tag, cx_synth_word_fn new_word, void *word_ctx,
                                cx_err *err)
 {
@@ -47,11 +65,16 @@ cx_status cx_synth_attrs_build(cx_synth_attrs *a, double info, double open_share
     a->info = info;
     a->open_share = open_share;
     a->sd = sd;
+    a->scope = scope;
+    a->named_max = named_max < 0 ? 0 : named_max > SLOTS ? SLOTS : named_max;
     a->C = C;
     a->CK = CK;
     a->S = S;
     a->L = L;
-    a->nwords = 2 * S * POOL;
+    const int global = scope == CX_ATTR_SCOPE_GLOBAL;
+    a->npools = global ? 1 : S;
+    a->pool = global ? CX_SYNTH_ATTR_GLOBAL_POOL : CX_SYNTH_ATTR_POOL;
+    a->nwords = 2 * a->npools * a->pool;
     a->words = calloc((size_t)a->nwords, sizeof *a->words);
     a->dir = malloc((size_t)a->nwords * (size_t)L * sizeof *a->dir);
     a->of = malloc((size_t)CK * SLOTS * sizeof *a->of);
@@ -94,7 +117,7 @@ int cx_synth_attrs_named(const cx_synth_attrs *a, cx_rng *r, int c, unsigned pre
     int have = 0;
     for (int k = 0; k < SLOTS; k++)
         have += (present >> k) & 1u;
-    int want = have < CX_SYNTH_ATTR_NAMED ? have : CX_SYNTH_ATTR_NAMED, n = 0;
+    int want = have < a->named_max ? have : a->named_max, n = 0;
     /* Selection sampling: every subset of size want equally likely, kept in slot order. */
     for (int k = 0; k < SLOTS && n < want; k++) {
         if (!((present >> k) & 1u))
@@ -134,16 +157,20 @@ void cx_synth_attrs_json(const cx_synth_attrs *a, cx_json *j, const cx_synth_att
     cx_json_number(j, a->open_share);
     cx_json_key(j, "pattern_sd");
     cx_json_number(j, a->sd);
+    if (a->scope != CX_ATTR_SCOPE_SUPERCLASS) { /* written only when set: older files keep their bytes */
+        cx_json_key(j, "scope");
+        cx_json_string(j, cx_attr_scope_name(a->scope));
+    }
     cx_json_key(j, "pool");
-    cx_json_int(j, POOL);
+    cx_json_int(j, a->pool);
     cx_json_key(j, "per_concept");
     cx_json_int(j, SLOTS);
     cx_json_key(j, "named_max");
-    cx_json_int(j, CX_SYNTH_ATTR_NAMED);
+    cx_json_int(j, a->named_max);
     /* Words [0, shared_words) are the superclasses' shared pools (word i in superclass
-     * i / pool), the rest their open-only pools. */
+     * i / pool; all in one with the global scope), the rest their open-only pools. */
     cx_json_key(j, "shared_words");
-    cx_json_int(j, (long long)a->S * POOL);
+    cx_json_int(j, (long long)a->npools * a->pool);
     cx_json_key(j, "words");
     cx_json_begin_array(j);
     for (int i = 0; i < a->nwords; i++)
