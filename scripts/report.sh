@@ -75,16 +75,17 @@ say "data into $DATA"
 experiments/data/make-synth.sh "$DATA" >/dev/null
 t_data=$(elapsed "$t0")
 
-# The two-stage (issue 14) and spurious-correlation (issue 15) sections are scripts of their own
-# on data of their own. They run beside the sweeps, one thread each, so the cores a sweep's last
-# runs leave idle are not lost, and the report waits for them before it is written.
+# The two-stage (issue 14), spurious-correlation (issue 15) and informative-attribute (issue 17)
+# sections are scripts of their own on data of their own. They run beside the sweeps, one
+# thread each, so the cores a sweep's last runs leave idle are not lost, and the report waits
+# for them before it is written.
 sections=$work/sections
 mkdir -p "$sections"
 section_pids=()
 start_section() { # NAME SCRIPT: SCRIPT into WORK/NAME, its section into SECTIONS/NAME.md
     local name=$1 script=$2
     say "$name section beside the sweeps (progress in $sections/$name.log)"
-    "$script" --work "$work/$name" --seeds "$seeds" --jobs 1 --out "$sections/$name.md" \
+    "$script" --work "$work/$name" --seeds "$seeds" --jobs 1 >"$sections/$name.md" \
         2>"$sections/$name.log" &
     section_pids+=("$!:$name")
 }
@@ -95,6 +96,7 @@ stop_sections() {
 trap stop_sections EXIT
 start_section retrain scripts/report_retrain.sh
 start_section groups scripts/report_groups.sh
+start_section attr scripts/report_attr.sh
 
 FACTORS="text-tower clip-vs-sl vocab captions scale open-world trim-tail"
 declare -A t_factor
@@ -577,7 +579,7 @@ echo "- Machine: $(uname -srm), $cpu, $(nproc) cores; runs $jobs at a time, 1 th
 echo "- clipx: $("$CLIPX" --version)$(git rev-parse --short HEAD 2>/dev/null | sed 's/^/, commit /')"
 echo "- Wall time: $(fmt_t "$t_total") in all: data $(fmt_t "$t_data"), $nruns training runs and"
 echo "  their evaluation $(fmt_t $((t_runs_end - t_start - t_data))) ($(for f in $FACTORS; do printf '%s %s, ' "$f" "$(fmt_t "${t_factor[$f]}")"; done | sed 's/, $//')),"
-echo "  tables and figures $(fmt_t "$t_tables"); the two-stage and spurious-correlation sections ran"
+echo "  tables and figures $(fmt_t "$t_tables"); the two-stage, spurious-correlation and attribute sections ran"
 echo "  beside the sweeps, one thread each (their own times are in their sections), and ended"
 echo "  $(fmt_t "$t_sections_wait") after the tables"
 echo "- Seeds: $seeds (training seeds: initialisation, batch order, sampling); the data are fixed (seed 0)."
@@ -640,6 +642,10 @@ echo
 cat "$sections/retrain.md"
 echo
 cat "$sections/groups.md"
+echo
+# Issue 17's informative-attribute world: descriptive captions and open-world concepts that share
+# attributes (its own script).
+cat "$sections/attr.md"
 } >"$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
 say "wrote $out and $figs/*.svg in $(fmt_t "$(elapsed "$t_start")")"
