@@ -202,6 +202,12 @@ for mm in dfr-sl cfr-sl dfr-clip cfr-clip; do
         }' "$rows"
 done
 echo
+kept0=$(echo "$cfrsel" | tr ' ' '\n' | grep -c '@0$' || true)
+if [ "$kept0" -gt 0 ]; then
+    echo "CFR kept epoch 0 (RUN unchanged: no epoch beat it on worst-class val accuracy) on $kept0 of its"
+    echo "runs ($(echo "$cfrsel" | tr ' ' '\n' | grep '@0$' | sed 's/:.*//' | paste -sd, - | sed 's/,/, /g')); there its row is its stage 1's."
+    echo
+fi
 echo "DFR trades the majority groups' accuracy for the minority groups', so the adjusted average (weighted"
 echo "by the training groups, 95% majority) falls while the worst and average group rise."
 echo
