@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Write tests/fixtures/cfr.fx: CFR's contrastive loss L_con (methods.md section 5) written in
 torch from its formula, loss and d q by autograd, for cx_cfr_con (tests/check_retrain.c,
-cfr_con_matches_torch). Both forms: "infonce" (each positive against the K hard negatives, averaged
+cfr_con_matches_torch); one CFR step, and one with L_TSC (the targeted supervised-contrastive term)
+on a training batch (cfr_step_matches_torch, cfr_step_tsc_matches_torch). Both forms: "infonce" (each positive against the K hard negatives, averaged
 over the positives) and "shared" (all positives in one denominator). Format and conventions as
 make_fixtures.py (float64 on float32-rounded inputs, fixed seeds, repr() floats: the same bytes
 every run).
@@ -93,6 +94,65 @@ def cfr_step(fx):
     fx.add("step_b1", (b - lr * br.grad).float().double())
 
 
+def tsc_loss(z, y, queue, qlabel, targets, assign, T, tw):
+    """L_TSC (the CFR authors' TSC module, targeted, no sampled positives): logits over
+    [itself, queue, targets] / T; positives the queue entries of the class and the class's
+    matched target; mean over the batch."""
+    q = F.normalize(z, dim=1)
+    self_l = (q * q).sum(1, keepdim=True)
+    logits = torch.cat([self_l, q @ queue.t(), q @ targets.t()], dim=1) / T
+    lp = torch.log_softmax(logits, dim=1)
+    B, Q, C = z.shape[0], queue.shape[0], targets.shape[0]
+    mq = (qlabel.view(1, Q) == y.view(B, 1)).double()
+    mt = torch.zeros(B, C)
+    mt[torch.arange(B), assign[y]] = 1
+    n = 2 + mq.sum(1)
+    cls = (lp[:, 0] + (mq * lp[:, 1:1 + Q]).sum(1)) / n
+    tgt = tw * (mt * lp[:, 1 + Q:]).sum(1) / n
+    return (-cls - tgt - lp[:, 0]).mean()
+
+
+def cfr_step_tsc(fx):
+    """The same step with L_TSC on a batch of training rows xt (cx_cfr_step with tsc > 0)."""
+    g = torch.Generator().manual_seed(1525)
+    B, Bt, Din, Dout, C, P, K, Q = 4, 5, 5, 4, 3, 2, 3, 6
+    tau, lam, lr, e, E, tsc, T, tw = 0.5, 0.7, 0.1, 1, 3, 0.8, 0.07, 0.2
+    x = randn(g, B, Din)
+    xt = randn(g, Bt, Din)
+    W = randn(g, Dout, Din, sd=0.5)
+    b = randn(g, Dout, sd=0.1)
+    Wc = randn(g, C, Dout)
+    bc = randn(g, C, sd=0.1)
+    pos = randn(g, B, P, Dout)
+    neg = randn(g, B, K, Dout)
+    queue = F.normalize(randn(g, Q, Dout), dim=1).float().double()
+    y = torch.tensor([0, 1, 2, 1])
+    yt = torch.tensor([2, 0, 1, 1, 0])
+    qlabel = torch.tensor([0, 1, 1, 2, 0, 1])
+    s = math.sqrt(C / (C - 1))
+    targets = torch.zeros(C, Dout)
+    for c in range(C):
+        for d in range(C):
+            targets[c, d] = s * ((d == c) - 1.0 / C)
+    targets = targets.float().double()
+    assign = torch.tensor([2, 0, 1])
+    cw = 1 + 0.5 * math.cos(2 * math.pi * e / E)
+    for k, v in (("x", x), ("xt", xt), ("W", W), ("b", b), ("Wc", Wc), ("bc", bc), ("pos", pos),
+                 ("neg", neg), ("queue", queue)):
+        fx.add("tstep_" + k, v)
+    for k, v in (("y", y), ("yt", yt), ("qlabel", qlabel), ("assign", assign)):
+        fx.add("tstep_" + k, v, integer=True)
+    Wr, br = W.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    z = x @ Wr.t() + br
+    zt = xt @ Wr.t() + br
+    loss = (cw * F.cross_entropy(z @ Wc.t() + bc, y) + cw * lam * con_loss(z, pos, neg, tau, "infonce")
+            + tsc * tsc_loss(zt, yt, queue, qlabel, targets, assign, T, tw))
+    loss.backward()
+    fx.add("tstep_loss", loss.detach())
+    fx.add("tstep_dW", Wr.grad)
+    fx.add("tstep_db", br.grad)
+
+
 def main(argv):
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
@@ -101,6 +161,7 @@ def main(argv):
     fx.lines[1] = fx.lines[1].replace("make_fixtures.py", "make_fixtures_cfr.py")
     cfr(fx)
     cfr_step(fx)
+    cfr_step_tsc(fx)
     text = fx.text()
     path = os.path.normpath(os.path.join(OUT, "cfr.fx"))
     if "--check" in argv[1:]:

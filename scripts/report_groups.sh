@@ -3,9 +3,10 @@
 # synthetic dataset (clipx synth: 2 classes, a spurious attribute that agrees with the class in
 # 95% of the training samples and is easier to see than the class, a val and a test split where
 # it is independent of the class) and, over several seeds, an SL ERM run against DFR on its frozen
-# features (clipx retrain --method dfr), then a CLIP run's zero-shot classifier against DFR on the
-# CLIP run's image features: worst-group, average-group, adjusted average and top-1 accuracy on
-# the test split, paired differences (DFR − stage 1).
+# features (clipx retrain --method dfr) and CFR on its calibration set (clipx retrain --method cfr),
+# then a CLIP run's zero-shot classifier against DFR and CFR on the CLIP run's image features:
+# worst-group, average-group, adjusted average and top-1 accuracy on the test split, paired
+# differences (DFR − stage 1, CFR − stage 1).
 #
 # Usage: scripts/report_groups.sh [--work DIR] [--seeds 0,1,2] [--jobs N] [--out FILE]
 #                                 [--update REPORT.md]
@@ -67,6 +68,10 @@ row() {
         printf "%s\t%s\t%s\t%s\t%s\t%s\n", m, s, v[1], v[2], v[3], v[4] }' >>"$rows"
 }
 cells="" vsrc=""
+# CFR: the tower's last layer retrained on the ERM run's training errors, SGD lr 0.1, batches of
+# 32, 50 epochs, the epoch kept by worst-class val accuracy (no group label anywhere).
+cfrsel=""
+CFR_SET=(--set batch=32 --set cfr.lr=0.1 --set cfr.epochs=50)
 for s in ${seeds//,/ }; do
     for obj in sl clip; do
         r=$work/$obj-s$s
@@ -82,7 +87,20 @@ for s in ${seeds//,/ }; do
                 say "retrain --method dfr refused the $obj run: $(tail -n 1 "$d.note")"
             fi
         fi
+        f=$work/cfr-$obj-s$s
+        if [ ! -s "$f/model.ckpt" ]; then
+            say "cfr on $obj, seed $s"
+            rm -rf "$f"
+            if ! "$X" retrain "$r" --method cfr "${CFR_SET[@]}" --set "seed=$s" --out "$f" --threads "$jobs" 2>"$f.note"; then
+                say "retrain --method cfr refused the $obj run: $(tail -n 1 "$f.note")"
+            fi
+        fi
         mkdir -p "$work/eval"
+        if [ -s "$f/model.ckpt" ]; then
+            "$X" eval "$f" --json --out "$work/eval/cfr-$obj-s$s" --threads "$jobs" --no-nc1 >/dev/null 2>"$work/eval/cfr-$obj-s$s.note"
+            row "cfr-$obj" "$s" "$work/eval/cfr-$obj-s$s/eval.json"
+            cfrsel="$cfrsel $obj-s$s:$(tr -d ' \n' <"$f/cfr.json" | sed -n 's/.*"calibration":\([0-9]*\).*"best_epoch":\([0-9]*\).*/\1@\2/p')"
+        fi
         "$X" eval "$r" --json --out "$work/eval/$obj-s$s" --threads "$jobs" --no-nc1 >/dev/null 2>"$work/eval/$obj-s$s.note"
         row "$obj" "$s" "$work/eval/$obj-s$s/eval.json"
         if [ -s "$d/model.ckpt" ]; then
@@ -102,7 +120,7 @@ gcounts=$(tr -d ' \n' <"$work/eval/sl-s${seeds%%,*}/eval.json" | grep -o '"group
 zsmode=$(sed -n 's/.*"mode": *"\([a-z-]*\)".*/\1/p' "$work/eval/clip-s${seeds%%,*}/eval.json" | head -n 1)
 
 section() {
-echo "## 9. Spurious correlations: DFR against ERM and CLIP zero-shot on Waterbirds-like data"
+echo "## 9. Spurious correlations: DFR and CFR against ERM and CLIP zero-shot on Waterbirds-like data"
 echo
 echo "A Waterbirds-like synthetic dataset (\`clipx synth --classes 2 --spread 1.5 --class-sep 0.5"
 echo "--profile uniform --n 4000 --spurious 0.95 --spurious-strength $STRENGTH --val-per-class 400"
@@ -116,10 +134,14 @@ echo "cross-entropy (ERM), or CLIP (symmetric InfoNCE with clipx's default linea
 echo "captions, which never name the attribute), scored zero-shot (eval mode ${zsmode:-zeroshot}). DFR is"
 echo "\`clipx retrain RUN --method dfr\` with the defaults (L2 logistic regression on RUN's frozen"
 echo "features, 10 balanced draws of the val split's first half averaged, lambda chosen over the probe's"
-echo "45 values by worst-group accuracy on its second half)."
+echo "45 values by worst-group accuracy on its second half). CFR is \`clipx retrain RUN --method cfr ${CFR_SET[*]}\`:"
+echo "RUN's training errors as the calibration set, the tower's last linear layer retrained with"
+echo "c(e) CE + c(e) L_con on it (SGD), the epoch kept by **worst-class** val accuracy (no group label"
+echo "read; calibration rows @ epoch kept per run:${cfrsel:- none})."
 echo
 echo "**No group label is read in training**: stage 1 (SL or CLIP) never uses a split's groups (no code"
-echo "under lib/train, lib/objective or lib/model refers to them); only DFR reads groups, and only the val split's."
+echo "under lib/train, lib/objective or lib/model refers to them); only DFR reads groups, and only the val split's;"
+echo "CFR reads none."
 dcells=$(echo "$cells" | tr ' ' '\n' | sed -n 's/.*://p' | sort -u | paste -sd/ -)
 dsrc=$(echo "$vsrc" | tr ' ' '\n' | sed '/^$/d' | sort -u | paste -sd/ -)
 if [ "$dcells" = groups ]; then
@@ -143,7 +165,7 @@ echo "class-mean accuracy."
 echo
 echo "| method | seeds | worst group | avg group | adjusted avg | top-1 |"
 echo "|---|---|---|---|---|---|"
-for m in sl dfr-sl clip dfr-clip; do
+for m in sl dfr-sl cfr-sl clip dfr-clip cfr-clip; do
     grep -q "^$m	" "$rows" || continue
     awk -F'\t' -v m="$m" '
         function ms(col,   i, s, q, c, mu, sd) { s = q = c = 0
@@ -153,19 +175,20 @@ for m in sl dfr-sl clip dfr-clip; do
             return sprintf("%.3f ± %.3f", mu, sd) }
         $1 == m { n++; for (k = 3; k <= 6; k++) v[n, k] = $k }
         END {
-            name = m == "sl" ? "SL ERM (stage 1)" : m == "dfr-sl" ? "DFR on the SL run" : m == "clip" ? "CLIP zero-shot (stage 1)" : "DFR on the CLIP run"
+            name = m == "sl" ? "SL ERM (stage 1)" : m == "dfr-sl" ? "DFR on the SL run" : m == "cfr-sl" ? "CFR on the SL run" : m == "clip" ? "CLIP zero-shot (stage 1)" : m == "dfr-clip" ? "DFR on the CLIP run" : "CFR on the CLIP run"
             printf "| %s | %d | %s | %s | %s | %s |\n", name, n, ms(3), ms(4), ms(5), ms(6)
         }' "$rows"
 done
 echo
-echo "Paired differences (DFR − its stage 1, per seed, then mean ± standard deviation); the issue's"
+echo "Paired differences (DFR or CFR − its stage 1, per seed, then mean ± standard deviation); the issue's"
 echo "target is +10 worst-group points over ERM:"
 echo
 echo "| difference | worst group | avg group | adjusted avg | top-1 | worst group +0.10 |"
 echo "|---|---|---|---|---|---|"
-for m in sl clip; do
-    grep -q "^dfr-$m	" "$rows" || continue
-    awk -F'\t' -v b="$m" -v m="dfr-$m" '
+for mm in dfr-sl cfr-sl dfr-clip cfr-clip; do
+    m=${mm#*-} meth=${mm%%-*}
+    grep -q "^$mm	" "$rows" || continue
+    awk -F'\t' -v b="$m" -v m="$mm" -v meth="$meth" '
         $1 == b { for (k = 3; k <= 6; k++) B[$2, k] = $k }
         $1 == m { s[++n] = $2; for (k = 3; k <= 6; k++) A[$2, k] = $k }
         function pd(k,   i, d, sm, q, mu, sd) { sm = q = 0
@@ -173,12 +196,18 @@ for m in sl clip; do
             mu = sm / n; sd = n > 1 ? sqrt((q - n * mu * mu) / (n - 1) > 0 ? (q - n * mu * mu) / (n - 1) : 0) : 0
             last = mu; return sprintf("%+.3f ± %.3f", mu, sd) }
         END {
-            name = b == "sl" ? "DFR − SL ERM" : "DFR − CLIP zero-shot"
+            name = toupper(meth) (b == "sl" ? " − SL ERM" : " − CLIP zero-shot")
             t3 = pd(3); d3 = last
             printf "| %s | %s | %s | %s | %s | %s |\n", name, t3, pd(4), pd(5), pd(6), (d3 >= 0.10 ? "yes" : "no")
         }' "$rows"
 done
 echo
+kept0=$(echo "$cfrsel" | tr ' ' '\n' | grep -c '@0$' || true)
+if [ "$kept0" -gt 0 ]; then
+    echo "CFR kept epoch 0 (RUN unchanged: no epoch beat it on worst-class val accuracy) on $kept0 of its"
+    echo "runs ($(echo "$cfrsel" | tr ' ' '\n' | grep '@0$' | sed 's/:.*//' | paste -sd, - | sed 's/,/, /g')); there its row is its stage 1's."
+    echo
+fi
 echo "DFR trades the majority groups' accuracy for the minority groups', so the adjusted average (weighted"
 echo "by the training groups, 95% majority) falls while the worst and average group rise."
 echo

@@ -34,6 +34,8 @@
 #include "lib/objective/loss.h"
 #include "lib/optim/optim.h"
 #include "lib/model/cfr_step.h"
+#include "lib/model/tsc_loss.h"
+#include "lib/model/tsc_targets.h"
 #include "lib/run/retrain_config.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
@@ -640,6 +642,101 @@ START_TEST(gradient_cfr_con)
 }
 END_TEST
 
+/* L_TSC: a queue with entries of every class (and one of none), simplex targets, a matching
+ * that is not the identity. */
+enum { LB = 5, LQ = 6, LC = 3, LD = 4 };
+
+typedef struct {
+    float z[LB * LD], queue[LQ * LD], targets[LC * LD];
+    int32_t y[LB], qlabel[LQ], assign[LC];
+    double work[CX_TSC_WORK(LQ, LC, LD)];
+    cx_tsc_bank bank;
+    float dloss;
+} tsc_ctx;
+
+static double tsc_f(void *ctx)
+{
+    tsc_ctx *c = ctx;
+    return c->dloss * cx_tsc_loss(c->z, c->y, LB, LD, &c->bank, 1, NULL, c->work);
+}
+
+START_TEST(gradient_tsc)
+{
+    tsc_ctx c;
+    memset(&c, 0, sizeof c);
+    gc_fill_normal(c.z, LB * LD, 51, 1.3);
+    gc_fill_normal(c.queue, LQ * LD, 52, 1.0);
+    for (int j = 0; j < LQ; j++) {
+        double nn = 0;
+        for (int d = 0; d < LD; d++)
+            nn += (double)c.queue[j * LD + d] * c.queue[j * LD + d];
+        for (int d = 0; d < LD; d++)
+            c.queue[j * LD + d] = (float)(c.queue[j * LD + d] / sqrt(nn));
+    }
+    ck_assert_int_eq(cx_tsc_simplex(LC, LD, c.targets), 0);
+    int32_t y[LB] = {0, 2, 1, 1, 0}, ql[LQ] = {1, 0, 2, 1, 0, 2}, as[LC] = {1, 2, 0};
+    memcpy(c.y, y, sizeof y);
+    memcpy(c.qlabel, ql, sizeof ql);
+    memcpy(c.assign, as, sizeof as);
+    c.dloss = 0.6f;
+    for (int round = 0; round < 2; round++) {
+        /* T 0.5 and tw 0.2 (finite differences stay accurate), then without a queue. */
+        c.bank = (cx_tsc_bank){.queue = c.queue, .qlabel = c.qlabel, .Q = round ? 0 : LQ,
+                               .targets = c.targets, .assign = c.assign, .C = LC, .T = 0.5,
+                               .tw = round ? 1.0 : 0.2};
+        float dz[LB * LD];
+        gc_fill_nan(dz, LB * LD);
+        double l = cx_tsc_loss(c.z, c.y, LB, LD, &c.bank, c.dloss, dz, c.work);
+        ck_assert(isfinite(l) && l > 0);
+        gc_var v[] = {{"dz", c.z, dz, LB * LD}};
+        gc_opts o = gc_opts_default();
+        o.h = 1e-3;
+        o.max_coords = 0;
+        gc_report rep;
+        gc_assert_passed(gc_check(tsc_f, NULL, &c, v, 1, &o, &rep), &rep, "L_TSC");
+    }
+}
+END_TEST
+
+/* The simplex targets' cosines, and the matching of centroids to the targets by hand. */
+START_TEST(tsc_targets_and_matching)
+{
+    float t[4 * 5], cent[4 * 5];
+    ck_assert_int_eq(cx_tsc_simplex(4, 5, t), 0);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++) {
+            double dot = 0;
+            for (int d = 0; d < 5; d++)
+                dot += (double)t[a * 5 + d] * t[b * 5 + d];
+            ck_assert_double_eq_tol(dot, a == b ? 1.0 : -1.0 / 3, 1e-6);
+        }
+    ck_assert_int_eq(cx_tsc_simplex(6, 5, t), -1);
+    ck_assert_int_eq(cx_tsc_simplex(1, 5, t), -1);
+    /* Class c's centroid lies near target perm[c]: the matching must find perm. */
+    int perm[4] = {2, 0, 3, 1};
+    int32_t seen[4] = {0}, assign[4];
+    float q[4 * 5];
+    int32_t y[4] = {0, 1, 2, 3};
+    for (int c = 0; c < 4; c++)
+        for (int d = 0; d < 5; d++)
+            q[c * 5 + d] = t[perm[c] * 5 + d] + 0.1f * (d == c);
+    double u[5], dw[CX_TSC_ASSIGN_DWORK(4)];
+    int32_t iw[CX_TSC_ASSIGN_IWORK(4)];
+    cx_tsc_centroids_update(cent, seen, q, y, 4, 4, 5, 0.9, u);
+    for (int c = 0; c < 4; c++)
+        ck_assert_int_eq(seen[c], 1);
+    cx_tsc_assign(cent, seen, t, 4, 5, assign, dw, iw);
+    for (int c = 0; c < 4; c++)
+        ck_assert_int_eq(assign[c], perm[c]);
+    /* A greedy matching would fail here: class 0 is nearest target 0 but class 1 needs it more. */
+    float t2[2 * 2] = {1, 0, 0, 1}, c2[2 * 2] = {0.8f, 0.6f, 1, 0};
+    int32_t s2[2] = {1, 1}, a2[2];
+    cx_tsc_assign(c2, s2, t2, 2, 2, a2, dw, iw);
+    ck_assert_int_eq(a2[0], 1);
+    ck_assert_int_eq(a2[1], 0);
+}
+END_TEST
+
 START_TEST(cfr_forms_agree_with_one_positive)
 {
     cfr_ctx c;
@@ -806,13 +903,61 @@ START_TEST(cfr_step_matches_torch)
     must(fx_to_int32(fx_need(&f, "step", "y", s.B), y, &err), &err);
     double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
     float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
-    float l = (float)cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, dW, db, work, fwork);
+    float l = (float)cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, dW, db, work, fwork);
     fx_assert_close(&l, &f, "step", "loss", 1, 1e-5);
     fx_assert_close(dW, &f, "step", "dW", nw, 1e-5);
     fx_assert_close(db, &f, "step", "db", s.Dout, 1e-5);
     fx_assert_close(W, &f, "step", "W1", nw, 1e-5);
     fx_assert_close(b, &f, "step", "b1", s.Dout, 1e-5);
     float *owned[] = {x, W, b, Wc, bc, pos, neg, dW, db, fwork};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        free(owned[i]);
+    free(work);
+    fx_free(&f);
+}
+END_TEST
+
+/* A CFR step with L_TSC on a training batch (loss, dW, db) against PyTorch autograd. */
+START_TEST(cfr_step_tsc_matches_torch)
+{
+    fx_file f;
+    fx_load_named(&f, "cfr.fx");
+    cx_cfr_step_shape s = {.B = 4, .Din = 5, .Dout = 4, .C = 3, .P = 2, .K = 3, .tau = 0.5,
+                           .lambda = 0.7, .lr = 0.1, .epoch = 1, .epochs = 3,
+                           .form = CX_CFR_CON_INFONCE, .tsc = 0.8, .Bt = 5, .Q = 6};
+    size_t nx = (size_t)s.B * s.Din, nxt = (size_t)s.Bt * s.Din, nw = (size_t)s.Dout * s.Din;
+    float *x = gc_fbuf(nx), *xt = gc_fbuf(nxt), *W = gc_fbuf(nw), *b = gc_fbuf(s.Dout);
+    float *Wc = gc_fbuf((size_t)s.C * s.Dout), *bc = gc_fbuf(s.C);
+    float *pos = gc_fbuf((size_t)s.B * s.P * s.Dout), *neg = gc_fbuf((size_t)s.B * s.K * s.Dout);
+    float *queue = gc_fbuf((size_t)s.Q * s.Dout), *targets = gc_fbuf((size_t)s.C * s.Dout);
+    float *dW = gc_fbuf(nw), *db = gc_fbuf(s.Dout);
+    int32_t y[4], yt[5], ql[6], as[3];
+    cx_err err = {0};
+    fx_to_float(fx_need(&f, "tstep", "x", nx), x);
+    fx_to_float(fx_need(&f, "tstep", "xt", nxt), xt);
+    fx_to_float(fx_need(&f, "tstep", "W", nw), W);
+    fx_to_float(fx_need(&f, "tstep", "b", s.Dout), b);
+    fx_to_float(fx_need(&f, "tstep", "Wc", (size_t)s.C * s.Dout), Wc);
+    fx_to_float(fx_need(&f, "tstep", "bc", s.C), bc);
+    fx_to_float(fx_need(&f, "tstep", "pos", (size_t)s.B * s.P * s.Dout), pos);
+    fx_to_float(fx_need(&f, "tstep", "neg", (size_t)s.B * s.K * s.Dout), neg);
+    fx_to_float(fx_need(&f, "tstep", "queue", (size_t)s.Q * s.Dout), queue);
+    must(fx_to_int32(fx_need(&f, "tstep", "y", s.B), y, &err), &err);
+    must(fx_to_int32(fx_need(&f, "tstep", "yt", s.Bt), yt, &err), &err);
+    must(fx_to_int32(fx_need(&f, "tstep", "qlabel", s.Q), ql, &err), &err);
+    must(fx_to_int32(fx_need(&f, "tstep", "assign", s.C), as, &err), &err);
+    /* The targets are cx_tsc_simplex's: the fixture wrote them from the same formula. */
+    ck_assert_int_eq(cx_tsc_simplex(s.C, s.Dout, targets), 0);
+    cx_tsc_bank bank = {.queue = queue, .qlabel = ql, .Q = s.Q, .targets = targets,
+                        .assign = as, .C = s.C, .T = 0.07, .tw = 0.2};
+    cx_cfr_tsc_batch tb = {.xt = xt, .yt = yt, .bank = &bank};
+    double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
+    float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
+    float l = (float)cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, &tb, dW, db, work, fwork);
+    fx_assert_close(&l, &f, "tstep", "loss", 1, 1e-5);
+    fx_assert_close(dW, &f, "tstep", "dW", nw, 1e-5);
+    fx_assert_close(db, &f, "tstep", "db", s.Dout, 1e-5);
+    float *owned[] = {x, xt, W, b, Wc, bc, pos, neg, queue, targets, dW, db, fwork};
     for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
         free(owned[i]);
     free(work);
@@ -845,10 +990,10 @@ START_TEST(cfr_step_normalized_gradient)
     int32_t y[5] = {0, 2, 1, 1, 0};
     double *work = gc_dbuf(CX_CFR_STEP_WORK(&s));
     float *fwork = gc_fbuf(CX_CFR_STEP_FWORK(&s));
-    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, dW, db, work, fwork);
+    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, dW, db, work, fwork);
     /* The unnormalised form gives another gradient here: the test sees the normalisation. */
     s.normalize = 0;
-    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, g2, g3, work, fwork);
+    cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, g2, g3, work, fwork);
     s.normalize = 1;
     double differ = 0;
     for (size_t i = 0; i < nw; i++)
@@ -859,9 +1004,9 @@ START_TEST(cfr_step_normalized_gradient)
         float *v = i < nw ? W + i : b + (i - nw);
         float keep = *v;
         *v = keep + h;
-        double lp = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, work, fwork);
+        double lp = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, NULL, work, fwork);
         *v = keep - h;
-        double lm = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, work, fwork);
+        double lm = cx_cfr_step(&s, x, y, W, b, Wc, bc, pos, neg, NULL, NULL, NULL, work, fwork);
         *v = keep;
         double fd = (lp - lm) / (2 * h), an = i < nw ? dW[i] : db[i - nw];
         ck_assert_msg(fabs(fd - an) <= 2e-3 + 2e-2 * fabs(fd), "param %zu: analytic %g, fd %g",
@@ -1511,6 +1656,8 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, token_cache_matches_the_tower);
     tcase_add_test(tc, prompt_context_of_words_is_the_plain_forward);
     tcase_add_test(tc, gradient_cfr_con);
+    tcase_add_test(tc, gradient_tsc);
+    tcase_add_test(tc, tsc_targets_and_matching);
     tcase_add_test(tc, cfr_forms_agree_with_one_positive);
     suite_add_tcase(s, tc);
     tc = tcase_create("cfr");
@@ -1522,6 +1669,7 @@ static Suite *retrain_suite(void)
     tcase_add_test(tc, disalign_and_marc_steps_match_torch);
     tcase_add_test(tc, cfr_con_matches_torch);
     tcase_add_test(tc, cfr_step_matches_torch);
+    tcase_add_test(tc, cfr_step_tsc_matches_torch);
     tcase_add_test(tc, cfr_step_normalized_gradient);
     suite_add_tcase(s, tc);
     tc = tcase_create("posthoc");

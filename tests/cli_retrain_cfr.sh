@@ -183,9 +183,27 @@ expect_grep '--select is an option of --method cfr' "$WORK/err" "--select on dfr
 expect_exit 2 "$CLIPX" retrain "$ERM" --method cfr --select worst --out "$WORK/bad" --threads 1
 expect_one_error_line
 
+# ---- L_TSC (cfr.tsc): epochs over all training rows, deterministic; 0 is the run without it --
+expect_exit 0 "$CLIPX" retrain "$ERM" --method cfr $L --set cfr.tsc=0 --out "$WORK/tsc0" --threads 1
+cmp -s "$WORK/cfr/model.ckpt" "$WORK/tsc0/model.ckpt" || fail "cfr.tsc=0: model.ckpt differs from the run without the key"
+expect_no_grep '^  tsc' "$WORK/tsc0/config.yaml" "config.yaml (cfr.tsc at its default)"
+T="$L --set cfr.tsc=0.5 --set cfr.tsc_queue=64"
+expect_exit 0 "$CLIPX" retrain "$ERM" --method cfr $T --out "$WORK/tsc" --threads 1
+expect_grep '^  tsc: 0.5$' "$WORK/tsc/config.yaml" "config.yaml cfr.tsc"
+expect_grep '^  tsc_queue: 64$' "$WORK/tsc/config.yaml" "config.yaml cfr.tsc_queue"
+[ "$(wc -l <"$WORK/tsc/log.jsonl")" -eq 6 ] || fail "tsc: log.jsonl has $(wc -l <"$WORK/tsc/log.jsonl") lines"
+# The term changes the training: another loss than without it, the same bytes on a rerun.
+[ "$(log_vals "$WORK/tsc/log.jsonl" loss | head -n 1)" != "$(log_vals "$WORK/cfr/log.jsonl" loss | head -n 1)" ] ||
+    fail "cfr.tsc=0.5: the first epoch's loss is the one without L_TSC"
+expect_exit 0 "$CLIPX" retrain "$ERM" --method cfr $T --out "$WORK/tsc2" --threads 1
+cmp -s "$WORK/tsc/model.ckpt" "$WORK/tsc2/model.ckpt" || fail "cfr.tsc: a rerun gives other bytes"
+expect_exit 2 "$CLIPX" retrain "$ERM" --method dfr --set cfr.tsc=1 --out "$WORK/bad" --threads 1
+expect_grep 'cfr.tsc: not a key of method dfr' "$WORK/err" "cfr.tsc on dfr"
+
 # ---- bad cfr.* values, other methods' keys -------------------------------------------------
 for kv in cfr.tau=0 cfr.lr=0 cfr.lr=-1 cfr.positives=0 cfr.positives=5000 cfr.negatives=-1 \
-    cfr.lambda=-0.5 cfr.epochs=0 cfr.epochs=x batch=0 cfr.select=best; do
+    cfr.lambda=-0.5 cfr.epochs=0 cfr.epochs=x batch=0 cfr.select=best cfr.tsc=-1 cfr.tsc=x \
+    cfr.tsc_queue=0 cfr.tsc_queue=2000000; do
     expect_exit 2 "$CLIPX" retrain "$ERM" --method cfr --set "$kv" --out "$WORK/bad" --threads 1 || continue
     expect_one_error_line
     expect_grep "--set ${kv%%=*}" "$WORK/err" "$kv"

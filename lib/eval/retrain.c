@@ -1326,8 +1326,9 @@ static cx_status cfr_setup(rt_state *t, cx_err *err)
                      .K = (int)t->cfg.cfr.negatives, .tau = t->cfg.cfr.tau,
                      .lambda = t->cfg.cfr.lambda, .lr = t->cfg.cfr.lr,
                      .epochs = (int)t->cfg.cfr.epochs, .normalize = c->normalize,
-                     .seed = (uint64_t)t->cfg.seed};
-    return cx_cfr_trainer_init(&t->cfrt, &o, t->cal.n_calib, err);
+                     .seed = (uint64_t)t->cfg.seed, .tsc = t->cfg.cfr.tsc,
+                     .queue = (int)t->cfg.cfr.tsc_queue};
+    return cx_cfr_trainer_init(&t->cfrt, &o, t->cal.n_calib, (int64_t)t->n, err);
 }
 
 static cx_status cfr_epochs(rt_state *t, const cx_retrain_hooks *hooks, cx_err *err)

@@ -7,7 +7,7 @@
 
 double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y, float *W, float *b,
                    const float *Wc, const float *bc, const float *pos, const float *neg,
-                   float *dW, float *db, double *work, float *fwork)
+                   const cx_cfr_tsc_batch *tb, float *dW, float *db, double *work, float *fwork)
 {
     int B = s->B, Di = s->Din, Do = s->Dout, C = s->C;
     double cw = cx_cfr_weight(s->epoch, s->epochs);
@@ -74,14 +74,33 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
             g[o] = (float)(cw * a + dc[(size_t)i * Do + o]);
         }
     }
+    /* L_TSC on the training batch, its own forward through the same W, b. */
+    int Bt = s->tsc > 0 ? s->Bt : 0;
+    float *zt = zn + (size_t)B * Do, *dzt = zt + (size_t)Bt * Do;
+    double tsc = 0;
+    if (Bt) {
+        for (int i = 0; i < Bt; i++)
+            for (int o = 0; o < Do; o++) {
+                double a = b[o];
+                for (int d = 0; d < Di; d++)
+                    a += (double)W[(size_t)o * Di + d] * tb->xt[(size_t)i * Di + d];
+                zt[(size_t)i * Do + o] = (float)a;
+            }
+        tsc = cx_tsc_loss(zt, tb->yt, Bt, Do, tb->bank, (float)s->tsc, dzt,
+                          cwork + CX_CFR_CON_WORK(s->P, s->K, Do));
+    }
     for (int o = 0; o < Do; o++) {
         double gb = 0;
         for (int i = 0; i < B; i++)
             gb += dz[(size_t)i * Do + o];
+        for (int i = 0; i < Bt; i++)
+            gb += dzt[(size_t)i * Do + o];
         for (int d = 0; d < Di; d++) {
             double g = 0;
             for (int i = 0; i < B; i++)
                 g += (double)dz[(size_t)i * Do + o] * x[(size_t)i * Di + d];
+            for (int i = 0; i < Bt; i++)
+                g += (double)dzt[(size_t)i * Do + o] * tb->xt[(size_t)i * Di + d];
             if (dW)
                 dW[(size_t)o * Di + d] = (float)g;
             W[(size_t)o * Di + d] = (float)(W[(size_t)o * Di + d] - s->lr * g);
@@ -90,5 +109,6 @@ double cx_cfr_step(const cx_cfr_step_shape *s, const float *x, const int32_t *y,
             db[o] = (float)gb;
         b[o] = (float)(b[o] - s->lr * gb);
     }
-    return cw * ce + cw * s->lambda * con;
+    double loss = cw * ce + cw * s->lambda * con;
+    return Bt ? loss + s->tsc * tsc : loss;
 }

@@ -57,6 +57,8 @@ typedef struct {
         int64_t positives, negatives; /* cfr: P pool rows of the class, K hard negatives */
         double lambda;             /* cfr: weight of L_con beside CE (both times c(e)) */
         int select;                /* cfr: CX_RETRAIN_SELECT_WORST_CLASS or _WORST_GROUP */
+        double tsc;                /* cfr: weight of L_TSC on training batches; 0: none */
+        int64_t tsc_queue;         /* cfr: L_TSC's queue of earlier embeddings */
     } cfr;
     int loss;    /* decoder, prompt: a cx_cfg_loss of train_config.h (ldam excluded) */
     int sampler; /* decoder, prompt: a cx_cfg_sampler */
