@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/base/memory.h"
 #include "lib/eval/retrain.h"
 #include "lib/run/retrain_config.h"
 
 #include "cli.h"
 #include "commands.h"
 
-static const char *method, *out_dir, *resume_dir, *select_by;
+static const char *method, *out_dir, *resume_dir, *select_by, *max_memory;
 static cli_list sets;
 static int force;
 
@@ -29,6 +30,10 @@ static const cli_opt retrain_opts[] = {
     {"select", CLI_STRING, &select_by, "S",
      "cfr: keep the epoch with the best worst-class (default) or worst-group accuracy on the "
      "val split (worst-group needs groups there)", 0, -1, "worst-class|worst-group"},
+    {"max-memory", CLI_STRING, &max_memory, "SIZE",
+     "decoder.type transformer: refuse the run, before the tower runs, when its token cache "
+     "would need more memory than SIZE (e.g. 512M, 4G; default: what the machine has "
+     "available)", 0, -1, NULL},
     {NULL, CLI_FLAG, NULL, NULL, NULL, 0, -1, NULL}};
 
 const cli_spec cmd_retrain_spec = {
@@ -122,7 +127,12 @@ int cmd_retrain(const cli_result *res)
     cx_err_clear(&err);
     const char *kill_at = getenv("CLIPX_TEST_KILL_AT_EPOCH");
     retrain_ctx ctx = {res->quiet, kill_at ? atol(kill_at) : 0};
-    cx_retrain_hooks hooks = {on_epoch, on_val, &ctx};
+    cx_retrain_hooks hooks = {on_epoch, on_val, &ctx, 0};
+    if (max_memory && cx_bytes_parse(max_memory, &hooks.max_memory)) {
+        cli_error("retrain", "--max-memory: '%s' is not a size (a number of bytes, or with K, "
+                             "M, G or T: 512M, 4G)", max_memory);
+        return EXIT_USAGE;
+    }
     cx_retrain_info info;
     cx_status st;
     if (resume_dir) {

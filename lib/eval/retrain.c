@@ -10,6 +10,7 @@
 #include "lib/base/afile.h"
 #include "lib/base/blas.h"
 #include "lib/base/clock.h"
+#include "lib/base/memory.h"
 #include "lib/base/path.h"
 #include "lib/base/rng.h"
 #include "lib/base/threads.h"
@@ -82,6 +83,7 @@ typedef struct {
     int has_mlp;
     cx_tokdec dec; /* decoder.type transformer: over the cached tokens, rows of D = T * Dw */
     int has_dec, has_tok, tok_T, tok_W;
+    uint64_t max_memory; /* hooks' limit for the token cache, 0: what the machine has */
     cx_prompt prompt; /* prompt: class embeddings from the context through RUN's text tower */
     int has_prompt, i_ctx;
     float pscale;     /* prompt: RUN's logit scale */
@@ -249,6 +251,27 @@ static cx_status check_run(const rt_state *t, cx_err *err)
 
 /* ---- features ---------------------------------------------------------------------------- */
 
+/* The token cache (n T W floats) weighed, as train weighs its buffers, with what the heap
+ * already holds against hooks' max_memory or the machine's available memory: refused before
+ * the tower runs, with its size. */
+static cx_status check_token_cache(const rt_state *t, size_t n, cx_err *err)
+{
+    uint64_t cache = (uint64_t)n * (uint64_t)t->D * sizeof(float);
+    uint64_t need = cx_heap_allocated() + cache, limit = t->max_memory;
+    if (!limit && cx_memory_available(&limit, NULL))
+        return CX_OK;
+    if (need <= limit)
+        return CX_OK;
+    char a[32], b[32], c[32];
+    return cx_fail(err, CX_EUSAGE,
+                   "decoder.type: transformer: the token cache of %zu training samples x %d "
+                   "tokens x %d floats is %s (about %s with what is held), more than %s%s; use "
+                   "a smaller subset or a tower with fewer tokens",
+                   n, t->tok_T, t->tok_W, cx_bytes_human(cache, a, sizeof a),
+                   cx_bytes_human(need, b, sizeof b), cx_bytes_human(limit, c, sizeof c),
+                   t->max_memory ? " (--max-memory)" : " of memory available");
+}
+
 static cx_status compute_features(rt_state *t, cx_err *err)
 {
     cx_run *run = &t->run;
@@ -276,6 +299,8 @@ static cx_status compute_features(rt_state *t, cx_err *err)
                      t->cfg.data, t->E);
         goto fail;
     }
+    if (t->has_tok && (st = check_token_cache(t, n, err)))
+        goto fail;
     t->x = malloc(sizeof *t->x * n * (size_t)t->D);
     t->y = malloc(sizeof *t->y * n);
     if (!t->x || !t->y) {
@@ -1415,6 +1440,7 @@ static cx_status run_job(rt_state *t, int resume, const cx_retrain_hooks *hooks,
                          cx_retrain_info *info, cx_err *err)
 {
     cx_status st;
+    t->max_memory = hooks ? hooks->max_memory : 0;
     if (cx_retrain_is_run(t->cfg.from))
         return cx_fail(err, CX_EUSAGE,
                        "from: %s is itself a retrained run; retrain from its stage-1 run",

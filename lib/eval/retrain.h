@@ -48,6 +48,10 @@ typedef struct {
     /* Once, when validation data is chosen (src, n rows); may be NULL. */
     void (*on_val)(void *ctx, cx_val_source src, size_t n);
     void *ctx;
+    /* A cache of the tower's tokens (decoder.type transformer) that would take the heap past
+     * this many bytes is refused before the tower runs (CX_EUSAGE with its size); 0: the
+     * machine's available memory. */
+    uint64_t max_memory;
 } cx_retrain_hooks;
 
 /* A new second stage into out_dir from "KEY=VALUE" sets of the retrain schema (cmd/ passes

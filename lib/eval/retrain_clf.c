@@ -296,23 +296,8 @@ cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t 
     memcpy(clf->b, r->b, sizeof *clf->b * (size_t)r->C);
     if (r->nhidden)
         return decode(r, x, n, xs, clf, err);
-    if (r->tok) {
-        /* Through the blocks in batches; the head (clf) scores the pooled tokens. */
-        cx_tokdec *d = &r->tok->d;
-        size_t per = (size_t)r->tokdec_T * r->D;
-        float *out = malloc(sizeof *out * (n ? n : 1) * (size_t)r->D);
-        if (!out) {
-            cx_eval_classifier_free(clf);
-            return cx_fail(err, CX_ENOMEM, "out of memory for %zu pooled features", n);
-        }
-        for (size_t lo = 0; lo < n; lo += TOK_ROWS) {
-            int B = (int)(n - lo < TOK_ROWS ? n - lo : TOK_ROWS);
-            cx_tokdec_forward(d, &r->tok->p, x + lo * per, B);
-            memcpy(out + lo * (size_t)r->D, d->pooled, sizeof(float) * (size_t)B * r->D);
-        }
-        *xs = out;
+    if (r->tok) /* x is already pooled (cx_retrain_tok_pool): the head scores it */
         return CX_OK;
-    }
     if (r->proj_w) {
         int D = r->D;
         float *o = malloc(sizeof *o * (n ? n : 1) * (size_t)D);
@@ -354,4 +339,39 @@ cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t 
     }
     *xs = a;
     return CX_OK;
+}
+
+cx_status cx_retrain_tok_pool(const cx_retrain_clf *r, cx_model *m, const cx_split *s,
+                              const uint32_t *rows, size_t n, float *out, const char *what,
+                              cx_err *err)
+{
+    if (!r->tok)
+        return cx_fail(err, CX_EUSAGE, "%s: the classifier is not a token decoder", what);
+    /* A chunk of rows at a time: its tokens (CHUNK T D floats) are all that is held. */
+    enum { CHUNK = 4 * TOK_ROWS };
+    cx_tokdec *d = &r->tok->d;
+    size_t per = (size_t)r->tokdec_T * r->D;
+    float *tok = malloc(sizeof *tok * CHUNK * per);
+    uint32_t *idx = malloc(sizeof *idx * CHUNK);
+    if (!tok || !idx) {
+        free(tok);
+        free(idx);
+        return cx_fail(err, CX_ENOMEM, "%s: out of memory for %d samples' tokens", what, CHUNK);
+    }
+    cx_status st = CX_OK;
+    for (size_t lo = 0; lo < n && !st; lo += CHUNK) {
+        size_t k = n - lo < CHUNK ? n - lo : CHUNK;
+        for (size_t i = 0; i < k; i++)
+            idx[i] = rows ? rows[lo + i] : (uint32_t)(lo + i);
+        if ((st = cx_tokdec_cache_split(m, s, idx, k, tok, what, err)))
+            break;
+        for (size_t b = 0; b < k; b += TOK_ROWS) {
+            int B = (int)(k - b < TOK_ROWS ? k - b : TOK_ROWS);
+            cx_tokdec_forward(d, &r->tok->p, tok + b * per, B);
+            memcpy(out + (lo + b) * (size_t)r->D, d->pooled, sizeof(float) * (size_t)B * r->D);
+        }
+    }
+    free(tok);
+    free(idx);
+    return st;
 }

@@ -7,8 +7,10 @@
 #include <stdint.h>
 
 #include "lib/base/err.h"
+#include "lib/data/dataset.h"
 #include "lib/data/val_split.h"
 #include "lib/eval/classifier.h"
+#include "lib/model/model.h"
 
 enum { CX_RETRAIN_MAX_HIDDEN = 8 };
 
@@ -49,9 +51,17 @@ cx_status cx_retrain_read_clf(const char *dir, cx_retrain_clf *r, cx_err *err);
 /* A classifier of lib/eval/classifier.h equal to r, and the features it scores: *xs is NULL
  * (score x itself) or, for a gated classifier, a malloc'd (n, 2D + 1) copy [x^, g x^, g], or
  * for a decoder its last hidden layer's activations (n, hdims[nhidden]), or for a projection
- * (CFR) the projected features (n, D) of x (n, proj_in); for a token decoder
- * x is the tokens (n, tokdec_T D) and *xs the pooled (n, D) the head scores. */
+ * (CFR) the projected features (n, D) of x (n, proj_in); for a token decoder x is the
+ * pooled features (n, D) of cx_retrain_tok_pool and *xs NULL. */
 cx_status cx_retrain_eval_setup(const cx_retrain_clf *r, const float *x, size_t n,
                                 cx_eval_classifier *clf, float **xs, cx_err *err);
+
+/* A token decoder's pooled features out (n, D) of rows (n) of split s (all its rows in order
+ * when rows is NULL): the frozen tower m's tokens a chunk of rows at a time through the
+ * decoder's blocks, so only one chunk's tokens are held, never the split's. CX_EDATA naming
+ * `what` when the samples do not fit the tower; CX_EUSAGE when r is no token decoder. */
+cx_status cx_retrain_tok_pool(const cx_retrain_clf *r, cx_model *m, const cx_split *s,
+                              const uint32_t *rows, size_t n, float *out, const char *what,
+                              cx_err *err);
 
 #endif

@@ -490,6 +490,10 @@ static cx_status open_retrained(eval_state *s, const char *run_dir, const cx_run
     return CX_OK;
 }
 
+static cx_status val_features(cx_run *run, const cx_retrain_clf *pool, const char *data,
+                              const char *subset, uint64_t seed, int per_class, float **x,
+                              int32_t **y, size_t *n, cx_val_source *src, cx_err *err);
+
 /* --posthoc: tau given, or chosen on validation data (never the test split). */
 static cx_status posthoc_step(eval_state *s, const cx_run_eval_opts *o, const char *data,
                               const char *subset, cx_run_eval_info *info, cx_err *err)
@@ -514,8 +518,9 @@ static cx_status posthoc_step(eval_state *s, const cx_run_eval_opts *o, const ch
         size_t nv = 0;
         cx_val_source src;
         uint64_t seed = (uint64_t)(info->retrained ? s->rcfg.seed : s->run.cfg.seed);
-        if ((st = cx_run_val_features(&s->run, data, subset, seed, CX_VAL_PER_CLASS_DEFAULT,
-                                      &s->val_x, &s->val_y, &nv, &src, err)))
+        /* A token decoder is chosen on the validation tokens pooled by its blocks. */
+        if ((st = val_features(&s->run, s->rclf.tok ? &s->rclf : NULL, data, subset, seed,
+                               CX_VAL_PER_CLASS_DEFAULT, &s->val_x, &s->val_y, &nv, &src, err)))
             return cx_err_prefix(err, st, "posthoc %s", cx_posthoc_name(kind));
         double grid[32], acc = NAN;
         int ng = cx_posthoc_default_grid(kind, grid, 32);
@@ -645,17 +650,15 @@ cx_status cx_run_evaluate(const char *run_dir, const cx_run_eval_opts *o, cx_eva
                          open_dir, tokT, tokW);
             goto fail;
         }
-        if (o->posthoc != CX_POSTHOC_NONE) {
-            st = cx_fail(err, CX_EUSAGE, "posthoc %s: %s's token decoder is not a linear head on "
-                         "the run's features", cx_posthoc_name((cx_posthoc_kind)o->posthoc),
-                         run_dir);
+        /* The split's tokens (n T W floats) are never held at once: a chunk at a time goes
+         * through the decoder's blocks, and only the pooled features (n W) are kept. */
+        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)tokW))) {
+            st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu pooled features", what,
+                         test->n);
             goto fail;
         }
-        if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)tokT * tokW))) {
-            st = cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu samples' tokens", what, test->n);
-            goto fail;
-        }
-        if ((st = cx_tokdec_cache_split(&run->model, test, NULL, test->n, s.test_feat, what, err)))
+        if ((st = cx_retrain_tok_pool(&s.rclf, &run->model, test, NULL, test->n, s.test_feat,
+                                      what, err)))
             goto fail;
     } else {
         if (!(s.test_feat = malloc(sizeof *s.test_feat * test->n * (size_t)D))) {
@@ -887,10 +890,12 @@ fail:
 
 /* ---- validation features ---------------------------------------------------------------- */
 
-static cx_status val_rows_features(cx_run *run, const cx_split *s, const uint32_t *rows, size_t n,
-                             const char *what, float **x, int32_t **y, cx_err *err)
+/* With pool (a token decoder) the features are its pooled tokens, else the tower's. */
+static cx_status val_rows_features(cx_run *run, const cx_retrain_clf *pool, const cx_split *s,
+                                   const uint32_t *rows, size_t n, const char *what, float **x,
+                                   int32_t **y, cx_err *err)
 {
-    int D = run->model.spec.embed_dim, wi, bi;
+    int D = pool ? pool->D : run->model.spec.embed_dim, wi, bi;
     if (run->model.features_before_last &&
         !cx_model_image_last_linear(&run->model, &D, &wi, &bi))
         return cx_fail(err, CX_EUSAGE, "%s: the image tower ends in no linear layer", what);
@@ -900,12 +905,14 @@ static cx_status val_rows_features(cx_run *run, const cx_split *s, const uint32_
         return cx_fail(err, CX_ENOMEM, "%s: out of memory for %zu features", what, n);
     for (size_t i = 0; i < n; i++)
         (*y)[i] = s->y[rows ? rows[i] : i];
+    if (pool)
+        return cx_retrain_tok_pool(pool, &run->model, s, rows, n, *x, what, err);
     return cx_run_features(&run->model, s, rows, n, *x, what, err);
 }
 
-cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset, uint64_t seed,
-                              int per_class, float **x, int32_t **y, size_t *n,
-                              cx_val_source *src, cx_err *err)
+static cx_status val_features(cx_run *run, const cx_retrain_clf *pool, const char *data,
+                              const char *subset, uint64_t seed, int per_class, float **x,
+                              int32_t **y, size_t *n, cx_val_source *src, cx_err *err)
 {
     *x = NULL;
     *y = NULL;
@@ -929,7 +936,7 @@ cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset,
             (st = cx_run_check_dataset(run, &ds, err)))
             goto fail;
         snprintf(what, sizeof what, "%.500s (val)", ds.val.images_path);
-        if ((st = val_rows_features(run, &ds.val, NULL, ds.val.n, what, x, y, err)))
+        if ((st = val_rows_features(run, pool, &ds.val, NULL, ds.val.n, what, x, y, err)))
             goto fail;
         *n = ds.val.n;
         *src = CX_VAL_SPLIT;
@@ -959,7 +966,7 @@ cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset,
         (st = cx_run_check_dataset(run, &ds, err)))
         goto fail;
     snprintf(what, sizeof what, "%.500s (train, held out of the subset)", ds.train.images_path);
-    if ((st = val_rows_features(run, &ds.train, NULL, ds.train.n, what, x, y, err)))
+    if ((st = val_rows_features(run, pool, &ds.train, NULL, ds.train.n, what, x, y, err)))
         goto fail;
     *n = ds.train.n;
     *src = CX_VAL_TRAIN_HELDOUT;
@@ -979,5 +986,12 @@ fail:
     *n = 0;
     *src = CX_VAL_NONE;
     return st;
+}
+
+cx_status cx_run_val_features(cx_run *run, const char *data, const char *subset, uint64_t seed,
+                              int per_class, float **x, int32_t **y, size_t *n,
+                              cx_val_source *src, cx_err *err)
+{
+    return val_features(run, NULL, data, subset, seed, per_class, x, y, n, src, err);
 }
 
