@@ -73,6 +73,7 @@ cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
     m->spec = *spec;
     m->logit_scale = -1;
     m->prototypes = m->teacher_prototypes = -1;
+    m->queue = m->queue_pos = -1;
     cx_params_init(&m->params);
     cx_params *p = &m->params;
     const cx_model_spec *s = &m->spec;
@@ -120,6 +121,16 @@ cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
         if ((m->logit_scale = cx_params_declare(p, "logit_scale", 1, (int[]){1}, scale_flags, err)) < 0) {
             st = cx_params_failure(m->logit_scale);
             goto fail;
+        }
+        if (s->declip_queue > 0) {
+            const unsigned qf = CX_PARAM_FROZEN | CX_PARAM_NO_STATE;
+            const int qshape[2] = {s->declip_queue, s->embed_dim};
+            if ((m->queue = cx_params_declare(p, "declip.queue", 2, qshape, qf, err)) < 0 ||
+                (m->queue_pos = cx_params_declare(p, "declip.queue_pos", 1, (int[]){2}, qf,
+                                                  err)) < 0) {
+                st = cx_params_failure(m->queue < 0 ? m->queue : m->queue_pos);
+                goto fail;
+            }
         }
     } else if (s->objective == CX_OBJECTIVE_SL) {
         if ((st = cx_head_declare(&m->head, p, "head", s->head_kind, s->num_classes, s->embed_dim,
@@ -382,6 +393,16 @@ const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
     if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
         return cx_seq_tower_forward(&m->text_seq, &m->params, tokens, B);
     return cx_text_tower_forward(&m->text, &m->params, tokens, B);
+}
+
+void cx_model_text_backward(cx_model *m, const int32_t *tokens, const float *dfeat, int B)
+{
+    if (m->spec.text_frozen)
+        return;
+    if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
+        cx_seq_tower_backward(&m->text_seq, &m->params, tokens, dfeat);
+    else
+        cx_text_tower_backward(&m->text, &m->params, tokens, dfeat, B);
 }
 
 /* feat_given: x holds the image features (no image forward or backward). */
