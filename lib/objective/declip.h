@@ -25,4 +25,32 @@ double cx_declip_nns_loss(float *dimg, float *dtheta, float *logits, float *prob
                           const float *img, const float *nn, float scale, int B, int D,
                           float dloss);
 
+/* Scratch of cx_declip_loss for B pairs per view, D dimensions, a queue of up to Q rows. */
+typedef struct {
+    float *img, *txt;           /* (2B, D) unit features */
+    float *img_norm, *txt_norm; /* (2B) */
+    float *tmp_img, *tmp_txt;   /* (B, D) */
+    float *logits, *p_row, *p_col, *scratch; /* (B, B) */
+    float *nn;                  /* (B, D) the neighbours of one caption view */
+    int32_t *nn_idx;            /* (B) */
+    float *sims;                /* (B, Q) */
+} cx_declip_work;
+
+/* Allocate (0) or fail (-1, everything freed). */
+int cx_declip_work_alloc(cx_declip_work *w, int B, int D, int Q);
+void cx_declip_work_free(cx_declip_work *w);
+
+/* The DeCLIP loss on the towers' outputs f (image, 2B rows: view 0 then view 1) and g
+ * (captions, 2B rows: the originals then their EDA view), unnormalised:
+ *   L = w_mv L_MV + w_nns L_NNS,
+ *   L_MV = 1/4 sum_{a,b in 0,1} CLIP(image view a, caption view b) (symmetric InfoNCE),
+ *   L_NNS = 1/2 sum_{v in 0,1} nns_loss(image view v, NN(caption view v))
+ * with logit scale `scale`, NN from the first `filled` rows of queue (no NNS term when
+ * filled is 0). df, dg (2B, D) get dL/df, dL/dg (overwritten; each skipped when NULL);
+ * *dtheta += dL/dtheta (skipped when NULL). w->txt then holds the unit captions (the
+ * originals first, to enqueue). Returns L. */
+double cx_declip_loss(cx_declip_work *w, float *df, float *dg, float *dtheta, const float *f,
+                      const float *g, float scale, const float *queue, int filled, int B, int D,
+                      double w_mv, double w_nns);
+
 #endif

@@ -12,22 +12,15 @@
 #include "lib/base/err.h"
 #include "lib/data/augment.h"
 #include "lib/model/model.h"
+#include "lib/objective/declip.h"
 
 typedef struct {
     int max_batch, in_dim, D, Q;
     double w_mv, w_nns;
-    /* Buffers, owned (R = 2 max_batch rows: view 0 then view 1): */
-    float *views;             /* (R, in_dim) */
-    float *img, *txt;         /* (R, D) unit features */
-    float *img_norm, *txt_norm; /* (R) */
-    float *d_img, *d_txt;     /* (R, D) */
-    float *tmp_img, *tmp_txt; /* (max_batch, D) */
-    float *logits, *p_row, *p_col, *scratch; /* (max_batch, max_batch) */
-    float *nn;                /* (max_batch, D) the neighbours of one caption view */
-    int32_t *nn_idx;          /* (max_batch) */
-    float *sims;              /* (max_batch, Q) */
+    float *views;             /* (2 max_batch, in_dim), owned */
+    float *d_img, *d_txt;     /* (2 max_batch, D), owned */
+    cx_declip_work work;
 } cx_declip_step;
-
 /* Buffers for m (a CLIP model for 2 max_batch rows; with w_nns > 0 it holds the queue). */
 cx_status cx_declip_step_init(cx_declip_step *d, const cx_model *m, int max_batch, double w_mv,
                               double w_nns, cx_err *err);

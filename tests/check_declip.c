@@ -1,0 +1,253 @@
+/* DeCLIP's losses (lib/objective/declip.h): the nearest-neighbour search and the FIFO queue
+ * against hand-worked cases, the NNS loss against a naive reference and finite differences,
+ * the whole weighted loss (multi-view and NNS) against finite differences in the towers'
+ * outputs and theta, and against PyTorch (tests/fixtures/declip.fx,
+ * scripts/make_fixtures_declip.py). */
+#include "config.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/objective/declip.h"
+#include "tests/fixture.h"
+#include "tests/gradcheck.h"
+
+static void normalize_rows(float *x, int n, int D)
+{
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < D; j++)
+            s += (double)x[i * D + j] * x[i * D + j];
+        for (int j = 0; j < D; j++)
+            x[i * D + j] = (float)(x[i * D + j] / sqrt(s));
+    }
+}
+
+START_TEST(nearest_and_queue)
+{
+    /* Queue rows: e0, e1, -e0, (e0 + e1)/sqrt2 in 2-D. */
+    float queue[4 * 2] = {1, 0, 0, 1, -1, 0, 0.70710678f, 0.70710678f};
+    float q[3 * 2] = {0.9f, 0.1f, -0.2f, -0.9f, 0.5f, 0.6f};
+    int32_t nn[3];
+    float sims[3 * 4];
+    cx_declip_nearest(nn, sims, q, 3, queue, 4, 2);
+    ck_assert_int_eq(nn[0], 0);
+    ck_assert_int_eq(nn[1], 2);
+    ck_assert_int_eq(nn[2], 3);
+    /* Only the filled rows count: with 2, row 3 is not seen. */
+    cx_declip_nearest(nn, sims, q, 3, queue, 2, 2);
+    ck_assert_int_eq(nn[2], 1);
+    ck_assert_int_eq(nn[1], 0); /* -0.2 beats -0.9 */
+    /* FIFO: 3 rows into a queue of 4 at 2, wrapping; then 5 rows keep the last 4. */
+    float ring[4 * 2] = {0};
+    int pos = 2, filled = 2;
+    float x[5 * 2] = {1, 1, 2, 2, 3, 3, 4, 4, 5, 5};
+    cx_declip_enqueue(ring, 4, &pos, &filled, x, 3, 2);
+    ck_assert_int_eq(pos, 1);
+    ck_assert_int_eq(filled, 4);
+    ck_assert(ring[4] == 1 && ring[6] == 2 && ring[0] == 3 && ring[2] == 0);
+    pos = 0;
+    filled = 0;
+    cx_declip_enqueue(ring, 4, &pos, &filled, x, 5, 2);
+    ck_assert_int_eq(pos, 0);
+    ck_assert_int_eq(filled, 4);
+    ck_assert(ring[0] == 2 && ring[2] == 3 && ring[4] == 4 && ring[6] == 5);
+}
+END_TEST
+
+/* ---- the NNS loss -------------------------------------------------------------------------- */
+
+enum { NB = 5, ND = 4 };
+
+typedef struct {
+    float img[NB * ND], nn[NB * ND], theta;
+    float logits[NB * NB], prob[NB * NB];
+    float dloss;
+} nns_ctx;
+
+static double nns_f(void *ctx)
+{
+    nns_ctx *c = ctx;
+    return c->dloss * cx_declip_nns_loss(NULL, NULL, c->logits, c->prob, c->img, c->nn,
+                                         expf(c->theta), NB, ND, 1.0f);
+}
+
+START_TEST(nns_loss_naive_and_finite_differences)
+{
+    nns_ctx c;
+    gc_fill_normal(c.img, NB * ND, 3, 0.7);
+    gc_fill_normal(c.nn, NB * ND, 4, 1.0);
+    normalize_rows(c.nn, NB, ND);
+    c.theta = 1.1f;
+    c.dloss = 0.6f;
+    float scale = expf(c.theta);
+    /* Naive: mean over rows of logsumexp - the diagonal. */
+    double want = 0;
+    for (int i = 0; i < NB; i++) {
+        double z[NB], mx = -INFINITY, s = 0;
+        for (int j = 0; j < NB; j++) {
+            z[j] = 0;
+            for (int k = 0; k < ND; k++)
+                z[j] += (double)c.img[i * ND + k] * c.nn[j * ND + k];
+            z[j] *= scale;
+            mx = z[j] > mx ? z[j] : mx;
+        }
+        for (int j = 0; j < NB; j++)
+            s += exp(z[j] - mx);
+        want += mx + log(s) - z[i];
+    }
+    want /= NB;
+    float dimg[NB * ND], dtheta = 0;
+    double got = cx_declip_nns_loss(dimg, &dtheta, c.logits, c.prob, c.img, c.nn, scale, NB, ND,
+                                    c.dloss);
+    ck_assert_msg(fabs(got - want) < 1e-5, "nns loss %.9g, naive %.9g", got, want);
+    gc_var vars[] = {{"img", c.img, dimg, NB * ND}, {"theta", &c.theta, &dtheta, 1}};
+    gc_opts o = gc_opts_default();
+    o.max_coords = 0;
+    gc_report rep;
+    ck_assert_msg(gc_check(nns_f, NULL, &c, vars, 2, &o, &rep) == 0, "%s", rep.msg);
+}
+END_TEST
+
+/* ---- the whole loss ------------------------------------------------------------------------ */
+
+enum { LB = 4, LD = 5, LQ = 7 };
+
+typedef struct {
+    cx_declip_work w;
+    float f[2 * LB * LD], g[2 * LB * LD], theta;
+    float queue[LQ * LD];
+    int filled;
+    double w_mv, w_nns;
+} loss_ctx;
+
+static double loss_f(void *ctx)
+{
+    loss_ctx *c = ctx;
+    return cx_declip_loss(&c->w, NULL, NULL, NULL, c->f, c->g, expf(c->theta), c->queue,
+                          c->filled, LB, LD, c->w_mv, c->w_nns);
+}
+
+static void loss_case(int filled, double w_mv, double w_nns, uint64_t seed)
+{
+    loss_ctx c;
+    ck_assert_int_eq(cx_declip_work_alloc(&c.w, LB, LD, LQ), 0);
+    gc_fill_normal(c.f, 2 * LB * LD, seed, 1.0);
+    gc_fill_normal(c.g, 2 * LB * LD, seed + 1, 1.0);
+    gc_fill_normal(c.queue, LQ * LD, seed + 2, 1.0);
+    normalize_rows(c.queue, LQ, LD);
+    c.theta = 0.9f;
+    c.filled = filled;
+    c.w_mv = w_mv;
+    c.w_nns = w_nns;
+    float df[2 * LB * LD], dg[2 * LB * LD], dtheta = 0;
+    double l = cx_declip_loss(&c.w, df, dg, &dtheta, c.f, c.g, expf(c.theta), c.queue, filled,
+                              LB, LD, w_mv, w_nns);
+    ck_assert(isfinite(l) && l > 0);
+    gc_var vars[] = {{"f", c.f, df, 2 * LB * LD}, {"g", c.g, dg, 2 * LB * LD},
+                     {"theta", &c.theta, &dtheta, 1}};
+    gc_opts o = gc_opts_default();
+    o.max_coords = 0;
+    gc_report rep;
+    ck_assert_msg(gc_check(loss_f, NULL, &c, vars, 3, &o, &rep) == 0, "filled %d mv %g nns %g: %s",
+                  filled, w_mv, w_nns, rep.msg);
+    cx_declip_work_free(&c.w);
+}
+
+START_TEST(loss_finite_differences)
+{
+    loss_case(LQ, 0.4, 0.2, 10);  /* both terms */
+    loss_case(0, 1.0, 0.2, 20);   /* an empty queue: the multi-view term alone */
+    loss_case(3, 0.0, 0.8, 30);   /* NNS alone: the captions get no gradient */
+}
+END_TEST
+
+/* The weights scale their terms: mv alone plus nns alone is both. */
+START_TEST(loss_is_the_weighted_sum)
+{
+    loss_ctx c;
+    ck_assert_int_eq(cx_declip_work_alloc(&c.w, LB, LD, LQ), 0);
+    gc_fill_normal(c.f, 2 * LB * LD, 5, 1.0);
+    gc_fill_normal(c.g, 2 * LB * LD, 6, 1.0);
+    gc_fill_normal(c.queue, LQ * LD, 7, 1.0);
+    normalize_rows(c.queue, LQ, LD);
+    float s = 2.0f;
+    double mv = cx_declip_loss(&c.w, NULL, NULL, NULL, c.f, c.g, s, c.queue, LQ, LB, LD, 1, 0);
+    double nn = cx_declip_loss(&c.w, NULL, NULL, NULL, c.f, c.g, s, c.queue, LQ, LB, LD, 0, 1);
+    double both = cx_declip_loss(&c.w, NULL, NULL, NULL, c.f, c.g, s, c.queue, LQ, LB, LD, 0.4,
+                                 0.2);
+    ck_assert(mv > 0 && nn > 0);
+    ck_assert_msg(fabs(both - (0.4 * mv + 0.2 * nn)) < 1e-6, "%.9g vs %.9g", both,
+                  0.4 * mv + 0.2 * nn);
+    cx_declip_work_free(&c.w);
+}
+END_TEST
+
+/* ---- PyTorch ------------------------------------------------------------------------------- */
+
+static void fixture_case(const fx_file *f, const char *p)
+{
+    cx_err err;
+    int32_t dims[3];
+    ck_assert_msg(fx_to_int32(fx_need(f, p, "dims", 3), dims, &err) == CX_OK, "%s", err.msg);
+    int B = dims[0], D = dims[1], filled = dims[2];
+    const fx_tensor *w = fx_need(f, p, "weights", 2);
+    size_t n = 2 * (size_t)B * D, nq = (size_t)(filled > 0 ? filled : 1) * D;
+    float *fv = gc_fbuf(n), *gv = gc_fbuf(n), *queue = gc_fbuf(nq);
+    float *df = gc_fbuf(n), *dg = gc_fbuf(n), theta, dtheta = 0;
+    fx_to_float(fx_need(f, p, "f", n), fv);
+    fx_to_float(fx_need(f, p, "g", n), gv);
+    fx_to_float(fx_need(f, p, "theta", 1), &theta);
+    fx_to_float(fx_need(f, p, "queue", nq), queue);
+    cx_declip_work work;
+    ck_assert_int_eq(cx_declip_work_alloc(&work, B, D, filled), 0);
+    double l = cx_declip_loss(&work, df, dg, &dtheta, fv, gv, expf(theta), queue, filled, B, D,
+                              w->v[0], w->v[1]);
+    double want = fx_need(f, p, "loss", 1)->v[0];
+    ck_assert_msg(fabs(l - want) <= 1e-5 * fabs(want), "%s: loss %.9g, torch %.9g", p, l, want);
+    fx_assert_close(df, f, p, "df", n, 1e-5);
+    fx_assert_close(dg, f, p, "dg", n, 1e-5);
+    fx_assert_close(&dtheta, f, p, "dtheta", 1, 1e-5);
+    cx_declip_work_free(&work);
+    free(fv); free(gv); free(queue); free(df); free(dg);
+}
+
+START_TEST(pytorch_fixture)
+{
+    fx_file f;
+    fx_load_named(&f, "declip.fx");
+    fixture_case(&f, "both");
+    fixture_case(&f, "mv");
+    fixture_case(&f, "nns");
+    fx_free(&f);
+}
+END_TEST
+
+static Suite *declip_suite(void)
+{
+    Suite *s = suite_create("declip");
+    TCase *tc = tcase_create("queue");
+    tcase_add_test(tc, nearest_and_queue);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("loss");
+    tcase_add_test(tc, nns_loss_naive_and_finite_differences);
+    tcase_add_test(tc, loss_finite_differences);
+    tcase_add_test(tc, loss_is_the_weighted_sum);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("pytorch");
+    tcase_add_test(tc, pytorch_fixture);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(declip_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
