@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/model/simsiam.h"
 #include "lib/objective/declip.h"
+#include "lib/base/rng.h"
 #include "tests/fixture.h"
 #include "tests/gradcheck.h"
 
@@ -186,6 +188,80 @@ START_TEST(loss_is_the_weighted_sum)
 }
 END_TEST
 
+/* ---- SimSiam (ISS) ------------------------------------------------------------------------- */
+
+enum { SB = 5, SE = 8 };
+
+typedef struct {
+    cx_simsiam s;
+    cx_params p;
+    float f[2 * SB * SE];
+    float z[2 * SB * SE]; /* the stop-gradient targets, fixed */
+} ss_ctx;
+
+static double ss_f(void *ctx)
+{
+    ss_ctx *c = ctx;
+    return 0.7 * cx_simsiam_loss_to(&c->s, &c->p, c->f, NULL, SB, 0.7f, c->z);
+}
+
+/* The gradient of the stop-gradient loss (targets z1, z2 constants) in every parameter and in
+ * the features against finite differences of the loss with those targets held fixed; without
+ * the stop-gradient (targets moving with the inputs) the finite differences differ. */
+START_TEST(simsiam_stop_gradient_finite_differences)
+{
+    ss_ctx c;
+    cx_err err;
+    cx_params_init(&c.p);
+    ck_assert_int_eq(cx_simsiam_declare(&c.s, &c.p, "iss", SE, &err), CX_OK);
+    ck_assert_int_eq(cx_params_alloc(&c.p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_simsiam_alloc(&c.s, SB, &err), CX_OK);
+    ck_assert_int_eq(c.s.P, 2);
+    cx_rng rng;
+    cx_rng_seed(&rng, 4, 1);
+    cx_simsiam_init_params(&c.s, &c.p, &rng);
+    /* Gains and shifts away from 1 and 0. */
+    for (int k = 0; k < CX_SIMSIAM_BNS; k++) {
+        gc_fill_normal(cx_param_value(&c.p, c.s.beta[k]), (size_t)c.s.out[k], 40 + k, 0.3);
+        float *g = cx_param_value(&c.p, c.s.gamma[k]);
+        for (int i = 0; i < c.s.out[k]; i++)
+            g[i] = 1.0f + 0.1f * (float)(i % 3);
+    }
+    /* (Inputs whose ReLUs after batch norm sit clear of 0 within h: a column's perturbation
+     * moves every row's normalised value, so a kink is likelier than for one row.) */
+    gc_fill_normal(c.f, 2 * SB * SE, 13, 1.0);
+    float df[2 * SB * SE] = {0};
+    cx_params_zero_grad(&c.p);
+    double l = cx_simsiam_loss(&c.s, &c.p, c.f, df, SB, 0.7f);
+    ck_assert(l > -0.71 && l < 0.71);
+    float *grad = malloc(sizeof(float) * c.p.total);
+    memcpy(grad, c.p.grad, sizeof(float) * c.p.total);
+    /* The targets: z1 and z2 of this forward. */
+    memcpy(c.z, c.s.act[0][2], sizeof(float) * SB * SE);
+    memcpy(c.z + SB * SE, c.s.act[1][2], sizeof(float) * SB * SE);
+    ck_assert(fabs(ss_f(&c) - 0.7 * l) < 1e-6);
+    gc_var vars[32];
+    int n = 0;
+    for (int t = 0; t < c.p.count; t++) {
+        if (c.p.info[t].flags & CX_PARAM_FROZEN)
+            continue;
+        vars[n++] = (gc_var){c.p.info[t].name, cx_param_value(&c.p, t), grad + c.p.info[t].offset,
+                             c.p.info[t].size};
+    }
+    vars[n++] = (gc_var){"f", c.f, df, 2 * SB * SE};
+    gc_opts o = gc_opts_default();
+    o.h = 3e-4;
+    o.atol = 2e-4;
+    gc_report rep;
+    ck_assert_msg(gc_check(ss_f, NULL, &c, vars, n, &o, &rep) == 0, "%s", rep.msg);
+    /* The running statistics moved (train mode) and take no gradient. */
+    ck_assert(cx_param_value(&c.p, c.s.rvar[0])[0] != 1.0f);
+    free(grad);
+    cx_simsiam_free(&c.s);
+    cx_params_free(&c.p);
+}
+END_TEST
+
 /* ---- PyTorch ------------------------------------------------------------------------------- */
 
 static void fixture_case(const fx_file *f, const char *p)
@@ -236,6 +312,7 @@ static Suite *declip_suite(void)
     tcase_add_test(tc, nns_loss_naive_and_finite_differences);
     tcase_add_test(tc, loss_finite_differences);
     tcase_add_test(tc, loss_is_the_weighted_sum);
+    tcase_add_test(tc, simsiam_stop_gradient_finite_differences);
     suite_add_tcase(s, tc);
     tc = tcase_create("pytorch");
     tcase_add_test(tc, pytorch_fixture);

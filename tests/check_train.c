@@ -516,8 +516,10 @@ START_TEST(dino_step_gradients)
 }
 END_TEST
 
-/* The DeCLIP step: the gradient of its weighted loss (multi-view and NNS) with respect to the
- * image tower, the text tower and the logit scale against finite differences, from a queue
+/* The DeCLIP step: the gradient of its weighted loss (multi-view and NNS; ISS's stop-gradient
+ * makes its step gradient differ from the loss's derivative, so its own check is in
+ * tests/check_declip.c) with respect to the image tower, the text tower and the logit scale
+ * against finite differences, from a queue
  * that an earlier step filled (restored before each evaluation: the step enqueues); the queue
  * gets no gradient; the step enqueues the batch's unit captions after querying. */
 typedef struct {
@@ -556,13 +558,14 @@ START_TEST(declip_step_gradients)
     cx_model_spec s = small_spec(CX_OBJECTIVE_CLIP);
     s.logit_scale_init = 3.0;
     s.declip_queue = 5;
+    s.declip_iss = 1;
     ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
     random_params(&m, 8);
     cx_params *p = &m.params;
     ck_assert_int_eq(cx_params_find(p, "declip.queue"), m.queue);
     ck_assert(p->info[m.queue].flags & CX_PARAM_FROZEN);
     cx_declip_step d;
-    ck_assert_int_eq(cx_declip_step_init(&d, &m, B / 2, 0.4, 0.2, &err), CX_OK);
+    ck_assert_int_eq(cx_declip_step_init(&d, &m, B / 2, 0.4, 0.2, 0.0, &err), CX_OK);
     float x[B / 2 * IN], x0[B / 2 * IN];
     gc_fill_normal(x, B / 2 * IN, 13, 1.0);
     gc_fill_normal(x0, B / 2 * IN, 14, 1.0);

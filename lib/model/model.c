@@ -132,6 +132,9 @@ cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
                 goto fail;
             }
         }
+        if (s->declip_iss &&
+            (st = cx_simsiam_declare(&m->simsiam, p, "declip.iss", s->embed_dim, err)))
+            goto fail;
     } else if (s->objective == CX_OBJECTIVE_SL) {
         if ((st = cx_head_declare(&m->head, p, "head", s->head_kind, s->num_classes, s->embed_dim,
                                   s->head_frozen ? CX_PARAM_FROZEN : 0, scale_flags, err)))
@@ -198,6 +201,8 @@ cx_status cx_model_alloc(cx_model *m, int optim_slots, cx_err *err)
             st = step_buffers_oom(s, err);
             goto fail;
         }
+        if (s->declip_iss && (st = cx_simsiam_alloc(&m->simsiam, s->max_batch / 2, err)))
+            goto fail;
     } else if (s->objective == CX_OBJECTIVE_DINO) {
         st = s->image_kind == CX_IMAGE_IDENTITY ? CX_OK
              : s->image_kind == CX_IMAGE_CNN    ? cx_cnn_alloc(&m->teacher_cnn, s->max_batch, err)
@@ -242,6 +247,8 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
         else
             cx_text_tower_init_params(&m->text, &m->params, &rng);
         cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
+        if (m->spec.declip_iss)
+            cx_simsiam_init_params(&m->simsiam, &m->params, &rng);
     } else if (m->spec.objective == CX_OBJECTIVE_DINO) {
         cx_dino_head_init_params(&m->dino_head, &m->params, &rng);
         /* As a PyTorch Linear(bottleneck, P)'s weight: U(-1/sqrt(in), 1/sqrt(in)). */
@@ -556,6 +563,7 @@ void cx_model_free(cx_model *m)
     cx_head_free(&m->head);
     cx_dino_head_free(&m->dino_head);
     cx_dino_head_free(&m->teacher_head);
+    cx_simsiam_free(&m->simsiam);
     cx_mlp_free(&m->teacher_image);
     cx_cnn_free(&m->teacher_cnn);
     cx_seq_tower_free(&m->teacher_vit);

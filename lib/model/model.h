@@ -8,6 +8,7 @@
 #include "lib/base/dist.h"
 #include "lib/model/cnn.h"
 #include "lib/model/dino_head.h"
+#include "lib/model/simsiam.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
@@ -75,8 +76,9 @@ typedef struct {
     int logit_scale_learn;
     /* DINO only: the projection head's widths and the prototypes P (of dimension bottleneck) */
     int dino_hidden, dino_bottleneck, dino_prototypes;
-    /* DeCLIP (a CLIP model): entries of the NNS queue of caption embeddings, 0: none */
-    int declip_queue;
+    /* DeCLIP (a CLIP model): entries of the NNS queue of caption embeddings, 0: none; 1 for
+     * the SimSiam head (image self-supervision) on the image tower's output */
+    int declip_queue, declip_iss;
 } cx_model_spec;
 
 typedef struct {
@@ -101,6 +103,7 @@ typedef struct {
      * CX_PARAM_NO_STATE): "declip.queue" (declip_queue, embed_dim) unit rows and
      * "declip.queue_pos" (2): the next row to write and the rows filled. -1 without. */
     int queue, queue_pos;
+    cx_simsiam simsiam;               /* spec.declip_iss: buffers for max_batch / 2 per view */
     /* Step buffers, owned, for B = spec.max_batch local rows and G = B * spec.world rows of
      * the global batch: */
     float *img_unit, *img_norm;       /* (G, D) unit features of all ranks, (B) local norms */

@@ -132,6 +132,7 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
                 q = shape->train_samples;
             spec->declip_queue = (int)q;
         }
+        spec->declip_iss = cfg->objective == CX_CFG_OBJECTIVE_DECLIP && cfg->declip.iss > 0;
     } else if (spec->objective == CX_OBJECTIVE_DINO) {
         /* No classifier: the projection head and the prototypes instead. */
         spec->dino_hidden = (int)cfg->dino.hidden;

@@ -129,7 +129,7 @@ static const cx_conf_key keys[] = {
     {"dino.hidden", CX_CONF_INT, AT(dino.hidden), "2048", Q_IN(1, 65536), .doc = "dino: hidden width of the 3-layer projection head"},
     {"dino.bottleneck", CX_CONF_INT, AT(dino.bottleneck), "256", Q_IN(1, 65536), .doc = "dino: the head's output width, the prototypes' dimension"},
     {"declip.mv", CX_CONF_DOUBLE, AT(declip.mv), "0.4", Q_GE(0), .doc = "declip: weight of multi-view supervision (2 image views x 2 caption views, original and EDA: the mean of the four CLIP losses)"},
-    {"declip.iss", CX_CONF_DOUBLE, AT(declip.iss), "0.2", Q_GE(0), .doc = "declip: weight of image self-supervision (SimSiam on the two image views); not built yet: set 0"},
+    {"declip.iss", CX_CONF_DOUBLE, AT(declip.iss), "0.2", Q_GE(0), .doc = "declip: weight of image self-supervision (SimSiam on the two image views: a projector of 3 linear + batch norm layers and a bottleneck predictor on the image tower's output)"},
     {"declip.mlm", CX_CONF_DOUBLE, AT(declip.mlm), "0.2", Q_GE(0), .doc = "declip: weight of masked language modelling (transformer text tower); not built yet: set 0"},
     {"declip.nns", CX_CONF_DOUBLE, AT(declip.nns), "0.2", Q_GE(0), .doc = "declip: weight of nearest-neighbour supervision (image to the caption queue's nearest neighbour of its caption)"},
     {"declip.queue", CX_CONF_INT, AT(declip.queue), "65536", Q_IN(1, 16777216), .doc = "declip: entries of the FIFO queue of caption embeddings, at most the training samples"},
@@ -233,15 +233,12 @@ static cx_status check_declip_objective(const cx_train_config *cfg, cx_err *err)
     if (cfg->declip.mlm > 0 && cfg->model.text.type != CX_CFG_TEXT_TRANSFORMER)
         return cx_fail(err, CX_EUSAGE, "declip.mlm: masked language modelling needs "
                        "model.text.type: transformer; set it or declip.mlm: 0");
-    if (cfg->declip.iss > 0)
-        return cx_fail(err, CX_EUSAGE, "declip.iss: image self-supervision (SimSiam) is not "
-                       "built yet; set declip.iss: 0");
     if (cfg->declip.mlm > 0)
         return cx_fail(err, CX_EUSAGE, "declip.mlm: masked language modelling is not built yet; "
                        "set declip.mlm: 0");
     if (!(cfg->declip.mv + cfg->declip.iss + cfg->declip.mlm + cfg->declip.nns > 0))
-        return cx_fail(err, CX_EUSAGE, "declip.*: every weight is 0; give declip.mv or "
-                       "declip.nns a positive weight");
+        return cx_fail(err, CX_EUSAGE, "declip.*: every weight is 0; give declip.mv, "
+                       "declip.iss or declip.nns a positive weight");
     return CX_OK;
 }
 

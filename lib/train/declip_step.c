@@ -5,7 +5,7 @@
 #include <string.h>
 
 cx_status cx_declip_step_init(cx_declip_step *d, const cx_model *m, int max_batch, double w_mv,
-                              double w_nns, cx_err *err)
+                              double w_nns, double w_iss, cx_err *err)
 {
     memset(d, 0, sizeof *d);
     const cx_model_spec *s = &m->spec;
@@ -14,12 +14,15 @@ cx_status cx_declip_step_init(cx_declip_step *d, const cx_model *m, int max_batc
                        2 * max_batch);
     if (w_nns > 0 && m->queue < 0)
         return cx_fail(err, CX_EUSAGE, "declip.nns: the model holds no caption queue");
+    if (w_iss > 0 && !s->declip_iss)
+        return cx_fail(err, CX_EUSAGE, "declip.iss: the model holds no SimSiam head");
     d->max_batch = max_batch;
     d->in_dim = s->in_dim;
     d->D = s->embed_dim;
     d->Q = w_nns > 0 ? s->declip_queue : 0;
     d->w_mv = w_mv;
     d->w_nns = w_nns;
+    d->w_iss = w_iss;
     size_t R = 2 * (size_t)max_batch, D = (size_t)d->D;
     d->views = malloc(sizeof(float) * R * (size_t)d->in_dim);
     d->d_img = malloc(sizeof(float) * R * D);
@@ -54,6 +57,10 @@ cx_status cx_declip_step_run(cx_declip_step *d, cx_model *m, const cx_aug_config
     *loss = cx_declip_loss(&d->work, image_grad ? d->d_img : NULL, text_grad ? d->d_txt : NULL,
                            cx_param_grad(p, m->logit_scale), f, g, cx_model_logit_scale(m),
                            queue, filled, B, D, d->w_mv, d->w_nns);
+    /* ISS on the image tower's raw output: its gradient joins the image side's. */
+    if (d->w_iss > 0)
+        *loss += d->w_iss * cx_simsiam_loss(&m->simsiam, p, f, image_grad ? d->d_img : NULL, B,
+                                            (float)d->w_iss);
     if (image_grad)
         cx_model_image_backward(m, d->views, d->d_img, R);
     if (text_grad)

@@ -1,9 +1,9 @@
 /* One DeCLIP training step (objective declip, methods.md section 6) on a CLIP model built for
  * 2 max_batch rows: two augmented image views and two caption views (the original and EDA's),
- * L = w_mv L_MV + w_nns L_NNS, where L_MV is the mean of the four symmetric CLIP losses
- * (image view a against caption view b) and L_NNS = 1/2 [CE(image a, NN(caption a))] summed
- * over both views, NN from the FIFO queue of caption embeddings held in the model's
- * parameters (queried first, then the original captions enqueued, detached). */
+ * L = w_mv L_MV + w_nns L_NNS + w_iss L_ISS: L_MV and L_NNS as cx_declip_loss computes them
+ * (the NN from the FIFO queue of caption embeddings held in the model's parameters, queried
+ * first, then the original captions enqueued, detached), L_ISS SimSiam's on the image
+ * tower's outputs of the two views (lib/model/simsiam.h). */
 #ifndef CX_TRAIN_DECLIP_STEP_H
 #define CX_TRAIN_DECLIP_STEP_H
 
@@ -16,14 +16,14 @@
 
 typedef struct {
     int max_batch, in_dim, D, Q;
-    double w_mv, w_nns;
+    double w_mv, w_nns, w_iss;
     float *views;             /* (2 max_batch, in_dim), owned */
     float *d_img, *d_txt;     /* (2 max_batch, D), owned */
     cx_declip_work work;
 } cx_declip_step;
 /* Buffers for m (a CLIP model for 2 max_batch rows; with w_nns > 0 it holds the queue). */
 cx_status cx_declip_step_init(cx_declip_step *d, const cx_model *m, int max_batch, double w_mv,
-                              double w_nns, cx_err *err);
+                              double w_nns, double w_iss, cx_err *err);
 
 /* The step on B <= max_batch samples in (B, in_dim) (samples: their stored-file indices, which
  * key the image views with seed and step) and tokens (2B rows: the original captions, then

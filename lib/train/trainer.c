@@ -639,7 +639,7 @@ static cx_status build_training(trainer *t, cx_err *err)
                        "run it without MPI", t->dist.size);
     if (t->declip &&
         (st = cx_declip_step_init(&t->declip_step, &t->model, t->local_batch, cfg->declip.mv,
-                                  cfg->declip.nns, err)))
+                                  cfg->declip.nns, cfg->declip.iss, err)))
         return st;
     if ((st = setup_aug(t, err)))
         return st;
