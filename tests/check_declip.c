@@ -8,6 +8,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -291,6 +292,56 @@ static void fixture_case(const fx_file *f, const char *p)
     free(fv); free(gv); free(queue); free(df); free(dg);
 }
 
+/* SimSiam against torch: the fixture's parameters loaded by name (iss_fc0_weight is the
+ * tensor iss.fc0.weight), the loss, d features and every parameter's gradient. */
+static void simsiam_fixture_case(const fx_file *f)
+{
+    cx_err err;
+    int32_t dims[2];
+    ck_assert_msg(fx_to_int32(fx_need(f, "iss", "dims", 2), dims, &err) == CX_OK, "%s", err.msg);
+    int B = dims[0], E = dims[1];
+    cx_simsiam s;
+    cx_params p;
+    cx_params_init(&p);
+    ck_assert_int_eq(cx_simsiam_declare(&s, &p, "iss", E, &err), CX_OK);
+    ck_assert_int_eq(cx_params_alloc(&p, 0, &err), CX_OK);
+    ck_assert_int_eq(cx_simsiam_alloc(&s, B, &err), CX_OK);
+    cx_rng rng;
+    cx_rng_seed(&rng, 1, 1);
+    cx_simsiam_init_params(&s, &p, &rng); /* running statistics 0 and 1 */
+    char name[CX_PARAM_NAME_MAX];
+    for (int t = 0; t < p.count; t++) {
+        if (p.info[t].flags & CX_PARAM_FROZEN)
+            continue;
+        snprintf(name, sizeof name, "%s", p.info[t].name + 4); /* after "iss." */
+        for (char *c = name; *c; c++)
+            *c = *c == '.' ? '_' : *c;
+        fx_to_float(fx_need(f, "iss", name, p.info[t].size), cx_param_value(&p, t));
+    }
+    size_t n = 2 * (size_t)B * E;
+    float *fv = gc_fbuf(n), *df = gc_fbuf(n);
+    memset(df, 0, sizeof(float) * n);
+    fx_to_float(fx_need(f, "iss", "f", n), fv);
+    cx_params_zero_grad(&p);
+    double l = cx_simsiam_loss(&s, &p, fv, df, B, 1.0f);
+    double want = fx_need(f, "iss", "loss", 1)->v[0];
+    ck_assert_msg(fabs(l - want) <= 1e-5 * fabs(want), "iss: loss %.9g, torch %.9g", l, want);
+    fx_assert_close(df, f, "iss", "df", n, 1e-5);
+    for (int t = 0; t < p.count; t++) {
+        if (p.info[t].flags & CX_PARAM_FROZEN)
+            continue;
+        name[0] = 'd';
+        snprintf(name + 1, sizeof name - 1, "%s", p.info[t].name + 4);
+        for (char *c = name; *c; c++)
+            *c = *c == '.' ? '_' : *c;
+        fx_assert_close(cx_param_grad(&p, t), f, "iss", name, p.info[t].size, 1e-5);
+    }
+    free(fv);
+    free(df);
+    cx_simsiam_free(&s);
+    cx_params_free(&p);
+}
+
 START_TEST(pytorch_fixture)
 {
     fx_file f;
@@ -298,6 +349,7 @@ START_TEST(pytorch_fixture)
     fixture_case(&f, "both");
     fixture_case(&f, "mv");
     fixture_case(&f, "nns");
+    simsiam_fixture_case(&f);
     fx_free(&f);
 }
 END_TEST
