@@ -167,9 +167,10 @@ char *cli_run_name(const char *dir)
 
 const char *cli_objective_name(int objective)
 {
-    return objective == CX_CFG_OBJECTIVE_CLIP   ? "clip"
-           : objective == CX_CFG_OBJECTIVE_DINO ? "dino"
-                                                : "sl";
+    return objective == CX_CFG_OBJECTIVE_CLIP     ? "clip"
+           : objective == CX_CFG_OBJECTIVE_DINO   ? "dino"
+           : objective == CX_CFG_OBJECTIVE_DECLIP ? "declip"
+                                                  : "sl";
 }
 
 const char *cli_fmt(char *buf, size_t cap, double v)

@@ -169,7 +169,7 @@ START_TEST(schemas_pass_their_own_check)
     cx_err_clear(&err);
     ck_assert_int_eq(cx_conf_schema_check(T, &err), CX_OK);
     ck_assert_int_eq(cx_conf_schema_check(&cx_train_config_schema, &err), CX_OK);
-    ck_assert_uint_eq(cx_train_config_schema.count, 86);
+    ck_assert_uint_eq(cx_train_config_schema.count, 91);
 }
 END_TEST
 
@@ -849,7 +849,7 @@ START_TEST(key_list_shows_types_defaults_and_docs)
         {"seed", "int >= 0", "0"},
         {"epochs", "int in [1, 1000000]", "10"},
         {"drop_last", "bool", "true"},
-        {"objective", "enum: clip|sl|dino", "sl"},
+        {"objective", "enum: clip|sl|dino|declip", "sl"},
         {"effnum.beta", "double in [0, 1)", "0.999"},
         {"ldam.scale", "double > 0", "30.0"},
         {"logit_adjust.tau", "double", "1.0"},

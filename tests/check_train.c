@@ -18,6 +18,7 @@
 #include "lib/optim/optim.h"
 #include "lib/run/run.h"
 #include "lib/run/train_config.h"
+#include "lib/train/declip_step.h"
 #include "lib/train/dino_step.h"
 #include "lib/train/trainer.h"
 #include "tests/fixture.h"
@@ -515,6 +516,93 @@ START_TEST(dino_step_gradients)
 }
 END_TEST
 
+/* The DeCLIP step: the gradient of its weighted loss (multi-view and NNS; ISS's stop-gradient
+ * makes its step gradient differ from the loss's derivative, so its own check is in
+ * tests/check_declip.c) with respect to the image tower, the text tower and the logit scale
+ * against finite differences, from a queue
+ * that an earlier step filled (restored before each evaluation: the step enqueues); the queue
+ * gets no gradient; the step enqueues the batch's unit captions after querying. */
+typedef struct {
+    cx_model *m;
+    cx_declip_step *d;
+    const float *x;
+    const uint64_t *samples;
+    cx_aug_config aug;
+    cx_aug_shape shape;
+    float *queue_saved; /* (Q D + 2) */
+} declip_ctx;
+
+static void declip_restore(declip_ctx *c)
+{
+    cx_params *p = &c->m->params;
+    size_t nq = p->info[c->m->queue].size;
+    memcpy(cx_param_value(p, c->m->queue), c->queue_saved, sizeof(float) * nq);
+    memcpy(cx_param_value(p, c->m->queue_pos), c->queue_saved + nq, sizeof(float) * 2);
+}
+
+static double declip_loss(void *ctx)
+{
+    declip_ctx *c = ctx;
+    declip_restore(c);
+    double loss = 0;
+    cx_err err;
+    ck_assert_int_eq(cx_declip_step_run(c->d, c->m, &c->aug, &c->shape, 9, 4, c->samples, c->x,
+                                        tokens, B / 2, &loss, &err), CX_OK);
+    return loss;
+}
+
+START_TEST(declip_step_gradients)
+{
+    cx_model m;
+    cx_err err;
+    cx_model_spec s = small_spec(CX_OBJECTIVE_CLIP);
+    s.logit_scale_init = 3.0;
+    s.declip_queue = 5;
+    s.declip_iss = 1;
+    ck_assert_int_eq(cx_model_build(&m, &s, 2, &err), CX_OK);
+    random_params(&m, 8);
+    cx_params *p = &m.params;
+    ck_assert_int_eq(cx_params_find(p, "declip.queue"), m.queue);
+    ck_assert(p->info[m.queue].flags & CX_PARAM_FROZEN);
+    cx_declip_step d;
+    ck_assert_int_eq(cx_declip_step_init(&d, &m, B / 2, 0.4, 0.2, 0.0, &err), CX_OK);
+    float x[B / 2 * IN], x0[B / 2 * IN];
+    gc_fill_normal(x, B / 2 * IN, 13, 1.0);
+    gc_fill_normal(x0, B / 2 * IN, 14, 1.0);
+    const uint64_t samples[B / 2] = {0, 1, 2};
+    declip_ctx c = {&m, &d, x, samples, {0}, {0}, NULL};
+    c.shape.d = IN;
+    c.aug.noise = 0.5; /* two image views that differ */
+    /* An earlier step on other inputs fills 3 of the 5 rows. */
+    double l0;
+    int32_t tokens0[B * 4];
+    memcpy(tokens0, tokens + B / 2 * 4, sizeof(int32_t) * B / 2 * 4);
+    memcpy(tokens0 + B / 2 * 4, tokens, sizeof(int32_t) * B / 2 * 4);
+    ck_assert_int_eq(cx_declip_step_run(&d, &m, &c.aug, &c.shape, 9, 3, samples, x0, tokens0,
+                                        B / 2, &l0, &err), CX_OK);
+    const float *pos = cx_param_value(p, m.queue_pos);
+    ck_assert(pos[0] == 3.0f && pos[1] == 3.0f);
+    size_t nq = p->info[m.queue].size;
+    c.queue_saved = malloc(sizeof(float) * (nq + 2));
+    memcpy(c.queue_saved, cx_param_value(p, m.queue), sizeof(float) * nq);
+    memcpy(c.queue_saved + nq, pos, sizeof(float) * 2);
+    check_all_params(&m, declip_loss, &c);
+    /* Each step enqueues its 3 captions: 3 + 3 wraps to row 1, all 5 filled; the rows are unit. */
+    declip_loss(&c);
+    ck_assert(pos[0] == 1.0f && pos[1] == 5.0f);
+    const float *q = cx_param_value(p, m.queue);
+    for (int r = 0; r < 5; r++) {
+        double n2 = 0;
+        for (int j = 0; j < D; j++)
+            n2 += (double)q[r * D + j] * q[r * D + j];
+        ck_assert_msg(fabs(n2 - 1) < 1e-5, "queue row %d: |q|^2 %g", r, n2);
+    }
+    free(c.queue_saved);
+    cx_declip_step_free(&d);
+    cx_model_free(&m);
+}
+END_TEST
+
 /* A frozen image tower: its tensors are FROZEN and NO_STATE and get no gradient; the steps on
  * precomputed features (what the trainer caches) give the same loss and the same gradient
  * bits as the steps on the inputs. */
@@ -919,6 +1007,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, dino_layout_identity_tower);
     tcase_add_test(tc, dino_checkpoint_round_trips_student_and_teacher);
     tcase_add_test(tc, dino_step_gradients);
+    tcase_add_test(tc, declip_step_gradients);
     tcase_add_test(tc, clip_step_frozen_text_tower_gets_no_gradient);
     tcase_add_test(tc, identity_tower_steps_gradients);
     tcase_add_test(tc, frozen_image_tower_steps);

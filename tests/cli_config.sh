@@ -23,12 +23,13 @@ tail -n +2 "$WORK/keys" | awk -F '  +' '{print $1 "\t" $2 "; default " $3 "."}' 
 while IFS="$(printf '\t')" read -r key want; do
     got=$(awk -v k=".B $key" 'found {print; exit} $0 == k {found = 1}' "$TOP_SRCDIR/doc/clipx.1")
     [ "$got" = "$want" ] || fail "doc/clipx.1 for $key: '$got', wanted '$want'"
-    # Every listed key is written back by the configuration output (aug.*, dino.*, vocab.freqs, eval.every only when set:
+    # Every listed key is written back by the configuration output (aug.*, dino.*, declip.*, vocab.freqs, eval.every only when set:
     # at their defaults they are left out, so older run folders keep their exact text).
     leaf=${key##*.}
     case $key in
         aug.*) grep -q "^ *$leaf: " "$WORK/defaults.yaml" && fail "$key written at its default" ;;
         dino.*) grep -q '^dino:' "$WORK/defaults.yaml" && fail "$key written at its default" ;;
+        declip.*) grep -q '^declip:' "$WORK/defaults.yaml" && fail "$key written at its default" ;;
         vocab.freqs) grep -q "^ *$leaf: " "$WORK/defaults.yaml" && fail "$key written at its default" ;;
         eval.every) grep -q '^eval:' "$WORK/defaults.yaml" && fail "$key written at its default" ;;
         *) grep -q "^ *$leaf: " "$WORK/defaults.yaml" || fail "$key missing from the YAML output" ;;

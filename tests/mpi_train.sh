@@ -79,4 +79,9 @@ expect_exit 2 mpi "$CLIPX" train $small --objective sl --batch 63 --out "$WORK/o
 expect_grep 'divide evenly' "$WORK/err" "uneven batch"
 [ -e "$WORK/odd" ] && fail "a refused MPI run created its folder"
 
+# Objective declip trains in one process: refused under MPI.
+expect_exit 2 mpi "$CLIPX" train $small --objective declip --set declip.mlm=0 \
+    --out "$WORK/declip"
+expect_grep 'objective declip trains in one process' "$WORK/err" "declip under MPI"
+
 finish

@@ -223,7 +223,7 @@ static cx_status check_run(const rt_state *t, cx_err *err)
                        "classifier head; use method crt, decoder or dfr on its features",
                        m, r->dir);
     if (t->cfg.method == CX_RETRAIN_PROMPT) {
-        if (r->cfg.objective != CX_CFG_OBJECTIVE_CLIP)
+        if (!cx_cfg_objective_has_text((int)r->cfg.objective))
             return cx_fail(err, CX_EUSAGE,
                            "method prompt: %s is an SL run (objective sl) without a text tower; "
                            "prompt tuning needs a CLIP run whose text tower is the transformer",

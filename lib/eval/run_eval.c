@@ -45,7 +45,7 @@ static cx_status as_data(cx_status st)
 
 static int is_clip(const cx_run *run)
 {
-    return run->cfg.objective == CX_CFG_OBJECTIVE_CLIP;
+    return cx_cfg_objective_has_text((int)run->cfg.objective);
 }
 
 /* A self-supervised run: no text tower, no classifier head; its features are the teacher's. */
@@ -249,7 +249,7 @@ static cx_status class_embeddings(cx_run *run, const cx_dataset *ds, float **out
         if ((st = cx_run_open(run->cfg.head_from, 256, &src, err))) {
             return cx_err_prefix(err, as_data(st), "head_from of %s", run->dir);
         }
-        if (src.cfg.objective != CX_CFG_OBJECTIVE_CLIP ||
+        if (!cx_cfg_objective_has_text((int)src.cfg.objective) ||
             src.model.spec.embed_dim != run->model.spec.embed_dim) {
             st = cx_fail(err, CX_EDATA, "head_from of %s: %s is not a CLIP run of embedding "
                          "dimension %d", run->dir, run->cfg.head_from, run->model.spec.embed_dim);

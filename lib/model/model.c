@@ -73,6 +73,7 @@ cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
     m->spec = *spec;
     m->logit_scale = -1;
     m->prototypes = m->teacher_prototypes = -1;
+    m->queue = m->queue_pos = -1;
     cx_params_init(&m->params);
     cx_params *p = &m->params;
     const cx_model_spec *s = &m->spec;
@@ -121,6 +122,19 @@ cx_status cx_model_declare(cx_model *m, const cx_model_spec *spec, cx_err *err)
             st = cx_params_failure(m->logit_scale);
             goto fail;
         }
+        if (s->declip_queue > 0) {
+            const unsigned qf = CX_PARAM_FROZEN | CX_PARAM_NO_STATE;
+            const int qshape[2] = {s->declip_queue, s->embed_dim};
+            if ((m->queue = cx_params_declare(p, "declip.queue", 2, qshape, qf, err)) < 0 ||
+                (m->queue_pos = cx_params_declare(p, "declip.queue_pos", 1, (int[]){2}, qf,
+                                                  err)) < 0) {
+                st = cx_params_failure(m->queue < 0 ? m->queue : m->queue_pos);
+                goto fail;
+            }
+        }
+        if (s->declip_iss &&
+            (st = cx_simsiam_declare(&m->simsiam, p, "declip.iss", s->embed_dim, err)))
+            goto fail;
     } else if (s->objective == CX_OBJECTIVE_SL) {
         if ((st = cx_head_declare(&m->head, p, "head", s->head_kind, s->num_classes, s->embed_dim,
                                   s->head_frozen ? CX_PARAM_FROZEN : 0, scale_flags, err)))
@@ -187,6 +201,8 @@ cx_status cx_model_alloc(cx_model *m, int optim_slots, cx_err *err)
             st = step_buffers_oom(s, err);
             goto fail;
         }
+        if (s->declip_iss && (st = cx_simsiam_alloc(&m->simsiam, s->max_batch / 2, err)))
+            goto fail;
     } else if (s->objective == CX_OBJECTIVE_DINO) {
         st = s->image_kind == CX_IMAGE_IDENTITY ? CX_OK
              : s->image_kind == CX_IMAGE_CNN    ? cx_cnn_alloc(&m->teacher_cnn, s->max_batch, err)
@@ -231,6 +247,8 @@ void cx_model_init_params(cx_model *m, uint64_t seed)
         else
             cx_text_tower_init_params(&m->text, &m->params, &rng);
         cx_param_value(&m->params, m->logit_scale)[0] = (float)log(m->spec.logit_scale_init);
+        if (m->spec.declip_iss)
+            cx_simsiam_init_params(&m->simsiam, &m->params, &rng);
     } else if (m->spec.objective == CX_OBJECTIVE_DINO) {
         cx_dino_head_init_params(&m->dino_head, &m->params, &rng);
         /* As a PyTorch Linear(bottleneck, P)'s weight: U(-1/sqrt(in), 1/sqrt(in)). */
@@ -384,6 +402,16 @@ const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B)
     return cx_text_tower_forward(&m->text, &m->params, tokens, B);
 }
 
+void cx_model_text_backward(cx_model *m, const int32_t *tokens, const float *dfeat, int B)
+{
+    if (m->spec.text_frozen)
+        return;
+    if (m->spec.text_kind == CX_TEXT_TRANSFORMER)
+        cx_seq_tower_backward(&m->text_seq, &m->params, tokens, dfeat);
+    else
+        cx_text_tower_backward(&m->text, &m->params, tokens, dfeat, B);
+}
+
 /* feat_given: x holds the image features (no image forward or backward). */
 static cx_status clip_step(cx_model *m, const float *x, int feat_given, const int32_t *tokens,
                            int B, const cx_dist *d, double *loss, cx_err *err)
@@ -535,6 +563,7 @@ void cx_model_free(cx_model *m)
     cx_head_free(&m->head);
     cx_dino_head_free(&m->dino_head);
     cx_dino_head_free(&m->teacher_head);
+    cx_simsiam_free(&m->simsiam);
     cx_mlp_free(&m->teacher_image);
     cx_cnn_free(&m->teacher_cnn);
     cx_seq_tower_free(&m->teacher_vit);

@@ -8,6 +8,7 @@
 #include "lib/base/dist.h"
 #include "lib/model/cnn.h"
 #include "lib/model/dino_head.h"
+#include "lib/model/simsiam.h"
 #include "lib/model/head.h"
 #include "lib/model/mlp.h"
 #include "lib/model/params.h"
@@ -75,6 +76,9 @@ typedef struct {
     int logit_scale_learn;
     /* DINO only: the projection head's widths and the prototypes P (of dimension bottleneck) */
     int dino_hidden, dino_bottleneck, dino_prototypes;
+    /* DeCLIP (a CLIP model): entries of the NNS queue of caption embeddings, 0: none; 1 for
+     * the SimSiam head (image self-supervision) on the image tower's output */
+    int declip_queue, declip_iss;
 } cx_model_spec;
 
 typedef struct {
@@ -95,6 +99,11 @@ typedef struct {
     cx_cnn teacher_cnn;
     cx_seq_tower teacher_vit;
     int prototypes, teacher_prototypes; /* parameter indices, -1 outside DINO */
+    /* DeCLIP's NNS queue, in the parameters so checkpoints hold it (CX_PARAM_FROZEN |
+     * CX_PARAM_NO_STATE): "declip.queue" (declip_queue, embed_dim) unit rows and
+     * "declip.queue_pos" (2): the next row to write and the rows filled. -1 without. */
+    int queue, queue_pos;
+    cx_simsiam simsiam;               /* spec.declip_iss: buffers for max_batch / 2 per view */
     /* Step buffers, owned, for B = spec.max_batch local rows and G = B * spec.world rows of
      * the global batch: */
     float *img_unit, *img_norm;       /* (G, D) unit features of all ranks, (B) local norms */
@@ -128,6 +137,10 @@ void cx_model_init_params(cx_model *m, uint64_t seed);
 const float *cx_model_image_forward(cx_model *m, const float *x, int B);
 /* Text tower output (B, embed_dim), unnormalised. */
 const float *cx_model_text_forward(cx_model *m, const int32_t *tokens, int B);
+
+/* The text tower's parameter gradients (added) from dfeat (B, embed_dim) for its last
+ * forward on tokens; nothing for a frozen tower. */
+void cx_model_text_backward(cx_model *m, const int32_t *tokens, const float *dfeat, int B);
 
 /* Per-token outputs of the last image forward, (B, *T, *D): a ViT's tokens after its final
  * LayerNorm (CLS first), or the CNN's last feature map as its positions (rows of the map in

@@ -180,6 +180,9 @@ cx_status cx_run_read_ckpt(const char *path, cx_ckpt *ck, cx_run_meta *meta, cx_
         goto fail;
     }
     memcpy(meta->class_counts, counts->data, counts->nbytes);
+    meta->shape.train_samples = 0;
+    for (int c = 0; c < meta->shape.num_classes; c++)
+        meta->shape.train_samples += meta->class_counts[c];
     if ((st = cx_ckpt_get_string(ck, path, "meta/classes", &classes, err)) ||
         (st = split_names(path, classes, meta->shape.num_classes, &meta->class_names, err)) ||
         (st = cx_ckpt_get_string(ck, path, "meta/dataset", &meta->dataset, err)) ||

@@ -15,7 +15,7 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
                         cx_model_spec *spec, cx_err *err)
 {
     memset(spec, 0, sizeof *spec);
-    spec->objective = cfg->objective == CX_CFG_OBJECTIVE_CLIP   ? CX_OBJECTIVE_CLIP
+    spec->objective = cx_cfg_objective_has_text((int)cfg->objective) ? CX_OBJECTIVE_CLIP
                       : cfg->objective == CX_CFG_OBJECTIVE_DINO ? CX_OBJECTIVE_DINO
                                                                 : CX_OBJECTIVE_SL;
     spec->max_batch = max_batch;
@@ -125,6 +125,14 @@ cx_status cx_spec_model(const cx_train_config *cfg, const cx_data_shape *shape, 
         spec->token_dim = (int)cfg->model.text.dim;
         spec->max_tokens = (int)cfg->model.text.max_tokens;
         spec->text_frozen = cfg->model.text.freeze;
+        /* DeCLIP's NNS queue: at most one entry per training caption. */
+        if (cfg->objective == CX_CFG_OBJECTIVE_DECLIP && cfg->declip.nns > 0) {
+            int64_t q = cfg->declip.queue;
+            if (shape->train_samples > 0 && shape->train_samples < q)
+                q = shape->train_samples;
+            spec->declip_queue = (int)q;
+        }
+        spec->declip_iss = cfg->objective == CX_CFG_OBJECTIVE_DECLIP && cfg->declip.iss > 0;
     } else if (spec->objective == CX_OBJECTIVE_DINO) {
         /* No classifier: the projection head and the prototypes instead. */
         spec->dino_hidden = (int)cfg->dino.hidden;

@@ -22,6 +22,7 @@ typedef struct {
     int64_t in_shape[3];  /* per-sample shape */
     int num_classes;      /* classes of the class list (the SL head's outputs) */
     int vocab_size;       /* CLIP: tokenizer vocabulary size, else 0 */
+    int64_t train_samples; /* training samples (the sum of the class counts); 0: unknown */
 } cx_data_shape;
 
 /* CX_EUSAGE (exit 2) with a message that says what to change when the configuration cannot

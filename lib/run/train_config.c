@@ -1,6 +1,7 @@
 /* The training configuration's schema (one line per key) and its checks across keys. */
 #include "lib/run/train_config.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -48,7 +49,7 @@ static const cx_conf_key keys[] = {
     {"epochs", CX_CONF_INT, AT(epochs), "10", IN(1, 1000000), .doc = "passes over the training set"},
     {"batch", CX_CONF_INT, AT(batch), "256", IN(1, 16777216), .doc = "samples per optimisation step"},
     {"drop_last", CX_CONF_BOOL, AT(drop_last), "true", .doc = "drop the last partial batch of each epoch"},
-    {"objective", CX_CONF_ENUM, AT(objective), "sl", .choices = CHOICES("clip", "sl", "dino"), .doc = "clip: contrastive image-text (symmetric InfoNCE); sl: supervised classification; dino: self-supervised student and EMA teacher on prototypes (the dino.* keys)"},
+    {"objective", CX_CONF_ENUM, AT(objective), "sl", .choices = CHOICES("clip", "sl", "dino", "declip"), .doc = "clip: contrastive image-text (symmetric InfoNCE); sl: supervised classification; dino: self-supervised student and EMA teacher on prototypes (the dino.* keys); declip: clip with DeCLIP's extra supervision (the declip.* keys)"},
     {"loss", CX_CONF_ENUM, AT(loss), "ce", .choices = CHOICES("ce", "focal", "balanced-softmax", "logit-adjust", "cbw", "effnum", "grw", "ldam", "lade"), .doc = "loss of objective sl: cross-entropy or an imbalance-aware variant"},
     {"focal.gamma", CX_CONF_DOUBLE, AT(focal.gamma), "2", GE(0), .doc = "focal loss: exponent of (1 - p_y)"},
     {"logit_adjust.tau", CX_CONF_DOUBLE, AT(logit_adjust.tau), "1", .doc = "logit adjustment: CE(z + tau log pi)"},
@@ -127,6 +128,11 @@ static const cx_conf_key keys[] = {
     {"dino.momentum", CX_CONF_DOUBLE, AT(dino.momentum), "0.996", Q_IN(0, 1), .doc = "dino: first EMA momentum of the teacher, rising to 1 by a cosine schedule"},
     {"dino.hidden", CX_CONF_INT, AT(dino.hidden), "2048", Q_IN(1, 65536), .doc = "dino: hidden width of the 3-layer projection head"},
     {"dino.bottleneck", CX_CONF_INT, AT(dino.bottleneck), "256", Q_IN(1, 65536), .doc = "dino: the head's output width, the prototypes' dimension"},
+    {"declip.mv", CX_CONF_DOUBLE, AT(declip.mv), "0.4", Q_GE(0), .doc = "declip: weight of multi-view supervision (2 image views x 2 caption views, original and EDA: the mean of the four CLIP losses)"},
+    {"declip.iss", CX_CONF_DOUBLE, AT(declip.iss), "0.2", Q_GE(0), .doc = "declip: weight of image self-supervision (SimSiam on the two image views: a projector of 3 linear + batch norm layers and a bottleneck predictor on the image tower's output)"},
+    {"declip.mlm", CX_CONF_DOUBLE, AT(declip.mlm), "0.2", Q_GE(0), .doc = "declip: weight of masked language modelling (transformer text tower); not built yet: set 0"},
+    {"declip.nns", CX_CONF_DOUBLE, AT(declip.nns), "0.2", Q_GE(0), .doc = "declip: weight of nearest-neighbour supervision (image to the caption queue's nearest neighbour of its caption)"},
+    {"declip.queue", CX_CONF_INT, AT(declip.queue), "65536", Q_IN(1, 16777216), .doc = "declip: entries of the FIFO queue of caption embeddings, at most the training samples"},
 };
 
 const cx_conf_schema cx_train_config_schema = {keys, sizeof keys / sizeof keys[0],
@@ -187,6 +193,55 @@ static cx_status check_dino_keys(const cx_train_config *cfg, const char *objecti
     return CX_OK;
 }
 
+/* The declip.* keys apply only to objective declip. */
+static cx_status check_declip_keys(const cx_train_config *cfg, const char *objective, cx_err *err)
+{
+    if (cfg->objective == CX_CFG_OBJECTIVE_DECLIP)
+        return CX_OK;
+    cx_train_config def;
+    cx_status st = cx_conf_init(&cx_train_config_schema, &def, err);
+    if (st != CX_OK)
+        return st;
+    const struct {
+        const char *key;
+        int set;
+    } dkeys[] = {
+        {"declip.mv", cfg->declip.mv != def.declip.mv},
+        {"declip.iss", cfg->declip.iss != def.declip.iss},
+        {"declip.mlm", cfg->declip.mlm != def.declip.mlm},
+        {"declip.nns", cfg->declip.nns != def.declip.nns},
+        {"declip.queue", cfg->declip.queue != def.declip.queue},
+    };
+    cx_train_config_free(&def);
+    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
+        if (dkeys[i].set)
+            return cx_fail(err, CX_EUSAGE,
+                           "%s applies to objective: declip (objective is %s); set objective: "
+                           "declip or remove %s",
+                           dkeys[i].key, objective, dkeys[i].key);
+    return CX_OK;
+}
+
+/* DeCLIP's weights: at least one term; the terms not built yet are refused when weighed. */
+static cx_status check_declip_objective(const cx_train_config *cfg, cx_err *err)
+{
+    const double *w[] = {&cfg->declip.mv, &cfg->declip.iss, &cfg->declip.mlm, &cfg->declip.nns};
+    const char *names[] = {"declip.mv", "declip.iss", "declip.mlm", "declip.nns"};
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(*w[i]))
+            return cx_fail(err, CX_EUSAGE, "%s: %g is not a finite weight", names[i], *w[i]);
+    if (cfg->declip.mlm > 0 && cfg->model.text.type != CX_CFG_TEXT_TRANSFORMER)
+        return cx_fail(err, CX_EUSAGE, "declip.mlm: masked language modelling needs "
+                       "model.text.type: transformer; set it or declip.mlm: 0");
+    if (cfg->declip.mlm > 0)
+        return cx_fail(err, CX_EUSAGE, "declip.mlm: masked language modelling is not built yet; "
+                       "set declip.mlm: 0");
+    if (!(cfg->declip.mv + cfg->declip.iss + cfg->declip.mlm + cfg->declip.nns > 0))
+        return cx_fail(err, CX_EUSAGE, "declip.*: every weight is 0; give declip.mv, "
+                       "declip.iss or declip.nns a positive weight");
+    return CX_OK;
+}
+
 /* Objective dino learns from images alone: no classifier, no labels in the loss, no captions. */
 static cx_status check_dino_objective(const cx_train_config *cfg, cx_err *err)
 {
@@ -222,6 +277,11 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
                            cfg->optim.betas.v[i]);
     if (cfg->objective == CX_CFG_OBJECTIVE_DINO) {
         cx_status st = check_dino_objective(cfg, err);
+        if (st != CX_OK)
+            return st;
+    }
+    if (cfg->objective == CX_CFG_OBJECTIVE_DECLIP) {
+        cx_status st = check_declip_objective(cfg, err);
         if (st != CX_OK)
             return st;
     }
@@ -325,6 +385,8 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
         return cx_fail(err, CX_EUSAGE, "aug.synonyms is read only by synonym replacement; set "
                        "aug.eda.sr above 0 or aug.synonyms: null");
     cx_status st = check_dino_keys(cfg, objective, err);
+    if (st == CX_OK)
+        st = check_declip_keys(cfg, objective, err);
     if (st != CX_OK)
         return st;
     if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY &&

@@ -11,7 +11,18 @@
 #include "lib/conf/conf.h"
 
 /* Enum values are the indices of the key's choices in the schema, in the order listed. */
-typedef enum { CX_CFG_OBJECTIVE_CLIP, CX_CFG_OBJECTIVE_SL, CX_CFG_OBJECTIVE_DINO } cx_cfg_objective;
+typedef enum {
+    CX_CFG_OBJECTIVE_CLIP,
+    CX_CFG_OBJECTIVE_SL,
+    CX_CFG_OBJECTIVE_DINO,
+    CX_CFG_OBJECTIVE_DECLIP
+} cx_cfg_objective;
+
+/* clip and declip train an image and a text tower on captions. */
+static inline int cx_cfg_objective_has_text(int objective)
+{
+    return objective == CX_CFG_OBJECTIVE_CLIP || objective == CX_CFG_OBJECTIVE_DECLIP;
+}
 typedef enum {
     CX_CFG_LOSS_CE,
     CX_CFG_LOSS_FOCAL,
@@ -158,6 +169,12 @@ typedef struct {
         double momentum;            /* the teacher's first EMA momentum */
         int64_t hidden, bottleneck; /* projection head widths */
     } dino;
+    /* objective declip (methods.md section 6): the terms' weights and the NNS queue's entries
+     * (refused away from their defaults on the other objectives). */
+    struct {
+        double mv, iss, mlm, nns;
+        int64_t queue;
+    } declip;
 } cx_train_config;
 
 extern const cx_conf_schema cx_train_config_schema;

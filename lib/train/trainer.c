@@ -21,6 +21,7 @@
 #include "lib/objective/dino.h"
 #include "lib/run/run.h"
 #include "lib/run/spec.h"
+#include "lib/train/declip_step.h"
 #include "lib/train/dino_step.h"
 #include "lib/train/tokens.h"
 
@@ -70,6 +71,8 @@ typedef struct {
     char *caption2;
     int dino;          /* objective dino: views, targets and loss in dino_step */
     cx_dino_step dino_step;
+    int declip;        /* objective declip: two views of images and captions in declip_step */
+    cx_declip_step declip_step;
     int32_t *labels;   /* (batch) labels of the whole global batch */
     int32_t *tokens;   /* (batch, max_tokens), CLIP */
     cx_caption_tokens caption_tokens; /* CLIP: every training caption's ids, made once */
@@ -123,6 +126,7 @@ static void trainer_free(trainer *t)
     free(t->caption2);
     cx_aug_synonyms_free(&t->synonyms);
     cx_dino_step_free(&t->dino_step);
+    cx_declip_step_free(&t->declip_step);
     for (int64_t i = 0; i < t->nlog; i++)
         free(t->log_lines[i]);
     free(t->log_lines);
@@ -157,7 +161,7 @@ static cx_status load_data(trainer *t, cx_err *err)
         return cx_fail(err, CX_EUSAGE, "no dataset: the configuration's key data is not set");
     cx_load_options opt = {0};
     opt.parts = CX_LOAD_TRAIN | CX_LOAD_IMAGES;
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
+    if (cx_cfg_objective_has_text((int)cfg->objective))
         opt.parts |= CX_LOAD_CAPTIONS;
     opt.subset_path = cfg->subset;
     cx_status st = cx_dataset_load(cfg->data, &opt, &t->ds, err);
@@ -168,7 +172,7 @@ static cx_status load_data(trainer *t, cx_err *err)
         return cx_fail(err, CX_EDATA, "%s: the subset holds no samples", cfg->subset);
     if (s->n == 0)
         return cx_fail(err, CX_EDATA, "%s: the training split holds no samples", cfg->data);
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !s->captions && t->ds.num_templates < 1)
+    if (cx_cfg_objective_has_text((int)cfg->objective) && !s->captions && t->ds.num_templates < 1)
         return cx_fail(err, CX_EUSAGE, "%s: objective clip needs captions or prompt templates, and "
                        "the dataset has neither; add captions or templates to it, or use "
                        "objective: sl", cfg->data);
@@ -210,6 +214,7 @@ static cx_status fill_meta(trainer *t, cx_err *err)
         memcpy(m->class_names[c], t->ds.class_names[c], n);
     }
     cx_stats_counts(s->y, s->n, C, m->class_counts);
+    m->shape.train_samples = (int64_t)s->n;
     const cx_train_config *cfg = t->cfg;
     m->steps_per_epoch = cfg->drop_last ? (int64_t)(s->n / (size_t)cfg->batch)
                                         : (int64_t)((s->n + (size_t)cfg->batch - 1) / (size_t)cfg->batch);
@@ -223,7 +228,7 @@ static cx_status open_source_run(const char *dir, const char *key, cx_run *src, 
     cx_status st = cx_run_open(dir, 256, src, err);
     if (st)
         return cx_err_prefix(err, st, "%s", key);
-    if (src->cfg.objective != CX_CFG_OBJECTIVE_CLIP) {
+    if (!cx_cfg_objective_has_text((int)src->cfg.objective)) {
         cx_run_close(src);
         return cx_fail(err, CX_EUSAGE, "%s: %s is not a CLIP run (it has no text tower)", key, dir);
     }
@@ -412,7 +417,7 @@ static cx_status build_model(trainer *t, cx_err *err)
     cx_run text_src;
     int have_text_src = 0;
     memset(&text_src, 0, sizeof text_src);
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
+    if (cx_cfg_objective_has_text((int)cfg->objective)) {
         if (strcmp(cfg->model.text.init, "random") != 0) {
             if ((st = open_source_run(cfg->model.text.init, "model.text.init", &text_src, err)))
                 return st;
@@ -436,7 +441,8 @@ static cx_status build_model(trainer *t, cx_err *err)
     }
     cx_model_spec spec;
     /* DINO runs its towers once over both views of the batch. */
-    int rows = cfg->objective == CX_CFG_OBJECTIVE_DINO ? 2 * t->local_batch : t->local_batch;
+    int two_views = cfg->objective == CX_CFG_OBJECTIVE_DINO || cfg->objective == CX_CFG_OBJECTIVE_DECLIP;
+    int rows = two_views ? 2 * t->local_batch : t->local_batch;
     if ((st = cx_spec_model(cfg, &t->meta.shape, rows, &spec, err)))
         goto fail;
     spec.world = t->dist.size;
@@ -521,7 +527,7 @@ static cx_status setup_aug(trainer *t, cx_err *err)
     const cx_split *s = &t->ds.train;
     cx_spec_aug(cfg, &t->aug);
     t->aug_on = cx_aug_active(&t->aug);
-    t->text_on = cfg->objective == CX_CFG_OBJECTIVE_CLIP && cx_aug_text_active(&t->aug);
+    t->text_on = cx_cfg_objective_has_text((int)cfg->objective) && cx_aug_text_active(&t->aug);
     cx_aug_synonyms_init(&t->synonyms);
     int image = s->rank >= 2;
     cx_aug_shape *sh = &t->aug_shape;
@@ -544,7 +550,7 @@ static cx_status setup_aug(trainer *t, cx_err *err)
     size_t B = (size_t)t->local_batch;
     if (t->aug_on && !(t->aug_in = malloc(sizeof *t->aug_in * B * s->dim)))
         return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
-    if ((t->aug_on || t->dino) && !(t->aug_samples = malloc(sizeof *t->aug_samples * B)))
+    if ((t->aug_on || t->dino || t->declip) && !(t->aug_samples = malloc(sizeof *t->aug_samples * B)))
         return cx_fail(err, CX_ENOMEM, "out of memory for augmentation buffers");
     if (!t->text_on)
         return CX_OK;
@@ -610,10 +616,13 @@ static cx_status build_training(trainer *t, cx_err *err)
     t->x = malloc(sizeof *t->x * (size_t)t->local_batch * s->dim);
     t->labels = malloc(sizeof *t->labels * (size_t)t->batch);
     t->caption = malloc(CAPTION_MAX);
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP)
-        t->tokens = malloc(sizeof *t->tokens * (size_t)t->local_batch * (size_t)cfg->model.text.max_tokens);
+    if (cx_cfg_objective_has_text((int)cfg->objective))
+        /* DeCLIP: the original captions, then their EDA view. */
+        t->tokens = malloc(sizeof *t->tokens * (size_t)t->local_batch *
+                           (cfg->objective == CX_CFG_OBJECTIVE_DECLIP ? 2 : 1) *
+                           (size_t)cfg->model.text.max_tokens);
     if (!t->milestones || !t->order || !t->x || !t->labels || !t->caption ||
-        (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->tokens))
+        (cx_cfg_objective_has_text((int)cfg->objective) && !t->tokens))
         return cx_fail(err, CX_ENOMEM, "out of memory for training buffers");
     t->dino = cfg->objective == CX_CFG_OBJECTIVE_DINO;
     if (t->dino &&
@@ -621,10 +630,19 @@ static cx_status build_training(trainer *t, cx_err *err)
                                 (int)cfg->dino.sinkhorn_iters, cfg->dino.student_temp,
                                 cfg->dino.teacher_temp, &t->dist, err)))
         return st;
+    t->declip = cfg->objective == CX_CFG_OBJECTIVE_DECLIP;
+    if (t->declip && t->dist.size > 1)
+        return cx_fail(err, CX_EUSAGE, "objective declip trains in one process (%d were started); "
+                       "run it without MPI", t->dist.size);
+    if (t->declip &&
+        (st = cx_declip_step_init(&t->declip_step, &t->model, t->local_batch, cfg->declip.mv,
+                                  cfg->declip.nns, cfg->declip.iss, err)))
+        return st;
     if ((st = setup_aug(t, err)))
         return st;
-    /* EDA changes captions every step: those are tokenised per batch. */
-    if (cfg->objective == CX_CFG_OBJECTIVE_CLIP && !t->text_on &&
+    /* EDA changes captions every step: those are tokenised per batch (DeCLIP keeps the
+     * originals too: its EDA view is the second). */
+    if (cx_cfg_objective_has_text((int)cfg->objective) && (!t->text_on || t->declip) &&
         (st = cx_caption_tokens_init(&t->caption_tokens, &t->ds, &t->vocab,
                                      (int)cfg->model.text.max_tokens, CAPTION_TOKENS_MAX_BYTES,
                                      err)))
@@ -857,7 +875,8 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
     status.epochs = cfg->epochs;
     /* Augmented inputs differ every step: a frozen tower then runs on each batch. */
     if (t->model.spec.image_frozen && t->model.spec.image_kind != CX_IMAGE_IDENTITY &&
-        meta->step < meta->total_steps && !t->feat && !t->aug_on && !t->dino) {
+        meta->step < meta->total_steps && !t->feat && !t->aug_on && !t->dino &&
+        !t->declip) {
         cx_status st = feature_cache(t, err);
         if ((st = cx_dist_agree(&t->dist, st, err)))
             return st;
@@ -880,7 +899,7 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 for (int i = 0; i < B; i++)
                     memcpy(t->feat_x + (size_t)i * D, t->feat + (size_t)rows[i] * D,
                            sizeof *t->feat_x * D);
-            else if (!t->aug_on || t->dino) /* DINO makes its two views itself */
+            else if (!t->aug_on || t->dino || t->declip) /* these make their two views */
                 cx_split_gather_f32(s, rows, (size_t)B, t->x);
             else {
                 cx_split_gather_f32(s, rows, (size_t)B, t->aug_in);
@@ -901,6 +920,23 @@ static cx_status run_epochs(trainer *t, const cx_train_hooks *hooks, cx_err *err
                 st = cx_dino_step_run(&t->dino_step, &t->model, &t->aug, &t->aug_shape,
                                       (uint64_t)cfg->seed, (uint64_t)meta->step, t->aug_samples,
                                       t->x, B, &loss, err);
+            } else if (t->declip) {
+                for (int i = 0; i < B; i++)
+                    t->aug_samples[i] = s->source_index[rows[i]];
+                size_t T = (size_t)cfg->model.text.max_tokens;
+                int32_t *second = t->tokens + (size_t)B * T;
+                cx_caption_tokens_batch(&t->caption_tokens, &t->ds, &t->vocab, rows, (size_t)B,
+                                        caption_seed, t->tokens, t->caption, CAPTION_MAX);
+                if (t->text_on)
+                    cx_tokens_captions_view(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
+                                            &t->aug, &t->synonyms, (uint64_t)cfg->seed,
+                                            (uint64_t)meta->step, 1, (int)T, second, t->caption,
+                                            t->caption2, CAPTION_MAX);
+                else
+                    memcpy(second, t->tokens, sizeof *second * (size_t)B * T);
+                st = cx_declip_step_run(&t->declip_step, &t->model, &t->aug, &t->aug_shape,
+                                        (uint64_t)cfg->seed, (uint64_t)meta->step,
+                                        t->aug_samples, t->x, t->tokens, B, &loss, err);
             } else if (cfg->objective == CX_CFG_OBJECTIVE_CLIP) {
                 if (t->text_on)
                     cx_tokens_captions_view(&t->ds, &t->vocab, rows, (size_t)B, caption_seed,
