@@ -5,7 +5,9 @@
 # config.yaml existed. Every recovered run must end byte-identical to the uninterrupted one
 # (model.ckpt and config.yaml; log.jsonl without its timing fields `seconds` and
 # `samples_per_s`), hold no file the uninterrupted run does not (no temporary file left behind),
-# and leave its .lock free. Trials alternate between the objectives of CRASH_OBJECTIVES.
+# and leave its .lock free. Trials alternate between the objectives of CRASH_OBJECTIVES (training
+# objectives such as sl, clip, dino; retrain-METHOD for a second stage, e.g. retrain-crt, on a
+# small SL run).
 # A moment is drawn from the seed as (epoch E, fraction u): u of an epoch's time after the log
 # shows E epochs, most mid-epoch, some during a checkpoint or log write; E = -1 (one trial in
 # eleven) is u of ten epochs' time after the process starts, before or while its first files
@@ -36,23 +38,39 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # Files of a run folder, hidden ones included, one line.
 listing() { ls -A "$1" 2>/dev/null | tr '\n' ' '; }
 # log.jsonl without the timing fields, which differ between any two runs.
-log_without_timing() { sed -e 's/,"seconds":[^,}]*//' -e 's/,"samples_per_s":[^,}]*//' "$1" 2>/dev/null; }
+log_without_timing() { sed -e 's/, *"seconds": *[^,}]*//' -e 's/, *"samples_per_s": *[^,}]*//' "$1" 2>/dev/null; }
 
 "$CLIPX" synth --out "$work/data" --classes 4 --superclasses 2 --n 400 --dim 8 --test-per-class 5 \
     --seed 1 --quiet || { echo "crash_trials: synth failed" >&2; exit 2; }
+# The command of a run of OBJECTIVE into RUN: clipx train, or for retrain-METHOD clipx retrain of
+# the stage-1 run (one small SL run made first) with that method; both resume with --resume.
 train_args() { # train_args OBJECTIVE RUN
-    echo "--data $work/data/dataset.yaml --objective $1 --epochs $epochs --batch 32" \
-        "--set model.image.hidden=[16] --set model.image.dim=8 --set model.text.dim=8" \
-        "--set ckpt.every=7 --threads 1 --quiet --out $2"
+    case $1 in
+    retrain-*)
+        echo "retrain $work/stage1 --method ${1#retrain-} --set epochs=$epochs --threads 1 --quiet --out $2" ;;
+    *)
+        echo "train --data $work/data/dataset.yaml --objective $1 --epochs $epochs --batch 32" \
+            "--set model.image.hidden=[16] --set model.image.dim=8 --set model.text.dim=8" \
+            "--set ckpt.every=7 --threads 1 --quiet --out $2" ;;
+    esac
 }
+resume_args() { # resume_args OBJECTIVE RUN
+    case $1 in retrain-*) echo "retrain --resume $2 --threads 1 --quiet" ;; *) echo "train --resume $2 --quiet" ;; esac
+}
+case " $objectives" in
+*" retrain-"*)
+    "$CLIPX" train --data "$work/data/dataset.yaml" --objective sl --epochs 3 --batch 32 \
+        --set model.image.hidden=[16] --set model.image.dim=8 --threads 1 --quiet \
+        --out "$work/stage1" || { echo "crash_trials: the stage-1 run failed" >&2; exit 2; } ;;
+esac
 
 # The uninterrupted runs, and how long each takes (the kills fall within that time).
 for obj in $objectives; do
     start=$(now_ms)
     # shellcheck disable=SC2046
-    "$CLIPX" train $(train_args "$obj" "$work/ref-$obj") ||
+    "$CLIPX" $(train_args "$obj" "$work/ref-$obj") ||
         { echo "crash_trials: the uninterrupted $obj run failed" >&2; exit 2; }
-    eval "ms_$obj=$(($(now_ms) - start))"
+    eval "ms_$(echo "$obj" | tr -c "a-z0-9\n" _)=$(($(now_ms) - start))"
 done
 
 # N kill moments (epoch, fraction of an epoch), from the seed.
@@ -62,18 +80,18 @@ awk -v n="$n" -v seed="$seed" -v e="$epochs" \
     >"$work/moments"
 logged() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 
-printf '%-5s %-5s %-16s  %-22s %-8s %-4s %-4s %-4s %-5s %s\n' trial obj "kill at" "state at kill" recovery ckpt log conf files result
+printf '%-5s %-12s %-16s  %-22s %-8s %-4s %-4s %-4s %-5s %s\n' trial obj "kill at" "state at kill" recovery ckpt log conf files result
 bad=0 i=0
 while read -r at_epoch frac; do
     i=$((i + 1))
     obj=$(echo "$objectives" | awk -v k="$i" '{ print $(((k - 1) % NF) + 1) }')
     ref=$work/ref-$obj run=$work/trial-$i
-    eval "total=\$ms_$obj"
+    eval "total=\$ms_$(echo "$obj" | tr -c "a-z0-9\n" _)"
     span=1
     [ "$at_epoch" -lt 0 ] && span=10
     delay=$(awk -v f="$frac" -v t="$total" -v e="$epochs" -v s=$span 'BEGIN { printf "%.4f", s * f * t / e / 1000 }')
     # shellcheck disable=SC2046
-    "$CLIPX" train $(train_args "$obj" "$run") >"$work/trial-$i.out" 2>&1 &
+    "$CLIPX" $(train_args "$obj" "$run") >"$work/trial-$i.out" 2>&1 &
     pid=$!
     while [ "$(logged "$run/log.jsonl")" -lt "$at_epoch" ] && kill -0 "$pid" 2>/dev/null; do
         sleep 0.002
@@ -94,11 +112,12 @@ while read -r at_epoch frac; do
     # Recover: --resume when the folder holds a run, else the same command again.
     if [ -e "$run/config.yaml" ]; then
         recovery=resume
-        "$CLIPX" train --resume "$run" --quiet >"$work/trial-$i.rec" 2>&1
+        # shellcheck disable=SC2046
+        "$CLIPX" $(resume_args "$obj" "$run") >"$work/trial-$i.rec" 2>&1
     else
         recovery=rerun
         # shellcheck disable=SC2046
-        "$CLIPX" train $(train_args "$obj" "$run") >"$work/trial-$i.rec" 2>&1
+        "$CLIPX" $(train_args "$obj" "$run") >"$work/trial-$i.rec" 2>&1
     fi
     rec_status=$?
     ck=ok lg=ok cf=ok fl=ok
@@ -112,14 +131,14 @@ while read -r at_epoch frac; do
     if [ "$rec_status" -ne 0 ] || [ "$ck$lg$cf$fl" != okokokok ]; then
         result=FAIL bad=$((bad + 1))
     fi
-    printf '%-5s %-5s %-16s  %-22s %-8s %-4s %-4s %-4s %-5s %s\n' "$i" "$obj" \
+    printf '%-5s %-12s %-16s  %-22s %-8s %-4s %-4s %-4s %-5s %s\n' "$i" "$obj" \
         "$([ "$at_epoch" -lt 0 ] && echo "start+10e*$frac" || echo "e$at_epoch+$frac")" "$state" "$recovery" "$ck" "$lg" "$cf" "$fl" "$result"
     if [ "$result" = FAIL ]; then
         [ "$rec_status" -ne 0 ] && sed 's/^/      recovery: /' "$work/trial-$i.rec" | head -3
         [ "$fl" = DIFF ] && echo "      files: $(listing "$run") (uninterrupted: $(listing "$ref"))"
     fi
 done <"$work/moments"
-echo "crash_trials: train: $((i - bad)) of $i trials clean (seed $seed, $epochs epochs; uninterrupted: $(for o in $objectives; do eval "printf '%s %sms ' $o \$ms_$o"; done))"
+echo "crash_trials: train: $((i - bad)) of $i trials clean (seed $seed, $epochs epochs; uninterrupted: $(for o in $objectives; do eval "printf '%s %sms ' $o \$ms_$(echo "$o" | tr -c "a-z0-9\n" _)"; done))"
 total_bad=$bad
 
 # ---- one-shot commands: killed while replacing an earlier output, then run again -----------

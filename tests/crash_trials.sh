@@ -1,13 +1,13 @@
 #!/bin/sh
-# scripts/crash_trials.sh, short: 3 SIGKILLs at seeded moments of a 40-epoch run, each resumed
-# (or rerun) and compared with the uninterrupted run, and 3 of each of synth, subsample and
-# eval --out over an earlier output. Then the train trials with a clipx whose --resume does
+# scripts/crash_trials.sh, short: 3 SIGKILLs at seeded moments of a 40-epoch run (SL, CLIP, then
+# retrain --method crt), each resumed (or rerun) and compared with the uninterrupted run, and 3
+# of each of synth, subsample and eval --out over an earlier output. Then the train trials with a clipx whose --resume does
 # nothing must be reported as mismatches (the comparison can fail).
 . "$TOP_SRCDIR/tests/lib.sh"
 command -v flock >/dev/null 2>&1 || { echo "crash_trials: flock(1) missing, skipped"; exit 77; }
 trials="$TOP_SRCDIR/scripts/crash_trials.sh"
 
-if CLIPX=$CLIPX CRASH_EPOCHS=40 CRASH_SEED=3 "$trials" 3 >"$WORK/table" 2>&1; then
+if CLIPX=$CLIPX CRASH_EPOCHS=40 CRASH_SEED=3 CRASH_OBJECTIVES="sl clip retrain-crt" "$trials" 3 >"$WORK/table" 2>&1; then
     [ "$(grep -c ' ok$' "$WORK/table")" -eq 12 ] || fail "the table lacks 12 clean trials"
 else
     fail "crash trials failed"
