@@ -160,20 +160,35 @@ static const char *name_of(const char *key, int v)
     return n ? n : "?";
 }
 
-/* The dino.* keys apply only to objective dino: one away from its default is refused on the
- * other objectives. */
-static cx_status check_dino_keys(const cx_train_config *cfg, const char *objective, cx_err *err)
+/* A key of an objective's own group and whether it is away from its default. */
+typedef struct {
+    const char *key;
+    int set;
+} owned_key;
+
+/* The first of owned set away from its default, refused: it applies to objective owner only. */
+static cx_status refuse_owned_keys(const owned_key *owned, size_t n, const char *owner,
+                                   const char *objective, cx_err *err)
 {
-    if (cfg->objective == CX_CFG_OBJECTIVE_DINO)
-        return CX_OK;
+    for (size_t i = 0; i < n; i++)
+        if (owned[i].set)
+            return cx_fail(err, CX_EUSAGE,
+                           "%s applies to objective: %s (objective is %s); set objective: "
+                           "%s or remove %s",
+                           owned[i].key, owner, objective, owner, owned[i].key);
+    return CX_OK;
+}
+
+/* The dino.* and declip.* keys apply only to their objective: one away from its default is
+ * refused on the other objectives. */
+static cx_status check_objective_keys(const cx_train_config *cfg, const char *objective,
+                                      cx_err *err)
+{
     cx_train_config def;
     cx_status st = cx_conf_init(&cx_train_config_schema, &def, err);
     if (st != CX_OK)
         return st;
-    const struct {
-        const char *key;
-        int set;
-    } dino[] = {
+    const owned_key dino[] = {
         {"dino.prototypes", cfg->dino.prototypes != def.dino.prototypes},
         {"dino.sample_k", cfg->dino.sample_k != def.dino.sample_k},
         {"dino.sinkhorn_iters", cfg->dino.sinkhorn_iters != def.dino.sinkhorn_iters},
@@ -183,29 +198,7 @@ static cx_status check_dino_keys(const cx_train_config *cfg, const char *objecti
         {"dino.hidden", cfg->dino.hidden != def.dino.hidden},
         {"dino.bottleneck", cfg->dino.bottleneck != def.dino.bottleneck},
     };
-    cx_train_config_free(&def);
-    for (size_t i = 0; i < sizeof dino / sizeof dino[0]; i++)
-        if (dino[i].set)
-            return cx_fail(err, CX_EUSAGE,
-                           "%s applies to objective: dino (objective is %s); set objective: "
-                           "dino or remove %s",
-                           dino[i].key, objective, dino[i].key);
-    return CX_OK;
-}
-
-/* The declip.* keys apply only to objective declip. */
-static cx_status check_declip_keys(const cx_train_config *cfg, const char *objective, cx_err *err)
-{
-    if (cfg->objective == CX_CFG_OBJECTIVE_DECLIP)
-        return CX_OK;
-    cx_train_config def;
-    cx_status st = cx_conf_init(&cx_train_config_schema, &def, err);
-    if (st != CX_OK)
-        return st;
-    const struct {
-        const char *key;
-        int set;
-    } dkeys[] = {
+    const owned_key declip[] = {
         {"declip.mv", cfg->declip.mv != def.declip.mv},
         {"declip.iss", cfg->declip.iss != def.declip.iss},
         {"declip.mlm", cfg->declip.mlm != def.declip.mlm},
@@ -213,13 +206,12 @@ static cx_status check_declip_keys(const cx_train_config *cfg, const char *objec
         {"declip.queue", cfg->declip.queue != def.declip.queue},
     };
     cx_train_config_free(&def);
-    for (size_t i = 0; i < sizeof dkeys / sizeof dkeys[0]; i++)
-        if (dkeys[i].set)
-            return cx_fail(err, CX_EUSAGE,
-                           "%s applies to objective: declip (objective is %s); set objective: "
-                           "declip or remove %s",
-                           dkeys[i].key, objective, dkeys[i].key);
-    return CX_OK;
+    if (cfg->objective != CX_CFG_OBJECTIVE_DINO &&
+        (st = refuse_owned_keys(dino, sizeof dino / sizeof dino[0], "dino", objective, err)))
+        return st;
+    if (cfg->objective != CX_CFG_OBJECTIVE_DECLIP)
+        st = refuse_owned_keys(declip, sizeof declip / sizeof declip[0], "declip", objective, err);
+    return st;
 }
 
 /* DeCLIP's weights: at least one term; the terms not built yet are refused when weighed. */
@@ -384,9 +376,7 @@ cx_status cx_train_config_validate(const cx_train_config *cfg, cx_err *err)
     if (cfg->aug.synonyms && !(cfg->aug.eda.sr > 0))
         return cx_fail(err, CX_EUSAGE, "aug.synonyms is read only by synonym replacement; set "
                        "aug.eda.sr above 0 or aug.synonyms: null");
-    cx_status st = check_dino_keys(cfg, objective, err);
-    if (st == CX_OK)
-        st = check_declip_keys(cfg, objective, err);
+    cx_status st = check_objective_keys(cfg, objective, err);
     if (st != CX_OK)
         return st;
     if (cfg->model.image.type == CX_CFG_IMAGE_IDENTITY &&
